@@ -1,0 +1,26 @@
+"""nncli's neural-network engine: layers, losses, optimizers and the Sequential network.
+
+Importing this package registers every layer, activation, loss, optimizer and initialiser.
+"""
+
+from nncli.engine import activations, dense, dropout, initializers, losses, optimizers, shape
+from nncli.engine import conv, pool  # noqa: F401  (convolution and pooling layers)
+from nncli.engine import recurrent  # noqa: F401  (rnn, lstm, gru)
+from nncli.engine.network import Sequential
+from nncli.engine.registry import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS
+
+__all__ = [
+    "ACTIVATIONS",
+    "INITIALIZERS",
+    "LAYERS",
+    "LOSSES",
+    "OPTIMIZERS",
+    "Sequential",
+    "activations",
+    "dense",
+    "dropout",
+    "initializers",
+    "losses",
+    "optimizers",
+    "shape",
+]

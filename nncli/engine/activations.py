@@ -1,0 +1,222 @@
+"""Activations, usable as a layer (``- relu``) or as a layer's ``activation:`` key.
+
+Each keeps in ``forward`` what its derivative needs and maps dL/da to dL/dz in ``backward``.
+Every activation is also registered as a layer of the same name.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from nncli.backend import array_module
+from nncli.engine import checks
+from nncli.engine.layer import Layer, Shape
+from nncli.engine.registry import ACTIVATIONS, LAYERS
+from nncli.errors import SpecError
+
+
+class Activation:
+    type_name = "activation"
+
+    def forward(self, z: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self, dy: Any) -> Any:
+        raise NotImplementedError
+
+    def config(self) -> str | dict[str, Any]:
+        return self.type_name
+
+
+@ACTIVATIONS.register("linear")
+class Linear(Activation):
+    """a = z"""
+
+    def forward(self, z: Any) -> Any:
+        return z
+
+    def backward(self, dy: Any) -> Any:
+        return dy
+
+
+@ACTIVATIONS.register("relu")
+class ReLU(Activation):
+    """a = max(0, z)"""
+
+    def forward(self, z: Any) -> Any:
+        self.positive = z > 0
+        return z * self.positive
+
+    def backward(self, dy: Any) -> Any:
+        return dy * self.positive
+
+
+@ACTIVATIONS.register("leaky_relu")
+class LeakyReLU(Activation):
+    """a = z if z > 0 else slope * z"""
+
+    def __init__(self, slope: float = 0.01):
+        self.slope = checks.number("slope", slope, 0.0)
+
+    def forward(self, z: Any) -> Any:
+        xp = array_module(z)
+        self.scale = xp.where(z > 0, 1.0, self.slope).astype(z.dtype)
+        return z * self.scale
+
+    def backward(self, dy: Any) -> Any:
+        return dy * self.scale
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.type_name, "slope": self.slope}
+
+
+@ACTIVATIONS.register("elu")
+class ELU(Activation):
+    """a = z if z > 0 else alpha * (exp(z) - 1)"""
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = checks.number("alpha", alpha, 0.0)
+
+    def forward(self, z: Any) -> Any:
+        xp = array_module(z)
+        self.z = z
+        negative = self.alpha * xp.expm1(xp.minimum(z, 0))
+        self.a = xp.where(z > 0, z, negative)
+        return self.a
+
+    def backward(self, dy: Any) -> Any:
+        xp = array_module(dy)
+        return dy * xp.where(self.z > 0, 1.0, self.a + self.alpha).astype(dy.dtype)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.type_name, "alpha": self.alpha}
+
+
+@ACTIVATIONS.register("tanh")
+class Tanh(Activation):
+    """a = tanh(z); da/dz = 1 - a^2"""
+
+    def forward(self, z: Any) -> Any:
+        self.a = array_module(z).tanh(z)
+        return self.a
+
+    def backward(self, dy: Any) -> Any:
+        return dy * (1 - self.a * self.a)
+
+
+def sigmoid(z: Any) -> Any:
+    """1 / (1 + exp(-z)), written through tanh so large |z| never overflows."""
+    xp = array_module(z)
+    return 0.5 * (xp.tanh(0.5 * z) + 1)
+
+
+@ACTIVATIONS.register("sigmoid")
+class Sigmoid(Activation):
+    """a = 1 / (1 + exp(-z)); da/dz = a (1 - a)"""
+
+    def forward(self, z: Any) -> Any:
+        self.a = sigmoid(z)
+        return self.a
+
+    def backward(self, dy: Any) -> Any:
+        return dy * self.a * (1 - self.a)
+
+
+def softmax(z: Any, axis: int = -1) -> Any:
+    xp = array_module(z)
+    e = xp.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@ACTIVATIONS.register("softmax")
+class Softmax(Activation):
+    """a_k = exp(z_k) / sum_j exp(z_j) over the last axis; dz = a * (dy - sum(dy * a))"""
+
+    def forward(self, z: Any) -> Any:
+        self.a = softmax(z)
+        return self.a
+
+    def backward(self, dy: Any) -> Any:
+        return self.a * (dy - (dy * self.a).sum(axis=-1, keepdims=True))
+
+
+@ACTIVATIONS.register("softplus")
+class Softplus(Activation):
+    """a = log(1 + exp(z)); da/dz = sigmoid(z)"""
+
+    def forward(self, z: Any) -> Any:
+        xp = array_module(z)
+        self.z = z
+        return xp.logaddexp(0, z).astype(z.dtype)
+
+    def backward(self, dy: Any) -> Any:
+        return dy * sigmoid(self.z)
+
+
+@ACTIVATIONS.register("sin")
+class Sin(Activation):
+    """a = sin(z); da/dz = cos(z) (the course text's one-neuron example)"""
+
+    def forward(self, z: Any) -> Any:
+        self.z = z
+        return array_module(z).sin(z)
+
+    def backward(self, dy: Any) -> Any:
+        return dy * array_module(dy).cos(self.z)
+
+
+def make_activation(spec: str | dict[str, Any] | Activation) -> Activation:
+    """``"relu"`` or ``{"type": "leaky_relu", "slope": 0.2}`` -> an Activation."""
+    if isinstance(spec, Activation):
+        return spec
+    if isinstance(spec, dict):
+        settings = dict(spec)
+        name = settings.pop("type", None)
+        return ACTIVATIONS.create(name, settings)
+    if isinstance(spec, str):
+        return ACTIVATIONS.create(spec)
+    raise SpecError(f"expected an activation name, got {spec!r}", field="activation")
+
+
+class ActivationLayer(Layer):
+    """An activation on its own, as a layer with no parameters."""
+
+    activation_name = "linear"
+
+    def __init__(self, **settings: Any):
+        super().__init__(activation={"type": self.activation_name, **settings})
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        self.check_input(x)
+        return self._activate(x)
+
+    def backward(self, dy: Any) -> Any:
+        return self._activate_backward(dy)
+
+    def config(self) -> dict[str, Any]:
+        cfg = self.activation.config()
+        return dict(cfg) if isinstance(cfg, dict) else {"type": cfg}
+
+    def _build(self, in_shape: Shape, rng: Any) -> Shape:
+        return in_shape
+
+
+def _register_activation_layers() -> None:
+    for name in ACTIVATIONS.names():
+        act_cls = ACTIVATIONS.get(name)
+        cls = type(f"{act_cls.__name__}Layer", (ActivationLayer,), {"activation_name": name})
+        # the layer takes exactly the activation's settings (e.g. slope for leaky_relu)
+        cls.__init__ = _with_signature(act_cls)
+        LAYERS.register(name)(cls)
+
+
+def _with_signature(act_cls: type) -> Any:
+    def __init__(self: ActivationLayer, **settings: Any) -> None:
+        ActivationLayer.__init__(self, **settings)
+
+    __init__.__signature__ = inspect.signature(act_cls.__init__)  # type: ignore[attr-defined]
+    return __init__
+
+
+_register_activation_layers()

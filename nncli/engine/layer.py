@@ -1,0 +1,96 @@
+"""The layer contract every layer follows (ARCHITECTURE.md, "The layer contract").
+
+A layer owns ``params`` and ``grads`` (same keys and shapes), makes its parameters in ``build``
+from the input shape (batch left out), keeps in ``forward`` what ``backward`` needs, and in
+``backward`` fills ``grads`` and returns the gradient with respect to its input.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nncli.backend import Backend
+from nncli.errors import ShapeError
+
+Shape = tuple[int, ...]
+
+
+class Layer:
+    """Base class: shape checks, the optional output activation, and bookkeeping."""
+
+    type_name: ClassVar[str] = "layer"
+
+    def __init__(self, activation: str | dict | None = None):
+        from nncli.engine.activations import make_activation
+
+        self.activation = make_activation(activation) if activation is not None else None
+        self.params: dict[str, Any] = {}
+        self.grads: dict[str, Any] = {}
+        self.in_shape: Shape | None = None
+        self.out_shape: Shape | None = None
+        self.backend: Backend | None = None
+        self.index: int | None = None
+        self.mask: Any = None  # (N, T) booleans for padded sequences, set by the network
+        self.fused_output = False  # the loss takes this layer's pre-activation (logits)
+        self.logits: Any = None
+
+    # -- to override -------------------------------------------------------------------------
+    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+        """Make parameters (on the host, from ``rng``) and return the output shape."""
+        return in_shape
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        raise NotImplementedError
+
+    def backward(self, dy: Any) -> Any:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """The spec keys that rebuild this layer."""
+        cfg: dict[str, Any] = {"type": self.type_name}
+        if self.activation is not None:
+            cfg["activation"] = self.activation.config()
+        return cfg
+
+    # -- shared machinery --------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        where = "layer" if self.index is None else f"layers[{self.index}]"
+        return f"{where} ({self.type_name})"
+
+    def build(self, in_shape: Shape, backend: Backend, rng: np.random.Generator) -> Shape:
+        self.in_shape = tuple(int(d) for d in in_shape)
+        self.backend = backend
+        self.out_shape = tuple(int(d) for d in self._build(self.in_shape, rng))
+        self.params = {k: backend.asarray(v) for k, v in self.params.items()}
+        self.grads = {k: backend.xp.zeros_like(v) for k, v in self.params.items()}
+        return self.out_shape
+
+    def check_input(self, x: Any) -> None:
+        """Raise ``ShapeError`` when ``x`` is not ``(N, *in_shape)``."""
+        if tuple(x.shape[1:]) != self.in_shape:
+            want = ", ".join(["N", *map(str, self.in_shape or ())])
+            raise ShapeError(f"{self.label} expects ({want}), got {tuple(x.shape)}")
+
+    def _activate(self, z: Any) -> Any:
+        if self.fused_output:
+            self.logits = z
+        return z if self.activation is None else self.activation.forward(z)
+
+    def _activate_backward(self, dy: Any) -> Any:
+        """dL/dz from dL/dy; with a fused loss ``dy`` already is dL/dz."""
+        if self.activation is None or self.fused_output:
+            return dy
+        return self.activation.backward(dy)
+
+    @property
+    def output_activation(self) -> str | None:
+        return None if self.activation is None else self.activation.type_name
+
+    def parameter_count(self) -> int:
+        return int(sum(int(np.prod(p.shape)) for p in self.params.values()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.in_shape} => {self.out_shape})  # {self.parameter_count()} parameters"
