@@ -24,7 +24,7 @@ class Backend:
     dtype: Any = np.float32
 
     def asarray(self, x: Any, dtype: Any = None) -> Any:
-        """Host or device array -> array on this backend, in ``dtype`` (default: the float dtype)."""
+        """Host or device array -> array on this backend, in ``dtype`` (default: the float one)."""
         return self.xp.asarray(x, dtype=self.dtype if dtype is None else dtype)
 
     def to_host(self, x: Any) -> np.ndarray:

@@ -3,9 +3,18 @@
 Importing this package registers every layer, activation, loss, optimizer and initialiser.
 """
 
-from nncli.engine import activations, dense, dropout, initializers, losses, optimizers, shape
-from nncli.engine import conv, pool  # noqa: F401  (convolution and pooling layers)
-from nncli.engine import recurrent  # noqa: F401  (rnn, lstm, gru)
+from nncli.engine import (  # noqa: F401  (convolution and pooling layers)
+    activations,
+    conv,
+    dense,
+    dropout,
+    initializers,
+    losses,
+    optimizers,
+    pool,
+    recurrent,  # noqa: F401  (rnn, lstm, gru)
+    shape,
+)
 from nncli.engine.network import Sequential
 from nncli.engine.registry import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS
 

@@ -7,7 +7,7 @@ Every activation is also registered as a layer of the same name.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, ClassVar
 
 from nncli.backend import array_module
 from nncli.engine import checks
@@ -183,6 +183,7 @@ class ActivationLayer(Layer):
     """An activation on its own, as a layer with no parameters."""
 
     activation_name = "linear"
+    examples: ClassVar = [({}, (5,)), ({}, (2, 3))]
 
     def __init__(self, **settings: Any):
         super().__init__(activation={"type": self.activation_name, **settings})

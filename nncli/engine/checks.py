@@ -42,8 +42,14 @@ def int_pair(field: str, value: Any, minimum: int = 1) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def number(field: str, value: Any, low: float | None = None, high: float | None = None,
-           low_open: bool = False, high_open: bool = False) -> float:
+def number(
+    field: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """A real number in [low, high]; ``*_open`` excludes that end."""
     ok = _is_number(value)
     if ok and low is not None:

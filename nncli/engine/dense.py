@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,9 +20,20 @@ class Dense(Layer):
     recurrent layer with ``return_sequences`` acts on every time step.
     """
 
-    def __init__(self, units: int | str, activation: str | dict | None = None,
-                 use_bias: bool = True, kernel_initializer: str | dict | None = None,
-                 bias_initializer: str | dict = "zeros"):
+    examples: ClassVar = [
+        ({"units": 3}, (4,)),
+        ({"units": 2, "activation": "tanh", "use_bias": False}, (5,)),
+        ({"units": 3, "activation": "softmax"}, (2, 4)),  # per time step of (T, F) input
+    ]
+
+    def __init__(
+        self,
+        units: int | str,
+        activation: str | dict | None = None,
+        use_bias: bool = True,
+        kernel_initializer: str | dict | None = None,
+        bias_initializer: str | dict = "zeros",
+    ):
         super().__init__(activation)
         self.units = units if units == "auto" else checks.positive_int("units", units)
         self.use_bias = checks.boolean("use_bias", use_bias)

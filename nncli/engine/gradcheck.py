@@ -38,9 +38,16 @@ def numeric_gradient(f: Callable[[], float], array: Any, eps: float = EPS) -> np
     return grad
 
 
-def check_layer(layer: Layer, in_shape: tuple[int, ...], *, batch: int = 3, seed: int = 0,
-                mask: Any = None, training: bool = False,
-                backend: Backend | None = None) -> dict[str, float]:
+def check_layer(
+    layer: Layer,
+    in_shape: tuple[int, ...],
+    *,
+    batch: int = 3,
+    seed: int = 0,
+    mask: Any = None,
+    training: bool = False,
+    backend: Backend | None = None,
+) -> dict[str, float]:
     """Relative errors of dL/dx and of every dL/dparam for L = sum(forward(x) * r), r random.
 
     Returns ``{"x": err, "weight": err, ...}``. Builds the layer in float64 when it is not built.
@@ -67,8 +74,9 @@ def check_layer(layer: Layer, in_shape: tuple[int, ...], *, batch: int = 3, seed
     return errors
 
 
-def check_loss(loss: Any, y_pred: Any, y_true: Any, *, mask: Any = None,
-               logits: bool = False) -> float:
+def check_loss(
+    loss: Any, y_pred: Any, y_true: Any, *, mask: Any = None, logits: bool = False
+) -> float:
     """Relative error of dL/dy_pred (or dL/dlogits when ``logits``) for a loss object."""
     xp = np
     z = xp.array(y_pred, dtype=np.float64)

@@ -14,8 +14,9 @@ RELU_LIKE = {"relu", "leaky_relu", "elu", "softplus"}
 class Initializer:
     type_name = "initializer"
 
-    def __call__(self, shape: tuple[int, ...], fan_in: int, fan_out: int,
-                 rng: np.random.Generator) -> np.ndarray:
+    def __call__(
+        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator
+    ) -> np.ndarray:
         raise NotImplementedError
 
     def config(self) -> str | dict:
@@ -92,8 +93,9 @@ class Zeros(Initializer):
         return np.zeros(shape)
 
 
-def make_initializer(spec: str | dict | Initializer | None, activation: str | None,
-                     field: str = "kernel_initializer") -> Initializer:
+def make_initializer(
+    spec: str | dict | Initializer | None, activation: str | None, field: str = "kernel_initializer"
+) -> Initializer:
     """An initialiser from its name or settings; ``None`` picks He for relu-like, else Glorot."""
     if isinstance(spec, Initializer):
         return spec

@@ -21,6 +21,9 @@ class Layer:
     """Base class: shape checks, the optional output activation, and bookkeeping."""
 
     type_name: ClassVar[str] = "layer"
+    # (settings, input shape) pairs the registry-driven gradient check builds; every layer
+    # registers at least one, so a new layer is checked the day it is registered
+    examples: ClassVar[list[tuple[dict[str, Any], Shape]]] = []
 
     def __init__(self, activation: str | dict | None = None):
         from nncli.engine.activations import make_activation
@@ -93,4 +96,5 @@ class Layer:
         return int(sum(int(np.prod(p.shape)) for p in self.params.values()))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.in_shape} => {self.out_shape})  # {self.parameter_count()} parameters"
+        count = self.parameter_count()
+        return f"{type(self).__name__}({self.in_shape} => {self.out_shape})  # {count} parameters"

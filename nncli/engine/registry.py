@@ -1,7 +1,8 @@
 """Name -> class registries with a did-you-mean for unknown names.
 
 ``LAYERS``, ``ACTIVATIONS``, ``LOSSES``, ``OPTIMIZERS`` and ``INITIALIZERS`` are filled by the
-``@X.register("name")`` decorators in the engine's modules; importing ``nncli.engine`` fills them all.
+``@X.register("name")`` decorators in the engine's modules; importing ``nncli.engine`` fills
+them all.
 """
 
 from __future__ import annotations

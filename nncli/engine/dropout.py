@@ -1,0 +1,52 @@
+"""Inverted dropout."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nncli.engine import checks
+from nncli.engine.layer import Layer, Shape
+from nncli.engine.registry import LAYERS
+
+
+@LAYERS.register("dropout")
+class Dropout(Layer):
+    """y = x * m / (1 - rate), m ~ Bernoulli(1 - rate), in training only; y = x otherwise.
+
+    Any shape. The mask is drawn on the host from the generator the network hands over each
+    epoch (derived from the spec's seed), so runs are repeatable on every device.
+    """
+
+    examples: ClassVar = [({"rate": 0.3}, (4, 3))]
+
+    def __init__(self, rate: float = 0.5):
+        super().__init__()
+        self.rate = checks.number("rate", rate, 0.0, 1.0, high_open=True)
+        self.rng = np.random.default_rng(0)
+
+    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+        return in_shape
+
+    def set_rng(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def reset_rng(self) -> None:
+        """Same mask on every call (for the numerical gradient check)."""
+        self.rng = np.random.default_rng(0)
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        self.check_input(x)
+        if not training or self.rate == 0.0:
+            self.scale = None
+            return x
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
+        self.scale = self.backend.asarray(keep) / (1.0 - self.rate)
+        return x * self.scale
+
+    def backward(self, dy: Any) -> Any:
+        return dy if self.scale is None else dy * self.scale
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.type_name, "rate": self.rate}

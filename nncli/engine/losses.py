@@ -1,0 +1,144 @@
+"""Losses: a scalar from predictions and targets, and its gradient.
+
+Shapes: ``y_pred`` and ``y_true`` are (N, K) or, for sequence-to-sequence, (N, T, K) with an
+optional (N, T) ``mask`` of real steps. Every loss averages over its last axis where that is the
+usual definition (mse, mae, binary cross-entropy) and then over the rows (samples, or real steps).
+
+``cross_entropy`` after a softmax output and ``binary_cross_entropy`` after a sigmoid output are
+fused: given the output layer's ``logits`` they compute the loss from the logits (log-sum-exp)
+and return the gradient with respect to the logits, (p - y) / rows, so huge logits never give NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nncli.backend import array_module
+from nncli.engine.activations import sigmoid, softmax
+from nncli.engine.registry import LOSSES
+from nncli.errors import ShapeError
+
+CLIP = 1e-12  # keeps log() finite when a probability is exactly 0 or 1 (unfused path only)
+
+
+class Loss:
+    """Base class: shape check and the per-row weights (1 / rows, 0 at padded steps)."""
+
+    type_name = "loss"
+    fused_activation: str | None = None
+    task = "regression"
+
+    def _weights(self, y_pred: Any, y_true: Any, mask: Any) -> Any:
+        if tuple(y_pred.shape) != tuple(y_true.shape):
+            raise ShapeError(
+                f"loss {self.type_name} expects targets of shape {tuple(y_pred.shape)} "
+                f"(the network's output), got {tuple(y_true.shape)}"
+            )
+        xp = array_module(y_pred)
+        if mask is None:
+            rows = y_pred.size // y_pred.shape[-1]
+            w = xp.full(y_pred.shape[:-1], 1.0 / rows, dtype=y_pred.dtype)
+        else:
+            m = mask.astype(y_pred.dtype)
+            w = m / max(float(m.sum()), 1.0)
+        self.w = w[..., None]
+        return self.w
+
+    def forward(self, y_pred: Any, y_true: Any, mask: Any = None, logits: Any = None) -> Any:
+        raise NotImplementedError
+
+    def backward(self) -> Any:
+        raise NotImplementedError
+
+    def config(self) -> str:
+        return self.type_name
+
+
+@LOSSES.register("mse")
+class MeanSquaredError(Loss):
+    """L = mean over rows of mean_k (p_k - y_k)^2;  dL/dp = 2 (p - y) / (K rows)"""
+
+    def forward(self, y_pred, y_true, mask=None, logits=None):
+        w = self._weights(y_pred, y_true, mask)
+        self.diff = y_pred - y_true
+        self.k = y_pred.shape[-1]
+        return (w * self.diff * self.diff).sum() / self.k
+
+    def backward(self):
+        return (2.0 / self.k) * self.w * self.diff
+
+
+@LOSSES.register("mae")
+class MeanAbsoluteError(Loss):
+    """L = mean over rows of mean_k |p_k - y_k|;  dL/dp = sign(p - y) / (K rows)"""
+
+    def forward(self, y_pred, y_true, mask=None, logits=None):
+        w = self._weights(y_pred, y_true, mask)
+        diff = y_pred - y_true
+        self.sign = array_module(diff).sign(diff)
+        self.k = y_pred.shape[-1]
+        return (w * abs(diff)).sum() / self.k
+
+    def backward(self):
+        return self.w * self.sign / self.k
+
+
+@LOSSES.register("cross_entropy")
+class CrossEntropy(Loss):
+    """L = mean over rows of -sum_k y_k log p_k; fused with softmax: dL/dz = (p sum(y) - y) / rows"""
+
+    fused_activation = "softmax"
+    task = "classification"
+
+    def forward(self, y_pred, y_true, mask=None, logits=None):
+        xp = array_module(y_pred)
+        w = self._weights(y_pred, y_true, mask)
+        self.y, self.fused = y_true, logits is not None
+        if self.fused:
+            shifted = logits - logits.max(axis=-1, keepdims=True)
+            log_p = shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+            self.p = softmax(logits)
+        else:
+            self.p = y_pred
+            log_p = xp.log(xp.clip(y_pred, CLIP, None))
+        return -(w * y_true * log_p).sum()
+
+    def backward(self):
+        if self.fused:
+            return self.w * (self.p * self.y.sum(axis=-1, keepdims=True) - self.y)
+        xp = array_module(self.p)
+        return -self.w * self.y / xp.clip(self.p, CLIP, None)
+
+
+@LOSSES.register("binary_cross_entropy")
+class BinaryCrossEntropy(Loss):
+    """L = mean of -(y log p + (1 - y) log(1 - p)); fused with sigmoid: dL/dz = (p - y) / (K rows)"""
+
+    fused_activation = "sigmoid"
+    task = "classification"
+
+    def forward(self, y_pred, y_true, mask=None, logits=None):
+        xp = array_module(y_pred)
+        w = self._weights(y_pred, y_true, mask)
+        self.y, self.fused, self.k = y_true, logits is not None, y_pred.shape[-1]
+        if self.fused:
+            z = logits
+            self.p = sigmoid(z)
+            # log(1 + e^z) - y z, written so that neither term overflows
+            per = xp.maximum(z, 0) - z * y_true + xp.log1p(xp.exp(-abs(z)))
+        else:
+            self.p = y_pred
+            p = xp.clip(y_pred, CLIP, 1 - CLIP)
+            per = -(y_true * xp.log(p) + (1 - y_true) * xp.log(1 - p))
+        return (w * per).sum() / self.k
+
+    def backward(self):
+        if self.fused:
+            return self.w * (self.p - self.y) / self.k
+        xp = array_module(self.p)
+        p = xp.clip(self.p, CLIP, 1 - CLIP)
+        return self.w * (p - self.y) / (p * (1 - p)) / self.k
+
+
+def make_loss(name: str) -> Loss:
+    return LOSSES.create(name)

@@ -1,0 +1,151 @@
+"""``Sequential``: a stack of layers built from configs, with shape inference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nncli.backend import Backend, get_backend, to_host
+from nncli.engine.layer import Layer, Shape
+from nncli.engine.registry import LAYERS
+from nncli.errors import ShapeError, SpecError
+
+
+def make_layer(config: str | dict[str, Any] | Layer, index: int) -> Layer:
+    """``"flatten"`` or ``{"type": "dense", "units": 3}`` -> a Layer; errors name ``layers[i]``."""
+    if isinstance(config, Layer):
+        layer = config
+    else:
+        settings = {"type": config} if isinstance(config, str) else dict(config)
+        name = settings.pop("type", None)
+        try:
+            layer = LAYERS.create(name, settings)
+        except SpecError as exc:
+            exc.field = f"layers[{index}].{exc.field or 'type'}"
+            raise
+    layer.index = index
+    return layer
+
+
+class Sequential:
+    """y = layer_n(... layer_1(x)); backward runs the layers in reverse.
+
+    ``layers`` are configs (or Layer objects); ``input_shape`` leaves out the batch, e.g. (4,)
+    or (1, 28, 28). Parameters are drawn on the host from ``seed``, then moved to ``backend``.
+    """
+
+    def __init__(
+        self, layers: list[Any], input_shape: Shape, backend: Backend | None = None, seed: int = 0
+    ):
+        if not layers:
+            raise SpecError("expected at least one layer, got none", field="layers")
+        self.backend = backend or get_backend()
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.layers = [make_layer(cfg, i) for i, cfg in enumerate(layers)]
+        rng = np.random.default_rng(seed)
+        shape = self.input_shape
+        for layer in self.layers:
+            shape = layer.build(shape, self.backend, rng)
+            if any(d < 1 for d in shape):
+                raise SpecError(f"{layer.label} gives an empty output {shape}", field="layers")
+        self.output_shape = shape
+
+    # -- computation ---------------------------------------------------------------------------
+    def forward(self, x: Any, training: bool = False, mask: Any = None) -> Any:
+        """(N, *input_shape) -> (N, *output_shape); ``mask`` (N, T) marks real sequence steps.
+
+        Each layer checks its own input shape, so a mismatch names the layer."""
+        for layer in self.layers:
+            layer.mask = mask
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, dy: Any) -> Any:
+        """dL/d(output) -> dL/d(input); fills every layer's ``grads``."""
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def set_rng(self, rng: np.random.Generator) -> None:
+        """Hand the generator for dropout (and any other training-time randomness) to layers."""
+        for layer in self.layers:
+            if hasattr(layer, "set_rng"):
+                layer.set_rng(rng)
+
+    # -- the output activation and fused losses -----------------------------------------------
+    @property
+    def output_activation(self) -> str | None:
+        return self.layers[-1].output_activation
+
+    def fuse_output(self, activation: str | None) -> bool:
+        """Let the loss take the last layer's logits when its activation is ``activation``."""
+        fused = activation is not None and self.output_activation == activation
+        self.layers[-1].fused_output = fused
+        return fused
+
+    @property
+    def logits(self) -> Any:
+        return self.layers[-1].logits
+
+    # -- parameters ----------------------------------------------------------------------------
+    def named_parameters(self) -> dict[str, Any]:
+        """``{"0.dense.weight": array, ...}`` in layer order."""
+        return {
+            f"{layer.index}.{layer.type_name}.{name}": p
+            for layer in self.layers
+            for name, p in layer.params.items()
+        }
+
+    def named_gradients(self) -> dict[str, Any]:
+        return {
+            f"{layer.index}.{layer.type_name}.{name}": layer.grads[name]
+            for layer in self.layers
+            for name in layer.params
+        }
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Host copies of every parameter."""
+        return {name: to_host(p).copy() for name, p in self.named_parameters().items()}
+
+    def set_weights(self, weights: dict[str, Any]) -> None:
+        """Copy host arrays into the parameters (in place, so optimizers keep their references)."""
+        params = self.named_parameters()
+        missing = sorted(set(params) - set(weights))
+        if missing:
+            raise ShapeError(f"no weights given for {', '.join(missing)}")
+        for name, p in params.items():
+            value = np.asarray(weights[name])
+            if value.shape != tuple(p.shape):
+                raise ShapeError(f"{name}: expected shape {tuple(p.shape)}, got {value.shape}")
+            p[...] = self.backend.asarray(value, dtype=p.dtype)
+
+    def parameter_count(self) -> int:
+        return sum(layer.parameter_count() for layer in self.layers)
+
+    def config(self) -> list[dict[str, Any]]:
+        return [layer.config() for layer in self.layers]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per layer (index, type, output shape, parameter counts, notes) as data."""
+        rows = []
+        for layer in self.layers:
+            weights = sum(int(np.prod(p.shape)) for k, p in layer.params.items() if "bias" not in k)
+            rows.append(
+                {
+                    "index": layer.index,
+                    "type": layer.type_name,
+                    "activation": layer.output_activation,
+                    "output_shape": ["N", *layer.out_shape],
+                    "params": layer.parameter_count(),
+                    "weights": weights,
+                    "biases": layer.parameter_count() - weights,
+                    "notes": list(getattr(layer, "size_notes", [])),
+                    "warnings": list(getattr(layer, "warnings", [])),
+                }
+            )
+        return rows
+
+    def __repr__(self) -> str:
+        inner = "\n".join(f"  {layer!r}" for layer in self.layers)
+        return f"Sequential(\n{inner}\n)  # {self.parameter_count()} parameters"

@@ -1,0 +1,157 @@
+"""The engine learns: XOR, a noisy sine curve; the same seed gives the same weights."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nncli.engine import OPTIMIZERS
+from nncli.engine.losses import make_loss
+from nncli.engine.network import Sequential
+from nncli.train import EarlyStopping, evaluate, fit, predict
+
+XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+XOR_Y = np.eye(2, dtype=np.float32)[[0, 1, 1, 0]]
+
+
+def xor_net(seed=0):
+    return Sequential(
+        [
+            {"type": "dense", "units": 8, "activation": "tanh"},
+            {"type": "dense", "units": 2, "activation": "softmax"},
+        ],
+        (2,),
+        seed=seed,
+    )
+
+
+def test_learns_xor():
+    net = xor_net()
+    history = fit(
+        net,
+        make_loss("cross_entropy"),
+        OPTIMIZERS.create("adam", {"learning_rate": 0.05}),
+        XOR_X,
+        XOR_Y,
+        epochs=200,
+        batch_size=4,
+    )
+    assert history.epochs[-1]["accuracy"] == 1.0
+    assert (predict(net, XOR_X).argmax(axis=1) == [0, 1, 1, 0]).all()
+
+
+def test_fits_a_noisy_sine_curve():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-3, 3, size=(512, 1)).astype(np.float32)
+    y = (np.sin(x) + rng.normal(0, 0.05, size=x.shape)).astype(np.float32)
+    net = Sequential(
+        [
+            {"type": "dense", "units": 32, "activation": "tanh"},
+            {"type": "dense", "units": 32, "activation": "tanh"},
+            {"type": "dense", "units": 1},
+        ],
+        (1,),
+        seed=1,
+    )
+    loss = make_loss("mse")
+    fit(
+        net,
+        loss,
+        OPTIMIZERS.create("adam", {"learning_rate": 0.01}),
+        x,
+        y,
+        epochs=60,
+        batch_size=32,
+    )
+    grid = np.linspace(-3, 3, 200, dtype=np.float32)[:, None]
+    assert evaluate(net, loss, grid, np.sin(grid))["rmse"] < 0.1
+
+
+@pytest.mark.parametrize("batch_size", [1, "full", 3])
+def test_batch_sizes(batch_size):
+    net = xor_net()
+    history = fit(
+        net,
+        make_loss("cross_entropy"),
+        OPTIMIZERS.create("sgd", {"learning_rate": 0.1}),
+        XOR_X,
+        XOR_Y,
+        epochs=2,
+        batch_size=batch_size,
+    )
+    assert len(history.epochs) == 2 and np.isfinite(history.epochs[-1]["loss"])
+
+
+def test_huge_logits_give_a_finite_loss_and_gradient():
+    net = Sequential([{"type": "dense", "units": 3, "activation": "softmax"}], (2,))
+    net.set_weights({"0.dense.weight": [[1e4, 0], [0, 1e4], [-1e4, 0]], "0.dense.bias": [0, 0, 0]})
+    loss = make_loss("cross_entropy")
+    net.fuse_output(loss.fused_activation)
+    x = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    y = np.eye(3, dtype=np.float32)[[2, 0]]  # confidently wrong: loss about 1e4
+    value = float(loss.forward(net.forward(x), y, logits=net.logits))
+    net.backward(loss.backward())
+    assert np.isfinite(value) and value > 1e3
+    assert all(np.isfinite(g).all() for g in net.named_gradients().values())
+
+
+def test_early_stopping_restores_the_best_epoch():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    y = x[:, :1] * 2
+    net = Sequential([{"type": "dense", "units": 1}], (3,))
+    # a learning rate this large makes the validation loss worse after the first epochs
+    history = fit(
+        net,
+        make_loss("mse"),
+        OPTIMIZERS.create("sgd", {"learning_rate": 0.9}),
+        x,
+        y,
+        epochs=30,
+        batch_size=64,
+        validation=(x[:16], y[:16]),
+        early_stopping=EarlyStopping(patience=2),
+    )
+    best = min(history.column("val_loss"))
+    assert history.best_value == best
+    assert evaluate(net, make_loss("mse"), x[:16], y[:16])["loss"] == pytest.approx(best, rel=1e-5)
+
+
+TRAIN_SCRIPT = """
+import json, sys, numpy as np
+np.random.seed(int(sys.argv[2]))  # global state must not matter
+from nncli.engine import OPTIMIZERS
+from nncli.engine.losses import make_loss
+from nncli.engine.network import Sequential
+from nncli.train import fit
+rng = np.random.default_rng(5)
+x = rng.normal(size=(40, 3)).astype(np.float32)
+y = np.eye(2, dtype=np.float32)[(x[:, 0] > 0) * 1]
+layers = [{"type": "dense", "units": 6, "activation": "relu"}, {"type": "dropout", "rate": 0.2},
+          {"type": "dense", "units": 2, "activation": "softmax"}]
+net = Sequential(layers, (3,), seed=int(sys.argv[1]))
+fit(net, make_loss("cross_entropy"), OPTIMIZERS.create("adam", {}), x, y, epochs=3, batch_size=8,
+    seed=int(sys.argv[1]))
+print(json.dumps({k: v.tobytes().hex() for k, v in net.get_weights().items()}))
+"""
+
+
+def _train_in_fresh_process(seed: int, global_seed: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", TRAIN_SCRIPT, str(seed), str(global_seed)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": str(global_seed), "PATH": ""},
+    )
+    return json.loads(out.stdout)
+
+
+def test_same_seed_same_weights_in_fresh_processes_and_different_seed_differs():
+    a = _train_in_fresh_process(0, 1)
+    b = _train_in_fresh_process(0, 2)
+    c = _train_in_fresh_process(1, 1)
+    assert a == b
+    assert a != c

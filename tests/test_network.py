@@ -1,0 +1,99 @@
+"""Sequential: building from configs, names, counts, summaries, shape errors."""
+
+import numpy as np
+import pytest
+
+from nncli.engine.network import Sequential
+from nncli.errors import ShapeError, SpecError
+
+
+def test_named_parameters_counts_and_summary():
+    net = Sequential(
+        [
+            "flatten",
+            {"type": "dense", "units": 4, "activation": "relu"},
+            {"type": "dropout", "rate": 0.1},
+            {"type": "dense", "units": 3},
+        ],
+        (2, 3),
+    )
+    assert list(net.named_parameters()) == [
+        "1.dense.weight",
+        "1.dense.bias",
+        "3.dense.weight",
+        "3.dense.bias",
+    ]
+    assert net.named_parameters()["1.dense.weight"].shape == (4, 6)
+    assert net.parameter_count() == (6 * 4 + 4) + (4 * 3 + 3)
+    rows = net.summary()
+    assert [r["output_shape"] for r in rows] == [["N", 6], ["N", 4], ["N", 4], ["N", 3]]
+    assert rows[1]["weights"] == 24 and rows[1]["biases"] == 4
+    assert net.named_parameters()["1.dense.weight"].dtype == np.float32
+
+
+def test_he_for_relu_glorot_otherwise_and_zero_biases():
+    net = Sequential(
+        [{"type": "dense", "units": 400, "activation": "relu"}, {"type": "dense", "units": 400}],
+        (400,),
+        seed=0,
+    )
+    w0, w1 = net.named_parameters()["0.dense.weight"], net.named_parameters()["1.dense.weight"]
+    assert np.std(w0) == pytest.approx(np.sqrt(2 / 400), rel=0.05)
+    assert np.std(w1) == pytest.approx(np.sqrt(6 / 800) / np.sqrt(3), rel=0.05)
+    assert not net.named_parameters()["0.dense.bias"].any()
+
+
+def test_same_seed_same_initial_weights():
+    layers = [{"type": "dense", "units": 5}]
+    a = Sequential(layers, (3,), seed=4).get_weights()
+    b = Sequential(layers, (3,), seed=4).get_weights()
+    c = Sequential(layers, (3,), seed=5).get_weights()
+    np.testing.assert_array_equal(a["0.dense.weight"], b["0.dense.weight"])
+    assert not np.array_equal(a["0.dense.weight"], c["0.dense.weight"])
+
+
+def test_float64_on_request():
+    from nncli.backend import get_backend
+
+    net = Sequential([{"type": "dense", "units": 2}], (3,), backend=get_backend("cpu", "float64"))
+    assert net.forward(np.ones((1, 3))).dtype == np.float64
+
+
+def test_wrong_input_shape_names_the_layer():
+    net = Sequential([{"type": "dense", "units": 2}], (3,))
+    with pytest.raises(ShapeError, match=r"layers\[0\] \(dense\) expects \(N, 3\), got \(5, 4\)"):
+        net.forward(np.ones((5, 4), dtype=np.float32))
+
+
+def test_unknown_layer_and_setting_get_did_you_mean():
+    with pytest.raises(SpecError, match="did you mean 'dense'") as err:
+        Sequential([{"type": "dens", "units": 2}], (3,))
+    assert err.value.field == "layers[0].type"
+    with pytest.raises(SpecError, match="did you mean 'units'") as err:
+        Sequential([{"type": "dense", "unit": 2}], (3,))
+    assert err.value.field == "layers[0].unit"
+    with pytest.raises(SpecError, match="did you mean 'relu'"):
+        Sequential([{"type": "dense", "units": 2, "activation": "rellu"}], (3,))
+
+
+def test_negative_units_and_bad_reshape():
+    with pytest.raises(SpecError, match="expected a positive integer, got -3"):
+        Sequential([{"type": "dense", "units": -3}], (3,))
+    with pytest.raises(SpecError, match="cannot reshape"):
+        Sequential([{"type": "reshape", "shape": [2, 2]}], (5,))
+
+
+def test_dropout_only_in_training_and_inverted():
+    net = Sequential([{"type": "dropout", "rate": 0.5}], (1000,))
+    x = np.ones((4, 1000), dtype=np.float32)
+    np.testing.assert_array_equal(net.forward(x), x)
+    y = net.forward(x, training=True)
+    assert set(np.unique(y)) == {0.0, 2.0}
+    assert y.mean() == pytest.approx(1.0, abs=0.05)
+
+
+def test_leaky_relu_layer_takes_its_slope():
+    net = Sequential([{"type": "leaky_relu", "slope": 0.2}], (2,))
+    np.testing.assert_allclose(
+        net.forward(np.array([[-1.0, 3.0]], dtype=np.float32)), [[-0.2, 3.0]]
+    )
