@@ -85,7 +85,7 @@ class MeanAbsoluteError(Loss):
 
 @LOSSES.register("cross_entropy")
 class CrossEntropy(Loss):
-    """L = mean over rows of -sum_k y_k log p_k; fused with softmax: dL/dz = (p sum(y) - y) / rows"""
+    """L = mean over rows of -sum_k y_k log p_k; fused with softmax: dL/dz = (p sum y - y) / rows"""
 
     fused_activation = "softmax"
     task = "classification"
@@ -112,7 +112,7 @@ class CrossEntropy(Loss):
 
 @LOSSES.register("binary_cross_entropy")
 class BinaryCrossEntropy(Loss):
-    """L = mean of -(y log p + (1 - y) log(1 - p)); fused with sigmoid: dL/dz = (p - y) / (K rows)"""
+    """L = mean of -(y log p + (1 - y) log(1 - p)); fused with sigmoid: dL/dz = (p - y) / K rows"""
 
     fused_activation = "sigmoid"
     task = "classification"
