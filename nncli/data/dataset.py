@@ -1,0 +1,90 @@
+"""What every data loader returns: host arrays for each part plus the fitted encoder.
+
+x: float32 (N, *input_shape). y: float32 (N, K) one-hot for cross_entropy, (N, 1) 0/1 for
+binary_cross_entropy, (N, k) raw target values for regression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
+
+
+def task_for_loss(loss: str) -> str:
+    """cross_entropy, binary_cross_entropy -> "classification"; any other loss -> "regression"."""
+    return "classification" if loss in CLASSIFICATION_LOSSES else "regression"
+
+
+class Encoder(Protocol):
+    """A fitted data encoder: new data -> x, outputs -> predictions, and back from a plain dict."""
+
+    kind: str
+    task: str
+
+    @property
+    def labels(self) -> list[str] | None: ...
+
+    @property
+    def feature_names(self) -> list[str]: ...
+
+    def read_frame(self, path: Any) -> Any: ...
+
+    def transform(self, data: Any, unknown: str = "error") -> np.ndarray: ...
+
+    def targets(self, frame: Any) -> np.ndarray: ...
+
+    def decode(self, output: np.ndarray, proba: bool = False) -> dict[str, np.ndarray]: ...
+
+    def to_state(self) -> dict: ...
+
+    @classmethod
+    def from_state(cls, state: dict) -> Encoder: ...
+
+
+@dataclass
+class Dataset:
+    """Training, validation and test arrays (the last two may be None) and the encoder fitted
+    on the training part only."""
+
+    task: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    encoder: Encoder
+    source: str
+
+    def __post_init__(self) -> None:
+        for x, y in (
+            (self.x_train, self.y_train),
+            (self.x_val, self.y_val),
+            (self.x_test, self.y_test),
+        ):
+            assert (x is None) == (y is None), "x and y of a part come together"
+            assert x is None or len(x) == len(y), "x and y of a part have the same rows"
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's shape, without the batch: (F,) for tables."""
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    @property
+    def output_width(self) -> int:
+        """Units the last layer needs: K classes, 1 for binary, k regression targets."""
+        return int(self.y_train.shape[1])
+
+    @property
+    def labels(self) -> list[str] | None:
+        """Class labels in output order; None for regression."""
+        return self.encoder.labels
+
+    @property
+    def feature_names(self) -> list[str]:
+        """One name per input column after encoding, e.g. ``island=Biscoe``."""
+        return self.encoder.feature_names

@@ -1,0 +1,385 @@
+"""Column encoders fitted on the training part only, saved to and rebuilt from plain dicts.
+
+NumericColumn: x -> (x - offset) / scale, (N,) -> (N, 1). CategoricalColumn: value -> one-hot
+over the training categories, (N,) -> (N, K). TabularEncoder: a frame -> float32 (N, F) features
+and float32 targets, and network outputs -> predictions in the file's own labels.
+Regression targets are kept unscaled, so outputs read directly as predictions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nncli.data.dataset import task_for_loss
+from nncli.data.tabular import (
+    all_numbers,
+    canonical_numbers,
+    cell_text,
+    describe_rows,
+    describe_values,
+    parse_numbers,
+    read_table,
+    source_of,
+)
+from nncli.errors import DataError, ShapeError, SpecError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STATE_VERSION = 1
+
+
+@dataclass
+class NumericColumn:
+    """x -> (x - offset) / scale; standard: mean/std, minmax: min/range, none: 0/1 (0 -> 1)."""
+
+    name: str
+    offset: float
+    scale: float
+    fill: float  # the training mean, for missing: fill
+
+    @classmethod
+    def fit(cls, name: str, values: np.ndarray, normalize: str) -> NumericColumn:
+        """values: the present training values, float64 (n,)."""
+        if len(values) == 0:
+            raise DataError(f"column {name!r} has no values in the training part")
+        constant = np.ptp(values) == 0
+        offset, scale = {
+            "standard": lambda: (values.mean(), values.std()),
+            "minmax": lambda: (values.min(), np.ptp(values)),
+            "none": lambda: (0.0, 1.0),
+        }[normalize]()
+        return cls(name, float(offset), 1.0 if constant else float(scale), float(values.mean()))
+
+    @property
+    def names(self) -> list[str]:
+        return [self.name]
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        """(N,) float64 -> (N, 1)."""
+        return ((values - self.offset) / self.scale)[:, None]
+
+
+@dataclass
+class CategoricalColumn:
+    """value -> one-hot over ``categories`` (sorted; numbers as numbers); unseen -> all zeros."""
+
+    name: str
+    categories: list[str]
+    numeric: bool  # numeric values get one spelling ("2007.0" == "2007") before lookup
+    fill: str  # the most frequent training value, for missing: fill
+
+    @classmethod
+    def fit(cls, name: str, text: np.ndarray) -> CategoricalColumn:
+        """text: the present training values (n,)."""
+        if len(text) == 0:
+            raise DataError(f"column {name!r} has no values in the training part")
+        numeric = all_numbers(text)
+        values = canonical_numbers(text) if numeric else text
+        categories = sorted({str(v) for v in values}, key=float if numeric else None)
+        column = cls(name, categories, numeric, "")
+        counts = np.bincount(column.codes(text), minlength=len(categories))
+        column.fill = categories[int(np.argmax(counts))]  # ties: the first in sorted order
+        return column
+
+    @property
+    def names(self) -> list[str]:
+        return [f"{self.name}={category}" for category in self.categories]
+
+    def codes(self, text: np.ndarray) -> np.ndarray:
+        """(N,) text -> (N,) category index, -1 for a value not seen in training."""
+        import pandas as pd
+
+        values = canonical_numbers(text) if self.numeric else text
+        return np.asarray(pd.Index(self.categories).get_indexer(values), dtype=np.int64)
+
+    def encode(self, codes: np.ndarray) -> np.ndarray:
+        """(N,) codes -> (N, K) one-hot; a code of -1 gives a row of zeros."""
+        out = np.zeros((len(codes), len(self.categories)))
+        known = codes >= 0
+        out[np.flatnonzero(known), codes[known]] = 1.0
+        return out
+
+
+class TabularEncoder:
+    """Feature columns -> float32 (N, F); targets -> float32 (N, K | 1 | k); outputs -> labels."""
+
+    kind = "csv"
+
+    def __init__(
+        self,
+        columns: list[NumericColumn | CategoricalColumn],
+        targets: list[str],
+        loss: str,
+        label_column: CategoricalColumn | None,
+        missing: str = "error",
+        na_values: list[str] | None = None,
+    ):
+        self.columns = columns
+        self.target_columns = targets
+        self.loss = loss
+        self.task = task_for_loss(loss)
+        self.label_column = label_column
+        self.missing = missing
+        self.na_values = list(na_values or [])
+
+    @classmethod
+    def fit(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        features: list[str],
+        numeric: list[str],
+        targets: list[str],
+        loss: str,
+        normalize: str = "standard",
+        missing: str = "error",
+        na_values: list[str] | None = None,
+    ) -> TabularEncoder:
+        """Fit on the training rows: scaling statistics, categories, fill values, class labels."""
+        na_values = list(na_values or [])
+        columns: list[NumericColumn | CategoricalColumn] = []
+        for name in features:
+            text, absent = cell_text(frame[name], na_values)
+            if name in numeric:
+                values = parse_numbers(text, absent)[0]
+                columns.append(NumericColumn.fit(name, values[~absent], normalize))
+            else:
+                columns.append(CategoricalColumn.fit(name, text[~absent]))
+        label_column = None
+        if task_for_loss(loss) == "classification":
+            text, absent = cell_text(frame[targets[0]], na_values)
+            label_column = CategoricalColumn.fit(targets[0], text[~absent])
+        return cls(columns, list(targets), loss, label_column, missing, na_values)
+
+    # -- what it knows ---------------------------------------------------------------------------
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """One name per encoded input column: ``bill_length_mm``, ``island=Biscoe``, ..."""
+        return [name for column in self.columns for name in column.names]
+
+    @property
+    def labels(self) -> list[str] | None:
+        """Class labels in output order (sorted; numbers as numbers); None for regression."""
+        return None if self.label_column is None else list(self.label_column.categories)
+
+    @property
+    def output_width(self) -> int:
+        if self.label_column is None:
+            return len(self.target_columns)
+        return 1 if self.loss == "binary_cross_entropy" else len(self.label_column.categories)
+
+    # -- new data --------------------------------------------------------------------------------
+
+    def read_frame(self, path: str | Path) -> pd.DataFrame:
+        """Read a CSV file the way the training file was read (same missing-value strings)."""
+        return read_table(Path(path), self.na_values)
+
+    def transform(self, data: pd.DataFrame | str | Path, unknown: str = "error") -> np.ndarray:
+        """Frame or CSV path -> float32 (N, F); extra columns (the target too) are ignored.
+
+        Missing values follow the training policy: fill uses the training mean / most frequent
+        value; error and drop refuse them (predict cannot drop a row it is asked about; see
+        ``complete_rows``). unknown="ignore" encodes unseen categories as all zeros.
+        """
+        if unknown not in ("error", "ignore"):
+            raise SpecError(f"expected unknown to be error or ignore, got {unknown!r}")
+        frame = data if not isinstance(data, (str, Path)) else self.read_frame(data)
+        self._require(frame, self.feature_columns, "feature")
+        cells = {name: cell_text(frame[name], self.na_values) for name in self.feature_columns}
+        if self.missing != "fill":
+            for name, (_, absent) in cells.items():
+                if absent.any():
+                    raise DataError(
+                        f"column {name!r} has missing values on {describe_rows(frame, absent)}; "
+                        f"the model was trained with missing: {self.missing}, so it needs "
+                        "every value",
+                        where=source_of(frame),
+                    )
+        blocks = []
+        for column in self.columns:
+            text, absent = cells[column.name]
+            if isinstance(column, NumericColumn):
+                values, bad = parse_numbers(text, absent)
+                if bad.any():
+                    raise DataError(
+                        f"column {column.name!r} expects numbers, found "
+                        f"{describe_values(text[bad])} on {describe_rows(frame, bad)}",
+                        where=source_of(frame),
+                    )
+                values[absent] = column.fill
+                blocks.append(column.encode(values))
+            else:
+                text = np.where(absent, column.fill, text)
+                codes = column.codes(text)
+                if unknown == "error" and (codes < 0).any():
+                    raise self._unseen(frame, column, text, codes < 0, "--unknown ignore")
+                blocks.append(column.encode(codes))
+        return np.concatenate(blocks, axis=1).astype(np.float32)
+
+    def complete_rows(self, frame: pd.DataFrame) -> np.ndarray:
+        """(N,) bool: rows with every feature (and every target column present) given."""
+        names = self.feature_columns + [n for n in self.target_columns if n in frame.columns]
+        self._require(frame, self.feature_columns, "feature")
+        absent = np.zeros(len(frame), dtype=bool)
+        for name in names:
+            absent |= cell_text(frame[name], self.na_values)[1]
+        return ~absent
+
+    def targets(self, frame: pd.DataFrame) -> np.ndarray:
+        """Labelled frame -> float32 y: one-hot (N, K), 0/1 (N, 1) or raw values (N, k)."""
+        self._require(frame, self.target_columns, "target")
+        cells = {name: cell_text(frame[name], self.na_values) for name in self.target_columns}
+        for name, (_, absent) in cells.items():
+            if absent.any():
+                raise DataError(
+                    f"target column {name!r} has missing values on {describe_rows(frame, absent)}",
+                    where=source_of(frame),
+                )
+        if self.label_column is None:
+            blocks = []
+            for name, (text, absent) in cells.items():
+                values, bad = parse_numbers(text, absent)
+                if bad.any():
+                    raise DataError(
+                        f"target column {name!r} expects numbers, found "
+                        f"{describe_values(text[bad])} on {describe_rows(frame, bad)}",
+                        where=source_of(frame),
+                    )
+                blocks.append(values[:, None])
+            return np.concatenate(blocks, axis=1).astype(np.float32)
+        text = cells[self.label_column.name][0]
+        codes = self.label_column.codes(text)
+        if (codes < 0).any():
+            raise self._unseen(frame, self.label_column, text, codes < 0, None)
+        if self.loss == "binary_cross_entropy":
+            return codes[:, None].astype(np.float32)
+        return self.label_column.encode(codes).astype(np.float32)
+
+    def decode(self, output: np.ndarray, proba: bool = False) -> dict[str, np.ndarray]:
+        """Network output (N, width) -> columns: ``prediction`` (labels or values; one
+        ``prediction_<target>`` per target for multi-target regression) and, with ``proba``,
+        ``proba_<label>`` per class."""
+        output = np.asarray(output, dtype=np.float64)
+        if output.ndim != 2 or output.shape[1] != self.output_width:
+            raise ShapeError(
+                f"expected network outputs of shape (N, {self.output_width}), got {output.shape}"
+            )
+        if self.label_column is None:
+            if len(self.target_columns) == 1:
+                return {"prediction": output[:, 0]}
+            return {f"prediction_{n}": output[:, j] for j, n in enumerate(self.target_columns)}
+        labels = np.array(self.label_column.categories, dtype=object)
+        if self.loss == "binary_cross_entropy":
+            output = np.concatenate([1.0 - output, output], axis=1)  # P(negative), P(positive)
+        columns = {"prediction": labels[np.argmax(output, axis=1)]}
+        if proba:
+            columns.update({f"proba_{label}": output[:, k] for k, label in enumerate(labels)})
+        return columns
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _require(self, frame: pd.DataFrame, names: list[str], what: str) -> None:
+        absent = [name for name in names if name not in frame.columns]
+        if absent:
+            have = list(frame.columns)
+            raise DataError(
+                f"missing {what} column{'s' if len(absent) > 1 else ''} "
+                f"{describe_values(absent)} (the file has {describe_values(have)})",
+                where=source_of(frame),
+            )
+
+    def _unseen(
+        self,
+        frame: pd.DataFrame,
+        column: CategoricalColumn,
+        text: np.ndarray,
+        unseen: np.ndarray,
+        flag: str | None,
+    ) -> DataError:
+        hint = f"; {flag} encodes them as all zeros" if flag else ""
+        return DataError(
+            f"column {column.name!r} has values not seen in training: "
+            f"{describe_values(text[unseen])} on {describe_rows(frame, unseen)} "
+            f"(known: {describe_values(np.array(column.categories))}){hint}",
+            where=source_of(frame),
+        )
+
+    # -- checkpoint state ------------------------------------------------------------------------
+
+    def to_state(self) -> dict:
+        """Everything predict needs, as a nested dict of strings, numbers, lists and arrays."""
+        numeric = [c for c in self.columns if isinstance(c, NumericColumn)]
+        categorical = [c for c in self.columns if isinstance(c, CategoricalColumn)]
+        return {
+            "kind": self.kind,
+            "version": STATE_VERSION,
+            "loss": self.loss,
+            "task": self.task,
+            "missing": self.missing,
+            "na_values": list(self.na_values),
+            "features": self.feature_columns,
+            "feature_names": self.feature_names,
+            "targets": list(self.target_columns),
+            "labels": self.labels or [],
+            "numeric_labels": int(bool(self.label_column and self.label_column.numeric)),
+            "numeric": {
+                "columns": [c.name for c in numeric],
+                "offset": np.array([c.offset for c in numeric], dtype=np.float64),
+                "scale": np.array([c.scale for c in numeric], dtype=np.float64),
+                "fill": np.array([c.fill for c in numeric], dtype=np.float64),
+            },
+            "categorical": {
+                "columns": [c.name for c in categorical],
+                "numeric": np.array([c.numeric for c in categorical], dtype=np.int8),
+                "fill": [c.fill for c in categorical],
+                # keyed by position: column names may hold characters a group name cannot
+                "categories": {str(i): list(c.categories) for i, c in enumerate(categorical)},
+            },
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> TabularEncoder:
+        """Rebuild from ``to_state()``; tolerates what a checkpoint gives back (bytes, arrays)."""
+        num, cat = state.get("numeric", {}), state.get("categorical", {})
+        columns: dict[str, NumericColumn | CategoricalColumn] = {}
+        for i, name in enumerate(_texts(num.get("columns", []))):
+            columns[name] = NumericColumn(
+                name, float(num["offset"][i]), float(num["scale"][i]), float(num["fill"][i])
+            )
+        cat_fill = _texts(cat.get("fill", []))
+        for i, name in enumerate(_texts(cat.get("columns", []))):
+            columns[name] = CategoricalColumn(
+                name, _texts(cat["categories"][str(i)]), bool(cat["numeric"][i]), cat_fill[i]
+            )
+        loss, labels = _text(state["loss"]), _texts(state.get("labels", []))
+        targets = _texts(state["targets"])
+        label_column = None
+        if task_for_loss(loss) == "classification":
+            numeric_labels = bool(int(state.get("numeric_labels", 0)))
+            label_column = CategoricalColumn(targets[0], labels, numeric_labels, labels[0])
+        return cls(
+            [columns[name] for name in _texts(state["features"])],
+            targets,
+            loss,
+            label_column,
+            _text(state.get("missing", "error")),
+            _texts(state.get("na_values", [])),
+        )
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _texts(values: Any) -> list[str]:
+    return [_text(v) for v in (values.tolist() if isinstance(values, np.ndarray) else values)]

@@ -1,0 +1,75 @@
+"""Random, seeded, stratified row splits: rows -> (training rows, validation rows, test rows).
+
+The generator is ``rng_for(seed, STREAM_SPLIT)`` (``default_rng([seed, 1, 0])``): the split
+depends on the spec's seed only, never on global numpy state or the other streams (shuffle, ...).
+The test part is taken first, then the validation part from what is left; both fractions are of
+the whole set. For classification each class gives rows in proportion to its size, and a class
+with two or more rows always keeps at least one in training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nncli.data.batches import STREAM_SPLIT, rng_for
+
+
+def part_size(fraction: float, n_rows: int) -> int:
+    """round(fraction * n_rows), at least 1 when fraction > 0; 0 when fraction is 0."""
+    if fraction <= 0:
+        return 0
+    return max(1, int(np.floor(fraction * n_rows + 0.5)))
+
+
+def split_rows(
+    n_rows: int,
+    seed: int,
+    validation_split: float = 0.0,
+    test_split: float = 0.0,
+    strata: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n_rows,) -> sorted row indices (train, validation, test); strata: (n_rows,) class codes."""
+    rng = rng_for(seed, STREAM_SPLIT)
+    rows = np.arange(n_rows)
+    rest, test = take_part(rows, part_size(test_split, n_rows), rng, strata)
+    strata_rest = None if strata is None else strata[rest]
+    train, validation = take_part(rest, part_size(validation_split, n_rows), rng, strata_rest)
+    return train, validation, test
+
+
+def take_part(
+    rows: np.ndarray, count: int, rng: np.random.Generator, strata: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``count`` of ``rows`` at random (per class when ``strata`` is given) -> (kept, taken).
+
+    Fewer than ``count`` come back when training would otherwise lose its last row (of a class).
+    """
+    if count == 0 or len(rows) == 0:
+        return rows, rows[:0]
+    if strata is None:
+        taken = rng.permutation(rows)[: min(count, len(rows) - 1)]
+    else:
+        classes, inverse = np.unique(strata, return_inverse=True)
+        sizes = np.bincount(inverse, minlength=len(classes))
+        per_class = _allocate(count, sizes)
+        # Loop over classes (not rows): each class shuffles its own rows and gives its quota.
+        taken = np.concatenate(
+            [rng.permutation(rows[inverse == c])[:k] for c, k in enumerate(per_class)]
+        )
+    taken = np.sort(taken)
+    return np.setdiff1d(rows, taken, assume_unique=True), taken
+
+
+def _allocate(count: int, sizes: np.ndarray) -> np.ndarray:
+    """Largest-remainder share of ``count`` over classes of ``sizes``; class c gives <= size-1."""
+    caps = np.maximum(sizes - 1, 0)
+    quota = count * sizes / sizes.sum()
+    take = np.minimum(np.floor(quota).astype(int), caps)
+    order = np.argsort(-(quota - np.floor(quota)), kind="stable")
+    short = count - int(take.sum())
+    while short > 0 and (take < caps).any():
+        for c in order:
+            if short > 0 and take[c] < caps[c]:
+                take[c] += 1
+                short -= 1
+    return take

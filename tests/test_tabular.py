@@ -1,0 +1,320 @@
+"""CSV loading: reading, column checks, missing values, splits, and the arrays load() returns."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nncli.data import load
+from nncli.data.split import split_rows
+from nncli.data.tabular import read_table
+from nncli.errors import DataError, SpecError
+
+DATASETS = Path("/work/shared/datasets")
+IRIS = DATASETS / "iris.csv"
+PENGUINS = DATASETS / "penguins.csv"
+
+
+def csv_cfg(path: Path, **settings) -> types.SimpleNamespace:
+    values = dict(
+        kind="csv",
+        path=path,
+        target="species",
+        features=None,
+        categorical=[],
+        normalize="standard",
+        missing="error",
+        na_values=[],
+        validation_split=0.0,
+        test_split=0.0,
+        validation=None,
+        test=None,
+    )
+    values.update(settings)
+    return types.SimpleNamespace(**values)
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "data.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+# -- iris and penguins ---------------------------------------------------------------------------
+
+
+def test_iris_loads_with_one_hot_species_and_stratified_split():
+    ds = load(csv_cfg(IRIS, validation_split=0.2), Path("."), seed=0, loss="cross_entropy")
+    assert ds.task == "classification"
+    assert ds.labels == ["setosa", "versicolor", "virginica"]
+    assert ds.x_train.shape == (120, 4) and ds.x_val.shape == (30, 4)
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.float32
+    assert ds.input_shape == (4,) and ds.output_width == 3
+    assert ds.x_test is None and ds.y_test is None
+    np.testing.assert_array_equal(ds.y_train.sum(axis=1), 1.0)
+    # 50 per class: 10 of each go to validation, 40 stay for training
+    np.testing.assert_array_equal(ds.y_val.sum(axis=0), [10, 10, 10])
+    np.testing.assert_array_equal(ds.y_train.sum(axis=0), [40, 40, 40])
+    assert ds.feature_names == [
+        "sepal_length_cm",
+        "sepal_width_cm",
+        "petal_length_cm",
+        "petal_width_cm",
+    ]
+
+
+def test_standardisation_uses_the_training_rows_only():
+    ds = load(csv_cfg(IRIS, validation_split=0.3), Path("."), seed=3, loss="cross_entropy")
+    np.testing.assert_allclose(ds.x_train.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(ds.x_train.std(axis=0), 1.0, atol=1e-5)
+    assert np.abs(ds.x_val.mean(axis=0)).max() > 1e-3  # the validation rows were not used
+    state = ds.encoder.to_state()["numeric"]
+    raw_train = ds.x_train * state["scale"] + state["offset"]
+    raw_val = ds.x_val * state["scale"] + state["offset"]
+    full = read_table(IRIS)["sepal_length_cm"].astype(float).to_numpy()
+    # the two parts are the file's rows; the statistics are the training rows' own
+    np.testing.assert_allclose(np.sort(np.r_[raw_train[:, 0], raw_val[:, 0]]), np.sort(full))
+    np.testing.assert_allclose(state["offset"][0], raw_train[:, 0].mean(), rtol=1e-6)
+    np.testing.assert_allclose(state["scale"][0], raw_train[:, 0].std(), rtol=1e-5)
+    assert abs(state["offset"][0] - full.mean()) > 1e-4
+
+
+def test_minmax_and_none_normalisation():
+    mm = load(csv_cfg(IRIS, normalize="minmax"), Path("."), 0, "cross_entropy")
+    np.testing.assert_allclose(mm.x_train.min(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(mm.x_train.max(axis=0), 1.0, atol=1e-6)
+    raw = load(csv_cfg(IRIS, normalize="none"), Path("."), 0, "cross_entropy")
+    np.testing.assert_allclose(raw.x_train[0], [5.1, 3.5, 1.4, 0.2], rtol=1e-6)
+
+
+def test_penguins_text_features_are_one_hot_with_sorted_categories():
+    cfg = csv_cfg(PENGUINS, missing="drop", categorical=["year"], validation_split=0.25)
+    ds = load(cfg, Path("."), seed=0, loss="cross_entropy")
+    assert ds.labels == ["Adelie", "Chinstrap", "Gentoo"]
+    assert ds.feature_names == [
+        "island=Biscoe",
+        "island=Dream",
+        "island=Torgersen",
+        "bill_length_mm",
+        "bill_depth_mm",
+        "flipper_length_mm",
+        "body_mass_g",
+        "sex=female",
+        "sex=male",
+        "year=2007",
+        "year=2008",
+        "year=2009",
+    ]
+    assert len(ds.x_train) + len(ds.x_val) == 333  # 11 rows with a missing value dropped
+    onehot = ds.x_train[:, [0, 1, 2]]
+    np.testing.assert_array_equal(onehot.sum(axis=1), 1.0)
+
+
+def test_categories_sort_numbers_as_numbers(tmp_path):
+    rows = "".join(f"{c},{i % 2}\n" for i, c in enumerate(["10", "9", "2", "10.0", "2", "9"] * 2))
+    path = write(tmp_path, "code,label\n" + rows)
+    ds = load(csv_cfg(path, target="label", categorical=["code"]), tmp_path, 0, "cross_entropy")
+    assert ds.feature_names == ["code=2", "code=9", "code=10"]  # and "10.0" is "10"
+    assert ds.labels == ["0", "1"]
+    np.testing.assert_array_equal(ds.x_train[[0, 3]], [[0, 0, 1], [0, 0, 1]])
+
+
+# -- splits --------------------------------------------------------------------------------------
+
+
+def test_same_seed_same_split_other_seed_other_split_global_seed_ignored():
+    cfg = csv_cfg(IRIS, validation_split=0.2, test_split=0.1)
+    np.random.seed(1)
+    a = load(cfg, Path("."), seed=5, loss="cross_entropy")
+    np.random.seed(2)
+    b = load(cfg, Path("."), seed=5, loss="cross_entropy")
+    c = load(cfg, Path("."), seed=6, loss="cross_entropy")
+    np.testing.assert_array_equal(a.x_val, b.x_val)
+    np.testing.assert_array_equal(a.x_test, b.x_test)
+    assert a.x_val.shape == c.x_val.shape and not np.array_equal(a.x_val, c.x_val)
+    np.testing.assert_array_equal(a.y_test.sum(axis=0), [5, 5, 5])  # test: 15 of 150, stratified
+
+
+def test_split_is_not_the_last_rows():
+    train, val, _ = split_rows(100, seed=0, validation_split=0.2)
+    assert len(val) == 20 and not np.array_equal(val, np.arange(80, 100))
+    assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == 100
+
+
+def test_stratified_split_keeps_every_class_in_training():
+    strata = np.array([0] * 90 + [1] * 8 + [2] * 2 + [3])
+    for seed in range(5):
+        train, val, test = split_rows(len(strata), seed, 0.3, 0.2, strata)
+        assert sorted(np.r_[train, val, test]) == list(range(len(strata)))
+        assert set(strata[train]) == {0, 1, 2, 3}  # the singleton class stays in training
+        counts = np.bincount(strata[val], minlength=4)
+        assert 25 <= counts[0] <= 29 and 1 <= counts[1] <= 4
+
+
+def test_split_fractions_that_leave_nothing_are_errors(tmp_path):
+    with pytest.raises(SpecError, match="validation_split"):
+        load(csv_cfg(IRIS, validation_split=0.6, test_split=0.4), Path("."), 0, "cross_entropy")
+    path = write(tmp_path, "x,species\n1,a\n2,b\n")
+    with pytest.raises(DataError, match="no validation rows"):
+        load(csv_cfg(path, validation_split=0.5), tmp_path, 0, "cross_entropy")
+
+
+def test_separate_validation_and_test_files_use_the_training_encoder(tmp_path):
+    train = write(tmp_path, "x,colour,species\n1,red,a\n2,blue,b\n3,red,a\n5,blue,b\n", "t.csv")
+    write(tmp_path, "species,colour,x\nb,blue,4\n", "v.csv")
+    test = write(tmp_path, "x,colour,species\n0,green,a\n", "s.csv")
+    cfg = csv_cfg(train, validation="v.csv", validation_split=0.5, normalize="none")
+    ds = load(cfg, tmp_path, 0, "cross_entropy")
+    assert len(ds.x_train) == 4  # validation_split is not used with a validation file
+    np.testing.assert_array_equal(ds.x_val, [[4, 1, 0]])  # x, colour=blue, colour=red
+    np.testing.assert_array_equal(ds.y_val, [[0, 1]])
+    with pytest.raises(DataError, match=r"'green'.*line 2"):
+        load(csv_cfg(train, test=str(test)), tmp_path, 0, "cross_entropy")
+
+
+# -- missing values ------------------------------------------------------------------------------
+
+
+def test_missing_error_names_the_file_column_and_lines():
+    with pytest.raises(DataError) as err:
+        load(csv_cfg(PENGUINS), Path("."), 0, "cross_entropy")
+    message = str(err.value)
+    assert "penguins.csv" in message and "'bill_length_mm'" in message
+    assert "lines 5, 273 (2 of 344 rows)" in message  # header = line 1, rows 3 and 271
+
+
+def test_missing_drop_and_fill(tmp_path):
+    path = write(tmp_path, "a,b,species\n1,x,p\n,y,q\n3,,p\n5,y,\n7,y,q\n9,y,p\n")
+    dropped = load(csv_cfg(path, missing="drop", normalize="none"), tmp_path, 0, "cross_entropy")
+    np.testing.assert_array_equal(dropped.x_train[:, 0], [1, 7, 9])
+    filled = load(csv_cfg(path, missing="fill", normalize="none"), tmp_path, 0, "cross_entropy")
+    # the row without a target goes; a -> training mean (1+3+7+9)/4, b -> most frequent 'y'
+    np.testing.assert_array_equal(filled.x_train[:, 0], [1, 5, 3, 7, 9])
+    np.testing.assert_array_equal(filled.x_train[2, 1:], [0, 1])  # b=x, b=y
+    state = filled.encoder.to_state()
+    assert state["numeric"]["fill"][0] == 5.0 and state["categorical"]["fill"] == ["y"]
+    with pytest.raises(DataError, match=r"'species'.*line 5"):
+        load(csv_cfg(path), tmp_path, 0, "cross_entropy")
+
+
+def test_na_in_a_text_column_is_a_category_unless_listed(tmp_path):
+    path = write(tmp_path, "x,grade,species\n1,NA,a\n2,B,b\n3,A,a\n4,NA,b\n")
+    ds = load(csv_cfg(path), tmp_path, 0, "cross_entropy")
+    assert ds.feature_names == ["x", "grade=A", "grade=B", "grade=NA"]
+    with pytest.raises(DataError, match=r"'grade'.*lines 2, 5"):
+        load(csv_cfg(path, na_values=["NA"]), tmp_path, 0, "cross_entropy")
+    listed = load(csv_cfg(path, na_values=["NA"], missing="drop"), tmp_path, 0, "cross_entropy")
+    assert listed.feature_names == ["x", "grade=A", "grade=B"] and len(listed.x_train) == 2
+
+
+def test_a_typo_in_a_numeric_column_is_an_error_a_text_column_is_not(tmp_path):
+    rows = [f"{'abc' if i == 7 else i},{'ab'[i % 2]}\n" for i in range(20)]
+    path = write(tmp_path, "x,species\n" + "".join(rows))
+    with pytest.raises(DataError, match=r"'x' holds numbers except 'abc' on line 9 "):
+        load(csv_cfg(path), tmp_path, 0, "cross_entropy")
+    ds = load(csv_cfg(path, categorical=["x"]), tmp_path, 0, "cross_entropy")
+    assert "x=abc" in ds.feature_names and ds.feature_names[0] == "x=0"
+
+
+# -- columns -------------------------------------------------------------------------------------
+
+
+def test_unknown_target_or_feature_gets_did_you_mean():
+    with pytest.raises(DataError) as err:
+        load(csv_cfg(IRIS, target="specis"), Path("."), 0, "cross_entropy")
+    assert str(err.value) == (
+        "data.target: column 'specis' not in iris.csv (did you mean 'species'?)"
+    )
+    with pytest.raises(DataError, match=r"data.features: .*did you mean 'petal_width_cm'"):
+        load(csv_cfg(IRIS, features=["petal_widht_cm"]), Path("."), 0, "cross_entropy")
+    with pytest.raises(DataError, match="data.categorical"):
+        load(csv_cfg(IRIS, categorical=["species"]), Path("."), 0, "cross_entropy")
+
+
+def test_explicit_features_keep_their_order():
+    cfg = csv_cfg(IRIS, features=["petal_width_cm", "sepal_length_cm"])
+    ds = load(cfg, Path("."), 0, "cross_entropy")
+    assert ds.feature_names == ["petal_width_cm", "sepal_length_cm"] and ds.input_shape == (2,)
+
+
+# -- targets -------------------------------------------------------------------------------------
+
+
+def test_binary_cross_entropy_gives_one_zero_one_column(tmp_path):
+    path = write(tmp_path, "x,species\n1,yes\n2,no\n3,yes\n4,no\n")
+    ds = load(csv_cfg(path), tmp_path, 0, "binary_cross_entropy")
+    assert ds.labels == ["no", "yes"] and ds.output_width == 1
+    np.testing.assert_array_equal(ds.y_train, [[1], [0], [1], [0]])
+    with pytest.raises(DataError, match="exactly 2 classes.*3"):
+        load(csv_cfg(IRIS), Path("."), 0, "binary_cross_entropy")
+
+
+def test_classification_needs_one_target_column():
+    cfg = csv_cfg(IRIS, target=["species", "petal_width_cm"])
+    with pytest.raises(DataError, match="one target column"):
+        load(cfg, Path("."), 0, "cross_entropy")
+
+
+def test_regression_multi_target_is_unscaled():
+    cfg = csv_cfg(IRIS, target=["petal_length_cm", "petal_width_cm"], validation_split=0.2)
+    ds = load(cfg, Path("."), 0, "mse")
+    assert ds.task == "regression" and ds.labels is None and ds.output_width == 2
+    assert ds.feature_names[-3:] == ["species=setosa", "species=versicolor", "species=virginica"]
+    both = np.r_[ds.y_train, ds.y_val]
+    expected = read_table(IRIS)[["petal_length_cm", "petal_width_cm"]].astype(float).to_numpy()
+    np.testing.assert_allclose(np.sort(both, axis=0), np.sort(expected, axis=0), rtol=1e-6)
+    with pytest.raises(DataError, match=r"needs numbers; column 'species' has 'setosa'"):
+        load(csv_cfg(IRIS), Path("."), 0, "mse")
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def test_bom_crlf_and_quoted_commas(tmp_path):
+    text = '\ufeffname,x,species\r\n"Smith, John",1.5,a\r\nDoe,2.5,b\r\n"Q ""R""",3,a\r\n'
+    path = write(tmp_path, text)
+    frame = read_table(path)
+    assert list(frame.columns) == ["name", "x", "species"]
+    assert list(frame["name"]) == ["Smith, John", "Doe", 'Q "R"']
+    ds = load(csv_cfg(path, normalize="none"), tmp_path, 0, "cross_entropy")
+    assert ds.feature_names == ["name=Doe", 'name=Q "R"', "name=Smith, John", "x"]
+    np.testing.assert_array_equal(ds.x_train, [[0, 0, 1, 1.5], [1, 0, 0, 2.5], [0, 1, 0, 3]])
+
+
+@pytest.mark.parametrize(
+    ("content", "pattern"),
+    [
+        (b"", "empty"),
+        (b"a,species\n", "header but no data rows"),
+        (b"a,species\n1,x\n2\n3,y\n", "line 3 has 1 fields, expected 2"),
+        (b"a,species\n1,x\n2,y,9\n", "line 3 has 3 fields, expected 2"),
+        (b"a,species\n1,x\n2,caf\xe9\n", "line 3: byte 0xe9 is not UTF-8"),
+        (b"a,a\n1,2\n", "appears twice"),
+    ],
+)
+def test_unreadable_files_give_one_clear_data_error(tmp_path, content, pattern):
+    path = write(tmp_path, content, "bad.csv")
+    with pytest.raises(DataError, match=pattern) as err:
+        load(csv_cfg(path), tmp_path, 0, "cross_entropy")
+    assert "bad.csv" in str(err.value)
+
+
+def test_missing_file_names_it(tmp_path):
+    with pytest.raises(DataError, match="no such file: .*nothere.csv"):
+        load(csv_cfg(Path("nothere.csv")), tmp_path, 0, "cross_entropy")
+
+
+def test_line_numbers_count_blank_lines_and_quoted_line_breaks(tmp_path):
+    path = write(tmp_path, 'x,note,species\n\n1,"two\nlines",a\n,b,b\n')
+    with pytest.raises(DataError, match=r"'x' has missing values on line 5 "):
+        load(csv_cfg(path), tmp_path, 0, "cross_entropy")
+
+
+def test_unknown_data_kind_or_setting_is_a_spec_error():
+    with pytest.raises(SpecError, match="data.kind"):
+        load(csv_cfg(IRIS, kind="parquet"), Path("."), 0, "cross_entropy")
+    with pytest.raises(SpecError, match="data.normalize: expected one of standard, minmax, none"):
+        load(csv_cfg(IRIS, normalize="zscore"), Path("."), 0, "cross_entropy")
