@@ -1,0 +1,128 @@
+"""2-D max and average pooling: no weights, one value per window and channel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nncli.engine import checks, windows
+from nncli.engine.layer import Layer, Shape
+from nncli.engine.registry import LAYERS
+from nncli.errors import SpecError
+
+
+class Pool2D(Layer):
+    """Hyperparameters, window geometry and shapes shared by the pools.
+
+    x (N, C, H, W) -> y (N, C, Oh, Ow). ``pool_size`` and ``strides`` are an integer or a pair,
+    ``strides`` defaults to the pool size; ``padding`` is ``valid``, ``same``, an integer or a
+    pair, at most half the pool size on a side (as in PyTorch), so every window holds an input cell.
+    """
+
+    fill = 0.0  # the value of padded cells
+
+    def __init__(
+        self,
+        pool_size: int | list[int] = 2,
+        strides: int | list[int] | None = None,
+        padding: str | int | list[int] = "valid",
+    ):
+        super().__init__(None)
+        self.pool_size = checks.int_pair("pool_size", pool_size)
+        self.strides = self.pool_size if strides is None else checks.int_pair("strides", strides)
+        self.padding = windows.padding_arg(padding)
+        if isinstance(self.padding, tuple) and any(
+            p > k // 2 for p, k in zip(self.padding, self.pool_size, strict=True)
+        ):
+            raise SpecError(
+                f"expected at most half the pool size {list(self.pool_size)} on each side, "
+                f"got {padding!r}",
+                field="padding",
+            )
+        self.size_notes: list[str] = []
+        self.warnings: list[str] = []
+        self._padded: Any = None  # the bordered input buffer, reused across batches
+
+    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+        self.windows = windows.plan(
+            self.label, in_shape, self.pool_size, self.strides, self.padding, "pool_size"
+        )
+        self.size_notes, self.warnings = list(self.windows.notes), list(self.windows.warnings)
+        return (in_shape[0], *self.windows.out_size)
+
+    def _window_view(self, x: Any) -> Any:
+        """x (N, C, H, W) -> windows (N, C, kh, kw, Oh, Ow) over the padded input."""
+        self.check_input(x)
+        self._padded = windows.pad(x, self.windows, self.fill, self._padded)
+        return windows.window_view(self._padded, self.windows)
+
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()
+        cfg.update(
+            pool_size=windows.compact(self.pool_size),
+            strides=windows.compact(self.strides),
+            padding=windows.compact(self.padding),
+        )
+        return cfg
+
+
+@LAYERS.register("maxpool2d")
+class MaxPool2D(Pool2D):
+    """y[n, c, p, q] = max_{i, j} x_pad[n, c, p*sh + i, q*sw + j]
+
+    The gradient of each window goes to its maximum; on ties to the FIRST maximum in row-major
+    order within the window (as PyTorch does). Padded cells hold -inf, so they never win.
+    """
+
+    fill = -np.inf
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        xp = self.backend.xp
+        self.view = self._window_view(x)
+        y = self.view[:, :, 0, 0].copy()
+        for i, j in self.windows.offsets()[1:]:  # a running maximum: no copy of the windows
+            xp.maximum(y, self.view[:, :, i, j], out=y)
+        self.y = y
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        xp = self.backend.xp
+        dx = xp.zeros(self._padded.shape, dtype=dy.dtype)
+        claimed = None  # windows whose maximum an earlier offset already took
+        for i, j in self.windows.offsets():
+            hit = self.view[:, :, i, j] == self.y
+            if claimed is None:
+                claimed = hit
+            else:
+                hit &= ~claimed
+                claimed |= hit
+            windows.add_at(dx, self.windows, i, j, dy * hit)
+        return windows.unpad(dx, self.windows)
+
+
+@LAYERS.register("avgpool2d")
+class AvgPool2D(Pool2D):
+    """y[n, c, p, q] = (1 / (kh kw)) sum_{i, j} x_pad[n, c, p*sh + i, q*sw + j]
+
+    Padded cells count as zeros in the average: the divisor is always the full window kh*kw
+    (PyTorch's ``count_include_pad=True`` default; Keras divides by the real cells only).
+    dx: each window spreads dy / (kh kw) evenly over the cells it read.
+    """
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        view = self._window_view(x)
+        y = view[:, :, 0, 0].copy()
+        for i, j in self.windows.offsets()[1:]:  # summing slices beats view.mean(axis=(2, 3))
+            y += view[:, :, i, j]
+        y *= 1.0 / len(self.windows.offsets())
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        xp = self.backend.xp
+        n, c, oh, ow = dy.shape
+        share = dy * (1.0 / len(self.windows.offsets()))
+        kh, kw = self.pool_size
+        return windows.fold(
+            xp.broadcast_to(share[:, :, None, None], (n, c, kh, kw, oh, ow)), self.windows
+        )
