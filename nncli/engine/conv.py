@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -26,6 +26,11 @@ class Conv2D(Layer):
                          dcols = W^T @ dz                  dx = col2im(dcols): each column added
                                                            back onto the cells its window read
     """
+
+    examples: ClassVar = [
+        ({"filters": 2, "kernel_size": 3, "padding": "same", "activation": "relu"}, (2, 5, 5)),
+        ({"filters": 3, "kernel_size": [2, 3], "strides": 2, "padding": 1}, (1, 6, 5)),
+    ]
 
     def __init__(
         self,

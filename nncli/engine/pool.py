@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -75,6 +75,11 @@ class MaxPool2D(Pool2D):
     order within the window (as PyTorch does). Padded cells hold -inf, so they never win.
     """
 
+    examples: ClassVar = [
+        ({"pool_size": 2}, (2, 4, 4)),
+        ({"pool_size": 3, "strides": 1, "padding": 1}, (1, 4, 5)),
+    ]
+
     fill = -np.inf
 
     def forward(self, x: Any, training: bool = False) -> Any:
@@ -109,6 +114,11 @@ class AvgPool2D(Pool2D):
     (PyTorch's ``count_include_pad=True`` default; Keras divides by the real cells only).
     dx: each window spreads dy / (kh kw) evenly over the cells it read.
     """
+
+    examples: ClassVar = [
+        ({"pool_size": 2}, (2, 4, 4)),
+        ({"pool_size": 2, "strides": 1, "padding": 1}, (1, 3, 5)),
+    ]
 
     def forward(self, x: Any, training: bool = False) -> Any:
         view = self._window_view(x)
