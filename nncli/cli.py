@@ -1,0 +1,203 @@
+"""The command line: each command parses, calls one library function, renders, and maps an
+``NncliError`` to its exit code with one line on stderr (a traceback only with ``--debug``).
+
+Heavy modules (numpy, pandas, h5py) are imported inside the commands so ``nncli --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from nncli import __version__
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Train, apply and inspect neural networks described in YAML specs.",
+)
+
+DEBUG = typer.Option(False, "--debug", help="Show the full traceback on errors.")
+
+
+def _fail(lines: list[str], code: int) -> None:
+    for line in lines:
+        typer.echo(f"nncli: error: {line}", err=True)
+    raise typer.Exit(code)
+
+
+def run(action: Callable[[], Any], debug: bool) -> Any:
+    """Call ``action``; turn nncli's errors into one line and an exit code."""
+    from nncli.errors import NncliError, SpecErrors
+
+    try:
+        return action()
+    except typer.Exit:
+        raise
+    except NncliError as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(exc.lines() if isinstance(exc, SpecErrors) else [str(exc)], exc.exit_code)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        _fail(["interrupted"], 130)
+    except Exception as exc:  # a bug in nncli: say so, and how to see more
+        if debug:
+            traceback.print_exc()
+        _fail([f"internal error ({type(exc).__name__}: {exc}); run with --debug for the "
+               "traceback and report it"], 1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nncli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """nncli: neural networks from YAML specs, on a small exact engine."""
+
+
+@app.command()
+def train(
+    spec: Path = typer.Argument(..., help="The YAML spec to train."),
+    set_: list[str] = typer.Option([], "--set", help="Override a spec field: KEY=VALUE "
+                                   "(e.g. model.layers[1].units=128); repeatable."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Override training.epochs."),
+    output: Path | None = typer.Option(None, "--output", help="Checkpoint path (default: the "
+                                       "spec's output, runs/<name>/model.h5)."),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue from this checkpoint."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+    smoke: bool = typer.Option(False, "--smoke", help="CI smoke run: at most 64 rows, one "
+                               "epoch, a temporary folder, then a predict round trip."),
+    device: str | None = typer.Option(None, "--device", help="cpu | gpu | auto (overrides the "
+                                      "spec)."),
+    quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors."),
+    debug: bool = DEBUG,
+) -> None:
+    """Train the network a spec describes and write its checkpoint."""
+
+    def action() -> None:
+        from nncli import report, spec as spec_module, training_run
+
+        overrides = list(set_) + ([f"training.epochs={epochs}"] if epochs is not None else [])
+        loaded = spec_module.load(spec, overrides)
+        out = report.console()
+        progress = report.TrainingReport(out, quiet=quiet)
+        result = training_run.train(loaded, output=output, resume=resume, force=force,
+                                    smoke=smoke, device=device, callbacks=[progress])
+        if not quiet:
+            for line in result.summary_lines():
+                out.print(line)
+
+    run(action, debug)
+
+
+@app.command()
+def predict(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by nncli train."),
+    data: list[Path] = typer.Argument(..., help="Data file(s) to predict."),
+    output: Path | None = typer.Option(None, "--output", help="Write the predictions to this "
+                                       "CSV file (default: stdout)."),
+    proba: bool = typer.Option(False, "--proba", help="Add a proba_<label> column per class."),
+    keep: list[str] = typer.Option([], "--keep", help="Copy this input column through (e.g. "
+                                   "an id); repeatable."),
+    unknown: str = typer.Option("error", "--unknown", help="error | ignore: what to do with "
+                                "categories not seen in training (ignore: all zeros)."),
+    device: str = typer.Option("cpu", "--device", help="cpu | gpu | auto."),
+    debug: bool = DEBUG,
+) -> None:
+    """Apply a checkpoint to new data: one row of predictions per input row."""
+
+    def action() -> None:
+        from nncli import applying
+
+        frame = applying.predict_files(checkpoint, data, proba=proba, keep=keep,
+                                       unknown=unknown, device=device)
+        applying.write_table(frame, output)
+        if output is not None:
+            typer.echo(f"wrote {len(frame)} predictions to {output}", err=True)
+
+    run(action, debug)
+
+
+@app.command()
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by nncli train."),
+    data: Path = typer.Argument(..., help="A labelled data file."),
+    device: str = typer.Option("cpu", "--device", help="cpu | gpu | auto."),
+    debug: bool = DEBUG,
+) -> None:
+    """Score a checkpoint on labelled data: loss, metrics, and per-class results."""
+
+    def action() -> None:
+        from nncli import applying, report
+
+        result = applying.evaluate_file(checkpoint, data, device=device)
+        out = report.console()
+        out.print(report.metrics_table(result["metrics"], f"{data} ({result['rows']} rows)"))
+        if "report" in result:
+            out.print(report.class_report_table(result["labels"], result["report"]))
+            out.print(report.confusion_table(result["labels"], result["report"]["confusion"]))
+
+    run(action, debug)
+
+
+@app.command()
+def inspect(
+    target: Path = typer.Argument(..., help="A spec (.yaml) or a checkpoint (.h5)."),
+    data: Path | None = typer.Option(None, "--data", help="A data file whose header gives the "
+                                     "input shape (specs only)."),
+    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    debug: bool = DEBUG,
+) -> None:
+    """Show every layer's output shape and parameter count."""
+
+    def action() -> None:
+        import json
+
+        from nncli import inspection, report
+
+        summary = inspection.inspect(target, data)
+        if json_:
+            typer.echo(json.dumps(summary, indent=2))
+            return
+        out = report.console()
+        out.print(report.summary_table(summary["layers"], summary["title"], summary["footer"]))
+        for warning in summary["warnings"]:
+            typer.echo(f"nncli: warning: {warning}", err=True)
+
+    run(action, debug)
+
+
+@app.command()
+def validate(
+    spec: Path = typer.Argument(..., help="The YAML spec to check."),
+    set_: list[str] = typer.Option([], "--set", help="Override a spec field: KEY=VALUE."),
+    debug: bool = DEBUG,
+) -> None:
+    """Check a spec and its data files, and run one forward and backward pass on two rows."""
+
+    def action() -> None:
+        from nncli import inspection
+
+        for line in inspection.validate(spec, list(set_)):
+            typer.echo(line)
+        typer.echo("OK")
+
+    run(action, debug)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,129 @@
+"""Networks <-> checkpoints: what a trained run saves and what predict, evaluate, inspect and
+``--resume`` read back. The embedded spec is treated as untrusted text: nothing here reads or
+writes a path taken from it; layers are rebuilt through the engine's registries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nncli import checkpoint
+from nncli.backend import Backend, get_backend
+from nncli.engine import LOSSES
+from nncli.engine.losses import Loss
+from nncli.engine.network import Sequential
+from nncli.engine.optimizers import Optimizer
+from nncli.errors import CheckpointError, NncliError
+from nncli.train import History
+
+
+@dataclass
+class Model:
+    """A network with everything needed to apply it, and how it was trained."""
+
+    net: Sequential
+    loss: Loss
+    data: dict[str, Any]  # input_shape, loss, task, labels, encoder state (kind-specific)
+    spec_yaml: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+    optimizer: checkpoint.OptimizerRecord | None = None
+    path: Path | None = None
+
+    @property
+    def encoder_state(self) -> dict[str, Any]:
+        return self.data.get("encoder", {})
+
+    @property
+    def labels(self) -> list[str] | None:
+        labels = self.data.get("labels")
+        return None if labels is None else list(labels)
+
+
+def _layer_records(net: Sequential) -> list[checkpoint.LayerRecord]:
+    return [
+        checkpoint.LayerRecord(
+            index=layer.index,
+            type=layer.type_name,
+            config=layer.config(),
+            params={k: net.backend.to_host(v) for k, v in layer.params.items()},
+        )
+        for layer in net.layers
+    ]
+
+
+def history_columns(history: History) -> dict[str, np.ndarray]:
+    keys = sorted({k for e in history.epochs for k in e}, key=lambda k: (k != "epoch", k))
+    return {k: np.asarray(history.column(k), dtype=np.float64) for k in keys}
+
+
+def save(path: Path, *, net: Sequential, loss: Loss, data: dict[str, Any], spec_yaml: str,
+         optimizer: Optimizer | None, history: History, seed: int,
+         resume_weights: dict[str, np.ndarray] | None = None) -> None:
+    """Write one checkpoint atomically (``checkpoint.save`` writes a temporary file, then renames)."""
+    epochs = history.epochs
+    training: dict[str, Any] = {
+        "epoch": int(epochs[-1]["epoch"]) if epochs else 0,
+        "best_epoch": history.best_epoch,
+        "best_value": history.best_value,
+        "seed": int(seed),
+        "history": history_columns(history),
+    }
+    if resume_weights is not None:
+        training["resume_weights"] = dict(resume_weights)
+    record = None
+    if optimizer is not None:
+        record = checkpoint.OptimizerRecord(
+            type=optimizer.type_name, step=optimizer.step_count, state=optimizer.export_state()
+        )
+    ckpt = checkpoint.Checkpoint(
+        spec_yaml=spec_yaml,
+        layers=_layer_records(net),
+        optimizer=record,
+        data={**data, "loss": loss.type_name},
+        training=training,
+    )
+    checkpoint.save(path, ckpt)
+
+
+def _check_shapes(path: Path) -> Any:
+    """Refuse a file whose dataset shapes disagree with its own layer configs, before reading."""
+
+    def check(layers_meta: list[Any]) -> None:
+        for index, type_name, config, shapes in layers_meta:
+            for name, shape in shapes.items():
+                if type_name == "dense" and name == "weight" and config.get("units") is not None:
+                    if shape[0] != config["units"]:
+                        raise CheckpointError(
+                            f"/model/{index}.{type_name}/{name} has shape {shape}, but the "
+                            f"layer's config says {config['units']} units",
+                            where=str(path),
+                        )
+
+    return check
+
+
+def load(path: str | Path, device: str = "cpu", dtype: str | None = None) -> Model:
+    """Rebuild the network of a checkpoint and load its weights (CheckpointError on any doubt)."""
+    path = Path(path)
+    ckpt = checkpoint.load(path, expected_shapes=_check_shapes(path))
+    data = ckpt.data
+    backend: Backend = get_backend(device, dtype or str(data.get("dtype", "float32")))
+    try:
+        input_shape = tuple(int(d) for d in np.asarray(data["input_shape"]).ravel())
+        configs = [dict(layer.config) for layer in sorted(ckpt.layers, key=lambda r: r.index)]
+        net = Sequential(configs, input_shape, backend=backend)
+        net.set_weights({
+            f"{r.index}.{r.type}.{name}": value for r in ckpt.layers for name, value in r.params.items()
+        })
+        loss = LOSSES.create(str(data["loss"]))
+    except NncliError as exc:
+        raise CheckpointError(f"the checkpoint's model cannot be rebuilt: {exc}",
+                              where=str(path)) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"not a complete nncli model ({type(exc).__name__}: {exc})",
+                              where=str(path)) from None
+    return Model(net=net, loss=loss, data=data, spec_yaml=ckpt.spec_yaml, training=ckpt.training,
+                 optimizer=ckpt.optimizer, path=path)

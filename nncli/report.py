@@ -1,0 +1,145 @@
+"""Everything the user sees: progress during training, epoch lines and tables (rich).
+
+The library reports through callbacks and data; this module turns those into text. On a terminal
+a progress bar shows live loss and samples/s for the running epoch; elsewhere (a pipe, CI) each
+epoch is one plain line.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from nncli.train import Callback, History
+
+METRIC_ORDER = ["loss", "accuracy", "rmse", "mae", "grad_norm"]
+
+
+def console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def format_logs(logs: dict[str, float]) -> str:
+    """``loss 0.412  accuracy 0.871  val_loss 0.398  val_accuracy 0.9  (0.05 s)``"""
+    keys = [k for k in METRIC_ORDER if k in logs]
+    keys += [f"val_{k}" for k in METRIC_ORDER if f"val_{k}" in logs]
+    text = "  ".join(f"{k} {logs[k]:.4g}" for k in keys)
+    return f"{text}  ({logs.get('time', 0.0):.2f} s)"
+
+
+class TrainingReport(Callback):
+    """Progress bar (terminals) or plain lines (pipes); ``quiet`` prints nothing."""
+
+    def __init__(self, out: Console | None = None, quiet: bool = False):
+        self.out = out or console()
+        self.quiet = quiet
+        self.live = self.out.is_terminal and not quiet
+        self.progress: Any = None
+
+    def on_train_begin(self, info: dict[str, Any]) -> None:
+        self.epochs = info["epochs"]
+        self.batches = info["batches"]
+        self.samples = info["samples"]
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.progress = Progress(
+                TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4g}  {task.fields[rate]:.0f} samples/s"),
+                console=self.out,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = None
+
+    def on_batch_end(self, epoch: int, batch: int, batches: int, loss: float, seen: int) -> None:
+        if not self.live:
+            return
+        if batch == 1 or self.task is None:
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+            self.started = time.perf_counter()
+            self.task = self.progress.add_task(
+                "", total=batches, epoch=epoch, epochs=self.epochs, loss=loss, rate=0.0
+            )
+        rate = seen / max(time.perf_counter() - self.started, 1e-9)
+        self.progress.update(self.task, completed=batch, loss=loss, rate=rate)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        if self.quiet:
+            return
+        width = len(str(self.epochs))
+        line = f"epoch {epoch:>{width}}/{self.epochs}  {format_logs(logs)}"
+        if self.progress is not None:
+            self.progress.console.print(line)
+        else:
+            self.out.print(line)
+
+    def on_train_end(self, history: History) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def summary_table(rows: list[dict[str, Any]], title: str, footer: dict[str, Any]) -> Table:
+    """Keras-style model summary: index, layer (type), output shape, parameters."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("layer (type)")
+    table.add_column("output shape")
+    table.add_column("params", justify="right")
+    table.add_column("weights + biases", justify="right")
+    for r in rows:
+        name = r["type"] + (f" ({r['activation']})" if r.get("activation") else "")
+        shape = "(" + ", ".join(map(str, r["output_shape"])) + ")"
+        split = f"{r['weights']:,} + {r['biases']:,}" if r["params"] else ""
+        table.add_row(str(r["index"]), name, shape, f"{r['params']:,}", split)
+        for note in r.get("notes", []):
+            table.add_row("", f"  [dim]{note}[/dim]", "", "", "")
+    table.caption = "  ".join(f"{k}: {v}" for k, v in footer.items())
+    table.caption_justify = "left"
+    return table
+
+
+def metrics_table(metrics: dict[str, float], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        table.add_row(k, f"{v:.4f}")
+    return table
+
+
+def class_report_table(labels: list[str], report: dict[str, Any]) -> Table:
+    table = Table(title="per class", title_justify="left")
+    for col in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for i, label in enumerate(labels):
+        table.add_row(
+            str(label),
+            f"{report['precision'][i]:.3f}",
+            f"{report['recall'][i]:.3f}",
+            f"{report['f1'][i]:.3f}",
+            str(int(report["support"][i])),
+        )
+    return table
+
+
+def confusion_table(labels: list[str], confusion: Any) -> Table:
+    table = Table(title="confusion matrix (rows: true, columns: predicted)", title_justify="left")
+    table.add_column("")
+    for label in labels:
+        table.add_column(str(label), justify="right")
+    for label, row in zip(labels, confusion):
+        table.add_row(str(label), *(str(int(v)) for v in row))
+    return table
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,245 @@
+"""``nncli train``: data -> network -> fit -> checkpoint, history and resolved spec on disk.
+
+Also ``--resume`` (weights, optimizer state, epoch and history from a checkpoint; the spec must
+agree with it on the model and the data encoding), ``--smoke`` (a tiny run in a temporary
+folder with a predict round trip) and ``training.checkpoint_every`` (latest and best files).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nncli import build, data, model_io
+from nncli.errors import CheckpointError, DataError, DivergedError, SpecError
+from nncli.train import Callback, EarlyStopping, History, fit, predict
+
+SMOKE_ROWS = 64
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    history: History
+    files: list[Path] = field(default_factory=list)
+
+    def summary_lines(self) -> list[str]:
+        last = self.history.epochs[-1] if self.history.epochs else {}
+        lines = []
+        if self.history.best_epoch is not None:
+            lines.append(f"best epoch {self.history.best_epoch}: {self.history.best_value:.4g}")
+        lines += [f"saved {p}" for p in self.files]
+        if last and not self.files:
+            lines.append("smoke run OK: every loss finite, the checkpoint round trip matches")
+        return lines
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def history_csv(history: History) -> str:
+    columns = list(model_io.history_columns(history))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for e in history.epochs:
+        writer.writerow([int(e[c]) if c == "epoch" else f"{e.get(c, math.nan):.8g}"
+                         for c in columns])
+    return buf.getvalue()
+
+
+def _early_stopping(spec: Any) -> EarlyStopping | None:
+    es = spec.training.early_stopping
+    if es is None:
+        return None
+    return EarlyStopping(monitor=es.monitor, patience=es.patience, min_delta=es.min_delta,
+                         restore_best=es.restore_best, mode=es.mode)
+
+
+def first_difference(a: Any, b: Any, where: str = "") -> str | None:
+    """The dotted path of the first place two nested values differ, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            if key not in a or key not in b:
+                return f"{where}.{key}".lstrip(".")
+            diff = first_difference(a[key], b[key], f"{where}.{key}")
+            if diff:
+                return diff
+        return None
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            diff = first_difference(x, y, f"{where}[{i}]")
+            if diff:
+                return diff
+        return None
+    if isinstance(a, (list, tuple, np.ndarray)) or isinstance(b, (list, tuple, np.ndarray)):
+        a_arr, b_arr = np.asarray(a), np.asarray(b)
+        if a_arr.shape != b_arr.shape or a_arr.dtype.kind != b_arr.dtype.kind:
+            return where.lstrip(".") or "."
+        same = np.array_equal(a_arr, b_arr) if a_arr.dtype.kind in "biuf" else (
+            a_arr.tolist() == b_arr.tolist())
+        return None if same else (where.lstrip(".") or ".")
+    return None if a == b else (where.lstrip(".") or ".")
+
+
+class PeriodicCheckpoints(Callback):
+    """``training.checkpoint_every: N``: every N epochs save the latest state, and the best."""
+
+    def __init__(self, every: int, save: Any, latest: Path, best: Path,
+                 early_stopping: EarlyStopping | None, history: History):
+        self.every, self.save, self.latest, self.best = every, save, latest, best
+        self.es, self.history = early_stopping, history
+        self.last_good: Path | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        if epoch % self.every == 0:
+            self.save(self.latest)
+            self.last_good = self.latest
+        if self.es is not None and self.history.best_epoch == epoch:
+            self.save(self.best)
+
+
+def _resume(path: Path, spec: Any, net: Any, optimizer: Any, encoder_state: dict,
+            backend: Any) -> tuple[int, History, dict | None]:
+    model = model_io.load(path, backend.name, spec.dtype)
+    diff = first_difference(model.net.config(), net.config(), "model.layers")
+    if diff is None:
+        diff = first_difference(model.encoder_state, encoder_state, "data")
+    if diff is not None:
+        raise SpecError(f"the spec disagrees with the checkpoint {path} at {diff}; resume needs "
+                        "the same model and data encoding", field="--resume")
+    training = model.training
+    net.set_weights(training.get("resume_weights") or model.net.get_weights())
+    if model.optimizer is not None and model.optimizer.type == optimizer.type_name:
+        optimizer.load_state(model.optimizer.state, model.optimizer.step, backend)
+    columns = training.get("history", {})
+    count = len(columns.get("epoch", []))
+    history = History(
+        epochs=[{k: float(v[i]) for k, v in columns.items() if not math.isnan(float(v[i]))}
+                for i in range(count)],
+        best_epoch=training.get("best_epoch"),
+        best_value=training.get("best_value"),
+    )
+    for e in history.epochs:
+        e["epoch"] = int(e["epoch"])
+    best = model.net.get_weights() if "resume_weights" in training else None
+    return int(training.get("epoch", count)), history, best
+
+
+def train(spec: Any, *, output: Path | None = None, resume: Path | None = None,
+          force: bool = False, smoke: bool = False, device: str | None = None,
+          callbacks: list[Callback] | tuple = ()) -> TrainResult:
+    backend = build.backend_for(spec, device)
+    ds = data.load(spec.data, spec.base_dir, spec.seed, spec.loss)
+    if len(ds.x_train) == 0:
+        raise DataError("the training part is empty", where=ds.source)
+    net = build.network(spec, ds.input_shape, ds.output_width, backend)
+    loss, optimizer = build.loss(spec), build.optimizer(spec)
+    early_stopping = _early_stopping(spec)
+    x, y, validation = ds.x_train, ds.y_train, None
+    if ds.x_val is not None and len(ds.x_val):
+        validation = (ds.x_val, ds.y_val)
+    epochs, batch_size = spec.training.epochs, spec.training.batch_size
+    if smoke:
+        x, y = x[:SMOKE_ROWS], y[:SMOKE_ROWS]
+        validation = None if validation is None else (validation[0][:SMOKE_ROWS],
+                                                      validation[1][:SMOKE_ROWS])
+        epochs = 1
+        batch_size = min(len(x), 16) if batch_size == "full" else min(batch_size, len(x))
+        if validation is None and early_stopping and early_stopping.monitor.startswith("val_"):
+            early_stopping = None
+    data_state = {"kind": spec.data.kind, "input_shape": list(ds.input_shape),
+                  "dtype": spec.dtype, "task": ds.task, "encoder": ds.encoder.to_state()}
+    if ds.labels is not None:
+        data_state["labels"] = [str(v) for v in ds.labels]
+
+    tmp = tempfile.TemporaryDirectory(prefix="nncli-smoke-") if smoke else None
+    out = Path(tmp.name) / "model.h5" if tmp else Path(output or spec.output)
+    if not smoke and out.exists() and not force and resume is None:
+        raise SpecError(f"{out} exists; pass --force to overwrite it or --resume {out} to "
+                        "continue it", field="output")
+
+    initial_epoch, history, best = 0, History(), None
+    if resume is not None:
+        initial_epoch, history, best = _resume(Path(resume), spec, net, optimizer,
+                                               data_state["encoder"], backend)
+    from nncli.spec import resolved_yaml
+
+    spec_yaml = resolved_yaml(spec)
+
+    def save(path: Path, resume_weights: dict | None = None) -> None:
+        try:  # created only now, so a run that fails early leaves nothing behind
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CheckpointError(f"cannot create the output folder ({exc.strerror})",
+                                  where=str(path.parent)) from None
+        model_io.save(path, net=net, loss=loss, data=data_state, spec_yaml=spec_yaml,
+                      optimizer=optimizer, history=history, seed=spec.seed,
+                      resume_weights=resume_weights)
+
+    all_callbacks = list(callbacks)
+    periodic = None
+    if spec.training.checkpoint_every and not smoke:
+        stem = out.with_suffix("")
+        periodic = PeriodicCheckpoints(spec.training.checkpoint_every, save,
+                                       Path(f"{stem}.latest.h5"), Path(f"{stem}.best.h5"),
+                                       early_stopping, history)
+        all_callbacks.append(periodic)
+    try:
+        # a diverging run overflows on its way to NaN; the check after each batch reports it
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            history = fit(net, loss, optimizer, x, y, epochs=epochs, batch_size=batch_size,
+                          shuffle=spec.training.shuffle, seed=spec.seed, validation=validation,
+                          callbacks=all_callbacks, early_stopping=early_stopping,
+                          initial_epoch=initial_epoch, history=history, best_weights=best)
+    except DivergedError as exc:
+        last = periodic.last_good if periodic and periodic.last_good else resume
+        lr_place = spec.line_of("optimizer.learning_rate") or spec.line_of("optimizer")
+        exc.message += (
+            f"; likely cause: a learning rate too large ({optimizer.learning_rate}"
+            f"{', ' + lr_place if lr_place else ''}); last good checkpoint: "
+            f"{last if last else 'none saved yet'}"
+        )
+        raise
+    if smoke:
+        try:
+            save(out)
+            _check_round_trip(out, net, x, backend.name, spec.dtype)
+        finally:
+            tmp.cleanup()
+        return TrainResult(output=out, history=history)
+
+    save(out, resume_weights=history.last_weights)
+    resolved = out.parent / "spec.resolved.yaml"
+    history_file = out.parent / "history.csv"
+    write_text_atomic(resolved, spec_yaml)
+    write_text_atomic(history_file, history_csv(history))
+    return TrainResult(output=out, history=history, files=[out, resolved, history_file])
+
+
+def _check_round_trip(path: Path, net: Any, x: np.ndarray, device: str, dtype: str) -> None:
+    expected = predict(net, x)
+    got = predict(model_io.load(path, device, dtype).net, x)
+    if not np.isfinite(got).all():
+        raise DataError("smoke run: the reloaded model predicts non-finite values")
+    if not np.allclose(got, expected, atol=1e-5, rtol=1e-5):
+        raise CheckpointError("smoke run: the reloaded model predicts differently", where=str(path))

@@ -1,0 +1,296 @@
+"""The command line through CliRunner: every command, every exit code, and bad input that
+gives one line on stderr, the documented code, no traceback and no file written."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from nncli.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT / "datasets"
+
+IRIS_SPEC = """\
+version: 1
+name: iris
+seed: 0
+data:
+  kind: csv
+  path: iris.csv
+  target: species
+  validation_split: 0.2
+model:
+  layers:
+    - {type: dense, units: 8, activation: relu}
+    - {type: dense, units: auto, activation: softmax}
+loss: cross_entropy
+optimizer: {type: adam, learning_rate: 0.01}
+training:
+  epochs: 3
+  batch_size: 16
+output: out/model.h5
+"""
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    shutil.copy(DATASETS / "iris.csv", tmp_path / "iris.csv")
+    shutil.copy(DATASETS / "penguins.csv", tmp_path / "penguins.csv")
+    (tmp_path / "iris.yaml").write_text(IRIS_SPEC)
+    return tmp_path
+
+
+@pytest.fixture
+def trained(work: Path) -> Path:
+    result = invoke("train", work / "iris.yaml", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    return work / "out" / "model.h5"
+
+
+def one_error_line(result, code: int, *needles: str) -> str:
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("nncli: error: ")
+    assert "Traceback" not in result.stderr + result.stdout
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- the happy paths ---------------------------------------------------------------------------
+def test_version_and_help():
+    assert invoke("--version").stdout.startswith("nncli ")
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("train", "predict", "evaluate", "inspect", "validate"):
+        assert command in result.stdout
+
+
+def test_train_writes_checkpoint_history_and_resolved_spec(work: Path):
+    result = invoke("train", work / "iris.yaml")
+    assert result.exit_code == 0, result.stderr
+    assert "epoch 3/3" in result.stdout and "val_accuracy" in result.stdout
+    out = work / "out"
+    assert (out / "model.h5").exists()
+    history = (out / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,") and len(history) == 4
+    resolved = (out / "spec.resolved.yaml").read_text()
+    assert "beta1" in resolved and "early_stopping" in resolved  # defaults filled in
+
+
+def test_quiet_prints_nothing(work: Path):
+    result = invoke("train", work / "iris.yaml", "--quiet")
+    assert result.exit_code == 0 and result.stdout == ""
+
+
+def test_existing_output_needs_force(trained: Path, work: Path):
+    before = sha(trained)
+    one_error_line(invoke("train", work / "iris.yaml"), 2, "--force")
+    assert sha(trained) == before
+    assert invoke("train", work / "iris.yaml", "--force", "--quiet").exit_code == 0
+
+
+def test_set_and_epochs_override(work: Path):
+    result = invoke("train", work / "iris.yaml", "--set", "model.layers[0].units=4",
+                    "--epochs", "2", "--output", work / "o2" / "m.h5")
+    assert result.exit_code == 0, result.stderr
+    assert "epoch 2/2" in result.stdout
+    with h5py.File(work / "o2" / "m.h5", "r") as f:
+        assert f["model/0.dense/weight"].shape == (4, 4)
+
+
+def test_predict_proba_keep_and_output_file(trained: Path, work: Path):
+    result = invoke("predict", trained, work / "iris.csv", "--proba", "--keep", "species")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "species,prediction,proba_setosa,proba_versicolor,proba_virginica"
+    assert len(lines) == 151
+    out = work / "pred.csv"
+    assert invoke("predict", trained, work / "iris.csv", "--output", out).exit_code == 0
+    assert out.read_text().splitlines()[0] == "prediction"
+
+
+def test_predict_without_the_target_column(trained: Path, work: Path):
+    no_target = work / "new.csv"
+    no_target.write_text("sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm\n"
+                         "5.1,3.5,1.4,0.2\n")
+    result = invoke("predict", trained, no_target)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip().splitlines() == ["prediction", "setosa"]
+
+
+def test_evaluate_reports_per_class_and_confusion(trained: Path, work: Path):
+    result = invoke("evaluate", trained, work / "iris.csv")
+    assert result.exit_code == 0, result.stderr
+    for word in ("accuracy", "precision", "recall", "confusion", "virginica"):
+        assert word in result.stdout
+
+
+def test_inspect_spec_checkpoint_and_json(trained: Path, work: Path):
+    result = invoke("inspect", work / "iris.yaml")
+    assert result.exit_code == 0, result.stderr
+    assert "(N, 8)" in result.stdout and "total parameters: 67" in result.stdout
+    result = invoke("inspect", trained)
+    assert "epochs trained: 3" in result.stdout
+    import json
+
+    summary = json.loads(invoke("inspect", trained, "--json").stdout)
+    assert summary["total_params"] == 4 * 8 + 8 + 8 * 3 + 3
+    assert [r["output_shape"] for r in summary["layers"]] == [["N", 8], ["N", 3]]
+
+
+def test_validate_prints_ok(work: Path):
+    result = invoke("validate", work / "iris.yaml")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip().endswith("OK") and "forward and backward" in result.stdout
+
+
+def test_smoke_writes_nothing_next_to_the_spec(work: Path):
+    result = invoke("train", work / "iris.yaml", "--smoke")
+    assert result.exit_code == 0, result.stderr
+    assert "smoke run OK" in result.stdout
+    assert not (work / "out").exists()
+
+
+@pytest.mark.parametrize("spec", sorted((ROOT / "models").glob("*.yaml")), ids=lambda p: p.stem)
+def test_smoke_every_example_spec(spec: Path):
+    result = invoke("train", spec, "--smoke", "--quiet")
+    assert result.exit_code == 0, result.stderr
+
+
+# -- resume --------------------------------------------------------------------------------------
+def weights(path: Path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        return {f"{g}/{p}": f["model"][g][p][()] for g in f["model"] for p in f["model"][g]}
+
+
+def test_resume_gives_bitwise_identical_weights(work: Path):
+    spec = work / "iris.yaml"
+    straight = work / "a" / "m.h5"
+    assert invoke("train", spec, "--epochs", "6", "--output", straight, "--quiet").exit_code == 0
+    half = work / "b" / "m.h5"
+    assert invoke("train", spec, "--epochs", "3", "--output", half, "--quiet").exit_code == 0
+    resumed = work / "c" / "m.h5"
+    result = invoke("train", spec, "--epochs", "6", "--resume", half, "--output", resumed,
+                    "--quiet")
+    assert result.exit_code == 0, result.stderr
+    a, c = weights(straight), weights(resumed)
+    assert a.keys() == c.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], c[k])
+
+
+def test_resume_with_a_different_model_is_refused(trained: Path, work: Path):
+    result = invoke("train", work / "iris.yaml", "--resume", trained, "--set",
+                    "model.layers[0].units=5", "--output", work / "x" / "m.h5")
+    one_error_line(result, 2, "model.layers[0].units")
+
+
+# -- bad input: one line, the documented code, nothing written ------------------------------------
+def spec_with(work: Path, old: str, new: str) -> Path:
+    path = work / "bad.yaml"
+    text = IRIS_SPEC.replace(old, new)
+    assert text != IRIS_SPEC
+    path.write_text(text)
+    return path
+
+
+SPEC_ERRORS = [
+    ("learning_rate: 0.01", "learnin_rate: 0.01", "did you mean 'learning_rate'"),
+    ("units: 8", "units: -3", "expected a positive integer, got -3"),
+    ("activation: relu", "activation: rellu", "did you mean 'relu'"),
+    ("  epochs: 3", "  epochs: [3", "bad.yaml:"),
+    ("  batch_size: 16", "  batch_size: 16\n  epochs: 4", "duplicate"),
+    ("name: iris", "name: !!python/object/apply:os.system ['touch HACKED']", "bad.yaml:"),
+    ("batch_size: 16", "batch_size: 100000", "batch_size"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "needle"), SPEC_ERRORS,
+                         ids=["misspelled-key", "negative-units", "unknown-activation",
+                              "yaml-syntax", "duplicate-key", "python-tag", "batch-too-large"])
+def test_spec_errors_exit_2(work: Path, old: str, new: str, needle: str, monkeypatch):
+    monkeypatch.chdir(work)
+    result = invoke("train", spec_with(work, old, new))
+    one_error_line(result, 2, needle)
+    assert not (work / "out").exists()
+    assert not (work / "HACKED").exists()
+
+
+DATA_ERRORS = [
+    ("path: iris.csv", "path: nowhere.csv", "nowhere.csv"),
+    ("target: species", "target: specis", "did you mean 'species'"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "needle"), DATA_ERRORS, ids=["missing-file", "no-target"])
+def test_data_errors_exit_3(work: Path, old: str, new: str, needle: str):
+    one_error_line(invoke("train", spec_with(work, old, new)), 3, needle)
+    assert not (work / "out").exists()
+
+
+def test_text_in_a_numeric_column_and_empty_csv_exit_3(work: Path):
+    rows = (work / "iris.csv").read_text().splitlines()
+    rows[5] = rows[5].replace(rows[5].split(",")[0], "abc", 1)
+    (work / "iris.csv").write_text("\n".join(rows) + "\n")
+    one_error_line(invoke("train", work / "iris.yaml"), 3, "abc")
+    (work / "iris.csv").write_text("")
+    one_error_line(invoke("train", work / "iris.yaml"), 3, "iris.csv")
+    assert not (work / "out").exists()
+
+
+def test_predict_missing_feature_and_unseen_category_exit_3(work: Path):
+    spec = (IRIS_SPEC.replace("iris.csv", "penguins.csv").replace("species\n", "species\n  missing: drop\n"))
+    (work / "p.yaml").write_text(spec)
+    assert invoke("train", work / "p.yaml", "--quiet").exit_code == 0
+    model = work / "out" / "model.h5"
+    rows = (work / "penguins.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    no_island = work / "no_island.csv"
+    keep = [i for i, h in enumerate(header) if h != "island"]
+    no_island.write_text("\n".join(",".join(r.split(",")[i] for i in keep) for r in rows[:5]))
+    one_error_line(invoke("predict", model, no_island), 3, "island")
+    unseen = work / "unseen.csv"
+    unseen.write_text("\n".join([rows[0], rows[1].replace("Torgersen", "Atlantis")]) + "\n")
+    one_error_line(invoke("predict", model, unseen), 3, "Atlantis")
+    result = invoke("predict", model, unseen, "--unknown", "ignore")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_broken_checkpoints_exit_4(trained: Path, work: Path):
+    half = work / "half.h5"
+    data = trained.read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+    one_error_line(invoke("predict", half, work / "iris.csv"), 4, "half.h5")
+    text = work / "text.h5"
+    text.write_text("not a checkpoint\n")
+    one_error_line(invoke("inspect", text), 4, "text.h5")
+    linked = work / "linked.h5"
+    shutil.copy(trained, linked)
+    with h5py.File(linked, "a") as f:
+        f["model/0.dense/evil"] = h5py.ExternalLink("/etc/passwd", "/x")
+    one_error_line(invoke("predict", linked, work / "iris.csv"), 4, "linked.h5")
+
+
+def test_divergence_exits_5_naming_the_learning_rate(work: Path):
+    spec = spec_with(work, "learning_rate: 0.01", "learning_rate: 1.0e+30")
+    line = one_error_line(invoke("train", spec), 5, "diverged", "learning rate")
+    assert "bad.yaml:" in line  # the spec line of the learning rate
+    assert not (work / "out").exists()
