@@ -1,0 +1,28 @@
+"""Full runs of the example specs reach the accuracy the README promises."""
+
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from nncli import model_io
+from nncli.cli import app
+from nncli.train import predict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_iris_reaches_095_validation_accuracy_and_reloads_identically(tmp_path: Path):
+    out = tmp_path / "iris.h5"
+    result = CliRunner().invoke(app, ["train", str(ROOT / "models" / "iris.yaml"), "--output",
+                                      str(out), "--quiet"])
+    assert result.exit_code == 0, result.stderr
+    history = (tmp_path / "history.csv").read_text().splitlines()
+    header = history[0].split(",")
+    accuracy = [float(row.split(",")[header.index("val_accuracy")]) for row in history[1:]]
+    assert max(accuracy) >= 0.95
+    model = model_io.load(out)
+    x = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
+    first, again = predict(model.net, x), predict(model_io.load(out).net, x)
+    np.testing.assert_array_equal(first, again)
+    assert model.labels == ["setosa", "versicolor", "virginica"]
