@@ -19,12 +19,20 @@ def _encoder(model: model_io.Model) -> Any:
     try:
         return data.encoder_from_state(model.encoder_state)
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"the stored data encoder is incomplete ({exc})",
-                              where=str(model.path)) from None
+        raise CheckpointError(
+            f"the stored data encoder is incomplete ({exc})", where=str(model.path)
+        ) from None
 
 
-def predict_files(checkpoint: Path, paths: list[Path], *, proba: bool = False,
-                  keep: list[str] = (), unknown: str = "error", device: str = "cpu") -> Any:
+def predict_files(
+    checkpoint: Path,
+    paths: list[Path],
+    *,
+    proba: bool = False,
+    keep: list[str] = (),
+    unknown: str = "error",
+    device: str = "cpu",
+) -> Any:
     """A table: the ``--keep`` columns, ``prediction`` and, with ``proba``, ``proba_<label>``."""
     import pandas as pd
 
@@ -64,13 +72,13 @@ def evaluate_file(checkpoint: Path, path: Path, device: str = "cpu") -> dict[str
     encoder = _encoder(model)
     frame = encoder.read_frame(path)
     x, y = encoder.transform(frame), encoder.targets(frame)
-    result: dict[str, Any] = {"rows": len(x),
-                              "metrics": evaluate(model.net, model.loss, x, y)}
+    result: dict[str, Any] = {"rows": len(x), "metrics": evaluate(model.net, model.loss, x, y)}
     labels = model.labels
     if labels is not None and y.ndim == 2:
         p = predict(model.net, x)
         n = len(labels)
-        report = classification_report(np.asarray(predicted_classes(y)),
-                                       np.asarray(predicted_classes(p)), n)
+        report = classification_report(
+            np.asarray(predicted_classes(y)), np.asarray(predicted_classes(p)), n
+        )
         result.update(labels=labels, report=report)
     return result

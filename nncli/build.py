@@ -40,8 +40,9 @@ def resolve_layers(layers: list[Any], output_width: int | None) -> list[dict[str
                     field=f"layers[{i}].units",
                 )
             if output_width is None:
-                raise SpecError("units: auto needs the data to tell the width",
-                                field=f"layers[{i}].units")
+                raise SpecError(
+                    "units: auto needs the data to tell the width", field=f"layers[{i}].units"
+                )
             cfg["units"] = int(output_width)
         resolved.append(cfg)
     return resolved
@@ -51,8 +52,9 @@ def backend_for(spec: Any, device: str | None = None) -> Backend:
     return get_backend(device or spec.device, spec.dtype)
 
 
-def network(spec: Any, input_shape: tuple[int, ...], output_width: int | None,
-            backend: Backend) -> Sequential:
+def network(
+    spec: Any, input_shape: tuple[int, ...], output_width: int | None, backend: Backend
+) -> Sequential:
     try:
         layers = resolve_layers(spec.model.layers, output_width)
         return Sequential(layers, input_shape, backend=backend, seed=spec.seed)

@@ -51,8 +51,13 @@ def run(action: Callable[[], Any], debug: bool) -> Any:
     except Exception as exc:  # a bug in nncli: say so, and how to see more
         if debug:
             traceback.print_exc()
-        _fail([f"internal error ({type(exc).__name__}: {exc}); run with --debug for the "
-               "traceback and report it"], 1)
+        _fail(
+            [
+                f"internal error ({type(exc).__name__}: {exc}); run with --debug for the "
+                "traceback and report it"
+            ],
+            1,
+        )
 
 
 def _version(value: bool) -> None:
@@ -63,8 +68,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """nncli: neural networks from YAML specs, on a small exact engine."""
 
@@ -72,31 +78,48 @@ def main(
 @app.command()
 def train(
     spec: Path = typer.Argument(..., help="The YAML spec to train."),
-    set_: list[str] = typer.Option([], "--set", help="Override a spec field: KEY=VALUE "
-                                   "(e.g. model.layers[1].units=128); repeatable."),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Override a spec field: KEY=VALUE (e.g. model.layers[1].units=128); repeatable.",
+    ),
     epochs: int | None = typer.Option(None, "--epochs", help="Override training.epochs."),
-    output: Path | None = typer.Option(None, "--output", help="Checkpoint path (default: the "
-                                       "spec's output, runs/<name>/model.h5)."),
+    output: Path | None = typer.Option(
+        None, "--output", help="Checkpoint path (default: the spec's output, runs/<name>/model.h5)."
+    ),
     resume: Path | None = typer.Option(None, "--resume", help="Continue from this checkpoint."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
-    smoke: bool = typer.Option(False, "--smoke", help="CI smoke run: at most 64 rows, one "
-                               "epoch, a temporary folder, then a predict round trip."),
-    device: str | None = typer.Option(None, "--device", help="cpu | gpu | auto (overrides the "
-                                      "spec)."),
+    smoke: bool = typer.Option(
+        False,
+        "--smoke",
+        help="CI smoke run: at most 64 rows, one "
+        "epoch, a temporary folder, then a predict round trip.",
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help="cpu | gpu | auto (overrides the spec)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors."),
     debug: bool = DEBUG,
 ) -> None:
     """Train the network a spec describes and write its checkpoint."""
 
     def action() -> None:
-        from nncli import report, spec as spec_module, training_run
+        from nncli import report, training_run
+        from nncli import spec as spec_module
 
         overrides = list(set_) + ([f"training.epochs={epochs}"] if epochs is not None else [])
         loaded = spec_module.load(spec, overrides)
         out = report.console()
         progress = report.TrainingReport(out, quiet=quiet)
-        result = training_run.train(loaded, output=output, resume=resume, force=force,
-                                    smoke=smoke, device=device, callbacks=[progress])
+        result = training_run.train(
+            loaded,
+            output=output,
+            resume=resume,
+            force=force,
+            smoke=smoke,
+            device=device,
+            callbacks=[progress],
+        )
         if not quiet:
             for line in result.summary_lines():
                 out.print(line)
@@ -108,13 +131,18 @@ def train(
 def predict(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by nncli train."),
     data: list[Path] = typer.Argument(..., help="Data file(s) to predict."),
-    output: Path | None = typer.Option(None, "--output", help="Write the predictions to this "
-                                       "CSV file (default: stdout)."),
+    output: Path | None = typer.Option(
+        None, "--output", help="Write the predictions to this CSV file (default: stdout)."
+    ),
     proba: bool = typer.Option(False, "--proba", help="Add a proba_<label> column per class."),
-    keep: list[str] = typer.Option([], "--keep", help="Copy this input column through (e.g. "
-                                   "an id); repeatable."),
-    unknown: str = typer.Option("error", "--unknown", help="error | ignore: what to do with "
-                                "categories not seen in training (ignore: all zeros)."),
+    keep: list[str] = typer.Option(
+        [], "--keep", help="Copy this input column through (e.g. an id); repeatable."
+    ),
+    unknown: str = typer.Option(
+        "error",
+        "--unknown",
+        help="error | ignore: what to do with categories not seen in training (ignore: all zeros).",
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu | gpu | auto."),
     debug: bool = DEBUG,
 ) -> None:
@@ -123,8 +151,9 @@ def predict(
     def action() -> None:
         from nncli import applying
 
-        frame = applying.predict_files(checkpoint, data, proba=proba, keep=keep,
-                                       unknown=unknown, device=device)
+        frame = applying.predict_files(
+            checkpoint, data, proba=proba, keep=keep, unknown=unknown, device=device
+        )
         applying.write_table(frame, output)
         if output is not None:
             typer.echo(f"wrote {len(frame)} predictions to {output}", err=True)
@@ -157,8 +186,9 @@ def evaluate(
 @app.command()
 def inspect(
     target: Path = typer.Argument(..., help="A spec (.yaml) or a checkpoint (.h5)."),
-    data: Path | None = typer.Option(None, "--data", help="A data file whose header gives the "
-                                     "input shape (specs only)."),
+    data: Path | None = typer.Option(
+        None, "--data", help="A data file whose header gives the input shape (specs only)."
+    ),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     debug: bool = DEBUG,
 ) -> None:

@@ -27,12 +27,20 @@ def _summary(net: Any, title: str, extra: dict[str, Any]) -> dict[str, Any]:
     rows = net.summary()
     count = net.parameter_count()
     itemsize = np.dtype(net.backend.dtype).itemsize
-    footer = {"total parameters": f"{count:,}",
-              "memory": f"{count * itemsize / 1024:.1f} KiB ({np.dtype(net.backend.dtype).name})",
-              **extra}
+    footer = {
+        "total parameters": f"{count:,}",
+        "memory": f"{count * itemsize / 1024:.1f} KiB ({np.dtype(net.backend.dtype).name})",
+        **extra,
+    }
     warnings = [w for r in rows for w in r.get("warnings", [])]
-    return {"title": title, "input_shape": ["N", *net.input_shape], "layers": rows,
-            "total_params": count, "footer": footer, "warnings": warnings}
+    return {
+        "title": title,
+        "input_shape": ["N", *net.input_shape],
+        "layers": rows,
+        "total_params": count,
+        "footer": footer,
+        "warnings": warnings,
+    }
 
 
 def _spec_network(spec: Any, data_file: Path | None) -> tuple[Any, Any]:
@@ -42,13 +50,15 @@ def _spec_network(spec: Any, data_file: Path | None) -> tuple[Any, Any]:
         last = spec.model.layers[-1]
         width = None
         if isinstance(last, dict) and last.get("units") == "auto":
-            raise SpecError("units: auto needs the data; pass --data FILE",
-                            field="model.layers[-1].units")
+            raise SpecError(
+                "units: auto needs the data; pass --data FILE", field="model.layers[-1].units"
+            )
         return build.network(spec, tuple(spec.model.input), width, backend), None
     cfg = spec.data
     if data_file is not None:
-        cfg = cfg.model_copy(update={"path": Path(data_file).resolve(), "validation": None,
-                                     "test": None})
+        cfg = cfg.model_copy(
+            update={"path": Path(data_file).resolve(), "validation": None, "test": None}
+        )
     ds = data.load(cfg, spec.base_dir, spec.seed, spec.loss)
     shape = tuple(spec.model.input) if spec.model.input is not None else ds.input_shape
     return build.network(spec, shape, ds.output_width, backend), ds
@@ -83,15 +93,18 @@ def validate(path: Path, overrides: list[str] = ()) -> list[str]:
     n = min(2, len(ds.x_train))
     x, y = net.backend.asarray(ds.x_train[:n]), net.backend.asarray(ds.y_train[:n])
     fused = net.fuse_output(loss.fused_activation)
-    value = float(loss.forward(net.forward(x, training=True), y,
-                               logits=net.logits if fused else None))
+    value = float(
+        loss.forward(net.forward(x, training=True), y, logits=net.logits if fused else None)
+    )
     net.backward(loss.backward())
-    lines = [f"spec {path}: valid",
-             f"data {ds.source}: {len(ds.x_train)} training rows"
-             + (f", {len(ds.x_val)} validation rows" if ds.x_val is not None else ""),
-             f"model: {net.parameter_count():,} parameters, input {ds.input_shape}, "
-             f"output {net.output_shape}",
-             f"one forward and backward pass on {n} rows: loss {value:.4g}"]
+    lines = [
+        f"spec {path}: valid",
+        f"data {ds.source}: {len(ds.x_train)} training rows"
+        + (f", {len(ds.x_val)} validation rows" if ds.x_val is not None else ""),
+        f"model: {net.parameter_count():,} parameters, input {ds.input_shape}, "
+        f"output {net.output_shape}",
+        f"one forward and backward pass on {n} rows: loss {value:.4g}",
+    ]
     for row in net.summary():
         lines += [f"warning: {w}" for w in row.get("warnings", [])]
     return lines

@@ -59,10 +59,19 @@ def history_columns(history: History) -> dict[str, np.ndarray]:
     return {k: np.asarray(history.column(k), dtype=np.float64) for k in keys}
 
 
-def save(path: Path, *, net: Sequential, loss: Loss, data: dict[str, Any], spec_yaml: str,
-         optimizer: Optimizer | None, history: History, seed: int,
-         resume_weights: dict[str, np.ndarray] | None = None) -> None:
-    """Write one checkpoint atomically (``checkpoint.save`` writes a temporary file, then renames)."""
+def save(
+    path: Path,
+    *,
+    net: Sequential,
+    loss: Loss,
+    data: dict[str, Any],
+    spec_yaml: str,
+    optimizer: Optimizer | None,
+    history: History,
+    seed: int,
+    resume_weights: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Write one checkpoint atomically (a temporary file, then a rename)."""
     epochs = history.epochs
     training: dict[str, Any] = {
         "epoch": int(epochs[-1]["epoch"]) if epochs else 0,
@@ -88,19 +97,31 @@ def save(path: Path, *, net: Sequential, loss: Loss, data: dict[str, Any], spec_
     checkpoint.save(path, ckpt)
 
 
+# layer type -> (the config key that sets the weight's first dimension, its multiple)
+_OUT_DIM = {
+    "dense": ("units", 1),
+    "conv2d": ("filters", 1),
+    "rnn": ("units", 1),
+    "lstm": ("units", 4),
+    "gru": ("units", 3),
+}
+
+
 def _check_shapes(path: Path) -> Any:
-    """Refuse a file whose dataset shapes disagree with its own layer configs, before reading."""
+    """Refuse a file whose weight shapes disagree with its layer configs, before reading data.
+    (Every other dimension is checked when the weights are set into the rebuilt network.)"""
 
     def check(layers_meta: list[Any]) -> None:
         for index, type_name, config, shapes in layers_meta:
-            for name, shape in shapes.items():
-                if type_name == "dense" and name == "weight" and config.get("units") is not None:
-                    if shape[0] != config["units"]:
-                        raise CheckpointError(
-                            f"/model/{index}.{type_name}/{name} has shape {shape}, but the "
-                            f"layer's config says {config['units']} units",
-                            where=str(path),
-                        )
+            key, multiple = _OUT_DIM.get(type_name, (None, 1))
+            weight = shapes.get("weight", shapes.get("weight_ih"))
+            expected = config.get(key) if key else None
+            if weight and isinstance(expected, int) and weight[0] != expected * multiple:
+                raise CheckpointError(
+                    f"/model/{index}.{type_name} has a weight of shape {tuple(weight)}, but its "
+                    f"config says {key}: {expected}",
+                    where=str(path),
+                )
 
     return check
 
@@ -115,15 +136,24 @@ def load(path: str | Path, device: str = "cpu", dtype: str | None = None) -> Mod
         input_shape = tuple(int(d) for d in np.asarray(data["input_shape"]).ravel())
         configs = [dict(layer.config) for layer in sorted(ckpt.layers, key=lambda r: r.index)]
         net = Sequential(configs, input_shape, backend=backend)
-        net.set_weights({
-            f"{r.index}.{r.type}.{name}": value for r in ckpt.layers for name, value in r.params.items()
-        })
+        net.set_weights(
+            {f"{r.index}.{r.type}.{k}": v for r in ckpt.layers for k, v in r.params.items()}
+        )
         loss = LOSSES.create(str(data["loss"]))
     except NncliError as exc:
-        raise CheckpointError(f"the checkpoint's model cannot be rebuilt: {exc}",
-                              where=str(path)) from None
+        raise CheckpointError(
+            f"the checkpoint's model cannot be rebuilt: {exc}", where=str(path)
+        ) from None
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"not a complete nncli model ({type(exc).__name__}: {exc})",
-                              where=str(path)) from None
-    return Model(net=net, loss=loss, data=data, spec_yaml=ckpt.spec_yaml, training=ckpt.training,
-                 optimizer=ckpt.optimizer, path=path)
+        raise CheckpointError(
+            f"not a complete nncli model ({type(exc).__name__}: {exc})", where=str(path)
+        ) from None
+    return Model(
+        net=net,
+        loss=loss,
+        data=data,
+        spec_yaml=ckpt.spec_yaml,
+        training=ckpt.training,
+        optimizer=ckpt.optimizer,
+        path=path,
+    )

@@ -136,7 +136,7 @@ def confusion_table(labels: list[str], confusion: Any) -> Table:
     table.add_column("")
     for label in labels:
         table.add_column(str(label), justify="right")
-    for label, row in zip(labels, confusion):
+    for label, row in zip(labels, confusion, strict=True):
         table.add_row(str(label), *(str(int(v)) for v in row))
     return table
 

@@ -62,8 +62,9 @@ def history_csv(history: History) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
     for e in history.epochs:
-        writer.writerow([int(e[c]) if c == "epoch" else f"{e.get(c, math.nan):.8g}"
-                         for c in columns])
+        writer.writerow(
+            [int(e[c]) if c == "epoch" else f"{e.get(c, math.nan):.8g}" for c in columns]
+        )
     return buf.getvalue()
 
 
@@ -71,8 +72,13 @@ def _early_stopping(spec: Any) -> EarlyStopping | None:
     es = spec.training.early_stopping
     if es is None:
         return None
-    return EarlyStopping(monitor=es.monitor, patience=es.patience, min_delta=es.min_delta,
-                         restore_best=es.restore_best, mode=es.mode)
+    return EarlyStopping(
+        monitor=es.monitor,
+        patience=es.patience,
+        min_delta=es.min_delta,
+        restore_best=es.restore_best,
+        mode=es.mode,
+    )
 
 
 def first_difference(a: Any, b: Any, where: str = "") -> str | None:
@@ -86,7 +92,7 @@ def first_difference(a: Any, b: Any, where: str = "") -> str | None:
                 return diff
         return None
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             diff = first_difference(x, y, f"{where}[{i}]")
             if diff:
                 return diff
@@ -95,8 +101,11 @@ def first_difference(a: Any, b: Any, where: str = "") -> str | None:
         a_arr, b_arr = np.asarray(a), np.asarray(b)
         if a_arr.shape != b_arr.shape or a_arr.dtype.kind != b_arr.dtype.kind:
             return where.lstrip(".") or "."
-        same = np.array_equal(a_arr, b_arr) if a_arr.dtype.kind in "biuf" else (
-            a_arr.tolist() == b_arr.tolist())
+        same = (
+            np.array_equal(a_arr, b_arr)
+            if a_arr.dtype.kind in "biuf"
+            else (a_arr.tolist() == b_arr.tolist())
+        )
         return None if same else (where.lstrip(".") or ".")
     return None if a == b else (where.lstrip(".") or ".")
 
@@ -104,8 +113,15 @@ def first_difference(a: Any, b: Any, where: str = "") -> str | None:
 class PeriodicCheckpoints(Callback):
     """``training.checkpoint_every: N``: every N epochs save the latest state, and the best."""
 
-    def __init__(self, every: int, save: Any, latest: Path, best: Path,
-                 early_stopping: EarlyStopping | None, history: History):
+    def __init__(
+        self,
+        every: int,
+        save: Any,
+        latest: Path,
+        best: Path,
+        early_stopping: EarlyStopping | None,
+        history: History,
+    ):
         self.every, self.save, self.latest, self.best = every, save, latest, best
         self.es, self.history = early_stopping, history
         self.last_good: Path | None = None
@@ -118,15 +134,19 @@ class PeriodicCheckpoints(Callback):
             self.save(self.best)
 
 
-def _resume(path: Path, spec: Any, net: Any, optimizer: Any, encoder_state: dict,
-            backend: Any) -> tuple[int, History, dict | None]:
+def _resume(
+    path: Path, spec: Any, net: Any, optimizer: Any, encoder_state: dict, backend: Any
+) -> tuple[int, History, dict | None]:
     model = model_io.load(path, backend.name, spec.dtype)
     diff = first_difference(model.net.config(), net.config(), "model.layers")
     if diff is None:
         diff = first_difference(model.encoder_state, encoder_state, "data")
     if diff is not None:
-        raise SpecError(f"the spec disagrees with the checkpoint {path} at {diff}; resume needs "
-                        "the same model and data encoding", field="--resume")
+        raise SpecError(
+            f"the spec disagrees with the checkpoint {path} at {diff}; resume needs "
+            "the same model and data encoding",
+            field="--resume",
+        )
     training = model.training
     net.set_weights(training.get("resume_weights") or model.net.get_weights())
     if model.optimizer is not None and model.optimizer.type == optimizer.type_name:
@@ -134,8 +154,10 @@ def _resume(path: Path, spec: Any, net: Any, optimizer: Any, encoder_state: dict
     columns = training.get("history", {})
     count = len(columns.get("epoch", []))
     history = History(
-        epochs=[{k: float(v[i]) for k, v in columns.items() if not math.isnan(float(v[i]))}
-                for i in range(count)],
+        epochs=[
+            {k: float(v[i]) for k, v in columns.items() if not math.isnan(float(v[i]))}
+            for i in range(count)
+        ],
         best_epoch=training.get("best_epoch"),
         best_value=training.get("best_value"),
     )
@@ -145,9 +167,16 @@ def _resume(path: Path, spec: Any, net: Any, optimizer: Any, encoder_state: dict
     return int(training.get("epoch", count)), history, best
 
 
-def train(spec: Any, *, output: Path | None = None, resume: Path | None = None,
-          force: bool = False, smoke: bool = False, device: str | None = None,
-          callbacks: list[Callback] | tuple = ()) -> TrainResult:
+def train(
+    spec: Any,
+    *,
+    output: Path | None = None,
+    resume: Path | None = None,
+    force: bool = False,
+    smoke: bool = False,
+    device: str | None = None,
+    callbacks: list[Callback] | tuple = (),
+) -> TrainResult:
     backend = build.backend_for(spec, device)
     ds = data.load(spec.data, spec.base_dir, spec.seed, spec.loss)
     if len(ds.x_train) == 0:
@@ -161,27 +190,36 @@ def train(spec: Any, *, output: Path | None = None, resume: Path | None = None,
     epochs, batch_size = spec.training.epochs, spec.training.batch_size
     if smoke:
         x, y = x[:SMOKE_ROWS], y[:SMOKE_ROWS]
-        validation = None if validation is None else (validation[0][:SMOKE_ROWS],
-                                                      validation[1][:SMOKE_ROWS])
+        validation = (
+            None if validation is None else (validation[0][:SMOKE_ROWS], validation[1][:SMOKE_ROWS])
+        )
         epochs = 1
         batch_size = min(len(x), 16) if batch_size == "full" else min(batch_size, len(x))
         if validation is None and early_stopping and early_stopping.monitor.startswith("val_"):
             early_stopping = None
-    data_state = {"kind": spec.data.kind, "input_shape": list(ds.input_shape),
-                  "dtype": spec.dtype, "task": ds.task, "encoder": ds.encoder.to_state()}
+    data_state = {
+        "kind": spec.data.kind,
+        "input_shape": list(ds.input_shape),
+        "dtype": spec.dtype,
+        "task": ds.task,
+        "encoder": ds.encoder.to_state(),
+    }
     if ds.labels is not None:
         data_state["labels"] = [str(v) for v in ds.labels]
 
     tmp = tempfile.TemporaryDirectory(prefix="nncli-smoke-") if smoke else None
     out = Path(tmp.name) / "model.h5" if tmp else Path(output or spec.output)
     if not smoke and out.exists() and not force and resume is None:
-        raise SpecError(f"{out} exists; pass --force to overwrite it or --resume {out} to "
-                        "continue it", field="output")
+        raise SpecError(
+            f"{out} exists; pass --force to overwrite it or --resume {out} to continue it",
+            field="output",
+        )
 
     initial_epoch, history, best = 0, History(), None
     if resume is not None:
-        initial_epoch, history, best = _resume(Path(resume), spec, net, optimizer,
-                                               data_state["encoder"], backend)
+        initial_epoch, history, best = _resume(
+            Path(resume), spec, net, optimizer, data_state["encoder"], backend
+        )
     from nncli.spec import resolved_yaml
 
     spec_yaml = resolved_yaml(spec)
@@ -190,27 +228,54 @@ def train(spec: Any, *, output: Path | None = None, resume: Path | None = None,
         try:  # created only now, so a run that fails early leaves nothing behind
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise CheckpointError(f"cannot create the output folder ({exc.strerror})",
-                                  where=str(path.parent)) from None
-        model_io.save(path, net=net, loss=loss, data=data_state, spec_yaml=spec_yaml,
-                      optimizer=optimizer, history=history, seed=spec.seed,
-                      resume_weights=resume_weights)
+            raise CheckpointError(
+                f"cannot create the output folder ({exc.strerror})", where=str(path.parent)
+            ) from None
+        model_io.save(
+            path,
+            net=net,
+            loss=loss,
+            data=data_state,
+            spec_yaml=spec_yaml,
+            optimizer=optimizer,
+            history=history,
+            seed=spec.seed,
+            resume_weights=resume_weights,
+        )
 
     all_callbacks = list(callbacks)
     periodic = None
     if spec.training.checkpoint_every and not smoke:
         stem = out.with_suffix("")
-        periodic = PeriodicCheckpoints(spec.training.checkpoint_every, save,
-                                       Path(f"{stem}.latest.h5"), Path(f"{stem}.best.h5"),
-                                       early_stopping, history)
+        periodic = PeriodicCheckpoints(
+            spec.training.checkpoint_every,
+            save,
+            Path(f"{stem}.latest.h5"),
+            Path(f"{stem}.best.h5"),
+            early_stopping,
+            history,
+        )
         all_callbacks.append(periodic)
     try:
         # a diverging run overflows on its way to NaN; the check after each batch reports it
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            history = fit(net, loss, optimizer, x, y, epochs=epochs, batch_size=batch_size,
-                          shuffle=spec.training.shuffle, seed=spec.seed, validation=validation,
-                          callbacks=all_callbacks, early_stopping=early_stopping,
-                          initial_epoch=initial_epoch, history=history, best_weights=best)
+            history = fit(
+                net,
+                loss,
+                optimizer,
+                x,
+                y,
+                epochs=epochs,
+                batch_size=batch_size,
+                shuffle=spec.training.shuffle,
+                seed=spec.seed,
+                validation=validation,
+                callbacks=all_callbacks,
+                early_stopping=early_stopping,
+                initial_epoch=initial_epoch,
+                history=history,
+                best_weights=best,
+            )
     except DivergedError as exc:
         last = periodic.last_good if periodic and periodic.last_good else resume
         lr_place = spec.line_of("optimizer.learning_rate") or spec.line_of("optimizer")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import textwrap
 from pathlib import Path
 
 import h5py
@@ -108,8 +107,16 @@ def test_existing_output_needs_force(trained: Path, work: Path):
 
 
 def test_set_and_epochs_override(work: Path):
-    result = invoke("train", work / "iris.yaml", "--set", "model.layers[0].units=4",
-                    "--epochs", "2", "--output", work / "o2" / "m.h5")
+    result = invoke(
+        "train",
+        work / "iris.yaml",
+        "--set",
+        "model.layers[0].units=4",
+        "--epochs",
+        "2",
+        "--output",
+        work / "o2" / "m.h5",
+    )
     assert result.exit_code == 0, result.stderr
     assert "epoch 2/2" in result.stdout
     with h5py.File(work / "o2" / "m.h5", "r") as f:
@@ -129,8 +136,9 @@ def test_predict_proba_keep_and_output_file(trained: Path, work: Path):
 
 def test_predict_without_the_target_column(trained: Path, work: Path):
     no_target = work / "new.csv"
-    no_target.write_text("sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm\n"
-                         "5.1,3.5,1.4,0.2\n")
+    no_target.write_text(
+        "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm\n5.1,3.5,1.4,0.2\n"
+    )
     result = invoke("predict", trained, no_target)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip().splitlines() == ["prediction", "setosa"]
@@ -188,8 +196,9 @@ def test_resume_gives_bitwise_identical_weights(work: Path):
     half = work / "b" / "m.h5"
     assert invoke("train", spec, "--epochs", "3", "--output", half, "--quiet").exit_code == 0
     resumed = work / "c" / "m.h5"
-    result = invoke("train", spec, "--epochs", "6", "--resume", half, "--output", resumed,
-                    "--quiet")
+    result = invoke(
+        "train", spec, "--epochs", "6", "--resume", half, "--output", resumed, "--quiet"
+    )
     assert result.exit_code == 0, result.stderr
     a, c = weights(straight), weights(resumed)
     assert a.keys() == c.keys()
@@ -198,8 +207,16 @@ def test_resume_gives_bitwise_identical_weights(work: Path):
 
 
 def test_resume_with_a_different_model_is_refused(trained: Path, work: Path):
-    result = invoke("train", work / "iris.yaml", "--resume", trained, "--set",
-                    "model.layers[0].units=5", "--output", work / "x" / "m.h5")
+    result = invoke(
+        "train",
+        work / "iris.yaml",
+        "--resume",
+        trained,
+        "--set",
+        "model.layers[0].units=5",
+        "--output",
+        work / "x" / "m.h5",
+    )
     one_error_line(result, 2, "model.layers[0].units")
 
 
@@ -223,9 +240,19 @@ SPEC_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("old", "new", "needle"), SPEC_ERRORS,
-                         ids=["misspelled-key", "negative-units", "unknown-activation",
-                              "yaml-syntax", "duplicate-key", "python-tag", "batch-too-large"])
+@pytest.mark.parametrize(
+    ("old", "new", "needle"),
+    SPEC_ERRORS,
+    ids=[
+        "misspelled-key",
+        "negative-units",
+        "unknown-activation",
+        "yaml-syntax",
+        "duplicate-key",
+        "python-tag",
+        "batch-too-large",
+    ],
+)
 def test_spec_errors_exit_2(work: Path, old: str, new: str, needle: str, monkeypatch):
     monkeypatch.chdir(work)
     result = invoke("train", spec_with(work, old, new))
@@ -257,7 +284,8 @@ def test_text_in_a_numeric_column_and_empty_csv_exit_3(work: Path):
 
 
 def test_predict_missing_feature_and_unseen_category_exit_3(work: Path):
-    spec = (IRIS_SPEC.replace("iris.csv", "penguins.csv").replace("species\n", "species\n  missing: drop\n"))
+    spec = IRIS_SPEC.replace("iris.csv", "penguins.csv")
+    spec = spec.replace("species\n", "species\n  missing: drop\n")
     (work / "p.yaml").write_text(spec)
     assert invoke("train", work / "p.yaml", "--quiet").exit_code == 0
     model = work / "out" / "model.h5"

@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_iris_reaches_095_validation_accuracy_and_reloads_identically(tmp_path: Path):
     out = tmp_path / "iris.h5"
-    result = CliRunner().invoke(app, ["train", str(ROOT / "models" / "iris.yaml"), "--output",
-                                      str(out), "--quiet"])
+    result = CliRunner().invoke(
+        app, ["train", str(ROOT / "models" / "iris.yaml"), "--output", str(out), "--quiet"]
+    )
     assert result.exit_code == 0, result.stderr
     history = (tmp_path / "history.csv").read_text().splitlines()
     header = history[0].split(",")
