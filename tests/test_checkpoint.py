@@ -1,0 +1,500 @@
+"""Checkpoint files: round trip, atomic save, and refusal of every damaged or hostile file."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nncli
+from nncli import checkpoint as ck
+from nncli.checkpoint import Checkpoint, LayerRecord, OptimizerRecord, load, save
+from nncli.errors import CheckpointError
+
+
+def make_checkpoint() -> Checkpoint:
+    rng = np.random.default_rng(0)
+    layers = [
+        LayerRecord(
+            0,
+            "dense",
+            {"units": 4, "activation": "relu", "use_bias": True},
+            {"weight": rng.normal(size=(4, 3)).astype(np.float32), "bias": np.zeros(4, "f4")},
+        ),
+        LayerRecord(1, "dropout", {"rate": 0.5}, {}),
+        LayerRecord(
+            2,
+            "dense",
+            {"units": 2},
+            {"weight": rng.normal(size=(2, 4)), "bias": rng.normal(size=2)},
+        ),
+    ]
+    state = {
+        "0.dense.weight": {"m": rng.normal(size=(4, 3)).astype("f4"), "v": np.ones((4, 3), "f4")},
+        "2.dense.bias": {"m": rng.normal(size=2), "v": rng.normal(size=2)},
+    }
+    data = {
+        "features": ["bill_length_mm", "island"],
+        "classes": ["Adelie", "Chinstrap", "Gentoo"],
+        "categories": {"island": ["Biscoe", "Dream", "Torgersen", "Zürich ü"]},
+        "scaling": {"mean": np.array([43.9, 17.1]), "std": np.array([5.4, 1.9])},
+        "vocabulary": [],
+        "window": {"length": 24, "horizon": 1, "stride": 1.5, "shuffle": False, "unit": "h"},
+        "quantiles": [0.1, 0.5, 0.9],
+        "lags": [1, 2, 3],
+        "missing": None,
+        "odd/key": {"%": 1, "": "empty key", ".": "dot"},
+        "counts": np.arange(6, dtype=np.int64).reshape(2, 3),
+        "mask": np.array([True, False]),
+    }
+    training = {
+        "epoch": 7,
+        "best_epoch": 5,
+        "best_value": 0.125,
+        "monitor": "val_loss",
+        "seed": 42,
+        "stopped_early": True,
+        "rng_state": '{"bit_generator": "PCG64"}',
+        "lr": None,
+        "history": {"loss": [1.0, 0.5, 0.25], "val_loss": np.array([1.1, 0.6, 0.3], "f4")},
+    }
+    return Checkpoint(
+        spec_yaml="name: penguins\nmodel:\n  layers:\n    - dense: {units: 4}  # ü\n",
+        layers=layers,
+        optimizer=OptimizerRecord("adam", 70, state),
+        data=data,
+        training=training,
+    )
+
+
+def assert_tree_equal(a, b):
+    assert type(a) is type(b), (a, b)
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        for key in a:
+            assert_tree_equal(a[key], b[key])
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.tobytes() == b.tobytes()
+    else:
+        assert a == b
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Path:
+    path = tmp_path / "model.h5"
+    save(path, make_checkpoint())
+    return path
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def refused(path: Path, *words: str, **kwargs) -> CheckpointError:
+    with pytest.raises(CheckpointError) as info:
+        load(path, **kwargs)
+    message = str(info.value)
+    assert str(path) in message
+    for word in words:
+        assert word in message, message
+    assert info.value.exit_code == 4
+    return info.value
+
+
+# ---------------------------------------------------------------- round trip
+
+
+def test_round_trip_keeps_every_field(tmp_path):
+    original = make_checkpoint()
+    path = tmp_path / "model.h5"
+    save(path, original)
+    got = load(path)
+    assert got.spec_yaml == original.spec_yaml
+    assert [(la.index, la.type, la.config) for la in got.layers] == [
+        (la.index, la.type, la.config) for la in original.layers
+    ]
+    for mine, theirs in zip(got.layers, original.layers, strict=True):
+        assert_tree_equal(mine.params, theirs.params)
+    assert got.layers[0].params["weight"].dtype == np.float32
+    assert got.layers[2].params["weight"].dtype == np.float64
+    assert (got.optimizer.type, got.optimizer.step) == ("adam", 70)
+    assert_tree_equal(got.optimizer.state, original.optimizer.state)
+    assert_tree_equal(got.data, original.data)
+    history = {k: np.asarray(v, np.float64) for k, v in original.training["history"].items()}
+    assert_tree_equal(got.training, {**original.training, "history": history})
+    assert got.meta == original.meta  # save fills meta with what it wrote
+    assert got.meta["format"] == "nncli-checkpoint" and got.meta["format_version"] == 1
+    assert got.meta["nncli_version"] == nncli.__version__
+    assert got.meta["created"].endswith("+00:00")
+
+
+def test_layout_on_disk(saved):
+    with h5py.File(saved, "r") as f:
+        assert f.attrs["format"] == "nncli-checkpoint" and f.attrs["format_version"] == 1
+        assert f["spec"].asstr()[()].startswith("name: penguins")
+        assert f["model/0.dense/weight"].shape == (4, 3)
+        assert f["model/0.dense"].attrs["config"] == (
+            '{"units": 4, "activation": "relu", "use_bias": true}'
+        )
+        assert f["optimizer"].attrs["type"] == "adam"
+        assert f["optimizer/0.dense/weight/m"].dtype == np.float32
+        assert f["data/classes"].asstr()[()].tolist() == ["Adelie", "Chinstrap", "Gentoo"]
+        assert f["training/history/val_loss"].dtype == np.float64
+        assert f["training"].attrs["epoch"] == 7
+        assert f["data/odd%2Fkey/%2E"].asstr()[()] == "dot"
+
+        # no pickle, no objects: every dataset is a number or UTF-8 text, with a checksum
+        def check(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                assert obj.dtype.kind in "biuf" or h5py.check_string_dtype(obj.dtype), name
+                assert len(obj.attrs["sha256"]) == 64
+                assert obj.chunks is None and obj.compression is None
+
+        f.visititems(check)
+
+
+def test_no_optimizer_and_empty_sections(tmp_path):
+    path = tmp_path / "m.h5"
+    save(path, Checkpoint("a: 1\n", [LayerRecord(0, "flatten", {}, {})]))
+    got = load(path)
+    assert got.optimizer is None and got.data == {} and got.training == {}
+    assert got.layers == [LayerRecord(0, "flatten", {}, {})]
+
+
+def test_save_replaces_and_leaves_no_temp_files(saved):
+    ckpt = make_checkpoint()
+    ckpt.training["epoch"] = 8
+    save(saved, ckpt)
+    assert load(saved).training["epoch"] == 8
+    assert [p.name for p in saved.parent.iterdir()] == ["model.h5"]
+
+
+def test_module_never_imports_pickle():
+    tree = ast.parse(Path(ck.__file__).read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not names & {"pickle", "cPickle", "dill", "marshal", "joblib"}
+
+
+def test_unstorable_values_are_programming_errors(tmp_path):
+    path = tmp_path / "m.h5"
+    with pytest.raises(TypeError):
+        save(path, Checkpoint("", [], data={"x": object()}))
+    with pytest.raises(TypeError):
+        save(path, Checkpoint("", [], data={"x": ["a", 1]}))
+    with pytest.raises(CheckpointError, match="NUL"):
+        save(path, Checkpoint("", [], data={"x": ["a\x00b"]}))
+    assert list(tmp_path.iterdir()) == []
+
+
+TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+
+
+@settings(max_examples=25, deadline=None)
+@given(tree=st.dictionaries(TEXT, st.one_of(TEXT, st.lists(TEXT, max_size=4)), max_size=4))
+def test_any_text_keys_and_values_round_trip(tree):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.h5"
+        save(path, Checkpoint("", [], data={"t": tree}))
+        assert load(path).data == {"t": tree}
+
+
+# ---------------------------------------------------------------- atomic save
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("disk on fire"), KeyboardInterrupt()])
+def test_interrupted_save_keeps_old_file(saved, monkeypatch, exc):
+    before = sha(saved)
+    real = ck._write_array
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise exc
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ck, "_write_array", flaky)
+    with pytest.raises(type(exc)):
+        save(saved, make_checkpoint())
+    assert len(calls) == 3
+    assert sha(saved) == before
+    assert [p.name for p in saved.parent.iterdir()] == ["model.h5"]
+    monkeypatch.undo()
+    assert load(saved).training["epoch"] == 7
+
+
+def test_interrupt_during_rename_keeps_old_file(saved, monkeypatch):
+    before = sha(saved)
+
+    def boom(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ck.os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save(saved, make_checkpoint())
+    assert sha(saved) == before
+    assert [p.name for p in saved.parent.iterdir()] == ["model.h5"]
+
+
+def test_write_into_missing_folder(tmp_path):
+    path = tmp_path / "nope" / "model.h5"
+    with pytest.raises(CheckpointError, match="cannot write") as info:
+        save(path, make_checkpoint())
+    assert str(path) in str(info.value) and info.value.exit_code == 4
+
+
+def test_write_under_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError, match="Not a directory"):
+        save(tmp_path / "file" / "model.h5", make_checkpoint())
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
+def test_write_into_read_only_folder(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(CheckpointError, match="Permission denied"):
+            save(folder / "model.h5", make_checkpoint())
+    finally:
+        folder.chmod(0o700)
+
+
+# ---------------------------------------------------------------- files that are not checkpoints
+
+
+def test_missing_file(tmp_path):
+    refused(tmp_path / "gone.h5", "no such file")
+
+
+def test_folder(tmp_path):
+    refused(tmp_path, "folder")
+
+
+def test_zero_bytes(tmp_path):
+    path = tmp_path / "empty.h5"
+    path.write_bytes(b"")
+    refused(path, "not an nncli checkpoint", "empty")
+
+
+def test_text_file_renamed(tmp_path):
+    path = tmp_path / "notes.h5"
+    path.write_text("name: penguins\n")
+    refused(path, "not an nncli checkpoint", "not an HDF5 file")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.02, 12])
+def test_truncated(saved, keep):
+    raw = saved.read_bytes()
+    saved.write_bytes(raw[: int(len(raw) * keep) if keep < 1 else keep])
+    refused(saved, "not an nncli checkpoint")
+
+
+def test_hdf5_without_format(tmp_path):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.zeros(3)
+    refused(path, "not an nncli checkpoint", "format")
+
+
+def test_foreign_format(saved):
+    with h5py.File(saved, "a") as f:
+        f.attrs["format"] = "keras"
+    refused(saved, "not an nncli checkpoint", "keras")
+
+
+def test_newer_format_version(saved):
+    with h5py.File(saved, "a") as f:
+        f.attrs["format_version"] = 2
+    refused(saved, "newer nncli (format 2); this nncli reads format 1")
+
+
+# ---------------------------------------------------------------- hostile structure
+
+
+def test_external_link(saved, tmp_path):
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = np.zeros(3)
+    with h5py.File(saved, "a") as f:
+        f["model/0.dense/extra"] = h5py.ExternalLink("other.h5", "/x")
+    refused(saved, "is an external link", "/model/0.dense/extra")
+
+
+def test_soft_link(saved):
+    with h5py.File(saved, "a") as f:
+        del f["model/2.dense/bias"]
+        f["model/2.dense/bias"] = h5py.SoftLink("/model/0.dense/bias")
+    refused(saved, "soft link", "/model/2.dense/bias")
+
+
+def test_hard_link_cycle(saved):
+    with h5py.File(saved, "a") as f:
+        f["data/loop"] = f["data"]
+    refused(saved, "already linked")
+
+
+def test_committed_datatype(saved):
+    with h5py.File(saved, "a") as f:
+        f["data/kind"] = np.dtype("f8")
+    refused(saved, "is a Datatype", "/data/kind")
+
+
+def test_external_storage(saved, tmp_path):
+    raw = tmp_path / "raw.bin"
+    raw.write_bytes(np.zeros(12, "f4").tobytes())
+    with h5py.File(saved, "a") as f:
+        del f["model/0.dense/weight"]
+        f.create_dataset("model/0.dense/weight", (4, 3), "f4", external=[(str(raw), 0, 48)])
+    refused(saved, "external files", "/model/0.dense/weight")
+
+
+def test_virtual_dataset(saved):
+    with h5py.File(saved, "a") as f:
+        layout = h5py.VirtualLayout(shape=(4,), dtype="f4")
+        layout[:] = h5py.VirtualSource(".", "model/0.dense/bias", shape=(4,))
+        del f["model/2.dense/bias"]
+        f.create_virtual_dataset("model/2.dense/bias", layout)
+    refused(saved, "virtual", "/model/2.dense/bias")
+
+
+def test_chunked_dataset(saved):
+    with h5py.File(saved, "a") as f:
+        del f["model/0.dense/weight"]
+        f.create_dataset("model/0.dense/weight", data=np.zeros((4, 3)), compression="gzip")
+    refused(saved, "chunked or filtered")
+
+
+def filled(f, name, dtype, values):
+    ds = f.create_dataset(name, shape=(len(values),), dtype=dtype)
+    for i, value in enumerate(values):
+        ds[i] = value
+
+
+BAD_WEIGHTS = {
+    "object": lambda f, name: f.create_dataset(
+        name, data=[np.zeros(2), np.zeros(3)], dtype=h5py.vlen_dtype("f8")
+    ),
+    "opaque": lambda f, name: f.create_dataset(name, data=np.array([b"abc"] * 4, dtype="V3")),
+    "vlen bytes": lambda f, name: f.create_dataset(
+        name, data=[b"ab", b"cde"], dtype=h5py.string_dtype("ascii")
+    ),
+    "text": lambda f, name: f.create_dataset(name, data=["a", "b"], dtype=h5py.string_dtype()),
+    "compound": lambda f, name: f.create_dataset(
+        name, data=np.zeros(3, dtype=[("a", "f8"), ("b", "i4")])
+    ),
+    "array type": lambda f, name: filled(f, name, np.dtype("(3,)f8"), [np.ones(3)] * 2),
+    "reference": lambda f, name: filled(f, name, h5py.ref_dtype, [f["data"].ref] * 2),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_WEIGHTS))
+def test_non_numeric_weight(saved, kind):
+    with h5py.File(saved, "a") as f:
+        del f["model/0.dense/weight"]
+        BAD_WEIGHTS[kind](f, "model/0.dense/weight")
+    refused(saved, "expected a numeric array", "/model/0.dense/weight")
+
+
+@pytest.mark.parametrize("place", ["optimizer/0.dense/weight/m", "training/history/loss"])
+def test_text_where_numbers_go(saved, place):
+    with h5py.File(saved, "a") as f:
+        attrs = dict(f[place].attrs)
+        del f[place]
+        f.create_dataset(place, data=["1.0"], dtype=h5py.string_dtype()).attrs.update(attrs)
+    refused(saved, "expected a numeric array", "/" + place)
+
+
+def test_numbers_where_text_goes(saved):
+    with h5py.File(saved, "a") as f:
+        attrs = dict(f["data/classes"].attrs)
+        del f["data/classes"]
+        f.create_dataset("data/classes", data=np.zeros(3)).attrs.update(attrs)
+    refused(saved, "expected a list of strings", "/data/classes")
+
+
+def test_shape_bomb(saved):
+    with h5py.File(saved, "a") as f:
+        del f["model/0.dense/weight"]
+        f.create_dataset("model/0.dense/weight", shape=(10**6, 10**6), dtype="f8")
+    assert saved.stat().st_size < 100_000
+    refused(saved, "declares 8000000000000 bytes", "/model/0.dense/weight")
+
+
+def test_unallocated_dataset(saved):
+    # declared size fits in the file, but nothing was ever written: it would read as zeros
+    with h5py.File(saved, "a") as f:
+        del f["model/0.dense/bias"]
+        f.create_dataset("model/0.dense/bias", shape=(4,), dtype="f4")
+    refused(saved, "stores 0", "/model/0.dense/bias")
+
+
+def test_flipped_byte_in_weight(saved):
+    with h5py.File(saved, "r") as f:
+        offset = f["model/0.dense/weight"].id.get_offset()
+    raw = bytearray(saved.read_bytes())
+    raw[offset + 5] ^= 0x10
+    saved.write_bytes(bytes(raw))
+    refused(saved, "checksum mismatch", "/model/0.dense/weight")
+
+
+def test_flipped_byte_in_text(saved):
+    with h5py.File(saved, "a") as f:
+        f["data/classes"][0] = "Adelia"
+    refused(saved, "checksum mismatch", "/data/classes")
+
+
+def test_missing_checksum(saved):
+    with h5py.File(saved, "a") as f:
+        del f["training/history/loss"].attrs["sha256"]
+    refused(saved, "no checksum", "/training/history/loss")
+
+
+def test_layer_indices_must_be_contiguous(saved):
+    with h5py.File(saved, "a") as f:
+        f.move("model/1.dropout", "model/5.dropout")
+        f["model/5.dropout"].attrs["index"] = 5
+    refused(saved, "layer indices are [0, 2, 5]")
+
+
+# ---------------------------------------------------------------- expected_shapes
+
+
+def test_expected_shapes_sees_metadata(saved):
+    seen = []
+    load(saved, expected_shapes=seen.append)
+    assert seen == [
+        [
+            (
+                0,
+                "dense",
+                {"units": 4, "activation": "relu", "use_bias": True},
+                {"weight": (4, 3), "bias": (4,)},
+            ),
+            (1, "dropout", {"rate": 0.5}, {}),
+            (2, "dense", {"units": 2}, {"weight": (2, 4), "bias": (2,)}),
+        ]
+    ]
+
+
+def test_expected_shapes_runs_before_arrays_are_read(saved):
+    with h5py.File(saved, "r") as f:
+        offset = f["model/0.dense/weight"].id.get_offset()
+    raw = bytearray(saved.read_bytes())
+    raw[offset] ^= 0xFF
+    saved.write_bytes(bytes(raw))
+
+    def veto(layers):
+        raise CheckpointError("spec wants (5, 3)", where=str(saved))
+
+    refused(saved, "spec wants (5, 3)", expected_shapes=veto)  # not the checksum error
