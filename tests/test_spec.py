@@ -1,0 +1,431 @@
+"""The spec loader: YAML with positions, validation, messages, overrides, limits."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nncli import spec as spec_module
+from nncli.errors import SpecError, SpecErrors
+from nncli.spec import Spec, load, loads, resolved_yaml, to_dict
+
+# SPEC.md's first example, as written there
+FULL = """\
+version: 1
+name: digits-cnn                # default output: runs/<name>/model.h5
+seed: 0                         # every random choice: init, split, shuffle, dropout, augmentation
+device: cpu                     # cpu | gpu | auto
+dtype: float32                  # float32 | float64
+
+data:
+  kind: images                  # csv | images | timeseries | text | sequences
+  path: ../datasets/digits_png  # relative to this file
+  image_size: [8, 8]
+  color: grayscale              # grayscale | rgb
+  validation_split: 0.2         # random and stratified for classification
+  test_split: 0.0
+  augment: {shift: 1, rotate: 10}
+
+model:
+  input: [1, 8, 8]              # optional: inferred from the data when left out
+  layers:
+    - {type: conv2d, filters: 16, kernel_size: 3, padding: same, activation: relu}
+    - {type: maxpool2d, pool_size: 2}
+    - flatten                   # a layer without settings may be written as its bare name
+    - {type: dense, units: 64, activation: relu}
+    - {type: dropout, rate: 0.2}
+    - {type: dense, units: auto, activation: softmax}   # auto: as many as the data's classes
+
+loss: cross_entropy             # mse | mae | cross_entropy | binary_cross_entropy
+optimizer: {type: adam, learning_rate: 0.001}
+
+training:
+  epochs: 30
+  batch_size: 32                # an integer; 1 = one record at a time; full = the whole set
+  shuffle: true
+  early_stopping: {monitor: val_loss, patience: 5, min_delta: 0.0, restore_best: true}
+  checkpoint_every: 1           # epochs; keeps the latest and the best checkpoint during the run
+output: runs/digits-cnn/model.h5
+"""
+
+CSV = """\
+data:
+  kind: csv
+  path: penguins.csv
+  target: species
+model:
+  layers:
+    - {type: dense, units: 16, activation: relu}
+    - {type: dense, units: auto, activation: softmax}
+loss: cross_entropy
+optimizer:
+  type: sgd
+  learning_rate: 1e-3
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def error_of(text: str, **kwargs) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        loads(text, "spec.yaml", **kwargs)
+    return info.value
+
+
+def lines_of(err: SpecError) -> list[str]:
+    return err.lines() if isinstance(err, SpecErrors) else [str(err)]
+
+
+# -- valid specs ------------------------------------------------------------------------------
+def test_full_example_loads_with_defaults_filled(tmp_path):
+    (tmp_path / "specs").mkdir()
+    spec = load(write(tmp_path / "specs", FULL))
+    assert spec.version == 1 and spec.name == "digits-cnn" and spec.device == "cpu"
+    assert spec.data.kind == "images" and spec.data.image_size == [8, 8]
+    assert spec.data.path == tmp_path / "datasets" / "digits_png"
+    assert spec.data.normalize == "none" and spec.data.augment.shift == 1
+    assert spec.data.augment.rotate == 10.0 and spec.data.augment.flip_horizontal is False
+    assert spec.model.input == [1, 8, 8]
+    assert spec.model.layers[2] == {"type": "flatten"}
+    assert spec.model.layers[5] == {"type": "dense", "units": "auto", "activation": "softmax"}
+    assert spec.loss == "cross_entropy"
+    assert spec.optimizer["type"] == "adam" and spec.optimizer["learning_rate"] == 0.001
+    assert spec.optimizer["beta1"] == 0.9  # the optimizer's own defaults are filled in
+    assert spec.training.epochs == 30 and spec.training.checkpoint_every == 1
+    assert spec.training.early_stopping.mode == "auto"
+    assert spec.output == tmp_path / "specs" / "runs" / "digits-cnn" / "model.h5"
+    assert spec.source == tmp_path / "specs" / "spec.yaml"
+    assert spec.base_dir == tmp_path / "specs"
+
+
+def test_minimal_csv_spec_gets_every_default(tmp_path):
+    spec = load(write(tmp_path, CSV, "penguins.yaml"))
+    assert (spec.version, spec.name, spec.seed, spec.device, spec.dtype) == (
+        1,
+        "penguins",
+        0,
+        "cpu",
+        "float32",
+    )
+    data = spec.data
+    assert data.path == tmp_path / "penguins.csv" and data.target == "species"
+    assert (data.features, data.categorical, data.na_values) == (None, [], [])
+    assert (data.normalize, data.missing) == ("standard", "error")
+    assert (data.validation_split, data.test_split, data.validation, data.test) == (
+        0.2,
+        0.0,
+        None,
+        None,
+    )
+    t = spec.training
+    assert (t.epochs, t.batch_size, t.shuffle, t.early_stopping, t.checkpoint_every) == (
+        10,
+        32,
+        True,
+        None,
+        None,
+    )
+    assert spec.output == tmp_path / "runs" / "penguins" / "model.h5"
+
+
+def test_default_optimizer_is_adam():
+    spec = loads(CSV.split("optimizer:")[0], "s.yaml")
+    assert spec.optimizer["type"] == "adam" and spec.optimizer["learning_rate"] == 0.001
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "{kind: timeseries, path: s.csv, columns: [sunactivity], target: sunactivity, window: 24}",
+        "{kind: text, path: shakespeare.txt, level: char, sequence_length: 64}",
+        "{kind: sequences, path: walks.csv, id: walk_id, order: step, target: label}",
+        "{kind: csv, path: p.csv, target: [a, b], features: [x, y], validation: v.csv}",
+    ],
+)
+def test_every_data_kind_from_spec_md_loads(data):
+    text = f"data: {data}\nmodel:\n  layers:\n    - {{type: lstm, units: 8}}\n"
+    spec = loads(text + "    - {type: dense, units: auto}\nloss: mse\n", "s.yaml", "/base")
+    assert spec.data.path.parent == Path("/base")
+    if spec.data.kind == "text":
+        assert spec.data.stride == 64 and spec.data.validation_split == 0.1
+    if spec.data.kind == "csv":
+        assert spec.data.validation == Path("/base/v.csv")
+
+
+# -- YAML traps -------------------------------------------------------------------------------
+def test_exponent_without_dot_is_a_float():
+    spec = loads(CSV, "s.yaml")
+    assert spec.optimizer["learning_rate"] == 0.001
+    assert isinstance(spec.optimizer["learning_rate"], float)
+
+
+def test_yes_on_no_are_text_and_only_true_false_are_booleans():
+    spec = loads(CSV.replace("species", "on") + "training: {shuffle: FALSE}\nseed: 010\n", "s")
+    assert spec.data.target == "on" and spec.training.shuffle is False
+    assert spec.seed == 10  # not YAML 1.1's octal 8
+    err = error_of(CSV + "training: {shuffle: yes}\n")
+    assert str(err) == "spec.yaml:13:21: training.shuffle: expected true or false, got 'yes'"
+
+
+def test_on_as_activation_is_an_error_not_a_boolean():
+    err = error_of(CSV.replace("activation: relu", "activation: on"))
+    assert err.field == "model.layers[0].activation" and err.where == "spec.yaml:7:44"
+    assert "activation name" in err.message and "got 'on'" in err.message
+
+
+# -- messages ---------------------------------------------------------------------------------
+def test_negative_units_has_exact_place():
+    text = CSV.replace("units: 16", "units: -3")
+    assert str(error_of(text)) == (
+        "spec.yaml:7:28: model.layers[0].units: expected a positive integer, got -3"
+    )
+
+
+def test_misspelled_keys_get_did_you_mean():
+    err = error_of(CSV + "training:\n  epoch: 5\n")
+    assert str(err) == "spec.yaml:14:3: training: unknown key 'epoch' (did you mean 'epochs'?)"
+    err = error_of(CSV.replace("learning_rate", "learning_rat"))
+    assert str(err) == (
+        "spec.yaml:12:3: optimizer: unknown key 'learning_rat' (did you mean 'learning_rate'?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "suggestion"),
+    [
+        ("type: dense, units: 16", "type: dens, units: 16", "model.layers[0].type", "dense"),
+        ("activation: relu", "activation: rellu", "model.layers[0].activation", "relu"),
+        ("loss: cross_entropy", "loss: crossentropy", "loss", "cross_entropy"),
+        ("type: sgd", "type: sdg", "optimizer.type", "sgd"),
+        ("kind: csv", "kind: cvs", "data.kind", "csv"),
+    ],
+)
+def test_unknown_names_get_did_you_mean(old, new, field, suggestion):
+    err = error_of(CSV.replace(old, new))
+    assert err.field == field and f"(did you mean {suggestion!r}?)" in err.message
+    assert err.where.startswith("spec.yaml:")
+
+
+def test_choices_and_missing_keys():
+    err = error_of(CSV + "device: gpuu\n")
+    assert err.message == "expected one of cpu, gpu, auto, got 'gpuu' (did you mean 'gpu'?)"
+    err = error_of(CSV.replace("  target: species\n", ""))
+    assert str(err) == "spec.yaml:1:1: data: missing required key 'target'"
+    err = error_of(CSV.replace("target: species", "target: y\n  features: []"))
+    assert err.field == "data.features" and "non-empty list" in err.message
+    err = error_of(CSV.replace("species", "y\n  validation_split: 0.5\n  test_split: 0.5"))
+    assert err.field == "data.test_split" and "must be below 1" in err.message
+
+
+def test_yaml_syntax_error_is_one_spec_error_with_place():
+    err = error_of("data: {kind: csv\nmodel: [\n")
+    assert not isinstance(err, SpecErrors)
+    assert err.where == "spec.yaml:2:6" and err.message.startswith("invalid YAML")
+
+
+def test_duplicate_key_names_both_lines():
+    err = error_of(CSV + "training:\n  epochs: 3\n  shuffle: true\n  epochs: 4\n")
+    assert str(err) == "spec.yaml:16:3: training.epochs: duplicate key (first at line 14)"
+
+
+@pytest.mark.parametrize(
+    "value", ['!!python/object/apply:os.system ["touch X"]', "!!python/name:os.system", "!foo x"]
+)
+def test_unsafe_and_unknown_tags_are_refused_without_side_effects(tmp_path, monkeypatch, value):
+    monkeypatch.chdir(tmp_path)
+    err = error_of(CSV + f"seed: {value}\n")
+    assert err.where == "spec.yaml:13:7" and "unsupported YAML tag" in err.message
+    assert not (tmp_path / "X").exists()
+
+
+def test_several_errors_are_reported_at_once_in_file_order():
+    text = CSV.replace("units: 16", "units: 0").replace("type: sgd", "type: adamm")
+    with pytest.raises(SpecErrors) as info:
+        loads(text + "device: tpu\ntraining: {epochs: -1}\n", "spec.yaml")
+    fields = [e.field for e in info.value.errors]
+    assert fields == ["model.layers[0].units", "optimizer.type", "device", "training.epochs"]
+    assert info.value.lines()[0].startswith("spec.yaml:7:")
+
+
+def test_version():
+    assert loads(CSV, "s").version == 1
+    err = error_of("version: 2\nwhatever: true\n")
+    assert str(err) == "spec.yaml:1:10: version: spec version 2 is newer than this nncli reads (1)"
+    assert "positive integer" in error_of("version: '1'\n" + CSV).message
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    with pytest.raises(SpecError, match="no such spec file") as info:
+        load(tmp_path / "nope.yaml")
+    assert "nope.yaml" in str(info.value)
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(b"seed: 1\nname: \xff\n")
+    with pytest.raises(SpecError, match="not UTF-8") as info:
+        load(path)
+    assert info.value.where.endswith("bad.yaml:2:7")
+
+
+def test_line_of_points_into_the_file():
+    spec = loads(CSV, "spec.yaml")
+    assert spec.line_of("optimizer.learning_rate") == "spec.yaml:12:18"
+    assert spec.line_of("model.layers[1].units") == "spec.yaml:8:28"
+    assert spec.line_of("training.epochs") is None  # not written anywhere
+
+
+# -- overrides --------------------------------------------------------------------------------
+def test_overrides_apply_before_validation(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sets = [
+        "model.layers[1].units=128",
+        "optimizer.learning_rate=0.01",
+        "training.early_stopping.patience=3",
+        "data.path=other.csv",
+        "model.layers[0]={type: dense, units: 4}",
+        "loss.type=mse",
+    ]
+    spec = loads(CSV, "spec.yaml", "/elsewhere", overrides=sets)
+    assert spec.model.layers[1]["units"] == 128 and spec.model.layers[0]["units"] == 4
+    assert spec.optimizer["learning_rate"] == 0.01 and spec.loss == "mse"
+    assert spec.training.early_stopping.patience == 3
+    assert spec.training.early_stopping.monitor == "val_loss"
+    assert spec.data.path == tmp_path / "other.csv"  # command-line paths: the current folder
+    assert spec.line_of("optimizer.learning_rate") == "--set"
+
+
+def test_override_of_a_bare_name_and_of_the_default_optimizer():
+    text = CSV.replace("- {type: dense, units: 16, activation: relu}", "- relu").split("optim")[0]
+    spec = loads(text, "s", overrides=["optimizer.learning_rate=1e-2"])
+    assert spec.optimizer["type"] == "adam" and spec.optimizer["learning_rate"] == 0.01
+    with pytest.raises(SpecError, match=r"model.layers\[0\]: unknown key 'units'"):
+        loads(text, "s", overrides=["model.layers[0].units=3"])
+
+
+@pytest.mark.parametrize(
+    ("assignment", "expected"),
+    [
+        ("model.layers[9].units=3", "--set model.layers[9].units: no layer 9 (the model has 2)"),
+        (
+            "model.layers[1].units=-3",
+            "--set model.layers[1].units: expected a positive integer, got -3",
+        ),
+        ("optimizer.learning_rate=[1", "--set optimizer.learning_rate: invalid YAML"),
+        ("data.kind.x=1", "--set data.kind.x: data.kind is the value 'csv', not a mapping"),
+        ("model..units=3", "--set: expected KEY=VALUE"),
+        ("training.epochs", "--set training.epochs: expected KEY=VALUE"),
+    ],
+)
+def test_bad_overrides_name_the_override(assignment, expected):
+    err = error_of(CSV, overrides=[assignment])
+    assert str(err).startswith(expected)
+    assert err.where == "--set"
+
+
+# -- round trip and limits --------------------------------------------------------------------
+def test_resolved_yaml_round_trips_to_an_equal_spec(tmp_path):
+    text = CSV.replace("target: species", "target: '1e3'") + "name: 'yes'\n"
+    spec = load(write(tmp_path, text))
+    again = loads(resolved_yaml(spec), "other.yaml", base_dir="/somewhere/else")
+    assert again == spec and to_dict(again) == to_dict(spec)
+    assert again.data.target == "1e3" and again.name == "yes"
+    full = load(write(tmp_path, FULL))
+    assert loads(resolved_yaml(full)) == full
+    assert loads(resolved_yaml(full)) != spec
+
+
+def test_large_spec_is_refused_quickly(tmp_path):
+    text = CSV + "# " + "x" * (1 << 20) + "\n"
+    start = time.perf_counter()
+    with pytest.raises(SpecError, match="larger than"):
+        load(write(tmp_path, text))
+    with pytest.raises(SpecError, match="larger than"):
+        loads(text)
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+        + "".join(
+            f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n"
+            for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+        "a: &a [*a]\n",
+        "a: &x 1\nb: [" + ", ".join(["*x"] * 1000) + "]\n",
+        "[" * 2000 + "]" * 2000,
+        "a: [" + "1, " * 21_000 + "1]",
+    ],
+    ids=["billion-laughs", "recursive", "many-aliases", "deep", "many-values"],
+)
+def test_alias_bombs_and_deep_nesting_are_refused_quickly(text):
+    start = time.perf_counter()
+    with pytest.raises(SpecError):
+        loads(text)
+    assert time.perf_counter() - start < 1.0
+
+
+# -- any input: a SpecError or a Spec, nothing else -------------------------------------------
+YAMLISH = st.text(alphabet=st.sampled_from(list(" \n\t:-[]{},#&*!|>'\"%@`?~.0123456789eE_abyn")))
+MUTATION = st.tuples(
+    st.sampled_from(["delete", "duplicate", "replace", "char"]),
+    st.integers(0, 10_000),
+    st.integers(0, 10_000),
+    st.text(max_size=12) | YAMLISH.filter(lambda s: len(s) < 12),
+)
+
+
+def mutate(text: str, mutations: list[tuple[str, int, int, str]]) -> str:
+    lines = text.split("\n")
+    for op, i, j, new in mutations:
+        k = i % len(lines)
+        if op == "delete" and len(lines) > 1:
+            del lines[k]
+        elif op == "duplicate":
+            lines.insert(j % len(lines), lines[k])
+        elif op == "replace":
+            lines[k] = new
+        elif op == "char" and lines[k]:
+            c = j % len(lines[k])
+            lines[k] = lines[k][:c] + new[:1] + lines[k][c + 1 :]
+    return "\n".join(lines)
+
+
+def loads_or_spec_error(text: str) -> None:
+    with contextlib.suppress(SpecError):
+        assert isinstance(loads(text, "s.yaml", overrides=[]), Spec)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.sampled_from([CSV, FULL]), st.lists(MUTATION, min_size=1, max_size=3))
+def test_mutated_specs_give_a_spec_or_a_spec_error(text, mutations):
+    loads_or_spec_error(mutate(text, mutations))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=200) | YAMLISH)
+def test_random_text_gives_a_spec_error(text):
+    loads_or_spec_error(text)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=200))
+def test_random_bytes_give_a_spec_error(tmp_path, data):
+    path = tmp_path / "fuzz.yaml"
+    path.write_bytes(data)
+    with pytest.raises(SpecError):
+        load(path)
+
+
+def test_module_exports_the_public_api():
+    assert {"load", "loads", "resolved_yaml", "to_dict", "Spec"} <= set(spec_module.__all__)
