@@ -1,0 +1,397 @@
+"""What a valid spec looks like: the pydantic sections, and the field checks behind them.
+
+Every field has our own validator (through ``_checked``), so pydantic only contributes the
+structure (unknown keys, missing keys, defaults) and every message reads like the rest of
+nncli: what was expected, what was found. A validator raises ``Invalid`` with one or more
+problems, each at a sub-path of the field (``layers[2].units``); ``spec.py`` turns them into
+``SpecError``s at their file positions. Layers, the loss and the optimizer are checked by
+building them through the engine's registries, so the spec and the engine never disagree.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
+
+import nncli.engine  # noqa: F401  (fills the registries)
+from nncli.engine import checks
+from nncli.engine.activations import make_activation
+from nncli.engine.registry import LAYERS, LOSSES, OPTIMIZERS, Registry, did_you_mean
+from nncli.errors import SpecError
+from nncli.spec_yaml import Path_
+
+VERSION = 1
+DEFAULT_OPTIMIZER = "adam"
+# (sub-path, message, about the key): a key problem points at the key and names its mapping
+Problem = tuple[Path_, str, bool]
+
+
+class Invalid(ValueError):
+    """Raised by a field validator; pydantic keeps it in the error's context for translation."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__(problems[0][1])
+        self.problems = problems
+
+    @classmethod
+    def one(cls, message: str, sub: Path_ = (), key: bool = False) -> Invalid:
+        return cls([(sub, message, key)])
+
+
+def short(value: Any) -> str:
+    """A value as a message quotes it, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _checked(check: Callable[[Any], Any], optional: bool = False) -> PlainValidator:
+    """A pydantic validator from a function that raises ``SpecError``."""
+
+    def run(value: Any) -> Any:
+        if optional and value is None:
+            return None
+        try:
+            return check(value)
+        except SpecError as exc:
+            raise Invalid.one(exc.message) from None
+
+    return PlainValidator(run)
+
+
+def _choice(*names: str) -> PlainValidator:
+    return _checked(lambda v: checks.choice("", v, list(names)))
+
+
+def _text(value: Any, what: str = "a non-empty string") -> str:
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"expected {what}, got {short(value)}")
+    return value
+
+
+def _names(value: Any, empty: bool = True) -> list[str]:
+    if not isinstance(value, list) or not (value or empty):
+        what = "a list" if empty else "a non-empty list"
+        raise Invalid.one(f"expected {what} of names, got {short(value)}")
+    bad = [
+        ((i,), f"expected a name, got {short(v)}", False)
+        for i, v in enumerate(value)
+        if not isinstance(v, str) or not v
+    ]
+    if bad:
+        raise Invalid(bad)
+    return value
+
+
+def _target(value: Any) -> str | list[str]:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, list) and value:
+        return _names(value)
+    raise SpecError(f"expected a column name or a list of them, got {short(value)}")
+
+
+def _file_path(value: Any) -> Path:
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise SpecError(f"expected a file path, got {short(value)}")
+    return Path(os.path.expanduser(value))
+
+
+def _spec_name(value: Any) -> str:
+    if not isinstance(value, str) or value in ("", ".", "..") or any(c in value for c in "/\\\0"):
+        raise SpecError(
+            f"expected a name without slashes (used for runs/<name>), got {short(value)}"
+        )
+    return value
+
+
+def _ints(value: Any, what: str, length: int | None = None) -> list[int]:
+    ok = isinstance(value, list) and value and (length is None or len(value) == length)
+    if not ok or not all(checks._is_int(v) and v >= 1 for v in value):
+        raise SpecError(f"expected {what}, got {short(value)}")
+    return value
+
+
+def _batch_size(value: Any) -> int | str:
+    if value == "full":
+        return value
+    if not checks._is_int(value) or value < 1:
+        raise SpecError(f"expected a positive integer or 'full', got {short(value)}")
+    return value
+
+
+def _version(value: Any) -> int:
+    value = checks.positive_int("", value)
+    if value > VERSION:
+        raise SpecError(f"spec version {value} is newer than this nncli reads ({VERSION})")
+    return value
+
+
+PositiveInt = Annotated[int, _checked(partial(checks.positive_int, ""))]
+OptPositiveInt = Annotated[int | None, _checked(partial(checks.positive_int, ""), optional=True)]
+NonNegInt = Annotated[int, _checked(partial(checks.non_negative_int, ""))]
+NonNegFloat = Annotated[float, _checked(lambda v: checks.number("", v, 0.0))]
+Fraction = Annotated[float, _checked(lambda v: checks.number("", v, 0.0, 1.0, high_open=True))]
+Bool = Annotated[bool, _checked(partial(checks.boolean, ""))]
+Text = Annotated[str, _checked(_text)]
+OptText = Annotated[str | None, _checked(_text, optional=True)]
+Names = Annotated[list[str], PlainValidator(_names)]
+SomeNames = Annotated[list[str], PlainValidator(partial(_names, empty=False))]
+OptNames = Annotated[
+    list[str] | None, PlainValidator(lambda v: None if v is None else _names(v, empty=False))
+]
+Target = Annotated[str | list[str], _checked(_target)]
+FilePath = Annotated[Path, _checked(_file_path)]
+OptFilePath = Annotated[Path | None, _checked(_file_path, optional=True)]
+Normalize = Annotated[str, _choice("standard", "minmax", "none")]
+Missing = Annotated[str, _choice("error", "drop", "fill")]
+
+
+class Section(BaseModel):
+    """A mapping in the spec: unknown keys are errors, nothing is coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
+
+
+class _Splits(Section):
+    """Fractions of the records held out for validation and test."""
+
+    validation_split: Fraction = 0.2
+    test_split: Fraction = 0.0
+
+    @model_validator(mode="after")
+    def _splits_leave_training_data(self) -> _Splits:
+        if self.validation_split + self.test_split >= 1:
+            raise Invalid.one(
+                "validation_split + test_split must be below 1, "
+                f"got {self.validation_split} + {self.test_split}",
+                ("test_split",),
+            )
+        return self
+
+
+class CsvData(_Splits):
+    """A table: one row per record, ``target`` column(s) to predict."""
+
+    kind: Literal["csv"]
+    path: FilePath
+    target: Target
+    features: OptNames = None
+    categorical: Names = []
+    normalize: Normalize = "standard"
+    missing: Missing = "error"
+    na_values: Names = []
+    validation: OptFilePath = None
+    test: OptFilePath = None
+
+
+class Augment(Section):
+    """Random changes to training images, drawn from the spec's seed."""
+
+    flip_horizontal: Bool = False
+    flip_vertical: Bool = False
+    shift: NonNegInt = 0
+    rotate: NonNegFloat = 0.0
+    noise: NonNegFloat = 0.0
+
+
+class ImagesData(_Splits):
+    """A folder with one sub-folder of images per class."""
+
+    kind: Literal["images"]
+    path: FilePath
+    image_size: Annotated[
+        list[int] | None,
+        _checked(
+            partial(_ints, what="[height, width], two positive integers", length=2), optional=True
+        ),
+    ] = None
+    color: Annotated[str, _choice("grayscale", "rgb")] = "grayscale"
+    normalize: Annotated[str, _choice("none", "standard")] = "none"
+    validation: OptFilePath = None
+    test: OptFilePath = None
+    augment: Augment = Field(default_factory=Augment)
+
+
+class TimeseriesData(_Splits):
+    """Windows of ``window`` rows predicting ``horizon`` rows ahead."""
+
+    kind: Literal["timeseries"]
+    path: FilePath
+    columns: SomeNames
+    target: Target
+    window: PositiveInt
+    horizon: PositiveInt = 1
+    stride: PositiveInt = 1
+    normalize: Normalize = "standard"
+
+
+class TextData(Section):
+    """Plain text cut into sequences of characters or words."""
+
+    kind: Literal["text"]
+    path: FilePath
+    level: Annotated[str, _choice("char", "word")] = "char"
+    sequence_length: PositiveInt = 64
+    stride: OptPositiveInt = None  # filled with sequence_length
+    validation_split: Fraction = 0.1
+
+
+class SequencesData(_Splits):
+    """A table of variable-length sequences, one ``id`` per sequence."""
+
+    kind: Literal["sequences"]
+    path: FilePath
+    id: Text
+    order: OptText = None
+    features: OptNames = None
+    target: Text
+    target_per: Annotated[str, _choice("sequence", "step")] = "sequence"
+    categorical: Names = []
+    normalize: Normalize = "standard"
+    missing: Missing = "error"
+
+
+DATA_KINDS = {
+    "csv": CsvData,
+    "images": ImagesData,
+    "timeseries": TimeseriesData,
+    "text": TextData,
+    "sequences": SequencesData,
+}
+Data = Annotated[Union[tuple(DATA_KINDS.values())], Field(discriminator="kind")]  # noqa: UP007
+
+
+# -- layers, loss and optimizer: checked by building them through the registries --------------
+def _required(cls: type) -> list[str]:
+    params = inspect.signature(cls.__init__).parameters.values()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [
+        p.name
+        for p in params
+        if p.name != "self" and p.kind in kinds and p.default is inspect.Parameter.empty
+    ]
+
+
+def _build(registry: Registry, item: Any) -> tuple[dict[str, Any], Any, list[Problem]]:
+    """A bare name or ``{type, **settings}`` -> (entry, built object or None, problems)."""
+    what = registry.kind
+    if isinstance(item, str):
+        entry = {"type": item}
+    elif isinstance(item, dict):
+        entry = dict(item)
+    else:
+        article = "an" if what[0] in "aeiou" else "a"
+        message = f"expected {article} {what} name or a mapping with 'type', got {short(item)}"
+        return {}, None, [((), message, False)]
+    if "type" not in entry:
+        return entry, None, [((), "missing required key 'type'", False)]
+    name, settings = entry["type"], {k: v for k, v in entry.items() if k != "type"}
+    allowed: list[str] = []
+    try:
+        cls = registry.get(name)
+        allowed = registry.settings(name)
+        missing = [p for p in _required(cls) if p not in settings]
+        if missing:
+            return entry, None, [((), f"missing required key {missing[0]!r}", False)]
+        unknown = [k for k in settings if k not in allowed]
+        if unknown:
+            hint = did_you_mean(unknown[0], allowed) or (
+                f" ({what} {name!r} takes {', '.join(allowed) or 'no settings'})"
+            )
+            return entry, None, [((unknown[0],), f"unknown key {unknown[0]!r}{hint}", True)]
+        if "activation" in settings and "activation" in allowed:
+            _check_activation(settings["activation"])
+        return entry, registry.create(name, settings), []
+    except SpecError as exc:
+        return entry, None, [(tuple(exc.field.split(".")) if exc.field else (), exc.message, False)]
+    except Exception as exc:  # an engine constructor choking on an odd value is still a spec error
+        return entry, None, [((), f"{what} {name!r} cannot take these settings: {exc}", False)]
+
+
+def _check_activation(value: Any) -> None:
+    """The layer's constructor would report an unknown activation as field ``type``."""
+    try:
+        make_activation(value)
+    except SpecError as exc:
+        field = "activation" if exc.field in (None, "type") else f"activation.{exc.field}"
+        raise SpecError(exc.message, field=field) from None
+
+
+def _layers(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not value:
+        raise Invalid.one(f"expected a non-empty list of layers, got {short(value)}")
+    entries, problems = [], []
+    for i, item in enumerate(value):
+        entry, _, found = _build(LAYERS, item)
+        entries.append(entry)
+        problems += [((i, *sub), message, key) for sub, message, key in found]
+    if problems:
+        raise Invalid(problems)
+    return entries
+
+
+def _optimizer(value: Any) -> dict[str, Any]:
+    """Stored with every setting filled in from the built optimizer's config."""
+    entry, built, problems = _build(OPTIMIZERS, value)
+    if problems:
+        raise Invalid(problems)
+    return dict(built.config()) if hasattr(built, "config") else entry
+
+
+def _loss(value: Any) -> str:
+    """A loss name; ``{type: name}`` is read as the name (losses take no settings)."""
+    if isinstance(value, dict) and list(value) == ["type"]:
+        value = value["type"]
+    LOSSES.get(value, field=None)
+    return value
+
+
+class ModelSpec(Section):
+    """The layers in order; ``input`` is inferred from the data when left out."""
+
+    input: Annotated[
+        list[int] | None,
+        _checked(
+            partial(_ints, what="the input shape as a list of positive integers"), optional=True
+        ),
+    ] = None
+    layers: Annotated[list[dict[str, Any]], PlainValidator(_layers)]
+
+
+class EarlyStopping(Section):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs."""
+
+    monitor: Text = "val_loss"
+    patience: NonNegInt = 5
+    min_delta: NonNegFloat = 0.0
+    restore_best: Bool = True
+    mode: Annotated[str, _choice("auto", "min", "max")] = "auto"
+
+
+class Training(Section):
+    """How the training loop runs."""
+
+    epochs: PositiveInt = 10
+    batch_size: Annotated[int | str, _checked(_batch_size)] = 32
+    shuffle: Bool = True
+    early_stopping: EarlyStopping | None = None
+    checkpoint_every: OptPositiveInt = None
+
+
+# -- the top level's fields (the Spec itself lives in spec.py) ---------------------------------
+Version = Annotated[int, _checked(_version)]
+SpecName = Annotated[str | None, _checked(_spec_name, optional=True)]
+Device = Annotated[str, _choice("cpu", "gpu", "auto")]
+Dtype = Annotated[str, _choice("float32", "float64")]
+Loss = Annotated[str, _checked(_loss)]
+Optimizer = Annotated[dict[str, Any], PlainValidator(_optimizer)]
+
+
+def default_optimizer() -> dict[str, Any]:
+    return _optimizer(DEFAULT_OPTIMIZER)
