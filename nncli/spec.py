@@ -65,7 +65,7 @@ class Spec(Section):
     loss: Loss
     optimizer: Optimizer = Field(default_factory=default_optimizer)
     training: Training = Field(default_factory=Training)
-    output: OptFilePath = None  # filled: runs/<name>/model.h5 next to the spec file
+    output: OptFilePath = None  # filled: runs/<name>/model.h5 under the current folder
 
     _doc: Document | None = PrivateAttr(default=None)
     _source: Path | None = PrivateAttr(default=None)
@@ -238,7 +238,10 @@ def _finish(spec: Spec, doc: Document, base_dir: Path) -> None:
     if spec.name is None:
         stem = Path(doc.filename).stem
         spec.name = stem if stem and not doc.filename.startswith("<") else "model"
-    spec.output = absolute(spec.output or Path("runs", spec.name, "model.h5"), ("output",))
+    if spec.output is None:  # like other trainers' run folders: under the current folder
+        spec.output = Path(os.path.abspath(Path("runs", spec.name, "model.h5")))
+    else:
+        spec.output = absolute(spec.output, ("output",))
     for key in ("path", "validation", "test"):
         value = getattr(spec.data, key, None)
         if value is not None:

@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validat
 
 import nncli.engine  # noqa: F401  (fills the registries)
 from nncli.engine import checks
-from nncli.engine.activations import make_activation
 from nncli.engine.registry import LAYERS, LOSSES, OPTIMIZERS, Registry, did_you_mean
 from nncli.errors import SpecError
 from nncli.spec_yaml import Path_
@@ -305,22 +304,11 @@ def _build(registry: Registry, item: Any) -> tuple[dict[str, Any], Any, list[Pro
                 f" ({what} {name!r} takes {', '.join(allowed) or 'no settings'})"
             )
             return entry, None, [((unknown[0],), f"unknown key {unknown[0]!r}{hint}", True)]
-        if "activation" in settings and "activation" in allowed:
-            _check_activation(settings["activation"])
         return entry, registry.create(name, settings), []
     except SpecError as exc:
         return entry, None, [(tuple(exc.field.split(".")) if exc.field else (), exc.message, False)]
     except Exception as exc:  # an engine constructor choking on an odd value is still a spec error
         return entry, None, [((), f"{what} {name!r} cannot take these settings: {exc}", False)]
-
-
-def _check_activation(value: Any) -> None:
-    """The layer's constructor would report an unknown activation as field ``type``."""
-    try:
-        make_activation(value)
-    except SpecError as exc:
-        field = "activation" if exc.field in (None, "type") else f"activation.{exc.field}"
-        raise SpecError(exc.message, field=field) from None
 
 
 def _layers(value: Any) -> list[dict[str, Any]]:

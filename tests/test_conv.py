@@ -227,7 +227,7 @@ def test_non_image_input_and_wrong_batch_shape_raise_shape_error():
         ({"filters": 4, "padding": -1}, "padding"),
         ({"filters": 4, "padding": [1, 2, 3]}, "padding"),
         ({"filters": 4, "use_bias": "yes"}, "use_bias"),
-        ({"filters": 4, "activation": "rleu"}, "type"),
+        ({"filters": 4, "activation": "rleu"}, "activation"),
     ],
 )
 def test_bad_hyperparameters_raise_spec_error_with_field(settings, field):

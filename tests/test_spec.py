@@ -134,7 +134,7 @@ def test_minimal_csv_spec_gets_every_default(tmp_path):
         None,
         None,
     )
-    assert spec.output == tmp_path / "runs" / "penguins" / "model.h5"
+    assert spec.output == Path.cwd() / "runs" / "penguins" / "model.h5"  # under the current folder
 
 
 def test_default_optimizer_is_adam():

@@ -170,12 +170,15 @@ def make_activation(spec: str | dict[str, Any] | Activation) -> Activation:
     """``"relu"`` or ``{"type": "leaky_relu", "slope": 0.2}`` -> an Activation."""
     if isinstance(spec, Activation):
         return spec
-    if isinstance(spec, dict):
-        settings = dict(spec)
-        name = settings.pop("type", None)
-        return ACTIVATIONS.create(name, settings)
-    if isinstance(spec, str):
-        return ACTIVATIONS.create(spec)
+    try:
+        if isinstance(spec, dict):
+            settings = dict(spec)
+            return ACTIVATIONS.create(settings.pop("type", None), settings)
+        if isinstance(spec, str):
+            return ACTIVATIONS.create(spec)
+    except SpecError as exc:
+        exc.field = "activation" if exc.field == "type" else f"activation.{exc.field}"
+        raise
     raise SpecError(f"expected an activation name, got {spec!r}", field="activation")
 
 
@@ -216,7 +219,10 @@ def _with_signature(act_cls: type) -> Any:
     def __init__(self: ActivationLayer, **settings: Any) -> None:
         ActivationLayer.__init__(self, **settings)
 
-    __init__.__signature__ = inspect.signature(act_cls.__init__)  # type: ignore[attr-defined]
+    takes_settings = act_cls.__init__ is not object.__init__
+    # an activation without settings (relu, tanh, ...) makes a layer without settings
+    signature = inspect.signature(act_cls.__init__ if takes_settings else lambda self: None)
+    __init__.__signature__ = signature  # type: ignore[attr-defined]
     return __init__
 
 

@@ -47,8 +47,8 @@ class Registry:
     def get(self, name: object, field: str | None = "type") -> type:
         if not isinstance(name, str) or name not in self._classes:
             raise SpecError(
-                f"expected a {self.kind} name ({', '.join(self.names())}), got {name!r}"
-                + did_you_mean(name, self.names()),
+                f"expected {'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind} name "
+                f"({', '.join(self.names())}), got {name!r}" + did_you_mean(name, self.names()),
                 field=field,
             )
         return self._classes[name]
