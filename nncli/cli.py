@@ -60,6 +60,16 @@ def run(action: Callable[[], Any], debug: bool) -> Any:
         )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (the save in progress completes or is abandoned whole)."""
+
+    exit_code = 143
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"nncli {__version__}")
@@ -104,8 +114,12 @@ def train(
     """Train the network a spec describes and write its checkpoint."""
 
     def action() -> None:
+        import signal
+
         from nncli import report, training_run
         from nncli import spec as spec_module
+
+        signal.signal(signal.SIGTERM, _terminated)
 
         overrides = list(set_) + ([f"training.epochs={epochs}"] if epochs is not None else [])
         loaded = spec_module.load(spec, overrides)

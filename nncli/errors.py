@@ -58,6 +58,16 @@ class DivergedError(NncliError):
     exit_code = 5
 
 
+class Interrupted(NncliError):
+    """Ctrl-C (exit 130) or SIGTERM (exit 143) during training; the message says how to resume."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, *, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class SpecErrors(SpecError):
     """Several spec errors found in one pass; printed one per line."""
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from nncli import build, data, model_io
-from nncli.errors import CheckpointError, DataError, DivergedError, SpecError
+from nncli.errors import CheckpointError, DataError, DivergedError, Interrupted, SpecError
 from nncli.train import Callback, EarlyStopping, History, fit, predict
 
 SMOKE_ROWS = 64
@@ -276,6 +276,18 @@ def train(
                 history=history,
                 best_weights=best,
             )
+    except KeyboardInterrupt as exc:
+        last = periodic.last_good if periodic and periodic.last_good else resume
+        done = history.epochs[-1]["epoch"] if history.epochs else initial_epoch
+        how = (
+            f"; resume with: nncli train {spec.source} --resume {last} --output {out}"
+            if last
+            else "; no checkpoint was saved yet (set training.checkpoint_every)"
+        )
+        raise Interrupted(
+            f"training interrupted after epoch {done}; last good checkpoint: {last or 'none'}{how}",
+            exit_code=getattr(exc, "exit_code", 130),
+        ) from None
     except DivergedError as exc:
         last = periodic.last_good if periodic and periodic.last_good else resume
         lr_place = spec.line_of("optimizer.learning_rate") or spec.line_of("optimizer")

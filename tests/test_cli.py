@@ -322,3 +322,27 @@ def test_divergence_exits_5_naming_the_learning_rate(work: Path):
     line = one_error_line(invoke("train", spec), 5, "diverged", "learning rate")
     assert "bad.yaml:" in line  # the spec line of the learning rate
     assert not (work / "out").exists()
+
+
+# -- interruption ----------------------------------------------------------------------------------
+def test_interrupt_keeps_the_last_checkpoint_and_prints_the_resume_command(work: Path):
+    from nncli import spec as spec_module
+    from nncli import training_run
+    from nncli.errors import Interrupted
+    from nncli.train import Callback
+
+    class CtrlCAfterEpoch2(Callback):
+        def on_epoch_end(self, epoch, logs):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    spec = spec_module.load(work / "iris.yaml", ["training.checkpoint_every=1"])
+    with pytest.raises(Interrupted) as err:
+        training_run.train(spec, callbacks=[CtrlCAfterEpoch2()])
+    latest = work / "out" / "model.latest.h5"
+    assert err.value.exit_code == 130
+    assert "after epoch 2" in str(err.value) and f"--resume {latest}" in str(err.value)
+    assert not (work / "out" / "model.h5").exists()
+    result = invoke("train", work / "iris.yaml", "--resume", latest, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert "epochs trained: 3" in invoke("inspect", work / "out" / "model.h5").stdout
