@@ -243,6 +243,10 @@ def train(
             resume_weights=resume_weights,
         )
 
+    def last_good() -> Path | None:
+        """The newest complete checkpoint of this run, or the one it resumed from."""
+        return periodic.last_good if periodic and periodic.last_good else resume
+
     all_callbacks = list(callbacks)
     periodic = None
     if spec.training.checkpoint_every and not smoke:
@@ -277,7 +281,7 @@ def train(
                 best_weights=best,
             )
     except KeyboardInterrupt as exc:
-        last = periodic.last_good if periodic and periodic.last_good else resume
+        last = last_good()
         done = history.epochs[-1]["epoch"] if history.epochs else initial_epoch
         how = (
             f"; resume with: nncli train {spec.source} --resume {last} --output {out}"
@@ -289,7 +293,7 @@ def train(
             exit_code=getattr(exc, "exit_code", 130),
         ) from None
     except DivergedError as exc:
-        last = periodic.last_good if periodic and periodic.last_good else resume
+        last = last_good()
         lr_place = spec.line_of("optimizer.learning_rate") or spec.line_of("optimizer")
         exc.message += (
             f"; likely cause: a learning rate too large ({optimizer.learning_rate}"

@@ -12,7 +12,7 @@ from nncli.data import encoder_from_state, load
 from nncli.data.encoders import CategoricalColumn, NumericColumn, TabularEncoder
 from nncli.errors import CheckpointError, DataError, ShapeError, SpecError
 
-DATASETS = Path("/work/shared/datasets")
+DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 IRIS = DATASETS / "iris.csv"
 PENGUINS = DATASETS / "penguins.csv"
 IRIS_HEADER = "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm"

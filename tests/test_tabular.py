@@ -13,7 +13,7 @@ from nncli.data.split import split_rows
 from nncli.data.tabular import read_table
 from nncli.errors import DataError, SpecError
 
-DATASETS = Path("/work/shared/datasets")
+DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 IRIS = DATASETS / "iris.csv"
 PENGUINS = DATASETS / "penguins.csv"
 
