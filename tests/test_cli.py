@@ -346,3 +346,21 @@ def test_interrupt_keeps_the_last_checkpoint_and_prints_the_resume_command(work:
     result = invoke("train", work / "iris.yaml", "--resume", latest, "--quiet")
     assert result.exit_code == 0, result.stderr
     assert "epochs trained: 3" in invoke("inspect", work / "out" / "model.h5").stdout
+
+
+def test_a_bug_exits_1_and_ctrl_c_exits_130_without_traceback(work: Path, monkeypatch):
+    from nncli import training_run
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(training_run, "train", broken)
+    one_error_line(invoke("train", work / "iris.yaml"), 1, "internal error", "boom", "--debug")
+    result = invoke("train", work / "iris.yaml", "--debug")
+    assert result.exit_code == 1 and "Traceback" in result.stderr
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training_run, "train", interrupted)
+    one_error_line(invoke("train", work / "iris.yaml"), 130, "interrupted")
