@@ -24,6 +24,13 @@ def _encoder(model: model_io.Model) -> Any:
         ) from None
 
 
+def model_inputs(encoder: Any, frame: Any, unknown: str = "error") -> tuple[Any, Any]:
+    """(x, mask): sequence encoders give padded inputs and their mask; the others x alone."""
+    if hasattr(encoder, "inputs"):
+        return encoder.inputs(frame, unknown=unknown)
+    return encoder.transform(frame, unknown=unknown), None
+
+
 def predict_files(
     checkpoint: Path,
     paths: list[Path],
@@ -46,9 +53,14 @@ def predict_files(
         missing = [c for c in keep if c not in frame.columns]
         if missing:
             raise DataError(f"--keep column {missing[0]!r} is not in the file", where=str(path))
-        x = encoder.transform(frame, unknown=unknown)
-        columns = {c: frame[c].to_numpy() for c in keep}
-        columns.update(encoder.decode(predict(model.net, x), proba=proba))
+        x, mask = model_inputs(encoder, frame, unknown)
+        output = predict(model.net, x, mask=mask)
+        columns = dict(encoder.id_columns(frame)) if hasattr(encoder, "id_columns") else {}
+        columns.update({c: frame[c].to_numpy() for c in keep})
+        if mask is None:
+            columns.update(encoder.decode(output, proba=proba))
+        else:
+            columns.update(encoder.decode(output, proba=proba, mask=mask))
         tables.append(pd.DataFrame(columns))
     return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
 
@@ -71,11 +83,12 @@ def evaluate_file(checkpoint: Path, path: Path, device: str = "cpu") -> dict[str
     model = model_io.load(checkpoint, device)
     encoder = _encoder(model)
     frame = encoder.read_frame(path)
-    x, y = encoder.transform(frame), encoder.targets(frame)
-    result: dict[str, Any] = {"rows": len(x), "metrics": evaluate(model.net, model.loss, x, y)}
+    (x, mask), y = model_inputs(encoder, frame), encoder.targets(frame)
+    metrics = evaluate(model.net, model.loss, x, y, mask=mask)
+    result: dict[str, Any] = {"rows": len(x), "metrics": metrics}
     labels = model.labels
     if labels is not None and y.ndim == 2:
-        p = predict(model.net, x)
+        p = predict(model.net, x, mask=mask)
         n = len(labels)
         report = classification_report(
             np.asarray(predicted_classes(y)), np.asarray(predicted_classes(p)), n

@@ -184,12 +184,13 @@ def train(
     net = build.network(spec, ds.input_shape, ds.output_width, backend)
     loss, optimizer = build.loss(spec), build.optimizer(spec)
     early_stopping = _early_stopping(spec)
-    x, y, validation = ds.x_train, ds.y_train, None
+    x, y, mask, validation = ds.x_train, ds.y_train, ds.mask_train, None
     if ds.x_val is not None and len(ds.x_val):
         validation = (ds.x_val, ds.y_val)
     epochs, batch_size = spec.training.epochs, spec.training.batch_size
     if smoke:
         x, y = x[:SMOKE_ROWS], y[:SMOKE_ROWS]
+        mask = None if mask is None else mask[:SMOKE_ROWS]
         validation = (
             None if validation is None else (validation[0][:SMOKE_ROWS], validation[1][:SMOKE_ROWS])
         )
@@ -274,6 +275,8 @@ def train(
                 shuffle=spec.training.shuffle,
                 seed=spec.seed,
                 validation=validation,
+                mask=mask,
+                validation_mask=None if smoke else ds.mask_val,
                 callbacks=all_callbacks,
                 early_stopping=early_stopping,
                 initial_epoch=initial_epoch,
@@ -304,7 +307,7 @@ def train(
     if smoke:
         try:
             save(out)
-            _check_round_trip(out, net, x, backend.name, spec.dtype)
+            _check_round_trip(out, net, x, mask, backend.name, spec.dtype)
         finally:
             tmp.cleanup()
         return TrainResult(output=out, history=history)
@@ -317,9 +320,11 @@ def train(
     return TrainResult(output=out, history=history, files=[out, resolved, history_file])
 
 
-def _check_round_trip(path: Path, net: Any, x: np.ndarray, device: str, dtype: str) -> None:
-    expected = predict(net, x)
-    got = predict(model_io.load(path, device, dtype).net, x)
+def _check_round_trip(
+    path: Path, net: Any, x: np.ndarray, mask: np.ndarray | None, device: str, dtype: str
+) -> None:
+    expected = predict(net, x, mask=mask)
+    got = predict(model_io.load(path, device, dtype).net, x, mask=mask)
     if not np.isfinite(got).all():
         raise DataError("smoke run: the reloaded model predicts non-finite values")
     if not np.allclose(got, expected, atol=1e-5, rtol=1e-5):

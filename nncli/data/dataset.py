@@ -35,6 +35,11 @@ class Encoder(Protocol):
 
     def transform(self, data: Any, unknown: str = "error") -> np.ndarray: ...
 
+    # Optional, for encoders whose inputs need more than ``transform`` gives:
+    #   inputs(frame, unknown) -> (x, mask or None)      padded sequences and their mask
+    #   id_columns(frame) -> {name: values}              columns put first in predict's output
+    #                                                    (an image's file, a sequence's id)
+
     def targets(self, frame: Any) -> np.ndarray: ...
 
     def decode(self, output: np.ndarray, proba: bool = False) -> dict[str, np.ndarray]: ...
@@ -59,6 +64,10 @@ class Dataset:
     y_test: np.ndarray | None
     encoder: Encoder
     source: str
+    # (N, T) booleans, True at real steps, for padded variable-length sequences; else None
+    mask_train: np.ndarray | None = None
+    mask_val: np.ndarray | None = None
+    mask_test: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for x, y in (
