@@ -3,33 +3,39 @@
 Layout (format_version 1); every name is a hard link, every dataset contiguous and unfiltered:
 
     /                           attrs format="nncli-checkpoint", format_version=1 (int),
-                                nncli_version (str), created (ISO 8601, UTC)
-    /spec                       scalar UTF-8 string dataset: the resolved spec as YAML
-    /model/<i>.<type>           one group per layer, i = 0..n-1; attrs index (int), type (str),
+                                nncli_version, created (ISO 8601, UTC), sha256 (below)
+    /spec                       scalar string dataset: the resolved spec as YAML
+    /model/<i>.<type>           one group per layer, i = 0..n-1; attrs index (int), type,
                                 config (the layer's config as JSON text)
     /model/<i>.<type>/<param>   numeric dataset, e.g. /model/0.dense/weight (out, in)
-    /optimizer                  only when saved; attrs type (str), step (int)
+    /optimizer                  only when saved; attrs type, step (int)
     /optimizer/<i>.<type>/<param>/<slot>
                                 numeric dataset: slot "m" of parameter "0.dense.weight" is
                                 /optimizer/0.dense/weight/m
     /data/...                   a nested dict: dict -> group, any other value -> one dataset
                                 with attr kind (below)
-    /training                   attrs: its scalar entries (None as an empty float attr); each
+    /training                   attrs: its scalar entries (None: an empty float attr); each
                                 dict entry -> a group written like /data; "history" values as
                                 float64 arrays: /training/history/<metric> (epochs,)
 
 Data leaf kinds: array (numeric dataset, dtype and shape kept), str (scalar string),
 strs (1-D strings), int / float / bool (0-d int64 / float64 / bool), ints / floats (1-D
-int64 / float64), none (null dataspace). Strings are variable-length UTF-8. A dict key is the
-link name with "%" -> "%25" and "/" -> "%2F"; the key "." is "%2E" and the key "" is "%".
+int64 / float64), none (null dataspace). A dict key is the link name with "%" -> "%25" and
+"/" -> "%2F"; the key "." is "%2E" and the key "" is "%".
 
-Every dataset has attr sha256: the hex digest of dtype, shape and little-endian C-order bytes
-for numbers, of shape and the JSON of the strings for text. Load checks every one.
+All text, in datasets and attributes, is fixed-length UTF-8 (NUL-padded, so it may not hold
+NUL): variable-length strings live on a heap whose corruption crashes HDF5 itself, so nncli
+neither writes nor reads them. Attributes are numbers or such text, nothing else.
 
-Load trusts nothing: it checks the signature, the format attrs, then walks every link and
-refuses soft, external, virtual, chunked, filtered and externally stored data, and any
-dataset declaring more bytes than the file holds, all before reading data; numbers must be
-numeric, only the string places may hold strings. Save writes a temporary file in the same
+Checksums (sha256, hex): each dataset's attr sha256 digests its dtype, shape and little-endian
+C-order bytes (numbers) or its shape and the JSON of its strings (text); the root's sha256
+digests the sorted JSON lines [path] and [path, attr, value] of every object and attribute
+but itself, so a changed name, key or config is caught too. Load checks them all.
+
+Load trusts nothing: it checks the signature and format attrs, then walks every link and
+refuses soft, external, virtual, chunked, filtered and externally stored data, and datasets
+declaring more bytes than the file holds or than they store, before reading any data; numbers
+must be numeric, only the text places may hold text. Save writes a temporary file in the same
 folder, fsyncs it and renames it over the old one, so readers see the old or the new file.
 """
 
@@ -51,6 +57,7 @@ from urllib.parse import unquote
 
 import h5py
 import numpy as np
+from h5py import h5t
 
 import nncli
 from nncli.errors import CheckpointError
@@ -59,7 +66,6 @@ FORMAT = "nncli-checkpoint"
 FORMAT_VERSION = 1
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 MAX_DEPTH = 64  # our files nest a few groups deep; a hard-link cycle would nest forever
-STR = h5py.string_dtype("utf-8")
 
 
 @dataclass
@@ -141,12 +147,15 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
         try:
             with h5py.File(tmp, "x", locking=False) as f:
                 _write(f, ckpt, meta)
+                _stamp(f)
                 f.flush()
             _fsync(tmp, os.O_RDWR)
             os.replace(tmp, path)
-        except BaseException:  # Ctrl-C too: never leave a half-written file behind
+        except BaseException as e:  # Ctrl-C too: never leave a half-written file behind
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(e, CheckpointError) and e.where is None:
+                e.where = str(path)
             raise
     except OSError as e:
         reason = os.strerror(e.errno) if e.errno else str(e)
@@ -154,6 +163,33 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
     with contextlib.suppress(OSError):  # makes the rename durable; not every system can
         _fsync(folder, os.O_RDONLY)
     ckpt.meta = meta
+
+
+def _stamp(f: h5py.File) -> None:
+    """Root attr sha256 covers every name and attribute: a changed key or config is caught."""
+    lines = _object_lines(f, "/", _plain_read)
+    f.visititems(lambda name, obj: lines.extend(_object_lines(obj, "/" + name, _plain_read)))
+    _set_attr(f, "sha256", _digest_lines(lines))
+
+
+def _plain_read(obj: h5py.HLObject, name: str) -> Any:
+    return obj.attrs[name]
+
+
+def _object_lines(obj: h5py.HLObject, path: str, read: Callable) -> list[str]:
+    lines = [json.dumps([path])]
+    for name in obj.attrs:
+        if path == "/" and name == "sha256":
+            continue
+        value = read(obj, name)
+        value = value.decode() if isinstance(value, bytes) else value
+        value = value.item() if isinstance(value, np.generic) else value
+        lines.append(json.dumps([path, name, None if isinstance(value, h5py.Empty) else value]))
+    return lines
+
+
+def _digest_lines(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
 
 
 def _fsync(path: Path, flags: int) -> None:
@@ -165,20 +201,21 @@ def _fsync(path: Path, flags: int) -> None:
 
 
 def _write(f: h5py.File, ckpt: Checkpoint, meta: dict) -> None:
-    f.attrs.update(meta)
+    for key, value in meta.items():
+        _set_attr(f, key, value)
     _write_text(f, "spec", ckpt.spec_yaml)
     model = f.create_group("model")
     for layer in ckpt.layers:
         name = f"{int(layer.index)}.{_check_name(layer.type, 'layer type')}"
         group = model.create_group(name, track_order=True)
         group.attrs["index"] = np.int64(layer.index)
-        group.attrs["type"] = layer.type
-        group.attrs["config"] = json.dumps(layer.config, ensure_ascii=False)
+        _set_attr(group, "type", layer.type)
+        _set_attr(group, "config", json.dumps(layer.config, default=_json_default))
         for name, value in layer.params.items():
             _write_array(group, _check_name(name, "parameter name"), value)
     if ckpt.optimizer is not None:
         opt = f.create_group("optimizer", track_order=True)
-        opt.attrs["type"] = ckpt.optimizer.type
+        _set_attr(opt, "type", ckpt.optimizer.type)
         opt.attrs["step"] = np.int64(ckpt.optimizer.step)
         for param, slots in ckpt.optimizer.state.items():
             layer_name, _, name = param.rpartition(".")  # "0.dense.weight" -> 0.dense/weight
@@ -199,7 +236,7 @@ def _write(f: h5py.File, ckpt: Checkpoint, meta: dict) -> None:
             group = training.create_group(_encode_key(key), track_order=True)
             _write_tree(group, value, f"training.{key}")
         else:
-            training.attrs[_check_name(key, "training key")] = _scalar_attr(value, key)
+            _set_attr(training, _check_name(key, "training key"), _scalar_attr(value, key))
 
 
 def _scalar_attr(value: Any, key: str) -> Any:
@@ -212,12 +249,30 @@ def _scalar_attr(value: Any, key: str) -> Any:
     raise TypeError(f"training.{key}: expected a scalar or a dict, got {type(value).__name__}")
 
 
+def _fixed(value: str | list[str]) -> np.ndarray:
+    """Text -> fixed-length UTF-8: variable-length strings live on a heap that corrupt files
+    turn into crashes inside HDF5, so nncli neither writes nor reads them."""
+    encoded = [s.encode() for s in ([value] if isinstance(value, str) else value)]
+    dtype = h5py.string_dtype("utf-8", max([1, *map(len, encoded)]))
+    return np.array(encoded[0] if isinstance(value, str) else encoded, dtype=dtype)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"a layer config holds a {type(value).__name__}, which JSON cannot store")
+
+
+def _set_attr(obj: h5py.HLObject, name: str, value: Any) -> None:
+    obj.attrs[name] = _fixed(value) if isinstance(value, str) else value
+
+
 def _write_array(group: h5py.Group, name: str, value: Any) -> h5py.Dataset:
     a = np.asarray(value, order="C")
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{group.name}/{name}: expected a numeric array, got dtype {a.dtype}")
     ds = group.create_dataset(name, data=a)  # contiguous, unfiltered: what load accepts
-    ds.attrs["sha256"] = _digest_array(a)
+    _set_attr(ds, "sha256", _digest_array(a))
     return ds
 
 
@@ -225,8 +280,8 @@ def _write_text(group: h5py.Group, name: str, value: str | list[str]) -> h5py.Da
     for s in [value] if isinstance(value, str) else value:
         if "\x00" in s:  # HDF5 strings end at NUL: the rest would be lost
             raise CheckpointError(f"{group.name}/{name}: cannot store a string holding NUL")
-    ds = group.create_dataset(name, data=value, dtype=STR)
-    ds.attrs["sha256"] = _digest_text(value, ds.shape)
+    ds = group.create_dataset(name, data=_fixed(value))
+    _set_attr(ds, "sha256", _digest_text(value, ds.shape))
     return ds
 
 
@@ -241,12 +296,12 @@ def _write_tree(group: h5py.Group, tree: dict, where: str) -> None:
         kind, value = _leaf_kind(value, f"{where}.{key}")
         if kind == "none":
             ds = group.create_dataset(name, data=h5py.Empty("f8"))
-            ds.attrs["sha256"] = _digest_text(None, None)
+            _set_attr(ds, "sha256", _digest_text(None, None))
         elif kind in _TEXT:
             ds = _write_text(group, name, value)
         else:
             ds = _write_array(group, name, value)
-        ds.attrs["kind"] = kind
+        _set_attr(ds, "kind", kind)
 
 
 def _leaf_kind(value: Any, where: str) -> tuple[str, Any]:
@@ -355,14 +410,21 @@ class _Reader:
         f = self.f
         if "format" not in f.attrs:
             raise self.bad("not an nncli checkpoint (no 'format' attribute)")
-        if (fmt := self.attr(f, "format", str)) != FORMAT:
-            raise self.bad(f"not an nncli checkpoint (format is {fmt!r})")
+        try:
+            fmt = repr(self.attr(f, "format", str))
+        except CheckpointError:
+            fmt = "unreadable"
+        if fmt != repr(FORMAT):
+            raise self.bad(f"not an nncli checkpoint (format {fmt}, expected {FORMAT!r})")
         if (version := self.attr(f, "format_version", int)) > FORMAT_VERSION:
             newer = f"written by a newer nncli (format {version})"
             raise self.bad(f"{newer}; this nncli reads format {FORMAT_VERSION}")
         if version < 1:
             raise self.bad(f"unknown format version {version}")
-        self.walk(f, 0, set())
+        lines = _object_lines(f, "/", self.raw_attr)
+        self.walk(f, 0, set(), lines)
+        if self.raw_attr(f, "sha256") != _digest_lines(lines):
+            raise self.bad("checksum mismatch over names and attributes: damaged or changed", "/")
         for name in ("spec", "model"):
             if name not in f:
                 raise self.bad(f"no /{name} in the file")
@@ -381,7 +443,7 @@ class _Reader:
             raise self.bad(f"layer indices are {indices}, expected 0..n-1", "/model")
         return layers
 
-    def walk(self, group: h5py.Group, depth: int, seen: set) -> None:
+    def walk(self, group: h5py.Group, depth: int, seen: set, lines: list[str]) -> None:
         """Refuse every link and dataset this module never writes, before reading any data."""
         if depth > MAX_DEPTH:
             raise self.bad(f"groups nest deeper than {MAX_DEPTH}", group.name)
@@ -397,12 +459,13 @@ class _Reader:
                 raise self.bad("links to an object already linked elsewhere", where)
             seen.add(obj.id)
             if isinstance(obj, h5py.Group):
-                self.walk(obj, depth + 1, seen)
+                self.walk(obj, depth + 1, seen, lines)
             elif isinstance(obj, h5py.Dataset):
                 self.check_storage(obj, where)
             else:
                 kind = type(obj).__name__
                 raise self.bad(f"is a {kind}; only plain groups and datasets are read", where)
+            lines += _object_lines(obj, where, self.raw_attr)
 
     def check_storage(self, ds: h5py.Dataset, where: str) -> None:
         if ds.is_virtual:
@@ -423,13 +486,26 @@ class _Reader:
             raise self.bad(f"declares {declared} bytes but stores {stored}", where)
 
     def attr(self, obj: h5py.HLObject, name: str, kind: type) -> Any:
-        value = obj.attrs.get(name)
-        value = value.decode("utf-8") if isinstance(value, bytes) else value
+        value = self.raw_attr(obj, name)
         ok = isinstance(value, str) if kind is str else isinstance(value, (int, np.integer))
         if not ok or isinstance(value, (bool, np.bool_)):
             found = f"expected a {kind.__name__}, found {value!r}"
             raise self.bad(f"attribute {name!r}: {found}", obj.name)
         return kind(value)
+
+    def raw_attr(self, obj: h5py.HLObject, name: str) -> Any:
+        """An attribute's scalar value, or None; its type is checked before a byte is read."""
+        if name not in obj.attrs:
+            return None
+        attr = obj.attrs.get_id(name)
+        cls, kind = attr.get_type().get_class(), attr.get_type()
+        plain = cls in (h5t.INTEGER, h5t.FLOAT, h5t.ENUM) or (
+            cls == h5t.STRING and not kind.is_variable_str()
+        )
+        if not plain or attr.shape not in ((), None) or kind.get_size() > self.size:
+            raise self.bad(f"attribute {name!r} is not a plain scalar ({attr.dtype})", obj.name)
+        value = obj.attrs[name]
+        return value.decode() if isinstance(value, bytes) else value
 
     def group(self, parent: h5py.Group, name: str) -> h5py.Group:
         if not isinstance(obj := parent[name], h5py.Group):
@@ -452,8 +528,7 @@ class _Reader:
         return ds
 
     def verify(self, ds: h5py.Dataset, digest: str) -> None:
-        stored = ds.attrs.get("sha256")
-        stored = stored.decode("ascii", "replace") if isinstance(stored, bytes) else stored
+        stored = self.raw_attr(ds, "sha256")
         if stored != digest:
             found = "no checksum" if stored is None else "checksum mismatch"
             raise self.bad(f"{found}: the data is damaged or was changed", ds.name)
@@ -465,10 +540,12 @@ class _Reader:
 
     def text(self, parent: h5py.Group, name: str, ndim: int) -> str | list[str]:
         ds = self.dataset(parent, name)
-        if ds.shape is None or not h5py.check_string_dtype(ds.dtype) or len(ds.shape) != ndim:
-            raise self.bad(f"expected {'a string' if ndim == 0 else 'a list of strings'}", ds.name)
-        value = ds.asstr()[()]
-        value = value if ndim == 0 else [str(s) for s in value]
+        info = h5py.check_string_dtype(ds.dtype)
+        if ds.shape is None or info is None or info.length is None or len(ds.shape) != ndim:
+            what = "a string" if ndim == 0 else "a list of strings"
+            raise self.bad(f"expected {what} of fixed-length UTF-8, found {ds.dtype}", ds.name)
+        raw = ds[()]
+        value = raw.decode() if ndim == 0 else [b.decode() for b in raw.tolist()]
         self.verify(ds, _digest_text(value, ds.shape))
         return value
 
@@ -500,10 +577,9 @@ class _Reader:
         return Checkpoint(self.text(f, "spec", 0), records, optimizer, data, training, meta)
 
     def scalar(self, group: h5py.Group, key: str) -> Any:
-        value = group.attrs[key]
+        value = self.raw_attr(group, key)
         if isinstance(value, h5py.Empty):
             return None
-        value = value.decode("utf-8") if isinstance(value, bytes) else value
         for kind, cast in ((np.bool_, bool), (np.integer, int), (np.floating, float), (str, str)):
             if isinstance(value, kind):
                 return cast(value)
@@ -517,8 +593,7 @@ class _Reader:
             if isinstance(obj, h5py.Group):
                 tree[key] = self.tree(obj)
                 continue
-            kind = obj.attrs.get("kind")
-            kind = kind.decode("utf-8", "replace") if isinstance(kind, bytes) else kind
+            kind = self.raw_attr(obj, "kind")
             if kind == "none" and obj.shape is None:
                 self.verify(obj, _digest_text(None, None))
                 tree[key] = None
