@@ -1,0 +1,224 @@
+"""Images -> network inputs and outputs -> class labels, fitted on the training part only.
+
+x = (pixels - mean[c]) / std[c] per channel c, pixels in [0, 1]: (N, C, H, W) float32; with
+``normalize: none`` mean 0 and std 1. Targets: one-hot (N, K), or 0/1 (N, 1) for
+binary_cross_entropy. Everything predict needs (labels, image size, color, mean, std) goes
+into ``to_state()``, so a checkpoint reads new images exactly as training did (no augmentation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nncli.data.dataset import task_for_loss
+from nncli.data.image_files import CHANNELS, ImageFrame, read_frame
+from nncli.errors import DataError, ShapeError, SpecError
+
+STATE_VERSION = 1
+CHANNEL_NAMES = {"grayscale": ["gray"], "rgb": ["red", "green", "blue"]}
+
+
+class ImageEncoder:
+    """Image files -> float32 (N, C, H, W); class folders -> targets; outputs -> labels."""
+
+    kind = "images"
+
+    def __init__(
+        self,
+        labels: list[str],
+        loss: str,
+        image_size: tuple[int, int],
+        color: str,
+        normalize: str = "none",
+        mean: np.ndarray | None = None,
+        std: np.ndarray | None = None,
+        resize: bool = True,
+    ):
+        channels = CHANNELS[color]
+        self.class_labels = list(labels)
+        self.loss = loss
+        self.task = task_for_loss(loss)
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.color = color
+        self.normalize = normalize
+        self.mean = np.zeros(channels) if mean is None else np.asarray(mean, dtype=np.float64)
+        self.std = np.ones(channels) if std is None else np.asarray(std, dtype=np.float64)
+        # False: the spec gave no image_size, so new images must have the training size
+        self.resize = bool(resize)
+
+    @classmethod
+    def fit(
+        cls,
+        pixels: np.ndarray,
+        labels: list[str],
+        loss: str,
+        color: str,
+        normalize: str = "none",
+        resize: bool = True,
+    ) -> ImageEncoder:
+        """pixels: the training images (N, C, H, W) in [0, 1]; per-channel statistics from them."""
+        mean = std = None
+        if normalize == "standard":
+            mean = pixels.mean(axis=(0, 2, 3), dtype=np.float64)
+            std = pixels.std(axis=(0, 2, 3), dtype=np.float64)
+            std = np.where(std > 0, std, 1.0)  # a constant channel is only centred
+        return cls(labels, loss, pixels.shape[2:], color, normalize, mean, std, resize)
+
+    # -- what it knows ---------------------------------------------------------------------------
+
+    @property
+    def labels(self) -> list[str]:
+        """Class labels in output order: the class folder names, sorted (numbers as numbers)."""
+        return list(self.class_labels)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The channels: ``gray``, or ``red``, ``green``, ``blue``."""
+        return list(CHANNEL_NAMES[self.color])
+
+    @property
+    def output_width(self) -> int:
+        return 1 if self.loss == "binary_cross_entropy" else len(self.class_labels)
+
+    @property
+    def fill(self) -> tuple[float, ...]:
+        """(C,) the scaled value of a black pixel, for the border of shifted images."""
+        return tuple(float(v) for v in -self.mean / self.std)
+
+    # -- new data --------------------------------------------------------------------------------
+
+    def read_frame(self, path: str | Path, skip_bad: bool = False) -> ImageFrame:
+        """A folder (one sub-folder per class, or images alone) or an image file -> ImageFrame,
+        read as in training: same color, resized to the training size."""
+        size = self.image_size if self.resize else None
+        frame = read_frame(Path(path), size, self.color, skip_bad)
+        if len(frame) and frame.pixels.shape[2:] != self.image_size:
+            h, w = frame.pixels.shape[2:]
+            raise DataError(
+                f"the images are {h}x{w} (H x W) but the model was trained on "
+                f"{self.image_size[0]}x{self.image_size[1]} without data.image_size, so it "
+                "does not resize them",
+                where=frame.files[0],
+            )
+        return frame
+
+    def scale(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) in [0, 1] -> float32 (pixels - mean) / std per channel."""
+        mean = self.mean.astype(np.float32)[:, None, None]
+        std = self.std.astype(np.float32)[:, None, None]
+        return ((pixels - mean) / std).astype(np.float32)
+
+    def transform(self, data: ImageFrame | str | Path, unknown: str = "error") -> np.ndarray:
+        """ImageFrame or path -> float32 (N, C, H, W); ``unknown`` is for tables and unused."""
+        if unknown not in ("error", "ignore"):
+            raise SpecError(f"expected unknown to be error or ignore, got {unknown!r}")
+        frame = data if isinstance(data, ImageFrame) else self.read_frame(data)
+        return self.scale(frame.pixels)
+
+    def id_columns(self, frame: ImageFrame) -> dict[str, np.ndarray]:
+        """``file``: each image's path, the first column of predict's output."""
+        return {"file": np.array(frame.files, dtype=object)}
+
+    def codes(self, frame: ImageFrame) -> np.ndarray:
+        """(N,) class index of each image, from its class folder; DataError for unknown ones."""
+        if frame.labels is None:
+            raise DataError(
+                "expected a labelled folder (one sub-folder per class, named by its label), "
+                "got images without classes",
+                where=frame.source,
+            )
+        return class_codes(frame.labels, self.class_labels, frame.source)
+
+    def encode(self, codes: np.ndarray) -> np.ndarray:
+        """(N,) class indices -> float32 one-hot (N, K), or 0/1 (N, 1) for binary."""
+        if self.loss == "binary_cross_entropy":
+            return codes[:, None].astype(np.float32)
+        return np.eye(len(self.class_labels), dtype=np.float32)[codes]
+
+    def targets(self, frame: ImageFrame) -> np.ndarray:
+        """Labelled frame -> float32 y, one row per image."""
+        return self.encode(self.codes(frame))
+
+    def decode(self, output: np.ndarray, proba: bool = False) -> dict[str, np.ndarray]:
+        """Network output (N, width) -> ``prediction`` (labels) and, with ``proba``,
+        ``proba_<label>`` per class."""
+        output = np.asarray(output, dtype=np.float64)
+        if output.ndim != 2 or output.shape[1] != self.output_width:
+            raise ShapeError(
+                f"expected network outputs of shape (N, {self.output_width}), got {output.shape}"
+            )
+        labels = np.array(self.class_labels, dtype=object)
+        if self.loss == "binary_cross_entropy":
+            output = np.concatenate([1.0 - output, output], axis=1)  # P(first), P(second)
+        columns = {"prediction": labels[np.argmax(output, axis=1)]}
+        if proba:
+            columns.update({f"proba_{label}": output[:, k] for k, label in enumerate(labels)})
+        return columns
+
+    # -- checkpoint state ------------------------------------------------------------------------
+
+    def to_state(self) -> dict:
+        """Everything predict needs, as strings, numbers and arrays."""
+        return {
+            "kind": self.kind,
+            "version": STATE_VERSION,
+            "loss": self.loss,
+            "task": self.task,
+            "labels": list(self.class_labels),
+            "image_size": list(self.image_size),
+            "resize": int(self.resize),
+            "color": self.color,
+            "normalize": self.normalize,
+            "mean": np.asarray(self.mean, dtype=np.float64),
+            "std": np.asarray(self.std, dtype=np.float64),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> ImageEncoder:
+        """Rebuild from ``to_state()``; tolerates what a checkpoint gives back (bytes, arrays)."""
+        color = _text(state["color"])
+        if color not in CHANNELS:
+            raise ValueError(f"unknown color {color!r}")
+        mean = np.asarray(state["mean"], dtype=np.float64).reshape(-1)
+        std = np.asarray(state["std"], dtype=np.float64).reshape(-1)
+        if len(mean) != CHANNELS[color] or len(std) != CHANNELS[color] or not (std > 0).all():
+            raise ValueError(f"channel statistics do not fit {color} images")
+        size = [int(v) for v in np.asarray(state["image_size"]).reshape(-1)]
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(f"bad image_size {size}")
+        labels = [_text(v) for v in _list(state["labels"])]
+        return cls(
+            labels,
+            _text(state["loss"]),
+            (size[0], size[1]),
+            color,
+            _text(state.get("normalize", "none")),
+            mean,
+            std,
+            bool(int(state.get("resize", 1))),
+        )
+
+
+def class_codes(labels: list[str], classes: list[str], source: str) -> np.ndarray:
+    """(N,) class folder names -> (N,) int64 positions in ``classes``; DataError for others."""
+    index = {label: k for k, label in enumerate(classes)}
+    names, inverse = np.unique(np.array(labels, dtype=str), return_inverse=True)
+    unknown = [str(name) for name in names if name not in index]
+    if unknown:
+        raise DataError(
+            f"class folder {unknown[0]!r} is not one of the model's classes ({', '.join(classes)})",
+            where=source,
+        )
+    # one lookup per class folder name, then a gather for the images
+    return np.array([index[str(name)] for name in names], dtype=np.int64)[inverse.reshape(-1)]
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _list(values: Any) -> list[Any]:
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)

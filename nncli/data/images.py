@@ -1,0 +1,145 @@
+"""Image folders -> Dataset: one sub-folder per class, split, scaled, with training augmentation.
+
+``data: {kind: images, path: FOLDER, ...}``: labels are the sub-folder names (sorted; numbers as
+numbers). Validation and test parts are drawn at random, seeded and stratified, as for CSV
+(``split.py``), or read from their own labelled folders (``validation:`` / ``test:``). The
+per-channel statistics of ``normalize: standard`` come from the training part only.
+x: float32 (N, C, H, W); y: one-hot (N, K) or 0/1 (N, 1) for binary_cross_entropy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nncli.data.augment import Augmenter
+from nncli.data.dataset import CLASSIFICATION_LOSSES, Dataset, task_for_loss
+from nncli.data.image_encoder import ImageEncoder, class_codes
+from nncli.data.image_files import read_frame, skipped_note
+from nncli.data.split import split_rows
+from nncli.errors import DataError, SpecError
+
+
+def resolve(path: Any, base_dir: Path) -> Path:
+    """A spec path: absolute, or relative to the spec file's folder."""
+    path = Path(path)
+    return path if path.is_absolute() else Path(base_dir) / path
+
+
+def load(cfg: Any, base_dir: Path, seed: int, loss: str, *, skip_bad: bool = False) -> Dataset:
+    """``data: {kind: images, ...}`` -> Dataset; ``skip_bad`` leaves out unreadable files (the
+    Dataset's warnings count them) instead of stopping at the first."""
+    if loss not in CLASSIFICATION_LOSSES:
+        raise SpecError(
+            "image folders are labelled by class; expected loss "
+            f"{' or '.join(CLASSIFICATION_LOSSES)}, got {loss!r}",
+            field="loss",
+        )
+    size = tuple(cfg.image_size) if getattr(cfg, "image_size", None) else None
+    color = getattr(cfg, "color", "grayscale")
+    path = resolve(cfg.path, base_dir)
+    frame = read_frame(path, size, color, skip_bad)
+    classes = _check_classes(frame, path, loss)
+    notes, skipped = list(frame.warnings), list(frame.skipped)
+
+    files = {part: getattr(cfg, part, None) for part in ("validation", "test")}
+    fractions = {
+        part: 0.0 if files[part] else float(getattr(cfg, f"{part}_split", 0.0) or 0.0)
+        for part in ("validation", "test")
+    }
+    if fractions["validation"] + fractions["test"] >= 1:
+        raise SpecError(
+            f"validation_split + test_split must leave images for training, got "
+            f"{fractions['validation']} + {fractions['test']}",
+            field="data.validation_split",
+        )
+    codes = class_codes(frame.labels, classes, str(path))
+    train, val, test = split_rows(
+        len(frame), seed, fractions["validation"], fractions["test"], codes
+    )
+    for part, rows in (("validation", val), ("test", test)):
+        if fractions[part] > 0 and len(rows) == 0:
+            raise DataError(
+                f"{fractions[part]} of {len(frame)} images leaves no {part} images",
+                field=f"data.{part}_split",
+            )
+    encoder = ImageEncoder.fit(
+        frame.pixels[train],
+        classes,
+        loss,
+        color,
+        getattr(cfg, "normalize", "none"),
+        resize=size is not None,
+    )
+
+    def part(name: str, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if files.get(name):
+            other = encoder.read_frame(resolve(files[name], base_dir), skip_bad)
+            notes.extend(other.warnings)
+            skipped.extend(other.skipped)
+            if len(other) == 0:
+                raise DataError(f"no {name} images", where=other.source)
+            return encoder.transform(other), encoder.targets(other)
+        if name != "train" and len(rows) == 0:
+            return None, None
+        return encoder.scale(frame.pixels[rows]), encoder.encode(codes[rows])
+
+    x_train, y_train = part("train", train)
+    x_val, y_val = part("validation", val)
+    x_test, y_test = part("test", test)
+    return Dataset(
+        task_for_loss(loss),
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
+        encoder,
+        str(path),
+        augment=augmenter(getattr(cfg, "augment", None), encoder),
+        warnings=notes + skipped_note(skipped),
+    )
+
+
+def _check_classes(frame: Any, path: Path, loss: str) -> list[str]:
+    """The class labels, after checking there are enough and none is empty."""
+    if frame.classes is None:
+        raise DataError(
+            "expected one sub-folder per class (named by its label) holding its images, "
+            "found images without class folders",
+            where=str(path),
+        )
+    counts = dict.fromkeys(frame.classes, 0)
+    names, found = np.unique(np.array(frame.labels, dtype=str), return_counts=True)
+    counts.update(zip(names.tolist(), found.tolist(), strict=True))
+    empty = [label for label, count in counts.items() if count == 0]
+    if empty:
+        what = "readable images" if frame.skipped else "images"
+        raise DataError(f"class folder {empty[0]!r} has no {what}", where=str(path / empty[0]))
+    wanted = 2 if loss == "binary_cross_entropy" else None
+    if len(counts) < 2 or (wanted and len(counts) != wanted):
+        raise DataError(
+            f"{loss} needs {'exactly' if wanted else 'at least'} 2 classes; found "
+            f"{len(counts)} class folder{'s' * (len(counts) != 1)}: {', '.join(counts)}",
+            where=str(path),
+        )
+    return list(frame.classes)
+
+
+def augmenter(cfg: Any, encoder: ImageEncoder) -> Augmenter | None:
+    """``data.augment`` -> the batch function ``fit`` applies in training, or None when off."""
+    if cfg is None:
+        return None
+    aug = Augmenter(
+        flip_horizontal=bool(cfg.flip_horizontal),
+        flip_vertical=bool(cfg.flip_vertical),
+        shift=int(cfg.shift),
+        rotate=float(cfg.rotate),
+        noise=float(cfg.noise),
+        fill=encoder.fill,
+        scale=tuple(float(v) for v in 1.0 / encoder.std),
+    )
+    return aug if aug.active else None
