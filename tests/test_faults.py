@@ -1,0 +1,349 @@
+"""Faults injected into training: divergence, bad numbers in the data, Ctrl-C and SIGTERM in a real
+process, errors in the middle of a save. Each checks the exit code, the one line on stderr, and
+that the files left behind are intact (their hashes before and after)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from nncli import model_io
+from nncli.cli import app
+from nncli.engine.network import Sequential
+
+ROOT = Path(__file__).resolve().parents[1]
+IRIS = ROOT / "datasets" / "iris.csv"
+BATCHES = 8  # iris: 120 training rows in batches of 16
+
+IRIS_SPEC = """\
+version: 1
+seed: 0
+data: {kind: csv, path: iris.csv, target: species, validation_split: 0.2}
+model:
+  layers:
+    - {type: dense, units: 8, activation: relu}
+    - {type: dense, units: auto, activation: softmax}
+loss: cross_entropy
+optimizer: {type: adam, learning_rate: 0.01}
+training: {epochs: 4, batch_size: 16, checkpoint_every: 1}
+output: out/model.h5
+"""
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def one_error_line(result, code: int, *needles: str) -> str:
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nncli: error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def arrays(path: Path, roots=("model", "optimizer")) -> dict[str, np.ndarray]:
+    """Every dataset under ``roots``, by its path in the file."""
+    found: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        for root in roots:
+            f[root].visititems(
+                lambda name, obj, root=root: (
+                    found.__setitem__(f"{root}/{name}", obj[()])
+                    if isinstance(obj, h5py.Dataset)
+                    else None
+                )
+            )
+    return found
+
+
+def assert_same_arrays(a: Path, b: Path) -> None:
+    x, y = arrays(a), arrays(b)
+    assert x.keys() == y.keys() and x
+    for key in x:
+        np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files or locks a run must not leave behind."""
+    return sorted(p.name for p in folder.glob(".*"))
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    shutil.copy(IRIS, tmp_path / "iris.csv")
+    (tmp_path / "iris.yaml").write_text(IRIS_SPEC)
+    return tmp_path
+
+
+# -- divergence ------------------------------------------------------------------------------------
+def test_clip_norm_puts_the_norm_before_clipping_in_history_csv(work: Path):
+    spec = work / "iris.yaml"
+    clip = "optimizer={type: adam, learning_rate: 0.01, clip_norm: 0.001}"
+    assert invoke("train", spec, "--set", clip, "--quiet").exit_code == 0
+    lines = (work / "out" / "history.csv").read_text().splitlines()
+    column = lines[0].split(",").index("grad_norm")
+    norms = [float(line.split(",")[column]) for line in lines[1:]]
+    assert len(norms) == 4
+    assert all(np.isfinite(norms)) and min(norms) > 0.001  # before clipping: above clip_norm
+
+
+def inject_inf_gradient(monkeypatch, at_call: int, before=lambda: None) -> None:
+    """Backward pass number ``at_call`` gives an infinite gradient (after calling ``before``)."""
+    original, calls = Sequential.backward, [0]
+
+    def backward(self, dy):
+        out = original(self, dy)
+        calls[0] += 1
+        if calls[0] == at_call:
+            before()
+            next(iter(self.named_gradients().values()))[...] = np.inf
+        return out
+
+    monkeypatch.setattr(Sequential, "backward", backward)
+
+
+@pytest.mark.parametrize(
+    ("clip", "batch", "needle"),
+    [
+        ("clip_norm: 1.0", 2, "the gradient norm became inf"),
+        # no clipping: the last step of epoch 3 leaves NaN weights with every loss finite
+        ("weight_decay: 0", BATCHES, "the weights 0.dense.weight became non-finite"),
+    ],
+    ids=["non-finite-norm", "non-finite-weights"],
+)
+def test_divergence_exits_5_and_never_saves_over_the_last_good_checkpoint(
+    work: Path, monkeypatch, clip: str, batch: int, needle: str
+):
+    out = work / "out"
+    latest = out / "model.latest.h5"
+    seen = {}
+
+    def record():  # epoch 3 is running: the latest file holds epoch 2
+        seen["sha"] = sha(latest)
+        seen["epoch"] = model_io.load(latest).training["epoch"]
+
+    inject_inf_gradient(monkeypatch, 2 * BATCHES + batch, record)
+    optimizer = f"optimizer={{type: adam, learning_rate: 0.01, {clip}}}"
+    result = invoke("train", work / "iris.yaml", "--set", optimizer)
+    line = one_error_line(result, 5, f"epoch 3, batch {batch}", needle, "learning rate")
+    assert f"last good checkpoint: {latest}" in line
+    assert seen["epoch"] == 2 and sha(latest) == seen["sha"]
+    weights = model_io.load(latest).net.get_weights()
+    assert all(np.isfinite(w).all() for w in weights.values())
+    assert not (out / "model.h5").exists() and not (out / "model.best.h5").exists()
+    assert leftovers(out) == []  # no lock, no temporary file
+
+
+# -- NaN and infinity in the data ------------------------------------------------------------------
+def with_cell(src: Path, dst: Path, line: int, column: int, value: str) -> Path:
+    rows = src.read_text().splitlines()
+    fields = rows[line - 1].split(",")
+    fields[column] = value
+    rows[line - 1] = ",".join(fields)
+    dst.write_text("\n".join(rows) + "\n")
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("value", "sets", "needle"),
+    [
+        ("inf", [], "'inf' on line 6"),
+        ("nan", [], "'nan' on line 6"),
+        ("-Infinity", [], "'-Infinity' on line 6"),
+        ("1e39", ["data.normalize=none"], "'1e39' on line 6"),  # finite in float64 only
+        ("1e308", [], "'1e308' on line 6"),  # its square overflows while scaling
+    ],
+)
+def test_nan_or_infinity_in_training_data_exits_3_with_line_and_column(
+    work: Path, value: str, sets: list[str], needle: str
+):
+    with_cell(IRIS, work / "iris.csv", 6, 1, value)
+    args = [w for s in sets for w in ("--set", s)]
+    one_error_line(
+        invoke("train", work / "iris.yaml", *args), 3, "iris.csv", "sepal_width_cm", needle
+    )
+    assert not (work / "out").exists()
+
+
+def test_infinite_regression_target_exits_3(work: Path):
+    rows = ["x,y"] + [f"{i},{2 * i}" for i in range(20)]
+    rows[3] = "2,1e39"  # float32 cannot hold it
+    (work / "reg.csv").write_text("\n".join(rows) + "\n")
+    spec = IRIS_SPEC.replace("iris.csv", "reg.csv").replace("species", "y")
+    spec = spec.replace("cross_entropy", "mse").replace("softmax", "linear")
+    (work / "reg.yaml").write_text(spec)
+    one_error_line(invoke("train", work / "reg.yaml"), 3, "reg.csv", "'y'", "line 4")
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e39", "-1e308"])
+def test_nan_or_infinity_at_predict_and_evaluate_exits_3(work: Path, value: str):
+    assert invoke("train", work / "iris.yaml", "--quiet").exit_code == 0
+    model = work / "out" / "model.h5"
+    bad = with_cell(IRIS, work / "new.csv", 9, 2, value)
+    for command in ("predict", "evaluate"):
+        one_error_line(invoke(command, model, bad), 3, "new.csv", "petal_length_cm", "line 9")
+
+
+# -- Ctrl-C and SIGTERM in a real process ----------------------------------------------------------
+LONG_SPEC = """\
+version: 1
+seed: 3
+data: {kind: csv, path: blobs.csv, target: label, validation_split: 0.2}
+model:
+  layers:
+    - {type: dense, units: 32, activation: relu}
+    - {type: dropout, rate: 0.1}
+    - {type: dense, units: 32, activation: tanh}
+    - {type: dense, units: auto, activation: softmax}
+loss: cross_entropy
+optimizer: {type: adam, learning_rate: 0.001}
+training: {epochs: 40, batch_size: 8, checkpoint_every: 1}
+output: out/model.h5
+"""
+
+
+def write_blobs(folder: Path) -> Path:
+    """1200 rows, 6 features, 3 classes: about 50 ms an epoch, 2 s a run."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1200, 6))
+    label = np.array(["a", "b", "c"])[(x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1)]
+    rows = [",".join(f"f{i}" for i in range(6)) + ",label"]
+    rows += [",".join(f"{v:.5f}" for v in r) + f",{c}" for r, c in zip(x, label, strict=True)]
+    (folder / "blobs.csv").write_text("\n".join(rows) + "\n")
+    (folder / "long.yaml").write_text(LONG_SPEC)
+    return folder / "long.yaml"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    from nncli import spec as spec_module
+    from nncli import training_run
+
+    spec = write_blobs(tmp_path_factory.mktemp("straight"))
+    return training_run.train(spec_module.load(spec)).output
+
+
+def wait_for(condition, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"training ended before the signal: {process.communicate()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("no checkpoint appeared in time")
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_leaves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(
+    tmp_path: Path, uninterrupted: Path, sig: int, code: int
+):
+    spec = write_blobs(tmp_path)
+    out = tmp_path / "out"
+    latest, lock = out / "model.latest.h5", out / ".nncli.lock"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "nncli", "train", spec.name, "--quiet"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(latest.exists, run)
+        if sig == signal.SIGINT:  # meanwhile a second run into the same folder is refused
+            assert lock.read_text().split()[0] == str(run.pid)
+            second = invoke("train", spec, "--output", out / "other.h5")
+            one_error_line(second, 2, f"process {run.pid}", ".nncli.lock")
+        run.send_signal(sig)
+        stdout, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == code, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert lines[0].startswith("nncli: error: training interrupted after epoch ")
+    assert f"last good checkpoint: {latest}" in lines[0]
+    assert not lock.exists() and not (out / "model.h5").exists()
+    assert leftovers(out) == []
+    done = model_io.load(latest).training["epoch"]
+    assert 1 <= done < 40
+
+    command = shlex.split(lines[0].split("; resume with: ")[1])
+    assert command == [
+        "nncli", "train", str(spec), "--resume", str(latest), "--output", str(out / "model.h5")
+    ]  # fmt: skip
+    resumed = subprocess.run(
+        [sys.executable, "-m", "nncli", *command[1:], "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert model_io.load(out / "model.h5").training["epoch"] == 40
+    assert_same_arrays(out / "model.h5", uninterrupted)  # no batch repeated or skipped
+
+
+# -- a fault in the middle of a save while resuming ------------------------------------------------
+def fail_mid_save(monkeypatch, exc: BaseException, after: int = 3) -> None:
+    """The ``after``-th dataset written from now on raises ``exc`` (a part-written file)."""
+    original, calls = h5py.Group.create_dataset, [0]
+
+    def create_dataset(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == after:
+            raise exc
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", create_dataset)
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "needle"),
+    [
+        (KeyboardInterrupt(), 130, "training interrupted after epoch 3"),  # while saving it
+        (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), 4, "No space left on device"),
+    ],
+    ids=["ctrl-c", "disk-full"],
+)
+def test_a_fault_mid_save_leaves_the_resumed_from_checkpoint_byte_identical(
+    work: Path, monkeypatch, exc: BaseException, code: int, needle: str
+):
+    spec, out = work / "iris.yaml", work / "out"
+    latest = out / "model.latest.h5"
+    assert invoke("train", spec, "--epochs", "2", "--quiet").exit_code == 0
+    before = sha(latest)
+    fail_mid_save(monkeypatch, exc)  # the resumed run's first save writes to the same path
+    result = invoke("train", spec, "--epochs", "4", "--resume", latest, "--quiet")
+    line = one_error_line(result, code, needle)
+    assert sha(latest) == before and leftovers(out) == []
+    assert model_io.load(latest).training["epoch"] == 2
+    monkeypatch.undo()
+    if code == 130:  # it names the file it resumed from, and its command finishes the run
+        assert f"last good checkpoint: {latest}" in line
+        command = shlex.split(line.split("; resume with: ")[1])
+        assert invoke(*command[1:], "--quiet").exit_code == 0
+        assert invoke("train", spec, "--output", work / "b" / "m.h5", "--quiet").exit_code == 0
+        assert_same_arrays(out / "model.h5", work / "b" / "m.h5")

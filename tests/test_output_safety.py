@@ -1,0 +1,336 @@
+"""Outputs and inputs that must stay safe: one run per output folder (the lock), outputs that
+would land on inputs, readers racing a writer, hostile CSV files, and a checkpoint's embedded
+spec, which predict, evaluate and inspect never take a path from."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from nncli import checkpoint, model_io, runlock
+from nncli.cli import app
+from nncli.errors import SpecError
+
+ROOT = Path(__file__).resolve().parents[1]
+IRIS = ROOT / "datasets" / "iris.csv"
+
+IRIS_SPEC = """\
+version: 1
+seed: 0
+data: {kind: csv, path: iris.csv, target: species, validation_split: 0.2}
+model:
+  layers:
+    - {type: dense, units: 8, activation: relu}
+    - {type: dense, units: auto, activation: softmax}
+loss: cross_entropy
+optimizer: {type: adam, learning_rate: 0.01}
+training: {epochs: 2, batch_size: 16}
+output: out/model.h5
+"""
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def one_error_line(result, code: int, *needles: str) -> str:
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nncli: error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    shutil.copy(IRIS, tmp_path / "iris.csv")
+    (tmp_path / "iris.yaml").write_text(IRIS_SPEC)
+    return tmp_path
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+# -- the lock --------------------------------------------------------------------------------------
+def test_a_live_lock_stops_a_second_run_with_exit_2(work: Path):
+    out = work / "out"
+    out.mkdir()
+    lock = out / ".nncli.lock"
+    owner = os.getppid()  # alive, and not this process
+    lock.write_text(f"{owner} {socket.gethostname()}\n")
+    before = sha(lock)
+    one_error_line(invoke("train", work / "iris.yaml"), 2, f"process {owner}", str(lock))
+    assert sha(lock) == before and sorted(p.name for p in out.iterdir()) == [".nncli.lock"]
+    lock.write_text("4242 some-other-host\n")  # cannot be checked from here: also in use
+    one_error_line(invoke("train", work / "iris.yaml"), 2, "process 4242 on some-other-host")
+
+
+def test_a_stale_lock_is_taken_over_with_a_warning_and_removed_at_the_end(work: Path):
+    out = work / "out"
+    out.mkdir()
+    pid = dead_pid()
+    (out / ".nncli.lock").write_text(f"{pid} {socket.gethostname()}\n")
+    result = invoke("train", work / "iris.yaml", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    warning = result.stderr.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith("nncli: warning: ")
+    assert f"process {pid}" in warning[0] and "took over" in warning[0]
+    assert not (out / ".nncli.lock").exists() and (out / "model.h5").exists()
+
+
+def test_the_lock_goes_on_errors_and_so_do_the_folders_made_for_it(work: Path):
+    (work / "iris.csv").write_text("sepal_length_cm,species\n")
+    one_error_line(invoke("train", work / "iris.yaml"), 3, "no data rows")
+    assert not (work / "out").exists()
+    (work / "keep").mkdir()
+    spec = work / "iris.yaml"
+    one_error_line(invoke("train", spec, "--output", work / "keep" / "m.h5"), 3, "no data rows")
+    assert list((work / "keep").iterdir()) == []  # a folder it did not make stays
+
+
+def test_hold_is_exclusive_within_one_process_and_refuses_junk(tmp_path: Path):
+    with runlock.hold(tmp_path / "a" / "b") as lock:
+        assert lock.read_text().split()[0] == str(os.getpid())
+        busy = pytest.raises(SpecError, match="in use by another nncli run")
+        with busy, runlock.hold(tmp_path / "a" / "b"):
+            pass
+        assert lock.exists()
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / ".nncli.lock").write_text("")  # a run that is writing its pid
+    busy = pytest.raises(SpecError, match="locked by another nncli run")
+    with busy, runlock.hold(tmp_path / "c"):
+        pass
+
+
+# -- outputs that would land on inputs -------------------------------------------------------------
+def test_an_output_on_an_input_file_is_refused_before_training(work: Path):
+    before = sha(work / "iris.csv")
+    one_error_line(invoke("train", work / "iris.yaml", "--output", work / "iris.csv"), 2, "input")
+    (work / "data").mkdir()
+    shutil.copy(IRIS, work / "data" / "history.csv")  # what the run writes next to its model
+    spec = IRIS_SPEC.replace("path: iris.csv", "path: data/history.csv")
+    (work / "h.yaml").write_text(spec.replace("out/model.h5", "data/model.h5"))
+    one_error_line(invoke("train", work / "h.yaml"), 2, "history.csv", "input file")
+    assert sha(work / "iris.csv") == before == sha(work / "data" / "history.csv")
+    assert sorted(p.name for p in (work / "data").iterdir()) == ["history.csv"]
+
+
+def test_an_output_inside_an_image_folder_is_refused_before_training(tmp_path: Path):
+    (tmp_path / "pics" / "cat").mkdir(parents=True)
+    spec = IRIS_SPEC.replace(
+        "kind: csv, path: iris.csv, target: species", "kind: images, path: pics"
+    )
+    (tmp_path / "s.yaml").write_text(spec.replace("out/model.h5", "pics/runs/model.h5"))
+    one_error_line(invoke("train", tmp_path / "s.yaml"), 2, "inside the input folder")
+    assert [p.name for p in (tmp_path / "pics").iterdir()] == ["cat"]  # no runs/ class folder
+
+
+def test_an_output_inside_an_input_folder_is_refused(tmp_path: Path):
+    images = tmp_path / "images"
+    (images / "cat").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(images)
+    for out in (images / "runs" / "model.h5", tmp_path / "link" / "model.h5", images):
+        with pytest.raises(SpecError, match="inside the input folder"):
+            runlock.check_outputs([out], [images])
+    runlock.check_outputs([tmp_path / "images-out" / "model.h5"], [images, None])
+    data, hard = tmp_path / "data.csv", tmp_path / "hard.csv"
+    data.write_text("a,b\n1,2\n")
+    os.link(data, hard)  # another name for the same file
+    with pytest.raises(SpecError, match="input file"):
+        runlock.check_outputs([hard], [data])
+
+
+# -- readers racing a writer -----------------------------------------------------------------------
+WRITER = """
+import sys, time
+from pathlib import Path
+import numpy as np
+from nncli import model_io
+from nncli.engine import LOSSES
+from nncli.engine.network import Sequential
+from nncli.train import History
+path, stop = Path(sys.argv[1]), Path(sys.argv[2])
+net = Sequential([{"type": "dense", "units": 96}, {"type": "dense", "units": 96}], (96,))
+data = {"kind": "csv", "input_shape": [96], "dtype": "float32"}
+saves, deadline = 0, time.monotonic() + 30
+while not stop.exists() and time.monotonic() < deadline:
+    net.set_weights({k: np.full(v.shape, saves % 2) for k, v in net.get_weights().items()})
+    model_io.save(path, net=net, loss=LOSSES.create("mse"), data=data, spec_yaml="",
+                  optimizer=None, history=History(), seed=0)
+    saves += 1
+print(saves)
+"""
+
+
+def test_readers_see_the_old_or_the_new_checkpoint_never_a_partial_one(tmp_path: Path):
+    from nncli import inspection
+
+    path, stop = tmp_path / "model.h5", tmp_path / "stop"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(stop)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            assert writer.poll() is None and time.monotonic() < deadline, "the writer failed"
+            time.sleep(0.01)
+        versions, loads, until = set(), 0, time.monotonic() + 1.5
+        while time.monotonic() < until or len(versions) < 2:
+            assert time.monotonic() < deadline, f"saw only versions {versions}"
+            weights = model_io.load(path).net.get_weights()  # never raises: always complete
+            values = {float(v) for w in weights.values() for v in np.unique(w)}
+            assert values in ({0.0}, {1.0}), values  # one whole version, never a mix
+            versions |= values
+            loads += 1
+            if loads % 10 == 0:
+                assert inspection.inspect(path)["total_params"] == 2 * (96 * 96 + 96)
+    finally:
+        stop.touch()
+        saves = int(writer.communicate(timeout=60)[0])
+    assert writer.returncode == 0 and saves > 10 and loads > 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.h5", "stop"]  # no temp file
+
+
+# -- hostile CSV files through the command line ----------------------------------------------------
+HEADER = "x1,x2,city,label"
+ROWS = [
+    f'{i % 5}.5,{i % 3},"Paris, {"north" if i % 2 else "south"}",{"ab"[i % 2]}' for i in range(20)
+]
+
+
+def csv_bytes(rows: list[str], newline: str = "\n", bom: bool = False) -> bytes:
+    return (("\ufeff" if bom else "") + newline.join([HEADER, *rows]) + newline).encode()
+
+
+HOSTILE = [
+    (csv_bytes(ROWS[:3] + ["1.5,2"] + ROWS[4:]), "line 5 has 2 fields, expected 4"),
+    (csv_bytes(ROWS[:3] + ["1.5,2,x,a,9"] + ROWS[4:]), "line 5 has 5 fields, expected 4"),
+    (csv_bytes(ROWS).replace(b"Paris, north", b"Paris, n\xf6rth", 1), "line 3: byte 0xf6"),
+    (csv_bytes([]), "header but no data rows"),
+    (b"", "empty"),
+    (b"x1,x1,city,label\n1,2,a,b\n", "'x1' appears twice"),
+    (csv_bytes(ROWS[:5] + ['1.5,2,"Paris, north,a'] + ROWS[6:]), "line 7"),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    HOSTILE,
+    ids=["short-row", "long-row", "latin-1", "header-only", "empty", "dup-header", "open-quote"],
+)
+def test_a_hostile_csv_gives_one_line_with_its_row(tmp_path: Path, content: bytes, needle: str):
+    (tmp_path / "good.csv").write_bytes(csv_bytes(ROWS))
+    (tmp_path / "bad.csv").write_bytes(content)
+    spec = IRIS_SPEC.replace("iris.csv", "bad.csv").replace("species", "label")
+    (tmp_path / "s.yaml").write_text(spec.replace("validation_split: 0.2", "validation_split: 0"))
+    one_error_line(invoke("train", tmp_path / "s.yaml"), 3, "bad.csv", needle)
+    (tmp_path / "s.yaml").write_text(spec.replace("bad.csv", "good.csv"))
+    assert invoke("train", tmp_path / "s.yaml", "--quiet").exit_code == 0
+    model = tmp_path / "out" / "model.h5"
+    for command in ("predict", "evaluate"):
+        one_error_line(invoke(command, model, tmp_path / "bad.csv"), 3, "bad.csv", needle)
+
+
+def test_bom_crlf_and_quoted_commas_train_and_predict_like_a_plain_file(tmp_path: Path):
+    spec = IRIS_SPEC.replace("species", "label").replace("out/", "{out}/")
+    for name, content in (
+        ("plain", csv_bytes(ROWS)),
+        ("windows", csv_bytes(ROWS, newline="\r\n", bom=True)),
+    ):
+        (tmp_path / f"{name}.csv").write_bytes(content)
+        (tmp_path / f"{name}.yaml").write_text(
+            spec.replace("iris.csv", f"{name}.csv").replace("{out}", name)
+        )
+        assert invoke("train", tmp_path / f"{name}.yaml", "--quiet").exit_code == 0
+    plain, windows = (h5py.File(tmp_path / n / "model.h5", "r") for n in ("plain", "windows"))
+    with plain, windows:
+        for layer in plain["model"]:
+            for p in plain["model"][layer]:
+                np.testing.assert_array_equal(plain["model"][layer][p], windows["model"][layer][p])
+    result = invoke("predict", tmp_path / "plain" / "model.h5", tmp_path / "windows.csv")
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.strip().splitlines()) == 21
+
+
+# -- the embedded spec is untrusted ----------------------------------------------------------------
+RECORDED: list[tuple[str, tuple]] | None = None
+
+
+def _audit(event: str, args: tuple) -> None:
+    if RECORDED is None or not (event == "open" or event.startswith(("os.", "shutil.", "glob."))):
+        return
+    if any("SENTINEL" in os.fsdecode(a) for a in args if isinstance(a, (str, bytes, Path))):
+        RECORDED.append((event, args))
+
+
+sys.addaudithook(_audit)  # audit hooks cannot be removed; RECORDED = None turns it off
+
+
+def test_predict_evaluate_and_inspect_never_use_a_path_from_the_embedded_spec(
+    work: Path, monkeypatch
+):
+    global RECORDED
+    assert invoke("train", work / "iris.yaml", "--quiet").exit_code == 0
+    existing = work / "SENTINEL_data.csv"
+    shutil.copy(IRIS, existing)
+    stamp = (sha(existing), existing.stat().st_mtime_ns)
+    ckpt = checkpoint.load(work / "out" / "model.h5")
+    ckpt.spec_yaml = ckpt.spec_yaml.replace(str(work / "iris.csv"), str(existing)).replace(
+        str(work / "out"), str(work / "SENTINEL_out")
+    )
+    missing = work / "SENTINEL_missing.csv"
+    ckpt.spec_yaml = ckpt.spec_yaml.replace("validation: null", f"validation: {missing}")
+    assert ckpt.spec_yaml.count("SENTINEL") == 3
+    crafted = work / "crafted.h5"
+    checkpoint.save(crafted, ckpt)
+    opened_h5: list[str] = []
+    original = h5py.File.__init__
+
+    def record_h5(self, name, *args, **kwargs):
+        if isinstance(name, (str, bytes, os.PathLike)):  # h5py also passes its own ids
+            opened_h5.append(os.fsdecode(name))
+        original(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.File, "__init__", record_h5)
+    RECORDED = []
+    try:
+        existing.read_bytes()  # the hook sees an open of a sentinel path
+        assert len(RECORDED) == 1
+        RECORDED.clear()
+        for args in (
+            ("predict", crafted, work / "iris.csv"),
+            ("evaluate", crafted, work / "iris.csv"),
+            ("inspect", crafted),
+            ("inspect", crafted, "--json"),
+        ):
+            result = invoke(*args)
+            assert result.exit_code == 0, (args, result.stderr)
+        recorded = list(RECORDED)
+    finally:
+        RECORDED = None
+    assert recorded == [] and opened_h5 and all("SENTINEL" not in p for p in opened_h5)
+    assert (sha(existing), existing.stat().st_mtime_ns) == stamp
+    assert sorted(p.name for p in work.iterdir() if "SENTINEL" in p.name) == [existing.name]
+    assert model_io.load(crafted).spec_yaml.count("SENTINEL") == 3  # it was there all along
