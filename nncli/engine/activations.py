@@ -18,6 +18,9 @@ from nncli.errors import SpecError
 
 class Activation:
     type_name = "activation"
+    # set by a layer that hands over its own fresh pre-activation: the activation may then
+    # overwrite it (one pass and one array fewer); an activation used as a layer never does
+    inplace = False
 
     def forward(self, z: Any) -> Any:
         raise NotImplementedError
@@ -42,14 +45,15 @@ class Linear(Activation):
 
 @ACTIVATIONS.register("relu")
 class ReLU(Activation):
-    """a = max(0, z)"""
+    """a = max(0, z); da/dz = 1 where a > 0, else 0"""
 
     def forward(self, z: Any) -> Any:
-        self.positive = z > 0
-        return z * self.positive
+        xp = array_module(z)
+        self.a = xp.maximum(z, 0, out=z if self.inplace else None)
+        return self.a
 
     def backward(self, dy: Any) -> Any:
-        return dy * self.positive
+        return dy * (self.a > 0)
 
 
 @ACTIVATIONS.register("leaky_relu")
@@ -187,6 +191,7 @@ class ActivationLayer(Layer):
 
     activation_name = "linear"
     examples: ClassVar = [({}, (5,)), ({}, (2, 3))]
+    any_steps = True
 
     def __init__(self, **settings: Any):
         super().__init__(activation={"type": self.activation_name, **settings})

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from nncli.backend import array_module
 from nncli.engine import checks
 from nncli.engine.initializers import make_initializer
 from nncli.engine.layer import Layer, Shape
@@ -25,6 +26,7 @@ class Dense(Layer):
         ({"units": 2, "activation": "tanh", "use_bias": False}, (5,)),
         ({"units": 3, "activation": "softmax"}, (2, 4)),  # per time step of (T, F) input
     ]
+    any_steps = True  # per step, so any number of steps
 
     def __init__(
         self,
@@ -39,6 +41,8 @@ class Dense(Layer):
         self.use_bias = checks.boolean("use_bias", use_bias)
         self.kernel_initializer = make_initializer(kernel_initializer, self.output_activation)
         self.bias_initializer = make_initializer(bias_initializer, None, "bias_initializer")
+        if self.activation is not None:
+            self.activation.inplace = True  # z is this layer's own fresh array
 
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         if self.units == "auto":
@@ -58,12 +62,17 @@ class Dense(Layer):
         return self._activate(z)
 
     def backward(self, dy: Any) -> Any:
+        """dW = dz^T x and db = 1^T dz, written into ``grads``; dx = dz W, skipped when the
+        network says nobody needs it (the first layer while training)."""
+        xp = self.backend.xp
         dz = self._activate_backward(dy)
         x2 = self.x.reshape(-1, self.x.shape[-1])
         dz2 = dz.reshape(-1, dz.shape[-1])
-        self.grads["weight"] = dz2.T @ x2
+        xp.matmul(dz2.T, x2, out=self.grads["weight"])
         if self.use_bias:
-            self.grads["bias"] = dz2.sum(axis=0)
+            bias_sum(dz2, self.grads["bias"], self.backend.name)
+        if getattr(self, "skip_input_grad", False):
+            return None
         return dz @ self.params["weight"]
 
     def config(self) -> dict[str, Any]:
@@ -72,3 +81,20 @@ class Dense(Layer):
         if not self.use_bias:
             cfg["use_bias"] = False
         return cfg
+
+
+_ONES: dict[tuple[int, Any], Any] = {}
+
+
+def bias_sum(dz: Any, out: Any, device: str) -> Any:
+    """out = dz summed over its rows, (R, K) -> (K,). On the CPU a matrix-vector product with a
+    ones vector runs several times faster than numpy's ``sum(axis=0)`` (one BLAS pass instead of
+    a strided reduction); CuPy's sum is the faster one there."""
+    xp = array_module(dz)
+    if device != "cpu":
+        return xp.sum(dz, axis=0, out=out)
+    key = (dz.shape[0], dz.dtype)
+    ones = _ONES.get(key)
+    if ones is None:
+        ones = _ONES[key] = xp.ones(dz.shape[0], dtype=dz.dtype)
+    return xp.matmul(ones, dz, out=out)

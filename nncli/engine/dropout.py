@@ -20,6 +20,7 @@ class Dropout(Layer):
     """
 
     examples: ClassVar = [({"rate": 0.3}, (4, 3))]
+    any_steps = True
 
     def __init__(self, rate: float = 0.5):
         super().__init__()

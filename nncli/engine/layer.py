@@ -24,6 +24,9 @@ class Layer:
     # (settings, input shape) pairs the registry-driven gradient check builds; every layer
     # registers at least one, so a new layer is checked the day it is registered
     examples: ClassVar[list[tuple[dict[str, Any], Shape]]] = []
+    # Layers that act on the last axis alone (dense, dropout, activations) take any middle axes:
+    # after a recurrent layer with return_sequences the steps T differ from batch to batch
+    any_steps: ClassVar[bool] = False
 
     def __init__(self, activation: str | dict | None = None):
         from nncli.engine.activations import make_activation
@@ -72,8 +75,12 @@ class Layer:
         return self.out_shape
 
     def check_input(self, x: Any) -> None:
-        """Raise ``ShapeError`` when ``x`` is not ``(N, *in_shape)``."""
-        if tuple(x.shape[1:]) != self.in_shape:
+        """Raise ``ShapeError`` when ``x`` is not ``(N, *in_shape)`` (for ``any_steps`` layers:
+        the same number of axes and the same last axis)."""
+        got, want = tuple(x.shape[1:]), self.in_shape
+        if self.any_steps and len(got) == len(want or ()):
+            got, want = got[-1:], want[-1:]
+        if got != want:
             want = ", ".join(["N", *map(str, self.in_shape or ())])
             raise ShapeError(f"{self.label} expects ({want}), got {tuple(x.shape)}")
 

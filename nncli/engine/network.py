@@ -8,6 +8,7 @@ import numpy as np
 
 from nncli.backend import Backend, get_backend, to_host
 from nncli.engine.layer import Layer, Shape
+from nncli.engine.optimizers import FlatParameters
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError, SpecError
 
@@ -33,6 +34,10 @@ class Sequential:
 
     ``layers`` are configs (or Layer objects); ``input_shape`` leaves out the batch, e.g. (4,)
     or (1, 28, 28). Parameters are drawn on the host from ``seed``, then moved to ``backend``.
+
+    After the build every parameter is a view into one 1-D buffer and every gradient a view
+    into another (``named_parameters`` / ``named_gradients`` hand them over as
+    ``FlatParameters``), so an optimizer updates all of them in a few whole-array passes.
     """
 
     def __init__(
@@ -50,20 +55,33 @@ class Sequential:
             if any(d < 1 for d in shape):
                 raise SpecError(f"{layer.label} gives an empty output {shape}", field="layers")
         self.output_shape = shape
+        self._views: list[tuple[Layer, str, Any, Any]] = []
+        self._training = False
+        self._flatten()
 
     # -- computation ---------------------------------------------------------------------------
     def forward(self, x: Any, training: bool = False, mask: Any = None) -> Any:
         """(N, *input_shape) -> (N, *output_shape); ``mask`` (N, T) marks real sequence steps.
 
         Each layer checks its own input shape, so a mismatch names the layer."""
+        self._training = training
         for layer in self.layers:
             layer.mask = mask
             x = layer.forward(x, training)
         return x
 
-    def backward(self, dy: Any) -> Any:
-        """dL/d(output) -> dL/d(input); fills every layer's ``grads``."""
+    def backward(self, dy: Any, input_grad: bool | None = None) -> Any:
+        """dL/d(output) -> dL/d(input); fills every layer's ``grads``.
+
+        ``input_grad`` None: dL/d(input) only after an inference-mode forward. Training never
+        needs the gradient with respect to its data, and the first layer's is often its largest
+        matrix product, so after ``forward(training=True)`` it is skipped and None may come
+        back; True or False says so explicitly."""
+        if input_grad is None:
+            input_grad = not self._training
+        first = self.layers[0]
         for layer in reversed(self.layers):
+            layer.skip_input_grad = layer is first and not input_grad
             dy = layer.backward(dy)
         return dy
 
@@ -89,8 +107,43 @@ class Sequential:
         return self.layers[-1].logits
 
     # -- parameters ----------------------------------------------------------------------------
+    def _flatten(self) -> None:
+        """Move every parameter into one 1-D buffer and every gradient into another (views)."""
+        entries = [(layer, k, p) for layer in self.layers for k, p in layer.params.items()]
+        if not entries or len({p.dtype for _, _, p in entries}) != 1:
+            return
+        xp = self.backend.xp
+        total = sum(int(p.size) for _, _, p in entries)
+        self._param_buffer = xp.empty(total, dtype=entries[0][2].dtype)
+        self._grad_buffer = xp.zeros_like(self._param_buffer)
+        offset = 0
+        for layer, k, p in entries:
+            view = self._param_buffer[offset : offset + p.size].reshape(p.shape)
+            view[...] = p
+            grad = self._grad_buffer[offset : offset + p.size].reshape(p.shape)
+            layer.params[k], layer.grads[k] = view, grad
+            self._views.append((layer, k, view, grad))
+            offset += p.size
+
+    def _flat(self, which: int) -> FlatParameters | None:
+        """The flat parameters (0) or gradients (1); an array a layer put in place of its view
+        is copied into the view first, so the buffer always holds the current values."""
+        if not self._views:
+            return None
+        names = {}
+        for layer, k, *views in self._views:
+            held, view = (layer.params if which == 0 else layer.grads), views[which]
+            if held.get(k) is not view:
+                view[...] = held[k]
+                held[k] = view
+            names[f"{layer.index}.{layer.type_name}.{k}"] = view
+        return FlatParameters(names, self._grad_buffer if which else self._param_buffer)
+
     def named_parameters(self) -> dict[str, Any]:
         """``{"0.dense.weight": array, ...}`` in layer order."""
+        flat = self._flat(0)
+        if flat is not None:
+            return flat
         return {
             f"{layer.index}.{layer.type_name}.{name}": p
             for layer in self.layers
@@ -98,6 +151,9 @@ class Sequential:
         }
 
     def named_gradients(self) -> dict[str, Any]:
+        flat = self._flat(1)
+        if flat is not None:
+            return flat
         return {
             f"{layer.index}.{layer.type_name}.{name}": layer.grads[name]
             for layer in self.layers

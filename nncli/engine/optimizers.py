@@ -4,6 +4,18 @@ Every optimizer takes ``learning_rate``, ``weight_decay`` (L2, added to the grad
 does) and ``clip_norm`` (rescale all gradients together when their global norm exceeds it).
 State is kept per named parameter (``"0.dense.weight"``) in slots (``m``, ``v``, ...) and can be
 exported to host arrays and restored, so a resumed run continues exactly.
+
+Fused updates: when the parameters come as a :class:`FlatParameters` (``Sequential`` hands them
+over so: every parameter a view into one 1-D buffer, every gradient a view into another), the
+state slots become views into flat buffers too and ``update`` runs once over all parameters,
+a dozen whole-array passes per step instead of a dozen per parameter. The per-parameter path is
+the same ``update`` on each array, so both give the same numbers.
+
+Subnormals: a moment whose gradient stays 0 (a dead ReLU unit) decays geometrically and after
+about 700 Adam steps reaches float32's subnormal range, where every pass over it gets several
+times slower. Every ``FLUSH_EVERY`` steps, state values below ``tiny * 2**24`` are set to 0;
+their effect on a parameter is below float rounding, and the flush depends only on the step
+count, so a resumed run flushes exactly where a straight one does.
 """
 
 from __future__ import annotations
@@ -11,9 +23,33 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from nncli.backend import Backend, array_module, to_host
-from nncli.engine import checks
+from nncli.engine import checks, kernels
 from nncli.engine.registry import OPTIMIZERS
+
+FLUSH_EVERY = 100  # steps; Adam's m takes 158 steps (0.9^t) from the threshold to subnormal
+
+
+class FlatParameters(dict):
+    """Named parameters (or gradients) that are views, in order, into the 1-D ``buffer``."""
+
+    def __init__(self, views: dict[str, Any], buffer: Any):
+        super().__init__(views)
+        self.buffer = buffer
+
+
+def _flat_pair(params: dict[str, Any], grads: dict[str, Any]) -> tuple[Any, Any] | None:
+    """(parameter buffer, gradient buffer) when both come flat and match, else None."""
+    if (
+        isinstance(params, FlatParameters)
+        and isinstance(grads, FlatParameters)
+        and params.buffer.shape == grads.buffer.shape
+        and params.keys() == grads.keys()
+    ):
+        return params.buffer, grads.buffer
+    return None
 
 
 class Optimizer:
@@ -39,23 +75,88 @@ class Optimizer:
     def step(self, params: dict[str, Any], grads: dict[str, Any]) -> float | None:
         """One update of every parameter. Returns the gradient norm before clipping (when
         ``clip_norm`` is set; else None). A non-finite norm leaves the parameters untouched."""
+        flat = _flat_pair(params, grads)
         norm = None
         if self.clip_norm is not None:
-            norm = math.sqrt(sum(float((g * g).sum()) for g in grads.values()))
+            if flat is not None:
+                norm = math.sqrt(float(array_module(flat[1]).dot(flat[1], flat[1])))
+            else:
+                norm = math.sqrt(sum(float((g * g).sum()) for g in grads.values()))
             if not math.isfinite(norm):
                 return norm
             if norm > self.clip_norm:
                 scale = self.clip_norm / (norm + 1e-12)
-                grads = {k: g * scale for k, g in grads.items()}
+                if flat is not None:
+                    flat = (flat[0], flat[1] * scale)
+                else:
+                    grads = {k: g * scale for k, g in grads.items()}
         self.step_count += 1
-        for name, p in params.items():
-            g = grads[name]
+        if flat is not None:
+            p, g = flat
             if self.weight_decay:
                 g = g + self.weight_decay * p
-            if name not in self.state:
-                self.state[name] = {s: array_module(p).zeros_like(p) for s in self.slots}
-            self.update(p, g, self.state[name])
+            self.update(p, g, self._flat(params))
+        else:
+            for name, p in params.items():
+                g = grads[name]
+                if self.weight_decay:
+                    g = g + self.weight_decay * p
+                if name not in self.state:
+                    self.state[name] = {s: array_module(p).zeros_like(p) for s in self.slots}
+                self.update(p, g, self.state[name])
+        if self.slots and self.step_count % FLUSH_EVERY == 0:
+            self._flush_subnormals()
         return norm
+
+    def _flat(self, params: FlatParameters) -> dict[str, Any]:
+        """The state slots as flat buffers whose views are ``self.state[name][slot]``; made
+        (from any state already held, e.g. a loaded one) when the views are not in place."""
+        names = tuple(params)
+        views = getattr(self, "_flat_views", None)
+        if (
+            views is not None
+            and self._flat_names == names
+            and all(self.state.get(n, {}).get(s) is v for n, s, v in views)
+        ):
+            return self._flat_slots
+        buffer = params.buffer
+        xp = array_module(buffer)
+        slots = {s: xp.zeros_like(buffer) for s in self.slots}
+        views, offset = [], 0
+        for name, p in params.items():
+            size = p.size
+            old = self.state.get(name, {})
+            new = {}
+            for s, flat in slots.items():
+                view = flat[offset : offset + size].reshape(p.shape)
+                if s in old:
+                    view[...] = old[s]
+                new[s] = view
+                views.append((name, s, view))
+            self.state[name] = new
+            offset += size
+        self._flat_slots, self._flat_names, self._flat_views = slots, names, views
+        return slots
+
+    def _flush_subnormals(self) -> None:
+        """Set state values too small to matter to 0 before they decay into subnormals."""
+        arrays = (
+            list(self._flat_slots.values())
+            if getattr(self, "_flat_views", None) is not None
+            and all(self.state.get(n, {}).get(s) is v for n, s, v in self._flat_views)
+            else [a for slots in self.state.values() for a in slots.values()]
+        )
+        for a in arrays:
+            if a.dtype.kind == "f":
+                a[abs(a) < np.finfo(a.dtype).tiny * 2**24] = 0
+
+    def _scratch(self, p: Any) -> Any:
+        """A work array shaped like ``p``, kept between steps (no allocation per step)."""
+        cache = self.__dict__.setdefault("_scratch_arrays", {})
+        key = (tuple(p.shape), p.dtype, type(p))
+        if key not in cache:
+            cache[key] = array_module(p).empty_like(p)
+        return cache[key]
 
     def update(self, p: Any, g: Any, state: dict[str, Any]) -> None:
         """Change ``p`` in place from its gradient ``g`` and its state slots."""
@@ -69,6 +170,7 @@ class Optimizer:
     def load_state(self, state: dict[str, dict[str, Any]], step: int, backend: Backend) -> None:
         self.state = {n: {s: backend.asarray(a) for s, a in sl.items()} for n, sl in state.items()}
         self.step_count = int(step)
+        self._flat_views = None
 
     def config(self) -> dict[str, Any]:
         cfg: dict[str, Any] = {"type": self.type_name, "learning_rate": self.learning_rate}
@@ -136,15 +238,28 @@ class Adam(Optimizer):
         self.epsilon = checks.number("epsilon", epsilon, 0.0, low_open=True)
 
     def update(self, p, g, state):
+        # 12 whole-array passes, in place, through one scratch array (PyTorch's order of
+        # operations up to float rounding): m += (1 - b1)(g - m); v = b2 v + (1 - b2) g^2;
+        # p -= m / ((sqrt(v) + eps sqrt(c2)) / (lr sqrt(c2) / c1)), c_i = 1 - b_i^t
         m, v, t = state["m"], state["v"], self.step_count
-        m *= self.beta1
-        m += (1 - self.beta1) * g
+        if kernels.usable(p, g, m, v):  # the same arithmetic in one fused pass (numba)
+            kernels.adam(p, g, m, v, self.beta1, self.beta2, self.learning_rate, self.epsilon, t)
+            return
+        xp, tmp = array_module(p), self._scratch(p)
+        xp.subtract(g, m, out=tmp)
+        tmp *= 1 - self.beta1
+        m += tmp
         v *= self.beta2
-        v += (1 - self.beta2) * (g * g)
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1 - self.beta2
+        v += tmp
+        root = math.sqrt(1 - self.beta2**t)
         step = self.learning_rate / (1 - self.beta1**t)
-        denom = (v / (1 - self.beta2**t)) ** 0.5
-        denom += self.epsilon
-        p -= step * (m / denom)
+        xp.sqrt(v, out=tmp)
+        tmp += self.epsilon * root
+        tmp *= 1 / (step * root)
+        xp.divide(m, tmp, out=tmp)
+        p -= tmp
 
     def extra_config(self):
         return {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}

@@ -85,8 +85,13 @@ class MaxPool2D(Pool2D):
     def forward(self, x: Any, training: bool = False) -> Any:
         xp = self.backend.xp
         self.view = self._window_view(x)
-        y = self.view[:, :, 0, 0].copy()
-        for i, j in self.windows.offsets()[1:]:  # a running maximum: no copy of the windows
+        offsets = self.windows.offsets()
+        if len(offsets) == 1:
+            y = self.view[:, :, 0, 0].copy()
+        else:  # a running maximum: no copy of the windows
+            (i0, j0), (i1, j1) = offsets[:2]
+            y = xp.maximum(self.view[:, :, i0, j0], self.view[:, :, i1, j1])
+        for i, j in offsets[2:]:
             xp.maximum(y, self.view[:, :, i, j], out=y)
         self.y = y
         return y

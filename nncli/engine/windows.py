@@ -233,3 +233,66 @@ def fold(parts: Any, win: Windows) -> Any:
     for i, j in win.offsets():
         add_at(dx, win, i, j, parts[:, :, i, j])
     return unpad(dx, win)
+
+
+# -- im2col for convolution: one matrix product per batch --------------------------------------
+def columns(x: Any, win: Windows, buffer: Any = None) -> tuple[Any, Any, int]:
+    """x (N, C, H, W) -> (cols (C*kh*kw, N*Oh*Wx), the padded input, Wx).
+
+    Row (c, i, j) of ``cols`` holds, for every output position (n, p, q), the padded input cell
+    at kernel offset (i, j): x_pad[n, c, p*sh + i, q*sw + j].
+
+    Stride 1 ("shifted rows"): the padded input gets one spare zero row and is read as flat rows;
+    offset (i, j) is then the contiguous run starting at i*Wp + j, so each offset is one block
+    copy with long inner loops. The price: every output row runs the full padded width Wx = Wp
+    (columns q >= Ow are garbage the caller drops). Other strides copy the strided window view,
+    Wx = Ow. ``buffer`` is a previous padded input to reuse (its border already holds zeros).
+    """
+    n, c = x.shape[:2]
+    (kh, kw), (oh, ow) = win.kernel, win.out_size
+    xp = array_module(x)
+    if win.strides == (1, 1):
+        (top, bottom), (left, right) = win.pads
+        shape = (n, c, x.shape[2] + top + bottom + 1, x.shape[3] + left + right)
+        if buffer is None or buffer.shape != shape or buffer.dtype != x.dtype:
+            buffer = xp.zeros(shape, dtype=x.dtype)
+        buffer[:, :, top : top + x.shape[2], left : left + x.shape[3]] = x
+        wx = shape[3]
+        flat = buffer.reshape(n, c, -1)
+        cols = xp.empty((c, kh, kw, n, oh * wx), dtype=x.dtype)
+        for i, j in win.offsets():
+            start = i * wx + j
+            cols[:, i, j] = flat[:, :, start : start + oh * wx].transpose(1, 0, 2)
+        return cols.reshape(c * kh * kw, -1), buffer, wx
+    buffer = pad(x, win, 0.0, buffer)
+    cols = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+    cols[...] = window_view(buffer, win).transpose(1, 2, 3, 0, 4, 5)
+    return cols.reshape(c * kh * kw, -1), buffer, ow
+
+
+def fold_columns(dcols: Any, win: Windows, n: int, wx: int) -> Any:
+    """col2im, the adjoint of :func:`columns`: dcols (C*kh*kw, N*Oh*Wx) -> dx (N, C, H, W).
+
+    Each column goes back onto the cells its window read (overlaps add up), one pass per kernel
+    offset in a (C, N, Hp, Wp) buffer, whose interior is copied out as (N, C, H, W); gradient on
+    the padding (and, with shifted rows, on the spare row) is dropped.
+    """
+    (kh, kw), (oh, ow) = win.kernel, win.out_size
+    c = dcols.shape[0] // (kh * kw)
+    (top, _), (left, _) = win.pads
+    h, w = win.in_size
+    xp = array_module(dcols)
+    _, _, hp, wp = win.padded_shape(n, c)
+    if win.strides == (1, 1):
+        parts = dcols.reshape(c, kh, kw, n, oh * wx)
+        dx = xp.zeros((c, n, (hp + 1) * wp), dtype=dcols.dtype)
+        for i, j in win.offsets():
+            start = i * wp + j
+            dx[:, :, start : start + oh * wp] += parts[:, i, j]
+        dx = dx.reshape(c, n, hp + 1, wp)
+    else:
+        parts = dcols.reshape(c, kh, kw, n, oh, ow)
+        dx = xp.zeros((c, n, hp, wp), dtype=dcols.dtype)
+        for i, j in win.offsets():
+            add_at(dx, win, i, j, parts[:, i, j])
+    return xp.ascontiguousarray(dx[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3))

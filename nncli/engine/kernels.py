@@ -1,0 +1,132 @@
+"""Optional fused CPU loops (numba) for the updates numpy can only do as many whole-array passes.
+
+Each kernel computes, element by element and in the same order of operations, exactly what the
+numpy code beside its caller computes; that numpy code stays the reference (and the only path on
+the GPU, without numba, for small arrays, or with ``NNCLI_KERNELS=numpy``), and the tests
+compare the two. One pass instead of a dozen matters where the arrays are small enough that
+every numpy call's fixed cost shows (an LSTM step: 32 x 512 gates) or where the pass count is
+the whole cost (Adam: 12 passes over every parameter).
+
+numba is an optional extra (``pip install 'nncli[fast]'``): it has wheels for the common
+platforms but not for all, so nncli never requires it. It is imported, and the kernels compiled
+(cached on disk after the first time), only when a kernel is first used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+from typing import Any
+
+import numpy as np
+
+MIN_SIZE = 4096  # elements; below this numpy's few calls cost less than a kernel call would
+_kernels: Any = None  # None: not loaded yet; False: unavailable
+
+
+def _load() -> Any:
+    global _kernels
+    if _kernels is None:
+        _kernels = False
+        if os.environ.get("NNCLI_KERNELS", "").lower() != "numpy":
+            with contextlib.suppress(ImportError):  # numba is optional
+                _kernels = _compile()
+    return _kernels
+
+
+def active() -> str:
+    """``numba <version>`` when the fused kernels would run here, else ``numpy``. Imports
+    nothing (numba costs ~60 MB of memory, paid only when a kernel is first used)."""
+    if _kernels is False or os.environ.get("NNCLI_KERNELS", "").lower() == "numpy":
+        return "numpy"
+    try:
+        return f"numba {importlib.metadata.version('numba')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "numpy"
+
+
+def usable(*arrays: Any) -> bool:
+    """True when numba is there and every array is a C-contiguous numpy float array of one
+    dtype, the first with at least ``MIN_SIZE`` elements."""
+    first = arrays[0]
+    if type(first) is not np.ndarray or first.size < MIN_SIZE or first.dtype.kind != "f":
+        return False
+    for a in arrays:
+        if type(a) is not np.ndarray or a.dtype != first.dtype or not a.flags.c_contiguous:
+            return False
+    return bool(_load())
+
+
+def adam(p, g, m, v, beta1, beta2, learning_rate, epsilon, t) -> None:  # noqa: ANN001
+    """Adam's update of ``optimizers.Adam.update``, in place, in one pass."""
+    import math
+
+    root = math.sqrt(1 - beta2**t)
+    step = learning_rate / (1 - beta1**t)
+    f = p.dtype.type
+    _kernels.adam(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), f(1 - beta1),
+                  f(beta2), f(1 - beta2), f(epsilon * root), f(1 / (step * root)))  # fmt: skip
+
+
+def lstm_cell(t, c, c_out) -> None:  # noqa: ANN001
+    """The LSTM cell of ``LSTM.step_forward`` after numpy's tanh of all four gates ``t``
+    (4H, N): the i, f, o blocks become 0.5 t + 0.5 (sigmoids), in place, and
+    c_out = f c + i g. (tanh stays numpy's: vectorised, where a compiled loop calls libm.)"""
+    _kernels.lstm_cell(t, c, c_out)
+
+
+def lstm_backward(dh, dc, a, c, tanh_c, dgi, dc_prev) -> None:  # noqa: ANN001
+    """The LSTM cell of ``LSTM.step_backward``: fills dgi and dc_prev."""
+    _kernels.lstm_backward(dh, dc, a, c, tanh_c, dgi, dc_prev)
+
+
+def _compile() -> Any:
+    import numba  # noqa: PLC0415 - optional
+
+    jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+
+    @jit
+    def adam_kernel(p, g, m, v, a1, b2, a2, e2, k):  # noqa: ANN001
+        for j in range(p.size):
+            gj = g[j]
+            mj = m[j] + (gj - m[j]) * a1
+            vj = v[j] * b2 + (gj * gj) * a2
+            m[j] = mj
+            v[j] = vj
+            p[j] -= mj / ((np.sqrt(vj) + e2) * k)
+
+    @jit
+    def lstm_cell_kernel(t, c, c_out):  # noqa: ANN001
+        half = t.dtype.type(0.5)
+        units = c.shape[0]
+        for j in range(units):
+            for n in range(c.shape[1]):
+                i = t[j, n] * half + half
+                f = t[units + j, n] * half + half
+                o = t[3 * units + j, n] * half + half
+                t[j, n], t[units + j, n], t[3 * units + j, n] = i, f, o
+                c_out[j, n] = f * c[j, n] + i * t[2 * units + j, n]
+
+    @jit
+    def lstm_backward_kernel(dh, dc, a, c, tanh_c, dgi, dc_prev):  # noqa: ANN001
+        one = a.dtype.type(1)
+        units = c.shape[0]
+        for j in range(units):
+            for n in range(c.shape[1]):
+                i, f = a[j, n], a[units + j, n]
+                g, o = a[2 * units + j, n], a[3 * units + j, n]
+                tc = tanh_c[j, n]
+                d = (one - tc * tc) * o * dh[j, n] + dc[j, n]
+                dgi[j, n] = d * g * ((one - i) * i)
+                dgi[units + j, n] = d * c[j, n] * ((one - f) * f)
+                dgi[2 * units + j, n] = d * i * (one - g * g)
+                dgi[3 * units + j, n] = dh[j, n] * tc * ((one - o) * o)
+                dc_prev[j, n] = d * f
+
+    class Kernels:
+        adam = staticmethod(adam_kernel)
+        lstm_cell = staticmethod(lstm_cell_kernel)
+        lstm_backward = staticmethod(lstm_backward_kernel)
+
+    return Kernels
