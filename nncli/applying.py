@@ -4,6 +4,7 @@ encoders stored in it. Nothing here takes a path from the checkpoint's embedded 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from nncli import data, model_io
 from nncli.errors import CheckpointError, DataError, SpecError
+from nncli.guards import require_finite
 from nncli.metrics import classification_report, predicted_classes
 from nncli.train import evaluate, predict
 
@@ -31,6 +33,32 @@ def model_inputs(encoder: Any, frame: Any, unknown: str = "error") -> tuple[Any,
     return encoder.transform(frame, unknown=unknown), None
 
 
+def read_data(
+    encoder: Any,
+    path: Path,
+    skip_bad: bool = False,
+    warn: Callable[[str], None] | None = None,
+    skipped: list[str] | None = None,
+) -> Any:
+    """``encoder.read_frame(path)``; image folders also take ``skip_bad``, pass their warnings
+    to ``warn`` and add the files they left out to ``skipped``."""
+    if getattr(encoder, "kind", None) not in data.SKIPPING:
+        return encoder.read_frame(path)
+    frame = encoder.read_frame(path, skip_bad=skip_bad)
+    for note in frame.warnings if warn else ():
+        warn(note)
+    if skipped is not None:
+        skipped.extend(frame.skipped)
+    return frame
+
+
+def _warn_skipped(skipped: list[str], warn: Callable[[str], None] | None) -> None:
+    from nncli.data.image_files import skipped_note
+
+    for note in skipped_note(skipped) if warn else ():
+        warn(note)
+
+
 def predict_files(
     checkpoint: Path,
     paths: list[Path],
@@ -39,21 +67,31 @@ def predict_files(
     keep: list[str] = (),
     unknown: str = "error",
     device: str = "cpu",
+    skip_bad: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> Any:
-    """A table: the ``--keep`` columns, ``prediction`` and, with ``proba``, ``proba_<label>``."""
+    """A table: the ``--keep`` columns, ``prediction`` and, with ``proba``, ``proba_<label>``.
+    ``skip_bad``: leave out unreadable images, and tell ``warn`` how many."""
     import pandas as pd
 
     if unknown not in ("error", "ignore"):
         raise SpecError(f"expected error or ignore, got {unknown!r}", field="--unknown")
     model = model_io.load(checkpoint, device)
     encoder = _encoder(model)
-    tables = []
+    tables, skipped = [], []
     for path in paths:
-        frame = encoder.read_frame(path)
+        frame = read_data(encoder, path, skip_bad, warn, skipped)
         missing = [c for c in keep if c not in frame.columns]
         if missing:
             raise DataError(f"--keep column {missing[0]!r} is not in the file", where=str(path))
         x, mask = model_inputs(encoder, frame, unknown)
+        if keep and len(x) != len(frame):
+            raise DataError(
+                f"--keep copies input rows through, but this model makes {len(x)} prediction(s) "
+                f"from the file's {len(frame)} rows; its id columns come first already",
+                where=str(path),
+            )
+        require_finite(x, "the inputs", str(path))  # the encoders name the column; a net
         output = predict(model.net, x, mask=mask)
         columns = dict(encoder.id_columns(frame)) if hasattr(encoder, "id_columns") else {}
         columns.update({c: frame[c].to_numpy() for c in keep})
@@ -62,6 +100,7 @@ def predict_files(
         else:
             columns.update(encoder.decode(output, proba=proba, mask=mask))
         tables.append(pd.DataFrame(columns))
+    _warn_skipped(skipped, warn)
     return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
 
 
@@ -78,12 +117,25 @@ def write_table(frame: Any, output: Path | None) -> None:
         raise CheckpointError(f"cannot write ({exc.strerror})", where=str(output)) from None
 
 
-def evaluate_file(checkpoint: Path, path: Path, device: str = "cpu") -> dict[str, Any]:
+def evaluate_file(
+    checkpoint: Path,
+    path: Path,
+    device: str = "cpu",
+    skip_bad: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Loss and metrics; for classification also per-class precision/recall/F1 and confusion."""
     model = model_io.load(checkpoint, device)
     encoder = _encoder(model)
-    frame = encoder.read_frame(path)
-    (x, mask), y = model_inputs(encoder, frame), encoder.targets(frame)
+    skipped: list[str] = []
+    frame = read_data(encoder, path, skip_bad, warn, skipped)
+    _warn_skipped(skipped, warn)
+    if hasattr(encoder, "labelled"):  # windows: every one with its target, not just the last
+        x, y, mask = encoder.labelled(frame)
+    else:
+        (x, mask), y = model_inputs(encoder, frame), encoder.targets(frame)
+    require_finite(x, "the inputs", str(path))
+    require_finite(y, "the targets", str(path))
     metrics = evaluate(model.net, model.loss, x, y, mask=mask)
     result: dict[str, Any] = {"rows": len(x), "metrics": metrics}
     labels = model.labels

@@ -24,6 +24,13 @@ app = typer.Typer(
 )
 
 DEBUG = typer.Option(False, "--debug", help="Show the full traceback on errors.")
+SKIP_BAD = typer.Option(
+    False, "--skip-bad", help="Leave out image files that cannot be read, and say how many."
+)
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"nncli: warning: {message}", err=True)
 
 
 def _fail(lines: list[str], code: int) -> None:
@@ -108,7 +115,8 @@ def train(
     device: str | None = typer.Option(
         None, "--device", help="cpu | gpu | auto (overrides the spec)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors."),
+    quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors and warnings."),
+    skip_bad: bool = SKIP_BAD,
     debug: bool = DEBUG,
 ) -> None:
     """Train the network a spec describes and write its checkpoint."""
@@ -133,6 +141,9 @@ def train(
             smoke=smoke,
             device=device,
             callbacks=[progress],
+            overrides=overrides,
+            skip_bad=skip_bad,
+            warn=_warn,  # on stderr even with --quiet: data was left out
         )
         if not quiet:
             for line in result.summary_lines():
@@ -158,15 +169,35 @@ def predict(
         help="error | ignore: what to do with categories not seen in training (ignore: all zeros).",
     ),
     device: str = typer.Option("cpu", "--device", help="cpu | gpu | auto."),
+    skip_bad: bool = SKIP_BAD,
+    steps: int | None = typer.Option(
+        None,
+        "--steps",
+        help="Time-series models: forecast K steps, feeding each forecast back as the next row.",
+    ),
     debug: bool = DEBUG,
 ) -> None:
-    """Apply a checkpoint to new data: one row of predictions per input row."""
+    """Apply a checkpoint to new data (CSV files, or image folders and files): one row of
+    predictions per input row or image."""
 
     def action() -> None:
         from nncli import applying
 
+        if steps is not None:
+            from nncli import forecasting
+
+            frame = forecasting.forecast_files(checkpoint, data, steps=steps, device=device)
+            applying.write_table(frame, output)
+            return
         frame = applying.predict_files(
-            checkpoint, data, proba=proba, keep=keep, unknown=unknown, device=device
+            checkpoint,
+            data,
+            proba=proba,
+            keep=keep,
+            unknown=unknown,
+            device=device,
+            skip_bad=skip_bad,
+            warn=_warn,
         )
         applying.write_table(frame, output)
         if output is not None:
@@ -176,10 +207,38 @@ def predict(
 
 
 @app.command()
+def generate(
+    checkpoint: Path = typer.Argument(..., help="A text model written by nncli train."),
+    prompt: str = typer.Option(
+        ..., "--prompt", help="Text to start from; every symbol must be in the model's vocabulary."
+    ),
+    length: int = typer.Option(200, "--length", help="Symbols (characters or words) to add."),
+    temperature: float = typer.Option(
+        1.0, "--temperature", help="Above 0: below 1 sticks to likely symbols, above 1 varies."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seeds the sampling: the same seed, the same text."),
+    device: str = typer.Option("cpu", "--device", help="cpu | gpu | auto."),
+    debug: bool = DEBUG,
+) -> None:
+    """Sample text from a text model: the prompt, then --length symbols drawn one by one."""
+
+    def action() -> None:
+        from nncli import generating
+
+        text = generating.generate(
+            checkpoint, prompt, length=length, temperature=temperature, seed=seed, device=device
+        )
+        typer.echo(text)
+
+    run(action, debug)
+
+
+@app.command()
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by nncli train."),
-    data: Path = typer.Argument(..., help="A labelled data file."),
+    data: Path = typer.Argument(..., help="A labelled data file or image folder."),
     device: str = typer.Option("cpu", "--device", help="cpu | gpu | auto."),
+    skip_bad: bool = SKIP_BAD,
     debug: bool = DEBUG,
 ) -> None:
     """Score a checkpoint on labelled data: loss, metrics, and per-class results."""
@@ -187,7 +246,9 @@ def evaluate(
     def action() -> None:
         from nncli import applying, report
 
-        result = applying.evaluate_file(checkpoint, data, device=device)
+        result = applying.evaluate_file(
+            checkpoint, data, device=device, skip_bad=skip_bad, warn=_warn
+        )
         out = report.console()
         out.print(report.metrics_table(result["metrics"], f"{data} ({result['rows']} rows)"))
         if "report" in result:

@@ -70,8 +70,10 @@ def save(
     history: History,
     seed: int,
     resume_weights: dict[str, np.ndarray] | None = None,
+    scores: dict[str, float] | None = None,
 ) -> None:
-    """Write one checkpoint atomically (a temporary file, then a rename)."""
+    """Write one checkpoint atomically (a temporary file, then a rename). ``scores``: extra
+    scalars for the training record, e.g. ``test_loss`` and ``test_accuracy``."""
     epochs = history.epochs
     training: dict[str, Any] = {
         "epoch": int(epochs[-1]["epoch"]) if epochs else 0,
@@ -80,6 +82,7 @@ def save(
         "seed": int(seed),
         "history": history_columns(history),
     }
+    training.update({k: float(v) for k, v in (scores or {}).items()})
     if resume_weights is not None:
         training["resume_weights"] = dict(resume_weights)
     record = None

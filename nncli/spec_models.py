@@ -239,6 +239,7 @@ class TextData(Section):
     sequence_length: PositiveInt = 64
     stride: OptPositiveInt = None  # filled with sequence_length
     validation_split: Fraction = 0.1
+    max_chars: OptPositiveInt = None  # read only the first max_chars characters
 
 
 class SequencesData(_Splits):

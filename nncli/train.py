@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from nncli.data.batches import STREAM_DROPOUT, epoch_batches, resolve_batch_size, rng_for
+from nncli.data.batches import (
+    STREAM_AUGMENT,
+    STREAM_DROPOUT,
+    epoch_batches,
+    resolve_batch_size,
+    rng_for,
+)
 from nncli.engine.losses import Loss
 from nncli.engine.network import Sequential
 from nncli.engine.optimizers import Optimizer
@@ -90,9 +98,16 @@ def _trim(x: Any, mask: Any) -> tuple[Any, Any]:
 
 
 def _device_batch(
-    net: Sequential, x: np.ndarray, y: np.ndarray | None, mask: np.ndarray | None, idx: np.ndarray
+    net: Sequential,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    mask: np.ndarray | None,
+    idx: np.ndarray,
+    change: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[Any, Any, Any]:
     xb, mb = x[idx], None if mask is None else mask[idx]
+    if change is not None:  # training augmentation, on the host batch
+        xb = change(xb)
     yb = None if y is None else y[idx]
     if mb is not None:
         xb, mb = _trim(xb, mb)
@@ -125,8 +140,13 @@ def fit(
     initial_epoch: int = 0,
     history: History | None = None,
     best_weights: dict[str, np.ndarray] | None = None,
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
 ) -> History:
-    """Train for epochs ``initial_epoch + 1 .. epochs``; returns the history (all epochs)."""
+    """Train for epochs ``initial_epoch + 1 .. epochs``; returns the history (all epochs).
+
+    ``augment(x_batch, rng)`` changes each training batch on the host (never validation); its
+    generator is made once per epoch from (seed, STREAM_AUGMENT, epoch), so resuming is exact.
+    """
     n = len(x)
     if n == 0:
         raise DataError("no training rows")
@@ -154,11 +174,14 @@ def fit(
     for epoch in range(initial_epoch + 1, epochs + 1):
         started = time.perf_counter()
         net.set_rng(rng_for(seed, STREAM_DROPOUT, epoch))
+        change = None
+        if augment is not None:
+            change = partial(_augment_with, augment, rng_for(seed, STREAM_AUGMENT, epoch))
         running = RunningMetrics(task)
         norms: list[float] = []
         seen = 0
         for b, idx in enumerate(epoch_batches(n, size, seed=seed, epoch=epoch, shuffle=shuffle)):
-            xb, yb, mb = _device_batch(net, x, y, mask, idx)
+            xb, yb, mb = _device_batch(net, x, y, mask, idx, change)
             p = net.forward(xb, training=True, mask=mb)
             loss_mask = mb if mb is not None and yb.ndim == mb.ndim + 1 else None
             value = float(loss.forward(p, yb, mask=loss_mask, logits=net.logits if fused else None))
@@ -214,6 +237,10 @@ def fit(
     return history
 
 
+def _augment_with(augment: Callable, rng: np.random.Generator, xb: np.ndarray) -> np.ndarray:
+    return augment(xb, rng)
+
+
 def _epochs_since_best(history: History) -> int:
     if history.best_epoch is None or not history.epochs:
         return 0
@@ -239,7 +266,7 @@ def predict(
     """Network outputs for every row of ``x``, on the host, in order."""
     outputs = []
     for start in range(0, len(x), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(x)))
+        idx = slice(start, start + batch_size)  # a view, not a copy of the rows
         xb, _, mb = _device_batch(net, x, None, mask, idx)
         out = net.backend.to_host(net.forward(xb, training=False, mask=mb))
         if mb is not None and out.ndim == 3 and out.shape[1] < x.shape[1]:
@@ -263,7 +290,7 @@ def evaluate(
     fused = net.fuse_output(loss.fused_activation)
     running = RunningMetrics(loss.task)
     for start in range(0, len(x), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(x)))
+        idx = slice(start, start + batch_size)  # a view, not a copy of the rows
         xb, yb, mb = _device_batch(net, x, y, mask, idx)
         p = net.forward(xb, training=False, mask=mb)
         loss_mask = mb if mb is not None and yb.ndim == mb.ndim + 1 else None

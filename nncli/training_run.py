@@ -11,16 +11,19 @@ import csv
 import io
 import math
 import os
+import shlex
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nncli import build, data, model_io
+from nncli import build, data, model_io, runlock
 from nncli.errors import CheckpointError, DataError, DivergedError, Interrupted, SpecError
-from nncli.train import Callback, EarlyStopping, History, fit, predict
+from nncli.guards import FiniteWeights, SignalStop, require_finite
+from nncli.train import Callback, EarlyStopping, History, evaluate, fit, predict
 
 SMOKE_ROWS = 64
 
@@ -30,6 +33,7 @@ class TrainResult:
     output: Path
     history: History
     files: list[Path] = field(default_factory=list)
+    test: dict[str, float] | None = None  # metrics on the test part, when there is one
 
     def summary_lines(self) -> list[str]:
         last = self.history.epochs[-1] if self.history.epochs else {}
@@ -39,6 +43,8 @@ class TrainResult:
         lines += [f"saved {p}" for p in self.files]
         if last and not self.files:
             lines.append("smoke run OK: every loss finite, the checkpoint round trip matches")
+        if self.test:
+            lines.append("test: " + " ".join(f"{k} {v:.4g}" for k, v in self.test.items()))
         return lines
 
 
@@ -134,6 +140,14 @@ class PeriodicCheckpoints(Callback):
             self.save(self.best)
 
 
+def resume_command(spec: Any, last: Path, out: Path, overrides: Sequence[str], device: Any) -> str:
+    """The exact command line that continues an interrupted run (quoted for a POSIX shell)."""
+    words = ["nncli", "train", str(spec.source or "SPEC")]
+    words += [w for o in overrides for w in ("--set", o)]
+    words += ["--resume", str(last), "--output", str(out)]
+    return shlex.join(words + (["--device", device] if device else []))
+
+
 def _resume(
     path: Path, spec: Any, net: Any, optimizer: Any, encoder_state: dict, backend: Any
 ) -> tuple[int, History, dict | None]:
@@ -176,15 +190,51 @@ def train(
     smoke: bool = False,
     device: str | None = None,
     callbacks: list[Callback] | tuple = (),
+    overrides: Sequence[str] = (),
+    skip_bad: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Refuse outputs on inputs, hold the output folder's lock, then train (``overrides``: the
+    ``--set`` values, repeated in the resume command an interruption prints). ``skip_bad``:
+    leave out unreadable images; ``warn`` gets the data's warnings (such as how many)."""
+    run = dict(resume=resume, force=force, device=device, callbacks=callbacks, overrides=overrides)
+    run.update(skip_bad=skip_bad, warn=warn)
+    if smoke:
+        return _train(spec, output=output, smoke=True, **run)
+    out = Path(output or spec.output)
+    inputs = [getattr(spec.data, key, None) for key in ("path", "validation", "test")]
+    runlock.check_outputs(runlock.run_outputs(out), inputs)
+    with runlock.hold(out.parent):
+        return _train(spec, output=out, smoke=False, **run)
+
+
+def _train(
+    spec: Any,
+    *,
+    output: Path | None,
+    resume: Path | None,
+    force: bool,
+    smoke: bool,
+    device: str | None,
+    callbacks: list[Callback] | tuple,
+    overrides: Sequence[str],
+    skip_bad: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> TrainResult:
     backend = build.backend_for(spec, device)
-    ds = data.load(spec.data, spec.base_dir, spec.seed, spec.loss)
+    ds = data.load(spec.data, spec.base_dir, spec.seed, spec.loss, skip_bad=skip_bad)
+    for note in ds.warnings if warn else ():
+        warn(note)
+    for part in ("train", "val", "test"):  # the loaders check their own files; this is a net
+        require_finite(getattr(ds, f"x_{part}"), f"the {part} inputs", ds.source)
+        require_finite(getattr(ds, f"y_{part}"), f"the {part} targets", ds.source)
     if len(ds.x_train) == 0:
         raise DataError("the training part is empty", where=ds.source)
     net = build.network(spec, ds.input_shape, ds.output_width, backend)
     loss, optimizer = build.loss(spec), build.optimizer(spec)
     early_stopping = _early_stopping(spec)
     x, y, mask, validation = ds.x_train, ds.y_train, ds.mask_train, None
+    validation_mask = ds.mask_val
     if ds.x_val is not None and len(ds.x_val):
         validation = (ds.x_val, ds.y_val)
     epochs, batch_size = spec.training.epochs, spec.training.batch_size
@@ -194,6 +244,7 @@ def train(
         validation = (
             None if validation is None else (validation[0][:SMOKE_ROWS], validation[1][:SMOKE_ROWS])
         )
+        validation_mask = None if validation_mask is None else validation_mask[:SMOKE_ROWS]
         epochs = 1
         batch_size = min(len(x), 16) if batch_size == "full" else min(batch_size, len(x))
         if validation is None and early_stopping and early_stopping.monitor.startswith("val_"):
@@ -225,7 +276,7 @@ def train(
 
     spec_yaml = resolved_yaml(spec)
 
-    def save(path: Path, resume_weights: dict | None = None) -> None:
+    def save(path: Path, resume_weights: dict | None = None, scores: dict | None = None) -> None:
         try:  # created only now, so a run that fails early leaves nothing behind
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -242,13 +293,14 @@ def train(
             history=history,
             seed=spec.seed,
             resume_weights=resume_weights,
+            scores=scores,
         )
 
     def last_good() -> Path | None:
         """The newest complete checkpoint of this run, or the one it resumed from."""
         return periodic.last_good if periodic and periodic.last_good else resume
 
-    all_callbacks = list(callbacks)
+    all_callbacks = [FiniteWeights(net), *callbacks]
     periodic = None
     if spec.training.checkpoint_every and not smoke:
         stem = out.with_suffix("")
@@ -261,9 +313,11 @@ def train(
             history,
         )
         all_callbacks.append(periodic)
+    stop = SignalStop()  # last: an epoch's checkpoints are complete before a signal stops it
+    all_callbacks.append(stop)
     try:
         # a diverging run overflows on its way to NaN; the check after each batch reports it
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), stop.installed():
             history = fit(
                 net,
                 loss,
@@ -276,18 +330,19 @@ def train(
                 seed=spec.seed,
                 validation=validation,
                 mask=mask,
-                validation_mask=None if smoke else ds.mask_val,
+                validation_mask=validation_mask,
                 callbacks=all_callbacks,
                 early_stopping=early_stopping,
                 initial_epoch=initial_epoch,
                 history=history,
                 best_weights=best,
+                augment=ds.augment,
             )
     except KeyboardInterrupt as exc:
         last = last_good()
         done = history.epochs[-1]["epoch"] if history.epochs else initial_epoch
         how = (
-            f"; resume with: nncli train {spec.source} --resume {last} --output {out}"
+            f"; resume with: {resume_command(spec, last, out, overrides, device)}"
             if last
             else "; no checkpoint was saved yet (set training.checkpoint_every)"
         )
@@ -312,12 +367,16 @@ def train(
             tmp.cleanup()
         return TrainResult(output=out, history=history)
 
-    save(out, resume_weights=history.last_weights)
+    test = None  # the final model (best weights when restored) on the held-out test part
+    if ds.x_test is not None and len(ds.x_test):
+        test = evaluate(net, loss, ds.x_test, ds.y_test, mask=ds.mask_test)
+    scores = {f"test_{k}": v for k, v in (test or {}).items()}
+    save(out, resume_weights=history.last_weights, scores=scores)
     resolved = out.parent / "spec.resolved.yaml"
     history_file = out.parent / "history.csv"
     write_text_atomic(resolved, spec_yaml)
     write_text_atomic(history_file, history_csv(history))
-    return TrainResult(output=out, history=history, files=[out, resolved, history_file])
+    return TrainResult(output=out, history=history, files=[out, resolved, history_file], test=test)
 
 
 def _check_round_trip(

@@ -11,25 +11,35 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nncli.data import tabular
+from nncli.data import grouped, images, tabular, text, timeseries
 from nncli.data.dataset import Dataset, Encoder, task_for_loss
 from nncli.data.encoders import TabularEncoder
+from nncli.data.image_encoder import ImageEncoder
 from nncli.errors import CheckpointError, SpecError
 
 LOADERS: dict[str, Callable[..., Dataset]] = {"csv": tabular.load}
 ENCODERS: dict[str, Any] = {"csv": TabularEncoder}
+LOADERS["images"], ENCODERS["images"] = images.load, ImageEncoder
+LOADERS["timeseries"], ENCODERS["timeseries"] = timeseries.load, timeseries.TimeseriesEncoder
+LOADERS["text"], ENCODERS["text"] = text.load, text.TextEncoder
+LOADERS["sequences"], ENCODERS["sequences"] = grouped.load, grouped.SequenceEncoder
+SKIPPING = {"images"}  # kinds whose loader takes skip_bad (leave out unreadable files)
 
 __all__ = ["Dataset", "Encoder", "encoder_from_state", "load", "task_for_loss"]
 
 
-def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
-    """The spec's ``data:`` section -> Dataset (train / validation / test arrays + encoder)."""
+def load(cfg: Any, base_dir: Path, seed: int, loss: str, *, skip_bad: bool = False) -> Dataset:
+    """The spec's ``data:`` section -> Dataset (train / validation / test arrays + encoder).
+
+    ``skip_bad`` (``--skip-bad``): image loaders leave out unreadable files; other kinds ignore it.
+    """
     kind = getattr(cfg, "kind", None)
     if kind not in LOADERS:
         raise SpecError(
             f"expected a data kind ({', '.join(sorted(LOADERS))}), got {kind!r}", field="data.kind"
         )
-    return LOADERS[kind](cfg, Path(base_dir), seed, loss)
+    options = {"skip_bad": True} if skip_bad and kind in SKIPPING else {}
+    return LOADERS[kind](cfg, Path(base_dir), seed, loss, **options)
 
 
 def encoder_from_state(state: dict) -> Encoder:

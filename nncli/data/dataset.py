@@ -6,7 +6,8 @@ binary_cross_entropy, (N, k) raw target values for regression.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -39,6 +40,8 @@ class Encoder(Protocol):
     #   inputs(frame, unknown) -> (x, mask or None)      padded sequences and their mask
     #   id_columns(frame) -> {name: values}              columns put first in predict's output
     #                                                    (an image's file, a sequence's id)
+    #   labelled(frame) -> (x, y, mask or None)          for evaluate, where inputs() differs
+    #                                                    (windows: predict takes the last only)
 
     def targets(self, frame: Any) -> np.ndarray: ...
 
@@ -68,6 +71,10 @@ class Dataset:
     mask_train: np.ndarray | None = None
     mask_val: np.ndarray | None = None
     mask_test: np.ndarray | None = None
+    # (x_batch, rng) -> changed x_batch, applied by ``fit`` to training batches only (images)
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
+    # what the loader left out or ignored (e.g. "skipped 3 unreadable images"), for the CLI
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for x, y in (
@@ -85,8 +92,9 @@ class Dataset:
 
     @property
     def output_width(self) -> int:
-        """Units the last layer needs: K classes, 1 for binary, k regression targets."""
-        return int(self.y_train.shape[1])
+        """Units the last layer needs: K classes, 1 for binary, k regression targets (the last
+        axis, also for per-step targets (N, T, K))."""
+        return int(self.y_train.shape[-1])
 
     @property
     def labels(self) -> list[str] | None:

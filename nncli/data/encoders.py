@@ -47,21 +47,24 @@ class NumericColumn:
         """values: the present training values, float64 (n,)."""
         if len(values) == 0:
             raise DataError(f"column {name!r} has no values in the training part")
-        constant = np.ptp(values) == 0
-        offset, scale = {
-            "standard": lambda: (values.mean(), values.std()),
-            "minmax": lambda: (values.min(), np.ptp(values)),
-            "none": lambda: (0.0, 1.0),
-        }[normalize]()
-        return cls(name, float(offset), 1.0 if constant else float(scale), float(values.mean()))
+        with np.errstate(over="ignore", invalid="ignore"):  # the caller checks for overflow
+            constant = np.ptp(values) == 0
+            offset, scale = {
+                "standard": lambda: (values.mean(), values.std()),
+                "minmax": lambda: (values.min(), np.ptp(values)),
+                "none": lambda: (0.0, 1.0),
+            }[normalize]()
+            fill = values.mean()
+        return cls(name, float(offset), 1.0 if constant else float(scale), float(fill))
 
     @property
     def names(self) -> list[str]:
         return [self.name]
 
     def encode(self, values: np.ndarray) -> np.ndarray:
-        """(N,) float64 -> (N, 1)."""
-        return ((values - self.offset) / self.scale)[:, None]
+        """(N,) float64 -> (N, 1); overflow gives inf, which the encoder reports with its line."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return ((values - self.offset) / self.scale)[:, None]
 
 
 @dataclass
@@ -148,6 +151,14 @@ class TabularEncoder:
             if name in numeric:
                 values = parse_numbers(text, absent)[0]
                 columns.append(NumericColumn.fit(name, values[~absent], normalize))
+                stats = [columns[-1].offset, columns[-1].scale, columns[-1].fill]
+                if not np.isfinite(stats).all():  # e.g. 1e308: its square overflows
+                    peak = ~absent & (np.abs(values) == np.nanmax(np.abs(values)))
+                    raise DataError(
+                        f"column {name!r} holds {describe_values(text[peak])} on "
+                        f"{describe_rows(frame, peak)}: too large to scale ({normalize})",
+                        where=source_of(frame),
+                    )
             else:
                 columns.append(CategoricalColumn.fit(name, text[~absent]))
         label_column = None
@@ -224,7 +235,10 @@ class TabularEncoder:
                 if unknown == "error" and (codes < 0).any():
                     raise self._unseen(frame, column, text, codes < 0, "--unknown ignore")
                 blocks.append(column.encode(codes))
-        return np.concatenate(blocks, axis=1).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            x = np.concatenate(blocks, axis=1).astype(np.float32)
+        owners = [column.name for column in self.columns for _ in column.names]
+        return _finite(x, owners, frame, cells)
 
     def complete_rows(self, frame: pd.DataFrame) -> np.ndarray:
         """(N,) bool: rows with every feature (and every target column present) given."""
@@ -256,7 +270,9 @@ class TabularEncoder:
                         where=source_of(frame),
                     )
                 blocks.append(values[:, None])
-            return np.concatenate(blocks, axis=1).astype(np.float32)
+            with np.errstate(over="ignore"):
+                y = np.concatenate(blocks, axis=1).astype(np.float32)
+            return _finite(y, list(self.target_columns), frame, cells)
         text = cells[self.label_column.name][0]
         codes = self.label_column.codes(text)
         if (codes < 0).any():
@@ -375,6 +391,23 @@ class TabularEncoder:
             _text(state.get("missing", "error")),
             _texts(state.get("na_values", [])),
         )
+
+
+def _finite(
+    x: np.ndarray, owners: list[str], frame: pd.DataFrame, cells: dict[str, tuple]
+) -> np.ndarray:
+    """x (N, F) float32, where file column ``owners[j]`` gave column j: x itself when every value
+    is finite, else a DataError naming the column, its values and their lines in the file."""
+    finite = np.isfinite(x)
+    if finite.all():
+        return x
+    j = int(np.argmin(finite.all(axis=0)))
+    rows, text = ~finite[:, j], cells[owners[j]][0]
+    raise DataError(
+        f"column {owners[j]!r} holds {describe_values(text[rows])} on "
+        f"{describe_rows(frame, rows)}: not finite once encoded as float32 (limit ±3.4e38)",
+        where=source_of(frame),
+    )
 
 
 def _text(value: Any) -> str:
