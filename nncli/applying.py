@@ -17,12 +17,13 @@ from nncli.metrics import classification_report, predicted_classes
 from nncli.train import evaluate, predict
 
 
-def _encoder(model: model_io.Model) -> Any:
+def stored_encoder(model: model_io.Model, what: str = "data") -> Any:
+    """The fitted encoder a checkpoint stores; CheckpointError when its state is incomplete."""
     try:
         return data.encoder_from_state(model.encoder_state)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(
-            f"the stored data encoder is incomplete ({exc})", where=str(model.path)
+            f"the stored {what} encoder is incomplete ({exc})", where=str(model.path)
         ) from None
 
 
@@ -77,7 +78,7 @@ def predict_files(
     if unknown not in ("error", "ignore"):
         raise SpecError(f"expected error or ignore, got {unknown!r}", field="--unknown")
     model = model_io.load(checkpoint, device)
-    encoder = _encoder(model)
+    encoder = stored_encoder(model)
     tables, skipped = [], []
     for path in paths:
         frame = read_data(encoder, path, skip_bad, warn, skipped)
@@ -126,7 +127,7 @@ def evaluate_file(
 ) -> dict[str, Any]:
     """Loss and metrics; for classification also per-class precision/recall/F1 and confusion."""
     model = model_io.load(checkpoint, device)
-    encoder = _encoder(model)
+    encoder = stored_encoder(model)
     skipped: list[str] = []
     frame = read_data(encoder, path, skip_bad, warn, skipped)
     _warn_skipped(skipped, warn)

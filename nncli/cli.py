@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 
 DEBUG = typer.Option(False, "--debug", help="Show the full traceback on errors.")
+CLOSED_PIPE = 141  # 128 + SIGPIPE: the status a shell shows for a writer whose reader went away
 SKIP_BAD = typer.Option(
     False, "--skip-bad", help="Leave out image files that cannot be read, and say how many."
 )
@@ -31,6 +32,20 @@ SKIP_BAD = typer.Option(
 
 def _warn(message: str) -> None:
     typer.echo(f"nncli: warning: {message}", err=True)
+
+
+def _quiet_stdout() -> None:
+    """Point the stdout file descriptor at /dev/null, so the interpreter's flush at exit has
+    somewhere to write what is still buffered (a closed pipe would fail it again)."""
+    import os
+
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # no real descriptor (a test runner's buffer): nothing to do
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _fail(lines: list[str], code: int) -> None:
@@ -44,7 +59,9 @@ def run(action: Callable[[], Any], debug: bool) -> Any:
     from nncli.errors import NncliError, SpecErrors
 
     try:
-        return action()
+        result = action()
+        sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
+        return result
     except typer.Exit:
         raise
     except NncliError as exc:
@@ -55,6 +72,9 @@ def run(action: Callable[[], Any], debug: bool) -> Any:
         if debug:
             traceback.print_exc()
         _fail(["interrupted"], 130)
+    except BrokenPipeError:  # `nncli predict ... | head`: the reader took what it wanted
+        _quiet_stdout()
+        raise typer.Exit(CLOSED_PIPE) from None
     except Exception as exc:  # a bug in nncli: say so, and how to see more
         if debug:
             traceback.print_exc()

@@ -36,7 +36,7 @@ def forecast_files(checkpoint: Path, paths: list[Path], *, steps: int, device: s
     if steps < 1:
         raise SpecError(f"expected a positive number of steps, got {steps}", field="--steps")
     model = model_io.load(checkpoint, device)
-    encoder = applying._encoder(model)
+    encoder = applying.stored_encoder(model)
     if getattr(encoder, "kind", None) != "timeseries":
         raise SpecError(
             f"rolling forecasts need a time-series model; {checkpoint} is a "

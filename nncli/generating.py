@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nncli import data, model_io
+from nncli import model_io
+from nncli.applying import stored_encoder
+from nncli.data.dataset import state_text
 from nncli.data.text import TextEncoder, one_hot
-from nncli.errors import CheckpointError, SpecError
+from nncli.errors import SpecError
 from nncli.train import predict
 
 TINY = 1e-30  # log(0) guard: a symbol the model gives no probability stays out of reach
@@ -33,18 +35,12 @@ def next_distribution(output: np.ndarray, temperature: float, softmax_output: bo
 
 def text_encoder(model: model_io.Model) -> TextEncoder:
     """The checkpoint's text encoder; SpecError when the checkpoint is another kind of model."""
-    kind = model.encoder_state.get("kind", model.data.get("kind"))
-    kind = kind.decode("utf-8") if isinstance(kind, bytes) else str(kind)
+    kind = state_text(model.encoder_state.get("kind", model.data.get("kind")))
     if kind != "text":
         raise SpecError(
             f"{model.path} is a {kind} model; generate needs a text model (data kind: text)"
         )
-    try:
-        return data.encoder_from_state(model.encoder_state)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(
-            f"the stored text encoder is incomplete ({exc})", where=str(model.path)
-        ) from None
+    return stored_encoder(model, "text")
 
 
 def generate(

@@ -9,11 +9,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import invoke
 from PIL import Image
-from typer.testing import CliRunner
 
 from nncli import applying, model_io
-from nncli.cli import app
 from nncli.data import images
 from nncli.data.augment import Augmenter
 from nncli.data.batches import STREAM_AUGMENT, rng_for
@@ -156,10 +155,6 @@ def work(tmp_path: Path) -> Path:
             Image.fromarray(pixels).save(tmp_path / "d" / label / f"{k}.png")
     (tmp_path / "spec.yaml").write_text(SPEC)
     return tmp_path
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 class Counting:

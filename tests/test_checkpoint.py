@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import sha
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,10 +94,6 @@ def saved(tmp_path: Path) -> Path:
     path = tmp_path / "model.h5"
     save(path, make_checkpoint())
     return path
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @contextmanager

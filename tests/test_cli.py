@@ -3,19 +3,16 @@ gives one line on stderr, the documented code, no traceback and no file written.
 
 from __future__ import annotations
 
-import hashlib
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
-from nncli.cli import app
-
-ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ROOT / "datasets"
+from helpers import DATASETS, ROOT, invoke, one_error_line, sha
 
 IRIS_SPEC = """\
 version: 1
@@ -39,10 +36,6 @@ output: out/model.h5
 """
 
 
-def invoke(*args: str):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
     shutil.copy(DATASETS / "iris.csv", tmp_path / "iris.csv")
@@ -56,21 +49,6 @@ def trained(work: Path) -> Path:
     result = invoke("train", work / "iris.yaml", "--quiet")
     assert result.exit_code == 0, result.stderr
     return work / "out" / "model.h5"
-
-
-def one_error_line(result, code: int, *needles: str) -> str:
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("nncli: error: ")
-    assert "Traceback" not in result.stderr + result.stdout
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # -- the happy paths ---------------------------------------------------------------------------
@@ -142,6 +120,24 @@ def test_predict_without_the_target_column(trained: Path, work: Path):
     result = invoke("predict", trained, no_target)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip().splitlines() == ["prediction", "setosa"]
+
+
+def test_predict_into_a_closed_pipe_exits_141_quietly(trained: Path, work: Path):
+    """``nncli predict ... | head``: a reader that stops early is no error. The exit status is the
+    shell's for a writer a SIGPIPE ended (128 + 13), and nothing is written to stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write: every write fails
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "nncli", "predict", str(trained), str(work / "iris.csv")],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert process.returncode == 141, process.stderr
+    assert process.stderr == b""
 
 
 def test_evaluate_reports_per_class_and_confusion(trained: Path, work: Path):

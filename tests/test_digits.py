@@ -10,20 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from typer.testing import CliRunner
+from helpers import DATASETS, ROOT, invoke
 
 from nncli import spec as spec_module
 from nncli import training_run
-from nncli.cli import app
 from nncli.data.image_files import read_frame
 
-ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ROOT / "datasets"
 MODELS = ROOT / "models"
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def test_png_folder_holds_the_csv_images():

@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import IRIS, PENGUINS, csv_cfg
 
 from nncli.data import encoder_from_state, load
 from nncli.data.encoders import CategoricalColumn, NumericColumn, TabularEncoder
 from nncli.errors import CheckpointError, DataError, ShapeError, SpecError
 
-DATASETS = Path(__file__).resolve().parents[1] / "datasets"
-IRIS = DATASETS / "iris.csv"
-PENGUINS = DATASETS / "penguins.csv"
 IRIS_HEADER = "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm"
-
-
-def csv_cfg(path: Path, **settings) -> types.SimpleNamespace:
-    values = dict(
-        kind="csv",
-        path=path,
-        target="species",
-        features=None,
-        categorical=[],
-        normalize="standard",
-        missing="error",
-        na_values=[],
-        validation_split=0.0,
-        test_split=0.0,
-        validation=None,
-        test=None,
-    )
-    values.update(settings)
-    return types.SimpleNamespace(**values)
 
 
 def write(tmp_path: Path, text: str, name: str = "new.csv") -> Path:

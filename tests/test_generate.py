@@ -7,13 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from helpers import ROOT, invoke, one_error_line
 
 from nncli import data
-from nncli.cli import app
 from nncli.generating import next_distribution
-
-ROOT = Path(__file__).resolve().parents[1]
 
 TEXT_SPEC = """\
 seed: 0
@@ -28,18 +25,6 @@ training: {epochs: 2, batch_size: 8}
 output: out/model.h5
 """
 CORPUS = "the cat sat on the mat.\nthe dog sat on the log.\n" * 12
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result, code: int, *needles: str) -> None:
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nncli: error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def train_text(folder: Path, level: str = "char") -> Path:

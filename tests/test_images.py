@@ -9,18 +9,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import invoke
 from PIL import Image
-from typer.testing import CliRunner
 
 from nncli import data
-from nncli.cli import app
 from nncli.data.image_encoder import ImageEncoder
 from nncli.data.image_files import read_frame, sort_labels
 from nncli.errors import DataError, SpecError
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def save(path: Path, pixels: np.ndarray, fmt: str = "PNG") -> Path:

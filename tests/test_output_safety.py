@@ -4,7 +4,6 @@ spec, which predict, evaluate and inspect never take a path from."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import socket
@@ -16,46 +15,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from helpers import IRIS, invoke, iris_spec, one_error_line, sha
 
 from nncli import checkpoint, model_io, runlock
-from nncli.cli import app
 from nncli.errors import SpecError
 
-ROOT = Path(__file__).resolve().parents[1]
-IRIS = ROOT / "datasets" / "iris.csv"
-
-IRIS_SPEC = """\
-version: 1
-seed: 0
-data: {kind: csv, path: iris.csv, target: species, validation_split: 0.2}
-model:
-  layers:
-    - {type: dense, units: 8, activation: relu}
-    - {type: dense, units: auto, activation: softmax}
-loss: cross_entropy
-optimizer: {type: adam, learning_rate: 0.01}
-training: {epochs: 2, batch_size: 16}
-output: out/model.h5
-"""
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result, code: int, *needles: str) -> str:
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nncli: error: "), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+IRIS_SPEC = iris_spec("{epochs: 2, batch_size: 16}")
 
 
 @pytest.fixture

@@ -8,29 +8,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from helpers import ROOT, invoke, one_error_line
 
 from nncli import data, model_io
-from nncli.cli import app
 from nncli.data.grouped import SequenceEncoder
 from nncli.data.text import OneHotWindows, TextEncoder, join_words, one_hot, tokens
 from nncli.errors import DataError, SpecError
 from nncli.train import predict
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result, code: int, *needles: str) -> str:
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nncli: error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def series_cfg(path: Path, **settings) -> SimpleNamespace:

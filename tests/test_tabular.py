@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import IRIS, PENGUINS, csv_cfg
 
 from nncli.data import load
+from nncli.data.csv_files import read_table
 from nncli.data.split import split_rows
-from nncli.data.tabular import read_table
 from nncli.errors import DataError, SpecError
-
-DATASETS = Path(__file__).resolve().parents[1] / "datasets"
-IRIS = DATASETS / "iris.csv"
-PENGUINS = DATASETS / "penguins.csv"
-
-
-def csv_cfg(path: Path, **settings) -> types.SimpleNamespace:
-    values = dict(
-        kind="csv",
-        path=path,
-        target="species",
-        features=None,
-        categorical=[],
-        normalize="standard",
-        missing="error",
-        na_values=[],
-        validation_split=0.0,
-        test_split=0.0,
-        validation=None,
-        test=None,
-    )
-    values.update(settings)
-    return types.SimpleNamespace(**values)
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "data.csv") -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nncli.data import grouped, images, tabular, text, timeseries
-from nncli.data.dataset import Dataset, Encoder, task_for_loss
+from nncli.data.dataset import Dataset, Encoder, state_text, task_for_loss
 from nncli.data.encoders import TabularEncoder
 from nncli.data.image_encoder import ImageEncoder
 from nncli.errors import CheckpointError, SpecError
@@ -44,8 +44,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, *, skip_bad: bool = Fal
 
 def encoder_from_state(state: dict) -> Encoder:
     """A checkpoint's ``/data`` dict -> the fitted encoder it describes."""
-    kind = state.get("kind")
-    kind = kind.decode("utf-8") if isinstance(kind, bytes) else str(kind)
+    kind = state_text(state.get("kind"))
     if kind not in ENCODERS:
         raise CheckpointError(
             f"the stored data encoder is of kind {kind!r}; this nncli knows "

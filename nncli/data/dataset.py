@@ -53,6 +53,30 @@ class Encoder(Protocol):
     def from_state(cls, state: dict) -> Encoder: ...
 
 
+def state_text(value: Any) -> str:
+    """A string of a stored encoder state -> str (a checkpoint may give it back as bytes)."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def state_texts(values: Any) -> list[str]:
+    """Stored strings (a list or an array, of str or bytes) -> list[str]."""
+    return [state_text(v) for v in (values.tolist() if isinstance(values, np.ndarray) else values)]
+
+
+def class_predictions(
+    output: np.ndarray, labels: list[str], binary: bool, proba: bool
+) -> dict[str, np.ndarray]:
+    """Class outputs (N, K), or (N, 1) P(second label) when ``binary`` -> ``prediction``: the
+    most likely label (N,), and with ``proba`` one ``proba_<label>`` column (N,) per label."""
+    names = np.array(labels, dtype=object)
+    if binary:
+        output = np.concatenate([1.0 - output, output], axis=1)  # P(first), P(second)
+    columns = {"prediction": names[np.argmax(output, axis=1)]}
+    if proba:
+        columns.update({f"proba_{label}": output[:, k] for k, label in enumerate(names)})
+    return columns
+
+
 @dataclass
 class Dataset:
     """Training, validation and test arrays (the last two may be None) and the encoder fitted

@@ -1,111 +1,36 @@
-"""Column encoders fitted on the training part only, saved to and rebuilt from plain dicts.
+"""The CSV table encoder, fitted on the training part only, saved to and rebuilt from plain dicts.
 
-NumericColumn: x -> (x - offset) / scale, (N,) -> (N, 1). CategoricalColumn: value -> one-hot
-over the training categories, (N,) -> (N, K). TabularEncoder: a frame -> float32 (N, F) features
-and float32 targets, and network outputs -> predictions in the file's own labels.
-Regression targets are kept unscaled, so outputs read directly as predictions.
+TabularEncoder: a frame -> float32 (N, F) features and float32 targets, and network outputs ->
+predictions in the file's own labels; one column encoder per feature (``columns.py``: numbers
+scaled, text one-hot). Regression targets are kept unscaled, so outputs read directly as
+predictions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nncli.data.dataset import task_for_loss
-from nncli.data.tabular import (
-    all_numbers,
-    canonical_numbers,
+from nncli.data.columns import CategoricalColumn, NumericColumn
+from nncli.data.csv_files import (
     cell_text,
+    column_numbers,
     describe_rows,
     describe_values,
     parse_numbers,
     read_table,
+    require_columns,
     source_of,
 )
+from nncli.data.dataset import class_predictions, state_text, state_texts, task_for_loss
 from nncli.errors import DataError, ShapeError, SpecError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 STATE_VERSION = 1
-
-
-@dataclass
-class NumericColumn:
-    """x -> (x - offset) / scale; standard: mean/std, minmax: min/range, none: 0/1 (0 -> 1)."""
-
-    name: str
-    offset: float
-    scale: float
-    fill: float  # the training mean, for missing: fill
-
-    @classmethod
-    def fit(cls, name: str, values: np.ndarray, normalize: str) -> NumericColumn:
-        """values: the present training values, float64 (n,)."""
-        if len(values) == 0:
-            raise DataError(f"column {name!r} has no values in the training part")
-        with np.errstate(over="ignore", invalid="ignore"):  # the caller checks for overflow
-            constant = np.ptp(values) == 0
-            offset, scale = {
-                "standard": lambda: (values.mean(), values.std()),
-                "minmax": lambda: (values.min(), np.ptp(values)),
-                "none": lambda: (0.0, 1.0),
-            }[normalize]()
-            fill = values.mean()
-        return cls(name, float(offset), 1.0 if constant else float(scale), float(fill))
-
-    @property
-    def names(self) -> list[str]:
-        return [self.name]
-
-    def encode(self, values: np.ndarray) -> np.ndarray:
-        """(N,) float64 -> (N, 1); overflow gives inf, which the encoder reports with its line."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            return ((values - self.offset) / self.scale)[:, None]
-
-
-@dataclass
-class CategoricalColumn:
-    """value -> one-hot over ``categories`` (sorted; numbers as numbers); unseen -> all zeros."""
-
-    name: str
-    categories: list[str]
-    numeric: bool  # numeric values get one spelling ("2007.0" == "2007") before lookup
-    fill: str  # the most frequent training value, for missing: fill
-
-    @classmethod
-    def fit(cls, name: str, text: np.ndarray) -> CategoricalColumn:
-        """text: the present training values (n,)."""
-        if len(text) == 0:
-            raise DataError(f"column {name!r} has no values in the training part")
-        numeric = all_numbers(text)
-        values = canonical_numbers(text) if numeric else text
-        categories = sorted({str(v) for v in values}, key=float if numeric else None)
-        column = cls(name, categories, numeric, "")
-        counts = np.bincount(column.codes(text), minlength=len(categories))
-        column.fill = categories[int(np.argmax(counts))]  # ties: the first in sorted order
-        return column
-
-    @property
-    def names(self) -> list[str]:
-        return [f"{self.name}={category}" for category in self.categories]
-
-    def codes(self, text: np.ndarray) -> np.ndarray:
-        """(N,) text -> (N,) category index, -1 for a value not seen in training."""
-        import pandas as pd
-
-        values = canonical_numbers(text) if self.numeric else text
-        return np.asarray(pd.Index(self.categories).get_indexer(values), dtype=np.int64)
-
-    def encode(self, codes: np.ndarray) -> np.ndarray:
-        """(N,) codes -> (N, K) one-hot; a code of -1 gives a row of zeros."""
-        out = np.zeros((len(codes), len(self.categories)))
-        known = codes >= 0
-        out[np.flatnonzero(known), codes[known]] = 1.0
-        return out
 
 
 class TabularEncoder:
@@ -205,7 +130,7 @@ class TabularEncoder:
         if unknown not in ("error", "ignore"):
             raise SpecError(f"expected unknown to be error or ignore, got {unknown!r}")
         frame = data if not isinstance(data, (str, Path)) else self.read_frame(data)
-        self._require(frame, self.feature_columns, "feature")
+        require_columns(frame, self.feature_columns, "feature")
         cells = {name: cell_text(frame[name], self.na_values) for name in self.feature_columns}
         if self.missing != "fill":
             for name, (_, absent) in cells.items():
@@ -220,13 +145,7 @@ class TabularEncoder:
         for column in self.columns:
             text, absent = cells[column.name]
             if isinstance(column, NumericColumn):
-                values, bad = parse_numbers(text, absent)
-                if bad.any():
-                    raise DataError(
-                        f"column {column.name!r} expects numbers, found "
-                        f"{describe_values(text[bad])} on {describe_rows(frame, bad)}",
-                        where=source_of(frame),
-                    )
+                values = column_numbers(frame, column.name, text, absent)
                 values[absent] = column.fill
                 blocks.append(column.encode(values))
             else:
@@ -243,7 +162,7 @@ class TabularEncoder:
     def complete_rows(self, frame: pd.DataFrame) -> np.ndarray:
         """(N,) bool: rows with every feature (and every target column present) given."""
         names = self.feature_columns + [n for n in self.target_columns if n in frame.columns]
-        self._require(frame, self.feature_columns, "feature")
+        require_columns(frame, self.feature_columns, "feature")
         absent = np.zeros(len(frame), dtype=bool)
         for name in names:
             absent |= cell_text(frame[name], self.na_values)[1]
@@ -251,7 +170,7 @@ class TabularEncoder:
 
     def targets(self, frame: pd.DataFrame) -> np.ndarray:
         """Labelled frame -> float32 y: one-hot (N, K), 0/1 (N, 1) or raw values (N, k)."""
-        self._require(frame, self.target_columns, "target")
+        require_columns(frame, self.target_columns, "target")
         cells = {name: cell_text(frame[name], self.na_values) for name in self.target_columns}
         for name, (_, absent) in cells.items():
             if absent.any():
@@ -262,13 +181,7 @@ class TabularEncoder:
         if self.label_column is None:
             blocks = []
             for name, (text, absent) in cells.items():
-                values, bad = parse_numbers(text, absent)
-                if bad.any():
-                    raise DataError(
-                        f"target column {name!r} expects numbers, found "
-                        f"{describe_values(text[bad])} on {describe_rows(frame, bad)}",
-                        where=source_of(frame),
-                    )
+                values = column_numbers(frame, name, text, absent, what="target column")
                 blocks.append(values[:, None])
             with np.errstate(over="ignore"):
                 y = np.concatenate(blocks, axis=1).astype(np.float32)
@@ -294,25 +207,10 @@ class TabularEncoder:
             if len(self.target_columns) == 1:
                 return {"prediction": output[:, 0]}
             return {f"prediction_{n}": output[:, j] for j, n in enumerate(self.target_columns)}
-        labels = np.array(self.label_column.categories, dtype=object)
-        if self.loss == "binary_cross_entropy":
-            output = np.concatenate([1.0 - output, output], axis=1)  # P(negative), P(positive)
-        columns = {"prediction": labels[np.argmax(output, axis=1)]}
-        if proba:
-            columns.update({f"proba_{label}": output[:, k] for k, label in enumerate(labels)})
-        return columns
+        binary = self.loss == "binary_cross_entropy"
+        return class_predictions(output, self.label_column.categories, binary, proba)
 
     # -- helpers ---------------------------------------------------------------------------------
-
-    def _require(self, frame: pd.DataFrame, names: list[str], what: str) -> None:
-        absent = [name for name in names if name not in frame.columns]
-        if absent:
-            have = list(frame.columns)
-            raise DataError(
-                f"missing {what} column{'s' if len(absent) > 1 else ''} "
-                f"{describe_values(absent)} (the file has {describe_values(have)})",
-                where=source_of(frame),
-            )
 
     def _unseen(
         self,
@@ -368,28 +266,28 @@ class TabularEncoder:
         """Rebuild from ``to_state()``; tolerates what a checkpoint gives back (bytes, arrays)."""
         num, cat = state.get("numeric", {}), state.get("categorical", {})
         columns: dict[str, NumericColumn | CategoricalColumn] = {}
-        for i, name in enumerate(_texts(num.get("columns", []))):
+        for i, name in enumerate(state_texts(num.get("columns", []))):
             columns[name] = NumericColumn(
                 name, float(num["offset"][i]), float(num["scale"][i]), float(num["fill"][i])
             )
-        cat_fill = _texts(cat.get("fill", []))
-        for i, name in enumerate(_texts(cat.get("columns", []))):
+        cat_fill = state_texts(cat.get("fill", []))
+        for i, name in enumerate(state_texts(cat.get("columns", []))):
             columns[name] = CategoricalColumn(
-                name, _texts(cat["categories"][str(i)]), bool(cat["numeric"][i]), cat_fill[i]
+                name, state_texts(cat["categories"][str(i)]), bool(cat["numeric"][i]), cat_fill[i]
             )
-        loss, labels = _text(state["loss"]), _texts(state.get("labels", []))
-        targets = _texts(state["targets"])
+        loss, labels = state_text(state["loss"]), state_texts(state.get("labels", []))
+        targets = state_texts(state["targets"])
         label_column = None
         if task_for_loss(loss) == "classification":
             numeric_labels = bool(int(state.get("numeric_labels", 0)))
             label_column = CategoricalColumn(targets[0], labels, numeric_labels, labels[0])
         return cls(
-            [columns[name] for name in _texts(state["features"])],
+            [columns[name] for name in state_texts(state["features"])],
             targets,
             loss,
             label_column,
-            _text(state.get("missing", "error")),
-            _texts(state.get("na_values", [])),
+            state_text(state.get("missing", "error")),
+            state_texts(state.get("na_values", [])),
         )
 
 
@@ -408,11 +306,3 @@ def _finite(
         f"{describe_rows(frame, rows)}: not finite once encoded as float32 (limit ±3.4e38)",
         where=source_of(frame),
     )
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _texts(values: Any) -> list[str]:
-    return [_text(v) for v in (values.tolist() if isinstance(values, np.ndarray) else values)]

@@ -17,23 +17,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nncli.data.dataset import Dataset, task_for_loss
-from nncli.data.encoders import TabularEncoder
-from nncli.data.split import split_rows
-from nncli.data.tabular import (
-    _check_targets,
-    _numeric_columns,
+from nncli.data.csv_files import (
     all_numbers,
-    apply_missing,
     canonical_numbers,
     cell_text,
+    check_names,
     describe_rows,
     describe_values,
     parse_numbers,
     read_table,
-    resolve,
+    require_columns,
     source_of,
 )
+from nncli.data.dataset import Dataset, state_text, task_for_loss
+from nncli.data.encoders import TabularEncoder
+from nncli.data.split import split_parts
+from nncli.data.tabular import apply_missing, check_targets, numeric_features, resolve
 from nncli.errors import DataError, ShapeError
 
 if TYPE_CHECKING:
@@ -151,13 +150,7 @@ class SequenceEncoder:
 
     def group(self, frame: pd.DataFrame) -> Groups:
         columns = [self.id_column] + ([self.order] if self.order else [])
-        absent = [name for name in columns if name not in frame.columns]
-        if absent:
-            raise DataError(
-                f"missing sequence column(s) {describe_values(np.array(absent))} (the file has "
-                f"{describe_values(np.array(list(frame.columns)))})",
-                where=source_of(frame),
-            )
+        require_columns(frame, columns, "sequence")
         return group(frame, self.id_column, self.order)
 
     def inputs(
@@ -218,14 +211,11 @@ class SequenceEncoder:
 
     @classmethod
     def from_state(cls, state: dict) -> SequenceEncoder:
-        def text(value: Any) -> str:
-            return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
         return cls(
             TabularEncoder.from_state(state["table"]),
-            text(state["id"]),
-            text(state["order"]) or None,
-            text(state["target_per"]),
+            state_text(state["id"]),
+            state_text(state["order"]) or None,
+            state_text(state["target_per"]),
         )
 
 
@@ -248,21 +238,12 @@ def check_constant(ordered: pd.DataFrame, target: str, groups: Groups, id_column
 
 def _columns(cfg: Any, header: list[str], path: Path) -> tuple[list[str], list[str]]:
     """(features, categorical), every named column checked against the header."""
-    from nncli.engine.registry import did_you_mean
-
-    def check(names: list[str], field: str, choices: list[str], what: str) -> None:
-        for name in names:
-            if name not in choices:
-                raise DataError(
-                    f"column {name!r} not in {what}" + did_you_mean(name, choices), field=field
-                )
-
-    check([cfg.id], "data.id", header, path.name)
-    check([cfg.order] if cfg.order else [], "data.order", header, path.name)
-    check([cfg.target], "data.target", header, path.name)
+    check_names([cfg.id], "data.id", header, path.name)
+    check_names([cfg.order] if cfg.order else [], "data.order", header, path.name)
+    check_names([cfg.target], "data.target", header, path.name)
     special = [cfg.id, cfg.order, cfg.target]
     features = list(dict.fromkeys(cfg.features or []))
-    check(features, "data.features", header, path.name)
+    check_names(features, "data.features", header, path.name)
     both = [name for name in features if name in special]
     if both:
         raise DataError(f"column {both[0]!r} is the id, order or target", field="data.features")
@@ -270,7 +251,7 @@ def _columns(cfg: Any, header: list[str], path: Path) -> tuple[list[str], list[s
     if not features:
         raise DataError(f"{path.name} has no feature columns", field="data.features")
     categorical = list(cfg.categorical or [])
-    check(categorical, "data.categorical", features, "the feature columns")
+    check_names(categorical, "data.categorical", features, "the feature columns")
     return features, categorical
 
 
@@ -281,25 +262,15 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
     frame = read_table(path)
     features, categorical = _columns(cfg, list(frame.columns), path)
     frame = apply_missing(frame, features, [cfg.target], cfg.missing, [])
-    numeric = _numeric_columns(frame, features, categorical, [])
-    codes = _check_targets(frame, [cfg.target], task, loss, [])
+    numeric = numeric_features(frame, features, categorical, [])
+    codes = check_targets(frame, [cfg.target], task, loss, [])
     groups = group(frame, cfg.id, cfg.order)
     ordered = frame.iloc[groups.rows]
     per_sequence = cfg.target_per == "sequence"
     if per_sequence:
         check_constant(ordered, cfg.target, groups, cfg.id)
     strata = codes[groups.rows][groups.first_rows()] if per_sequence and codes is not None else None
-    parts = split_rows(
-        len(groups.ids), seed, float(cfg.validation_split), float(cfg.test_split), strata
-    )
-    for part, chosen, fraction in zip(
-        ("validation", "test"), parts[1:], (cfg.validation_split, cfg.test_split), strict=True
-    ):
-        if fraction > 0 and len(chosen) == 0:
-            raise DataError(
-                f"{fraction} of {len(groups.ids)} sequences leaves no {part} sequences",
-                field=f"data.{part}_split",
-            )
+    parts = split_parts(cfg, len(groups.ids), seed, strata, "sequences")[1]
     train = groups.subset(parts[0])
     table = TabularEncoder.fit(
         frame.iloc[train.rows],

@@ -9,11 +9,10 @@ into ``to_state()``, so a checkpoint reads new images exactly as training did (n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from nncli.data.dataset import task_for_loss
+from nncli.data.dataset import class_predictions, state_text, state_texts, task_for_loss
 from nncli.data.image_files import CHANNELS, ImageFrame, read_frame
 from nncli.errors import DataError, ShapeError, SpecError
 
@@ -150,13 +149,8 @@ class ImageEncoder:
             raise ShapeError(
                 f"expected network outputs of shape (N, {self.output_width}), got {output.shape}"
             )
-        labels = np.array(self.class_labels, dtype=object)
-        if self.loss == "binary_cross_entropy":
-            output = np.concatenate([1.0 - output, output], axis=1)  # P(first), P(second)
-        columns = {"prediction": labels[np.argmax(output, axis=1)]}
-        if proba:
-            columns.update({f"proba_{label}": output[:, k] for k, label in enumerate(labels)})
-        return columns
+        binary = self.loss == "binary_cross_entropy"
+        return class_predictions(output, self.class_labels, binary, proba)
 
     # -- checkpoint state ------------------------------------------------------------------------
 
@@ -179,7 +173,7 @@ class ImageEncoder:
     @classmethod
     def from_state(cls, state: dict) -> ImageEncoder:
         """Rebuild from ``to_state()``; tolerates what a checkpoint gives back (bytes, arrays)."""
-        color = _text(state["color"])
+        color = state_text(state["color"])
         if color not in CHANNELS:
             raise ValueError(f"unknown color {color!r}")
         mean = np.asarray(state["mean"], dtype=np.float64).reshape(-1)
@@ -189,13 +183,13 @@ class ImageEncoder:
         size = [int(v) for v in np.asarray(state["image_size"]).reshape(-1)]
         if len(size) != 2 or min(size) < 1:
             raise ValueError(f"bad image_size {size}")
-        labels = [_text(v) for v in _list(state["labels"])]
+        labels = state_texts(state["labels"])
         return cls(
             labels,
-            _text(state["loss"]),
+            state_text(state["loss"]),
             (size[0], size[1]),
             color,
-            _text(state.get("normalize", "none")),
+            state_text(state.get("normalize", "none")),
             mean,
             std,
             bool(int(state.get("resize", 1))),
@@ -214,11 +208,3 @@ def class_codes(labels: list[str], classes: list[str], source: str) -> np.ndarra
         )
     # one lookup per class folder name, then a gather for the images
     return np.array([index[str(name)] for name in names], dtype=np.int64)[inverse.reshape(-1)]
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _list(values: Any) -> list[Any]:
-    return values.tolist() if isinstance(values, np.ndarray) else list(values)

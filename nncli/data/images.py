@@ -18,14 +18,9 @@ from nncli.data.augment import Augmenter
 from nncli.data.dataset import CLASSIFICATION_LOSSES, Dataset, task_for_loss
 from nncli.data.image_encoder import ImageEncoder, class_codes
 from nncli.data.image_files import read_frame, skipped_note
-from nncli.data.split import split_rows
+from nncli.data.split import split_parts
+from nncli.data.tabular import resolve
 from nncli.errors import DataError, SpecError
-
-
-def resolve(path: Any, base_dir: Path) -> Path:
-    """A spec path: absolute, or relative to the spec file's folder."""
-    path = Path(path)
-    return path if path.is_absolute() else Path(base_dir) / path
 
 
 def load(cfg: Any, base_dir: Path, seed: int, loss: str, *, skip_bad: bool = False) -> Dataset:
@@ -44,27 +39,8 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, *, skip_bad: bool = Fal
     classes = _check_classes(frame, path, loss)
     notes, skipped = list(frame.warnings), list(frame.skipped)
 
-    files = {part: getattr(cfg, part, None) for part in ("validation", "test")}
-    fractions = {
-        part: 0.0 if files[part] else float(getattr(cfg, f"{part}_split", 0.0) or 0.0)
-        for part in ("validation", "test")
-    }
-    if fractions["validation"] + fractions["test"] >= 1:
-        raise SpecError(
-            f"validation_split + test_split must leave images for training, got "
-            f"{fractions['validation']} + {fractions['test']}",
-            field="data.validation_split",
-        )
     codes = class_codes(frame.labels, classes, str(path))
-    train, val, test = split_rows(
-        len(frame), seed, fractions["validation"], fractions["test"], codes
-    )
-    for part, rows in (("validation", val), ("test", test)):
-        if fractions[part] > 0 and len(rows) == 0:
-            raise DataError(
-                f"{fractions[part]} of {len(frame)} images leaves no {part} images",
-                field=f"data.{part}_split",
-            )
+    files, (train, val, test) = split_parts(cfg, len(frame), seed, codes, "images")
     encoder = ImageEncoder.fit(
         frame.pixels[train],
         classes,

@@ -9,9 +9,14 @@ with two or more rows always keeps at least one in training.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from nncli.data.batches import STREAM_SPLIT, rng_for
+from nncli.errors import DataError, SpecError
+
+PARTS = ("validation", "test")
 
 
 def part_size(fraction: float, n_rows: int) -> int:
@@ -35,6 +40,35 @@ def split_rows(
     strata_rest = None if strata is None else strata[rest]
     train, validation = take_part(rest, part_size(validation_split, n_rows), rng, strata_rest)
     return train, validation, test
+
+
+def split_parts(
+    cfg: Any, n_rows: int, seed: int, strata: np.ndarray | None, what: str
+) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A ``data:`` section's parts -> (the ``validation:``/``test:`` files, or None each; the
+    (train, validation, test) rows of the ``n_rows`` ``what``: rows, images, sequences).
+
+    A part read from its own file takes no rows; the others take ``<part>_split`` of them.
+    """
+    files = {part: getattr(cfg, part, None) for part in PARTS}
+    fractions = {
+        part: 0.0 if files[part] else float(getattr(cfg, f"{part}_split", 0.0) or 0.0)
+        for part in PARTS
+    }
+    if fractions["validation"] + fractions["test"] >= 1:
+        raise SpecError(
+            f"validation_split + test_split must leave {what} for training, got "
+            f"{fractions['validation']} + {fractions['test']}",
+            field="data.validation_split",
+        )
+    rows = split_rows(n_rows, seed, fractions["validation"], fractions["test"], strata)
+    for part, chosen in zip(PARTS, rows[1:], strict=True):
+        if fractions[part] > 0 and len(chosen) == 0:
+            raise DataError(
+                f"{fractions[part]} of {n_rows} {what} leaves no {part} {what}",
+                field=f"data.{part}_split",
+            )
+    return files, rows
 
 
 def take_part(

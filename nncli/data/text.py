@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from nncli.data.dataset import Dataset
+from nncli.data.dataset import Dataset, state_text, state_texts
 from nncli.data.split import part_size
 from nncli.data.tabular import resolve
 from nncli.errors import DataError, ShapeError, SpecError
@@ -272,14 +272,9 @@ class TextEncoder:
 
     @classmethod
     def from_state(cls, state: dict) -> TextEncoder:
-        def text(value: Any) -> str:
-            return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-        vocabulary = state["vocabulary"]
-        vocabulary = vocabulary.tolist() if isinstance(vocabulary, np.ndarray) else vocabulary
         return cls(
-            [text(v) for v in vocabulary],
-            text(state["level"]),
+            state_texts(state["vocabulary"]),
+            state_text(state["level"]),
             int(state["sequence_length"]),
             int(state["stride"]),
         )

@@ -17,18 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nncli.data.dataset import Dataset, task_for_loss
-from nncli.data.encoders import NumericColumn
-from nncli.data.split import part_size
-from nncli.data.tabular import (
+from nncli.data.columns import NumericColumn
+from nncli.data.csv_files import (
     cell_text,
+    check_names,
+    column_numbers,
     describe_rows,
-    describe_values,
-    parse_numbers,
     read_table,
-    resolve,
+    require_columns,
     source_of,
 )
+from nncli.data.dataset import Dataset, state_texts, task_for_loss
+from nncli.data.split import part_size
+from nncli.data.tabular import resolve
 from nncli.errors import DataError, ShapeError, SpecError
 
 if TYPE_CHECKING:
@@ -39,30 +40,17 @@ STATE_VERSION = 1
 
 def numeric_columns(frame: pd.DataFrame, names: list[str], what: str) -> np.ndarray:
     """The named columns as float64 (rows, len(names)); every cell must hold a finite number."""
-    absent = [name for name in names if name not in frame.columns]
-    if absent:
-        raise DataError(
-            f"missing {what} column(s) {describe_values(np.array(absent))} "
-            f"(the file has {describe_values(np.array(list(frame.columns)))})",
-            where=source_of(frame),
-        )
+    require_columns(frame, names, what)
     blocks = []
     for name in names:
         text, missing = cell_text(frame[name])
-        values, bad = parse_numbers(text, missing)
         if missing.any():
             raise DataError(
                 f"column {name!r} has missing values on {describe_rows(frame, missing)}; "
                 "a time series needs a value at every step",
                 where=source_of(frame),
             )
-        if bad.any():
-            raise DataError(
-                f"column {name!r} expects numbers, found {describe_values(text[bad])} on "
-                f"{describe_rows(frame, bad)}",
-                where=source_of(frame),
-            )
-        blocks.append(values[:, None])
+        blocks.append(column_numbers(frame, name, text, missing)[:, None])
     return np.concatenate(blocks, axis=1)
 
 
@@ -231,7 +219,7 @@ class TimeseriesEncoder:
     @classmethod
     def from_state(cls, state: dict) -> TimeseriesEncoder:
         def columns(part: dict) -> list[NumericColumn]:
-            names = [n.decode() if isinstance(n, bytes) else str(n) for n in part["columns"]]
+            names = state_texts(part["columns"])
             return [
                 NumericColumn(name, float(part["offset"][i]), float(part["scale"][i]), 0.0)
                 for i, name in enumerate(names)
@@ -259,14 +247,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
     inputs = list(dict.fromkeys(cfg.columns))
     targets = [cfg.target] if isinstance(cfg.target, str) else list(dict.fromkeys(cfg.target))
     for field, names in (("data.columns", inputs), ("data.target", targets)):
-        for name in names:
-            if name not in frame.columns:
-                from nncli.engine.registry import did_you_mean  # only on this error path
-
-                raise DataError(
-                    f"column {name!r} not in {path.name}" + did_you_mean(name, list(frame.columns)),
-                    field=field,
-                )
+        check_names(names, field, list(frame.columns), path.name)
     names = list(dict.fromkeys(inputs + targets))
     values = numeric_columns(frame, names, "series")
     window, horizon, stride = int(cfg.window), int(cfg.horizon), int(cfg.stride)

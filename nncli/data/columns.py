@@ -1,0 +1,90 @@
+"""One table column's encoding, fitted on the training part: numbers scaled, text one-hot.
+
+NumericColumn: x -> (x - offset) / scale, (N,) -> (N, 1). CategoricalColumn: value -> one-hot
+over the training categories, (N,) -> (N, K). Both are plain dataclasses an encoder stores in
+its checkpoint state and rebuilds from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nncli.data.csv_files import all_numbers, canonical_numbers
+from nncli.errors import DataError
+
+
+@dataclass
+class NumericColumn:
+    """x -> (x - offset) / scale; standard: mean/std, minmax: min/range, none: 0/1 (0 -> 1)."""
+
+    name: str
+    offset: float
+    scale: float
+    fill: float  # the training mean, for missing: fill
+
+    @classmethod
+    def fit(cls, name: str, values: np.ndarray, normalize: str) -> NumericColumn:
+        """values: the present training values, float64 (n,)."""
+        if len(values) == 0:
+            raise DataError(f"column {name!r} has no values in the training part")
+        with np.errstate(over="ignore", invalid="ignore"):  # the caller checks for overflow
+            constant = np.ptp(values) == 0
+            offset, scale = {
+                "standard": lambda: (values.mean(), values.std()),
+                "minmax": lambda: (values.min(), np.ptp(values)),
+                "none": lambda: (0.0, 1.0),
+            }[normalize]()
+            fill = values.mean()
+        return cls(name, float(offset), 1.0 if constant else float(scale), float(fill))
+
+    @property
+    def names(self) -> list[str]:
+        return [self.name]
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        """(N,) float64 -> (N, 1); overflow gives inf, which the encoder reports with its line."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return ((values - self.offset) / self.scale)[:, None]
+
+
+@dataclass
+class CategoricalColumn:
+    """value -> one-hot over ``categories`` (sorted; numbers as numbers); unseen -> all zeros."""
+
+    name: str
+    categories: list[str]
+    numeric: bool  # numeric values get one spelling ("2007.0" == "2007") before lookup
+    fill: str  # the most frequent training value, for missing: fill
+
+    @classmethod
+    def fit(cls, name: str, text: np.ndarray) -> CategoricalColumn:
+        """text: the present training values (n,)."""
+        if len(text) == 0:
+            raise DataError(f"column {name!r} has no values in the training part")
+        numeric = all_numbers(text)
+        values = canonical_numbers(text) if numeric else text
+        categories = sorted({str(v) for v in values}, key=float if numeric else None)
+        column = cls(name, categories, numeric, "")
+        counts = np.bincount(column.codes(text), minlength=len(categories))
+        column.fill = categories[int(np.argmax(counts))]  # ties: the first in sorted order
+        return column
+
+    @property
+    def names(self) -> list[str]:
+        return [f"{self.name}={category}" for category in self.categories]
+
+    def codes(self, text: np.ndarray) -> np.ndarray:
+        """(N,) text -> (N,) category index, -1 for a value not seen in training."""
+        import pandas as pd
+
+        values = canonical_numbers(text) if self.numeric else text
+        return np.asarray(pd.Index(self.categories).get_indexer(values), dtype=np.int64)
+
+    def encode(self, codes: np.ndarray) -> np.ndarray:
+        """(N,) codes -> (N, K) one-hot; a code of -1 gives a row of zeros."""
+        out = np.zeros((len(codes), len(self.categories)))
+        known = codes >= 0
+        out[np.flatnonzero(known), codes[known]] = 1.0
+        return out
