@@ -63,6 +63,7 @@ class Conv2D(Layer):
         self._ones: Any = None
         self._dz: Any = None  # dL/dz laid out like the columns, reused across batches
         self.cols: Any = None
+        self._cols_memory: Any = None  # the last columns' memory, reused by the next batch
         if self.activation is not None:
             self.activation.inplace = True  # y is this layer's own fresh array
 
@@ -93,7 +94,8 @@ class Conv2D(Layer):
 
     def _forward_into(self, y: Any, x: Any) -> tuple[Any, int]:
         """y = W @ cols + b for the samples of ``x``, written into ``y``; returns cols, Wx."""
-        cols, self._padded, wx = windows.columns(x, self.windows, self._padded)
+        cols, self._padded, wx = windows.columns(x, self.windows, self._padded, self._cols_memory)
+        self._cols_memory = cols
         z = self.params["weight"].reshape(self.filters, -1) @ cols  # (filters, N*Oh*Wx)
         oh, ow = self.windows.out_size
         z = z.reshape(self.filters, x.shape[0], oh, wx).transpose(1, 0, 2, 3)[..., :ow]

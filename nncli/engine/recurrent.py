@@ -133,9 +133,9 @@ class Recurrent(Layer):
         gi = xp.matmul(w_ih, self.x_fm)  # (T, G*H, N)
         gi += b_ih[:, None]
 
-        hs = xp.zeros((steps + 1, self.units, n), dtype=x.dtype)  # hs[t] = h before step t
+        hs = self._reuse("_hs", (steps + 1, self.units, n), x.dtype)  # hs[t] = h before step t
         # W_hh h of every step, each written in place by its matmul, then the cell's to keep
-        hidden = xp.empty((steps, w_hh.shape[0], n), dtype=x.dtype)
+        hidden = self._reuse("_hidden", (steps, w_hh.shape[0], n), x.dtype)
         state: State = tuple(hs[0] for _ in range(self.states))
         self.caches = []
         for t in range(steps):
@@ -151,17 +151,18 @@ class Recurrent(Layer):
             self.caches.append(cache)
         self.hs, self.time_mask = hs, mask
 
+        # copies (never views, even for N = 1): hs is overwritten by the next batch
         if not self.return_sequences:
-            return self._activate(xp.ascontiguousarray(state[0].T))
+            return self._activate(state[0].T.copy())
         y = hs[1:] if mask is None else hs[1:] * mask
-        return self._activate(xp.ascontiguousarray(y.transpose(2, 0, 1)))
+        return self._activate(y.transpose(2, 0, 1).copy())
 
     def backward(self, dy: Any) -> Any:
         dy = self._activate_backward(dy)
         xp, p, mask = self.backend.xp, self.params, self.time_mask
         steps, h, n = self.hs.shape[0] - 1, self.units, self.hs.shape[2]
-        dgi = xp.empty((steps, self.gates * h, n), dtype=self.hs.dtype)
-        dgh = xp.empty_like(dgi) if self.separate_hidden_grad else dgi
+        dgi = self._reuse("_dgi", (steps, self.gates * h, n), self.hs.dtype)
+        dgh = self._reuse("_dgh", dgi.shape, dgi.dtype) if self.separate_hidden_grad else dgi
         w_hh_t = xp.ascontiguousarray(p["weight_hh"].T)  # (H, G*H)
 
         zeros = xp.zeros((h, n), dtype=dgi.dtype)
@@ -203,6 +204,15 @@ class Recurrent(Layer):
             return None
         dx = xp.matmul(p["weight_ih"].T, dgi)  # (T, F, N)
         return xp.ascontiguousarray(dx.transpose(2, 0, 1))
+
+    def _reuse(self, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
+        """A work array kept from batch to batch (zeros when made): allocating these few MB
+        afresh costs page faults on every batch. hs[0] is never written, so it stays 0."""
+        buffer = self.__dict__.get(name)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+            buffer = self.backend.xp.zeros(shape, dtype=dtype)
+            setattr(self, name, buffer)
+        return buffer
 
     # -- what a kind supplies ----------------------------------------------------------------
     def step_forward(self, gi: Any, gh: Any, state: State, out: Any = None) -> tuple[State, Any]:

@@ -236,11 +236,12 @@ def fold(parts: Any, win: Windows) -> Any:
 
 
 # -- im2col for convolution: one matrix product per batch --------------------------------------
-def columns(x: Any, win: Windows, buffer: Any = None) -> tuple[Any, Any, int]:
+def columns(x: Any, win: Windows, buffer: Any = None, out: Any = None) -> tuple[Any, Any, int]:
     """x (N, C, H, W) -> (cols (C*kh*kw, N*Oh*Wx), the padded input, Wx).
 
     Row (c, i, j) of ``cols`` holds, for every output position (n, p, q), the padded input cell
-    at kernel offset (i, j): x_pad[n, c, p*sh + i, q*sw + j].
+    at kernel offset (i, j): x_pad[n, c, p*sh + i, q*sw + j]. ``out`` is a previous result whose
+    memory may be reused (fresh arrays of several MB cost page faults on every batch).
 
     Stride 1 ("shifted rows"): the padded input gets one spare zero row and is read as flat rows;
     offset (i, j) is then the contiguous run starting at i*Wp + j, so each offset is one block
@@ -259,13 +260,13 @@ def columns(x: Any, win: Windows, buffer: Any = None) -> tuple[Any, Any, int]:
         buffer[:, :, top : top + x.shape[2], left : left + x.shape[3]] = x
         wx = shape[3]
         flat = buffer.reshape(n, c, -1)
-        cols = xp.empty((c, kh, kw, n, oh * wx), dtype=x.dtype)
+        cols = _reuse(out, (c, kh, kw, n, oh * wx), x.dtype, xp)
         for i, j in win.offsets():
             start = i * wx + j
             cols[:, i, j] = flat[:, :, start : start + oh * wx].transpose(1, 0, 2)
         return cols.reshape(c * kh * kw, -1), buffer, wx
     buffer = pad(x, win, 0.0, buffer)
-    cols = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+    cols = _reuse(out, (c, kh, kw, n, oh, ow), x.dtype, xp)
     cols[...] = window_view(buffer, win).transpose(1, 2, 3, 0, 4, 5)
     return cols.reshape(c * kh * kw, -1), buffer, ow
 
@@ -296,3 +297,13 @@ def fold_columns(dcols: Any, win: Windows, n: int, wx: int) -> Any:
         for i, j in win.offsets():
             add_at(dx, win, i, j, parts[:, i, j])
     return xp.ascontiguousarray(dx[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3))
+
+
+def _reuse(out: Any, shape: tuple[int, ...], dtype: Any, xp: Any) -> Any:
+    """``out`` reshaped to ``shape`` when it holds exactly that many values, else a new array."""
+    size = 1
+    for d in shape:
+        size *= d
+    if out is not None and out.size == size and out.dtype == dtype and type(out) is xp.ndarray:
+        return out.reshape(shape)
+    return xp.empty(shape, dtype=dtype)
