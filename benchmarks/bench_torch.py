@@ -1,0 +1,156 @@
+"""PyTorch's side of a workload: the same network, initial weights, batches and Adam (its default,
+``torch.optim.Adam(lr=1e-3)``), float32, in a plain training loop that, like ``nncli.train.fit``,
+reads the loss of every batch and counts the correct predictions.
+
+nncli's LSTM has one bias (PyTorch's b_ih + b_hh), so here ``bias_hh`` is zero and frozen: the
+gradient reaches the one trainable bias exactly as in nncli, and Adam sees the same parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import numpy as np
+from child import rss_kib
+from workloads import Workload, batches, make_data
+
+FIRST_LOSSES = 8
+
+
+def build(w: Workload, args: Any) -> tuple[Any, dict[str, str]]:
+    """The network, and nncli's parameter names -> PyTorch's."""
+    import torch
+    from torch import nn
+
+    if w.id in ("W1", "I1"):
+        net = nn.Sequential(
+            nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)
+        )
+        names = {"0.dense": "0", "1.dense": "2", "2.dense": "4"}
+    elif w.id in ("W2", "I2"):
+        net = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
+        )  # fmt: skip
+        names = {"0.conv2d": "0", "2.conv2d": "3", "5.dense": "7", "6.dense": "9"}
+    elif w.id == "W3":
+
+        class LastState(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.lstm = nn.LSTM(16, 128, batch_first=True)
+                self.head = nn.Linear(128, 10)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                _, (h, _) = self.lstm(x)
+                return self.head(h[-1])
+
+        net = LastState()
+        net.lstm.bias_hh_l0.requires_grad_(False)
+        return net, {
+            "0.lstm.weight_ih": "lstm.weight_ih_l0",
+            "0.lstm.weight_hh": "lstm.weight_hh_l0",
+            "0.lstm.bias": "lstm.bias_ih_l0",
+            "1.dense.weight": "head.weight",
+            "1.dense.bias": "head.bias",
+        }
+    else:
+        net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+        names = {"0.dense": "0", "1.dense": "2"}
+    mapping = {}
+    for ours, theirs in names.items():
+        mapping[f"{ours}.weight"] = f"{theirs}.weight"
+        mapping[f"{ours}.bias"] = f"{theirs}.bias"
+    return net, mapping
+
+
+def run(w: Workload, args: Any) -> dict[str, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(args.threads)
+    net, mapping = build(w, args)
+    if args.weights:
+        weights = np.load(args.weights)
+        state = net.state_dict()
+        with torch.no_grad():
+            for ours, theirs in mapping.items():
+                state[theirs].copy_(torch.from_numpy(weights[ours]))
+            if w.id == "W3":
+                state["lstm.bias_hh_l0"].zero_()
+    x_np, labels_np = make_data(w, args.quick)
+    x, labels = torch.from_numpy(x_np), torch.from_numpy(labels_np)
+    out: dict[str, Any] = {"version": torch.__version__, "numpy": np.__version__}
+    out["torch_threads"] = torch.get_num_threads()
+
+    if w.kind == "infer":
+        net.eval()
+        with torch.inference_mode():
+            net(x[: w.infer_batch])
+            out["rss_setup_kib"] = rss_kib()
+            times = []
+            for _ in range(args.reps):
+                t0 = time.perf_counter()
+                for start in range(0, len(x), w.infer_batch):
+                    net(x[start : start + w.infer_batch]).numpy()
+                times.append(time.perf_counter() - t0)
+        out["times"], out["samples"] = times, len(x)
+        return out
+
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=1e-3)
+
+    def epoch(number: int, record: list[float] | None = None) -> tuple[float, float]:
+        net.train()
+        total, correct, seen = 0.0, 0, 0
+        for idx_np in batches(len(x), w.batch, number):
+            idx = torch.from_numpy(idx_np)
+            xb, yb = x[idx], labels[idx]
+            opt.zero_grad()
+            logits = net(xb)
+            loss = F.cross_entropy(logits, yb)
+            loss.backward()
+            opt.step()
+            value = loss.item()
+            if record is not None and len(record) < FIRST_LOSSES:
+                record.append(value)
+            total += value * len(idx)
+            correct += int((logits.argmax(dim=1) == yb).sum())
+            seen += len(idx)
+        return total / seen, correct / seen
+
+    def train(first: int, count: int, record: list[float] | None = None) -> list[float]:
+        times, result = [], (0.0, 0.0)
+        for number in range(first + 1, first + count + 1):
+            t0 = time.perf_counter()
+            result = epoch(number, record)
+            times.append(time.perf_counter() - t0)
+        out["final_loss"], out["final_accuracy"] = result
+        return times
+
+    out["rss_setup_kib"] = rss_kib()
+    if args.mode in ("long", "epochs"):
+        out["epoch_times"] = train(0, args.epochs)
+        return out
+
+    record: list[float] = []
+    start = 0 if w.epochs > 1 else 1
+    if start == 0:
+        saved = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()))
+        train(0, w.epochs, record)
+    else:
+        train(0, 1, record)
+        saved = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()))
+    out["losses"] = record
+    times = []
+    for _ in range(args.reps):
+        net.load_state_dict(saved[0])
+        opt.load_state_dict(copy.deepcopy(saved[1]))
+        t0 = time.perf_counter()
+        train(start, w.epochs)
+        times.append(time.perf_counter() - t0)
+    out["times"] = times
+    return out
