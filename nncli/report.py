@@ -20,7 +20,10 @@ METRIC_ORDER = ["loss", "accuracy", "rmse", "mae", "grad_norm"]
 
 
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    """A terminal keeps its own width; a pipe or a log gets 120 columns, so tables do not wrap."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 120
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def format_logs(logs: dict[str, float]) -> str:
@@ -87,11 +90,19 @@ class TrainingReport(Callback):
             self.progress = None
 
 
+def merged_notes(notes: list[str]) -> list[str]:
+    """``H: O = ...`` and ``W: O = ...`` with the same numbers -> one ``H, W: O = ...`` line."""
+    pair = len(notes) == 2 and notes[0].startswith("H: ") and notes[1].startswith("W: ")
+    if pair and notes[0][3:] == notes[1][3:]:
+        return [f"H, W: {notes[0][3:]}"]
+    return notes
+
+
 def summary_table(rows: list[dict[str, Any]], title: str, footer: dict[str, Any]) -> Table:
     """Keras-style model summary: index, layer (type), output shape, parameters."""
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
-    table.add_column("layer (type)")
+    table.add_column("layer (type)", no_wrap=True)
     table.add_column("output shape")
     table.add_column("params", justify="right")
     table.add_column("weights + biases", justify="right")
@@ -100,7 +111,7 @@ def summary_table(rows: list[dict[str, Any]], title: str, footer: dict[str, Any]
         shape = "(" + ", ".join(map(str, r["output_shape"])) + ")"
         split = f"{r['weights']:,} + {r['biases']:,}" if r["params"] else ""
         table.add_row(str(r["index"]), name, shape, f"{r['params']:,}", split)
-        for note in r.get("notes", []):
+        for note in merged_notes(r.get("notes", [])):
             table.add_row("", f"  [dim]{note}[/dim]", "", "", "")
     table.caption = "  ".join(f"{k}: {v}" for k, v in footer.items())
     table.caption_justify = "left"
