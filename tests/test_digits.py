@@ -94,4 +94,4 @@ def test_validate_and_inspect_show_the_layers_warnings(tmp_path: Path):
     warnings = [line for line in result.stderr.splitlines() if line.startswith("nncli: warning:")]
     assert "layers[0] (conv2d): H:" in warnings[0] and "layers[0] (conv2d): W:" in warnings[1]
     assert len(warnings) == 4  # and the second pool's, on the 3x3 maps the stride leaves
-    assert "H: O = 1 + (8 + 2*0 - 3)/2" in result.stdout  # the size formula with its numbers
+    assert "H, W: O = 1 + (8 + 2*0 - 3)/2" in result.stdout  # the size formula with its numbers
