@@ -295,3 +295,75 @@ def test_unknown_data_kind_or_setting_is_a_spec_error():
         load(csv_cfg(IRIS, kind="parquet"), Path("."), 0, "cross_entropy")
     with pytest.raises(SpecError, match="data.normalize: expected one of standard, minmax, none"):
         load(csv_cfg(IRIS, normalize="zscore"), Path("."), 0, "cross_entropy")
+
+
+# -- reading numbers fast ------------------------------------------------------------------------
+
+
+def test_numbers_columns_are_parsed_without_per_column_text(tmp_path, monkeypatch):
+    """The parse helper runs for the label, not once per numeric feature per pass."""
+    import nncli.data.csv_files as csv_files
+
+    calls = []
+    parse = csv_files.parse_numbers
+    monkeypatch.setattr(csv_files, "parse_numbers", lambda *a: calls.append(1) or parse(*a))
+    counts = []
+    for width in (2, 30):
+        rng = np.random.default_rng(width)
+        rows = [
+            ",".join(f"{v:.3f}" for v in rng.normal(size=width)) + f",{i % 3}" for i in range(40)
+        ]
+        header = ",".join(f"p{j}" for j in range(width)) + ",label\n"
+        path = write(tmp_path, header + "\n".join(rows) + "\n", f"w{width}.csv")
+        calls.clear()
+        ds = load(
+            csv_cfg(path, target="label", validation_split=0.25), tmp_path, 0, "cross_entropy"
+        )
+        assert ds.x_train.shape == (30, width) and ds.labels == ["0", "1", "2"]
+        counts.append(len(calls))
+    assert counts[0] == counts[1]
+
+
+def test_numbers_read_fast_match_the_text_path_and_messages_quote_the_file(tmp_path):
+    from nncli.data.encoders import TabularEncoder
+
+    # " -999 " strips to the missing "-999" though pandas reads it as a number
+    text = "a,b,c,y\n 1.50 ,7,2007.0,p\n -999 ,8,2008,q\n1e3,+9,2007,p\n 2,10,2008,q\n"
+    path = write(tmp_path, text)
+    kwargs = dict(features=["a", "b", "c"], numeric=["a", "b"], targets=["y"])
+    kwargs.update(loss="cross_entropy", missing="fill", na_values=["-999"])
+    fast, slow = read_table(path, ["-999"], numbers=True), read_table(path, ["-999"])
+    assert fast["b"].dtype.kind == "i" and fast["a"].dtype == slow["b"].dtype == object
+    encoded = [TabularEncoder.fit(f, **kwargs).transform(f) for f in (fast, slow)]
+    np.testing.assert_array_equal(*encoded)
+    # a message quotes the cell as the file spells it, though the column was read as numbers
+    wide = write(tmp_path, "a,y\n1e39,p\n2,q\n", "wide.csv")
+    with pytest.raises(DataError, match=r"'1e39' on line 2.*float32"):
+        load(csv_cfg(wide, target="y", normalize="none"), tmp_path, 0, "cross_entropy")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\ufeff a ,b\r\n1,2\r\n\r\n3,4\r\n",
+        "a,b\n\n1,2\n3,4",
+        "a,b\n1,2\n3\n",
+        "a,b\n1,2,3\n",
+        'a,b\n"1,5",2\n',
+        "a,a\n1,2\n",
+        "a,b\n",
+        "a,b\r1,2\r",
+    ],
+)
+def test_the_quick_header_check_agrees_with_the_csv_pass(tmp_path, text):
+    import nncli.data.csv_files as csv_files
+
+    path = write(tmp_path, text)
+    quick = csv_files._plain_header(path)
+    try:
+        header = csv_files._check_records(path)
+    except DataError:
+        header = None
+    if quick is not None:
+        assert quick == header
+    assert (quick is None) == (header is None) or "\r" in text.replace("\r\n", "") or '"' in text

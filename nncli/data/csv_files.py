@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +27,12 @@ SHOW = 5  # rows or values a message lists before "..."
 # -- reading -------------------------------------------------------------------------------------
 
 
-def read_table(path: Path, na_values: Sequence[str] = ()) -> pd.DataFrame:
+def read_table(path: Path, na_values: Sequence[str] = (), numbers: bool = False) -> pd.DataFrame:
     """CSV file -> frame of text cells (object dtype, the file's row order); missing cells are NaN.
 
     Only empty fields and the ``na_values`` strings are missing, so "NA" in a text column is data.
+    ``numbers``: a column whose every cell is a finite number comes back as numbers (float64 or
+    int64, what ``cell_numbers`` gives at once); ``cell_text`` reads its text back from the file.
     """
     import pandas as pd
 
@@ -37,15 +40,27 @@ def read_table(path: Path, na_values: Sequence[str] = ()) -> pd.DataFrame:
     # pandas pads a short row with missing values without a word; the csv pass catches ragged
     # rows (and bad bytes, empty files) first, with the exact line.
     header = _check_records(path)
+    options: dict[str, Any] = {
+        "keep_default_na": False,
+        "na_values": ["", *na_values],
+        "encoding": "utf-8-sig",
+        "index_col": False,
+    }
     try:
-        frame = pd.read_csv(
-            path,
-            dtype=object,
-            keep_default_na=False,
-            na_values=["", *na_values],
-            encoding="utf-8-sig",
-            index_col=False,
-        )
+        if not numbers:
+            frame = pd.read_csv(path, dtype=object, **options)
+        else:
+            # the C parser reads numbers far faster than Python makes millions of strings;
+            # only the columns that are not cleanly numbers are read again as text
+            frame = pd.read_csv(path, low_memory=False, **options)
+            frame.columns = header
+            text = [j for j, name in enumerate(header) if not _clean(frame[name], na_values)]
+            if text:
+                cells = pd.read_csv(path, dtype=object, usecols=text, **options)
+                cells.columns = [header[j] for j in text]
+                frame = pd.DataFrame(
+                    {name: cells[name] if name in cells else frame[name] for name in header}
+                )
     except (OSError, ValueError) as err:  # pandas' ParserError is a ValueError
         raise DataError(f"cannot read it as CSV: {err}", where=str(path)) from err
     frame.columns = header
@@ -76,6 +91,9 @@ def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
 
 def _check_records(path: Path) -> list[str]:
     """The header's column names, after checking every record has one field per column."""
+    header = _plain_header(path)
+    if header is not None:
+        return header
     records = _records(path)
     first = next(records, None)
     if first is None:
@@ -96,6 +114,32 @@ def _check_records(path: Path) -> list[str]:
             )
     if n_rows == 0:
         raise DataError("the file has a header but no data rows", where=str(path))
+    return header
+
+
+def _plain_header(path: Path) -> list[str] | None:
+    """The stripped header of a well-formed file without quotes (commas counted per line, as the
+    csv pass would split it, in a fraction of its time), or None: the csv pass then decides."""
+    try:
+        raw = path.read_bytes()
+        raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
+    if not raw or b'"' in raw or b"\0" in raw or raw.count(b"\r") != raw.count(b"\r\n"):
+        return None  # quoting, odd bytes or lone CRs: the csv module's own rules
+    # every CR ends a line here, so a line is a record unless it is blank
+    lines = [line for line in raw.split(b"\n") if line not in (b"", b"\r")]
+    limit = csv.field_size_limit()
+    if len(lines) < 2 or any(len(line) > limit for line in lines):
+        return None  # a field the csv module would refuse, or no data row
+    commas = lines[0].count(b",")
+    if any(line.count(b",") != commas for line in lines):
+        return None
+    line = lines[0].removesuffix(b"\r").decode("utf-8")
+    header = [name.strip() for name in line.split(",")]
+    if any(not name for name in header) or len(set(header)) != len(header):
+        return None
     return header
 
 
@@ -123,12 +167,85 @@ def record_lines(path: Path) -> np.ndarray:
 
 def cell_text(column: pd.Series, na_values: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray]:
     """A column -> (stripped text, object (N,); missing, bool (N,)). Missing cells hold ""."""
+    if column.dtype.kind in "iuf":
+        column = _file_cells(column)
     missing = np.array(column.isna(), dtype=bool)  # copies: pandas hands out read-only views
     text = np.array(column.astype(str).str.strip(), dtype=object)
     text[missing] = ""
     missing |= (text == "") | np.isin(text, list(na_values))
     text[missing] = ""
     return text, missing
+
+
+def cell_numbers(
+    column: pd.Series, na_values: Sequence[str] = ()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A column -> (float64 (N,), NaN where missing; missing (N,); bad (N,)), what
+    ``parse_numbers(*cell_text(column))`` gives, without making text for a column of numbers."""
+    if _clean(column, na_values):
+        values = column.to_numpy(dtype=np.float64, copy=True)
+        return values, np.zeros(len(values), dtype=bool), np.zeros(len(values), dtype=bool)
+    text, missing = cell_text(column, na_values)
+    values, bad = parse_numbers(text, missing)
+    return values, missing, bad
+
+
+def cell_missing(column: pd.Series, na_values: Sequence[str] = ()) -> np.ndarray:
+    """A column -> missing, bool (N,), as ``cell_text`` finds it."""
+    if _clean(column, na_values):
+        return np.zeros(len(column), dtype=bool)
+    return cell_text(column, na_values)[1]
+
+
+def _clean(column: pd.Series, na_values: Sequence[str]) -> bool:
+    """True for a numbers column whose text would parse back to its values: every value finite
+    and none equal to a numeric ``na_values`` string (" -999 " strips to a missing "-999")."""
+    if column.dtype.kind not in "iuf":
+        return False
+    values = column.to_numpy()
+    if not np.isfinite(values).all():
+        return False
+    return not (na_values and np.isin(values, _numeric(na_values)).any())
+
+
+def _numeric(strings: Sequence[str]) -> np.ndarray:
+    import pandas as pd
+
+    return np.array(pd.to_numeric(pd.Series(list(strings), dtype=object), errors="coerce"))
+
+
+def _file_cells(column: pd.Series) -> pd.Series:
+    """A numbers column of ``read_table(numbers=True)`` -> its cells as the file spells them
+    (rows by index label, as ``describe_rows`` finds them); any other column as it is."""
+    import pandas as pd
+
+    path = column.attrs.get("nncli_path")
+    labels = column.index.to_numpy()
+    if not path or labels.dtype.kind not in "iu":
+        return column
+    try:
+        stat = Path(path).stat()
+        cells = _column_text(path, stat.st_mtime_ns, stat.st_size, str(column.name))
+    except (OSError, ValueError):
+        return column
+    if cells is None or (len(labels) and labels.max() >= len(cells)):
+        return column
+    return pd.Series(cells[labels], index=column.index, name=column.name)
+
+
+@lru_cache(maxsize=8)  # a column's text serves fit, the checks and every part's transform
+def _column_text(path: str, mtime_ns: int, size: int, name: str) -> np.ndarray | None:
+    """The cells of column ``name`` (its header name stripped) of a CSV file, object (N,)."""
+    import pandas as pd
+
+    options: dict[str, Any] = {"encoding": "utf-8-sig", "index_col": False, "dtype": object}
+    header = [str(n).strip() for n in pd.read_csv(path, nrows=0, **options).columns]
+    if name not in header:
+        return None
+    cells = pd.read_csv(
+        path, usecols=[header.index(name)], keep_default_na=False, na_values=[""], **options
+    )
+    return cells.iloc[:, 0].to_numpy(dtype=object)
 
 
 def parse_numbers(text: np.ndarray, missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -224,9 +341,16 @@ def column_numbers(
     present values that are not finite numbers and their lines."""
     values, bad = parse_numbers(text, missing)
     if bad.any():
-        raise DataError(
-            f"{what} {name!r} expects numbers, found {describe_values(text[bad])} on "
-            f"{describe_rows(frame, bad)}",
-            where=source_of(frame),
-        )
+        raise not_numbers(frame, name, text, bad, what)
     return values
+
+
+def not_numbers(
+    frame: pd.DataFrame, name: str, text: np.ndarray, bad: np.ndarray, what: str = "column"
+) -> DataError:
+    """The DataError for the cells ``bad`` (text ``text``) of a column that expects numbers."""
+    return DataError(
+        f"{what} {name!r} expects numbers, found {describe_values(text[bad])} on "
+        f"{describe_rows(frame, bad)}",
+        where=source_of(frame),
+    )

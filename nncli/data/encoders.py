@@ -15,11 +15,12 @@ import numpy as np
 
 from nncli.data.columns import CategoricalColumn, NumericColumn
 from nncli.data.csv_files import (
+    cell_missing,
+    cell_numbers,
     cell_text,
-    column_numbers,
     describe_rows,
     describe_values,
-    parse_numbers,
+    not_numbers,
     read_table,
     require_columns,
     source_of,
@@ -72,19 +73,20 @@ class TabularEncoder:
         na_values = list(na_values or [])
         columns: list[NumericColumn | CategoricalColumn] = []
         for name in features:
-            text, absent = cell_text(frame[name], na_values)
             if name in numeric:
-                values = parse_numbers(text, absent)[0]
+                values, absent, _ = cell_numbers(frame[name], na_values)
                 columns.append(NumericColumn.fit(name, values[~absent], normalize))
                 stats = [columns[-1].offset, columns[-1].scale, columns[-1].fill]
                 if not np.isfinite(stats).all():  # e.g. 1e308: its square overflows
                     peak = ~absent & (np.abs(values) == np.nanmax(np.abs(values)))
+                    text = cell_text(frame[name], na_values)[0]
                     raise DataError(
                         f"column {name!r} holds {describe_values(text[peak])} on "
                         f"{describe_rows(frame, peak)}: too large to scale ({normalize})",
                         where=source_of(frame),
                     )
             else:
+                text, absent = cell_text(frame[name], na_values)
                 columns.append(CategoricalColumn.fit(name, text[~absent]))
         label_column = None
         if task_for_loss(loss) == "classification":
@@ -131,9 +133,17 @@ class TabularEncoder:
             raise SpecError(f"expected unknown to be error or ignore, got {unknown!r}")
         frame = data if not isinstance(data, (str, Path)) else self.read_frame(data)
         require_columns(frame, self.feature_columns, "feature")
-        cells = {name: cell_text(frame[name], self.na_values) for name in self.feature_columns}
+        # numbers columns as numbers (no text unless a message needs it), the others as text
+        cells = {
+            column.name: (
+                cell_numbers(frame[column.name], self.na_values)
+                if isinstance(column, NumericColumn)
+                else cell_text(frame[column.name], self.na_values)
+            )
+            for column in self.columns
+        }
         if self.missing != "fill":
-            for name, (_, absent) in cells.items():
+            for name, (_, absent, *_) in cells.items():
                 if absent.any():
                     raise DataError(
                         f"column {name!r} has missing values on {describe_rows(frame, absent)}; "
@@ -143,12 +153,15 @@ class TabularEncoder:
                     )
         blocks = []
         for column in self.columns:
-            text, absent = cells[column.name]
             if isinstance(column, NumericColumn):
-                values = column_numbers(frame, column.name, text, absent)
+                values, absent, bad = cells[column.name]
+                if bad.any():
+                    text = cell_text(frame[column.name], self.na_values)[0]
+                    raise not_numbers(frame, column.name, text, bad)
                 values[absent] = column.fill
                 blocks.append(column.encode(values))
             else:
+                text, absent = cells[column.name]
                 text = np.where(absent, column.fill, text)
                 codes = column.codes(text)
                 if unknown == "error" and (codes < 0).any():
@@ -157,7 +170,7 @@ class TabularEncoder:
         with np.errstate(over="ignore", invalid="ignore"):  # checked just below
             x = np.concatenate(blocks, axis=1).astype(np.float32)
         owners = [column.name for column in self.columns for _ in column.names]
-        return _finite(x, owners, frame, cells)
+        return _finite(x, owners, frame, self.na_values)
 
     def complete_rows(self, frame: pd.DataFrame) -> np.ndarray:
         """(N,) bool: rows with every feature (and every target column present) given."""
@@ -165,14 +178,15 @@ class TabularEncoder:
         require_columns(frame, self.feature_columns, "feature")
         absent = np.zeros(len(frame), dtype=bool)
         for name in names:
-            absent |= cell_text(frame[name], self.na_values)[1]
+            absent |= cell_missing(frame[name], self.na_values)
         return ~absent
 
     def targets(self, frame: pd.DataFrame) -> np.ndarray:
         """Labelled frame -> float32 y: one-hot (N, K), 0/1 (N, 1) or raw values (N, k)."""
         require_columns(frame, self.target_columns, "target")
-        cells = {name: cell_text(frame[name], self.na_values) for name in self.target_columns}
-        for name, (_, absent) in cells.items():
+        text_of = cell_text if self.label_column is not None else cell_numbers
+        cells = {name: text_of(frame[name], self.na_values) for name in self.target_columns}
+        for name, (_, absent, *_) in cells.items():
             if absent.any():
                 raise DataError(
                     f"target column {name!r} has missing values on {describe_rows(frame, absent)}",
@@ -180,12 +194,14 @@ class TabularEncoder:
                 )
         if self.label_column is None:
             blocks = []
-            for name, (text, absent) in cells.items():
-                values = column_numbers(frame, name, text, absent, what="target column")
+            for name, (values, _, bad) in cells.items():
+                if bad.any():
+                    text = cell_text(frame[name], self.na_values)[0]
+                    raise not_numbers(frame, name, text, bad, what="target column")
                 blocks.append(values[:, None])
             with np.errstate(over="ignore"):
                 y = np.concatenate(blocks, axis=1).astype(np.float32)
-            return _finite(y, list(self.target_columns), frame, cells)
+            return _finite(y, list(self.target_columns), frame, self.na_values)
         text = cells[self.label_column.name][0]
         codes = self.label_column.codes(text)
         if (codes < 0).any():
@@ -292,7 +308,7 @@ class TabularEncoder:
 
 
 def _finite(
-    x: np.ndarray, owners: list[str], frame: pd.DataFrame, cells: dict[str, tuple]
+    x: np.ndarray, owners: list[str], frame: pd.DataFrame, na_values: list[str]
 ) -> np.ndarray:
     """x (N, F) float32, where file column ``owners[j]`` gave column j: x itself when every value
     is finite, else a DataError naming the column, its values and their lines in the file."""
@@ -300,7 +316,7 @@ def _finite(
     if finite.all():
         return x
     j = int(np.argmin(finite.all(axis=0)))
-    rows, text = ~finite[:, j], cells[owners[j]][0]
+    rows, text = ~finite[:, j], cell_text(frame[owners[j]], na_values)[0]
     raise DataError(
         f"column {owners[j]!r} holds {describe_values(text[rows])} on "
         f"{describe_rows(frame, rows)}: not finite once encoded as float32 (limit ±3.4e38)",

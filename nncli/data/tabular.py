@@ -15,11 +15,12 @@ import numpy as np
 from nncli.data.csv_files import (
     all_numbers,
     canonical_numbers,
+    cell_missing,
+    cell_numbers,
     cell_text,
     check_names,
     describe_rows,
     describe_values,
-    parse_numbers,
     read_table,
     source_of,
 )
@@ -61,7 +62,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
                 f"expected one of {', '.join(choices)}, got {value!r}", field=f"data.{key}"
             )
     path = resolve(cfg.path, base_dir)
-    frame = read_table(path, na_values)
+    frame = read_table(path, na_values, numbers=True)
     targets, features, categorical = _columns(cfg, list(frame.columns), path)
     frame = apply_missing(frame, features, targets, missing, na_values)
     numeric = numeric_features(frame, features, categorical, na_values)
@@ -80,7 +81,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
 
     def encode(part: str, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         if files.get(part):
-            other = read_table(resolve(files[part], base_dir), na_values)
+            other = read_table(resolve(files[part], base_dir), na_values, numbers=True)
             other = apply_missing(other, features, targets, missing, na_values, check=True)
             return encoder.transform(other), encoder.targets(other)
         if part != "train" and len(rows) == 0:
@@ -129,7 +130,7 @@ def apply_missing(
         absent = [name for name in [*features, *targets] if name not in frame.columns]
         if absent:
             raise DataError(f"missing columns: {describe_values(absent)}", where=source_of(frame))
-    missing = {name: cell_text(frame[name], na_values)[1] for name in [*targets, *features]}
+    missing = {name: cell_missing(frame[name], na_values) for name in [*targets, *features]}
     if policy == "error":
         for name, mask in missing.items():
             if mask.any():
@@ -158,11 +159,11 @@ def numeric_features(
     for name in features:
         if name in categorical:
             continue
-        text, missing = cell_text(frame[name], na_values)
-        bad = parse_numbers(text, missing)[1]
+        _, missing, bad = cell_numbers(frame[name], na_values)
         if not bad.any():
             numeric.append(name)
         elif (~missing & ~bad).sum() >= MOSTLY_NUMBERS * (~missing).sum():
+            text = cell_text(frame[name], na_values)[0]
             raise DataError(
                 f"column {name!r} holds numbers except {describe_values(text[bad])} on "
                 f"{describe_rows(frame, bad)}; fix those values, list placeholders in "
@@ -194,9 +195,9 @@ def check_targets(
             )
         return codes.reshape(-1)
     for name in targets:
-        text, missing = cell_text(frame[name], na_values)
-        bad = parse_numbers(text, missing)[1]
+        bad = cell_numbers(frame[name], na_values)[2]
         if bad.any():
+            text = cell_text(frame[name], na_values)[0]
             raise DataError(
                 f"regression (loss: {loss}) needs numbers; column {name!r} has "
                 f"{describe_values(text[bad])} on {describe_rows(frame, bad)} (for classes use "
