@@ -177,8 +177,22 @@ def _resume(
     )
     for e in history.epochs:
         e["epoch"] = int(e["epoch"])
-    best = model.net.get_weights() if "resume_weights" in training else None
-    return int(training.get("epoch", count)), history, best
+    return int(training.get("epoch", count)), history, _best_weights(path, model, spec.dtype)
+
+
+def _best_weights(path: Path, model: Any, dtype: str) -> dict | None:
+    """The best epoch's weights, which ``restore_best`` needs at the end of a resumed run: the
+    checkpoint's own model when it holds them, else the ``.best.h5`` beside a ``.latest.h5``."""
+    training = model.training
+    best_epoch = training.get("best_epoch")
+    if "resume_weights" in training or best_epoch == training.get("epoch"):
+        return model.net.get_weights()  # a final checkpoint's /model holds the best epoch
+    stem = path.name.removesuffix(".latest.h5")
+    best_path = path.with_name(f"{stem}.best.h5")
+    if best_epoch is None or stem == path.name or not best_path.exists():
+        return None
+    best = model_io.load(best_path, model.net.backend.name, dtype)
+    return best.net.get_weights() if best.training.get("epoch") == best_epoch else None
 
 
 def train(

@@ -313,3 +313,39 @@ def test_a_fault_mid_save_leaves_the_resumed_from_checkpoint_byte_identical(
         assert invoke(*command[1:], "--quiet").exit_code == 0
         assert invoke("train", spec, "--output", work / "b" / "m.h5", "--quiet").exit_code == 0
         assert_same_arrays(out / "model.h5", work / "b" / "m.h5")
+
+
+def test_resume_from_latest_keeps_the_best_weights_from_before_the_interruption(tmp_path):
+    """restore_best after a resumed run must restore an epoch trained before the interruption:
+    monitoring the validation loss with mode max makes an early epoch the best one."""
+    from nncli import spec as spec_module
+    from nncli import training_run
+    from nncli.errors import Interrupted
+    from nncli.train import Callback
+
+    shutil.copy(IRIS, tmp_path / "iris.csv")
+    es = "{monitor: val_loss, mode: max, patience: 20, restore_best: true}"
+    sets = ["training.checkpoint_every=1", f"training.early_stopping={es}"]
+
+    def spec_for(name: str):
+        text = iris_spec("{epochs: 6, batch_size: 16}")
+        text = text.replace("output: out/model.h5", f"output: {name}/model.h5")
+        (tmp_path / f"{name}.yaml").write_text(text)
+        return spec_module.load(tmp_path / f"{name}.yaml", sets)
+
+    training_run.train(spec_for("straight"))
+
+    class StopAfter3(Callback):
+        def on_epoch_end(self, epoch, logs):
+            if epoch == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        training_run.train(spec_for("cut"), callbacks=[StopAfter3()])
+    latest = tmp_path / "cut" / "model.latest.h5"
+    training_run.train(spec_for("cut"), resume=latest)
+    a = model_io.load(tmp_path / "straight" / "model.h5").net.get_weights()
+    b = model_io.load(tmp_path / "cut" / "model.h5").net.get_weights()
+    assert model_io.load(tmp_path / "cut" / "model.h5").training["best_epoch"] < 3
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
