@@ -110,7 +110,7 @@ def write_table(frame: Any, output: Path | None) -> None:
     if output is None:
         frame.to_csv(sys.stdout, index=False, lineterminator="\n")
         return
-    from nncli.training_run import write_text_atomic
+    from nncli.outputs import write_text_atomic
 
     try:
         write_text_atomic(Path(output), frame.to_csv(index=False, lineterminator="\n"))

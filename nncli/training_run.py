@@ -7,10 +7,7 @@ folder with a predict round trip) and ``training.checkpoint_every`` (latest and 
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import os
 import shlex
 import tempfile
 from collections.abc import Callable, Sequence
@@ -23,6 +20,7 @@ import numpy as np
 from nncli import build, data, model_io, runlock
 from nncli.errors import CheckpointError, DataError, DivergedError, Interrupted, SpecError
 from nncli.guards import FiniteWeights, SignalStop, require_finite
+from nncli.outputs import history_csv, write_text_atomic
 from nncli.train import Callback, EarlyStopping, History, evaluate, fit, predict
 
 SMOKE_ROWS = 64
@@ -46,32 +44,6 @@ class TrainResult:
         if self.test:
             lines.append("test: " + " ".join(f"{k} {v:.4g}" for k, v in self.test.items()))
         return lines
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def history_csv(history: History) -> str:
-    columns = list(model_io.history_columns(history))
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for e in history.epochs:
-        writer.writerow(
-            [int(e[c]) if c == "epoch" else f"{e.get(c, math.nan):.8g}" for c in columns]
-        )
-    return buf.getvalue()
 
 
 def _early_stopping(spec: Any) -> EarlyStopping | None:
