@@ -323,6 +323,24 @@ def check_names(names: list[str], field: str, choices: list[str], what: str) -> 
             )
 
 
+def feature_columns(
+    cfg: Any, header: list[str], reserved: list[str], role: str, source: str
+) -> tuple[list[str], list[str]]:
+    """(features, categorical): the spec's ``features`` (default: every header column not
+    ``reserved``, i.e. not the ``role`` columns) and ``categorical``, each checked by name."""
+    features = list(dict.fromkeys(getattr(cfg, "features", None) or []))
+    check_names(features, "data.features", header, source)
+    both = [name for name in features if name in reserved]
+    if both:
+        raise DataError(f"column {both[0]!r} is also {role}", field="data.features")
+    features = features or [name for name in header if name not in reserved]
+    if not features:
+        raise DataError(f"{source} has no columns besides {role}", field="data.features")
+    categorical = list(getattr(cfg, "categorical", None) or [])
+    check_names(categorical, "data.categorical", features, "the feature columns")
+    return features, categorical
+
+
 def require_columns(frame: pd.DataFrame, names: list[str], what: str) -> None:
     """DataError naming the ``what`` columns (feature, target, ...) the frame lacks, if any."""
     absent = [name for name in names if name not in frame.columns]

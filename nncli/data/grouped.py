@@ -24,6 +24,7 @@ from nncli.data.csv_files import (
     check_names,
     describe_rows,
     describe_values,
+    feature_columns,
     parse_numbers,
     read_table,
     require_columns,
@@ -242,17 +243,7 @@ def _columns(cfg: Any, header: list[str], path: Path) -> tuple[list[str], list[s
     check_names([cfg.order] if cfg.order else [], "data.order", header, path.name)
     check_names([cfg.target], "data.target", header, path.name)
     special = [cfg.id, cfg.order, cfg.target]
-    features = list(dict.fromkeys(cfg.features or []))
-    check_names(features, "data.features", header, path.name)
-    both = [name for name in features if name in special]
-    if both:
-        raise DataError(f"column {both[0]!r} is the id, order or target", field="data.features")
-    features = features or [name for name in header if name not in special]
-    if not features:
-        raise DataError(f"{path.name} has no feature columns", field="data.features")
-    categorical = list(cfg.categorical or [])
-    check_names(categorical, "data.categorical", features, "the feature columns")
-    return features, categorical
+    return feature_columns(cfg, header, special, "the id, order or target", path.name)
 
 
 def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:

@@ -21,6 +21,7 @@ from nncli.data.csv_files import (
     check_names,
     describe_rows,
     describe_values,
+    feature_columns,
     read_table,
     source_of,
 )
@@ -99,16 +100,7 @@ def _columns(cfg: Any, header: list[str], path: Path) -> tuple[list[str], list[s
     """(targets, features, categorical) column names, each checked against the header."""
     targets = [cfg.target] if isinstance(cfg.target, str) else list(cfg.target)
     check_names(targets, "data.target", header, path.name)
-    features = list(dict.fromkeys(getattr(cfg, "features", None) or []))
-    check_names(features, "data.features", header, path.name)
-    both = [name for name in features if name in targets]
-    if both:
-        raise DataError(f"column {both[0]!r} is also the target", field="data.features")
-    features = features or [name for name in header if name not in targets]
-    if not features:
-        raise DataError(f"{path.name} has no columns besides the target", field="data.features")
-    categorical = list(getattr(cfg, "categorical", None) or [])
-    check_names(categorical, "data.categorical", features, "the feature columns")
+    features, categorical = feature_columns(cfg, header, targets, "the target", path.name)
     return targets, features, categorical
 
 
