@@ -6,6 +6,7 @@ Heavy modules (numpy, pandas, h5py) are imported inside the commands so ``nncli 
 
 from __future__ import annotations
 
+import math
 import sys
 import traceback
 from collections.abc import Callable
@@ -13,10 +14,72 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from nncli import __version__
 
+
+def _usage_line(exc: Any) -> str:
+    """A click usage error (unknown option, bad value, missing argument) as one line."""
+    param, option = getattr(exc, "param", None), getattr(exc, "option_name", None)
+    name = None
+    if param is not None:  # an option by its long flag, an argument as the help shows it
+        is_option = param.param_type_name == "option" and param.opts
+        name = max(param.opts, key=len) if is_option else (param.name or "").upper()
+    if option and getattr(exc, "possibilities", None) is not None:
+        hint = f" (did you mean {exc.possibilities[0]!r}?)" if exc.possibilities else ""
+        return f"unknown option {option}{hint}"
+    if name and hasattr(exc, "param_type"):
+        return f"missing {exc.param_type or param.param_type_name} {name}"
+    if name:
+        return f"{name}: {exc.message}"
+    return " ".join(exc.format_message().split())
+
+
+class _Commands(TyperGroup):
+    """Usage errors print ``nncli: error: ...`` on one line and exit 2, like every other error,
+    instead of click's usage panel."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            typer.echo("nncli: error: interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if not callable(getattr(exc, "format_message", None)):
+                raise  # not click's: run() turned every error of ours into an exit already
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `nncli`: the help, as before
+                exc.show()
+            else:
+                typer.echo(f"nncli: error: {_usage_line(exc)}", err=True)
+            sys.exit(getattr(exc, "exit_code", 2))
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _at_least(what: str, convert: type, low: float) -> Callable[[Any], Any]:
+    """A parser for a numeric option: a finite number >= ``low``, else a usage error."""
+
+    def parse(text: Any) -> Any:
+        try:
+            value = convert(text)
+        except (TypeError, ValueError):
+            raise typer.BadParameter(f"expected {what}, got {text!r}") from None
+        if not (math.isfinite(value) and value >= low):
+            raise typer.BadParameter(f"expected {what}, got {text}")
+        return value
+
+    return parse
+
+
+POSITIVE_INT = _at_least("a positive integer", int, 1)
+COUNT = _at_least("a non-negative integer", int, 0)
+NON_NEGATIVE = _at_least("a number of 0 or more", float, 0.0)
+
 app = typer.Typer(
+    cls=_Commands,
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -120,7 +183,9 @@ def train(
         "--set",
         help="Override a spec field: KEY=VALUE (e.g. model.layers[1].units=128); repeatable.",
     ),
-    epochs: int | None = typer.Option(None, "--epochs", help="Override training.epochs."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", parser=POSITIVE_INT, help="Override training.epochs."
+    ),
     output: Path | None = typer.Option(
         None, "--output", help="Checkpoint path (default: the spec's output, runs/<name>/model.h5)."
     ),
@@ -193,6 +258,7 @@ def predict(
     steps: int | None = typer.Option(
         None,
         "--steps",
+        parser=POSITIVE_INT,
         help="Time-series models: forecast K steps, feeding each forecast back as the next row.",
     ),
     debug: bool = DEBUG,
@@ -232,11 +298,18 @@ def generate(
     prompt: str = typer.Option(
         ..., "--prompt", help="Text to start from; every symbol must be in the model's vocabulary."
     ),
-    length: int = typer.Option(200, "--length", help="Symbols (characters or words) to add."),
-    temperature: float = typer.Option(
-        1.0, "--temperature", help="Above 0: below 1 sticks to likely symbols, above 1 varies."
+    length: int = typer.Option(
+        200, "--length", parser=COUNT, help="Symbols (characters or words) to add."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seeds the sampling: the same seed, the same text."),
+    temperature: float = typer.Option(
+        1.0,
+        "--temperature",
+        parser=NON_NEGATIVE,
+        help="0: always the most likely symbol; below 1 sticks to likely symbols, above 1 varies.",
+    ),
+    seed: int = typer.Option(
+        0, "--seed", parser=COUNT, help="Seeds the sampling: the same seed, the same text."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu | gpu | auto."),
     debug: bool = DEBUG,
 ) -> None:
