@@ -233,6 +233,7 @@ SPEC_ERRORS = [
     ("  batch_size: 16", "  batch_size: 16\n  epochs: 4", "duplicate"),
     ("name: iris", "name: !!python/object/apply:os.system ['touch HACKED']", "bad.yaml:"),
     ("batch_size: 16", "batch_size: 100000", "batch_size"),
+    ("epochs: 3", "epochs: 1\n  early_stopping: {monitor: val_acc}", "did you mean 'val_accuracy'"),
 ]
 
 
@@ -247,6 +248,7 @@ SPEC_ERRORS = [
         "duplicate-key",
         "python-tag",
         "batch-too-large",
+        "keras-monitor-name",
     ],
 )
 def test_spec_errors_exit_2(work: Path, old: str, new: str, needle: str, monkeypatch):
