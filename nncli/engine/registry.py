@@ -56,7 +56,6 @@ SYNONYMS = {
     "inputshape": "model.input",
     "inputdim": "model.input",
     "kernelregularizer": "optimizer.weight_decay",
-    "clipvalue": "optimizer.clip_norm",
     "gradientclipval": "optimizer.clip_norm",
     # metrics (early_stopping.monitor)
     "acc": "accuracy",
