@@ -15,8 +15,10 @@ from typing import Any
 import typer
 
 from nncli import __version__
+from nncli.usage import COUNT, NON_NEGATIVE, POSITIVE_INT, Commands
 
 app = typer.Typer(
+    cls=Commands,
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -120,7 +122,9 @@ def train(
         "--set",
         help="Override a spec field: KEY=VALUE (e.g. model.layers[1].units=128); repeatable.",
     ),
-    epochs: int | None = typer.Option(None, "--epochs", help="Override training.epochs."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", parser=POSITIVE_INT, help="Override training.epochs."
+    ),
     output: Path | None = typer.Option(
         None, "--output", help="Checkpoint path (default: the spec's output, runs/<name>/model.h5)."
     ),
@@ -193,6 +197,7 @@ def predict(
     steps: int | None = typer.Option(
         None,
         "--steps",
+        parser=POSITIVE_INT,
         help="Time-series models: forecast K steps, feeding each forecast back as the next row.",
     ),
     debug: bool = DEBUG,
@@ -232,11 +237,18 @@ def generate(
     prompt: str = typer.Option(
         ..., "--prompt", help="Text to start from; every symbol must be in the model's vocabulary."
     ),
-    length: int = typer.Option(200, "--length", help="Symbols (characters or words) to add."),
-    temperature: float = typer.Option(
-        1.0, "--temperature", help="Above 0: below 1 sticks to likely symbols, above 1 varies."
+    length: int = typer.Option(
+        200, "--length", parser=COUNT, help="Symbols (characters or words) to add."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seeds the sampling: the same seed, the same text."),
+    temperature: float = typer.Option(
+        1.0,
+        "--temperature",
+        parser=NON_NEGATIVE,
+        help="0: always the most likely symbol; below 1 sticks to likely symbols, above 1 varies.",
+    ),
+    seed: int = typer.Option(
+        0, "--seed", parser=COUNT, help="Seeds the sampling: the same seed, the same text."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu | gpu | auto."),
     debug: bool = DEBUG,
 ) -> None:

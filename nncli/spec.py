@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError
 
 from nncli import spec_yaml
 from nncli.engine import checks
@@ -26,12 +26,11 @@ from nncli.engine.registry import did_you_mean
 from nncli.errors import SpecError, SpecErrors
 from nncli.spec_models import (
     DATA_KINDS,
+    SECTIONS,
     VERSION,
-    Augment,
     Data,
     Device,
     Dtype,
-    EarlyStopping,
     Invalid,
     Loss,
     ModelSpec,
@@ -44,6 +43,7 @@ from nncli.spec_models import (
     Training,
     Version,
     default_optimizer,
+    elsewhere,
     short,
 )
 from nncli.spec_models import DEFAULT_OPTIMIZER as DEFAULT_OPTIMIZER
@@ -95,13 +95,7 @@ class Spec(Section):
     __hash__ = None  # type: ignore[assignment]
 
 
-_SECTIONS: dict[Path_, type[BaseModel]] = {
-    (): Spec,
-    ("model",): ModelSpec,
-    ("training",): Training,
-    ("training", "early_stopping"): EarlyStopping,
-    ("data", "augment"): Augment,
-}
+SECTIONS[()] = Spec  # the top level, for unknown keys and keys in the wrong section
 
 
 # -- pydantic errors -> our messages ---------------------------------------------------------
@@ -120,10 +114,12 @@ def _translate(err: dict[str, Any], doc: Document) -> list[SpecError]:
         parent, key = loc[:-1], loc[-1]
         if kind_type == "missing":
             return [make_error(f"missing required key {key!r}", doc.where(parent, True), parent)]
-        section = DATA_KINDS[kind] if parent == ("data",) and kind else _SECTIONS.get(parent)
+        section = DATA_KINDS[kind] if parent == ("data",) and kind else SECTIONS.get(parent)
         allowed = list(section.model_fields) if section else []
-        hint = did_you_mean(key, allowed) or (
-            f" (expected one of {', '.join(allowed)})" if allowed else ""
+        hint = (
+            elsewhere(key, parent)
+            or did_you_mean(key, allowed)
+            or (f" (expected one of {', '.join(allowed)})" if allowed else "")
         )
         return [make_error(f"unknown key {key!r}{hint}", doc.where(loc, True), parent)]
     if kind_type == "union_tag_not_found":

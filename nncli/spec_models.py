@@ -23,7 +23,7 @@ import nncli.engine  # noqa: F401  (fills the registries)
 from nncli.engine import checks
 from nncli.engine.registry import LAYERS, LOSSES, OPTIMIZERS, Registry, did_you_mean
 from nncli.errors import SpecError
-from nncli.spec_yaml import Path_
+from nncli.spec_yaml import Path_, render
 
 VERSION = 1
 DEFAULT_OPTIMIZER = "adam"
@@ -296,16 +296,21 @@ def _build(registry: Registry, item: Any) -> tuple[dict[str, Any], Any, list[Pro
     try:
         cls = registry.get(name)
         allowed = registry.settings(name)
-        missing = [p for p in _required(cls) if p not in settings]
-        if missing:
-            return entry, None, [((), f"missing required key {missing[0]!r}", False)]
-        unknown = [k for k in settings if k not in allowed]
-        if unknown:
-            hint = did_you_mean(unknown[0], allowed) or (
-                f" ({what} {name!r} takes {', '.join(allowed) or 'no settings'})"
-            )
-            return entry, None, [((unknown[0],), f"unknown key {unknown[0]!r}{hint}", True)]
-        return entry, registry.create(name, settings), []
+        takes = f" ({what} {cls.type_name!r} takes {', '.join(allowed) or 'no settings'})"
+
+        def hint(key: str) -> str:
+            return elsewhere(key, (what,)) or did_you_mean(key, allowed) or takes
+
+        problems: list[Problem] = [
+            ((), f"missing required key {key!r}", False)
+            for key in _required(cls)
+            if key not in settings
+        ]
+        for key in (k for k in settings if k not in allowed):  # every one, not only the first
+            problems.append(((key,), f"unknown key {key!r}{hint(key)}", True))
+        if problems:
+            return entry, None, problems
+        return registry.canonical_entry(entry), registry.create(name, settings), []
     except SpecError as exc:
         return entry, None, [(tuple(exc.field.split(".")) if exc.field else (), exc.message, False)]
     except Exception as exc:  # an engine constructor choking on an odd value is still a spec error
@@ -337,8 +342,7 @@ def _loss(value: Any) -> str:
     """A loss name; ``{type: name}`` is read as the name (losses take no settings)."""
     if isinstance(value, dict) and list(value) == ["type"]:
         value = value["type"]
-    LOSSES.get(value, field=None)
-    return value
+    return LOSSES.get(value, field=None).type_name
 
 
 class ModelSpec(Section):
@@ -371,6 +375,27 @@ class Training(Section):
     shuffle: Bool = True
     early_stopping: EarlyStopping | None = None
     checkpoint_every: OptPositiveInt = None
+
+
+# -- where each section lives; spec.py adds the top level (the Spec itself) -------------------
+SECTIONS: dict[Path_, type[BaseModel]] = {
+    ("model",): ModelSpec,
+    ("training",): Training,
+    ("training", "early_stopping"): EarlyStopping,
+    ("data", "augment"): Augment,
+}
+
+
+def elsewhere(key: str, parent: Path_) -> str:
+    """`` (did you mean 'training.epochs'?)`` for a key that belongs in another section."""
+    places = [(path, list(section.model_fields)) for path, section in SECTIONS.items()]
+    places += [(("data",), list(section.model_fields)) for section in DATA_KINDS.values()]
+    places.append((("optimizer",), OPTIMIZERS.settings(DEFAULT_OPTIMIZER)))
+    for path, keys in places:
+        if path != parent and key in keys:
+            where = repr(render((*path, key))) if path else f"{key!r} at the top level"
+            return f" (did you mean {where}?)"
+    return ""
 
 
 # -- the top level's fields (the Spec itself lives in spec.py) ---------------------------------

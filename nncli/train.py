@@ -26,6 +26,7 @@ from nncli.data.batches import (
 from nncli.engine.losses import Loss
 from nncli.engine.network import Sequential
 from nncli.engine.optimizers import Optimizer
+from nncli.engine.registry import did_you_mean
 from nncli.errors import DataError, DivergedError, SpecError
 from nncli.metrics import RunningMetrics
 
@@ -211,9 +212,10 @@ def fit(
         if early_stopping is not None:
             value = logs.get(early_stopping.monitor)
             if value is None:
+                known = [k for k in logs if k not in ("epoch", "time")]
                 raise SpecError(
-                    f"expected one of {', '.join(k for k in logs if k not in ('epoch', 'time'))},"
-                    f" got {early_stopping.monitor!r}",
+                    f"expected one of {', '.join(known)}, got {early_stopping.monitor!r}"
+                    + did_you_mean(early_stopping.monitor, known),
                     field="training.early_stopping.monitor",
                 )
             if early_stopping.improved(value, history.best_value):

@@ -233,6 +233,7 @@ SPEC_ERRORS = [
     ("  batch_size: 16", "  batch_size: 16\n  epochs: 4", "duplicate"),
     ("name: iris", "name: !!python/object/apply:os.system ['touch HACKED']", "bad.yaml:"),
     ("batch_size: 16", "batch_size: 100000", "batch_size"),
+    ("epochs: 3", "epochs: 1\n  early_stopping: {monitor: val_acc}", "did you mean 'val_accuracy'"),
 ]
 
 
@@ -247,6 +248,7 @@ SPEC_ERRORS = [
         "duplicate-key",
         "python-tag",
         "batch-too-large",
+        "keras-monitor-name",
     ],
 )
 def test_spec_errors_exit_2(work: Path, old: str, new: str, needle: str, monkeypatch):
@@ -255,6 +257,27 @@ def test_spec_errors_exit_2(work: Path, old: str, new: str, needle: str, monkeyp
     one_error_line(result, 2, needle)
     assert not (work / "out").exists()
     assert not (work / "HACKED").exists()
+
+
+USAGE_ERRORS = [
+    (["train", "SPEC", "--epochs", "-3"], "--epochs: expected a positive integer, got -3"),
+    (["train", "SPEC", "--epochs", "0"], "--epochs: expected a positive integer, got 0"),
+    (["train", "SPEC", "--epochs", "two"], "--epochs: expected a positive integer, got 'two'"),
+    (["train", "SPEC", "--epoch", "3"], "unknown option --epoch (did you mean '--epochs'?)"),
+    (["train"], "missing argument SPEC"),
+    (["predict", "M.h5", "x.csv", "--steps", "0"], "--steps: expected a positive integer, got 0"),
+    (["generate", "M.h5", "--prompt", "a", "--length", "-5"], "--length: expected a non-negative"),
+    (["generate", "M.h5", "--prompt", "a", "--seed", "-1"], "--seed: expected a non-negative"),
+    (["generate", "M.h5", "--prompt", "a", "--temperature", "nan"], "--temperature: expected"),
+    (["generate", "M.h5"], "missing option --prompt"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), USAGE_ERRORS)
+def test_usage_errors_are_one_line_and_exit_2(work: Path, args: list[str], expected: str):
+    result = invoke(*(work / "iris.yaml" if a == "SPEC" else a for a in args))
+    assert one_error_line(result, 2).startswith(f"nncli: error: {expected}")
+    assert "Usage" not in result.stdout + result.stderr and not (work / "out").exists()
 
 
 DATA_ERRORS = [

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from helpers import ROOT, invoke, one_error_line
 
-from nncli import data
-from nncli.generating import next_distribution
+from nncli import data, model_io
+from nncli.data.text import one_hot
+from nncli.generating import next_distribution, text_encoder
+from nncli.train import predict
 
 TEXT_SPEC = """\
 seed: 0
@@ -58,7 +60,12 @@ def test_prompt_outside_the_vocabulary_is_a_data_error(char_model: Path):
 
 
 def test_bad_options_and_other_models(char_model: Path, tmp_path: Path):
-    one_error_line(invoke("generate", char_model, "--prompt", "t", "--temperature", "0"), 2)
+    result = invoke("generate", char_model, "--prompt", "t", "--temperature", "-0.5")
+    assert one_error_line(result, 2).endswith(
+        "--temperature: expected a number of 0 or more, got -0.5"
+    )
+    result = invoke("generate", char_model, "--prompt", "t", "--length", "-1")
+    one_error_line(result, 2, "--length: expected a non-negative integer, got -1")
     one_error_line(invoke("generate", char_model, "--prompt", ""), 2, "--prompt")
     (tmp_path / "xor.csv").write_text("a,b,label\n" + "0,0,no\n0,1,yes\n1,0,yes\n1,1,no\n" * 4)
     (tmp_path / "xor.yaml").write_text(
@@ -90,6 +97,24 @@ def test_word_level_generation(tmp_path: Path):
     words = data.text.tokens(text, "word").tolist()
     assert len(words) == 2 + 6
     one_error_line(invoke("generate", model, "--prompt", "the cow"), 3, "the word 'cow'")
+
+
+def test_temperature_zero_is_greedy_for_any_seed(char_model: Path):
+    model = model_io.load(char_model)
+    encoder = text_encoder(model)
+    symbols = encoder.ids("the ", what="--prompt").tolist()
+    for _ in range(20):  # the most likely next symbol, step by step
+        context = np.array(symbols[-encoder.sequence_length :])
+        symbols.append(
+            int(np.argmax(predict(model.net, one_hot(context[None], encoder.size))[0, -1]))
+        )
+    greedy = encoder.continuation("the ", np.array(symbols[4:]))
+    for seed in ("0", "1", "7"):
+        args = ("generate", char_model, "--prompt", "the ", "--length", "20", "--temperature", "0")
+        result = invoke(*args, "--seed", seed)
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout.rstrip("\n") == greedy
+    np.testing.assert_array_equal(next_distribution(np.array([0.2, 0.5, 0.5]), 0, True), [0, 1, 0])
 
 
 def test_temperature_scales_the_log_probabilities():

@@ -215,6 +215,82 @@ def test_unknown_names_get_did_you_mean(old, new, field, suggestion):
     assert err.where.startswith("spec.yaml:")
 
 
+def test_names_are_matched_in_any_case_and_stored_in_lower_case():
+    text = (
+        CSV.replace(
+            "type: dense, units: 16", "type: Dense, units: 16, kernel_initializer: He_Normal"
+        )
+        .replace("activation: relu", "activation: ReLU")
+        .replace("activation: softmax", "activation: {type: SoftMax}")
+        .replace("loss: cross_entropy", "loss: Cross_Entropy")
+        .replace("type: sgd", "type: SGD")
+    )
+    spec = loads(text, "spec.yaml")
+    assert spec.model.layers[0] == {
+        "type": "dense",
+        "units": 16,
+        "activation": "relu",
+        "kernel_initializer": "he_normal",
+    }
+    assert spec.model.layers[1]["activation"] == {"type": "softmax"}
+    assert (spec.loss, spec.optimizer["type"]) == ("cross_entropy", "sgd")
+    assert "Dense" not in resolved_yaml(spec) and "SGD" not in resolved_yaml(spec)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "suggestion"),
+    [
+        ("loss: cross_entropy", "loss: categorical_crossentropy", "cross_entropy"),
+        ("loss: cross_entropy", "loss: sparse_categorical_crossentropy", "cross_entropy"),
+        ("loss: cross_entropy", "loss: CategoricalCrossentropy", "cross_entropy"),
+        ("loss: cross_entropy", "loss: binary_crossentropy", "binary_cross_entropy"),
+        ("loss: cross_entropy", "loss: mean_squared_error", "mse"),
+        ("loss: cross_entropy", "loss: mean_absolute_error", "mae"),
+        ("type: dense, units: 16", "type: AveragePooling2D, units: 16", "avgpool2d"),
+        ("type: dense, units: 16", "type: MaxPooling2D, units: 16", "maxpool2d"),
+        ("type: dense, units: 16", "type: SimpleRNN, units: 16", "rnn"),
+        ("activation: relu", "activation: LeakyReLU", "leaky_relu"),
+        (
+            "activation: relu",
+            "activation: relu, kernel_initializer: xavier_uniform",
+            "glorot_uniform",
+        ),
+        ("learning_rate", "lr", "learning_rate"),
+        ("units: 16", "units: 16, input_shape: [4]", "model.input"),
+        ("units: 16", "units: 16, kernel_regularizer: 0.01", "optimizer.weight_decay"),
+        ("target: species", "target: species\nepochs: 3", "training.epochs"),
+        ("type: sgd", "type: sgd\n  epochs: 3", "training.epochs"),
+    ],
+)
+def test_keras_and_pytorch_names_get_our_name_suggested_not_accepted(old, new, suggestion):
+    lines = lines_of(error_of(CSV.replace(old, new)))
+    assert len(lines) == 1 and lines[0].endswith(f"(did you mean {suggestion!r}?)"), lines
+
+
+def test_synonyms_for_keys_of_sections():
+    text = CSV + "training:\n  epochs: 3\n  early_stopping: {restore_best_weights: true}\n"
+    assert str(error_of(text)).endswith(
+        "unknown key 'restore_best_weights' (did you mean 'restore_best'?)"
+    )
+    text = CSV + "training:\n  patience: 3\n"
+    assert "(did you mean 'training.early_stopping.patience'?)" in str(error_of(text))
+
+
+def test_every_unknown_key_is_reported_with_its_place():
+    text = CSV.replace("units: 16,", "units: 16, input_shape: [4], use_bais: true,")
+    text = text.replace("learning_rate: 1e-3", "lr: 1e-3\n  momentun: 0.9")
+    text += "training: {epochs: 2, batch: 8, shufle: true}\nseeed: 1\n"
+    assert lines_of(error_of(text)) == [
+        "spec.yaml:7:32: model.layers[0]: unknown key 'input_shape' (did you mean 'model.input'?)",
+        "spec.yaml:7:50: model.layers[0]: unknown key 'use_bais' (did you mean 'use_bias'?)",
+        "spec.yaml:12:3: optimizer: unknown key 'lr' (did you mean 'learning_rate'?)",
+        "spec.yaml:13:3: optimizer: unknown key 'momentun' (did you mean 'momentum'?)",
+        "spec.yaml:14:23: training: unknown key 'batch' (did you mean 'batch_size'?)",
+        "spec.yaml:14:33: training: unknown key 'shufle' (did you mean 'shuffle'?)",
+        "spec.yaml:15:1: unknown key 'seeed' (did you mean 'seed'?)",
+    ]
+
+
 def test_choices_and_missing_keys():
     err = error_of(CSV + "device: gpuu\n")
     assert err.message == "expected one of cpu, gpu, auto, got 'gpuu' (did you mean 'gpu'?)"

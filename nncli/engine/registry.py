@@ -2,7 +2,8 @@
 
 ``LAYERS``, ``ACTIVATIONS``, ``LOSSES``, ``OPTIMIZERS`` and ``INITIALIZERS`` are filled by the
 ``@X.register("name")`` decorators in the engine's modules; importing ``nncli.engine`` fills
-them all.
+them all. Names are matched regardless of case (``Dense``, ``ReLU``, ``MSE``) and stored in
+their registered lower-case form.
 """
 
 from __future__ import annotations
@@ -14,10 +15,68 @@ from typing import Any
 
 from nncli.errors import SpecError
 
+# The one table of names other libraries use (Keras, PyTorch) -> ours, for values and keys,
+# looked up before string distance. Keys are folded (see ``fold``). A synonym is a suggestion,
+# never accepted silently: the spec keeps one spelling of each idea. A target with a dot is a
+# key that lives in another section and is suggested by its full path.
+SYNONYMS = {
+    # losses
+    "categoricalcrossentropy": "cross_entropy",
+    "sparsecategoricalcrossentropy": "cross_entropy",
+    "crossentropy": "cross_entropy",
+    "crossentropyloss": "cross_entropy",
+    "binarycrossentropy": "binary_cross_entropy",
+    "bceloss": "binary_cross_entropy",
+    "meansquarederror": "mse",
+    "mseloss": "mse",
+    "meanabsoluteerror": "mae",
+    "l1loss": "mae",
+    # layers
+    "maxpooling2d": "maxpool2d",
+    "averagepooling2d": "avgpool2d",
+    "avgpooling2d": "avgpool2d",
+    "simplernn": "rnn",
+    # initialisers
+    "kaimingnormal": "he_normal",
+    "kaiminguniform": "he_uniform",
+    "xaviernormal": "glorot_normal",
+    "xavieruniform": "glorot_uniform",
+    "randomnormal": "normal",
+    "randomuniform": "uniform",
+    # keys
+    "lr": "learning_rate",
+    "restorebestweights": "restore_best",
+    "mindelta": "min_delta",
+    "nbepoch": "epochs",
+    "maxepochs": "epochs",
+    "numepochs": "epochs",
+    "outfeatures": "units",
+    "outchannels": "filters",
+    "stride": "strides",
+    "inputshape": "model.input",
+    "inputdim": "model.input",
+    "kernelregularizer": "optimizer.weight_decay",
+    "gradientclipval": "optimizer.clip_norm",
+    # metrics (early_stopping.monitor)
+    "acc": "accuracy",
+    "valacc": "val_accuracy",
+}
+
+
+def fold(name: object) -> str:
+    """``Mean_Squared-Error`` -> ``meansquarederror``: how synonyms are looked up."""
+    return str(name).lower().replace("_", "").replace("-", "")
+
 
 def did_you_mean(name: object, choices: list[str]) -> str:
-    """`` (did you mean 'relu'?)`` for a close match, else an empty string."""
-    matches = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
+    """`` (did you mean 'cross_entropy'?)`` from the synonym table, a spelling that differs only
+    in case and underscores, or a close match; else an empty string."""
+    folded = fold(name)
+    target = SYNONYMS.get(folded)
+    if target is not None and (target in choices or "." in target):
+        return f" (did you mean {target!r}?)"
+    same = [c for c in choices if fold(c) == folded]
+    matches = same or difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
 
 
@@ -27,13 +86,15 @@ class Registry:
     def __init__(self, kind: str):
         self.kind = kind
         self._classes: dict[str, type] = {}
+        self._by_lower: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[type], type]:
         def add(cls: type) -> type:
-            if name in self._classes:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            if name.lower() in self._by_lower or name != name.lower():
+                raise ValueError(f"{self.kind} {name!r} is registered twice or not lower-case")
             cls.type_name = name
             self._classes[name] = cls
+            self._by_lower[name] = name
             return cls
 
         return add
@@ -41,17 +102,36 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._classes)
 
+    def canonical(self, name: object) -> str | None:
+        """The registered name ``name`` spells in any case (``ReLU`` -> ``relu``), else None."""
+        return self._by_lower.get(name.lower()) if isinstance(name, str) else None
+
+    def canonical_entry(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """``{type: Dense, activation: ReLU, kernel_initializer: He_Normal}`` with every name
+        in its registered spelling, so a resolved spec stores one form."""
+        out = dict(entry)
+        for key, value in entry.items():
+            registry = {"type": self, "activation": ACTIVATIONS}.get(key)
+            if key.endswith("_initializer"):
+                registry = INITIALIZERS
+            if registry is not None and isinstance(value, dict):
+                out[key] = registry.canonical_entry(value)
+            elif registry is not None:
+                out[key] = registry.canonical(value) or value
+        return out
+
     def __contains__(self, name: object) -> bool:
-        return name in self._classes
+        return self.canonical(name) is not None
 
     def get(self, name: object, field: str | None = "type") -> type:
-        if not isinstance(name, str) or name not in self._classes:
+        found = self.canonical(name)
+        if found is None:
             raise SpecError(
                 f"expected {'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind} name "
                 f"({', '.join(self.names())}), got {name!r}" + did_you_mean(name, self.names()),
                 field=field,
             )
-        return self._classes[name]
+        return self._classes[found]
 
     def settings(self, name: str) -> list[str]:
         """The keyword settings the class's constructor takes."""
