@@ -34,6 +34,55 @@ def model_inputs(encoder: Any, frame: Any, unknown: str = "error") -> tuple[Any,
     return encoder.transform(frame, unknown=unknown), None
 
 
+READS = {  # what a model of each data kind is applied to, for messages
+    "csv": "CSV tables",
+    "timeseries": "CSV time series",
+    "sequences": "CSV tables of sequences",
+    "text": "text files",
+    "images": "images",
+}
+
+
+def check_input_kind(model: model_io.Model, encoder: Any, path: Path) -> None:
+    """DataError when ``path`` is plainly not what the model reads: an image or a folder for
+    a table model, a table or other text file for an image model."""
+    from nncli.data.image_files import looks_like_image
+
+    path, kind = Path(path), getattr(encoder, "kind", None)
+    if not path.exists() or kind not in READS:
+        return  # the reader names a missing file
+    if kind == "images":
+        found = None if path.is_dir() or looks_like_image(path) else _text_kind(path)
+    else:
+        found = "a folder" if path.is_dir() else "an image" if looks_like_image(path) else None
+    if found:
+        raise DataError(
+            f"{path} is {found}, but this model reads {READS[kind]}{_trained_on(model)}"
+        )
+
+
+def _text_kind(path: Path) -> str | None:
+    """ "a CSV table" or "a text file" for a file that starts as UTF-8 text, else None."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096)
+        head.decode("utf-8", errors="strict")
+    except (OSError, UnicodeDecodeError):
+        return None  # maybe a damaged image: the image reader names it
+    return "a CSV table" if path.suffix.lower() in (".csv", ".tsv") else "a text file"
+
+
+def _trained_on(model: model_io.Model) -> str:
+    """ " (trained on datasets/iris.csv)" from the embedded spec's text (never opened), or ""."""
+    import yaml
+
+    try:
+        trained = Path(yaml.safe_load(model.spec_yaml)["data"]["path"])
+    except Exception:  # an odd or missing embedded spec only loses this hint
+        return ""
+    return f" (trained on {Path(trained.parent.name, trained.name)})"
+
+
 def read_data(
     encoder: Any,
     path: Path,
@@ -51,6 +100,12 @@ def read_data(
     if skipped is not None:
         skipped.extend(frame.skipped)
     return frame
+
+
+def _all_skipped(skipped: list[str], paths: list[Path]) -> DataError:
+    from nncli.data.image_files import all_skipped
+
+    return all_skipped(skipped, ", ".join(str(p) for p in paths))
 
 
 def _warn_skipped(skipped: list[str], warn: Callable[[str], None] | None) -> None:
@@ -81,7 +136,10 @@ def predict_files(
     encoder = stored_encoder(model)
     tables, skipped = [], []
     for path in paths:
+        check_input_kind(model, encoder, path)
         frame = read_data(encoder, path, skip_bad, warn, skipped)
+        if skipped and not len(frame):
+            continue  # every image of this path left out; counted in the warning
         missing = [c for c in keep if c not in frame.columns]
         if missing:
             raise DataError(f"--keep column {missing[0]!r} is not in the file", where=str(path))
@@ -101,6 +159,8 @@ def predict_files(
         else:
             columns.update(encoder.decode(output, proba=proba, mask=mask))
         tables.append(pd.DataFrame(columns))
+    if not tables:
+        raise _all_skipped(skipped, paths)
     _warn_skipped(skipped, warn)
     return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
 
@@ -129,7 +189,10 @@ def evaluate_file(
     model = model_io.load(checkpoint, device)
     encoder = stored_encoder(model)
     skipped: list[str] = []
+    check_input_kind(model, encoder, path)
     frame = read_data(encoder, path, skip_bad, warn, skipped)
+    if skipped and not len(frame):
+        raise _all_skipped(skipped, [path])
     _warn_skipped(skipped, warn)
     if hasattr(encoder, "labelled"):  # windows: every one with its target, not just the last
         x, y, mask = encoder.labelled(frame)

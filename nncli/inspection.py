@@ -59,7 +59,8 @@ def _spec_network(spec: Any, data_file: Path | None) -> tuple[Any, Any]:
         cfg = cfg.model_copy(
             update={"path": Path(data_file).resolve(), "validation": None, "test": None}
         )
-    ds = data.load(cfg, spec.base_dir, spec.seed, spec.loss)
+    line_of = spec.line_of if data_file is None else None  # --data: not the spec's file
+    ds = data.load(cfg, spec.base_dir, spec.seed, spec.loss, line_of=line_of)
     shape = tuple(spec.model.input) if spec.model.input is not None else ds.input_shape
     return build.network(spec, shape, ds.output_width, backend), ds
 

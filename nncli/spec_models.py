@@ -101,6 +101,15 @@ def _file_path(value: Any) -> Path:
     return Path(os.path.expanduser(value))
 
 
+def _delimiter(value: Any) -> str:
+    if not isinstance(value, str) or len(value) != 1 or value in '"\r\n':
+        raise SpecError(
+            'expected one character between fields, such as ",", ";", "|" or "\\t" '
+            f"(a tab), got {short(value)}"
+        )
+    return value
+
+
 def _spec_name(value: Any) -> str:
     if not isinstance(value, str) or value in ("", ".", "..") or any(c in value for c in "/\\\0"):
         raise SpecError(
@@ -149,6 +158,7 @@ FilePath = Annotated[Path, _checked(_file_path)]
 OptFilePath = Annotated[Path | None, _checked(_file_path, optional=True)]
 Normalize = Annotated[str, _choice("standard", "minmax", "none")]
 Missing = Annotated[str, _choice("error", "drop", "fill")]
+Delimiter = Annotated[str, _checked(_delimiter)]
 
 
 class Section(BaseModel):
@@ -181,10 +191,12 @@ class CsvData(_Splits):
     path: FilePath
     target: Target
     features: OptNames = None
+    exclude: Names = []
     categorical: Names = []
     normalize: Normalize = "standard"
     missing: Missing = "error"
     na_values: Names = []
+    delimiter: Delimiter = ","
     validation: OptFilePath = None
     test: OptFilePath = None
 
@@ -228,6 +240,7 @@ class TimeseriesData(_Splits):
     horizon: PositiveInt = 1
     stride: PositiveInt = 1
     normalize: Normalize = "standard"
+    delimiter: Delimiter = ","
 
 
 class TextData(Section):
@@ -252,9 +265,11 @@ class SequencesData(_Splits):
     features: OptNames = None
     target: Text
     target_per: Annotated[str, _choice("sequence", "step")] = "sequence"
+    exclude: Names = []
     categorical: Names = []
     normalize: Normalize = "standard"
     missing: Missing = "error"
+    delimiter: Delimiter = ","
 
 
 DATA_KINDS = {

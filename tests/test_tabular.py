@@ -280,7 +280,7 @@ def test_unreadable_files_give_one_clear_data_error(tmp_path, content, pattern):
 
 
 def test_missing_file_names_it(tmp_path):
-    with pytest.raises(DataError, match="no such file: .*nothere.csv"):
+    with pytest.raises(DataError, match="data.path: file not found: .*nothere.csv"):
         load(csv_cfg(Path("nothere.csv")), tmp_path, 0, "cross_entropy")
 
 

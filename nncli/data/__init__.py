@@ -7,6 +7,7 @@ the engine's layers, h5py, typer or rich; pandas only inside the functions that 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from nncli.data import grouped, images, tabular, text, timeseries
 from nncli.data.dataset import Dataset, Encoder, state_text, task_for_loss
 from nncli.data.encoders import TabularEncoder
 from nncli.data.image_encoder import ImageEncoder
-from nncli.errors import CheckpointError, SpecError
+from nncli.errors import CheckpointError, DataError, NncliError, SpecError
 
 LOADERS: dict[str, Callable[..., Dataset]] = {"csv": tabular.load}
 ENCODERS: dict[str, Any] = {"csv": TabularEncoder}
@@ -28,10 +29,19 @@ SKIPPING = {"images"}  # kinds whose loader takes skip_bad (leave out unreadable
 __all__ = ["Dataset", "Encoder", "encoder_from_state", "load", "task_for_loss"]
 
 
-def load(cfg: Any, base_dir: Path, seed: int, loss: str, *, skip_bad: bool = False) -> Dataset:
+def load(
+    cfg: Any,
+    base_dir: Path,
+    seed: int,
+    loss: str,
+    *,
+    skip_bad: bool = False,
+    line_of: Callable[[str], str | None] | None = None,
+) -> Dataset:
     """The spec's ``data:`` section -> Dataset (train / validation / test arrays + encoder).
 
     ``skip_bad`` (``--skip-bad``): image loaders leave out unreadable files; other kinds ignore it.
+    ``line_of`` (``Spec.line_of``): errors about a ``data.*`` key get its place in the spec file.
     """
     kind = getattr(cfg, "kind", None)
     if kind not in LOADERS:
@@ -39,7 +49,45 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, *, skip_bad: bool = Fal
             f"expected a data kind ({', '.join(sorted(LOADERS))}), got {kind!r}", field="data.kind"
         )
     options = {"skip_bad": True} if skip_bad and kind in SKIPPING else {}
-    return LOADERS[kind](cfg, Path(base_dir), seed, loss, **options)
+    try:
+        check_paths(cfg, Path(base_dir))
+        return LOADERS[kind](cfg, Path(base_dir), seed, loss, **options)
+    except NncliError as exc:
+        field = exc.field or ""
+        if line_of is not None and exc.where is None and field.startswith("data."):
+            exc.where = line_of(field)
+        raise
+
+
+def check_paths(cfg: Any, base_dir: Path) -> None:
+    """DataError naming the ``data.path``/``validation``/``test`` key whose file is missing,
+    with a close match among the names in its folder."""
+    for key in ("path", "validation", "test"):
+        value = getattr(cfg, key, None)
+        if value is None:
+            continue
+        path = Path(value) if Path(value).is_absolute() else base_dir / value
+        if path.exists():
+            continue
+        try:
+            names = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []
+        except OSError:
+            names = []
+        from nncli.engine.registry import did_you_mean  # only on this error path
+
+        what = "no such image file or folder" if cfg.kind == "images" else "file not found"
+        raise DataError(
+            f"{what}: {_shown(path)}{did_you_mean(path.name, names)}",
+            field=f"data.{key}",
+        )
+
+
+def _shown(path: Path) -> str:
+    """A path as a message shows it: relative to the current folder when under it."""
+    try:
+        return str(Path(os.path.abspath(path)).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def encoder_from_state(state: dict) -> Encoder:

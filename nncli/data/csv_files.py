@@ -27,24 +27,28 @@ SHOW = 5  # rows or values a message lists before "..."
 # -- reading -------------------------------------------------------------------------------------
 
 
-def read_table(path: Path, na_values: Sequence[str] = (), numbers: bool = False) -> pd.DataFrame:
+def read_table(
+    path: Path, na_values: Sequence[str] = (), numbers: bool = False, delimiter: str = ","
+) -> pd.DataFrame:
     """CSV file -> frame of text cells (object dtype, the file's row order); missing cells are NaN.
 
     Only empty fields and the ``na_values`` strings are missing, so "NA" in a text column is data.
     ``numbers``: a column whose every cell is a finite number comes back as numbers (float64 or
     int64, what ``cell_numbers`` gives at once); ``cell_text`` reads its text back from the file.
+    ``delimiter``: the one character between fields (``data.delimiter``).
     """
     import pandas as pd
 
     path = Path(path)
     # pandas pads a short row with missing values without a word; the csv pass catches ragged
     # rows (and bad bytes, empty files) first, with the exact line.
-    header = _check_records(path)
+    header = _check_records(path, delimiter)
     options: dict[str, Any] = {
         "keep_default_na": False,
         "na_values": ["", *na_values],
         "encoding": "utf-8-sig",
         "index_col": False,
+        "sep": delimiter,
     }
     try:
         if not numbers:
@@ -65,15 +69,16 @@ def read_table(path: Path, na_values: Sequence[str] = (), numbers: bool = False)
         raise DataError(f"cannot read it as CSV: {err}", where=str(path)) from err
     frame.columns = header
     frame.attrs["nncli_path"] = str(path)
+    frame.attrs["nncli_delimiter"] = delimiter
     return frame
 
 
-def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
+def _records(path: Path, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
     """(first line, fields) of each non-blank record of a CSV file, the header first."""
     reader: Any = None
     try:
         with open(path, encoding="utf-8-sig", newline="") as file:
-            reader = csv.reader(file)
+            reader = csv.reader(file, delimiter=delimiter)
             line = 1
             for fields in reader:
                 if fields:
@@ -89,12 +94,12 @@ def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
         raise DataError(f"cannot read {path}: {err.strerror}") from None
 
 
-def _check_records(path: Path) -> list[str]:
+def _check_records(path: Path, delimiter: str = ",") -> list[str]:
     """The header's column names, after checking every record has one field per column."""
-    header = _plain_header(path)
+    header = _plain_header(path, delimiter)
     if header is not None:
         return header
-    records = _records(path)
+    records = _records(path, delimiter)
     first = next(records, None)
     if first is None:
         raise DataError("the file is empty; expected a header row and data rows", where=str(path))
@@ -117,9 +122,9 @@ def _check_records(path: Path) -> list[str]:
     return header
 
 
-def _plain_header(path: Path) -> list[str] | None:
-    """The stripped header of a well-formed file without quotes (commas counted per line, as the
-    csv pass would split it, in a fraction of its time), or None: the csv pass then decides."""
+def _plain_header(path: Path, delimiter: str = ",") -> list[str] | None:
+    """The stripped header of a well-formed file without quotes (delimiters counted per line, as
+    the csv pass would split it, in a fraction of its time), or None: the csv pass then decides."""
     try:
         raw = path.read_bytes()
         raw.decode("utf-8")
@@ -133,11 +138,12 @@ def _plain_header(path: Path) -> list[str] | None:
     limit = csv.field_size_limit()
     if len(lines) < 2 or any(len(line) > limit for line in lines):
         return None  # a field the csv module would refuse, or no data row
-    commas = lines[0].count(b",")
-    if any(line.count(b",") != commas for line in lines):
+    sep = delimiter.encode("utf-8")
+    commas = lines[0].count(sep)
+    if any(line.count(sep) != commas for line in lines):
         return None
     line = lines[0].removesuffix(b"\r").decode("utf-8")
-    header = [name.strip() for name in line.split(",")]
+    header = [name.strip() for name in line.split(delimiter)]
     if any(not name for name in header) or len(set(header)) != len(header):
         return None
     return header
@@ -157,9 +163,9 @@ def _not_utf8(path: Path) -> DataError:
     )
 
 
-def record_lines(path: Path) -> np.ndarray:
+def record_lines(path: Path, delimiter: str = ",") -> np.ndarray:
     """Line number where each data record of ``path`` starts (the header is line 1)."""
-    return np.array([line for line, _ in _records(Path(path))][1:], dtype=np.int64)
+    return np.array([line for line, _ in _records(Path(path), delimiter)][1:], dtype=np.int64)
 
 
 # -- cells ---------------------------------------------------------------------------------------
@@ -223,9 +229,10 @@ def _file_cells(column: pd.Series) -> pd.Series:
     labels = column.index.to_numpy()
     if not path or labels.dtype.kind not in "iu":
         return column
+    delimiter = column.attrs.get("nncli_delimiter", ",")
     try:
         stat = Path(path).stat()
-        cells = _column_text(path, stat.st_mtime_ns, stat.st_size, str(column.name))
+        cells = _column_text(path, stat.st_mtime_ns, stat.st_size, str(column.name), delimiter)
     except (OSError, ValueError):
         return column
     if cells is None or (len(labels) and labels.max() >= len(cells)):
@@ -234,11 +241,18 @@ def _file_cells(column: pd.Series) -> pd.Series:
 
 
 @lru_cache(maxsize=8)  # a column's text serves fit, the checks and every part's transform
-def _column_text(path: str, mtime_ns: int, size: int, name: str) -> np.ndarray | None:
+def _column_text(
+    path: str, mtime_ns: int, size: int, name: str, delimiter: str = ","
+) -> np.ndarray | None:
     """The cells of column ``name`` (its header name stripped) of a CSV file, object (N,)."""
     import pandas as pd
 
-    options: dict[str, Any] = {"encoding": "utf-8-sig", "index_col": False, "dtype": object}
+    options: dict[str, Any] = {
+        "encoding": "utf-8-sig",
+        "index_col": False,
+        "dtype": object,
+        "sep": delimiter,
+    }
     header = [str(n).strip() for n in pd.read_csv(path, nrows=0, **options).columns]
     if name not in header:
         return None
@@ -294,7 +308,7 @@ def describe_rows(frame: pd.DataFrame, mask: np.ndarray) -> str:
     lines = positions[:SHOW] + 2
     path = frame.attrs.get("nncli_path")
     if path and labels.dtype.kind in "iu":  # index labels are the file's record numbers
-        all_lines = record_lines(Path(path))
+        all_lines = record_lines(Path(path), frame.attrs.get("nncli_delimiter", ","))
         if len(labels) and labels.max() < len(all_lines):
             lines = all_lines[labels]
     shown = ", ".join(str(n) for n in lines) + (", ..." if len(positions) > SHOW else "")
@@ -309,36 +323,6 @@ def describe_values(values: np.ndarray) -> str:
 
 
 # -- checks with messages ------------------------------------------------------------------------
-
-
-def check_names(names: list[str], field: str, choices: list[str], what: str) -> None:
-    """DataError at the first of ``names`` not in ``choices`` (``what`` names those), for the
-    spec ``field`` that lists it, with a did-you-mean."""
-    for name in names:
-        if name not in choices:
-            from nncli.engine.registry import did_you_mean  # only on this error path
-
-            raise DataError(
-                f"column {name!r} not in {what}" + did_you_mean(name, choices), field=field
-            )
-
-
-def feature_columns(
-    cfg: Any, header: list[str], reserved: list[str], role: str, source: str
-) -> tuple[list[str], list[str]]:
-    """(features, categorical): the spec's ``features`` (default: every header column not
-    ``reserved``, i.e. not the ``role`` columns) and ``categorical``, each checked by name."""
-    features = list(dict.fromkeys(getattr(cfg, "features", None) or []))
-    check_names(features, "data.features", header, source)
-    both = [name for name in features if name in reserved]
-    if both:
-        raise DataError(f"column {both[0]!r} is also {role}", field="data.features")
-    features = features or [name for name in header if name not in reserved]
-    if not features:
-        raise DataError(f"{source} has no columns besides {role}", field="data.features")
-    categorical = list(getattr(cfg, "categorical", None) or [])
-    check_names(categorical, "data.categorical", features, "the feature columns")
-    return features, categorical
 
 
 def require_columns(frame: pd.DataFrame, names: list[str], what: str) -> None:

@@ -47,8 +47,10 @@ class TabularEncoder:
         label_column: CategoricalColumn | None,
         missing: str = "error",
         na_values: list[str] | None = None,
+        delimiter: str = ",",
     ):
         self.columns = columns
+        self.delimiter = delimiter
         self.target_columns = targets
         self.loss = loss
         self.task = task_for_loss(loss)
@@ -68,6 +70,7 @@ class TabularEncoder:
         normalize: str = "standard",
         missing: str = "error",
         na_values: list[str] | None = None,
+        delimiter: str = ",",
     ) -> TabularEncoder:
         """Fit on the training rows: scaling statistics, categories, fill values, class labels."""
         na_values = list(na_values or [])
@@ -92,7 +95,7 @@ class TabularEncoder:
         if task_for_loss(loss) == "classification":
             text, absent = cell_text(frame[targets[0]], na_values)
             label_column = CategoricalColumn.fit(targets[0], text[~absent])
-        return cls(columns, list(targets), loss, label_column, missing, na_values)
+        return cls(columns, list(targets), loss, label_column, missing, na_values, delimiter)
 
     # -- what it knows ---------------------------------------------------------------------------
 
@@ -118,9 +121,10 @@ class TabularEncoder:
 
     # -- new data --------------------------------------------------------------------------------
 
-    def read_frame(self, path: str | Path) -> pd.DataFrame:
-        """Read a CSV file the way the training file was read (same missing-value strings)."""
-        return read_table(Path(path), self.na_values)
+    def read_frame(self, path: str | Path, numbers: bool = False) -> pd.DataFrame:
+        """Read a CSV file the way the training file was read (same missing-value strings and
+        delimiter)."""
+        return read_table(Path(path), self.na_values, numbers, self.delimiter)
 
     def transform(self, data: pd.DataFrame | str | Path, unknown: str = "error") -> np.ndarray:
         """Frame or CSV path -> float32 (N, F); extra columns (the target too) are ignored.
@@ -250,7 +254,10 @@ class TabularEncoder:
         """Everything predict needs, as a nested dict of strings, numbers, lists and arrays."""
         numeric = [c for c in self.columns if isinstance(c, NumericColumn)]
         categorical = [c for c in self.columns if isinstance(c, CategoricalColumn)]
+        # only a delimiter other than "," is stored: older checkpoints then resume unchanged
+        delimiter = {"delimiter": self.delimiter} if self.delimiter != "," else {}
         return {
+            **delimiter,
             "kind": self.kind,
             "version": STATE_VERSION,
             "loss": self.loss,
@@ -304,6 +311,7 @@ class TabularEncoder:
             label_column,
             state_text(state.get("missing", "error")),
             state_texts(state.get("na_values", [])),
+            state_text(state.get("delimiter", ",")),  # checkpoints before data.delimiter: ","
         )
 
 

@@ -21,10 +21,8 @@ from nncli.data.csv_files import (
     all_numbers,
     canonical_numbers,
     cell_text,
-    check_names,
     describe_rows,
     describe_values,
-    feature_columns,
     parse_numbers,
     read_table,
     require_columns,
@@ -32,6 +30,7 @@ from nncli.data.csv_files import (
 )
 from nncli.data.dataset import Dataset, state_text, task_for_loss
 from nncli.data.encoders import TabularEncoder
+from nncli.data.header import check_names, feature_columns
 from nncli.data.split import split_parts
 from nncli.data.tabular import apply_missing, check_targets, numeric_features, resolve
 from nncli.errors import DataError, ShapeError
@@ -250,7 +249,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
     """``data: {kind: sequences, ...}`` -> padded sequences with masks, split by sequence."""
     task = task_for_loss(loss)
     path = resolve(cfg.path, base_dir)
-    frame = read_table(path)
+    frame = read_table(path, delimiter=getattr(cfg, "delimiter", ","))
     features, categorical = _columns(cfg, list(frame.columns), path)
     frame = apply_missing(frame, features, [cfg.target], cfg.missing, [])
     numeric = numeric_features(frame, features, categorical, [])
@@ -271,6 +270,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
         loss=loss,
         normalize=cfg.normalize,
         missing=cfg.missing,
+        delimiter=getattr(cfg, "delimiter", ","),
     )
     encoder = SequenceEncoder(table, cfg.id, cfg.order, cfg.target_per)
 

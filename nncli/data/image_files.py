@@ -120,6 +120,20 @@ def list_images(path: Path) -> tuple[list[Path], list[str] | None, list[str] | N
     return files, labels, classes, notes
 
 
+MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")  # how the FORMATS files start
+
+
+def looks_like_image(path: Path) -> bool:
+    """True for a file named or starting like a PNG, JPEG, GIF or BMP image."""
+    if Path(path).suffix.lower() in EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as file:
+            return file.read(4).startswith(MAGIC)
+    except OSError:
+        return False
+
+
 def read_image(path: Path, size: tuple[int, int] | None, color: str) -> np.ndarray:
     """One image file -> float32 (H, W, C) in [0, 1]; DataError naming the file if unreadable."""
     from PIL import Image
@@ -210,6 +224,16 @@ def skipped_note(skipped: list[str]) -> list[str]:
         return []
     word = "image" if len(skipped) == 1 else "images"
     return [f"skipped {len(skipped)} unreadable {word} (the first: {skipped[0]})"]
+
+
+def all_skipped(skipped: list[str], source: str) -> DataError:
+    """The error for a ``--skip-bad`` read that left out every image it found."""
+    word = "image" if len(skipped) == 1 else f"all {len(skipped)} images"
+    return DataError(
+        f"--skip-bad left out every image: {word} unreadable (the first: {skipped[0]}), "
+        "so there is nothing to use",
+        where=source,
+    )
 
 
 def read_frame(

@@ -17,7 +17,7 @@ import numpy as np
 from nncli.data.augment import Augmenter
 from nncli.data.dataset import CLASSIFICATION_LOSSES, Dataset, task_for_loss
 from nncli.data.image_encoder import ImageEncoder, class_codes
-from nncli.data.image_files import read_frame, skipped_note
+from nncli.data.image_files import all_skipped, read_frame, skipped_note
 from nncli.data.split import split_parts
 from nncli.data.tabular import resolve
 from nncli.errors import DataError, SpecError
@@ -36,6 +36,8 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, *, skip_bad: bool = Fal
     color = getattr(cfg, "color", "grayscale")
     path = resolve(cfg.path, base_dir)
     frame = read_frame(path, size, color, skip_bad)
+    if frame.skipped and not len(frame):
+        raise all_skipped(frame.skipped, str(path))
     classes = _check_classes(frame, path, loss)
     notes, skipped = list(frame.warnings), list(frame.skipped)
 
@@ -56,6 +58,8 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, *, skip_bad: bool = Fal
             notes.extend(other.warnings)
             skipped.extend(other.skipped)
             if len(other) == 0:
+                if other.skipped:
+                    raise all_skipped(other.skipped, other.source)
                 raise DataError(f"no {name} images", where=other.source)
             return encoder.transform(other), encoder.targets(other)
         if name != "train" and len(rows) == 0:

@@ -18,15 +18,14 @@ from nncli.data.csv_files import (
     cell_missing,
     cell_numbers,
     cell_text,
-    check_names,
     describe_rows,
     describe_values,
-    feature_columns,
     read_table,
     source_of,
 )
 from nncli.data.dataset import Dataset, task_for_loss
 from nncli.data.encoders import TabularEncoder
+from nncli.data.header import check_names, feature_columns
 from nncli.data.split import split_parts
 from nncli.errors import DataError, SpecError
 
@@ -35,6 +34,8 @@ if TYPE_CHECKING:
 
 MOSTLY_NUMBERS = 0.9  # a column with this share of numbers is numeric with typos, not text
 MISSING = ("error", "drop", "fill")
+ID_SHARE, ID_ROWS = 0.9, 20  # a text column with >90% distinct values over >20 rows is an id
+CLASS_LIMIT = 50  # a numeric classification target with more distinct values may be regression
 SCALINGS = ("standard", "minmax", "none")
 
 
@@ -63,11 +64,14 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
                 f"expected one of {', '.join(choices)}, got {value!r}", field=f"data.{key}"
             )
     path = resolve(cfg.path, base_dir)
-    frame = read_table(path, na_values, numbers=True)
+    delimiter = getattr(cfg, "delimiter", ",")
+    frame = read_table(path, na_values, numbers=True, delimiter=delimiter)
     targets, features, categorical = _columns(cfg, list(frame.columns), path)
     frame = apply_missing(frame, features, targets, missing, na_values)
     numeric = numeric_features(frame, features, categorical, na_values)
     strata = check_targets(frame, targets, task, loss, na_values)
+    text_features = [name for name in features if name not in [*numeric, *categorical]]
+    notes = id_like_warnings(frame, text_features, na_values)
     files, (train, val, test) = split_parts(cfg, len(frame), seed, strata, "rows")
     encoder = TabularEncoder.fit(
         frame.iloc[train],
@@ -78,11 +82,12 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
         normalize=normalize,
         missing=missing,
         na_values=na_values,
+        delimiter=delimiter,
     )
 
     def encode(part: str, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         if files.get(part):
-            other = read_table(resolve(files[part], base_dir), na_values, numbers=True)
+            other = encoder.read_frame(resolve(files[part], base_dir), numbers=True)
             other = apply_missing(other, features, targets, missing, na_values, check=True)
             return encoder.transform(other), encoder.targets(other)
         if part != "train" and len(rows) == 0:
@@ -93,7 +98,8 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
     x_train, y_train = encode("train", train)
     x_val, y_val = encode("validation", val)
     x_test, y_test = encode("test", test)
-    return Dataset(task, x_train, y_train, x_val, y_val, x_test, y_test, encoder, str(path))
+    parts = (x_train, y_train, x_val, y_val, x_test, y_test)
+    return Dataset(task, *parts, encoder, str(path), warnings=notes)
 
 
 def _columns(cfg: Any, header: list[str], path: Path) -> tuple[list[str], list[str], list[str]]:
@@ -136,8 +142,13 @@ def apply_missing(
         if name in targets or policy == "drop":
             dropped |= mask
     if dropped.all():
+        columns = [name for name, mask in missing.items() if mask.any()]
         raise DataError(
-            f"no rows left after dropping {len(frame)} rows with missing values",
+            f"no rows left after dropping all {len(frame)} rows for missing values (in "
+            f"{describe_values(columns)})"
+            + (
+                "; data.missing: fill keeps rows with a missing feature" if policy == "drop" else ""
+            ),
             where=source_of(frame),
         )
     return frame.iloc[np.flatnonzero(~dropped)] if dropped.any() else frame
@@ -165,6 +176,27 @@ def numeric_features(
     return numeric
 
 
+def id_like_warnings(
+    frame: pd.DataFrame, text_features: list[str], na_values: Sequence[str] = ()
+) -> list[str]:
+    """A warning for each text feature whose present values are nearly all distinct (more than
+    ID_SHARE of them, over more than ID_ROWS rows): an id or free text, which one-hot encoding
+    turns into one input per row that predicts nothing about new rows."""
+    notes = []
+    for name in text_features:
+        text, missing = cell_text(frame[name], na_values)
+        present = text[~missing]
+        distinct = len(np.unique(present.astype(str)))
+        if len(present) > ID_ROWS and distinct > ID_SHARE * len(present):
+            notes.append(
+                f"{source_of(frame)}: column {name!r} has {distinct} distinct values in "
+                f"{len(present)} rows, like an id; one-hot encoding it gives the model "
+                f"{distinct} inputs that say nothing about new rows. Leave it out with "
+                f"data.exclude: [{name}]"
+            )
+    return notes
+
+
 def check_targets(
     frame: pd.DataFrame, targets: list[str], task: str, loss: str, na_values: Sequence[str]
 ) -> np.ndarray | None:
@@ -176,8 +208,17 @@ def check_targets(
                 field="data.target",
             )
         text = cell_text(frame[targets[0]], na_values)[0]
-        labels = canonical_numbers(text) if all_numbers(text) else text
+        numeric = all_numbers(text)
+        labels = canonical_numbers(text) if numeric else text
         classes, codes = np.unique(labels.astype(str), return_inverse=True)
+        if numeric and len(classes) > CLASS_LIMIT:
+            raise DataError(
+                f"{loss} treats each distinct value of target column {targets[0]!r} as a class, "
+                f"and it has {len(classes)} distinct numbers ({describe_values(classes)}); to "
+                "predict a number use loss: mse (or mae)",
+                where=source_of(frame),
+                field="data.target",
+            )
         wanted = "exactly 2" if loss == "binary_cross_entropy" else "at least 2"
         if len(classes) < 2 or (loss == "binary_cross_entropy" and len(classes) != 2):
             raise DataError(

@@ -20,14 +20,14 @@ import numpy as np
 from nncli.data.columns import NumericColumn
 from nncli.data.csv_files import (
     cell_text,
-    check_names,
     column_numbers,
     describe_rows,
     read_table,
     require_columns,
     source_of,
 )
-from nncli.data.dataset import Dataset, state_texts, task_for_loss
+from nncli.data.dataset import Dataset, state_text, state_texts, task_for_loss
+from nncli.data.header import check_names
 from nncli.data.split import part_size
 from nncli.data.tabular import resolve
 from nncli.errors import DataError, ShapeError, SpecError
@@ -72,8 +72,10 @@ class TimeseriesEncoder:
         window: int,
         horizon: int = 1,
         stride: int = 1,
+        delimiter: str = ",",
     ):
         self.input_columns = inputs
+        self.delimiter = delimiter
         self.target_columns = targets
         self.window, self.horizon, self.stride = int(window), int(horizon), int(stride)
 
@@ -115,7 +117,7 @@ class TimeseriesEncoder:
     # -- new data --------------------------------------------------------------------------------
 
     def read_frame(self, path: str | Path) -> pd.DataFrame:
-        return read_table(Path(path))
+        return read_table(Path(path), delimiter=self.delimiter)
 
     def inputs(self, frame: pd.DataFrame, unknown: str = "error") -> tuple[np.ndarray, None]:
         """The last ``window`` rows -> x (1, window, F): the input of the next forecast."""
@@ -206,7 +208,10 @@ class TimeseriesEncoder:
                 "scale": np.array([c.scale for c in cols], dtype=np.float64),
             }
 
+        # only a delimiter other than "," is stored: older checkpoints then resume unchanged
+        delimiter = {"delimiter": self.delimiter} if self.delimiter != "," else {}
         return {
+            **delimiter,
             "kind": self.kind,
             "version": STATE_VERSION,
             "window": self.window,
@@ -231,6 +236,7 @@ class TimeseriesEncoder:
             int(state["window"]),
             int(state["horizon"]),
             int(state.get("stride", 1)),
+            state_text(state.get("delimiter", ",")),
         )
 
 
@@ -243,7 +249,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
             field="loss",
         )
     path = resolve(cfg.path, base_dir)
-    frame = read_table(path)
+    frame = read_table(path, delimiter=getattr(cfg, "delimiter", ","))
     inputs = list(dict.fromkeys(cfg.columns))
     targets = [cfg.target] if isinstance(cfg.target, str) else list(dict.fromkeys(cfg.target))
     for field, names in (("data.columns", inputs), ("data.target", targets)):
@@ -279,6 +285,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
         window,
         horizon,
         stride,
+        getattr(cfg, "delimiter", ","),
     )
     series = encoder._scale(values[:, [names.index(c) for c in inputs]], encoder.input_columns)
     target_values = encoder._scale(
