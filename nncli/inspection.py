@@ -87,8 +87,10 @@ def validate(path: Path, overrides: list[str] = (), device: str | None = None) -
     before its first batch), then one forward and backward pass on two real rows. Problems
     raise; what was checked is returned as lines."""
     from nncli import spec as spec_module
+    from nncli.training_run import refuse_outputs_on_inputs
 
     spec = spec_module.load(path, overrides)
+    refuse_outputs_on_inputs(spec)  # as train does first (a smoke run writes elsewhere)
     ready = resolve(spec, device=device)
     net, ds, loss = ready.net, ready.ds, ready.loss
     n = min(2, len(ds.x_train))

@@ -155,6 +155,14 @@ def _best_weights(path: Path, model: Any, dtype: str) -> dict | None:
     return best.net.get_weights() if best.training.get("epoch") == best_epoch else None
 
 
+def refuse_outputs_on_inputs(spec: Any, output: Path | None = None) -> Path:
+    """The run's checkpoint path, after checking no file the run writes is one of its inputs."""
+    out = Path(output or spec.output)
+    inputs = [getattr(spec.data, key, None) for key in ("path", "validation", "test")]
+    runlock.check_outputs(runlock.run_outputs(out), inputs)
+    return out
+
+
 def train(
     spec: Any,
     *,
@@ -177,9 +185,7 @@ def train(
     run.update(skip_bad=skip_bad, warn=warn, on_resolved=on_resolved)
     if smoke:
         return _train(spec, output=output, smoke=True, **run)
-    out = Path(output or spec.output)
-    inputs = [getattr(spec.data, key, None) for key in ("path", "validation", "test")]
-    runlock.check_outputs(runlock.run_outputs(out), inputs)
+    out = refuse_outputs_on_inputs(spec, output)
     with runlock.hold(out.parent):
         return _train(spec, output=out, smoke=False, **run)
 

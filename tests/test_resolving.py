@@ -5,10 +5,11 @@ same exit code and the same first error line. Both resolve the spec through ``re
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, invoke, one_error_line
+from helpers import IRIS, ROOT, invoke, iris_spec, one_error_line, sha
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -144,3 +145,15 @@ def test_device_auto_says_what_it_chose_and_why(monkeypatch: pytest.MonkeyPatch)
     result = invoke("train", MODELS / "xor.yaml", "--smoke", "--set", "device=auto")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[0] == line
+
+
+def test_validate_refuses_an_output_over_an_input_as_train_does(tmp_path: Path):
+    spec = tmp_path / "iris.yaml"
+    spec.write_text(iris_spec("{epochs: 1, batch_size: 16}").replace("out/model.h5", "iris.csv"))
+    shutil.copy(IRIS, tmp_path / "iris.csv")
+    before = sha(tmp_path / "iris.csv")
+    lines = [
+        one_error_line(invoke(command, spec), 2, "would overwrite the input file")
+        for command in ("validate", "train")
+    ]
+    assert lines[0] == lines[1] and sha(tmp_path / "iris.csv") == before
