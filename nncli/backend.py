@@ -55,6 +55,21 @@ def gpu_available() -> bool:
     return True
 
 
+def choose_device() -> tuple[str, str]:
+    """What ``device: auto`` picks, and why: ``("cpu", "CuPy not installed")``."""
+    try:
+        import cupy  # noqa: PLC0415 - optional
+    except ImportError:
+        return "cpu", "CuPy not installed"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # a CUDA runtime error without a driver or a device
+        return "cpu", f"no CUDA GPU ({type(exc).__name__})"
+    if count == 0:
+        return "cpu", "no CUDA GPU"
+    return "gpu", f"CuPy found {count} CUDA GPU{'s' if count > 1 else ''}"
+
+
 def get_backend(device: str = "cpu", dtype: str = "float32") -> Backend:
     """``cpu`` | ``gpu`` | ``auto`` (the GPU when CuPy finds one) and ``float32`` | ``float64``."""
     if dtype not in DTYPES:
@@ -64,7 +79,7 @@ def get_backend(device: str = "cpu", dtype: str = "float32") -> Backend:
     if device == "gpu":
         return Backend("gpu", _cupy(), DTYPES[dtype])
     if device == "auto":
-        return get_backend("gpu" if gpu_available() else "cpu", dtype)
+        return get_backend(choose_device()[0], dtype)
     raise BackendError(f"device: expected one of cpu, gpu, auto, got {device!r}")
 
 

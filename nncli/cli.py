@@ -168,6 +168,7 @@ def train(
             overrides=overrides,
             skip_bad=skip_bad,
             warn=_warn,  # on stderr even with --quiet: data was left out
+            on_resolved=None if quiet else lambda ready: out.print(ready.device),
         )
         if not quiet:
             for line in result.summary_lines():
@@ -322,14 +323,19 @@ def inspect(
 def validate(
     spec: Path = typer.Argument(..., help="The YAML spec to check."),
     set_: list[str] = typer.Option([], "--set", help="Override a spec field: KEY=VALUE."),
+    device: str | None = typer.Option(
+        None, "--device", help="cpu | gpu | auto (overrides the spec)."
+    ),
     debug: bool = DEBUG,
 ) -> None:
-    """Check a spec and its data files, and run one forward and backward pass on two rows."""
+    """Train without the training: every check train makes before its first batch (spec, data,
+    input shape, early-stopping monitor, device), then one forward and backward pass on two
+    rows."""
 
     def action() -> None:
         from nncli import inspection
 
-        for line in inspection.validate(spec, list(set_)):
+        for line in inspection.validate(spec, list(set_), device=device):
             typer.echo(line)
         typer.echo("OK")
 

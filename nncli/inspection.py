@@ -3,13 +3,15 @@ one forward and backward pass on two real rows)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nncli import build, data, model_io
-from nncli.errors import SpecError
+from nncli.errors import DivergedError, SpecError
+from nncli.resolving import input_shape, resolve
 
 
 def _is_checkpoint(path: Path) -> bool:
@@ -61,7 +63,7 @@ def _spec_network(spec: Any, data_file: Path | None) -> tuple[Any, Any]:
         )
     line_of = spec.line_of if data_file is None else None  # --data: not the spec's file
     ds = data.load(cfg, spec.base_dir, spec.seed, spec.loss, line_of=line_of)
-    shape = tuple(spec.model.input) if spec.model.input is not None else ds.input_shape
+    shape = input_shape(spec, ds)  # model.input must agree with the data, as in train
     return build.network(spec, shape, ds.output_width, backend), ds
 
 
@@ -81,25 +83,29 @@ def inspect(target: Path, data_file: Path | None = None) -> dict[str, Any]:
     return _summary(net, f"{spec.name} ({target})", {})
 
 
-def validate(path: Path, overrides: list[str] = ()) -> list[str]:
-    """Problems raise; what was checked is returned as lines."""
+def validate(path: Path, overrides: list[str] = (), device: str | None = None) -> list[str]:
+    """Train without the training: resolve the spec as ``train`` does (every check it makes
+    before its first batch), then one forward and backward pass on two real rows. Problems
+    raise; what was checked is returned as lines."""
     from nncli import spec as spec_module
+    from nncli.training_run import refuse_outputs_on_inputs
 
     spec = spec_module.load(path, overrides)
-    net, ds = _spec_network(spec, None)
-    if ds is None:
-        return [f"spec {path}: valid (no data loaded)"]
-    loss = build.loss(spec)
-    build.optimizer(spec)  # its settings are checked here too
+    refuse_outputs_on_inputs(spec)  # as train does first (a smoke run writes elsewhere)
+    ready = resolve(spec, device=device)
+    net, ds, loss = ready.net, ready.ds, ready.loss
     n = min(2, len(ds.x_train))
     x, y = net.backend.asarray(ds.x_train[:n]), net.backend.asarray(ds.y_train[:n])
     fused = net.fuse_output(loss.fused_activation)
     value = float(
         loss.forward(net.forward(x, training=True), y, logits=net.logits if fused else None)
     )
+    if not math.isfinite(value):
+        raise DivergedError(f"one forward pass on {n} rows gave the loss {value}", where=ds.source)
     net.backward(loss.backward())
     lines = [
         f"spec {path}: valid",
+        ready.device,
         f"data {ds.source}: {len(ds.x_train)} training rows"
         + (f", {len(ds.x_val)} validation rows" if ds.x_val is not None else ""),
         f"model: {net.parameter_count():,} parameters, input {ds.input_shape}, "

@@ -159,12 +159,6 @@ def fit(
     history = history or History()
     fused = net.fuse_output(loss.fused_activation)
     task = loss.task
-    if early_stopping is not None and early_stopping.monitor.startswith("val_") and not validation:
-        raise SpecError(
-            f"monitor {early_stopping.monitor!r} needs validation data "
-            "(set data.validation_split or data.validation)",
-            field="training.early_stopping.monitor",
-        )
     batches = math.ceil(n / size)
     info = {"samples": n, "batches": batches, "epochs": epochs, "initial_epoch": initial_epoch}
     for cb in callbacks:

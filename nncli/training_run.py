@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from nncli import build, data, model_io, runlock
+from nncli import model_io, runlock
 from nncli.errors import CheckpointError, DataError, DivergedError, Interrupted, SpecError
-from nncli.guards import FiniteWeights, SignalStop, require_finite
+from nncli.guards import FiniteWeights, SignalStop
 from nncli.outputs import history_csv, write_text_atomic
+from nncli.resolving import Resolved, resolve
 from nncli.train import Callback, EarlyStopping, History, evaluate, fit, predict
 
 SMOKE_ROWS = 64
@@ -44,19 +45,6 @@ class TrainResult:
         if self.test:
             lines.append("test: " + " ".join(f"{k} {v:.4g}" for k, v in self.test.items()))
         return lines
-
-
-def _early_stopping(spec: Any) -> EarlyStopping | None:
-    es = spec.training.early_stopping
-    if es is None:
-        return None
-    return EarlyStopping(
-        monitor=es.monitor,
-        patience=es.patience,
-        min_delta=es.min_delta,
-        restore_best=es.restore_best,
-        mode=es.mode,
-    )
 
 
 def first_difference(a: Any, b: Any, where: str = "") -> str | None:
@@ -167,6 +155,14 @@ def _best_weights(path: Path, model: Any, dtype: str) -> dict | None:
     return best.net.get_weights() if best.training.get("epoch") == best_epoch else None
 
 
+def refuse_outputs_on_inputs(spec: Any, output: Path | None = None) -> Path:
+    """The run's checkpoint path, after checking no file the run writes is one of its inputs."""
+    out = Path(output or spec.output)
+    inputs = [getattr(spec.data, key, None) for key in ("path", "validation", "test")]
+    runlock.check_outputs(runlock.run_outputs(out), inputs)
+    return out
+
+
 def train(
     spec: Any,
     *,
@@ -179,17 +175,17 @@ def train(
     overrides: Sequence[str] = (),
     skip_bad: bool = False,
     warn: Callable[[str], None] | None = None,
+    on_resolved: Callable[[Resolved], None] | None = None,
 ) -> TrainResult:
     """Refuse outputs on inputs, hold the output folder's lock, then train (``overrides``: the
     ``--set`` values, repeated in the resume command an interruption prints). ``skip_bad``:
-    leave out unreadable images; ``warn`` gets the data's warnings (such as how many)."""
+    leave out unreadable images; ``warn`` gets the data's warnings (such as how many);
+    ``on_resolved`` gets the resolved run (the device it chose) before training starts."""
     run = dict(resume=resume, force=force, device=device, callbacks=callbacks, overrides=overrides)
-    run.update(skip_bad=skip_bad, warn=warn)
+    run.update(skip_bad=skip_bad, warn=warn, on_resolved=on_resolved)
     if smoke:
         return _train(spec, output=output, smoke=True, **run)
-    out = Path(output or spec.output)
-    inputs = [getattr(spec.data, key, None) for key in ("path", "validation", "test")]
-    runlock.check_outputs(runlock.run_outputs(out), inputs)
+    out = refuse_outputs_on_inputs(spec, output)
     with runlock.hold(out.parent):
         return _train(spec, output=out, smoke=False, **run)
 
@@ -206,21 +202,13 @@ def _train(
     overrides: Sequence[str],
     skip_bad: bool = False,
     warn: Callable[[str], None] | None = None,
+    on_resolved: Callable[[Resolved], None] | None = None,
 ) -> TrainResult:
-    backend = build.backend_for(spec, device)
-    ds = data.load(
-        spec.data, spec.base_dir, spec.seed, spec.loss, skip_bad=skip_bad, line_of=spec.line_of
-    )
-    for note in ds.warnings if warn else ():
-        warn(note)
-    for part in ("train", "val", "test"):  # the loaders check their own files; this is a net
-        require_finite(getattr(ds, f"x_{part}"), f"the {part} inputs", ds.source)
-        require_finite(getattr(ds, f"y_{part}"), f"the {part} targets", ds.source)
-    if len(ds.x_train) == 0:
-        raise DataError("the training part is empty", where=ds.source)
-    net = build.network(spec, ds.input_shape, ds.output_width, backend)
-    loss, optimizer = build.loss(spec), build.optimizer(spec)
-    early_stopping = _early_stopping(spec)
+    ready = resolve(spec, device=device, skip_bad=skip_bad, warn=warn)
+    if on_resolved is not None:
+        on_resolved(ready)
+    backend, ds, net = ready.backend, ready.ds, ready.net
+    loss, optimizer, early_stopping = ready.loss, ready.optimizer, ready.early_stopping
     x, y, mask, validation = ds.x_train, ds.y_train, ds.mask_train, None
     validation_mask = ds.mask_val
     if ds.x_val is not None and len(ds.x_val):
@@ -235,8 +223,6 @@ def _train(
         validation_mask = None if validation_mask is None else validation_mask[:SMOKE_ROWS]
         epochs = 1
         batch_size = min(len(x), 16) if batch_size == "full" else min(batch_size, len(x))
-        if validation is None and early_stopping and early_stopping.monitor.startswith("val_"):
-            early_stopping = None
     data_state = {
         "kind": spec.data.kind,
         "input_shape": list(ds.input_shape),
