@@ -34,6 +34,10 @@ def _warn(message: str) -> None:
     typer.echo(f"nncli: warning: {message}", err=True)
 
 
+def _note(message: str) -> None:
+    typer.echo(f"nncli: note: {message}", err=True)
+
+
 def _quiet_stdout() -> None:
     """Point the stdout file descriptor at /dev/null, so the interpreter's flush at exit has
     somewhere to write what is still buffered (a closed pipe would fail it again)."""
@@ -164,6 +168,7 @@ def train(
             overrides=overrides,
             skip_bad=skip_bad,
             warn=_warn,  # on stderr even with --quiet: data was left out
+            note=_note,
         )
         if not quiet:
             for line in result.summary_lines():
@@ -203,11 +208,12 @@ def predict(
     def action() -> None:
         from nncli import applying
 
+        applying.check_table_output(output, [checkpoint, *data])
         if steps is not None:
             from nncli import forecasting
 
             frame = forecasting.forecast_files(checkpoint, data, steps=steps, device=device)
-            applying.write_table(frame, output)
+            _wrote(applying.write_table(frame, output), len(frame), output)
             return
         frame = applying.predict_files(
             checkpoint,
@@ -219,11 +225,15 @@ def predict(
             skip_bad=skip_bad,
             warn=_warn,
         )
-        applying.write_table(frame, output)
-        if output is not None:
-            typer.echo(f"wrote {len(frame)} predictions to {output}", err=True)
+        _wrote(applying.write_table(frame, output), len(frame), output)
 
     run(action, debug)
+
+
+def _wrote(replaced: bool, rows: int, output: Path | None) -> None:
+    if output is not None:
+        what = f"replaced {output}: wrote {rows}" if replaced else f"wrote {rows}"
+        typer.echo(f"{what} predictions{'' if replaced else f' to {output}'}", err=True)
 
 
 @app.command()

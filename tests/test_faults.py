@@ -237,10 +237,13 @@ def test_a_signal_leaves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(
     )
     try:
         wait_for(latest.exists, run)
-        if sig == signal.SIGINT:  # meanwhile a second run into the same folder is refused
+        if sig == signal.SIGINT:  # meanwhile a second run into the same checkpoint is refused
             assert lock.read_text().split()[0] == str(run.pid)
-            second = invoke("train", spec, "--output", out / "other.h5")
+            second = invoke("train", spec, "--output", out / "model.h5")
             one_error_line(second, 2, f"process {run.pid}", ".nncli.lock")
+            other = invoke("train", spec, "--output", out / "other.h5", "--epochs", "1")
+            assert other.exit_code == 0, other.stderr  # another checkpoint: its own lock
+            assert (out / "other.history.csv").exists() and not (out / "history.csv").exists()
         run.send_signal(sig)
         stdout, stderr = run.communicate(timeout=60)
     finally:
