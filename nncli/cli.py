@@ -231,9 +231,13 @@ def predict(
 
 
 def _wrote(replaced: bool, rows: int, output: Path | None) -> None:
-    if output is not None:
-        what = f"replaced {output}: wrote {rows}" if replaced else f"wrote {rows}"
-        typer.echo(f"{what} predictions{'' if replaced else f' to {output}'}", err=True)
+    """Say where the predictions went; a replaced file is named as such, as ``-o`` tools do."""
+    if output is None:
+        return
+    if replaced:
+        typer.echo(f"replaced {output}: wrote {rows} predictions", err=True)
+    else:
+        typer.echo(f"wrote {rows} predictions to {output}", err=True)
 
 
 @app.command()
