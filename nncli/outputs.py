@@ -190,11 +190,14 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def remove_stale_temps(folder: Path) -> list[Path]:
     """Remove the temporary files in ``folder`` whose writer's process is gone (a run killed
-    in the middle of a save) -> the files removed. A live process's file is never touched."""
-    from nncli.runlock import alive
+    in the middle of a save) -> the files removed. A live process's file is never touched, nor
+    any while a run on another host (whose pids cannot be checked here) holds a lock there."""
+    from nncli.runlock import alive, other_hosts
 
     removed = []
-    for path in sorted(folder.glob(".*.tmp-*")) if folder.is_dir() else ():
+    if not folder.is_dir() or other_hosts(folder):
+        return removed
+    for path in sorted(folder.glob(".*.tmp-*")):
         match = TEMP_NAME.fullmatch(path.name)
         if match is None or alive(int(match["pid"])) or not path.is_file():
             continue

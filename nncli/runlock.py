@@ -169,3 +169,14 @@ def _remove_empty(created: list[Path]) -> None:
             folder.rmdir()
         except OSError:  # not empty (or gone): everything above it stays too
             return
+
+
+def other_hosts(folder: Path) -> list[str]:
+    """The hosts, other than this one, whose runs hold a lock in ``folder`` (a shared network
+    folder): their pids mean nothing here."""
+    here, hosts = socket.gethostname(), []
+    for lock in sorted(folder.glob(f"*{LOCK_NAME}")) if folder.is_dir() else ():
+        owner = _parse(_read(lock) or "")
+        if owner is not None and owner[1] != here:
+            hosts.append(owner[1])
+    return hosts

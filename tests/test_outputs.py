@@ -202,3 +202,12 @@ def test_remove_stale_temps_touches_only_dead_writers_temporary_files(tmp_path: 
     assert outputs.remove_stale_temps(tmp_path) == [tmp_path / names[0]]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
     assert outputs.remove_stale_temps(tmp_path / "missing") == []
+
+
+def test_no_temporary_file_is_removed_while_another_host_holds_a_lock_there(tmp_path: Path):
+    stale = tmp_path / f".a.h5.tmp-{dead_pid()}-00ff"  # dead here, maybe alive on that host
+    stale.write_text("x")
+    (tmp_path / ".b.nncli.lock").write_text("4242 some-other-host\n")
+    assert outputs.remove_stale_temps(tmp_path) == [] and stale.exists()
+    (tmp_path / ".b.nncli.lock").unlink()
+    assert outputs.remove_stale_temps(tmp_path) == [stale] and not stale.exists()
