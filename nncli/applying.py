@@ -165,17 +165,28 @@ def predict_files(
     return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
 
 
-def write_table(frame: Any, output: Path | None) -> None:
-    """CSV to a file (written atomically) or to stdout."""
+def check_table_output(output: Path | None, inputs: list[Path]) -> None:
+    """SpecError (exit 2) before any work when ``--output`` is an input, lies in an input
+    folder or is an HDF5 file (``nncli.outputs.check_outputs``)."""
+    from nncli.outputs import check_outputs
+
+    if output is not None:
+        check_outputs([output], inputs, table=True)
+
+
+def write_table(frame: Any, output: Path | None) -> bool:
+    """CSV to a file (written atomically) or to stdout -> whether it replaced an earlier file."""
     if output is None:
         frame.to_csv(sys.stdout, index=False, lineterminator="\n")
-        return
+        return False
     from nncli.outputs import write_text_atomic
 
+    replaced = Path(output).exists()
     try:
         write_text_atomic(Path(output), frame.to_csv(index=False, lineterminator="\n"))
     except OSError as exc:
         raise CheckpointError(f"cannot write ({exc.strerror})", where=str(output)) from None
+    return replaced
 
 
 def evaluate_file(

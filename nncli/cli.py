@@ -36,6 +36,10 @@ def _warn(message: str) -> None:
     typer.echo(f"nncli: warning: {message}", err=True)
 
 
+def _note(message: str) -> None:
+    typer.echo(f"nncli: note: {message}", err=True)
+
+
 def _quiet_stdout() -> None:
     """Point the stdout file descriptor at /dev/null, so the interpreter's flush at exit has
     somewhere to write what is still buffered (a closed pipe would fail it again)."""
@@ -169,6 +173,7 @@ def train(
             skip_bad=skip_bad,
             warn=_warn,  # on stderr even with --quiet: data was left out
             on_resolved=None if quiet else lambda ready: out.print(ready.device),
+            note=_note,
         )
         if not quiet:
             for line in result.summary_lines():
@@ -209,11 +214,12 @@ def predict(
     def action() -> None:
         from nncli import applying
 
+        applying.check_table_output(output, [checkpoint, *data])
         if steps is not None:
             from nncli import forecasting
 
             frame = forecasting.forecast_files(checkpoint, data, steps=steps, device=device)
-            applying.write_table(frame, output)
+            _wrote(applying.write_table(frame, output), len(frame), output)
             return
         frame = applying.predict_files(
             checkpoint,
@@ -225,11 +231,19 @@ def predict(
             skip_bad=skip_bad,
             warn=_warn,
         )
-        applying.write_table(frame, output)
-        if output is not None:
-            typer.echo(f"wrote {len(frame)} predictions to {output}", err=True)
+        _wrote(applying.write_table(frame, output), len(frame), output)
 
     run(action, debug)
+
+
+def _wrote(replaced: bool, rows: int, output: Path | None) -> None:
+    """Say where the predictions went; a replaced file is named as such, as ``-o`` tools do."""
+    if output is None:
+        return
+    if replaced:
+        typer.echo(f"replaced {output}: wrote {rows} predictions", err=True)
+    else:
+        typer.echo(f"wrote {rows} predictions to {output}", err=True)
 
 
 @app.command()

@@ -1,13 +1,12 @@
-"""One training run per output folder, and outputs that never land on inputs.
+"""One training run per checkpoint: the lock beside it.
 
-``hold(folder)``: the lock file ``<folder>/.nncli.lock`` is created with O_CREAT | O_EXCL (so two
-runs cannot both create it) and holds the owner's pid and host. A second run finds it and stops
-(SpecError, exit 2). A lock whose process is gone (same host, ``os.kill(pid, 0)`` raises
+``hold(folder, name=...)``: the lock file (``<folder>/.nncli.lock`` for the default
+``model.h5``, ``.<stem>.nncli.lock`` for another checkpoint) is created with O_CREAT | O_EXCL
+(so two runs cannot both create it) and holds the owner's pid and host. A second run finds it
+and stops (SpecError, exit 2). A lock whose process is gone (same host, ``os.kill(pid, 0)`` raises
 ProcessLookupError) is taken over with a warning. The lock goes on every exit, errors and
 Ctrl-C included, and so do the folders made for it when nothing else was written into them.
-
-``check_outputs(outputs, inputs)``: refuse, before any work, an output that is an input file or
-lies inside an input folder.
+Where outputs may go is for ``nncli.outputs``.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from nncli.errors import CheckpointError, SpecError
@@ -34,7 +33,7 @@ def _owner_text() -> str:
     return f"{os.getpid()} {socket.gethostname()}\n"
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Signal 0 checks a process exists without touching it; EPERM means it does (not ours)."""
     try:
         os.kill(pid, 0)
@@ -131,23 +130,25 @@ def _acquire(lock: Path, warn: Callable[[str], None]) -> str:
             continue
         owner = _parse(seen)
         if owner is None:
-            raise _busy(lock, "the output folder is locked by another nncli run")
+            raise _busy(lock, "the output is locked by another nncli run")
         pid, host = owner
         if host != socket.gethostname():
-            raise _busy(lock, f"the output folder is locked by process {pid} on {host}")
-        if pid == os.getpid() or _alive(pid):
-            raise _busy(lock, f"the output folder is in use by another nncli run (process {pid})")
+            raise _busy(lock, f"the output is locked by process {pid} on {host}")
+        if pid == os.getpid() or alive(pid):
+            raise _busy(lock, f"the output is in use by another nncli run (process {pid})")
         if _take_over(lock, seen):
             warn(f"{lock}: took over the lock of process {pid}, which no longer runs")
-    raise _busy(lock, "other nncli runs keep taking the output folder's lock")
+    raise _busy(lock, "other nncli runs keep taking the output's lock")
 
 
 @contextlib.contextmanager
-def hold(folder: str | Path, warn: Callable[[str], None] = _warn) -> Iterator[Path]:
-    """Hold ``<folder>/.nncli.lock`` for the ``with`` block; yields the lock's path."""
+def hold(
+    folder: str | Path, warn: Callable[[str], None] = _warn, *, name: str = LOCK_NAME
+) -> Iterator[Path]:
+    """Hold ``<folder>/<name>`` for the ``with`` block; yields the lock's path."""
     folder = Path(folder)
     created = _make_folders(folder)
-    lock = folder / LOCK_NAME
+    lock = folder / name
     try:
         mine = _acquire(lock, warn)
     except BaseException:
@@ -170,38 +171,12 @@ def _remove_empty(created: list[Path]) -> None:
             return
 
 
-def run_outputs(out: Path) -> list[Path]:
-    """Every file a training run may write next to its checkpoint ``out``."""
-    stem, folder = out.with_suffix(""), out.parent
-    names = [f"{stem}.latest.h5", f"{stem}.best.h5", folder / "history.csv"]
-    return [out, *map(Path, names), folder / "spec.resolved.yaml"]
-
-
-def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path | None]) -> None:
-    """SpecError (exit 2) when an output is an input file or lies inside an input folder."""
-    outputs = [Path(p) for p in outputs]
-    for given in inputs:
-        if given is None:
-            continue
-        source = Path(os.path.realpath(given))
-        folder = source.is_dir()
-        for out in outputs:
-            real = Path(os.path.realpath(out))
-            if folder and (real == source or source in real.parents):
-                raise SpecError(
-                    f"{out} is inside the input folder {given}; write outputs elsewhere",
-                    field="output",
-                )
-            if real == source or _same_file(real, source):
-                raise SpecError(
-                    f"{out} would overwrite the input file {given}; choose another --output",
-                    field="output",
-                )
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Also catches hard links, which realpath cannot see."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+def other_hosts(folder: Path) -> list[str]:
+    """The hosts, other than this one, whose runs hold a lock in ``folder`` (a shared network
+    folder): their pids mean nothing here."""
+    here, hosts = socket.gethostname(), []
+    for lock in sorted(folder.glob(f"*{LOCK_NAME}")) if folder.is_dir() else ():
+        owner = _parse(_read(lock) or "")
+        if owner is not None and owner[1] != here:
+            hosts.append(owner[1])
+    return hosts

@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from nncli import model_io, runlock
+from nncli import model_io, outputs, runlock
 from nncli.errors import CheckpointError, DataError, DivergedError, Interrupted, SpecError
 from nncli.guards import FiniteWeights, SignalStop
-from nncli.outputs import history_csv, write_text_atomic
 from nncli.resolving import Resolved, resolve
 from nncli.train import Callback, EarlyStopping, History, evaluate, fit, predict
 
@@ -155,12 +154,17 @@ def _best_weights(path: Path, model: Any, dtype: str) -> dict | None:
     return best.net.get_weights() if best.training.get("epoch") == best_epoch else None
 
 
-def refuse_outputs_on_inputs(spec: Any, output: Path | None = None) -> Path:
-    """The run's checkpoint path, after checking no file the run writes is one of its inputs."""
+def refuse_outputs_on_inputs(
+    spec: Any, output: Path | None = None, resume: Path | None = None
+) -> tuple[Path, outputs.RunFiles]:
+    """The run's checkpoint path and files, after checking no file the run writes is one of its
+    inputs (the spec, the data, and the checkpoint it resumes from unless it continues it)."""
     out = Path(output or spec.output)
+    files = outputs.run_files(out)
     inputs = [getattr(spec.data, key, None) for key in ("path", "validation", "test")]
-    runlock.check_outputs(runlock.run_outputs(out), inputs)
-    return out
+    inputs += [spec.source, None if outputs.continues(files, resume) else resume]
+    outputs.check_outputs(files.written(), inputs)
+    return out, files
 
 
 def train(
@@ -176,17 +180,23 @@ def train(
     skip_bad: bool = False,
     warn: Callable[[str], None] | None = None,
     on_resolved: Callable[[Resolved], None] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Refuse outputs on inputs, hold the output folder's lock, then train (``overrides``: the
-    ``--set`` values, repeated in the resume command an interruption prints). ``skip_bad``:
-    leave out unreadable images; ``warn`` gets the data's warnings (such as how many);
+    """Refuse outputs on inputs, hold the checkpoint's lock, refuse to replace files without
+    ``force``, remove a stopped run's temporary files (told to ``note``), then train
+    (``overrides``: the ``--set`` values, repeated in the resume command an interruption
+    prints). ``skip_bad``: leave out unreadable images; ``warn`` gets the data's warnings;
     ``on_resolved`` gets the resolved run (the device it chose) before training starts."""
-    run = dict(resume=resume, force=force, device=device, callbacks=callbacks, overrides=overrides)
+    run = dict(resume=resume, device=device, callbacks=callbacks, overrides=overrides)
     run.update(skip_bad=skip_bad, warn=warn, on_resolved=on_resolved)
     if smoke:
         return _train(spec, output=output, smoke=True, **run)
-    out = refuse_outputs_on_inputs(spec, output)
-    with runlock.hold(out.parent):
+    out, files = refuse_outputs_on_inputs(spec, output, resume)
+    with runlock.hold(out.parent, *([warn] if warn else []), name=files.lock.name):
+        outputs.check_replace(files, force=force, resume=resume)
+        removed = outputs.remove_stale_temps(out.parent)
+        if removed and note:
+            note(outputs.removed_note(removed))
         return _train(spec, output=out, smoke=False, **run)
 
 
@@ -195,7 +205,6 @@ def _train(
     *,
     output: Path | None,
     resume: Path | None,
-    force: bool,
     smoke: bool,
     device: str | None,
     callbacks: list[Callback] | tuple,
@@ -235,11 +244,6 @@ def _train(
 
     tmp = tempfile.TemporaryDirectory(prefix="nncli-smoke-") if smoke else None
     out = Path(tmp.name) / "model.h5" if tmp else Path(output or spec.output)
-    if not smoke and out.exists() and not force and resume is None:
-        raise SpecError(
-            f"{out} exists; pass --force to overwrite it or --resume {out} to continue it",
-            field="output",
-        )
 
     initial_epoch, history, best = 0, History(), None
     if resume is not None:
@@ -277,12 +281,12 @@ def _train(
     all_callbacks = [FiniteWeights(net), *callbacks]
     periodic = None
     if spec.training.checkpoint_every and not smoke:
-        stem = out.with_suffix("")
+        files = outputs.run_files(out)
         periodic = PeriodicCheckpoints(
             spec.training.checkpoint_every,
             save,
-            Path(f"{stem}.latest.h5"),
-            Path(f"{stem}.best.h5"),
+            files.latest,
+            files.best,
             early_stopping,
             history,
         )
@@ -346,11 +350,12 @@ def _train(
         test = evaluate(net, loss, ds.x_test, ds.y_test, mask=ds.mask_test)
     scores = {f"test_{k}": v for k, v in (test or {}).items()}
     save(out, resume_weights=history.last_weights, scores=scores)
-    resolved = out.parent / "spec.resolved.yaml"
-    history_file = out.parent / "history.csv"
-    write_text_atomic(resolved, spec_yaml)
-    write_text_atomic(history_file, history_csv(history))
-    return TrainResult(output=out, history=history, files=[out, resolved, history_file], test=test)
+    files = outputs.run_files(out)
+    outputs.write_text_atomic(files.resolved, spec_yaml)
+    outputs.write_text_atomic(files.history, outputs.history_csv(history))
+    return TrainResult(
+        output=out, history=history, files=[out, files.resolved, files.history], test=test
+    )
 
 
 def _check_round_trip(

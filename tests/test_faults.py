@@ -1,6 +1,6 @@
 """Faults injected into training: divergence, bad numbers in the data, Ctrl-C and SIGTERM in a real
-process, errors in the middle of a save. Each checks the exit code, the one line on stderr, and
-that the files left behind are intact (their hashes before and after)."""
+process, errors and SIGKILL in the middle of a save. Each checks the exit code, the one line on
+stderr, and that the files left behind are intact (their hashes before and after)."""
 
 from __future__ import annotations
 
@@ -237,10 +237,13 @@ def test_a_signal_leaves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(
     )
     try:
         wait_for(latest.exists, run)
-        if sig == signal.SIGINT:  # meanwhile a second run into the same folder is refused
+        if sig == signal.SIGINT:  # meanwhile a second run into the same checkpoint is refused
             assert lock.read_text().split()[0] == str(run.pid)
-            second = invoke("train", spec, "--output", out / "other.h5")
+            second = invoke("train", spec, "--output", out / "model.h5")
             one_error_line(second, 2, f"process {run.pid}", ".nncli.lock")
+            other = invoke("train", spec, "--output", out / "other.h5", "--epochs", "1")
+            assert other.exit_code == 0, other.stderr  # another checkpoint: its own lock
+            assert (out / "other.history.csv").exists() and not (out / "history.csv").exists()
         run.send_signal(sig)
         stdout, stderr = run.communicate(timeout=60)
     finally:
@@ -349,3 +352,88 @@ def test_resume_from_latest_keeps_the_best_weights_from_before_the_interruption(
     assert model_io.load(tmp_path / "cut" / "model.h5").training["best_epoch"] < 3
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+# -- SIGKILL in the middle of a save ---------------------------------------------------------------
+PAUSE_IN_SAVE = """
+import os, sys, time
+from pathlib import Path
+import h5py
+kind, at, marker = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+calls = [0]
+
+def pause_at_call():  # the test sends SIGKILL while this process waits here, mid-save
+    calls[0] += 1
+    if calls[0] == at:
+        marker.write_text("paused")
+        while True:
+            time.sleep(60)
+
+if kind == "dataset":  # partway through writing the temporary file
+    create_dataset = h5py.Group.create_dataset
+    def patched(self, *args, **kwargs):
+        pause_at_call()
+        return create_dataset(self, *args, **kwargs)
+    h5py.Group.create_dataset = patched
+else:  # the temporary file complete, not yet renamed over the checkpoint
+    replace = os.replace
+    def patched(src, dst, *args, **kwargs):
+        if ".tmp-" in os.fspath(src) and os.fspath(dst).endswith(".h5"):
+            pause_at_call()
+        return replace(src, dst, *args, **kwargs)
+    os.replace = patched
+from nncli.cli import app
+sys.argv = ["nncli", "train", *sys.argv[4:]]
+app()
+"""
+DATASETS_PER_SAVE = 43  # h5py datasets in one save of the iris model below
+
+
+def kill_mid_save(work: Path, kind: str, at: int) -> int:
+    """Train in a subprocess, SIGKILL it at its ``at``-th dataset (or rename) -> its pid."""
+    marker = work / "paused"
+    marker.unlink(missing_ok=True)
+    run = subprocess.Popen(
+        [sys.executable, "-c", PAUSE_IN_SAVE, kind, str(at), str(marker), "iris.yaml", "--quiet"],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(marker.exists, run)
+        run.send_signal(signal.SIGKILL)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.communicate(timeout=60)  # reaped: its pid no longer names a process
+    assert run.returncode == -signal.SIGKILL
+    return run.pid
+
+
+@pytest.mark.slow
+def test_sigkill_mid_save_leaves_whole_checkpoints_and_the_next_run_clears_the_litter(work):
+    (work / "iris.yaml").write_text(iris_spec("{epochs: 4, batch_size: 16, checkpoint_every: 1}"))
+    out, rng = work / "out", np.random.default_rng(11)
+    # the first save (no checkpoint yet), the third (two whole ones), and between file and rename
+    offsets = rng.integers(1, DATASETS_PER_SAVE + 1, size=2)
+    moments = [("dataset", int(offsets[0])), ("dataset", 2 * DATASETS_PER_SAVE + int(offsets[1]))]
+    moments.append(("rename", 2))
+    for kind, at in moments:
+        shutil.rmtree(out, ignore_errors=True)
+        pid = kill_mid_save(work, kind, at)
+        litter = sorted(p.name for p in out.glob(f".*.tmp-{pid}-*"))
+        assert len(litter) == 1 and litter[0].startswith(".model.latest.h5.tmp-"), litter
+        saved = sorted(out.glob("*.h5"))
+        assert [p.name for p in saved] in ([], ["model.latest.h5"])
+        for path in saved:  # whole: every digest checks, and the epochs are those completed
+            epoch = model_io.load(path).training["epoch"]
+            assert epoch == (at - 1 if kind == "rename" else (at - 1) // DATASETS_PER_SAVE)
+        resume = ["--resume", saved[0]] if saved else []
+        result = invoke("train", work / "iris.yaml", *resume, "--quiet")
+        assert result.exit_code == 0, (kind, at, result.stderr)
+        notes = [line for line in result.stderr.splitlines() if "nncli: note:" in line]
+        assert len(notes) == 1, result.stderr
+        assert f"removed 1 temporary file left by a stopped run ({litter[0]} in {out})" in notes[0]
+        assert not list(out.glob(".*.tmp-*")) and not (out / ".nncli.lock").exists()
+        assert model_io.load(out / "model.h5").training["epoch"] == 4

@@ -18,7 +18,7 @@ def test_iris_reaches_095_validation_accuracy_and_reloads_identically(tmp_path: 
         app, ["train", str(ROOT / "models" / "iris.yaml"), "--output", str(out), "--quiet"]
     )
     assert result.exit_code == 0, result.stderr
-    history = (tmp_path / "history.csv").read_text().splitlines()
+    history = (tmp_path / "iris.history.csv").read_text().splitlines()  # beside iris.h5
     header = history[0].split(",")
     accuracy = [float(row.split(",")[header.index("val_accuracy")]) for row in history[1:]]
     assert max(accuracy) >= 0.95

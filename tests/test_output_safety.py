@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from helpers import IRIS, invoke, iris_spec, one_error_line, sha
 
-from nncli import checkpoint, model_io, runlock
+from nncli import checkpoint, model_io, outputs, runlock
 from nncli.errors import SpecError
 
 IRIS_SPEC = iris_spec("{epochs: 2, batch_size: 16}")
@@ -118,13 +118,13 @@ def test_an_output_inside_an_input_folder_is_refused(tmp_path: Path):
     (tmp_path / "link").symlink_to(images)
     for out in (images / "runs" / "model.h5", tmp_path / "link" / "model.h5", images):
         with pytest.raises(SpecError, match="inside the input folder"):
-            runlock.check_outputs([out], [images])
-    runlock.check_outputs([tmp_path / "images-out" / "model.h5"], [images, None])
+            outputs.check_outputs([out], [images])
+    outputs.check_outputs([tmp_path / "images-out" / "model.h5"], [images, None])
     data, hard = tmp_path / "data.csv", tmp_path / "hard.csv"
     data.write_text("a,b\n1,2\n")
     os.link(data, hard)  # another name for the same file
     with pytest.raises(SpecError, match="input file"):
-        runlock.check_outputs([hard], [data])
+        outputs.check_outputs([hard], [data])
 
 
 # -- readers racing a writer -----------------------------------------------------------------------

@@ -171,7 +171,8 @@ def test_cli_data_errors_for_series(tmp_path: Path, wave_model: Path):
     one_error_line(invoke("predict", wave_model, short), 3, "short.csv", "last 8 rows", "has 2")
     spec = tmp_path / "long.yaml"
     spec.write_text(SERIES_SPEC.replace("window: 8", "window: 500"))
-    one_error_line(invoke("train", spec, "--quiet"), 3, "window 500", "the series has 120")
+    result = invoke("train", spec, "--quiet", "--output", tmp_path / "long" / "model.h5")
+    one_error_line(result, 3, "window 500", "the series has 120")
 
 
 # -- text ----------------------------------------------------------------------------------------

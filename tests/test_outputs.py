@@ -1,0 +1,213 @@
+"""Where outputs may go (nncli/outputs.py): never onto an input, never over a file without
+consent, each checkpoint with its own files, modes from the umask, and a stopped run's
+temporary files removed by the next run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import IRIS, invoke, iris_spec, one_error_line, sha
+
+from nncli import model_io, outputs
+from nncli.errors import SpecError
+
+IRIS_SPEC = iris_spec("{epochs: 2, batch_size: 16, checkpoint_every: 1}")
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    shutil.copy(IRIS, tmp_path / "iris.csv")
+    (tmp_path / "iris.yaml").write_text(IRIS_SPEC)
+    return tmp_path
+
+
+@pytest.fixture
+def trained(work: Path) -> Path:
+    assert invoke("train", work / "iris.yaml", "--quiet").exit_code == 0
+    return work / "out" / "model.h5"
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def hashes(folder: Path) -> dict[str, str]:
+    return {p.name: sha(p) for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+# -- predict: never onto an input or a checkpoint; replaces an earlier table, and says so ----------
+def test_predict_refuses_to_write_over_its_checkpoint_or_its_data(work: Path, trained: Path):
+    before = hashes(work) | hashes(work / "out")
+    for target, needle in ((trained, "input file"), (work / "iris.csv", "input file")):
+        result = invoke("predict", trained, work / "iris.csv", "--output", target)
+        one_error_line(result, 2, str(target), needle)
+    other = work / "copy.h5"  # any HDF5 file, not only the one predict reads
+    shutil.copy(trained, other)
+    before[other.name] = sha(other)
+    result = invoke("predict", trained, work / "iris.csv", "--output", other)
+    one_error_line(result, 2, str(other), "HDF5 file")
+    assert hashes(work) | hashes(work / "out") == before
+
+
+def test_predict_replaces_an_earlier_predictions_file_and_says_so(work: Path, trained: Path):
+    target = work / "predictions.csv"
+    first = invoke("predict", trained, work / "iris.csv", "--output", target)
+    assert first.exit_code == 0 and first.stderr.strip() == f"wrote 150 predictions to {target}"
+    target.write_text("old\n")
+    again = invoke("predict", trained, work / "iris.csv", "--output", target)
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr.strip() == f"replaced {target}: wrote 150 predictions"
+    assert len(target.read_text().splitlines()) == 151
+
+
+def test_check_outputs_refuses_an_hdf5_file_only_for_tables(tmp_path: Path):
+    h5 = tmp_path / "renamed.csv"
+    h5.write_bytes(b"\0" * 512 + outputs.HDF5_SIGNATURE + b"\0" * 100)  # after a user block
+    with pytest.raises(SpecError, match="HDF5 file"):
+        outputs.check_outputs([h5], [], table=True)
+    outputs.check_outputs([h5], [])  # a checkpoint may replace a checkpoint (with --force)
+    (tmp_path / "plain.csv").write_text("a\n1\n")
+    outputs.check_outputs([tmp_path / "plain.csv", tmp_path / "new.csv"], [], table=True)
+
+
+# -- train: the spec is an input; existing files need --force, resume included ---------------------
+def test_train_refuses_an_output_on_its_spec(work: Path):
+    before = sha(work / "iris.yaml")
+    result = invoke("train", work / "iris.yaml", "--output", work / "iris.yaml")
+    one_error_line(result, 2, "input file", "iris.yaml")
+    assert sha(work / "iris.yaml") == before and not (work / "out").exists()
+
+
+def test_resume_into_another_runs_checkpoint_needs_force(work: Path, trained: Path):
+    spec, other = work / "iris.yaml", work / "x" / "model.h5"
+    assert invoke("train", spec, "--output", other, "--quiet").exit_code == 0
+    before = hashes(other.parent)
+    result = invoke("train", spec, "--resume", trained, "--output", other, "--epochs", "3")
+    one_error_line(result, 2, str(other), "not part of the run", "--force")
+    assert hashes(other.parent) == before
+    forced = invoke(
+        "train", spec, "--resume", trained, "--output", other, "--epochs", "3", "--force"
+    )
+    assert forced.exit_code == 0, forced.stderr
+    assert model_io.load(other).training["epoch"] == 3
+
+
+def test_resume_in_place_needs_no_force(work: Path, trained: Path):
+    spec, latest = work / "iris.yaml", work / "out" / "model.latest.h5"
+    for resume, epochs in ((trained, "3"), (latest, "4")):  # the run's own checkpoint or latest
+        result = invoke("train", spec, "--resume", resume, "--epochs", epochs, "--quiet")
+        assert result.exit_code == 0, result.stderr
+        assert model_io.load(trained).training["epoch"] == int(epochs)
+
+
+def test_a_fresh_run_keeps_an_interrupted_runs_latest_checkpoint(work: Path, trained: Path):
+    trained.unlink()  # what an interrupted run leaves: the latest checkpoint, no final one
+    latest = work / "out" / "model.latest.h5"
+    before = sha(latest)
+    result = invoke("train", work / "iris.yaml")
+    one_error_line(result, 2, str(latest), f"--resume {latest}", "--force")
+    assert sha(latest) == before and not trained.exists()
+
+
+# -- several checkpoints in one folder -------------------------------------------------------------
+def test_checkpoints_in_one_folder_keep_their_own_history_and_resolved_spec(work: Path):
+    spec, run = work / "iris.yaml", work / "run"
+    assert invoke("train", spec, "--output", run / "a.h5", "--quiet").exit_code == 0
+    a_files = hashes(run)
+    assert sorted(a_files) == [
+        "a.h5",
+        "a.history.csv",
+        "a.latest.h5",
+        "a.spec.resolved.yaml",
+    ]
+    result = invoke("train", spec, "--output", run / "b.h5", "--epochs", "3")
+    assert result.exit_code == 0, result.stderr
+    assert f"saved {run / 'b.history.csv'}" in result.stdout
+    after = hashes(run)
+    assert {k: after[k] for k in a_files} == a_files  # writing b changed none of a's files
+    assert len((run / "a.history.csv").read_text().splitlines()) == 3  # 2 epochs + header
+    assert len((run / "b.history.csv").read_text().splitlines()) == 4
+    assert "epochs: 3" in (run / "b.spec.resolved.yaml").read_text()
+    assert not (run / "history.csv").exists() and not list(run.glob(".*"))
+
+
+def test_run_files_keep_plain_names_for_the_default_checkpoint(tmp_path: Path):
+    plain, named = outputs.run_files(tmp_path / "model.h5"), outputs.run_files(tmp_path / "a.h5")
+    assert [p.name for p in plain.written()] == [
+        "model.h5", "model.latest.h5", "model.best.h5", "history.csv", "spec.resolved.yaml"
+    ]  # fmt: skip
+    assert [p.name for p in named.written()] == [
+        "a.h5", "a.latest.h5", "a.best.h5", "a.history.csv", "a.spec.resolved.yaml"
+    ]  # fmt: skip
+    assert (plain.lock.name, named.lock.name) == (".nncli.lock", ".a.nncli.lock")
+
+
+# -- modes follow the umask ------------------------------------------------------------------------
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_every_output_takes_its_mode_from_the_umask(work: Path, umask: int):
+    old = os.umask(umask)
+    try:
+        assert invoke("train", work / "iris.yaml", "--quiet").exit_code == 0
+        model = work / "out" / "model.h5"
+        result = invoke("predict", model, work / "iris.csv", "--output", work / "p.csv")
+        assert result.exit_code == 0, result.stderr
+    finally:
+        os.umask(old)
+    written = [p for p in (work / "out").iterdir()] + [work / "p.csv"]
+    assert {p.name for p in written} == {
+        "model.h5", "model.latest.h5", "history.csv", "spec.resolved.yaml", "p.csv"
+    }  # fmt: skip
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path.name
+
+
+# -- a stopped run's temporary files ---------------------------------------------------------------
+def test_the_next_run_removes_a_stopped_runs_temporary_files_and_says_so(work: Path):
+    out = work / "out"
+    out.mkdir()
+    pid = dead_pid()
+    stale = out / f".model.latest.h5.tmp-{pid}-0a1b2c3d"
+    stale_text = out / f".history.csv.tmp-{pid}-deadbeef"
+    live = out / f".model.latest.h5.tmp-{os.getppid()}-0a1b2c3d"  # alive, not ours
+    for path in (stale, stale_text, live):
+        path.write_bytes(b"\x89HDF partial")
+    result = invoke("train", work / "iris.yaml", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nncli: note: removed 2 temporary files")
+    assert stale.name in lines[0] and stale_text.name in lines[0]
+    assert not stale.exists() and not stale_text.exists() and live.exists()
+
+
+def test_remove_stale_temps_touches_only_dead_writers_temporary_files(tmp_path: Path):
+    pid = dead_pid()
+    names = [
+        f".a.h5.tmp-{pid}-00ff",  # dead writer: removed
+        f".a.h5.tmp-{os.getpid()}-00ff",  # this process: kept
+        f"a.h5.tmp-{pid}-00ff",  # not hidden: not a name nncli writes
+        f".a.h5.tmp-{pid}-xyz",  # not hex
+        f".nncli.lock.stale-{pid}-00ff",  # the lock's business
+    ]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    assert outputs.remove_stale_temps(tmp_path) == [tmp_path / names[0]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
+    assert outputs.remove_stale_temps(tmp_path / "missing") == []
+
+
+def test_no_temporary_file_is_removed_while_another_host_holds_a_lock_there(tmp_path: Path):
+    stale = tmp_path / f".a.h5.tmp-{dead_pid()}-00ff"  # dead here, maybe alive on that host
+    stale.write_text("x")
+    (tmp_path / ".b.nncli.lock").write_text("4242 some-other-host\n")
+    assert outputs.remove_stale_temps(tmp_path) == [] and stale.exists()
+    (tmp_path / ".b.nncli.lock").unlink()
+    assert outputs.remove_stale_temps(tmp_path) == [stale] and not stale.exists()
