@@ -25,10 +25,14 @@ def _is_checkpoint(path: Path) -> bool:
 
 def _summary(net: Any, title: str, extra: dict[str, Any]) -> dict[str, Any]:
     rows = net.summary()
-    count = net.parameter_count()
+    trainable = net.parameter_count()
+    frozen = sum(r["non_trainable"] for r in rows)  # running statistics (batchnorm)
+    count = trainable + frozen
     itemsize = np.dtype(net.backend.dtype).itemsize
-    footer = {
-        "total parameters": f"{count:,}",
+    footer = {"total parameters": f"{count:,}"}
+    if frozen:
+        footer |= {"trainable": f"{trainable:,}", "non-trainable": f"{frozen:,}"}
+    footer |= {
         "memory": f"{count * itemsize / 1024:.1f} KiB ({np.dtype(net.backend.dtype).name})",
         **extra,
     }
@@ -38,6 +42,8 @@ def _summary(net: Any, title: str, extra: dict[str, Any]) -> dict[str, Any]:
         "input_shape": ["N", *net.input_shape],
         "layers": rows,
         "total_params": count,
+        "trainable_params": trainable,
+        "non_trainable_params": frozen,
         "footer": footer,
         "warnings": warnings,
     }
@@ -59,7 +65,7 @@ def _spec_network(spec: Any, data_file: Path | None) -> tuple[Any, Any]:
         cfg = cfg.model_copy(
             update={"path": Path(data_file).resolve(), "validation": None, "test": None}
         )
-    ds = data.load(cfg, spec.base_dir, spec.seed, spec.loss)
+    ds = data.load(cfg, spec.base_dir, spec.seed, spec.loss_name)
     shape = tuple(spec.model.input) if spec.model.input is not None else ds.input_shape
     return build.network(spec, shape, ds.output_width, backend), ds
 

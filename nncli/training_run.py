@@ -208,7 +208,7 @@ def _train(
     warn: Callable[[str], None] | None = None,
 ) -> TrainResult:
     backend = build.backend_for(spec, device)
-    ds = data.load(spec.data, spec.base_dir, spec.seed, spec.loss, skip_bad=skip_bad)
+    ds = data.load(spec.data, spec.base_dir, spec.seed, spec.loss_name, skip_bad=skip_bad)
     for note in ds.warnings if warn else ():
         warn(note)
     for part in ("train", "val", "test"):  # the loaders check their own files; this is a net

@@ -138,9 +138,10 @@ class Conv1D(Layer):
         padded = win.pad(x, left, right)
         self.cols = xp.stack([padded[:, win.tap(j, out)] for j in range(win.size)], axis=-1)
         self.geometry = (x.shape, left, padded.shape[1], out)
-        z = self.cols.reshape(-1, self.cols[0, 0].size) @ self.params["weight"].reshape(
-            self.filters, -1
-        ).T
+        z = (
+            self.cols.reshape(-1, self.cols[0, 0].size)
+            @ self.params["weight"].reshape(self.filters, -1).T
+        )
         if self.use_bias:
             z += self.params["bias"]
         return self._activate(z.reshape(x.shape[0], out, self.filters))

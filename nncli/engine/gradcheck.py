@@ -59,7 +59,9 @@ def check_layer(
         layer.build(in_shape, backend, rng)
     ids = layer.integer_input and getattr(layer, layer.integer_input)
     x = backend.asarray(
-        rng.integers(0, ids, size=(batch, *in_shape)) if ids else rng.normal(size=(batch, *in_shape))
+        rng.integers(0, ids, size=(batch, *in_shape))
+        if ids
+        else rng.normal(size=(batch, *in_shape))
     )
     layer.mask = None if mask is None else backend.asarray(mask, dtype=bool)
     r = backend.asarray(rng.normal(size=(batch, *layer.out_shape)))

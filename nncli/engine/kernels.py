@@ -67,7 +67,8 @@ def adam(p, g, m, v, beta1, beta2, learning_rate, epsilon, t, decay=1.0) -> None
     step = learning_rate / (1 - beta1**t)
     f = p.dtype.type
     _kernels.adam(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), f(1 - beta1),
-                  f(beta2), f(1 - beta2), f(epsilon * root), f(1 / (step * root)), f(decay))  # fmt: skip
+                  f(beta2), f(1 - beta2), f(epsilon * root), f(1 / (step * root)),
+                  f(decay))  # fmt: skip
 
 
 def lstm_cell(t, c, c_out) -> None:  # noqa: ANN001

@@ -107,7 +107,9 @@ class Huber(Loss):
         return self.w * xp.clip(self.diff, -self.delta, self.delta) / self.k
 
     def config(self) -> str | dict[str, Any]:
-        return self.type_name if self.delta == 1.0 else {"type": self.type_name, "delta": self.delta}
+        return (
+            self.type_name if self.delta == 1.0 else {"type": self.type_name, "delta": self.delta}
+        )
 
 
 @LOSSES.register("cross_entropy")
