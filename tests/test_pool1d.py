@@ -41,3 +41,15 @@ def test_ties_send_the_gradient_to_the_first_maximum():
 def test_padding_is_at_most_half_the_pool():
     with pytest.raises(SpecError, match="at most half the pool size 2, got 2"):
         MaxPool1D(pool_size=2, padding=2)
+
+
+@pytest.mark.parametrize("kind", [MaxPool1D, AvgPool1D])
+def test_masked_steps_count_as_padding(kind):
+    layer = kind(pool_size=2)
+    layer.build((6, 1), F64, np.random.default_rng(0))
+    x = np.array([[[-3.0], [-1.0], [-2.0], [7.0], [7.0], [7.0]]])
+    layer.mask = np.array([[True, True, True, False, False, False]])
+    y = layer.forward(x)[0, :, 0]
+    want = [-1.0, -2.0, 0.0] if kind is MaxPool1D else [-2.0, -1.0, 0.0]
+    np.testing.assert_array_equal(y, want)
+    assert not layer.backward(np.ones((1, 3, 1)))[0, 3:].any()

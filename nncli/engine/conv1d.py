@@ -12,7 +12,7 @@ from nncli.engine import checks
 from nncli.engine.initializers import make_initializer
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
-from nncli.errors import SpecError
+from nncli.errors import ShapeError, SpecError
 
 
 def padding_arg(value: Any) -> str | int:
@@ -67,6 +67,17 @@ class TimeWindows:
             real |= padded[:, self.tap(j, out)]
         return real
 
+    def real_steps(self, label: str, mask: Any, x: Any) -> Any:
+        """The (N, T, 1) booleans of a masked batch's real steps, or None without a mask."""
+        if mask is None:
+            return None
+        if tuple(mask.shape) != tuple(x.shape[:2]):
+            raise ShapeError(
+                f"{label} expects a padding mask of shape {tuple(x.shape[:2])}, "
+                f"got {tuple(mask.shape)}"
+            )
+        return array_module(x).asarray(mask, dtype=bool)[..., None]
+
     def check_length(self, label: str, steps: int) -> int:
         left, right, out = self.plan(steps)
         if out < 1:
@@ -81,8 +92,9 @@ class Conv1D(Layer):
     x (N, T, F) -> y (N, T', filters); weight (filters, F, k), bias (filters,). As one matrix
     product (im2col over time): cols (N T', F k) holds every window, z = cols W^T + b;
     backward dW = dz^T cols, dcols = dz W, each tap of dcols added back onto the steps it read.
-    The steps T may differ from batch to batch (padded sequences); a padding mask becomes the
-    output's mask (a step is real when its window reads a real step).
+    The steps T may differ from batch to batch (padded sequences); with a padding mask the
+    padded steps read as zeros and the mask becomes the output's (a step is real when its
+    window reads a real step).
     """
 
     examples: ClassVar = [
@@ -135,7 +147,9 @@ class Conv1D(Layer):
         xp, win = self.backend.xp, self.windows
         left, right, out = win.plan(x.shape[1])
         win.check_length(self.label, x.shape[1])
-        padded = win.pad(x, left, right)
+        # padded steps of a masked batch read as zeros, as the padding beyond the ends does
+        self.real = win.real_steps(self.label, self.mask, x)
+        padded = win.pad(x if self.real is None else x * self.real, left, right)
         self.cols = xp.stack([padded[:, win.tap(j, out)] for j in range(win.size)], axis=-1)
         self.geometry = (x.shape, left, padded.shape[1], out)
         z = (
@@ -160,7 +174,8 @@ class Conv1D(Layer):
         dx = xp.zeros((n, padded_steps, channels), dtype=dy.dtype)
         for j in range(win.size):
             dx[:, win.tap(j, out)] += dcols[..., j]
-        return dx[:, left : left + steps]
+        dx = dx[:, left : left + steps]
+        return dx if self.real is None else dx * self.real
 
     def output_mask(self, mask: Any) -> Any:
         return self.windows.output_mask(mask)

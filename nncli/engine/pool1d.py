@@ -16,7 +16,8 @@ from nncli.errors import SpecError
 class Pool1D(Layer):
     """x (N, T, F) -> y (N, T', F), one value per window and feature. ``strides`` defaults to
     ``pool_size``; ``padding`` is ``valid``, ``same`` or an integer at most half the pool size
-    (as in PyTorch), so every window holds an input step. The steps may differ between batches."""
+    (as in PyTorch), so every window holds an input step. The steps may differ between batches;
+    a padding mask's padded steps count as padding (-inf for max, 0 for the average)."""
 
     fill = 0.0  # the value of padded steps
     any_steps = True
@@ -45,6 +46,9 @@ class Pool1D(Layer):
         win = self.windows
         left, right, out = win.plan(x.shape[1])
         win.check_length(self.label, x.shape[1])
+        self.real = win.real_steps(self.label, self.mask, x)  # padded steps count as padding
+        if self.real is not None:
+            x = self.backend.xp.where(self.real, x, self.fill)
         self.padded = win.pad(x, left, right, self.fill)
         self.geometry = (x.shape[1], left, out)
         return [self.padded[:, win.tap(j, out)] for j in range(win.size)]
@@ -55,7 +59,8 @@ class Pool1D(Layer):
         dx = self.backend.xp.zeros(self.padded.shape, dtype=parts[0].dtype)
         for j, part in enumerate(parts):
             dx[:, self.windows.tap(j, out)] += part
-        return dx[:, left : left + steps]
+        dx = dx[:, left : left + steps]
+        return dx if self.real is None else dx * self.real
 
     def output_mask(self, mask: Any) -> Any:
         return self.windows.output_mask(mask)
@@ -81,6 +86,8 @@ class MaxPool1D(Pool1D):
         self.y = self.taps[0].copy()
         for tap in self.taps[1:]:
             self.backend.xp.maximum(self.y, tap, out=self.y)
+        if self.real is not None:  # a window of padded steps alone gives 0, not -inf
+            self.y[~self.output_mask(self.mask)] = 0
         return self.y
 
     def backward(self, dy: Any) -> Any:
