@@ -58,9 +58,15 @@ class Embedding(Layer):
         return self.params["weight"][self.ids]
 
     def backward(self, dy: Any) -> Any:
-        xp, dw = self.backend.xp, self.grads["weight"]
+        dw = self.grads["weight"]
         dw[...] = 0
-        xp.add.at(dw, self.ids.reshape(-1), dy.reshape(-1, self.output_dim))
+        ids, rows = self.ids.reshape(-1), dy.reshape(-1, self.output_dim)
+        if self.backend.name == "cpu":
+            np.add.at(dw, ids, rows)  # repeated ids add up (plain indexing would keep one)
+        else:
+            import cupyx  # noqa: PLC0415 - only on the GPU
+
+            cupyx.scatter_add(dw, ids, rows)
         return None
 
     def config(self) -> dict[str, Any]:

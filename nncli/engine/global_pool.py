@@ -90,8 +90,8 @@ class GlobalMaxPool(GlobalPool):
         xp = self.backend.xp
         n, c = dy.shape
         length = int(np.prod(self.shape[2:])) if len(self.axes) == 2 else self.shape[1]
-        dflat = xp.zeros((n, c, length), dtype=dy.dtype)
-        xp.put_along_axis(dflat, self.argmax[..., None], dy[..., None], axis=-1)
+        hit = xp.arange(length) == self.argmax[..., None]  # (N, C, length): one True a row
+        dflat = hit * dy[..., None]
         if len(self.axes) == 2:
             return dflat.reshape(self.shape)
         return dflat.transpose(0, 2, 1).copy()
