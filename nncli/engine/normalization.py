@@ -97,9 +97,8 @@ class BatchNorm(Layer):
 
     def backward(self, dy: Any) -> Any:
         shape = self.broadcast
-        reduce = tuple(a for a in range(dy.ndim) if a != (1 if dy.ndim == 4 else dy.ndim - 1))
-        self.grads["weight"][...] = (dy * self.xhat).sum(axis=reduce)
-        self.grads["bias"][...] = dy.sum(axis=reduce)
+        self.grads["weight"][...] = (dy * self.xhat).sum(axis=self.axes)
+        self.grads["bias"][...] = dy.sum(axis=self.axes)
         dxhat = dy * self.params["weight"].reshape(shape)
         if not self.training:
             return dxhat * self.inv
