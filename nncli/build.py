@@ -64,6 +64,9 @@ def network(
 
 def loss(spec: Any) -> Loss:
     try:
+        if isinstance(spec.loss, dict):
+            settings = dict(spec.loss)
+            return LOSSES.create(settings.pop("type"), settings)
         return LOSSES.create(spec.loss)
     except NncliError as exc:
         exc.field = None

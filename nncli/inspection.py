@@ -27,10 +27,14 @@ def _is_checkpoint(path: Path) -> bool:
 
 def _summary(net: Any, title: str, extra: dict[str, Any]) -> dict[str, Any]:
     rows = net.summary()
-    count = net.parameter_count()
+    trainable = net.parameter_count()
+    frozen = sum(r["non_trainable"] for r in rows)  # running statistics (batchnorm)
+    count = trainable + frozen
     itemsize = np.dtype(net.backend.dtype).itemsize
-    footer = {
-        "total parameters": f"{count:,}",
+    footer = {"total parameters": f"{count:,}"}
+    if frozen:
+        footer |= {"trainable": f"{trainable:,}", "non-trainable": f"{frozen:,}"}
+    footer |= {
         "memory": f"{count * itemsize / 1024:.1f} KiB ({np.dtype(net.backend.dtype).name})",
         **extra,
     }
@@ -40,6 +44,8 @@ def _summary(net: Any, title: str, extra: dict[str, Any]) -> dict[str, Any]:
         "input_shape": ["N", *net.input_shape],
         "layers": rows,
         "total_params": count,
+        "trainable_params": trainable,
+        "non_trainable_params": frozen,
         "footer": footer,
         "warnings": warnings,
     }
@@ -62,7 +68,7 @@ def _spec_network(spec: Any, data_file: Path | None) -> tuple[Any, Any]:
             update={"path": Path(data_file).resolve(), "validation": None, "test": None}
         )
     line_of = spec.line_of if data_file is None else None  # --data: not the spec's file
-    ds = data.load(cfg, spec.base_dir, spec.seed, spec.loss, line_of=line_of)
+    ds = data.load(cfg, spec.base_dir, spec.seed, spec.loss_name, line_of=line_of)
     shape = input_shape(spec, ds)  # model.input must agree with the data, as in train
     return build.network(spec, shape, ds.output_width, backend), ds
 

@@ -49,9 +49,18 @@ def _layer_records(net: Sequential) -> list[checkpoint.LayerRecord]:
             type=layer.type_name,
             config=layer.config(),
             params={k: net.backend.to_host(v) for k, v in layer.params.items()},
+            state={k: net.backend.to_host(v) for k, v in layer.state.items()},
         )
         for layer in net.layers
     ]
+
+
+def _loss_settings(loss: Loss) -> dict[str, Any]:
+    """``{"loss_settings": {...}}`` for a loss with settings (label_smoothing), else nothing."""
+    cfg = loss.config()
+    if not isinstance(cfg, dict):
+        return {}
+    return {"loss_settings": {k: v for k, v in cfg.items() if k != "type"}}
 
 
 def history_columns(history: History) -> dict[str, np.ndarray]:
@@ -94,7 +103,7 @@ def save(
         spec_yaml=spec_yaml,
         layers=_layer_records(net),
         optimizer=record,
-        data={**data, "loss": loss.type_name},
+        data={**data, "loss": loss.type_name, **_loss_settings(loss)},
         training=training,
     )
     checkpoint.save(path, ckpt)
@@ -140,9 +149,13 @@ def load(path: str | Path, device: str = "cpu", dtype: str | None = None) -> Mod
         configs = [dict(layer.config) for layer in sorted(ckpt.layers, key=lambda r: r.index)]
         net = Sequential(configs, input_shape, backend=backend)
         net.set_weights(
-            {f"{r.index}.{r.type}.{k}": v for r in ckpt.layers for k, v in r.params.items()}
+            {
+                f"{r.index}.{r.type}.{k}": v
+                for r in ckpt.layers
+                for k, v in {**r.params, **r.state}.items()
+            }
         )
-        loss = LOSSES.create(str(data["loss"]))
+        loss = LOSSES.create(str(data["loss"]), data.get("loss_settings"))
     except NncliError as exc:
         raise CheckpointError(
             f"the checkpoint's model cannot be rebuilt: {exc}", where=str(path)

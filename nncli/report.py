@@ -111,6 +111,8 @@ def summary_table(rows: list[dict[str, Any]], title: str, footer: dict[str, Any]
         shape = "(" + ", ".join(map(str, r["output_shape"])) + ")"
         split = f"{r['weights']:,} + {r['biases']:,}" if r["params"] else ""
         table.add_row(str(r["index"]), name, shape, f"{r['params']:,}", split)
+        if r.get("non_trainable"):
+            table.add_row("", f"  [dim]+ {r['non_trainable']:,} non-trainable[/dim]", "", "", "")
         for note in merged_notes(r.get("notes", [])):
             table.add_row("", f"  [dim]{note}[/dim]", "", "", "")
     table.caption = "  ".join(f"{k}: {v}" for k, v in footer.items())

@@ -70,7 +70,7 @@ def _backend(spec: Any, device: str | None) -> tuple[Backend, str]:
 
 def _dataset(spec: Any, skip_bad: bool, warn: Callable[[str], None] | None) -> Dataset:
     ds = data.load(
-        spec.data, spec.base_dir, spec.seed, spec.loss, skip_bad=skip_bad, line_of=spec.line_of
+        spec.data, spec.base_dir, spec.seed, spec.loss_name, skip_bad=skip_bad, line_of=spec.line_of
     )
     for note in ds.warnings if warn else ():
         warn(note)

@@ -44,6 +44,7 @@ from nncli.spec_models import (
     Version,
     default_optimizer,
     elsewhere,
+    loss_name,
     short,
 )
 from nncli.spec_models import DEFAULT_OPTIMIZER as DEFAULT_OPTIMIZER
@@ -75,6 +76,11 @@ class Spec(Section):
     def source(self) -> Path | None:
         """The spec file (absolute), or None for a spec read from text."""
         return self._source
+
+    @property
+    def loss_name(self) -> str:
+        """The loss's name (``loss`` may be ``{type, **settings}``)."""
+        return loss_name(self.loss)
 
     @property
     def base_dir(self) -> Path:

@@ -353,11 +353,25 @@ def _optimizer(value: Any) -> dict[str, Any]:
     return dict(built.config()) if hasattr(built, "config") else entry
 
 
-def _loss(value: Any) -> str:
-    """A loss name; ``{type: name}`` is read as the name (losses take no settings)."""
+def _loss(value: Any) -> str | dict[str, Any]:
+    """A loss name, or ``{type, **settings}`` for a loss with settings (``{type: name}`` alone
+    is read as the name)."""
     if isinstance(value, dict) and list(value) == ["type"]:
         value = value["type"]
-    return LOSSES.get(value, field=None).type_name
+    if not isinstance(value, dict):
+        try:
+            return LOSSES.get(value, field=None).type_name
+        except SpecError as exc:
+            raise Invalid.one(exc.message) from None
+    entry, _, problems = _build(LOSSES, value)
+    if problems:
+        raise Invalid(problems)
+    return entry
+
+
+def loss_name(loss: str | dict[str, Any]) -> str:
+    """The name of a spec's ``loss`` (a name or ``{type, **settings}``)."""
+    return loss["type"] if isinstance(loss, dict) else loss
 
 
 class ModelSpec(Section):
@@ -418,7 +432,7 @@ Version = Annotated[int, _checked(_version)]
 SpecName = Annotated[str | None, _checked(_spec_name, optional=True)]
 Device = Annotated[str, _choice("cpu", "gpu", "auto")]
 Dtype = Annotated[str, _choice("float32", "float64")]
-Loss = Annotated[str, _checked(_loss)]
+Loss = Annotated[str | dict[str, Any], PlainValidator(_loss)]
 Optimizer = Annotated[dict[str, Any], PlainValidator(_optimizer)]
 
 

@@ -587,3 +587,30 @@ def test_expected_shapes_runs_before_arrays_are_read(saved):
         raise CheckpointError("spec wants (5, 3)", where=str(saved))
 
     refused(saved, "spec wants (5, 3)", expected_shapes=veto)  # not the checksum error
+
+
+def test_layer_state_round_trips_beside_the_parameters(tmp_path):
+    ckpt = make_checkpoint()
+    running = {"running_mean": np.array([0.5, -1.0], "f4"), "running_var": np.array([2.0, 3.0])}
+    ckpt.layers.append(
+        LayerRecord(3, "batchnorm", {"momentum": 0.1}, {"weight": np.ones(2)}, dict(running))
+    )
+    path = tmp_path / "model.h5"
+    save(path, ckpt)
+    with h5py.File(path, "r") as f:
+        assert sorted(f["model/3.batchnorm/state"]) == ["running_mean", "running_var"]
+        assert "state" not in f["model/0.dense"]  # layers without state write none
+    got = load(path)
+    assert_tree_equal(got.layers[3].state, running)
+    assert list(got.layers[3].params) == ["weight"]
+    assert got.layers[0].state == {}
+
+
+def test_changed_state_fails_its_checksum(tmp_path):
+    ckpt = make_checkpoint()
+    ckpt.layers[2].state = {"running_var": np.ones(2)}
+    path = tmp_path / "model.h5"
+    save(path, ckpt)
+    with h5py.File(path, "a") as f:
+        f["model/2.dense/state/running_var"][0] = 5.0
+    refused(path, "checksum mismatch", "running_var")

@@ -9,7 +9,7 @@ import pytest
 
 from nncli.backend import get_backend
 from nncli.engine import kernels
-from nncli.engine.optimizers import Adam
+from nncli.engine.optimizers import Adam, AdamW
 from nncli.engine.recurrent import LSTM
 
 pytest.importorskip("numba")
@@ -26,12 +26,13 @@ def numpy_only(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_adam_kernel_gives_the_numpy_update_bit_for_bit(numpy_only, dtype):
+@pytest.mark.parametrize("kind", [Adam, AdamW])
+def test_adam_kernel_gives_the_numpy_update_bit_for_bit(numpy_only, dtype, kind):
     results = []
     for on in (True, False):
         numpy_only(on)
         p = np.random.default_rng(5).standard_normal(kernels.MIN_SIZE * 3).astype(dtype)
-        opt, rng = Adam(learning_rate=1e-3), np.random.default_rng(1)
+        opt, rng = kind(learning_rate=1e-3), np.random.default_rng(1)
         for _ in range(4):
             opt.step({"w": p}, {"w": rng.standard_normal(p.size).astype(dtype)})
         results.append((p, opt.state["w"]["m"], opt.state["w"]["v"]))

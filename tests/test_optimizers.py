@@ -101,3 +101,29 @@ def test_bad_settings_name_the_field():
         OPTIMIZERS.create("adam", {"learnig_rate": 0.1})
     with pytest.raises(SpecError, match="did you mean 'adam'"):
         OPTIMIZERS.create("adma")
+
+
+@pytest.mark.parametrize("weight_decay", [0.01, 0.3])
+def test_adamw_matches_torch(weight_decay):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=(3, 4))
+    tp = torch.tensor(p.copy(), requires_grad=True)
+    ref = torch.optim.AdamW([tp], lr=0.01, weight_decay=weight_decay)
+    ours = OPTIMIZERS.create("adamw", {"learning_rate": 0.01, "weight_decay": weight_decay})
+    for _ in range(5):
+        g = rng.normal(size=p.shape)
+        ours.step({"w": p}, {"w": g})
+        tp.grad = torch.tensor(g)
+        ref.step()
+    np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours.state["w"]["v"], ref.state[tp]["exp_avg_sq"].numpy())
+
+
+def test_adamw_decay_is_decoupled_from_the_gradient():
+    p = np.array([2.0])
+    opt = OPTIMIZERS.create("adamw", {"learning_rate": 0.1, "weight_decay": 0.5})
+    opt.step({"w": p}, {"w": np.array([0.0])})  # m = v = 0: only the decay moves p
+    assert p[0] == pytest.approx(2.0 * (1 - 0.1 * 0.5))
+    assert opt.config()["weight_decay"] == 0.5 and opt.state["w"]["m"][0] == 0.0
+    assert OPTIMIZERS.create("adamw").weight_decay == 0.01

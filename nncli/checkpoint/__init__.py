@@ -8,6 +8,10 @@ Layout (format_version 1); every name is a hard link, every dataset contiguous a
     /model/<i>.<type>           one group per layer, i = 0..n-1; attrs index (int), type,
                                 config (the layer's config as JSON text)
     /model/<i>.<type>/<param>   numeric dataset, e.g. /model/0.dense/weight (out, in)
+    /model/<i>.<type>/state/<name>
+                                only for layers with non-trainable state: numeric dataset,
+                                e.g. /model/1.batchnorm/state/running_var (C,); files
+                                without it load as layers without state
     /optimizer                  only when saved; attrs type, step (int)
     /optimizer/<i>.<type>/<param>/<slot>
                                 numeric dataset: slot "m" of parameter "0.dense.weight" is

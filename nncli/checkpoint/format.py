@@ -25,6 +25,7 @@ class LayerRecord:
     type: str
     config: dict
     params: dict[str, np.ndarray] = field(default_factory=dict)
+    state: dict[str, np.ndarray] = field(default_factory=dict)  # non-trainable, e.g. running_var
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Checkpoint:
 
 
 LayerMeta = tuple[int, str, dict, dict[str, tuple[int, ...]]]
+STATE_GROUP = "state"  # /model/<i>.<type>/state/<name>: a layer's non-trainable arrays
 _NUMERIC = {"array": ("biuf", None), "int": ("iu", 0), "ints": ("iu", 1)}
 _NUMERIC |= {"float": ("f", 0), "floats": ("f", 1), "bool": ("b", 0)}
 _TEXT = {"str": 0, "strs": 1}

@@ -20,6 +20,7 @@ from nncli.checkpoint.format import (
     FORMAT_VERSION,
     HDF5_SIGNATURE,
     MAX_DEPTH,
+    STATE_GROUP,
     Checkpoint,
     LayerMeta,
     LayerRecord,
@@ -54,7 +55,7 @@ def load(
         layers = reader.guarded(reader.layers_meta)
         if expected_shapes is not None:
             expected_shapes(
-                [(i, t, c, {n: d.shape for n, d in p.items()}) for i, t, c, p in layers]
+                [(i, t, c, {n: d.shape for n, d in p.items()}) for i, t, c, p, _ in layers]
             )
         return reader.guarded(reader.body, layers)
 
@@ -108,7 +109,8 @@ class _Reader:
         except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
             raise self.bad(f"damaged checkpoint ({e})") from e
 
-    def layers_meta(self) -> list[tuple[int, str, dict, dict[str, h5py.Dataset]]]:
+    def layers_meta(self) -> list[tuple[int, str, dict, dict[str, Any], dict[str, Any]]]:
+        """(index, type, config, parameter datasets, state datasets) per layer, in order."""
         f = self.f
         if "format" not in f.attrs:
             raise self.bad("not an nncli checkpoint (no 'format' attribute)")
@@ -139,7 +141,12 @@ class _Reader:
             config = json.loads(self.attr(group, "config", str))
             if not isinstance(config, dict):
                 raise self.bad("config is not a JSON object", group.name)
-            layers.append((index, kind, config, {p: self.numeric(group, p) for p in group}))
+            params = {p: self.numeric(group, p) for p in group if p != STATE_GROUP}
+            state = {}
+            if STATE_GROUP in group:
+                held = self.group(group, STATE_GROUP)
+                state = {s: self.numeric(held, s) for s in held}
+            layers.append((index, kind, config, params, state))
         layers.sort(key=lambda layer: layer[0])
         if (indices := [layer[0] for layer in layers]) != list(range(len(layers))):
             raise self.bad(f"layer indices are {indices}, expected 0..n-1", "/model")
@@ -254,8 +261,14 @@ class _Reader:
     def body(self, layers: list) -> Checkpoint:
         f = self.f
         records = [
-            LayerRecord(i, t, c, {n: self.array(ds) for n, ds in p.items()})
-            for i, t, c, p in layers
+            LayerRecord(
+                i,
+                t,
+                c,
+                {n: self.array(ds) for n, ds in p.items()},
+                {n: self.array(ds) for n, ds in s.items()},
+            )
+            for i, t, c, p, s in layers
         ]
         optimizer = None
         if "optimizer" in f:

@@ -18,6 +18,7 @@ from nncli.checkpoint.format import (
     _TEXT,
     FORMAT,
     FORMAT_VERSION,
+    STATE_GROUP,
     Checkpoint,
     _check_name,
     _digest_array,
@@ -93,7 +94,13 @@ def _write(f: h5py.File, ckpt: Checkpoint, meta: dict) -> None:
         _set_attr(group, "type", layer.type)
         _set_attr(group, "config", json.dumps(layer.config, default=_json_default))
         for name, value in layer.params.items():
+            if name == STATE_GROUP:
+                raise ValueError(f"parameter name {name!r} is reserved for the layer's state")
             _write_array(group, _check_name(name, "parameter name"), value)
+        if layer.state:
+            state = group.create_group(STATE_GROUP, track_order=True)
+            for name, value in layer.state.items():
+                _write_array(state, _check_name(name, "state name"), value)
     if ckpt.optimizer is not None:
         opt = f.create_group("optimizer", track_order=True)
         _set_attr(opt, "type", ckpt.optimizer.type)

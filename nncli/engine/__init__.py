@@ -6,12 +6,17 @@ Importing this package registers every layer, activation, loss, optimizer and in
 from nncli.engine import (  # noqa: F401  (convolution and pooling layers)
     activations,
     conv,
+    conv1d,
     dense,
     dropout,
+    embedding,
+    global_pool,
     initializers,
     losses,
+    normalization,
     optimizers,
     pool,
+    pool1d,
     recurrent,  # noqa: F401  (rnn, lstm, gru)
     shape,
 )

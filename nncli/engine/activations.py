@@ -13,6 +13,7 @@ from nncli.backend import array_module
 from nncli.engine import checks
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import ACTIVATIONS, LAYERS
+from nncli.engine.special import erf
 from nncli.errors import SpecError
 
 
@@ -168,6 +169,44 @@ class Sin(Activation):
 
     def backward(self, dy: Any) -> Any:
         return dy * array_module(dy).cos(self.z)
+
+
+_INV_SQRT2 = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327
+
+
+@ACTIVATIONS.register("gelu")
+class GELU(Activation):
+    """a = z Phi(z), Phi(z) = (1 + erf(z / sqrt 2)) / 2 (exact, as PyTorch's default);
+    da/dz = Phi(z) + z phi(z), phi the standard normal density"""
+
+    def forward(self, z: Any) -> Any:
+        self.z = z
+        self.phi_cdf = 0.5 * (1.0 + erf(z * _INV_SQRT2))
+        return z * self.phi_cdf
+
+    def backward(self, dy: Any) -> Any:
+        xp = array_module(dy)
+        density = _INV_SQRT_2PI * xp.exp(-0.5 * self.z * self.z)
+        return dy * (self.phi_cdf + self.z * density)
+
+
+@ACTIVATIONS.register("silu")
+class SiLU(Activation):
+    """a = z sigmoid(z); da/dz = s (1 + z (1 - s)), s = sigmoid(z)"""
+
+    def forward(self, z: Any) -> Any:
+        self.z = z
+        self.s = sigmoid(z)
+        return z * self.s
+
+    def backward(self, dy: Any) -> Any:
+        return dy * self.s * (1 + self.z * (1 - self.s))
+
+
+@ACTIVATIONS.register("swish")
+class Swish(SiLU):
+    """Another name for silu (Keras and TensorFlow call it swish)."""
 
 
 def make_activation(spec: str | dict[str, Any] | Activation) -> Activation:

@@ -58,15 +58,17 @@ def usable(*arrays: Any) -> bool:
     return bool(_load())
 
 
-def adam(p, g, m, v, beta1, beta2, learning_rate, epsilon, t) -> None:  # noqa: ANN001
-    """Adam's update of ``optimizers.Adam.update``, in place, in one pass."""
+def adam(p, g, m, v, beta1, beta2, learning_rate, epsilon, t, decay=1.0) -> None:  # noqa: ANN001
+    """Adam's update of ``optimizers.Adam.update``, in place, in one pass; ``decay`` multiplies
+    p first (AdamW's 1 - lr weight_decay; 1 for Adam leaves p exactly as it is)."""
     import math
 
     root = math.sqrt(1 - beta2**t)
     step = learning_rate / (1 - beta1**t)
     f = p.dtype.type
     _kernels.adam(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), f(1 - beta1),
-                  f(beta2), f(1 - beta2), f(epsilon * root), f(1 / (step * root)))  # fmt: skip
+                  f(beta2), f(1 - beta2), f(epsilon * root), f(1 / (step * root)),
+                  f(decay))  # fmt: skip
 
 
 def lstm_cell(t, c, c_out) -> None:  # noqa: ANN001
@@ -87,8 +89,9 @@ def _compile() -> Any:
     jit = numba.njit(cache=True, error_model="numpy", nogil=True)
 
     @jit
-    def adam_kernel(p, g, m, v, a1, b2, a2, e2, k):  # noqa: ANN001
+    def adam_kernel(p, g, m, v, a1, b2, a2, e2, k, decay):  # noqa: ANN001
         for j in range(p.size):
+            p[j] *= decay
             gj = g[j]
             mj = m[j] + (gj - m[j]) * a1
             vj = v[j] * b2 + (gj * gj) * a2

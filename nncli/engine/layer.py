@@ -3,6 +3,10 @@
 A layer owns ``params`` and ``grads`` (same keys and shapes), makes its parameters in ``build``
 from the input shape (batch left out), keeps in ``forward`` what ``backward`` needs, and in
 ``backward`` fills ``grads`` and returns the gradient with respect to its input.
+
+``state`` holds non-trainable arrays (batchnorm's running statistics): made in ``_build`` like
+the parameters, changed only by ``forward(training=True)``, never by an optimizer, and saved and
+restored beside the parameters. Most layers have none.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ class Layer:
     # Layers that act on the last axis alone (dense, dropout, activations) take any middle axes:
     # after a recurrent layer with return_sequences the steps T differ from batch to batch
     any_steps: ClassVar[bool] = False
+    # the input is integer ids below this setting's value (embedding), not real numbers: the
+    # gradient check draws ids and checks no input gradient
+    integer_input: ClassVar[str | None] = None
 
     def __init__(self, activation: str | dict | None = None):
         from nncli.engine.activations import make_activation
@@ -34,6 +41,7 @@ class Layer:
         self.activation = make_activation(activation) if activation is not None else None
         self.params: dict[str, Any] = {}
         self.grads: dict[str, Any] = {}
+        self.state: dict[str, Any] = {}  # non-trainable arrays, e.g. running statistics
         self.in_shape: Shape | None = None
         self.out_shape: Shape | None = None
         self.backend: Backend | None = None
@@ -52,6 +60,11 @@ class Layer:
 
     def backward(self, dy: Any) -> Any:
         raise NotImplementedError
+
+    def output_mask(self, mask: Any) -> Any:
+        """The (N, T') padding mask of this layer's output from its input's (N, T) one: the
+        same for layers that keep the steps; windows over time (conv1d, pools) change it."""
+        return mask
 
     def config(self) -> dict[str, Any]:
         """The spec keys that rebuild this layer."""
@@ -72,6 +85,8 @@ class Layer:
         self.out_shape = tuple(int(d) for d in self._build(self.in_shape, rng))
         self.params = {k: backend.asarray(v) for k, v in self.params.items()}
         self.grads = {k: backend.xp.zeros_like(v) for k, v in self.params.items()}
+        self.state = {k: backend.asarray(v) for k, v in self.state.items()}
+        assert not set(self.state) & set(self.params), "state and parameter names overlap"
         return self.out_shape
 
     def check_input(self, x: Any) -> None:
@@ -101,6 +116,10 @@ class Layer:
 
     def parameter_count(self) -> int:
         return int(sum(int(np.prod(p.shape)) for p in self.params.values()))
+
+    def state_count(self) -> int:
+        """Non-trainable values (running statistics)."""
+        return int(sum(int(np.prod(a.shape)) for a in self.state.values()))
 
     def __repr__(self) -> str:
         count = self.parameter_count()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from nncli.backend import array_module
+from nncli.engine import checks
 from nncli.engine.activations import sigmoid, softmax
 from nncli.engine.registry import LOSSES
 from nncli.errors import ShapeError
@@ -50,7 +51,8 @@ class Loss:
     def backward(self) -> Any:
         raise NotImplementedError
 
-    def config(self) -> str:
+    def config(self) -> str | dict[str, Any]:
+        """The name, or ``{type, **settings}`` when a setting differs from its default."""
         return self.type_name
 
 
@@ -83,16 +85,51 @@ class MeanAbsoluteError(Loss):
         return self.w * self.sign / self.k
 
 
-@LOSSES.register("cross_entropy")
-class CrossEntropy(Loss):
-    """L = mean over rows of -sum_k y_k log p_k; fused with softmax: dL/dz = (p sum y - y) / rows"""
+@LOSSES.register("huber")
+class Huber(Loss):
+    """L = mean of d^2 / 2 where |d| <= delta, else delta (|d| - delta / 2), d = p - y
+    (PyTorch's HuberLoss);  dL/dp = clip(d, -delta, delta) / (K rows)"""
 
-    fused_activation = "softmax"
-    task = "classification"
+    def __init__(self, delta: float = 1.0):
+        self.delta = checks.number("delta", delta, 0.0, low_open=True)
 
     def forward(self, y_pred, y_true, mask=None, logits=None):
         xp = array_module(y_pred)
         w = self._weights(y_pred, y_true, mask)
+        self.diff, self.k = y_pred - y_true, y_pred.shape[-1]
+        size = abs(self.diff)
+        linear = self.delta * (size - 0.5 * self.delta)
+        per = xp.where(size <= self.delta, 0.5 * self.diff * self.diff, linear)
+        return (w * per).sum() / self.k
+
+    def backward(self):
+        xp = array_module(self.diff)
+        return self.w * xp.clip(self.diff, -self.delta, self.delta) / self.k
+
+    def config(self) -> str | dict[str, Any]:
+        return (
+            self.type_name if self.delta == 1.0 else {"type": self.type_name, "delta": self.delta}
+        )
+
+
+@LOSSES.register("cross_entropy")
+class CrossEntropy(Loss):
+    """L = mean over rows of -sum_k y_k log p_k; fused with softmax: dL/dz = (p sum y - y) / rows
+
+    ``label_smoothing`` e: the targets become (1 - e) y + e / K first (PyTorch's semantics)."""
+
+    fused_activation = "softmax"
+    task = "classification"
+
+    def __init__(self, label_smoothing: float = 0.0):
+        self.label_smoothing = checks.number("label_smoothing", label_smoothing, 0.0, 1.0)
+
+    def forward(self, y_pred, y_true, mask=None, logits=None):
+        xp = array_module(y_pred)
+        w = self._weights(y_pred, y_true, mask)
+        if self.label_smoothing:
+            e = self.label_smoothing
+            y_true = (1 - e) * y_true + e / y_true.shape[-1]
         self.y, self.fused = y_true, logits is not None
         if self.fused:
             shifted = logits - logits.max(axis=-1, keepdims=True)
@@ -108,6 +145,11 @@ class CrossEntropy(Loss):
             return self.w * (self.p * self.y.sum(axis=-1, keepdims=True) - self.y)
         xp = array_module(self.p)
         return -self.w * self.y / xp.clip(self.p, CLIP, None)
+
+    def config(self) -> str | dict[str, Any]:
+        if not self.label_smoothing:
+            return self.type_name
+        return {"type": self.type_name, "label_smoothing": self.label_smoothing}
 
 
 @LOSSES.register("binary_cross_entropy")

@@ -61,13 +61,16 @@ class Sequential:
 
     # -- computation ---------------------------------------------------------------------------
     def forward(self, x: Any, training: bool = False, mask: Any = None) -> Any:
-        """(N, *input_shape) -> (N, *output_shape); ``mask`` (N, T) marks real sequence steps.
+        """(N, *input_shape) -> (N, *output_shape); ``mask`` (N, T) marks real sequence steps
+        (each layer gets the mask of its own input, see ``Layer.output_mask``).
 
         Each layer checks its own input shape, so a mismatch names the layer."""
         self._training = training
         for layer in self.layers:
             layer.mask = mask
             x = layer.forward(x, training)
+            if mask is not None:
+                mask = layer.output_mask(mask)
         return x
 
     def backward(self, dy: Any, input_grad: bool | None = None) -> Any:
@@ -160,17 +163,27 @@ class Sequential:
             for name in layer.params
         }
 
+    def named_state(self) -> dict[str, Any]:
+        """Non-trainable arrays, ``{"1.batchnorm.running_mean": array, ...}`` in layer order."""
+        return {
+            f"{layer.index}.{layer.type_name}.{name}": a
+            for layer in self.layers
+            for name, a in layer.state.items()
+        }
+
     def get_weights(self) -> dict[str, np.ndarray]:
-        """Host copies of every parameter."""
-        return {name: to_host(p).copy() for name, p in self.named_parameters().items()}
+        """Host copies of every parameter and every state array (what a snapshot restores)."""
+        arrays = {**self.named_parameters(), **self.named_state()}
+        return {name: to_host(p).copy() for name, p in arrays.items()}
 
     def set_weights(self, weights: dict[str, Any]) -> None:
-        """Copy host arrays into the parameters (in place, so optimizers keep their references)."""
-        params = self.named_parameters()
-        missing = sorted(set(params) - set(weights))
+        """Copy host arrays into the parameters and state (in place, so optimizers keep their
+        references)."""
+        arrays = {**self.named_parameters(), **self.named_state()}
+        missing = sorted(set(arrays) - set(weights))
         if missing:
             raise ShapeError(f"no weights given for {', '.join(missing)}")
-        for name, p in params.items():
+        for name, p in arrays.items():
             value = np.asarray(weights[name])
             if value.shape != tuple(p.shape):
                 raise ShapeError(f"{name}: expected shape {tuple(p.shape)}, got {value.shape}")
@@ -194,6 +207,7 @@ class Sequential:
                     "activation": layer.output_activation,
                     "output_shape": ["N", *layer.out_shape],
                     "params": layer.parameter_count(),
+                    "non_trainable": layer.state_count(),
                     "weights": weights,
                     "biases": layer.parameter_count() - weights,
                     "notes": list(getattr(layer, "size_notes", [])),

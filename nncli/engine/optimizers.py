@@ -57,6 +57,9 @@ class Optimizer:
 
     type_name = "optimizer"
     slots: tuple[str, ...] = ()
+    # True: ``update`` applies weight_decay to the parameters itself (AdamW), so it is not
+    # added to the gradient
+    decoupled_decay = False
 
     def __init__(
         self,
@@ -93,13 +96,13 @@ class Optimizer:
         self.step_count += 1
         if flat is not None:
             p, g = flat
-            if self.weight_decay:
+            if self.weight_decay and not self.decoupled_decay:
                 g = g + self.weight_decay * p
             self.update(p, g, self._flat(params))
         else:
             for name, p in params.items():
                 g = grads[name]
-                if self.weight_decay:
+                if self.weight_decay and not self.decoupled_decay:
                     g = g + self.weight_decay * p
                 if name not in self.state:
                     self.state[name] = {s: array_module(p).zeros_like(p) for s in self.slots}
@@ -237,15 +240,22 @@ class Adam(Optimizer):
         self.beta2 = checks.number("beta2", beta2, 0.0, 1.0, high_open=True)
         self.epsilon = checks.number("epsilon", epsilon, 0.0, low_open=True)
 
+    def decay(self) -> float:
+        """The factor p is multiplied by before the step (AdamW's decoupled weight decay)."""
+        return 1.0
+
     def update(self, p, g, state):
         # 12 whole-array passes, in place, through one scratch array (PyTorch's order of
         # operations up to float rounding): m += (1 - b1)(g - m); v = b2 v + (1 - b2) g^2;
         # p -= m / ((sqrt(v) + eps sqrt(c2)) / (lr sqrt(c2) / c1)), c_i = 1 - b_i^t
-        m, v, t = state["m"], state["v"], self.step_count
+        m, v, t, decay = state["m"], state["v"], self.step_count, self.decay()
         if kernels.usable(p, g, m, v):  # the same arithmetic in one fused pass (numba)
-            kernels.adam(p, g, m, v, self.beta1, self.beta2, self.learning_rate, self.epsilon, t)
+            lr, eps = self.learning_rate, self.epsilon
+            kernels.adam(p, g, m, v, self.beta1, self.beta2, lr, eps, t, decay)
             return
         xp, tmp = array_module(p), self._scratch(p)
+        if decay != 1.0:
+            p *= decay
         xp.subtract(g, m, out=tmp)
         tmp *= 1 - self.beta1
         m += tmp
@@ -263,6 +273,28 @@ class Adam(Optimizer):
 
     def extra_config(self):
         return {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
+
+
+@OPTIMIZERS.register("adamw")
+class AdamW(Adam):
+    """p *= 1 - lr weight_decay, then Adam's step on the plain gradient (PyTorch's AdamW:
+    the decay is decoupled from the moments)."""
+
+    decoupled_decay = True
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        weight_decay: float = 0.01,
+        clip_norm: float | None = None,
+    ):
+        super().__init__(learning_rate, beta1, beta2, epsilon, weight_decay, clip_norm)
+
+    def decay(self) -> float:
+        return 1.0 - self.learning_rate * self.weight_decay
 
 
 @OPTIMIZERS.register("rmsprop")

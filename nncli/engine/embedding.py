@@ -1,0 +1,76 @@
+"""Embedding: integer ids -> learned vectors."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nncli.backend import to_host
+from nncli.engine import checks
+from nncli.engine.initializers import make_initializer
+from nncli.engine.layer import Layer, Shape
+from nncli.engine.registry import LAYERS
+from nncli.errors import DataError
+
+
+@LAYERS.register("embedding")
+class Embedding(Layer):
+    """y[n, t] = weight[x[n, t]]
+
+    x (N, T) integer ids in [0, input_dim) -> y (N, T, output_dim); weight (input_dim,
+    output_dim). dW adds each step's dy onto its id's row; ids get no gradient (None back).
+    Ids are checked on the host: CuPy wraps an out-of-range index instead of raising.
+    """
+
+    examples: ClassVar = [({"input_dim": 5, "output_dim": 3}, (4,))]
+    any_steps = True
+    integer_input = "input_dim"
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        embeddings_initializer: str | dict | None = None,
+    ):
+        super().__init__(None)
+        self.input_dim = checks.positive_int("input_dim", input_dim)
+        self.output_dim = checks.positive_int("output_dim", output_dim)
+        self._custom_init = embeddings_initializer is not None
+        self.initializer = make_initializer(  # N(0, 1) by default, as PyTorch
+            embeddings_initializer or {"type": "normal", "std": 1.0}, None, "embeddings_initializer"
+        )
+
+    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+        shape = (self.input_dim, self.output_dim)
+        self.params["weight"] = self.initializer(shape, self.input_dim, self.output_dim, rng)
+        return (*in_shape, self.output_dim)
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        self.check_input(x)
+        ids = to_host(x)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.input_dim or (ids % 1).any()):
+            bad = ids[(ids < 0) | (ids >= self.input_dim) | (ids % 1 != 0)].ravel()[0]
+            raise DataError(
+                f"{self.label} expects integer ids in [0, {self.input_dim}), got {bad:g}"
+            )
+        self.ids = self.backend.xp.asarray(ids.astype(np.int64))
+        return self.params["weight"][self.ids]
+
+    def backward(self, dy: Any) -> Any:
+        dw = self.grads["weight"]
+        dw[...] = 0
+        ids, rows = self.ids.reshape(-1), dy.reshape(-1, self.output_dim)
+        if self.backend.name == "cpu":
+            np.add.at(dw, ids, rows)  # repeated ids add up (plain indexing would keep one)
+        else:
+            import cupyx  # noqa: PLC0415 - only on the GPU
+
+            cupyx.scatter_add(dw, ids, rows)
+        return None
+
+    def config(self) -> dict[str, Any]:
+        cfg = {"type": self.type_name, "input_dim": self.input_dim, "output_dim": self.output_dim}
+        if self._custom_init:
+            cfg["embeddings_initializer"] = self.initializer.config()
+        return cfg

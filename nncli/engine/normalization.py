@@ -1,0 +1,147 @@
+"""Batch and layer normalisation (PyTorch's BatchNorm1d/2d and LayerNorm)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nncli.engine import checks
+from nncli.engine.layer import Layer, Shape
+from nncli.engine.registry import LAYERS
+from nncli.errors import ShapeError
+
+
+def _normalize_backward(dxhat: Any, xhat: Any, inv: Any, w: Any, n: Any, axes: tuple) -> Any:
+    """dL/dx of xhat = (x - mu) inv, mu and var the (w-weighted) means over ``axes`` of n rows:
+    dx = inv (dxhat - w sum(dxhat) / n - w xhat sum(dxhat xhat) / n)."""
+    mean_d = dxhat.sum(axis=axes, keepdims=True) / n
+    mean_dx = (dxhat * xhat).sum(axis=axes, keepdims=True) / n
+    if w is None:
+        return inv * (dxhat - mean_d - xhat * mean_dx)
+    return inv * (dxhat - w * (mean_d + xhat * mean_dx))
+
+
+@LAYERS.register("batchnorm")
+class BatchNorm(Layer):
+    """y = weight (x - mean) / sqrt(var + epsilon) + bias, per feature or channel.
+
+    x (N, F): each feature over the batch; (N, C, H, W): each channel over N, H, W; (N, T, F):
+    each feature over N and the real steps T (a padding mask leaves padded steps out of the
+    statistics). weight, bias (C,); state running_mean, running_var (C,).
+    Training uses the batch's mean and biased variance and moves the running statistics by
+    ``momentum``: new = (1 - m) old + m batch, with the unbiased variance (as PyTorch);
+    inference uses the running statistics.
+    """
+
+    examples: ClassVar = [({}, (4,)), ({"momentum": 0.2}, (2, 3, 3)), ({}, (3, 4))]
+
+    def __init__(self, momentum: float = 0.1, epsilon: float = 1e-5):
+        super().__init__(None)
+        self.momentum = checks.number("momentum", momentum, 0.0, 1.0)
+        self.epsilon = checks.number("epsilon", epsilon, 0.0, low_open=True)
+
+    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+        if len(in_shape) not in (1, 2, 3):
+            raise ShapeError(f"{self.label} expects (N, F), (N, T, F) or (N, C, H, W) input")
+        channels = in_shape[0] if len(in_shape) == 3 else in_shape[-1]
+        self.axes = {1: (0,), 2: (0, 1), 3: (0, 2, 3)}[len(in_shape)]
+        self.broadcast = {1: (1, -1), 2: (1, 1, -1), 3: (1, -1, 1, 1)}[len(in_shape)]
+        self.any_steps = len(in_shape) == 2  # sequences: the steps differ between batches
+        self.params["weight"] = np.ones(channels)
+        self.params["bias"] = np.zeros(channels)
+        self.state["running_mean"] = np.zeros(channels)
+        self.state["running_var"] = np.ones(channels)
+        return in_shape
+
+    def _step_weights(self, x: Any) -> Any:
+        """(N, T, 1) ones at real steps for a masked sequence batch, else None."""
+        if self.mask is None or x.ndim != 3:
+            return None
+        if tuple(self.mask.shape) != tuple(x.shape[:2]):
+            raise ShapeError(
+                f"{self.label} expects a padding mask of shape {tuple(x.shape[:2])}, "
+                f"got {tuple(self.mask.shape)}"
+            )
+        return self.backend.xp.asarray(self.mask, dtype=x.dtype)[..., None]
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        self.check_input(x)
+        xp, shape = self.backend.xp, self.broadcast
+        weight, bias = self.params["weight"].reshape(shape), self.params["bias"].reshape(shape)
+        self.training = training
+        if not training:
+            self.inv = 1.0 / xp.sqrt(self.state["running_var"].reshape(shape) + self.epsilon)
+            self.xhat = (x - self.state["running_mean"].reshape(shape)) * self.inv
+            return self.xhat * weight + bias
+        self.w = self._step_weights(x)
+        xw = x if self.w is None else x * self.w
+        # values per channel; with a mask the real steps (one host sync a batch, as the loss)
+        self.n = x.size // self.params["weight"].size if self.w is None else float(self.w.sum())
+        self.n = max(self.n, 1)
+        mean = xw.sum(axis=self.axes, keepdims=True) / self.n
+        centred = x - mean
+        sq = centred * centred if self.w is None else centred * centred * self.w
+        var = sq.sum(axis=self.axes, keepdims=True) / self.n
+        self.inv = 1.0 / xp.sqrt(var + self.epsilon)
+        self.xhat = centred * self.inv
+        self._update_running(mean.reshape(-1), var.reshape(-1))
+        return self.xhat * weight + bias
+
+    def _update_running(self, mean: Any, var: Any) -> None:
+        m, n = self.momentum, self.n
+        unbiased = var * (n / max(n - 1, 1))
+        for key, batch in (("running_mean", mean), ("running_var", unbiased)):
+            self.state[key] *= 1 - m
+            self.state[key] += m * batch
+
+    def backward(self, dy: Any) -> Any:
+        shape = self.broadcast
+        self.grads["weight"][...] = (dy * self.xhat).sum(axis=self.axes)
+        self.grads["bias"][...] = dy.sum(axis=self.axes)
+        dxhat = dy * self.params["weight"].reshape(shape)
+        if not self.training:
+            return dxhat * self.inv
+        return _normalize_backward(dxhat, self.xhat, self.inv, self.w, self.n, self.axes)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.type_name, "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+@LAYERS.register("layernorm")
+class LayerNorm(Layer):
+    """y = weight (x - mean) / sqrt(var + epsilon) + bias over the last axis of each row.
+
+    x (N, ..., F) -> y (N, ..., F); weight, bias (F,); var is the biased variance (PyTorch).
+    """
+
+    examples: ClassVar = [({}, (5,)), ({"epsilon": 1e-3}, (3, 4))]
+    any_steps = True
+
+    def __init__(self, epsilon: float = 1e-5):
+        super().__init__(None)
+        self.epsilon = checks.number("epsilon", epsilon, 0.0, low_open=True)
+
+    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+        self.params["weight"] = np.ones(in_shape[-1])
+        self.params["bias"] = np.zeros(in_shape[-1])
+        return in_shape
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        self.check_input(x)
+        xp = self.backend.xp
+        centred = x - x.mean(axis=-1, keepdims=True)
+        var = (centred * centred).mean(axis=-1, keepdims=True)
+        self.inv = 1.0 / xp.sqrt(var + self.epsilon)
+        self.xhat = centred * self.inv
+        return self.xhat * self.params["weight"] + self.params["bias"]
+
+    def backward(self, dy: Any) -> Any:
+        rows = tuple(range(dy.ndim - 1))
+        self.grads["weight"][...] = (dy * self.xhat).sum(axis=rows)
+        self.grads["bias"][...] = dy.sum(axis=rows)
+        dxhat = dy * self.params["weight"]
+        return _normalize_backward(dxhat, self.xhat, self.inv, None, dy.shape[-1], (-1,))
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.type_name, "epsilon": self.epsilon}

@@ -1,0 +1,51 @@
+"""embedding: rows of the weight by id, the gradient added per id, ids checked on the host."""
+
+import numpy as np
+import pytest
+
+from nncli.backend import get_backend
+from nncli.engine.embedding import Embedding
+from nncli.errors import DataError, SpecError
+
+F64 = get_backend("cpu", "float64")
+
+
+def built(input_dim=6, output_dim=3, steps=4):
+    layer = Embedding(input_dim, output_dim)
+    layer.build((steps,), F64, np.random.default_rng(0))
+    return layer
+
+
+def test_matches_torch_forward_and_weight_gradient():
+    torch = pytest.importorskip("torch")
+    layer = built()
+    ref = torch.nn.Embedding(6, 3).double()
+    with torch.no_grad():  # the same layout: weight (input_dim, output_dim)
+        ref.weight.copy_(torch.tensor(layer.params["weight"]))
+    ids = np.array([[0, 5, 5, 2], [1, 1, 1, 3]])
+    out = ref(torch.tensor(ids))
+    r = np.random.default_rng(1).normal(size=out.shape)
+    (out * torch.tensor(r)).sum().backward()
+    np.testing.assert_array_equal(layer.forward(ids.astype(np.float64)), out.detach().numpy())
+    assert layer.backward(r) is None  # ids have no gradient
+    np.testing.assert_allclose(layer.grads["weight"], ref.weight.grad.numpy(), rtol=1e-12)
+
+
+def test_repeated_ids_add_their_gradients():
+    layer = built()
+    layer.forward(np.array([[2, 2, 2, 0]]))
+    layer.backward(np.ones((1, 4, 3)))
+    np.testing.assert_array_equal(layer.grads["weight"][:, 0], [1, 0, 3, 0, 0, 0])
+
+
+@pytest.mark.parametrize(("bad", "shown"), [(6, "got 6"), (-1, "got -1"), (1.5, "got 1.5")])
+def test_out_of_range_or_fractional_ids_are_data_errors(bad, shown):
+    layer = built()
+    with pytest.raises(DataError, match=rf"expects integer ids in \[0, 6\), {shown}"):
+        layer.forward(np.array([[0, 1, bad, 2]]))
+
+
+def test_settings_are_checked():
+    with pytest.raises(SpecError, match="positive integer"):
+        Embedding(0, 3)
+    assert Embedding(4, 2).config() == {"type": "embedding", "input_dim": 4, "output_dim": 2}
