@@ -166,7 +166,7 @@ def train(
             warn=_warn,  # on stderr even with --quiet: data was left out
         )
         if not quiet:
-            for line in result.summary_lines():
+            for line in report.train_summary(result):
                 out.print(line)
 
     run(action, debug)

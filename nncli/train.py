@@ -70,13 +70,31 @@ class EarlyStopping:
 
 
 @dataclass
+class EarlyStop:
+    """Why early stopping ended a run: ``epoch`` was the last trained, ``monitor`` had not
+    improved since ``best_epoch`` by more than ``patience`` epochs; ``restored``: the network
+    holds the best epoch's weights (else the last epoch's)."""
+
+    epoch: int
+    monitor: str
+    patience: int
+    best_epoch: int
+    best_value: float
+    restored: bool
+
+
+@dataclass
 class History:
-    """Per-epoch logs plus what early stopping found."""
+    """Per-epoch logs plus what early stopping found (``monitor``: the metric ``best_*`` is of;
+    ``restored``: the network ends with the best epoch's weights, not the last epoch's)."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
     best_value: float | None = None
     stopped_early: bool = False
+    monitor: str | None = None
+    early_stop: EarlyStop | None = None
+    restored: bool = False
     last_weights: dict[str, np.ndarray] | None = (
         None  # the last epoch's, when the best were restored
     )
@@ -227,11 +245,16 @@ def fit(
             stop = bool(cb.on_epoch_end(epoch, logs)) or stop
         if stop:
             history.stopped_early = epoch < epochs
+            if early_stopping is not None and wait > early_stopping.patience:
+                history.early_stop = _early_stop(history, early_stopping, epoch, best_weights)
             break
 
+    if early_stopping is not None:
+        history.monitor = early_stopping.monitor
     if early_stopping is not None and early_stopping.restore_best and best_weights is not None:
         history.last_weights = net.get_weights()  # what a resumed run continues from
         net.set_weights(best_weights)
+        history.restored = True
     for cb in callbacks:
         cb.on_train_end(history)
     return history
@@ -239,6 +262,19 @@ def fit(
 
 def _augment_with(augment: Callable, rng: np.random.Generator, xb: np.ndarray) -> np.ndarray:
     return augment(xb, rng)
+
+
+def _early_stop(
+    history: History, early_stopping: EarlyStopping, epoch: int, best_weights: Any
+) -> EarlyStop:
+    return EarlyStop(
+        epoch=epoch,
+        monitor=early_stopping.monitor,
+        patience=early_stopping.patience,
+        best_epoch=int(history.best_epoch),
+        best_value=float(history.best_value),
+        restored=early_stopping.restore_best and best_weights is not None,
+    )
 
 
 def _epochs_since_best(history: History) -> int:
