@@ -33,18 +33,6 @@ class TrainResult:
     files: list[Path] = field(default_factory=list)
     test: dict[str, float] | None = None  # metrics on the test part, when there is one
 
-    def summary_lines(self) -> list[str]:
-        last = self.history.epochs[-1] if self.history.epochs else {}
-        lines = []
-        if self.history.best_epoch is not None:
-            lines.append(f"best epoch {self.history.best_epoch}: {self.history.best_value:.4g}")
-        lines += [f"saved {p}" for p in self.files]
-        if last and not self.files:
-            lines.append("smoke run OK: every loss finite, the checkpoint round trip matches")
-        if self.test:
-            lines.append("test: " + " ".join(f"{k} {v:.4g}" for k, v in self.test.items()))
-        return lines
-
 
 def _early_stopping(spec: Any) -> EarlyStopping | None:
     es = spec.training.early_stopping
@@ -125,12 +113,12 @@ def _resume(
 ) -> tuple[int, History, dict | None]:
     model = model_io.load(path, backend.name, spec.dtype)
     diff = first_difference(model.net.config(), net.config(), "model.layers")
-    if diff is None:
-        diff = first_difference(model.encoder_state, encoder_state, "data")
+    diff = diff or _settings_difference(model.spec_yaml, spec)
+    diff = diff or first_difference(model.encoder_state, encoder_state, "data")
     if diff is not None:
         raise SpecError(
             f"the spec disagrees with the checkpoint {path} at {diff}; resume needs "
-            "the same model and data encoding",
+            "the same model, loss, optimizer and data encoding",
             field="--resume",
         )
     training = model.training
@@ -150,6 +138,32 @@ def _resume(
     for e in history.epochs:
         e["epoch"] = int(e["epoch"])
     return int(training.get("epoch", count)), history, _best_weights(path, model, spec.dtype)
+
+
+# what a resumed run may change: where the files are, and the learning rate
+RESUME_MAY_CHANGE = {"data": ("path", "validation", "test"), "optimizer": ("learning_rate",)}
+
+
+def _settings_difference(stored_yaml: str, spec: Any) -> str | None:
+    """The first loss, optimizer or data setting the checkpoint was trained with that ``spec``
+    changes (an optimizer's slots mean nothing to another one; the data's scaling, features and
+    target are the encoding). The stored spec is only compared, never used to find files."""
+    from nncli.spec import loads, to_dict
+
+    try:
+        stored = to_dict(loads(stored_yaml, "the checkpoint's spec"))
+    except SpecError:
+        return "spec (the checkpoint's own spec cannot be read)"
+    current = to_dict(spec)
+    for section in ("loss", "optimizer", "data"):
+        a, b = stored.get(section), current.get(section)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keep = RESUME_MAY_CHANGE.get(section, ())
+            a, b = ({k: v for k, v in d.items() if k not in keep} for d in (a, b))
+        diff = first_difference(a, b, section)
+        if diff:
+            return diff
+    return None
 
 
 def _best_weights(path: Path, model: Any, dtype: str) -> dict | None:
