@@ -159,8 +159,12 @@ def fit(
     history: History | None = None,
     best_weights: dict[str, np.ndarray] | None = None,
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    target_scale: np.ndarray | None = None,
 ) -> History:
     """Train for epochs ``initial_epoch + 1 .. epochs``; returns the history (all epochs).
+
+    ``target_scale`` (k,): scaled targets times it are in the file's units; RMSE and MAE are
+    reported in those units (see ``RunningMetrics``).
 
     ``augment(x_batch, rng)`` changes each training batch on the host (never validation); its
     generator is made once per epoch from (seed, STREAM_AUGMENT, epoch), so resuming is exact.
@@ -195,7 +199,7 @@ def fit(
         change = None
         if augment is not None:
             change = partial(_augment_with, augment, rng_for(seed, STREAM_AUGMENT, epoch))
-        running = RunningMetrics(task)
+        running = RunningMetrics(task, target_scale)
         norms: list[float] = []
         seen = 0
         for b, idx in enumerate(epoch_batches(n, size, seed=seed, epoch=epoch, shuffle=shuffle)):
@@ -220,7 +224,7 @@ def fit(
         if norms:
             logs["grad_norm"] = float(np.mean(norms))
         if validation is not None:
-            val = evaluate(net, loss, validation[0], validation[1], mask=validation_mask)
+            val = evaluate(net, loss, *validation, mask=validation_mask, target_scale=target_scale)
             logs.update({f"val_{k}": v for k, v in val.items()})
         logs["time"] = time.perf_counter() - started
         history.epochs.append(logs)
@@ -321,10 +325,12 @@ def evaluate(
     *,
     mask: np.ndarray | None = None,
     batch_size: int = PREDICT_BATCH,
+    target_scale: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Loss and metrics (accuracy, or RMSE and MAE) over a whole set, without training."""
+    """Loss and metrics (accuracy, or RMSE and MAE, in the file's units with ``target_scale``)
+    over a whole set, without training."""
     fused = net.fuse_output(loss.fused_activation)
-    running = RunningMetrics(loss.task)
+    running = RunningMetrics(loss.task, target_scale)
     for start in range(0, len(x), batch_size):
         idx = slice(start, start + batch_size)  # a view, not a copy of the rows
         xb, yb, mb = _device_batch(net, x, y, mask, idx)

@@ -258,6 +258,8 @@ def _train(
     }
     if ds.labels is not None:
         data_state["labels"] = [str(v) for v in ds.labels]
+    if ds.target_scale is not None:  # evaluate reports RMSE and MAE in the file's units too
+        data_state["target_scale"] = np.asarray(ds.target_scale, dtype=np.float64)
 
     tmp = tempfile.TemporaryDirectory(prefix="nncli-smoke-") if smoke else None
     out = Path(tmp.name) / "model.h5" if tmp else Path(output or spec.output)
@@ -337,6 +339,7 @@ def _train(
                 history=history,
                 best_weights=best,
                 augment=ds.augment,
+                target_scale=ds.target_scale,
             )
     except KeyboardInterrupt as exc:
         last = last_good()
@@ -369,7 +372,9 @@ def _train(
 
     test = None  # the final model (best weights when restored) on the held-out test part
     if ds.x_test is not None and len(ds.x_test):
-        test = evaluate(net, loss, ds.x_test, ds.y_test, mask=ds.mask_test)
+        test = evaluate(
+            net, loss, ds.x_test, ds.y_test, mask=ds.mask_test, target_scale=ds.target_scale
+        )
     scores = {f"test_{k}": v for k, v in (test or {}).items()}
     save(out, resume_weights=history.last_weights, scores=scores)
     resolved = out.parent / "spec.resolved.yaml"
