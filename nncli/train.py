@@ -71,8 +71,8 @@ class EarlyStopping:
 
 @dataclass
 class EarlyStop:
-    """Why early stopping ended a run: ``epoch`` was the last trained, ``monitor`` had not
-    improved since ``best_epoch`` by more than ``patience`` epochs; ``restored``: the network
+    """Why early stopping ended a run: ``epoch`` was the last trained, and ``monitor`` had not
+    improved on its ``best_epoch`` for more than ``patience`` epochs; ``restored``: the network
     holds the best epoch's weights (else the last epoch's)."""
 
     epoch: int
