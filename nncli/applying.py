@@ -211,7 +211,7 @@ def evaluate_file(
         (x, mask), y = model_inputs(encoder, frame), encoder.targets(frame)
     require_finite(x, "the inputs", str(path))
     require_finite(y, "the targets", str(path))
-    metrics = evaluate(model.net, model.loss, x, y, mask=mask)
+    metrics = evaluate(model.net, model.loss, x, y, mask=mask, target_scale=model.target_scale)
     result: dict[str, Any] = {"rows": len(x), "metrics": metrics}
     labels = model.labels
     if labels is not None and y.ndim == 2:

@@ -176,7 +176,7 @@ def train(
             note=_note,
         )
         if not quiet:
-            for line in result.summary_lines():
+            for line in report.train_summary(result):
                 out.print(line)
 
     run(action, debug)

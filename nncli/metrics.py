@@ -23,10 +23,15 @@ def predicted_classes(p: Any) -> Any:
 
 
 class RunningMetrics:
-    """Accumulates the loss and the task's metrics (accuracy, or RMSE and MAE) over batches."""
+    """Accumulates the loss and the task's metrics (accuracy, or RMSE and MAE) over batches.
 
-    def __init__(self, task: str):
+    ``target_scale`` (k,): the factor that maps each scaled target back to the file's units, so
+    RMSE and MAE are in the target's units; the loss stays the training objective's value."""
+
+    def __init__(self, task: str, target_scale: np.ndarray | None = None):
         self.task = task
+        self.target_scale = target_scale
+        self.device_scale: Any = None  # on the targets' device, copied there once
         self.loss_sum = 0.0
         self.rows = 0.0
         self.sums: dict[str, Any] = {}
@@ -41,6 +46,10 @@ class RunningMetrics:
             self._add("correct", hit.sum())
         else:
             diff = (p - y) * w[..., None]
+            if self.target_scale is not None:
+                if self.device_scale is None:
+                    self.device_scale = array_module(y).asarray(self.target_scale, dtype=y.dtype)
+                diff = diff * self.device_scale
             self._add("sq", (diff * diff).sum() / y.shape[-1])
             self._add("abs", abs(diff).sum() / y.shape[-1])
 

@@ -37,6 +37,12 @@ class Model:
         return self.data.get("encoder", {})
 
     @property
+    def target_scale(self) -> np.ndarray | None:
+        """(k,) from scaled targets to the file's units, for metrics; None: targets unscaled."""
+        scale = self.data.get("target_scale")
+        return None if scale is None else np.asarray(scale, dtype=np.float64)
+
+    @property
     def labels(self) -> list[str] | None:
         labels = self.data.get("labels")
         return None if labels is None else list(labels)

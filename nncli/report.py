@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from nncli.train import Callback, History
+
+if TYPE_CHECKING:
+    from nncli.training_run import TrainResult
 
 METRIC_ORDER = ["loss", "accuracy", "rmse", "mae", "grad_norm"]
 
@@ -88,6 +91,49 @@ class TrainingReport(Callback):
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+def end_of_training(history: History) -> list[str]:
+    """Why training ended and whose weights the network holds, e.g. ``early stop at epoch 36:
+    val_loss has not improved for 11 epochs (patience 10); restored epoch 25, val_loss 0.312``
+    and ``best val_loss 0.312 at epoch 25``."""
+    lines = []
+    stop = history.early_stop
+    if stop is not None:
+        waited = stop.epoch - stop.best_epoch
+        best = f"epoch {stop.best_epoch}, {stop.monitor} {stop.best_value:.4g}"
+        weights = (
+            f"restored {best}"
+            if stop.restored
+            else f"the weights are the last epoch's ({stop.epoch}); the best was {best}"
+        )
+        lines.append(
+            f"early stop at epoch {stop.epoch}: {stop.monitor} has not improved for {waited} "
+            f"epochs (patience {stop.patience}); {weights}"
+        )
+    if history.best_epoch is not None:
+        line = f"best {history.monitor or 'value'} {history.best_value:.4g} at epoch "
+        line += str(history.best_epoch)
+        last = int(history.epochs[-1]["epoch"]) if history.epochs else history.best_epoch
+        if stop is None and last != history.best_epoch:
+            line += (
+                " (its weights restored)"
+                if history.restored
+                else f" (the weights are the last epoch's, {last})"
+            )
+        lines.append(line)
+    return lines
+
+
+def train_summary(result: TrainResult) -> list[str]:
+    """The lines after training: how it ended, the files saved, the test part's metrics."""
+    lines = end_of_training(result.history)
+    lines += [f"saved {p}" for p in result.files]
+    if result.history.epochs and not result.files:
+        lines.append("smoke run OK: every loss finite, the checkpoint round trip matches")
+    if result.test:
+        lines.append("test: " + " ".join(f"{k} {v:.4g}" for k, v in result.test.items()))
+    return lines
 
 
 def merged_notes(notes: list[str]) -> list[str]:

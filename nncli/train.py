@@ -71,13 +71,31 @@ class EarlyStopping:
 
 
 @dataclass
+class EarlyStop:
+    """Why early stopping ended a run: ``epoch`` was the last trained, and ``monitor`` had not
+    improved on its ``best_epoch`` for more than ``patience`` epochs; ``restored``: the network
+    holds the best epoch's weights (else the last epoch's)."""
+
+    epoch: int
+    monitor: str
+    patience: int
+    best_epoch: int
+    best_value: float
+    restored: bool
+
+
+@dataclass
 class History:
-    """Per-epoch logs plus what early stopping found."""
+    """Per-epoch logs plus what early stopping found (``monitor``: the metric ``best_*`` is of;
+    ``restored``: the network ends with the best epoch's weights, not the last epoch's)."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
     best_value: float | None = None
     stopped_early: bool = False
+    monitor: str | None = None
+    early_stop: EarlyStop | None = None
+    restored: bool = False
     last_weights: dict[str, np.ndarray] | None = (
         None  # the last epoch's, when the best were restored
     )
@@ -142,8 +160,12 @@ def fit(
     history: History | None = None,
     best_weights: dict[str, np.ndarray] | None = None,
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    target_scale: np.ndarray | None = None,
 ) -> History:
     """Train for epochs ``initial_epoch + 1 .. epochs``; returns the history (all epochs).
+
+    ``target_scale`` (k,): scaled targets times it are in the file's units; RMSE and MAE are
+    reported in those units (see ``RunningMetrics``).
 
     ``augment(x_batch, rng)`` changes each training batch on the host (never validation); its
     generator is made once per epoch from (seed, STREAM_AUGMENT, epoch), so resuming is exact.
@@ -172,7 +194,7 @@ def fit(
         change = None
         if augment is not None:
             change = partial(_augment_with, augment, rng_for(seed, STREAM_AUGMENT, epoch))
-        running = RunningMetrics(task)
+        running = RunningMetrics(task, target_scale)
         norms: list[float] = []
         seen = 0
         for b, idx in enumerate(epoch_batches(n, size, seed=seed, epoch=epoch, shuffle=shuffle)):
@@ -197,7 +219,7 @@ def fit(
         if norms:
             logs["grad_norm"] = float(np.mean(norms))
         if validation is not None:
-            val = evaluate(net, loss, validation[0], validation[1], mask=validation_mask)
+            val = evaluate(net, loss, *validation, mask=validation_mask, target_scale=target_scale)
             logs.update({f"val_{k}": v for k, v in val.items()})
         logs["time"] = time.perf_counter() - started
         history.epochs.append(logs)
@@ -223,11 +245,16 @@ def fit(
             stop = bool(cb.on_epoch_end(epoch, logs)) or stop
         if stop:
             history.stopped_early = epoch < epochs
+            if early_stopping is not None and wait > early_stopping.patience:
+                history.early_stop = _early_stop(history, early_stopping, epoch, best_weights)
             break
 
+    if early_stopping is not None:
+        history.monitor = early_stopping.monitor
     if early_stopping is not None and early_stopping.restore_best and best_weights is not None:
         history.last_weights = net.get_weights()  # what a resumed run continues from
         net.set_weights(best_weights)
+        history.restored = True
     for cb in callbacks:
         cb.on_train_end(history)
     return history
@@ -235,6 +262,19 @@ def fit(
 
 def _augment_with(augment: Callable, rng: np.random.Generator, xb: np.ndarray) -> np.ndarray:
     return augment(xb, rng)
+
+
+def _early_stop(
+    history: History, early_stopping: EarlyStopping, epoch: int, best_weights: Any
+) -> EarlyStop:
+    return EarlyStop(
+        epoch=epoch,
+        monitor=early_stopping.monitor,
+        patience=early_stopping.patience,
+        best_epoch=int(history.best_epoch),
+        best_value=float(history.best_value),
+        restored=early_stopping.restore_best and best_weights is not None,
+    )
 
 
 def _epochs_since_best(history: History) -> int:
@@ -281,10 +321,12 @@ def evaluate(
     *,
     mask: np.ndarray | None = None,
     batch_size: int = PREDICT_BATCH,
+    target_scale: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Loss and metrics (accuracy, or RMSE and MAE) over a whole set, without training."""
+    """Loss and metrics (accuracy, or RMSE and MAE, in the file's units with ``target_scale``)
+    over a whole set, without training."""
     fused = net.fuse_output(loss.fused_activation)
-    running = RunningMetrics(loss.task)
+    running = RunningMetrics(loss.task, target_scale)
     for start in range(0, len(x), batch_size):
         idx = slice(start, start + batch_size)  # a view, not a copy of the rows
         xb, yb, mb = _device_batch(net, x, y, mask, idx)

@@ -33,18 +33,6 @@ class TrainResult:
     files: list[Path] = field(default_factory=list)
     test: dict[str, float] | None = None  # metrics on the test part, when there is one
 
-    def summary_lines(self) -> list[str]:
-        last = self.history.epochs[-1] if self.history.epochs else {}
-        lines = []
-        if self.history.best_epoch is not None:
-            lines.append(f"best epoch {self.history.best_epoch}: {self.history.best_value:.4g}")
-        lines += [f"saved {p}" for p in self.files]
-        if last and not self.files:
-            lines.append("smoke run OK: every loss finite, the checkpoint round trip matches")
-        if self.test:
-            lines.append("test: " + " ".join(f"{k} {v:.4g}" for k, v in self.test.items()))
-        return lines
-
 
 def first_difference(a: Any, b: Any, where: str = "") -> str | None:
     """The dotted path of the first place two nested values differ, or None."""
@@ -112,12 +100,12 @@ def _resume(
 ) -> tuple[int, History, dict | None]:
     model = model_io.load(path, backend.name, spec.dtype)
     diff = first_difference(model.net.config(), net.config(), "model.layers")
-    if diff is None:
-        diff = first_difference(model.encoder_state, encoder_state, "data")
+    diff = diff or _settings_difference(model.spec_yaml, spec)
+    diff = diff or first_difference(model.encoder_state, encoder_state, "data")
     if diff is not None:
         raise SpecError(
             f"the spec disagrees with the checkpoint {path} at {diff}; resume needs "
-            "the same model and data encoding",
+            "the same model, loss, optimizer and data encoding",
             field="--resume",
         )
     training = model.training
@@ -137,6 +125,32 @@ def _resume(
     for e in history.epochs:
         e["epoch"] = int(e["epoch"])
     return int(training.get("epoch", count)), history, _best_weights(path, model, spec.dtype)
+
+
+# what a resumed run may change: where the files are, and the learning rate
+RESUME_MAY_CHANGE = {"data": ("path", "validation", "test"), "optimizer": ("learning_rate",)}
+
+
+def _settings_difference(stored_yaml: str, spec: Any) -> str | None:
+    """The first loss, optimizer or data setting the checkpoint was trained with that ``spec``
+    changes (an optimizer's slots mean nothing to another one; the data's scaling, features and
+    target are the encoding). The stored spec is only compared, never used to find files."""
+    from nncli.spec import loads, to_dict
+
+    try:
+        stored = to_dict(loads(stored_yaml, "the checkpoint's spec"))
+    except SpecError:
+        return "spec (the checkpoint's own spec cannot be read)"
+    current = to_dict(spec)
+    for section in ("loss", "optimizer", "data"):
+        a, b = stored.get(section), current.get(section)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keep = RESUME_MAY_CHANGE.get(section, ())
+            a, b = ({k: v for k, v in d.items() if k not in keep} for d in (a, b))
+        diff = first_difference(a, b, section)
+        if diff:
+            return diff
+    return None
 
 
 def _best_weights(path: Path, model: Any, dtype: str) -> dict | None:
@@ -241,6 +255,8 @@ def _train(
     }
     if ds.labels is not None:
         data_state["labels"] = [str(v) for v in ds.labels]
+    if ds.target_scale is not None:  # evaluate reports RMSE and MAE in the file's units too
+        data_state["target_scale"] = np.asarray(ds.target_scale, dtype=np.float64)
 
     tmp = tempfile.TemporaryDirectory(prefix="nncli-smoke-") if smoke else None
     out = Path(tmp.name) / "model.h5" if tmp else Path(output or spec.output)
@@ -315,6 +331,7 @@ def _train(
                 history=history,
                 best_weights=best,
                 augment=ds.augment,
+                target_scale=ds.target_scale,
             )
     except KeyboardInterrupt as exc:
         last = last_good()
@@ -347,7 +364,9 @@ def _train(
 
     test = None  # the final model (best weights when restored) on the held-out test part
     if ds.x_test is not None and len(ds.x_test):
-        test = evaluate(net, loss, ds.x_test, ds.y_test, mask=ds.mask_test)
+        test = evaluate(
+            net, loss, ds.x_test, ds.y_test, mask=ds.mask_test, target_scale=ds.target_scale
+        )
     scores = {f"test_{k}": v for k, v in (test or {}).items()}
     save(out, resume_weights=history.last_weights, scores=scores)
     files = outputs.run_files(out)

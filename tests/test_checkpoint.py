@@ -16,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nncli
-from nncli import checkpoint as ck
 from nncli.checkpoint import Checkpoint, LayerRecord, OptimizerRecord, load, save, writer
 from nncli.errors import CheckpointError
 
@@ -198,12 +197,71 @@ def test_save_replaces_and_leaves_no_temp_files(saved):
     assert [p.name for p in saved.parent.iterdir()] == ["model.h5"]
 
 
-def test_module_never_imports_pickle():
-    for module in Path(ck.__file__).parent.glob("*.py"):
-        tree = ast.parse(module.read_text())
-        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-        assert not names & {"pickle", "cPickle", "dill", "marshal", "joblib"}, module
+UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "marshal", "shelve", "joblib"}
+UNSAFE_CALLS = {"eval", "exec", "__import__"}
+# PyYAML's loading and constructing names; its composer, scanner and parser only build nodes
+UNSAFE_YAML = {
+    *("load", "load_all", "unsafe_load", "unsafe_load_all", "full_load", "full_load_all"),
+    *(
+        "Loader",
+        "UnsafeLoader",
+        "FullLoader",
+        "Constructor",
+        "UnsafeConstructor",
+        "FullConstructor",
+    ),
+}
+
+
+def unsafe_uses(source: str) -> list[str]:
+    """Every way in ``source`` to run code hidden in data: pickle-like modules, eval/exec,
+    ``yaml.load`` and friends (anything but safe loading) and ``allow_pickle``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] in UNSAFE_MODULES]
+        elif isinstance(node, ast.ImportFrom):
+            module = (node.module or "").split(".")[0]
+            found += [
+                f"from {node.module} import {a.name}"
+                for a in node.names
+                if module in UNSAFE_MODULES or (module == "yaml" and a.name in UNSAFE_YAML)
+            ]
+        elif isinstance(node, ast.Call):
+            name = ast.unparse(node.func)
+            if name in UNSAFE_CALLS or name in {f"yaml.{f}" for f in UNSAFE_YAML}:
+                found.append(f"{name}(")
+            found += [f"{k.arg}=" for k in node.keywords if k.arg == "allow_pickle"]
+        elif isinstance(node, ast.Name) and node.id in UNSAFE_MODULES:
+            found.append(node.id)
+    return found
+
+
+def test_the_scan_finds_each_unsafe_use():
+    planted = {
+        "import pickle": ["pickle"],
+        "import shelve as s": ["shelve"],
+        "from marshal import loads": ["from marshal import loads"],
+        "yaml.load(text, Loader=yaml.Loader)": ["yaml.load("],
+        "yaml.full_load(text)": ["yaml.full_load("],
+        "from yaml import UnsafeLoader, SafeLoader": ["from yaml import UnsafeLoader"],
+        "from yaml.composer import Composer": [],
+        "eval('1')": ["eval("],
+        "exec(code)": ["exec("],
+        "np.load(path, allow_pickle=True)": ["allow_pickle="],
+        "yaml.safe_load(text)": [],
+        "yaml.compose(text, Loader=Safe)": [],
+    }
+    for source, expected in planted.items():
+        assert unsafe_uses(source) == expected, source
+
+
+def test_no_module_can_unpickle_or_evaluate_data():
+    package = Path(nncli.__file__).parent
+    modules = sorted(package.rglob("*.py"))
+    assert len(modules) > 40 and package / "checkpoint" / "reader.py" in modules
+    for module in modules:
+        assert unsafe_uses(module.read_text(encoding="utf-8")) == [], module
 
 
 def test_unstorable_values_are_programming_errors(tmp_path):

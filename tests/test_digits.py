@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from helpers import DATASETS, ROOT, invoke
 
+from nncli import report, training_run
 from nncli import spec as spec_module
-from nncli import training_run
 from nncli.data.image_files import read_frame
 
 MODELS = ROOT / "models"
@@ -34,7 +34,7 @@ def test_digits_cnn_reaches_97_percent_on_the_held_out_test_part(tmp_path: Path)
     assert spec.data.test_split == 0.2
     result = training_run.train(spec, output=tmp_path / "model.h5")
     assert result.test is not None and result.test["accuracy"] >= 0.97, result.test
-    assert result.summary_lines()[-1].startswith("test: loss ")
+    assert report.train_summary(result)[-1].startswith("test: loss ")
 
 
 def test_digits_mlp_on_the_csv(tmp_path: Path):

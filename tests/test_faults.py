@@ -437,3 +437,67 @@ def test_sigkill_mid_save_leaves_whole_checkpoints_and_the_next_run_clears_the_l
         assert f"removed 1 temporary file left by a stopped run ({litter[0]} in {out})" in notes[0]
         assert not list(out.glob(".*.tmp-*")) and not (out / ".nncli.lock").exists()
         assert model_io.load(out / "model.h5").training["epoch"] == 4
+
+
+# -- resume refuses a changed optimizer or data encoding ----------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("trained")
+    shutil.copy(IRIS, folder / "iris.csv")
+    (folder / "iris.yaml").write_text(iris_spec("{epochs: 2, batch_size: 16}"))
+    assert invoke("train", folder / "iris.yaml", "--quiet").exit_code == 0
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ("optimizer.type=sgd", "optimizer.type"),
+        ("optimizer.beta1=0.8", "optimizer.beta1"),
+        ("optimizer.clip_norm=1.0", "optimizer.clip_norm"),
+        ("data.normalize=minmax", "data.normalize"),
+        ("data.features=[sepal_length_cm, petal_length_cm]", "data.features"),
+        ("data.validation_split=0.3", "data.validation_split"),
+    ],
+)
+def test_resume_is_refused_naming_the_changed_setting(trained: Path, change: str, field: str):
+    ckpt = trained / "out" / "model.h5"
+    before = sha(ckpt)
+    result = invoke("train", trained / "iris.yaml", "--set", change, "--resume", ckpt, "--quiet")
+    one_error_line(result, 2, f"disagrees with the checkpoint {ckpt} at {field};")
+    assert sha(ckpt) == before
+
+
+def test_resume_may_change_the_learning_rate_and_the_epochs(trained: Path, tmp_path: Path):
+    ckpt = trained / "out" / "model.h5"
+    out = tmp_path / "more.h5"
+    result = invoke(
+        "train", trained / "iris.yaml", "--set", "optimizer.learning_rate=0.001",
+        "--epochs", "3", "--resume", ckpt, "--output", out, "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert model_io.load(out).training["epoch"] == 3
+
+
+# -- a checkpoint whose weights disagree with the layers it describes ---------------------------
+@pytest.mark.parametrize(
+    ("weight_shape", "needle"),
+    [
+        ((9, 4), "/model/0.dense has a weight of shape (9, 4), but its config says units: 8"),
+        ((8, 5), "the checkpoint's model cannot be rebuilt"),
+    ],
+)
+def test_weights_that_disagree_with_their_layer_are_refused(
+    trained: Path, tmp_path: Path, weight_shape, needle
+):
+    """Written by the real checkpoint writer (valid checksums), so only the shape check stands
+    between this file and a network built with the wrong weights."""
+    from nncli import checkpoint
+
+    stored = checkpoint.load(trained / "out" / "model.h5")
+    layer = stored.layers[0]
+    layer.params["weight"] = np.zeros(weight_shape, dtype=np.float32)
+    bad = tmp_path / "bad.h5"
+    checkpoint.save(bad, stored)
+    for command in (["inspect", bad], ["evaluate", bad, IRIS], ["predict", bad, IRIS]):
+        one_error_line(invoke(*command), 4, str(bad), needle)

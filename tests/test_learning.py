@@ -3,14 +3,16 @@
 import json
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
 
+from nncli import report
 from nncli.engine import OPTIMIZERS
 from nncli.engine.losses import make_loss
 from nncli.engine.network import Sequential
-from nncli.train import EarlyStopping, evaluate, fit, predict
+from nncli.train import EarlyStopping, History, evaluate, fit, predict
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 XOR_Y = np.eye(2, dtype=np.float32)[[0, 1, 1, 0]]
@@ -97,7 +99,7 @@ def test_huge_logits_give_a_finite_loss_and_gradient():
     assert all(np.isfinite(g).all() for g in net.named_gradients().values())
 
 
-def test_early_stopping_restores_the_best_epoch():
+def _overshooting_fit(restore_best: bool = True) -> tuple[Sequential, np.ndarray, np.ndarray, Any]:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 3)).astype(np.float32)
     y = x[:, :1] * 2
@@ -112,11 +114,51 @@ def test_early_stopping_restores_the_best_epoch():
         epochs=30,
         batch_size=64,
         validation=(x[:16], y[:16]),
-        early_stopping=EarlyStopping(patience=2),
+        early_stopping=EarlyStopping(patience=2, restore_best=restore_best),
     )
+    return net, x, y, history
+
+
+def test_early_stopping_restores_the_best_epoch():
+    net, x, y, history = _overshooting_fit()
     best = min(history.column("val_loss"))
     assert history.best_value == best
     assert evaluate(net, make_loss("mse"), x[:16], y[:16])["loss"] == pytest.approx(best, rel=1e-5)
+
+
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_early_stop_says_why_and_whose_weights_the_network_holds(restore_best):
+    net, x, y, history = _overshooting_fit(restore_best)
+    stop, best = history.early_stop, history.best_epoch
+    assert stop is not None and history.stopped_early and history.monitor == "val_loss"
+    assert (stop.epoch, stop.best_epoch, stop.patience) == (best + 3, best, 2)
+    assert stop.epoch == history.epochs[-1]["epoch"] < 30 and stop.restored == restore_best
+    value = f"val_loss {history.best_value:.4g}"
+    weights = (
+        f"restored epoch {best}, {value}"
+        if restore_best
+        else f"the weights are the last epoch's ({stop.epoch}); the best was epoch {best}, {value}"
+    )
+    assert report.end_of_training(history) == [
+        f"early stop at epoch {stop.epoch}: val_loss has not improved for 3 epochs (patience 2);"
+        f" {weights}",
+        f"best {value} at epoch {best}",
+    ]
+    held = evaluate(net, make_loss("mse"), x[:16], y[:16])["loss"]
+    expected = history.best_value if restore_best else history.epochs[-1]["val_loss"]
+    assert held == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_run_that_ends_without_stopping_names_the_weights_it_keeps():
+    history = History(epochs=[{"epoch": e} for e in (1, 2, 3)], best_epoch=2, best_value=0.5)
+    history.monitor = "val_accuracy"
+    assert report.end_of_training(history) == [
+        "best val_accuracy 0.5 at epoch 2 (the weights are the last epoch's, 3)"
+    ]
+    history.restored = True
+    assert report.end_of_training(history) == [
+        "best val_accuracy 0.5 at epoch 2 (its weights restored)"
+    ]
 
 
 TRAIN_SCRIPT = """

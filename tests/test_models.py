@@ -27,3 +27,15 @@ def test_iris_reaches_095_validation_accuracy_and_reloads_identically(tmp_path: 
     first, again = predict(model.net, x), predict(model_io.load(out).net, x)
     np.testing.assert_array_equal(first, again)
     assert model.labels == ["setosa", "versicolor", "virginica"]
+
+
+def test_neuron_learns_back_the_course_neurons_weights(tmp_path: Path):
+    """models/neuron.yaml as shipped: data made by sin(2 + 2 x1 + 1 x2) (datasets/neuron.py)."""
+    out = tmp_path / "neuron.h5"
+    result = CliRunner().invoke(
+        app, ["train", str(ROOT / "models" / "neuron.yaml"), "--output", str(out), "--quiet"]
+    )
+    assert result.exit_code == 0, result.stderr
+    weights = model_io.load(out).net.get_weights()
+    np.testing.assert_allclose(weights["0.dense.weight"], [[2.0, 1.0]], atol=0.05)
+    np.testing.assert_allclose(weights["0.dense.bias"], [2.0], atol=0.05)

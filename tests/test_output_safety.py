@@ -161,8 +161,8 @@ def test_readers_see_the_old_or_the_new_checkpoint_never_a_partial_one(tmp_path:
         while not path.exists():
             assert writer.poll() is None and time.monotonic() < deadline, "the writer failed"
             time.sleep(0.01)
-        versions, loads, until = set(), 0, time.monotonic() + 1.5
-        while time.monotonic() < until or len(versions) < 2:
+        versions, loads = set(), 0
+        while loads < 20 or len(versions) < 2:  # counted, not timed: a loaded machine is slower
             assert time.monotonic() < deadline, f"saw only versions {versions}"
             weights = model_io.load(path).net.get_weights()  # never raises: always complete
             values = {float(v) for w in weights.values() for v in np.unique(w)}

@@ -154,6 +154,37 @@ def test_forecast_and_rolling_steps_through_the_cli(wave_model: Path):
     assert "(112 rows)" in result.stdout  # every window with a target: 120 - 8 - 1 + 1
 
 
+def test_series_metrics_are_in_the_files_units(wave_model: Path):
+    """RMSE and MAE in the history and from evaluate are in the target's units (y swings by 5
+    around 10); the loss stays the training objective, the MSE of the scaled targets."""
+    from nncli import applying
+    from nncli import spec as spec_module
+
+    folder = wave_model.parent.parent
+    loaded = spec_module.load(folder / "wave.yaml")
+    ds = data.load(loaded.data, loaded.base_dir, loaded.seed, loaded.loss)
+    model = model_io.load(wave_model)
+    scale = float(model.target_scale[0])
+    assert scale > 3  # so scaled and unscaled metrics differ clearly
+
+    def errors(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return ds.encoder.unscale_targets(predict(model.net, x)) - ds.encoder.unscale_targets(y)
+
+    last = model.training["history"]
+    diff = errors(ds.x_val, ds.y_val)
+    assert last["val_rmse"][-1] == pytest.approx(np.sqrt(np.mean(diff**2)), rel=1e-4)
+    assert last["val_mae"][-1] == pytest.approx(np.mean(np.abs(diff)), rel=1e-4)
+    assert last["val_loss"][-1] == pytest.approx(np.mean((diff / scale) ** 2), rel=1e-3)
+
+    result = applying.evaluate_file(wave_model, folder / "wave.csv")
+    x, y, _ = ds.encoder.labelled(ds.encoder.read_frame(folder / "wave.csv"))
+    diff = errors(x, y)
+    assert result["rows"] == len(x) == 112
+    assert result["metrics"]["rmse"] == pytest.approx(np.sqrt(np.mean(diff**2)), rel=1e-4)
+    assert result["metrics"]["mae"] == pytest.approx(np.mean(np.abs(diff)), rel=1e-4)
+    assert result["metrics"]["loss"] == pytest.approx(np.mean((diff / scale) ** 2), rel=1e-3)
+
+
 def test_rolling_needs_the_inputs_among_the_targets(tmp_path: Path, wave_model: Path):
     spec = tmp_path / "wave.yaml"
     spec.write_text(SERIES_SPEC.replace("columns: [y]", "columns: [y, x2]"))
@@ -413,3 +444,5 @@ def test_sunspots_lstm_beats_the_naive_forecast(tmp_path: Path):
     lstm_rmse = float(np.sqrt(np.mean((lstm - truth) ** 2)))
     print(f"sunspots validation RMSE: lstm {lstm_rmse:.2f}, naive {naive_rmse:.2f}")
     assert lstm_rmse < 0.8 * naive_rmse
+    best = model.training["best_epoch"]  # restored: the history's line for it is the README's
+    assert model.training["history"]["val_rmse"][best - 1] == pytest.approx(lstm_rmse, rel=1e-4)

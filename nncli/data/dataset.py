@@ -97,6 +97,8 @@ class Dataset:
     mask_test: np.ndarray | None = None
     # (x_batch, rng) -> changed x_batch, applied by ``fit`` to training batches only (images)
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
+    # (k,) scaled targets times this are in the file's units (time series); None: unscaled
+    target_scale: np.ndarray | None = None
     # what the loader left out or ignored (e.g. "skipped 3 unreadable images"), for the CLI
     warnings: list[str] = field(default_factory=list)
 

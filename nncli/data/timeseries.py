@@ -311,5 +311,11 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
             )
         parts[part] = encoder.windows(series, target_values, chosen)[:2]
     return Dataset(
-        "regression", *parts["train"], *parts["validation"], *parts["test"], encoder, str(path)
+        "regression",
+        *parts["train"],
+        *parts["validation"],
+        *parts["test"],
+        encoder,
+        str(path),
+        target_scale=np.array([c.scale for c in encoder.target_columns]),
     )
