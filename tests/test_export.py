@@ -4,6 +4,7 @@ and run by ONNX Runtime, which must give what nncli gives (predict, or the netwo
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -367,4 +368,11 @@ def test_a_checkpoint_from_a_newer_nncli_exits_4(small, tmp_path):
         f.attrs["format_version"] = 2
         writer._stamp(f)
     one_error_line(invoke("export", newer, "--output", tmp_path / "m.onnx"), 4, "newer nncli")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_without_the_onnx_package_export_says_what_to_install(small, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now fails
+    one_error_line(invoke("export", small, "--output", tmp_path / "m.onnx"), 2,
+                   "pip install 'nncli[onnx]'")  # fmt: skip
     assert not (tmp_path / "m.onnx").exists()
