@@ -356,5 +356,30 @@ def validate(
     run(action, debug)
 
 
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by nncli train."),
+    output: Path = typer.Option(..., "--output", help="The file to write, e.g. model.onnx."),
+    opset: int | None = typer.Option(
+        None, "--opset", parser=POSITIVE_INT, help="ONNX opset (default 17, the oldest usable)."
+    ),
+    format_: str | None = typer.Option(
+        None, "--format", help="onnx (default: from the output's suffix)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output."),
+    debug: bool = DEBUG,
+) -> None:
+    """Write a checkpoint as an ONNX model: scaling inside, outputs as predict gives them."""
+
+    def action() -> None:
+        from nncli.commands.export import export_checkpoint
+
+        done = export_checkpoint(checkpoint, output, opset=opset, fmt=format_, force=force)
+        verb = "replaced" if done["replaced"] else "wrote"
+        typer.echo(f"{verb} {output} (ONNX opset {done['opset']}, {done['nodes']} nodes)", err=True)
+
+    run(action, debug)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

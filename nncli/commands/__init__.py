@@ -1,0 +1,1 @@
+"""One module per command: files in, data out, no printing."""
