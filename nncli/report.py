@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from nncli.train import Callback, History
+from nncli.training.callbacks import Callback, History
 
 if TYPE_CHECKING:
     from nncli.training_run import TrainResult
