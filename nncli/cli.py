@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from nncli import __version__
+import nncli
 from nncli.usage import COUNT, NON_NEGATIVE, POSITIVE_INT, Commands
 
 app = typer.Typer(
@@ -74,10 +74,10 @@ def run(action: Callable[[], Any], debug: bool) -> Any:
         if debug:
             traceback.print_exc()
         _fail(exc.lines() if isinstance(exc, SpecErrors) else [str(exc)], exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # a signal outside training (training raises Interrupted)
         if debug:
             traceback.print_exc()
-        _fail(["interrupted"], 130)
+        _fail(["interrupted"], getattr(exc, "exit_code", 130))
     except BrokenPipeError:  # `nncli predict ... | head`: the reader took what it wanted
         _quiet_stdout()
         raise typer.Exit(CLOSED_PIPE) from None
@@ -93,19 +93,17 @@ def run(action: Callable[[], Any], debug: bool) -> Any:
         )
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C (the save in progress completes or is abandoned whole)."""
-
-    exit_code = 143
-
-
 def _terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
+    """SIGTERM, handled like Ctrl-C (the save in progress completes or is abandoned whole); the
+    one signal path: ``stopped`` carries the exit code (143) that ``run`` and train both use."""
+    from nncli.training.guards import stopped
+
+    raise stopped(signum)
 
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"nncli {__version__}")
+        typer.echo(f"nncli {nncli.__version__}")
         raise typer.Exit()
 
 
@@ -152,8 +150,9 @@ def train(
     def action() -> None:
         import signal
 
-        from nncli import report, training_run
+        from nncli import report
         from nncli import spec as spec_module
+        from nncli.commands import train as train_command
 
         signal.signal(signal.SIGTERM, _terminated)
 
@@ -161,7 +160,7 @@ def train(
         loaded = spec_module.load(spec, overrides)
         out = report.console()
         progress = report.TrainingReport(out, quiet=quiet)
-        result = training_run.train(
+        result = train_command.train(
             loaded,
             output=output,
             resume=resume,
@@ -212,16 +211,15 @@ def predict(
     predictions per input row or image."""
 
     def action() -> None:
-        from nncli import applying
+        from nncli.commands import apply, forecast
+        from nncli.commands import predict as predict_command
 
-        applying.check_table_output(output, [checkpoint, *data])
+        apply.check_table_output(output, [checkpoint, *data])
         if steps is not None:
-            from nncli import forecasting
-
-            frame = forecasting.forecast_files(checkpoint, data, steps=steps, device=device)
-            _wrote(applying.write_table(frame, output), len(frame), output)
+            frame = forecast.forecast_files(checkpoint, data, steps=steps, device=device)
+            _write_table(frame, output)
             return
-        frame = applying.predict_files(
+        frame = predict_command.predict_files(
             checkpoint,
             data,
             proba=proba,
@@ -231,16 +229,21 @@ def predict(
             skip_bad=skip_bad,
             warn=_warn,
         )
-        _wrote(applying.write_table(frame, output), len(frame), output)
+        _write_table(frame, output)
 
     run(action, debug)
 
 
-def _wrote(replaced: bool, rows: int, output: Path | None) -> None:
-    """Say where the predictions went; a replaced file is named as such, as ``-o`` tools do."""
+def _write_table(frame: Any, output: Path | None) -> None:
+    """The predictions as CSV on stdout, or in ``output`` and said where they went (a replaced
+    file is named as such, as ``-o`` tools do)."""
+    from nncli.commands.predict import write_table
+
     if output is None:
+        frame.to_csv(sys.stdout, index=False, lineterminator="\n")
         return
-    if replaced:
+    rows = len(frame)
+    if write_table(frame, output):
         typer.echo(f"replaced {output}: wrote {rows} predictions", err=True)
     else:
         typer.echo(f"wrote {rows} predictions to {output}", err=True)
@@ -270,9 +273,9 @@ def generate(
     """Sample text from a text model: the prompt, then --length symbols drawn one by one."""
 
     def action() -> None:
-        from nncli import generating
+        from nncli.commands import generate as generate_command
 
-        text = generating.generate(
+        text = generate_command.generate(
             checkpoint, prompt, length=length, temperature=temperature, seed=seed, device=device
         )
         typer.echo(text)
@@ -291,9 +294,10 @@ def evaluate(
     """Score a checkpoint on labelled data: loss, metrics, and per-class results."""
 
     def action() -> None:
-        from nncli import applying, report
+        from nncli import report
+        from nncli.commands import evaluate as evaluate_command
 
-        result = applying.evaluate_file(
+        result = evaluate_command.evaluate_file(
             checkpoint, data, device=device, skip_bad=skip_bad, warn=_warn
         )
         out = report.console()
@@ -319,9 +323,10 @@ def inspect(
     def action() -> None:
         import json
 
-        from nncli import inspection, report
+        from nncli import report
+        from nncli.commands import inspect as inspect_command
 
-        summary = inspection.inspect(target, data)
+        summary = inspect_command.inspect(target, data)
         if json_:
             typer.echo(json.dumps(summary, indent=2))
             return
@@ -347,9 +352,9 @@ def validate(
     rows."""
 
     def action() -> None:
-        from nncli import inspection
+        from nncli.commands import validate as validate_command
 
-        for line in inspection.validate(spec, list(set_), device=device):
+        for line in validate_command.validate(spec, list(set_), device=device):
             typer.echo(line)
         typer.echo("OK")
 

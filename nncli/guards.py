@@ -1,98 +1,11 @@
-"""Guards a training run keeps while ``fit`` runs: signals that stop at a batch boundary, weights
-checked finite before anything saves them, and data checked finite before it reaches a network.
+"""Moved to nncli.training.guards (temporary shim, removed after the layout merge)."""
 
-Signals: a handler that raises can fire inside a weakref callback or ``__del__`` (h5py runs many
-while it saves), where Python prints "Exception ignored" and goes on, so the Ctrl-C is lost.
-While ``SignalStop.installed()`` is active a SIGINT or SIGTERM only sets a flag; the callback
-raises KeyboardInterrupt (``exit_code`` 128 + the signal number: 130, 143) after the current
-batch, or after the epoch's checkpoints are complete. A second signal raises at once.
-"""
-
-from __future__ import annotations
-
-import contextlib
-import signal
-import threading
-from collections.abc import Iterator
-from typing import Any
-
-import numpy as np
-
-from nncli.errors import DataError
-from nncli.train import Callback, _diverged
-
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
-CHUNK = 4096  # rows per finiteness check: bounded temporaries for large image sets
-
-
-def stopped(signum: int) -> KeyboardInterrupt:
-    exc = KeyboardInterrupt()
-    exc.exit_code = 128 + int(signum)  # the shell's convention, read by training_run
-    return exc
-
-
-class SignalStop(Callback):
-    """Put last among the callbacks, so that an epoch's saves finish before it stops the run."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is not None:  # asked twice: stop now
-            raise stopped(signum)
-        self.signum = signum
-
-    def check(self) -> None:
-        if self.signum is not None:
-            raise stopped(self.signum)
-
-    def on_batch_end(self, epoch: int, batch: int, batches: int, loss: float, seen: int) -> None:
-        self.check()
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        self.check()
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[SignalStop]:
-        """Handle SIGINT and SIGTERM for the block (only the main thread may set handlers)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, signal.SIG_DFL if handler is None else handler)
-
-
-class FiniteWeights(Callback):
-    """The last step of an epoch can overflow the weights while every loss was finite: stop
-    there, before any checkpoint saves them (the next batch's loss would notice only later)."""
-
-    def __init__(self, net: Any):
-        self.net, self.batch, self.loss = net, 0, None
-
-    def on_batch_end(self, epoch: int, batch: int, batches: int, loss: float, seen: int) -> None:
-        self.batch, self.loss = batch, loss
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        xp = self.net.backend.xp
-        for name, p in self.net.named_parameters().items():
-            if not bool(xp.isfinite(p).all()):
-                what = f"the weights {name} became non-finite"
-                raise _diverged(epoch, self.batch, what, self.loss)
-
-
-def require_finite(array: np.ndarray | None, what: str, where: str) -> None:
-    """DataError naming the first row (1-based) of ``array`` (N, ...) holding NaN or infinity.
-
-    The CSV encoders name the file line and column themselves; this is the net for the rest."""
-    if array is None or array.dtype.kind not in "fc" or array.size == 0:
-        return
-    for start in range(0, len(array), CHUNK):
-        chunk = array[start : start + CHUNK]
-        bad = ~np.isfinite(chunk.reshape(len(chunk), -1))
-        if bad.any():
-            row = start + int(np.argmax(bad.any(axis=1)))
-            raise DataError(f"{what}: row {row + 1} holds NaN or infinity", where=where)
+from nncli.training.guards import (  # noqa: F401
+    CHUNK,
+    SIGNALS,
+    FiniteWeights,
+    SignalStop,
+    diverged,
+    require_finite,
+    stopped,
+)

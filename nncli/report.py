@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from nncli.train import Callback, History
+from nncli.training.callbacks import Callback, History
 
 if TYPE_CHECKING:
-    from nncli.training_run import TrainResult
+    from nncli.commands.train import TrainResult
 
 METRIC_ORDER = ["loss", "accuracy", "rmse", "mae", "grad_norm"]
 
@@ -198,7 +198,3 @@ def confusion_table(labels: list[str], confusion: Any) -> Table:
     for label, row in zip(labels, confusion, strict=True):
         table.add_row(str(label), *(str(int(v)) for v in row))
     return table
-
-
-def is_terminal() -> bool:
-    return sys.stdout.isatty()

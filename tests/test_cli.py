@@ -368,7 +368,7 @@ def test_interrupt_keeps_the_last_checkpoint_and_prints_the_resume_command(work:
 
 
 def test_a_bug_exits_1_and_ctrl_c_exits_130_without_traceback(work: Path, monkeypatch):
-    from nncli import training_run
+    from nncli.commands import train as training_run
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
@@ -383,3 +383,30 @@ def test_a_bug_exits_1_and_ctrl_c_exits_130_without_traceback(work: Path, monkey
 
     monkeypatch.setattr(training_run, "train", interrupted)
     one_error_line(invoke("train", work / "iris.yaml"), 130, "interrupted")
+
+
+def test_a_signal_outside_training_exits_with_its_own_code():
+    import signal
+
+    import typer
+
+    from nncli import cli
+    from nncli.training.guards import stopped
+
+    codes = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+
+        def action(signum: int = signum) -> None:
+            raise stopped(signum)
+
+        with pytest.raises(typer.Exit) as exited:
+            cli.run(action, debug=False)
+        codes[signum] = exited.value.exit_code
+    assert codes == {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+    def ctrl_c() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(typer.Exit) as exited:
+        cli.run(ctrl_c, debug=False)
+    assert exited.value.exit_code == 130  # a plain Ctrl-C

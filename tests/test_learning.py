@@ -44,6 +44,55 @@ def test_learns_xor():
     assert (predict(net, XOR_X).argmax(axis=1) == [0, 1, 1, 0]).all()
 
 
+def test_fit_takes_a_fit_config_or_its_fields_as_keywords():
+    from nncli.training.loop import FitConfig
+
+    def run(**how: Any) -> tuple[History, Sequential]:
+        net = xor_net()
+        optimizer = OPTIMIZERS.create("adam", {"learning_rate": 0.05})
+        return fit(net, make_loss("cross_entropy"), optimizer, XOR_X, XOR_Y, **how), net
+
+    by_keywords, a = run(epochs=5, batch_size=2, seed=3)
+    by_config, b = run(config=FitConfig(epochs=5, batch_size=2, seed=3))
+    drop_time = [{k: v for k, v in e.items() if k != "time"} for e in by_keywords.epochs]
+    assert drop_time == [{k: v for k, v in e.items() if k != "time"} for e in by_config.epochs]
+    assert len(drop_time) == 5
+    for name, weight in a.get_weights().items():
+        np.testing.assert_array_equal(weight, b.get_weights()[name])
+    with pytest.raises(TypeError):
+        run(epochs=5, batch_sise=2)  # a misspelled option is not silently ignored
+
+
+def test_early_stopping_is_a_callback_that_runs_before_the_others():
+    from nncli.training.callbacks import Callback
+
+    seen: list[int | None] = []
+
+    class BestSoFar(Callback):  # what a periodic checkpoint reads at the end of an epoch
+        def __init__(self, history: History):
+            self.history = history
+
+        def on_epoch_end(self, epoch, logs):
+            seen.append(self.history.best_epoch)
+
+    history = History()
+    stopper = EarlyStopping(monitor="loss", patience=100)
+    assert isinstance(stopper, Callback)
+    fit(
+        xor_net(),
+        make_loss("cross_entropy"),
+        OPTIMIZERS.create("adam", {"learning_rate": 0.05}),
+        XOR_X,
+        XOR_Y,
+        epochs=3,
+        batch_size=4,
+        history=history,
+        callbacks=[BestSoFar(history)],
+        early_stopping=stopper,
+    )
+    assert seen == [1, 2, 3]  # the loss falls every epoch, and the best is known before them
+
+
 def test_fits_a_noisy_sine_curve():
     rng = np.random.default_rng(0)
     x = rng.uniform(-3, 3, size=(512, 1)).astype(np.float32)

@@ -1,29 +1,11 @@
-"""Mini-batch order. Derived from the seed and the epoch alone, so a run resumed at any epoch
-sees exactly the batches an uninterrupted run would, and no global random state matters."""
+"""Moved to nncli.training.batching (temporary shim, removed after the layout merge)."""
 
-from __future__ import annotations
-
-from collections.abc import Iterator
-
-import numpy as np
-
-# Streams of randomness drawn from one seed, kept apart so that adding one never shifts another.
-STREAM_SPLIT, STREAM_SHUFFLE, STREAM_DROPOUT, STREAM_AUGMENT = 1, 2, 3, 4
-
-
-def rng_for(seed: int, stream: int, epoch: int = 0) -> np.random.Generator:
-    return np.random.default_rng([int(seed), stream, int(epoch)])
-
-
-def resolve_batch_size(batch_size: int | str, n: int) -> int:
-    """``full`` -> n; an integer is used as it is (1 = one record at a time)."""
-    return n if batch_size == "full" else int(batch_size)
-
-
-def epoch_batches(
-    n: int, batch_size: int, *, seed: int, epoch: int, shuffle: bool = True
-) -> Iterator[np.ndarray]:
-    """Index arrays, one per batch, covering ``range(n)`` once (reshuffled every epoch)."""
-    order = rng_for(seed, STREAM_SHUFFLE, epoch).permutation(n) if shuffle else np.arange(n)
-    for start in range(0, n, batch_size):
-        yield order[start : start + batch_size]
+from nncli.training.batching import (  # noqa: F401
+    STREAM_AUGMENT,
+    STREAM_DROPOUT,
+    STREAM_SHUFFLE,
+    STREAM_SPLIT,
+    epoch_batches,
+    resolve_batch_size,
+    rng_for,
+)

@@ -1,0 +1,118 @@
+"""What ``nncli predict`` and ``nncli evaluate`` share: a checkpoint applied to new data through
+the encoders stored in it. Nothing here takes a path from the checkpoint's embedded spec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nncli import data, model_io
+from nncli.errors import CheckpointError, DataError
+
+
+def stored_encoder(model: model_io.Model, what: str = "data") -> Any:
+    """The fitted encoder a checkpoint stores; CheckpointError when its state is incomplete."""
+    try:
+        return data.encoder_from_state(model.encoder_state)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"the stored {what} encoder is incomplete ({exc})", where=str(model.path)
+        ) from None
+
+
+def model_inputs(encoder: Any, frame: Any, unknown: str = "error") -> tuple[Any, Any]:
+    """(x, mask): sequence encoders give padded inputs and their mask; the others x alone."""
+    if hasattr(encoder, "inputs"):
+        return encoder.inputs(frame, unknown=unknown)
+    return encoder.transform(frame, unknown=unknown), None
+
+
+READS = {  # what a model of each data kind is applied to, for messages
+    "csv": "CSV tables",
+    "timeseries": "CSV time series",
+    "sequences": "CSV tables of sequences",
+    "text": "text files",
+    "images": "images",
+}
+
+
+def check_input_kind(model: model_io.Model, encoder: Any, path: Path) -> None:
+    """DataError when ``path`` is plainly not what the model reads: an image or a folder for
+    a table model, a table or other text file for an image model."""
+    from nncli.data.image_files import looks_like_image
+
+    path, kind = Path(path), getattr(encoder, "kind", None)
+    if not path.exists() or kind not in READS:
+        return  # the reader names a missing file
+    if kind == "images":
+        found = None if path.is_dir() or looks_like_image(path) else _text_kind(path)
+    else:
+        found = "a folder" if path.is_dir() else "an image" if looks_like_image(path) else None
+    if found:
+        raise DataError(
+            f"{path} is {found}, but this model reads {READS[kind]}{_trained_on(model)}"
+        )
+
+
+def _text_kind(path: Path) -> str | None:
+    """ "a CSV table" or "a text file" for a file that starts as UTF-8 text, else None."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096)
+        head.decode("utf-8", errors="strict")
+    except (OSError, UnicodeDecodeError):
+        return None  # maybe a damaged image: the image reader names it
+    return "a CSV table" if path.suffix.lower() in (".csv", ".tsv") else "a text file"
+
+
+def _trained_on(model: model_io.Model) -> str:
+    """ " (trained on datasets/iris.csv)" from the embedded spec's text (never opened), or ""."""
+    from nncli.spec_yaml import parse
+
+    try:
+        trained = Path(parse(model.spec_yaml, "the checkpoint's spec").data["data"]["path"])
+    except Exception:  # an odd or missing embedded spec only loses this hint
+        return ""
+    return f" (trained on {Path(trained.parent.name, trained.name)})"
+
+
+def read_data(
+    encoder: Any,
+    path: Path,
+    skip_bad: bool = False,
+    warn: Callable[[str], None] | None = None,
+    skipped: list[str] | None = None,
+) -> Any:
+    """``encoder.read_frame(path)``; image folders also take ``skip_bad``, pass their warnings
+    to ``warn`` and add the files they left out to ``skipped``."""
+    if getattr(encoder, "kind", None) not in data.SKIPPING:
+        return encoder.read_frame(path)
+    frame = encoder.read_frame(path, skip_bad=skip_bad)
+    for note in frame.warnings if warn else ():
+        warn(note)
+    if skipped is not None:
+        skipped.extend(frame.skipped)
+    return frame
+
+
+def all_skipped(skipped: list[str], paths: list[Path]) -> DataError:
+    from nncli.data import image_files
+
+    return image_files.all_skipped(skipped, ", ".join(str(p) for p in paths))
+
+
+def warn_skipped(skipped: list[str], warn: Callable[[str], None] | None) -> None:
+    from nncli.data.image_files import skipped_note
+
+    for note in skipped_note(skipped) if warn else ():
+        warn(note)
+
+
+def check_table_output(output: Path | None, inputs: list[Path]) -> None:
+    """SpecError (exit 2) before any work when ``--output`` is an input, lies in an input
+    folder or is an HDF5 file (``nncli.outputs.check_outputs``)."""
+    from nncli.outputs import check_outputs
+
+    if output is not None:
+        check_outputs([output], inputs, table=True)

@@ -1,0 +1,58 @@
+"""``nncli evaluate``: loss and metrics of a checkpoint on labelled data, and for a classifier
+the per-class results and the confusion matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nncli import model_io
+from nncli.commands.apply import (
+    all_skipped,
+    check_input_kind,
+    model_inputs,
+    read_data,
+    stored_encoder,
+    warn_skipped,
+)
+from nncli.training.guards import require_finite
+from nncli.training.loop import evaluate, predict
+from nncli.training.metrics import classification_report, predicted_classes
+
+
+def evaluate_file(
+    checkpoint: Path,
+    path: Path,
+    device: str = "cpu",
+    skip_bad: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Loss and metrics; for classification also per-class precision/recall/F1 and confusion."""
+    model = model_io.load(checkpoint, device)
+    encoder = stored_encoder(model)
+    skipped: list[str] = []
+    check_input_kind(model, encoder, path)
+    frame = read_data(encoder, path, skip_bad, warn, skipped)
+    if skipped and not len(frame):
+        raise all_skipped(skipped, [path])
+    warn_skipped(skipped, warn)
+    if hasattr(encoder, "labelled"):  # windows: every one with its target, not just the last
+        x, y, mask = encoder.labelled(frame)
+    else:
+        (x, mask), y = model_inputs(encoder, frame), encoder.targets(frame)
+    require_finite(x, "the inputs", str(path))
+    require_finite(y, "the targets", str(path))
+    metrics = evaluate(model.net, model.loss, x, y, mask=mask, target_scale=model.target_scale)
+    result: dict[str, Any] = {"rows": len(x), "metrics": metrics}
+    labels = model.labels
+    if labels is not None and y.ndim == 2:
+        p = predict(model.net, x, mask=mask)
+        n = len(labels)
+        report = classification_report(
+            np.asarray(predicted_classes(y)), np.asarray(predicted_classes(p)), n
+        )
+        result.update(labels=labels, report=report)
+    return result

@@ -1,0 +1,89 @@
+"""``nncli inspect``: a model summary as data (layers, output shapes, parameter counts), from a
+checkpoint or from a spec (its input shape from ``model.input`` or a data file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nncli import build, data, model_io
+from nncli.errors import SpecError
+from nncli.resolving import input_shape
+
+
+def _is_checkpoint(path: Path) -> bool:
+    """An HDF5 file by its name or its first bytes (a spec is YAML text)."""
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False
+
+
+def _summary(net: Any, title: str, extra: dict[str, Any]) -> dict[str, Any]:
+    rows = net.summary()
+    trainable = net.parameter_count()
+    frozen = sum(r["non_trainable"] for r in rows)  # running statistics (batchnorm)
+    count = trainable + frozen
+    itemsize = np.dtype(net.backend.dtype).itemsize
+    footer = {"total parameters": f"{count:,}"}
+    if frozen:
+        footer |= {"trainable": f"{trainable:,}", "non-trainable": f"{frozen:,}"}
+    footer |= {
+        "memory": f"{count * itemsize / 1024:.1f} KiB ({np.dtype(net.backend.dtype).name})",
+        **extra,
+    }
+    warnings = [w for r in rows for w in r.get("warnings", [])]
+    return {
+        "title": title,
+        "input_shape": ["N", *net.input_shape],
+        "layers": rows,
+        "total_params": count,
+        "trainable_params": trainable,
+        "non_trainable_params": frozen,
+        "footer": footer,
+        "warnings": warnings,
+    }
+
+
+def _spec_network(spec: Any, data_file: Path | None) -> tuple[Any, Any]:
+    """The network a spec describes, its input shape from ``model.input`` or the data."""
+    backend = build.backend_for(spec, "cpu")
+    if spec.model.input is not None and data_file is None:
+        last = spec.model.layers[-1]
+        width = None
+        if isinstance(last, dict) and last.get("units") == "auto":
+            raise SpecError(
+                "units: auto needs the data; pass --data FILE", field="model.layers[-1].units"
+            )
+        return build.network(spec, tuple(spec.model.input), width, backend), None
+    cfg = spec.data
+    if data_file is not None:
+        cfg = cfg.model_copy(
+            update={"path": Path(data_file).resolve(), "validation": None, "test": None}
+        )
+    line_of = spec.line_of if data_file is None else None  # --data: not the spec's file
+    ds = data.load(cfg, spec.base_dir, spec.seed, spec.loss_name, line_of=line_of)
+    shape = input_shape(spec, ds)  # model.input must agree with the data, as in train
+    return build.network(spec, shape, ds.output_width, backend), ds
+
+
+def inspect(target: Path, data_file: Path | None = None) -> dict[str, Any]:
+    """The summary of a checkpoint's network, or of the network a spec describes."""
+    target = Path(target)
+    if _is_checkpoint(target):
+        model = model_io.load(target)
+        training = model.training
+        extra = {"epochs trained": int(training.get("epoch", 0))}
+        if training.get("best_epoch") is not None:
+            extra["best"] = f"{training['best_value']:.4g} at epoch {training['best_epoch']}"
+        return _summary(model.net, f"{target} (checkpoint)", extra)
+    from nncli import spec as spec_module
+
+    spec = spec_module.load(target)
+    net, _ = _spec_network(spec, data_file)
+    return _summary(net, f"{spec.name} ({target})", {})

@@ -1,0 +1,301 @@
+"""``nncli train``: data -> network -> fit -> checkpoint, history and resolved spec on disk.
+
+Also ``--resume`` (``nncli.commands.resume``), ``--smoke`` (a tiny run in a temporary folder
+with a predict round trip) and ``training.checkpoint_every`` (latest and best files).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nncli import model_io, outputs, runlock
+from nncli.commands.resume import resume as resume_from
+from nncli.commands.resume import resume_command
+from nncli.errors import CheckpointError, DataError, DivergedError, Interrupted
+from nncli.resolving import Resolved, resolve
+from nncli.training.callbacks import Callback, History, PeriodicCheckpoints
+from nncli.training.guards import FiniteWeights, SignalStop
+from nncli.training.loop import FitConfig, evaluate, fit, predict
+
+SMOKE_ROWS = 64
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    history: History
+    files: list[Path] = field(default_factory=list)
+    test: dict[str, float] | None = None  # metrics on the test part, when there is one
+
+
+def refuse_outputs_on_inputs(
+    spec: Any, output: Path | None = None, resume: Path | None = None
+) -> tuple[Path, outputs.RunFiles]:
+    """The run's checkpoint path and files, after checking no file the run writes is one of its
+    inputs (the spec, the data, and the checkpoint it resumes from unless it continues it)."""
+    out = Path(output or spec.output)
+    files = outputs.run_files(out)
+    inputs = [getattr(spec.data, key, None) for key in ("path", "validation", "test")]
+    inputs += [spec.source, None if outputs.continues(files, resume) else resume]
+    outputs.check_outputs(files.written(), inputs)
+    return out, files
+
+
+def train(
+    spec: Any,
+    *,
+    output: Path | None = None,
+    resume: Path | None = None,
+    force: bool = False,
+    smoke: bool = False,
+    device: str | None = None,
+    callbacks: list[Callback] | tuple = (),
+    overrides: Sequence[str] = (),
+    skip_bad: bool = False,
+    warn: Callable[[str], None] | None = None,
+    on_resolved: Callable[[Resolved], None] | None = None,
+    note: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Refuse outputs on inputs, hold the checkpoint's lock, refuse to replace files without
+    ``force``, remove a stopped run's temporary files (told to ``note``), then train
+    (``overrides``: the ``--set`` values, repeated in the resume command an interruption
+    prints). ``skip_bad``: leave out unreadable images; ``warn`` gets the data's warnings;
+    ``on_resolved`` gets the resolved run (the device it chose) before training starts."""
+    run = dict(resume=resume, device=device, callbacks=callbacks, overrides=overrides)
+    run.update(skip_bad=skip_bad, warn=warn, on_resolved=on_resolved)
+    if smoke:
+        return _train(spec, output=output, smoke=True, **run)
+    out, files = refuse_outputs_on_inputs(spec, output, resume)
+    with runlock.hold(out.parent, *([warn] if warn else []), name=files.lock.name):
+        outputs.check_replace(files, force=force, resume=resume)
+        removed = outputs.remove_stale_temps(out.parent)
+        if removed and note:
+            note(outputs.removed_note(removed))
+        return _train(spec, output=out, smoke=False, **run)
+
+
+def _train(
+    spec: Any,
+    *,
+    output: Path | None,
+    resume: Path | None,
+    smoke: bool,
+    device: str | None,
+    callbacks: list[Callback] | tuple,
+    overrides: Sequence[str],
+    skip_bad: bool = False,
+    warn: Callable[[str], None] | None = None,
+    on_resolved: Callable[[Resolved], None] | None = None,
+) -> TrainResult:
+    """The steps of a run: resolve, the arrays to fit, resume, callbacks, fit, save outputs."""
+    ready = resolve(spec, device=device, skip_bad=skip_bad, warn=warn)
+    if on_resolved is not None:
+        on_resolved(ready)
+    x, y, config = fit_arrays(spec, ready.ds, smoke)
+    tmp = tempfile.TemporaryDirectory(prefix="nncli-smoke-") if smoke else None
+    out = Path(tmp.name) / "model.h5" if tmp else Path(output or spec.output)
+    run = TrainingRun(spec, ready, out)
+    if resume is not None:
+        run.resume(resume)
+    run.fit(x, y, config, [*callbacks], periodic=not smoke, overrides=overrides, device=device)
+    if tmp is not None:
+        try:
+            run.save(out)
+            _check_round_trip(out, ready.net, x, config.mask, ready.backend.name, spec.dtype)
+        finally:
+            tmp.cleanup()
+        return TrainResult(output=out, history=run.history)
+    return run.save_outputs()
+
+
+def fit_arrays(spec: Any, ds: Any, smoke: bool) -> tuple[np.ndarray, np.ndarray, FitConfig]:
+    """(x, y, how to fit them) from the spec's training section and the loaded data; a smoke
+    run takes at most ``SMOKE_ROWS`` rows for one epoch."""
+    x, y, mask, validation = ds.x_train, ds.y_train, ds.mask_train, None
+    validation_mask = ds.mask_val
+    if ds.x_val is not None and len(ds.x_val):
+        validation = (ds.x_val, ds.y_val)
+    epochs, batch_size = spec.training.epochs, spec.training.batch_size
+    if smoke:
+        x, y = x[:SMOKE_ROWS], y[:SMOKE_ROWS]
+        mask = None if mask is None else mask[:SMOKE_ROWS]
+        validation = (
+            None if validation is None else (validation[0][:SMOKE_ROWS], validation[1][:SMOKE_ROWS])
+        )
+        validation_mask = None if validation_mask is None else validation_mask[:SMOKE_ROWS]
+        epochs = 1
+        batch_size = min(len(x), 16) if batch_size == "full" else min(batch_size, len(x))
+    config = FitConfig(epochs=epochs, batch_size=batch_size, shuffle=spec.training.shuffle)
+    config.seed, config.validation, config.validation_mask = spec.seed, validation, validation_mask
+    config.mask, config.augment, config.target_scale = mask, ds.augment, ds.target_scale
+    return x, y, config
+
+
+def data_state(spec: Any, ds: Any) -> dict[str, Any]:
+    """What a checkpoint stores about its data: kind, input shape, task, the fitted encoder."""
+    state = {
+        "kind": spec.data.kind,
+        "input_shape": list(ds.input_shape),
+        "dtype": spec.dtype,
+        "task": ds.task,
+        "encoder": ds.encoder.to_state(),
+    }
+    if ds.labels is not None:
+        state["labels"] = [str(v) for v in ds.labels]
+    if ds.target_scale is not None:  # evaluate reports RMSE and MAE in the file's units too
+        state["target_scale"] = np.asarray(ds.target_scale, dtype=np.float64)
+    return state
+
+
+class TrainingRun:
+    """One run's state between its steps: the history, where it saves, its last good file."""
+
+    def __init__(self, spec: Any, ready: Resolved, out: Path):
+        from nncli.spec import resolved_yaml
+
+        self.spec, self.ready, self.out = spec, ready, out
+        self.data = data_state(spec, ready.ds)
+        self.spec_yaml = resolved_yaml(spec)
+        self.history, self.initial_epoch, self.best = History(), 0, None
+        self.resumed_from: Path | None = None
+        self.periodic: PeriodicCheckpoints | None = None
+
+    def resume(self, path: Path) -> None:
+        ready = self.ready
+        self.initial_epoch, self.history, self.best = resume_from(
+            Path(path), self.spec, ready.net, ready.optimizer, self.data["encoder"], ready.backend
+        )
+        self.resumed_from = path
+
+    def save(
+        self, path: Path, resume_weights: dict | None = None, scores: dict | None = None
+    ) -> None:
+        try:  # created only now, so a run that fails early leaves nothing behind
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot create the output folder ({exc.strerror})", where=str(path.parent)
+            ) from None
+        ready = self.ready
+        model_io.save(
+            path,
+            net=ready.net,
+            loss=ready.loss,
+            data=self.data,
+            spec_yaml=self.spec_yaml,
+            optimizer=ready.optimizer,
+            history=self.history,
+            seed=self.spec.seed,
+            resume_weights=resume_weights,
+            scores=scores,
+        )
+
+    def last_good(self) -> Path | None:
+        """The newest complete checkpoint of this run, or the one it resumed from."""
+        periodic = self.periodic
+        return periodic.last_good if periodic and periodic.last_good else self.resumed_from
+
+    def callbacks(self, extra: list[Callback], periodic: bool) -> list[Callback]:
+        """Finite weights first, the caller's, periodic checkpoints, the signal guard last
+        (an epoch's checkpoints are complete before a signal stops the run)."""
+        every = self.spec.training.checkpoint_every
+        if every and periodic:
+            files = outputs.run_files(self.out)
+            es = self.ready.early_stopping
+            self.periodic = PeriodicCheckpoints(
+                every, self.save, files.latest, files.best, es, self.history
+            )
+            extra = [*extra, self.periodic]
+        return [FiniteWeights(self.ready.net), *extra, SignalStop()]
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        config: FitConfig,
+        extra: list[Callback],
+        *,
+        periodic: bool,
+        overrides: Sequence[str],
+        device: str | None,
+    ) -> None:
+        """Train; an interruption or a divergence names the last good checkpoint."""
+        ready = self.ready
+        config.callbacks = self.callbacks(extra, periodic)
+        config.early_stopping, config.initial_epoch = ready.early_stopping, self.initial_epoch
+        config.history, config.best_weights = self.history, self.best
+        stop = config.callbacks[-1]
+        try:
+            # a diverging run overflows on its way to NaN; the check after each batch reports it
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"), stop.installed():
+                self.history = fit(ready.net, ready.loss, ready.optimizer, x, y, config)
+        except KeyboardInterrupt as exc:
+            raise self.interrupted(exc, overrides, device) from None
+        except DivergedError as exc:
+            self.explain(exc)
+            raise
+
+    def interrupted(
+        self, exc: KeyboardInterrupt, overrides: Sequence[str], device: str | None
+    ) -> Interrupted:
+        last, history = self.last_good(), self.history
+        done = history.epochs[-1]["epoch"] if history.epochs else self.initial_epoch
+        how = (
+            f"; resume with: {resume_command(self.spec, last, self.out, overrides, device)}"
+            if last
+            else "; no checkpoint was saved yet (set training.checkpoint_every)"
+        )
+        return Interrupted(
+            f"training interrupted after epoch {done}; last good checkpoint: {last or 'none'}{how}",
+            exit_code=getattr(exc, "exit_code", 130),
+        )
+
+    def explain(self, exc: DivergedError) -> None:
+        """Add the likely cause (the learning rate, and where the spec sets it)."""
+        spec, last = self.spec, self.last_good()
+        lr_place = spec.line_of("optimizer.learning_rate") or spec.line_of("optimizer")
+        exc.message += (
+            f"; likely cause: a learning rate too large ({self.ready.optimizer.learning_rate}"
+            f"{', ' + lr_place if lr_place else ''}); last good checkpoint: "
+            f"{last if last else 'none saved yet'}"
+        )
+
+    def save_outputs(self) -> TrainResult:
+        """The final checkpoint (with the test part's scores), resolved spec and history."""
+        ready, history, ds = self.ready, self.history, self.ready.ds
+        test = None  # the final model (best weights when restored) on the held-out test part
+        if ds.x_test is not None and len(ds.x_test):
+            test = evaluate(
+                ready.net,
+                ready.loss,
+                ds.x_test,
+                ds.y_test,
+                mask=ds.mask_test,
+                target_scale=ds.target_scale,
+            )
+        scores = {f"test_{k}": v for k, v in (test or {}).items()}
+        self.save(self.out, resume_weights=history.last_weights, scores=scores)
+        files = outputs.run_files(self.out)
+        outputs.write_text_atomic(files.resolved, self.spec_yaml)
+        outputs.write_text_atomic(files.history, outputs.history_csv(history))
+        out = self.out
+        return TrainResult(
+            output=out, history=history, files=[out, files.resolved, files.history], test=test
+        )
+
+
+def _check_round_trip(
+    path: Path, net: Any, x: np.ndarray, mask: np.ndarray | None, device: str, dtype: str
+) -> None:
+    expected = predict(net, x, mask=mask)
+    got = predict(model_io.load(path, device, dtype).net, x, mask=mask)
+    if not np.isfinite(got).all():
+        raise DataError("smoke run: the reloaded model predicts non-finite values")
+    if not np.allclose(got, expected, atol=1e-5, rtol=1e-5):
+        raise CheckpointError("smoke run: the reloaded model predicts differently", where=str(path))

@@ -1,0 +1,43 @@
+"""``nncli validate``: train without the training (spec, data headers, every check ``train``
+makes before its first batch, then one forward and backward pass on two real rows)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from nncli.commands.train import refuse_outputs_on_inputs
+from nncli.errors import DivergedError
+from nncli.resolving import resolve
+from nncli.training.loop import loss_value
+
+
+def validate(path: Path, overrides: list[str] = (), device: str | None = None) -> list[str]:
+    """Train without the training: resolve the spec as ``train`` does (every check it makes
+    before its first batch), then one forward and backward pass on two real rows. Problems
+    raise; what was checked is returned as lines."""
+    from nncli import spec as spec_module
+
+    spec = spec_module.load(path, overrides)
+    refuse_outputs_on_inputs(spec)  # as train does first (a smoke run writes elsewhere)
+    ready = resolve(spec, device=device)
+    net, ds, loss = ready.net, ready.ds, ready.loss
+    n = min(2, len(ds.x_train))
+    x, y = net.backend.asarray(ds.x_train[:n]), net.backend.asarray(ds.y_train[:n])
+    fused = net.fuse_output(loss.fused_activation)
+    value = loss_value(net, loss, net.forward(x, training=True), y, None, fused)
+    if not math.isfinite(value):
+        raise DivergedError(f"one forward pass on {n} rows gave the loss {value}", where=ds.source)
+    net.backward(loss.backward())
+    lines = [
+        f"spec {path}: valid",
+        ready.device,
+        f"data {ds.source}: {len(ds.x_train)} training rows"
+        + (f", {len(ds.x_val)} validation rows" if ds.x_val is not None else ""),
+        f"model: {net.parameter_count():,} parameters, input {ds.input_shape}, "
+        f"output {net.output_shape}",
+        f"one forward and backward pass on {n} rows: loss {value:.4g}",
+    ]
+    for row in net.summary():
+        lines += [f"warning: {w}" for w in row.get("warnings", [])]
+    return lines

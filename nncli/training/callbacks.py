@@ -1,0 +1,168 @@
+"""What ``fit`` reports to and what may stop it: the ``Callback`` hooks, the per-epoch
+``History``, early stopping (a callback that keeps the best weights) and the periodic
+checkpoints of ``training.checkpoint_every``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nncli.engine.registry import did_you_mean
+from nncli.errors import SpecError
+
+
+class Callback:
+    """Hooks ``fit`` calls; override what you need. ``on_epoch_end`` may return True to stop."""
+
+    def on_train_begin(self, info: dict[str, Any]) -> None: ...
+
+    def on_batch_end(
+        self, epoch: int, batch: int, batches: int, loss: float, seen: int
+    ) -> None: ...
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool | None: ...
+
+    def on_train_end(self, history: History) -> None: ...
+
+
+@dataclass
+class EarlyStop:
+    """Why early stopping ended a run: ``epoch`` was the last trained, and ``monitor`` had not
+    improved on its ``best_epoch`` for more than ``patience`` epochs; ``restored``: the network
+    holds the best epoch's weights (else the last epoch's)."""
+
+    epoch: int
+    monitor: str
+    patience: int
+    best_epoch: int
+    best_value: float
+    restored: bool
+
+
+@dataclass
+class History:
+    """Per-epoch logs plus what early stopping found (``monitor``: the metric ``best_*`` is of;
+    ``restored``: the network ends with the best epoch's weights, not the last epoch's)."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_value: float | None = None
+    stopped_early: bool = False
+    monitor: str | None = None
+    early_stop: EarlyStop | None = None
+    restored: bool = False
+    last_weights: dict[str, np.ndarray] | None = (
+        None  # the last epoch's, when the best were restored
+    )
+
+    def column(self, key: str) -> list[float]:
+        return [e.get(key, math.nan) for e in self.epochs]
+
+
+@dataclass
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs; with
+    ``restore_best`` the network ends with the best epoch's weights.
+
+    ``fit`` calls ``begin`` and puts it first among the callbacks, so that the best weights
+    are known before any other callback (a periodic checkpoint) looks at the epoch."""
+
+    monitor: str = "val_loss"
+    patience: int = 5
+    min_delta: float = 0.0
+    restore_best: bool = True
+    mode: str = "auto"  # auto: max for accuracy-like metrics, min otherwise
+    wait: int = field(default=0, init=False, repr=False, compare=False)
+    best_weights: Any = field(default=None, init=False, repr=False, compare=False)
+    net: Any = field(default=None, init=False, repr=False, compare=False)
+    history: Any = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def maximize(self) -> bool:
+        if self.mode != "auto":
+            return self.mode == "max"
+        return self.monitor.removeprefix("val_") == "accuracy"
+
+    @property
+    def exhausted(self) -> bool:
+        """Patience ran out: the run stops here."""
+        return self.wait > self.patience
+
+    def improved(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value > best + self.min_delta if self.maximize else value < best - self.min_delta
+
+    def begin(self, net: Any, history: History, best_weights: dict | None) -> None:
+        """Watch ``net`` from ``history`` on (a resumed run continues its wait)."""
+        self.net, self.history, self.best_weights = net, history, best_weights
+        self.wait = epochs_since_best(history)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool:
+        value = logs.get(self.monitor)
+        if value is None:
+            known = [k for k in logs if k not in ("epoch", "time")]
+            raise SpecError(
+                f"expected one of {', '.join(known)}, got {self.monitor!r}"
+                + did_you_mean(self.monitor, known),
+                field="training.early_stopping.monitor",
+            )
+        history = self.history
+        if self.improved(value, history.best_value):
+            history.best_value, history.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best:
+                self.best_weights = self.net.get_weights()
+            return False
+        self.wait += 1
+        return self.exhausted
+
+    def early_stop(self, epoch: int) -> EarlyStop:
+        return EarlyStop(
+            epoch=epoch,
+            monitor=self.monitor,
+            patience=self.patience,
+            best_epoch=int(self.history.best_epoch),
+            best_value=float(self.history.best_value),
+            restored=self.restore_best and self.best_weights is not None,
+        )
+
+    def on_train_end(self, history: History) -> None:
+        history.monitor = self.monitor
+        if self.restore_best and self.best_weights is not None:
+            history.last_weights = self.net.get_weights()  # what a resumed run continues from
+            self.net.set_weights(self.best_weights)
+            history.restored = True
+
+
+def epochs_since_best(history: History) -> int:
+    if history.best_epoch is None or not history.epochs:
+        return 0
+    return int(history.epochs[-1]["epoch"]) - history.best_epoch
+
+
+class PeriodicCheckpoints(Callback):
+    """``training.checkpoint_every: N``: every N epochs save the latest state, and the best."""
+
+    def __init__(
+        self,
+        every: int,
+        save: Any,
+        latest: Path,
+        best: Path,
+        early_stopping: EarlyStopping | None,
+        history: History,
+    ):
+        self.every, self.save, self.latest, self.best = every, save, latest, best
+        self.es, self.history = early_stopping, history
+        self.last_good: Path | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        if epoch % self.every == 0:
+            self.save(self.latest)
+            self.last_good = self.latest
+        if self.es is not None and self.history.best_epoch == epoch:
+            self.save(self.best)

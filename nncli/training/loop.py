@@ -1,0 +1,268 @@
+"""Training, evaluation and prediction over host arrays. Reports through callbacks; never prints.
+
+``fit`` moves one batch at a time onto the network's device, runs forward, loss, backward and one
+optimizer step, and keeps per-epoch history. The batch order and dropout masks derive from the
+seed and the epoch number, so a run resumed at an epoch boundary continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from nncli.engine.losses import Loss
+from nncli.engine.network import Sequential
+from nncli.engine.optimizers import Optimizer
+from nncli.errors import DataError, SpecError
+from nncli.training.batching import (
+    STREAM_AUGMENT,
+    STREAM_DROPOUT,
+    epoch_batches,
+    resolve_batch_size,
+    rng_for,
+)
+from nncli.training.callbacks import Callback, EarlyStopping, History
+from nncli.training.guards import diverged
+from nncli.training.metrics import RunningMetrics
+
+PREDICT_BATCH = 1024
+
+
+@dataclass
+class FitConfig:
+    """How ``fit`` trains: epochs ``initial_epoch + 1 .. epochs`` in batches of ``batch_size``.
+
+    ``target_scale`` (k,): scaled targets times it are in the file's units; RMSE and MAE are
+    reported in those units (see ``RunningMetrics``). ``augment(x_batch, rng)`` changes each
+    training batch on the host (never validation); its generator is made once per epoch from
+    (seed, STREAM_AUGMENT, epoch), so resuming is exact. ``history`` and ``best_weights``
+    continue a resumed run."""
+
+    epochs: int
+    batch_size: int | str = 32
+    shuffle: bool = True
+    seed: int = 0
+    validation: tuple[np.ndarray, np.ndarray] | None = None
+    mask: np.ndarray | None = None
+    validation_mask: np.ndarray | None = None
+    callbacks: Sequence[Callback] = ()
+    early_stopping: EarlyStopping | None = None
+    initial_epoch: int = 0
+    history: History | None = None
+    best_weights: dict[str, np.ndarray] | None = None
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
+    target_scale: np.ndarray | None = None
+
+
+def _trim(x: Any, mask: Any) -> tuple[Any, Any]:
+    """Cut a padded batch to its longest real sequence (fewer time steps to run)."""
+    if mask is None:
+        return x, None
+    steps = int(mask.any(axis=0).nonzero()[0].max()) + 1 if mask.any() else 1
+    return x[:, :steps], mask[:, :steps]
+
+
+def _device_batch(
+    net: Sequential,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    mask: np.ndarray | None,
+    idx: np.ndarray,
+    change: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[Any, Any, Any]:
+    xb, mb = x[idx], None if mask is None else mask[idx]
+    if change is not None:  # training augmentation, on the host batch
+        xb = change(xb)
+    yb = None if y is None else y[idx]
+    if mb is not None:
+        xb, mb = _trim(xb, mb)
+        if yb is not None and yb.ndim == 3:
+            yb = yb[:, : mb.shape[1]]
+    b = net.backend
+    return (
+        b.asarray(xb),
+        None if yb is None else b.asarray(yb),
+        None if mb is None else b.asarray(mb, dtype=bool),
+    )
+
+
+def loss_value(net: Sequential, loss: Loss, p: Any, y: Any, mask: Any, fused: bool) -> float:
+    """The loss of outputs ``p`` against ``y`` (a fused output layer hands over its logits);
+    a mask weighs the loss only when the targets have a time axis like the mask's."""
+    loss_mask = mask if mask is not None and y.ndim == mask.ndim + 1 else None
+    return float(loss.forward(p, y, mask=loss_mask, logits=net.logits if fused else None))
+
+
+class _Epochs:
+    """One training run's steps: a batch (forward, loss, backward, optimizer step), an epoch of
+    batches, and the validation after it."""
+
+    def __init__(self, net: Sequential, loss: Loss, optimizer: Optimizer, config: FitConfig):
+        self.net, self.loss, self.optimizer, self.config = net, loss, optimizer, config
+        self.fused = net.fuse_output(loss.fused_activation)
+        self.last_finite: float | None = None
+
+    def batch(self, epoch: int, b: int, xb: Any, yb: Any, mb: Any) -> tuple[float, Any, Any]:
+        """One optimizer step -> (loss, outputs, gradient norm or None)."""
+        net = self.net
+        p = net.forward(xb, training=True, mask=mb)
+        value = loss_value(net, self.loss, p, yb, mb, self.fused)
+        if not math.isfinite(value):
+            raise diverged(epoch, b, f"the loss became {value}", self.last_finite)
+        net.backward(self.loss.backward())
+        norm = self.optimizer.step(net.named_parameters(), net.named_gradients())
+        if norm is not None and not math.isfinite(norm):
+            raise diverged(epoch, b, f"the gradient norm became {norm}", self.last_finite)
+        self.last_finite = value
+        return value, p, norm
+
+    def epoch(
+        self, epoch: int, x: np.ndarray, y: np.ndarray, size: int, callbacks: Sequence[Callback]
+    ) -> dict[str, float]:
+        """Every batch of one epoch, in the order the seed gives it -> the epoch's logs."""
+        config, net = self.config, self.net
+        net.set_rng(rng_for(config.seed, STREAM_DROPOUT, epoch))
+        change = None
+        if config.augment is not None:
+            rng = rng_for(config.seed, STREAM_AUGMENT, epoch)
+            change = partial(_augment_with, config.augment, rng)
+        running = RunningMetrics(self.loss.task, config.target_scale)
+        norms: list[float] = []
+        seen, batches = 0, math.ceil(len(x) / size)
+        order = epoch_batches(len(x), size, seed=config.seed, epoch=epoch, shuffle=config.shuffle)
+        for b, idx in enumerate(order, start=1):
+            xb, yb, mb = _device_batch(net, x, y, config.mask, idx, change)
+            value, p, norm = self.batch(epoch, b, xb, yb, mb)
+            if norm is not None:
+                norms.append(norm)
+            running.add(value, p, yb, mb)
+            seen += len(idx)
+            for cb in callbacks:
+                cb.on_batch_end(epoch, b, batches, value, seen)
+        logs: dict[str, float] = {"epoch": epoch, **running.result()}
+        if norms:
+            logs["grad_norm"] = float(np.mean(norms))
+        return logs
+
+    def validate(self) -> dict[str, float]:
+        """``val_*`` logs on the validation set; none without one."""
+        config = self.config
+        if config.validation is None:
+            return {}
+        val = evaluate(
+            self.net,
+            self.loss,
+            *config.validation,
+            mask=config.validation_mask,
+            target_scale=config.target_scale,
+        )
+        return {f"val_{k}": v for k, v in val.items()}
+
+
+def _batch_size(batch_size: int | str, n: int) -> int:
+    if n == 0:
+        raise DataError("no training rows")
+    size = resolve_batch_size(batch_size, n)
+    if size > n:
+        raise SpecError(
+            f"expected at most {n} (the training rows), got {size}", field="training.batch_size"
+        )
+    return size
+
+
+def fit(
+    net: Sequential,
+    loss: Loss,
+    optimizer: Optimizer,
+    x: np.ndarray,
+    y: np.ndarray,
+    config: FitConfig | None = None,
+    **options: Any,
+) -> History:
+    """Train for epochs ``initial_epoch + 1 .. epochs``; returns the history (all epochs).
+
+    ``options`` are the fields of ``FitConfig`` (``epochs=``, ``batch_size=``, ...), or pass
+    ``config`` itself."""
+    config = config or FitConfig(**options)
+    size = _batch_size(config.batch_size, len(x))
+    history = config.history or History()
+    stopper = config.early_stopping
+    callbacks = [*([stopper] if stopper is not None else []), *config.callbacks]
+    if stopper is not None:
+        stopper.begin(net, history, config.best_weights)
+    run = _Epochs(net, loss, optimizer, config)
+    run.last_finite = next((e["loss"] for e in reversed(history.epochs)), None)
+    info = {"samples": len(x), "batches": math.ceil(len(x) / size), "epochs": config.epochs}
+    info["initial_epoch"] = config.initial_epoch
+    for cb in callbacks:
+        cb.on_train_begin(info)
+    for epoch in range(config.initial_epoch + 1, config.epochs + 1):
+        started = time.perf_counter()
+        logs = run.epoch(epoch, x, y, size, callbacks)
+        logs.update(run.validate())
+        logs["time"] = time.perf_counter() - started
+        history.epochs.append(logs)
+        stop = False
+        for cb in callbacks:
+            stop = bool(cb.on_epoch_end(epoch, logs)) or stop
+        if stop:
+            history.stopped_early = epoch < config.epochs
+            if stopper is not None and stopper.exhausted:
+                history.early_stop = stopper.early_stop(epoch)
+            break
+    for cb in callbacks:
+        cb.on_train_end(history)
+    return history
+
+
+def _augment_with(augment: Callable, rng: np.random.Generator, xb: np.ndarray) -> np.ndarray:
+    return augment(xb, rng)
+
+
+def predict(
+    net: Sequential,
+    x: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    batch_size: int = PREDICT_BATCH,
+) -> np.ndarray:
+    """Network outputs for every row of ``x``, on the host, in order."""
+    outputs = []
+    for start in range(0, len(x), batch_size):
+        idx = slice(start, start + batch_size)  # a view, not a copy of the rows
+        xb, _, mb = _device_batch(net, x, None, mask, idx)
+        out = net.backend.to_host(net.forward(xb, training=False, mask=mb))
+        if mb is not None and out.ndim == 3 and out.shape[1] < x.shape[1]:
+            out = np.pad(out, ((0, 0), (0, x.shape[1] - out.shape[1]), (0, 0)))
+        outputs.append(out)
+    if not outputs:
+        return np.zeros((0, *net.output_shape), dtype=net.backend.dtype)
+    return np.concatenate(outputs)
+
+
+def evaluate(
+    net: Sequential,
+    loss: Loss,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    batch_size: int = PREDICT_BATCH,
+    target_scale: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Loss and metrics (accuracy, or RMSE and MAE, in the file's units with ``target_scale``)
+    over a whole set, without training."""
+    fused = net.fuse_output(loss.fused_activation)
+    running = RunningMetrics(loss.task, target_scale)
+    for start in range(0, len(x), batch_size):
+        idx = slice(start, start + batch_size)  # a view, not a copy of the rows
+        xb, yb, mb = _device_batch(net, x, y, mask, idx)
+        p = net.forward(xb, training=False, mask=mb)
+        running.add(loss_value(net, loss, p, yb, mb, fused), p, yb, mb)
+    return running.result()
