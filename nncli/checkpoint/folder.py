@@ -20,12 +20,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nncli import model_io
+from nncli.checkpoint.format import HDF5_SIGNATURE
+from nncli.checkpoint.lock import other_hosts
+from nncli.checkpoint.model import history_columns
 from nncli.errors import SpecError
 from nncli.train import History
 
 PLAIN_STEM = "model"  # the default output's files keep their plain names: history.csv
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 TEMP_NAME = re.compile(r"\..+\.tmp-(?P<pid>[0-9]+)-[0-9a-f]+")
 
 
@@ -166,6 +167,17 @@ def is_hdf5(path: Path) -> bool:
     return False
 
 
+def alive(pid: int) -> bool:
+    """Signal 0 checks a process exists without touching it; EPERM means it does (not ours)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def temp_path(path: Path) -> Path:
     """``.<name>.tmp-<pid>-<hex>`` beside ``path``: the pid tells a later run whether the
     writer still lives (see ``remove_stale_temps``)."""
@@ -192,8 +204,6 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     """Remove the temporary files in ``folder`` whose writer's process is gone (a run killed
     in the middle of a save) -> the files removed. A live process's file is never touched, nor
     any while a run on another host (whose pids cannot be checked here) holds a lock there."""
-    from nncli.runlock import alive, other_hosts
-
     removed = []
     if not folder.is_dir() or other_hosts(folder):
         return removed
@@ -210,7 +220,7 @@ def remove_stale_temps(folder: Path) -> list[Path]:
 
 
 def history_csv(history: History) -> str:
-    columns = list(model_io.history_columns(history))
+    columns = list(history_columns(history))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)

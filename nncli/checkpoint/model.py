@@ -16,7 +16,7 @@ from nncli.engine import LOSSES
 from nncli.engine.losses import Loss
 from nncli.engine.network import Sequential
 from nncli.engine.optimizers import Optimizer
-from nncli.errors import CheckpointError, NncliError
+from nncli.errors import CheckpointError, NncliError, ShapeError
 from nncli.train import History
 
 
@@ -115,45 +115,34 @@ def save(
     checkpoint.save(path, ckpt)
 
 
-# layer type -> (the config key that sets the weight's first dimension, its multiple)
-_OUT_DIM = {
-    "dense": ("units", 1),
-    "conv2d": ("filters", 1),
-    "rnn": ("units", 1),
-    "lstm": ("units", 4),
-    "gru": ("units", 3),
-}
-
-
-def _check_shapes(path: Path) -> Any:
-    """Refuse a file whose weight shapes disagree with its layer configs, before reading data.
-    (Every other dimension is checked when the weights are set into the rebuilt network.)"""
-
-    def check(layers_meta: list[Any]) -> None:
-        for index, type_name, config, shapes in layers_meta:
-            key, multiple = _OUT_DIM.get(type_name, (None, 1))
-            weight = shapes.get("weight", shapes.get("weight_ih"))
-            expected = config.get(key) if key else None
-            if weight and isinstance(expected, int) and weight[0] != expected * multiple:
-                raise CheckpointError(
-                    f"/model/{index}.{type_name} has a weight of shape {tuple(weight)}, but its "
-                    f"config says {key}: {expected}",
-                    where=str(path),
-                )
-
-    return check
+def check_shapes(layers: list[checkpoint.LayerRecord], net: Sequential) -> None:
+    """ShapeError when a stored array disagrees with the network its layer configs and input
+    shape built (``net``), naming the first such array and the layer's settings."""
+    built = {**net.named_parameters(), **net.named_state()}
+    for record in layers:
+        for name, array in {**record.params, **record.state}.items():
+            expected = built.get(f"{record.index}.{record.type}.{name}")
+            if expected is None or tuple(expected.shape) == array.shape:
+                continue  # a missing array is named when the weights are set
+            layer = net.layers[record.index]
+            settings = ", ".join(f"{k}: {v}" for k, v in record.config.items() if k != "type")
+            raise ShapeError(
+                f"/model/{record.index}.{record.type} has a {name} of shape {array.shape}, but "
+                f"its config ({settings}) on input {layer.in_shape} builds {tuple(expected.shape)}"
+            )
 
 
 def load(path: str | Path, device: str = "cpu", dtype: str | None = None) -> Model:
     """Rebuild the network of a checkpoint and load its weights (CheckpointError on any doubt)."""
     path = Path(path)
-    ckpt = checkpoint.load(path, expected_shapes=_check_shapes(path))
+    ckpt = checkpoint.load(path)
     data = ckpt.data
     backend: Backend = get_backend(device, dtype or str(data.get("dtype", "float32")))
     try:
         input_shape = tuple(int(d) for d in np.asarray(data["input_shape"]).ravel())
         configs = [dict(layer.config) for layer in sorted(ckpt.layers, key=lambda r: r.index)]
         net = Sequential(configs, input_shape, backend=backend)
+        check_shapes(ckpt.layers, net)
         net.set_weights(
             {
                 f"{r.index}.{r.type}.{k}": v
