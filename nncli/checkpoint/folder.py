@@ -1,4 +1,5 @@
-"""Where a command's outputs may go, and how they are written.
+"""The run folder: where a command's outputs may go, and how they are written (its lock is
+``nncli.checkpoint.lock``).
 
 Every command that writes follows the rules here. ``check_outputs``: an output never lands on
 an input (a file, another name for it, or anything inside an input folder), and a table (such
