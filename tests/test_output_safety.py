@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from helpers import IRIS, invoke, iris_spec, one_error_line, sha
 
-from nncli import checkpoint, model_io, outputs, runlock
+from nncli import checkpoint, model_io, outputs
+from nncli.checkpoint import lock as folder_lock
 from nncli.errors import SpecError
 
 IRIS_SPEC = iris_spec("{epochs: 2, batch_size: 16}")
@@ -38,29 +39,50 @@ def dead_pid() -> int:
 
 
 # -- the lock --------------------------------------------------------------------------------------
-def test_a_live_lock_stops_a_second_run_with_exit_2(work: Path):
+HOLD_LOCK = """
+import sys, time
+from nncli.checkpoint.lock import hold
+with hold(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_held_lock_stops_a_second_run_with_exit_2_and_a_killed_holder_frees_it(work: Path):
     out = work / "out"
-    out.mkdir()
     lock = out / ".nncli.lock"
-    owner = os.getppid()  # alive, and not this process
-    lock.write_text(f"{owner} {socket.gethostname()}\n")
-    before = sha(lock)
-    one_error_line(invoke("train", work / "iris.yaml"), 2, f"process {owner}", str(lock))
-    assert sha(lock) == before and sorted(p.name for p in out.iterdir()) == [".nncli.lock"]
-    lock.write_text("4242 some-other-host\n")  # cannot be checked from here: also in use
-    one_error_line(invoke("train", work / "iris.yaml"), 2, "process 4242 on some-other-host")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = sha(lock)
+        one_error_line(invoke("train", work / "iris.yaml"), 2, f"process {holder.pid}", str(lock))
+        assert sha(lock) == before and sorted(p.name for p in out.iterdir()) == [".nncli.lock"]
+    finally:
+        holder.kill()
+        holder.communicate(timeout=60)
+    assert lock.read_text().split()[0] == str(holder.pid)  # left behind, but no longer locked
+    result = invoke("train", work / "iris.yaml", "--quiet")
+    assert result.exit_code == 0 and result.stderr == "", result.stderr  # no takeover to tell
+    assert not lock.exists() and (out / "model.h5").exists()
 
 
-def test_a_stale_lock_is_taken_over_with_a_warning_and_removed_at_the_end(work: Path):
+def test_the_busy_message_names_the_owner_the_lock_file_records(work: Path):
+    out = work / "out"
+    with folder_lock.hold(out) as lock:
+        lock.write_text("4242 some-other-host\n")
+        one_error_line(invoke("train", work / "iris.yaml"), 2, "process 4242 on some-other-host")
+        lock.write_text("")  # the owner has the lock and is writing its pid
+        one_error_line(invoke("train", work / "iris.yaml"), 2, "locked by another nncli run")
+
+
+def test_a_lock_file_left_by_a_dead_process_is_no_lock(work: Path):
     out = work / "out"
     out.mkdir()
-    pid = dead_pid()
-    (out / ".nncli.lock").write_text(f"{pid} {socket.gethostname()}\n")
+    (out / ".nncli.lock").write_text(f"{dead_pid()} {socket.gethostname()}\n")
     result = invoke("train", work / "iris.yaml", "--quiet")
-    assert result.exit_code == 0, result.stderr
-    warning = result.stderr.strip().splitlines()
-    assert len(warning) == 1 and warning[0].startswith("nncli: warning: ")
-    assert f"process {pid}" in warning[0] and "took over" in warning[0]
+    assert result.exit_code == 0 and result.stderr == "", result.stderr
     assert not (out / ".nncli.lock").exists() and (out / "model.h5").exists()
 
 
@@ -74,19 +96,19 @@ def test_the_lock_goes_on_errors_and_so_do_the_folders_made_for_it(work: Path):
     assert list((work / "keep").iterdir()) == []  # a folder it did not make stays
 
 
-def test_hold_is_exclusive_within_one_process_and_refuses_junk(tmp_path: Path):
-    with runlock.hold(tmp_path / "a" / "b") as lock:
+def test_hold_is_exclusive_within_one_process_and_takes_an_unlocked_file(tmp_path: Path):
+    with folder_lock.hold(tmp_path / "a" / "b") as lock:
         assert lock.read_text().split()[0] == str(os.getpid())
         busy = pytest.raises(SpecError, match="in use by another nncli run")
-        with busy, runlock.hold(tmp_path / "a" / "b"):
+        with busy, folder_lock.hold(tmp_path / "a" / "b"):
             pass
         assert lock.exists()
     assert not (tmp_path / "a").exists()
     (tmp_path / "c").mkdir()
-    (tmp_path / "c" / ".nncli.lock").write_text("")  # a run that is writing its pid
-    busy = pytest.raises(SpecError, match="locked by another nncli run")
-    with busy, runlock.hold(tmp_path / "c"):
-        pass
+    (tmp_path / "c" / ".nncli.lock").write_text("junk")  # a file, but nobody locks it
+    with folder_lock.hold(tmp_path / "c") as lock:
+        assert lock.read_text().split()[0] == str(os.getpid())
+    assert list((tmp_path / "c").iterdir()) == []
 
 
 # -- outputs that would land on inputs -------------------------------------------------------------

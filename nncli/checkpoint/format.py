@@ -47,42 +47,43 @@ class Checkpoint:
 
 LayerMeta = tuple[int, str, dict, dict[str, tuple[int, ...]]]
 STATE_GROUP = "state"  # /model/<i>.<type>/state/<name>: a layer's non-trainable arrays
-_NUMERIC = {"array": ("biuf", None), "int": ("iu", 0), "ints": ("iu", 1)}
-_NUMERIC |= {"float": ("f", 0), "floats": ("f", 1), "bool": ("b", 0)}
-_TEXT = {"str": 0, "strs": 1}
+# data leaf kind -> (numpy dtype kinds it may hold, its dimensions; None: any)
+NUMERIC_KINDS = {"array": ("biuf", None), "int": ("iu", 0), "ints": ("iu", 1)}
+NUMERIC_KINDS |= {"float": ("f", 0), "floats": ("f", 1), "bool": ("b", 0)}
+TEXT_KINDS = {"str": 0, "strs": 1}  # data leaf kind -> its dimensions
 
 
 # ---------------------------------------------------------------- checksums and names
 
 
-def _digest_array(a: np.ndarray) -> str:
+def digest_array(a: np.ndarray) -> str:
     a = np.asarray(a, dtype=a.dtype.newbyteorder("<"), order="C")
     h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
     h.update(a.reshape(-1).view(np.uint8).data)
     return h.hexdigest()
 
 
-def _digest_text(value: Any, shape: tuple | None) -> str:
+def digest_text(value: Any, shape: tuple | None) -> str:
     return hashlib.sha256(json.dumps([shape, value], ensure_ascii=False).encode()).hexdigest()
 
 
-def _encode_key(key: str) -> str:
+def encode_key(key: str) -> str:
     if key in ("", "."):
         return "%" if key == "" else "%2E"
     return key.replace("%", "%25").replace("/", "%2F")
 
 
-def _decode_key(name: str) -> str:
+def decode_key(name: str) -> str:
     return "" if name == "%" else unquote(name)
 
 
-def _check_name(name: Any, what: str) -> str:
+def check_name(name: Any, what: str) -> str:
     if not isinstance(name, str) or name in ("", ".", "..") or "/" in name:
         raise ValueError(f"{what} must be a non-empty string without '/', got {name!r}")
     return name
 
 
-def _object_lines(obj: h5py.HLObject, path: str, read: Callable) -> list[str]:
+def object_lines(obj: h5py.HLObject, path: str, read: Callable) -> list[str]:
     lines = [json.dumps([path])]
     for name in obj.attrs:
         if path == "/" and name == "sha256":
@@ -94,5 +95,5 @@ def _object_lines(obj: h5py.HLObject, path: str, read: Callable) -> list[str]:
     return lines
 
 
-def _digest_lines(lines: list[str]) -> str:
+def digest_lines(lines: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()

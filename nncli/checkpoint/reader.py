@@ -14,22 +14,22 @@ import numpy as np
 from h5py import h5t
 
 from nncli.checkpoint.format import (
-    _NUMERIC,
-    _TEXT,
     FORMAT,
     FORMAT_VERSION,
     HDF5_SIGNATURE,
     MAX_DEPTH,
+    NUMERIC_KINDS,
     STATE_GROUP,
+    TEXT_KINDS,
     Checkpoint,
     LayerMeta,
     LayerRecord,
     OptimizerRecord,
-    _decode_key,
-    _digest_array,
-    _digest_lines,
-    _digest_text,
-    _object_lines,
+    decode_key,
+    digest_array,
+    digest_lines,
+    digest_text,
+    object_lines,
 )
 from nncli.errors import CheckpointError
 
@@ -125,9 +125,9 @@ class _Reader:
             raise self.bad(f"{newer}; this nncli reads format {FORMAT_VERSION}")
         if version < 1:
             raise self.bad(f"unknown format version {version}")
-        lines = _object_lines(f, "/", self.raw_attr)
+        lines = object_lines(f, "/", self.raw_attr)
         self.walk(f, 0, set(), lines)
-        if self.raw_attr(f, "sha256") != _digest_lines(lines):
+        if self.raw_attr(f, "sha256") != digest_lines(lines):
             raise self.bad("checksum mismatch over names and attributes: damaged or changed", "/")
         for name in ("spec", "model"):
             if name not in f:
@@ -174,7 +174,7 @@ class _Reader:
             else:
                 kind = type(obj).__name__
                 raise self.bad(f"is a {kind}; only plain groups and datasets are read", where)
-            lines += _object_lines(obj, where, self.raw_attr)
+            lines += object_lines(obj, where, self.raw_attr)
 
     def check_storage(self, ds: h5py.Dataset, where: str) -> None:
         if ds.is_virtual:
@@ -244,7 +244,7 @@ class _Reader:
 
     def array(self, ds: h5py.Dataset) -> np.ndarray:
         a = np.asarray(ds[()])
-        self.verify(ds, _digest_array(a))
+        self.verify(ds, digest_array(a))
         return a
 
     def text(self, parent: h5py.Group, name: str, ndim: int) -> str | list[str]:
@@ -255,7 +255,7 @@ class _Reader:
             raise self.bad(f"expected {what} of fixed-length UTF-8, found {ds.dtype}", ds.name)
         raw = ds[()]
         value = raw.decode() if ndim == 0 else [b.decode() for b in raw.tolist()]
-        self.verify(ds, _digest_text(value, ds.shape))
+        self.verify(ds, digest_text(value, ds.shape))
         return value
 
     def body(self, layers: list) -> Checkpoint:
@@ -284,7 +284,7 @@ class _Reader:
         if "training" in f:
             group = self.group(f, "training")
             training = {key: self.scalar(group, key) for key in group.attrs}
-            training |= {_decode_key(n): self.tree(self.group(group, n)) for n in group}
+            training |= {decode_key(n): self.tree(self.group(group, n)) for n in group}
         meta = {"format": FORMAT, "format_version": self.attr(f, "format_version", int)}
         for key in ("nncli_version", "created"):
             meta[key] = self.attr(f, key, str) if key in f.attrs else None
@@ -304,18 +304,18 @@ class _Reader:
     def tree(self, group: h5py.Group) -> dict:
         tree: dict[str, Any] = {}
         for name in group:
-            key, obj = _decode_key(name), group[name]
+            key, obj = decode_key(name), group[name]
             if isinstance(obj, h5py.Group):
                 tree[key] = self.tree(obj)
                 continue
             kind = self.raw_attr(obj, "kind")
             if kind == "none" and obj.shape is None:
-                self.verify(obj, _digest_text(None, None))
+                self.verify(obj, digest_text(None, None))
                 tree[key] = None
-            elif kind in _TEXT:
-                tree[key] = self.text(group, name, _TEXT[kind])
-            elif kind in _NUMERIC:
-                a = self.array(self.numeric(group, name, *_NUMERIC[kind]))
+            elif kind in TEXT_KINDS:
+                tree[key] = self.text(group, name, TEXT_KINDS[kind])
+            elif kind in NUMERIC_KINDS:
+                a = self.array(self.numeric(group, name, *NUMERIC_KINDS[kind]))
                 tree[key] = a if kind == "array" else a.tolist()
             else:
                 raise self.bad(f"unexpected data kind {kind!r} for shape {obj.shape}", obj.name)

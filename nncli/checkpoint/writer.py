@@ -15,17 +15,17 @@ import numpy as np
 
 import nncli
 from nncli.checkpoint.format import (
-    _TEXT,
     FORMAT,
     FORMAT_VERSION,
     STATE_GROUP,
+    TEXT_KINDS,
     Checkpoint,
-    _check_name,
-    _digest_array,
-    _digest_lines,
-    _digest_text,
-    _encode_key,
-    _object_lines,
+    check_name,
+    digest_array,
+    digest_lines,
+    digest_text,
+    encode_key,
+    object_lines,
 )
 from nncli.errors import CheckpointError
 
@@ -65,9 +65,9 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
 
 def _stamp(f: h5py.File) -> None:
     """Root attr sha256 covers every name and attribute: a changed key or config is caught."""
-    lines = _object_lines(f, "/", _plain_read)
-    f.visititems(lambda name, obj: lines.extend(_object_lines(obj, "/" + name, _plain_read)))
-    _set_attr(f, "sha256", _digest_lines(lines))
+    lines = object_lines(f, "/", _plain_read)
+    f.visititems(lambda name, obj: lines.extend(object_lines(obj, "/" + name, _plain_read)))
+    _set_attr(f, "sha256", digest_lines(lines))
 
 
 def _plain_read(obj: h5py.HLObject, name: str) -> Any:
@@ -88,7 +88,7 @@ def _write(f: h5py.File, ckpt: Checkpoint, meta: dict) -> None:
     _write_text(f, "spec", ckpt.spec_yaml)
     model = f.create_group("model")
     for layer in ckpt.layers:
-        name = f"{int(layer.index)}.{_check_name(layer.type, 'layer type')}"
+        name = f"{int(layer.index)}.{check_name(layer.type, 'layer type')}"
         group = model.create_group(name, track_order=True)
         group.attrs["index"] = np.int64(layer.index)
         _set_attr(group, "type", layer.type)
@@ -96,11 +96,11 @@ def _write(f: h5py.File, ckpt: Checkpoint, meta: dict) -> None:
         for name, value in layer.params.items():
             if name == STATE_GROUP:
                 raise ValueError(f"parameter name {name!r} is reserved for the layer's state")
-            _write_array(group, _check_name(name, "parameter name"), value)
+            _write_array(group, check_name(name, "parameter name"), value)
         if layer.state:
             state = group.create_group(STATE_GROUP, track_order=True)
             for name, value in layer.state.items():
-                _write_array(state, _check_name(name, "state name"), value)
+                _write_array(state, check_name(name, "state name"), value)
     if ckpt.optimizer is not None:
         opt = f.create_group("optimizer", track_order=True)
         _set_attr(opt, "type", ckpt.optimizer.type)
@@ -108,23 +108,23 @@ def _write(f: h5py.File, ckpt: Checkpoint, meta: dict) -> None:
         for param, slots in ckpt.optimizer.state.items():
             layer_name, _, name = param.rpartition(".")  # "0.dense.weight" -> 0.dense/weight
             layer_name, name = (
-                _check_name(n, f"optimizer state {param!r}") for n in (layer_name, name)
+                check_name(n, f"optimizer state {param!r}") for n in (layer_name, name)
             )
             if layer_name not in opt:
                 opt.create_group(layer_name, track_order=True)
             group = opt[layer_name].create_group(name, track_order=True)
             for slot, value in slots.items():
-                _write_array(group, _check_name(slot, "optimizer slot"), value)
+                _write_array(group, check_name(slot, "optimizer slot"), value)
     _write_tree(f.create_group("data", track_order=True), ckpt.data, "data")
     training = f.create_group("training", track_order=True)
     for key, value in ckpt.training.items():
         if isinstance(value, dict):
             if key == "history":
                 value = {k: np.asarray(v, dtype=np.float64) for k, v in value.items()}
-            group = training.create_group(_encode_key(key), track_order=True)
+            group = training.create_group(encode_key(key), track_order=True)
             _write_tree(group, value, f"training.{key}")
         else:
-            _set_attr(training, _check_name(key, "training key"), _scalar_attr(value, key))
+            _set_attr(training, check_name(key, "training key"), _scalar_attr(value, key))
 
 
 def _scalar_attr(value: Any, key: str) -> Any:
@@ -160,7 +160,7 @@ def _write_array(group: h5py.Group, name: str, value: Any) -> h5py.Dataset:
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{group.name}/{name}: expected a numeric array, got dtype {a.dtype}")
     ds = group.create_dataset(name, data=a)  # contiguous, unfiltered: what load accepts
-    _set_attr(ds, "sha256", _digest_array(a))
+    _set_attr(ds, "sha256", digest_array(a))
     return ds
 
 
@@ -169,7 +169,7 @@ def _write_text(group: h5py.Group, name: str, value: str | list[str]) -> h5py.Da
         if "\x00" in s:  # HDF5 strings end at NUL: the rest would be lost
             raise CheckpointError(f"{group.name}/{name}: cannot store a string holding NUL")
     ds = group.create_dataset(name, data=_fixed(value))
-    _set_attr(ds, "sha256", _digest_text(value, ds.shape))
+    _set_attr(ds, "sha256", digest_text(value, ds.shape))
     return ds
 
 
@@ -177,15 +177,15 @@ def _write_tree(group: h5py.Group, tree: dict, where: str) -> None:
     for key, value in tree.items():
         if not isinstance(key, str):
             raise TypeError(f"{where}: keys must be strings, got {key!r}")
-        name = _encode_key(key)
+        name = encode_key(key)
         if isinstance(value, dict):
             _write_tree(group.create_group(name, track_order=True), value, f"{where}.{key}")
             continue
         kind, value = _leaf_kind(value, f"{where}.{key}")
         if kind == "none":
             ds = group.create_dataset(name, data=h5py.Empty("f8"))
-            _set_attr(ds, "sha256", _digest_text(None, None))
-        elif kind in _TEXT:
+            _set_attr(ds, "sha256", digest_text(None, None))
+        elif kind in TEXT_KINDS:
             ds = _write_text(group, name, value)
         else:
             ds = _write_array(group, name, value)

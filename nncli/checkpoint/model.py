@@ -1,0 +1,170 @@
+"""Networks <-> checkpoints: what a trained run saves and what predict, evaluate, inspect and
+``--resume`` read back. The embedded spec is treated as untrusted text: nothing here reads or
+writes a path taken from it; layers are rebuilt through the engine's registries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nncli import checkpoint
+from nncli.backend import Backend, get_backend
+from nncli.engine import LOSSES
+from nncli.engine.losses import Loss
+from nncli.engine.network import Sequential
+from nncli.engine.optimizers import Optimizer
+from nncli.errors import CheckpointError, NncliError, ShapeError
+from nncli.train import History
+
+
+@dataclass
+class Model:
+    """A network with everything needed to apply it, and how it was trained."""
+
+    net: Sequential
+    loss: Loss
+    data: dict[str, Any]  # input_shape, loss, task, labels, encoder state (kind-specific)
+    spec_yaml: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+    optimizer: checkpoint.OptimizerRecord | None = None
+    path: Path | None = None
+
+    @property
+    def encoder_state(self) -> dict[str, Any]:
+        return self.data.get("encoder", {})
+
+    @property
+    def target_scale(self) -> np.ndarray | None:
+        """(k,) from scaled targets to the file's units, for metrics; None: targets unscaled."""
+        scale = self.data.get("target_scale")
+        return None if scale is None else np.asarray(scale, dtype=np.float64)
+
+    @property
+    def labels(self) -> list[str] | None:
+        labels = self.data.get("labels")
+        return None if labels is None else list(labels)
+
+
+def _layer_records(net: Sequential) -> list[checkpoint.LayerRecord]:
+    return [
+        checkpoint.LayerRecord(
+            index=layer.index,
+            type=layer.type_name,
+            config=layer.config(),
+            params={k: net.backend.to_host(v) for k, v in layer.params.items()},
+            state={k: net.backend.to_host(v) for k, v in layer.state.items()},
+        )
+        for layer in net.layers
+    ]
+
+
+def _loss_settings(loss: Loss) -> dict[str, Any]:
+    """``{"loss_settings": {...}}`` for a loss with settings (label_smoothing), else nothing."""
+    cfg = loss.config()
+    if not isinstance(cfg, dict):
+        return {}
+    return {"loss_settings": {k: v for k, v in cfg.items() if k != "type"}}
+
+
+def history_columns(history: History) -> dict[str, np.ndarray]:
+    keys = sorted({k for e in history.epochs for k in e}, key=lambda k: (k != "epoch", k))
+    return {k: np.asarray(history.column(k), dtype=np.float64) for k in keys}
+
+
+def save(
+    path: Path,
+    *,
+    net: Sequential,
+    loss: Loss,
+    data: dict[str, Any],
+    spec_yaml: str,
+    optimizer: Optimizer | None,
+    history: History,
+    seed: int,
+    resume_weights: dict[str, np.ndarray] | None = None,
+    scores: dict[str, float] | None = None,
+) -> None:
+    """Write one checkpoint atomically (a temporary file, then a rename). ``scores``: extra
+    scalars for the training record, e.g. ``test_loss`` and ``test_accuracy``."""
+    epochs = history.epochs
+    training: dict[str, Any] = {
+        "epoch": int(epochs[-1]["epoch"]) if epochs else 0,
+        "best_epoch": history.best_epoch,
+        "best_value": history.best_value,
+        "seed": int(seed),
+        "history": history_columns(history),
+    }
+    training.update({k: float(v) for k, v in (scores or {}).items()})
+    if resume_weights is not None:
+        training["resume_weights"] = dict(resume_weights)
+    record = None
+    if optimizer is not None:
+        record = checkpoint.OptimizerRecord(
+            type=optimizer.type_name, step=optimizer.step_count, state=optimizer.export_state()
+        )
+    ckpt = checkpoint.Checkpoint(
+        spec_yaml=spec_yaml,
+        layers=_layer_records(net),
+        optimizer=record,
+        data={**data, "loss": loss.type_name, **_loss_settings(loss)},
+        training=training,
+    )
+    checkpoint.save(path, ckpt)
+
+
+def check_shapes(layers: list[checkpoint.LayerRecord], net: Sequential) -> None:
+    """ShapeError when a stored array disagrees with the network its layer configs and input
+    shape built (``net``), naming the first such array and the layer's settings."""
+    built = {**net.named_parameters(), **net.named_state()}
+    for record in layers:
+        for name, array in {**record.params, **record.state}.items():
+            expected = built.get(f"{record.index}.{record.type}.{name}")
+            if expected is None or tuple(expected.shape) == array.shape:
+                continue  # a missing array is named when the weights are set
+            layer = net.layers[record.index]
+            settings = ", ".join(f"{k}: {v}" for k, v in record.config.items() if k != "type")
+            raise ShapeError(
+                f"/model/{record.index}.{record.type} has a {name} of shape {array.shape}, but "
+                f"its config ({settings}) on input {layer.in_shape} builds {tuple(expected.shape)}"
+            )
+
+
+def load(path: str | Path, device: str = "cpu", dtype: str | None = None) -> Model:
+    """Rebuild the network of a checkpoint and load its weights (CheckpointError on any doubt)."""
+    path = Path(path)
+    ckpt = checkpoint.load(path)
+    data = ckpt.data
+    backend: Backend = get_backend(device, dtype or str(data.get("dtype", "float32")))
+    try:
+        input_shape = tuple(int(d) for d in np.asarray(data["input_shape"]).ravel())
+        configs = [dict(layer.config) for layer in sorted(ckpt.layers, key=lambda r: r.index)]
+        net = Sequential(configs, input_shape, backend=backend)
+        check_shapes(ckpt.layers, net)
+        net.set_weights(
+            {
+                f"{r.index}.{r.type}.{k}": v
+                for r in ckpt.layers
+                for k, v in {**r.params, **r.state}.items()
+            }
+        )
+        loss = LOSSES.create(str(data["loss"]), data.get("loss_settings"))
+    except NncliError as exc:
+        raise CheckpointError(
+            f"the checkpoint's model cannot be rebuilt: {exc}", where=str(path)
+        ) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"not a complete nncli model ({type(exc).__name__}: {exc})", where=str(path)
+        ) from None
+    return Model(
+        net=net,
+        loss=loss,
+        data=data,
+        spec_yaml=ckpt.spec_yaml,
+        training=ckpt.training,
+        optimizer=ckpt.optimizer,
+        path=path,
+    )
