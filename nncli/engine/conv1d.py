@@ -19,7 +19,7 @@ def padding_arg(value: Any) -> str | int:
     """``valid``, ``same`` or a non-negative integer (zeros on both ends of time)."""
     if value in ("valid", "same"):
         return value
-    if checks._is_int(value) and value >= 0:
+    if checks.is_int(value) and value >= 0:
         return int(value)
     raise SpecError(f"expected valid, same or an integer >= 0, got {value!r}", field="padding")
 
