@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nncli.backend import Backend
+from nncli.engine.initializers import Initializer, make_initializer
 from nncli.errors import ShapeError
 
 Shape = tuple[int, ...]
@@ -52,7 +53,7 @@ class Layer:
         self.mask: Any = None  # (N, T) booleans for padded sequences, set by the network
         self.fused_output = False  # the loss takes this layer's pre-activation (logits)
         self.logits: Any = None
-        self.initializers: dict[str, Any] = {}  # field -> initialiser given in the spec
+        self.initializers: dict[str, Initializer] = {}  # field -> initialiser given in the spec
 
     # -- to override -------------------------------------------------------------------------
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
@@ -85,12 +86,12 @@ class Layer:
         return cfg
 
     # -- shared machinery --------------------------------------------------------------------
-    def initializer(self, field: str, given: str | dict | None, default: Any = None) -> Any:
+    def initializer(
+        self, field: str, given: str | dict | None, default: str | dict | Initializer | None = None
+    ) -> Initializer:
         """The initialiser for ``field``: ``given``, else ``default`` (None: He for a relu-like
         output activation, else Glorot). One given that differs from the default is kept in
         ``initializers``, which ``initializer_config`` writes back."""
-        from nncli.engine.initializers import make_initializer
-
         made = make_initializer(default if given is None else given, self.output_activation, field)
         if given is not None and given != default:
             self.initializers[field] = made
