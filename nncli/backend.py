@@ -30,9 +30,6 @@ class Backend:
     def to_host(self, x: Any) -> np.ndarray:
         return to_host(x)
 
-    def zeros(self, shape: tuple[int, ...]) -> Any:
-        return self.xp.zeros(shape, dtype=self.dtype)
-
 
 def _cupy() -> Any:
     try:

@@ -4,13 +4,15 @@ activation and loss registered is checked, so a new one is checked the day it is
 import numpy as np
 import pytest
 
-from nncli.backend import get_backend
+from nncli.backend import get_backend, gpu_available
 from nncli.engine import ACTIVATIONS, LAYERS, LOSSES
 from nncli.engine.activations import make_activation
 from nncli.engine.gradcheck import check_layer, check_loss, numeric_gradient, relative_error
 from nncli.engine.network import Sequential, make_layer
 
 TOL = 1e-6
+# every check runs on each backend this machine has: the CPU always, the GPU when CuPy finds one
+BACKENDS = ["cpu", *(["gpu"] if gpu_available() else [])]
 
 LAYER_CASES = [
     pytest.param(name, settings, shape, id=f"{name}-{i}")
@@ -26,9 +28,11 @@ def test_every_layer_has_examples():
 
 @pytest.mark.parametrize(("name", "settings", "shape"), LAYER_CASES)
 @pytest.mark.parametrize("training", [False, True])
-def test_layer_gradients(name, settings, shape, training):
+@pytest.mark.parametrize("device", BACKENDS)
+def test_layer_gradients(name, settings, shape, training, device):
     layer = make_layer({"type": name, **settings}, 0)
-    errors = check_layer(layer, shape, batch=3, seed=7, training=training)
+    backend = get_backend(device, "float64")
+    errors = check_layer(layer, shape, batch=3, seed=7, training=training, backend=backend)
     assert max(errors.values()) < TOL, errors
 
 
@@ -90,23 +94,25 @@ def test_masked_loss_ignores_padded_steps():
         ("tanh", "mae"),
     ],
 )
-def test_network_gradients_through_the_loss(activation, loss_name):
+@pytest.mark.parametrize("device", BACKENDS)
+def test_network_gradients_through_the_loss(activation, loss_name, device):
     """The whole chain, including the fused softmax/sigmoid + cross-entropy shortcut."""
     rng = np.random.default_rng(11)
+    backend = get_backend(device, "float64")
     net = Sequential(
         [
             {"type": "dense", "units": 5, "activation": "elu"},
             {"type": "dense", "units": 3, "activation": activation},
         ],
         (4,),
-        backend=get_backend("cpu", "float64"),
+        backend=backend,
         seed=3,
     )
     loss = LOSSES.create(loss_name)
     fused = net.fuse_output(loss.fused_activation)
     assert fused == (loss.fused_activation == activation)
-    x = rng.normal(size=(6, 4))
-    y = _targets(loss_name, (6, 3), rng)
+    x = backend.asarray(rng.normal(size=(6, 4)))
+    y = backend.asarray(_targets(loss_name, (6, 3), rng))
 
     def value():
         p = net.forward(x)

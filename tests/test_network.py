@@ -97,3 +97,81 @@ def test_leaky_relu_layer_takes_its_slope():
     np.testing.assert_allclose(
         net.forward(np.array([[-1.0, 3.0]], dtype=np.float32)), [[-0.2, 3.0]]
     )
+
+
+def test_every_engine_module_defining_a_layer_is_registered():
+    """A layer module left out of LAYER_MODULES would never fill the registry."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import nncli.engine as engine
+    from nncli.engine.layer import Layer
+    from nncli.engine.registry import LAYERS
+
+    defining = set()
+    for info in pkgutil.iter_modules(engine.__path__):
+        module = importlib.import_module(f"nncli.engine.{info.name}")
+        classes = [c for c in vars(module).values() if inspect.isclass(c) and c is not Layer]
+        if any(issubclass(c, Layer) and c.__module__ == module.__name__ for c in classes):
+            defining.add(info.name)
+    assert defining == set(engine.LAYER_MODULES)
+    registered_in = {LAYERS.get(name).__module__ for name in LAYERS.names()}
+    assert registered_in <= {f"nncli.engine.{name}" for name in engine.LAYER_MODULES}
+
+
+@pytest.mark.parametrize(
+    ("settings", "in_shape"),
+    [
+        ({"type": "dense", "units": 3}, (4,)),
+        ({"type": "conv2d", "filters": 2, "kernel_size": 3}, (1, 5, 5)),
+        ({"type": "rnn", "units": 3}, (4, 2)),
+        ({"type": "lstm", "units": 3}, (4, 2)),
+        ({"type": "gru", "units": 3}, (4, 2)),
+    ],
+)
+def test_weight_rows_says_the_built_weights_first_dimension(settings, in_shape):
+    from nncli.engine.registry import LAYERS
+
+    net = Sequential([settings], in_shape)
+    layer = net.layers[0]
+    weight = layer.params.get("weight", layer.params.get("weight_ih"))
+    assert type(layer).weight_rows(layer.config()) == weight.shape[0]
+    assert LAYERS.get("flatten").weight_rows({"type": "flatten"}) is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"type": "conv2d", "filters": 2, "bias_initializer": "normal"}, "bias_initializer"),
+        (
+            {"type": "conv1d", "filters": 2, "kernel_initializer": "he_uniform"},
+            "kernel_initializer",
+        ),
+        (
+            {
+                "type": "embedding",
+                "input_dim": 4,
+                "output_dim": 2,
+                "embeddings_initializer": "zeros",
+            },
+            "embeddings_initializer",
+        ),
+        (
+            {"type": "gru", "units": 2, "recurrent_initializer": "glorot_uniform"},
+            "recurrent_initializer",
+        ),
+    ],
+)
+def test_a_given_initializer_is_kept_in_config_and_a_default_is_not(settings, field):
+    from nncli.engine.registry import LAYERS
+
+    def create(entry):
+        return LAYERS.create(entry["type"], {k: v for k, v in entry.items() if k != "type"})
+
+    config = create(settings).config()
+    kept = config[field]
+    assert (kept if isinstance(kept, str) else kept["type"]) == settings[field]
+    assert create(config).config() == config
+    bare = {k: v for k, v in settings.items() if k != field}
+    assert field not in create(bare).config()

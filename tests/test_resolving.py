@@ -13,8 +13,8 @@ from helpers import IRIS, ROOT, invoke, iris_spec, one_error_line, sha
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nncli import resolving
 from nncli import spec as spec_module
+from nncli.spec import resolve as resolving
 
 MODELS = ROOT / "models"
 HEAVY = {"digits-cnn.yaml", "shakespeare-char.yaml"}  # seconds per smoke run: the slow mark

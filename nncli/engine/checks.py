@@ -8,33 +8,33 @@ from typing import Any
 from nncli.errors import SpecError
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def positive_int(field: str, value: Any) -> int:
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise SpecError(f"expected a positive integer, got {value!r}", field=field)
     return int(value)
 
 
 def non_negative_int(field: str, value: Any) -> int:
-    if not _is_int(value) or value < 0:
+    if not is_int(value) or value < 0:
         raise SpecError(f"expected a non-negative integer, got {value!r}", field=field)
     return int(value)
 
 
 def int_pair(field: str, value: Any, minimum: int = 1) -> tuple[int, int]:
     """An integer or a pair of integers, each at least ``minimum``."""
-    pair = (value, value) if _is_int(value) else value
+    pair = (value, value) if is_int(value) else value
     if (
         not isinstance(pair, (list, tuple))
         or len(pair) != 2
-        or not all(_is_int(v) and v >= minimum for v in pair)
+        or not all(is_int(v) and v >= minimum for v in pair)
     ):
         raise SpecError(
             f"expected an integer >= {minimum} or a pair of them, got {value!r}", field=field
@@ -51,7 +51,7 @@ def number(
     high_open: bool = False,
 ) -> float:
     """A real number in [low, high]; ``*_open`` excludes that end."""
-    ok = _is_number(value)
+    ok = is_number(value)
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:

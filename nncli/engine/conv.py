@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nncli.engine import checks, windows
-from nncli.engine.initializers import make_initializer
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
 
@@ -54,9 +53,8 @@ class Conv2D(Layer):
         self.strides = checks.int_pair("strides", strides)
         self.padding = windows.padding_arg(padding)
         self.use_bias = checks.boolean("use_bias", use_bias)
-        self.kernel_initializer = make_initializer(kernel_initializer, self.output_activation)
-        self.bias_initializer = make_initializer(bias_initializer, None, "bias_initializer")
-        self._custom_init = (kernel_initializer is not None, bias_initializer != "zeros")
+        self.kernel_initializer = self.initializer("kernel_initializer", kernel_initializer)
+        self.bias_initializer = self.initializer("bias_initializer", bias_initializer, "zeros")
         self.size_notes: list[str] = []
         self.warnings: list[str] = []
         self._padded: Any = None  # the zero-bordered input buffer, reused across batches
@@ -119,7 +117,7 @@ class Conv2D(Layer):
         xp.matmul(dz2, self.cols.T, out=self.grads["weight"].reshape(self.filters, -1))
         if self.use_bias:
             self._bias_grad(dz2)
-        if getattr(self, "skip_input_grad", False):
+        if self.skip_input_grad:
             return None
         dcols = weight.reshape(self.filters, -1).T @ dz2  # (K, N*Oh*Wx)
         return windows.fold_columns(dcols, self.windows, n, self.wx)
@@ -137,6 +135,11 @@ class Conv2D(Layer):
             self._ones = xp.ones(length, dtype=dz2.dtype)
         xp.matmul(dz2, self._ones, out=out)
 
+    @classmethod
+    def weight_rows(cls, config: dict[str, Any]) -> int | None:
+        filters = config.get("filters")
+        return filters if checks.is_int(filters) else None
+
     def config(self) -> dict[str, Any]:
         cfg = super().config()
         cfg.update(
@@ -147,8 +150,4 @@ class Conv2D(Layer):
         )
         if not self.use_bias:
             cfg["use_bias"] = False
-        if self._custom_init[0]:
-            cfg["kernel_initializer"] = self.kernel_initializer.config()
-        if self._custom_init[1]:
-            cfg["bias_initializer"] = self.bias_initializer.config()
-        return cfg
+        return {**cfg, **self.initializer_config()}

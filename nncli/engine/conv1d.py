@@ -9,7 +9,6 @@ import numpy as np
 
 from nncli.backend import array_module
 from nncli.engine import checks
-from nncli.engine.initializers import make_initializer
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError, SpecError
@@ -19,7 +18,7 @@ def padding_arg(value: Any) -> str | int:
     """``valid``, ``same`` or a non-negative integer (zeros on both ends of time)."""
     if value in ("valid", "same"):
         return value
-    if checks._is_int(value) and value >= 0:
+    if checks.is_int(value) and value >= 0:
         return int(value)
     raise SpecError(f"expected valid, same or an integer >= 0, got {value!r}", field="padding")
 
@@ -126,9 +125,8 @@ class Conv1D(Layer):
             padding_arg(padding),
         )
         self.use_bias = checks.boolean("use_bias", use_bias)
-        self.kernel_initializer = make_initializer(kernel_initializer, self.output_activation)
-        self.bias_initializer = make_initializer(bias_initializer, None, "bias_initializer")
-        self._custom_init = (kernel_initializer is not None, bias_initializer != "zeros")
+        self.kernel_initializer = self.initializer("kernel_initializer", kernel_initializer)
+        self.bias_initializer = self.initializer("bias_initializer", bias_initializer, "zeros")
 
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         if len(in_shape) != 2:
@@ -168,7 +166,7 @@ class Conv1D(Layer):
         self.grads["weight"][...] = (dz.T @ cols).reshape(self.params["weight"].shape)
         if self.use_bias:
             self.grads["bias"][...] = dz.sum(axis=0)
-        if getattr(self, "skip_input_grad", False):
+        if self.skip_input_grad:
             return None
         dcols = (dz @ self.params["weight"].reshape(self.filters, -1)).reshape(self.cols.shape)
         dx = xp.zeros((n, padded_steps, channels), dtype=dy.dtype)
@@ -192,8 +190,4 @@ class Conv1D(Layer):
         )
         if not self.use_bias:
             cfg["use_bias"] = False
-        if self._custom_init[0]:
-            cfg["kernel_initializer"] = self.kernel_initializer.config()
-        if self._custom_init[1]:
-            cfg["bias_initializer"] = self.bias_initializer.config()
-        return cfg
+        return {**cfg, **self.initializer_config()}

@@ -8,7 +8,6 @@ import numpy as np
 
 from nncli.backend import array_module
 from nncli.engine import checks
-from nncli.engine.initializers import make_initializer
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
 
@@ -39,8 +38,8 @@ class Dense(Layer):
         super().__init__(activation)
         self.units = units if units == "auto" else checks.positive_int("units", units)
         self.use_bias = checks.boolean("use_bias", use_bias)
-        self.kernel_initializer = make_initializer(kernel_initializer, self.output_activation)
-        self.bias_initializer = make_initializer(bias_initializer, None, "bias_initializer")
+        self.kernel_initializer = self.initializer("kernel_initializer", kernel_initializer)
+        self.bias_initializer = self.initializer("bias_initializer", bias_initializer, "zeros")
         if self.activation is not None:
             self.activation.inplace = True  # z is this layer's own fresh array
 
@@ -71,11 +70,18 @@ class Dense(Layer):
         xp.matmul(dz2.T, x2, out=self.grads["weight"])
         if self.use_bias:
             bias_sum(dz2, self.grads["bias"], self.backend.name)
-        if getattr(self, "skip_input_grad", False):
+        if self.skip_input_grad:
             return None
         return dz @ self.params["weight"]
 
+    @classmethod
+    def weight_rows(cls, config: dict[str, Any]) -> int | None:
+        units = config.get("units")
+        return units if checks.is_int(units) else None
+
     def config(self) -> dict[str, Any]:
+        # without initializer_config(): dense checkpoints never recorded their initialisers,
+        # and resuming compares configs, so writing them now would refuse older runs
         cfg = super().config()
         cfg["units"] = self.units
         if not self.use_bias:

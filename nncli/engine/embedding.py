@@ -8,7 +8,6 @@ import numpy as np
 
 from nncli.backend import to_host
 from nncli.engine import checks
-from nncli.engine.initializers import make_initializer
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
 from nncli.errors import DataError
@@ -36,14 +35,15 @@ class Embedding(Layer):
         super().__init__(None)
         self.input_dim = checks.positive_int("input_dim", input_dim)
         self.output_dim = checks.positive_int("output_dim", output_dim)
-        self._custom_init = embeddings_initializer is not None
-        self.initializer = make_initializer(  # N(0, 1) by default, as PyTorch
-            embeddings_initializer or {"type": "normal", "std": 1.0}, None, "embeddings_initializer"
+        self.embeddings_initializer = self.initializer(  # N(0, 1) by default, as PyTorch
+            "embeddings_initializer", embeddings_initializer or None, {"type": "normal", "std": 1.0}
         )
 
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         shape = (self.input_dim, self.output_dim)
-        self.params["weight"] = self.initializer(shape, self.input_dim, self.output_dim, rng)
+        self.params["weight"] = self.embeddings_initializer(
+            shape, self.input_dim, self.output_dim, rng
+        )
         return (*in_shape, self.output_dim)
 
     def forward(self, x: Any, training: bool = False) -> Any:
@@ -71,6 +71,4 @@ class Embedding(Layer):
 
     def config(self) -> dict[str, Any]:
         cfg = {"type": self.type_name, "input_dim": self.input_dim, "output_dim": self.output_dim}
-        if self._custom_init:
-            cfg["embeddings_initializer"] = self.initializer.config()
-        return cfg
+        return {**cfg, **self.initializer_config()}

@@ -93,6 +93,21 @@ class Zeros(Initializer):
         return np.zeros(shape)
 
 
+class Orthogonal(Initializer):
+    """Each (H, H) gate block of W_hh an orthogonal matrix (QR of a Gaussian, signs fixed), so
+    repeated multiplication by W_hh neither grows nor shrinks the state at the start."""
+
+    type_name = "orthogonal"  # not registered: the recurrent layers' default for W_hh
+
+    def __call__(self, shape, fan_in, fan_out, rng):
+        rows, cols = shape
+        blocks = []
+        for _ in range(-(-rows // cols)):  # one square block per gate
+            q, r = np.linalg.qr(rng.normal(size=(cols, cols)))
+            blocks.append(q * np.sign(np.diag(r)))  # sign fix makes q uniformly distributed
+        return np.concatenate(blocks, axis=0)[:rows]
+
+
 def make_initializer(
     spec: str | dict | Initializer | None, activation: str | None, field: str = "kernel_initializer"
 ) -> Initializer:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nncli.backend import Backend
+from nncli.engine.initializers import Initializer, make_initializer
 from nncli.errors import ShapeError
 
 Shape = tuple[int, ...]
@@ -34,6 +35,9 @@ class Layer:
     # the input is integer ids below this setting's value (embedding), not real numbers: the
     # gradient check draws ids and checks no input gradient
     integer_input: ClassVar[str | None] = None
+    # set by the network on its first layer while training: nobody needs dL/dx there, so
+    # ``backward`` may return None instead of computing it
+    skip_input_grad: bool = False
 
     def __init__(self, activation: str | dict | None = None):
         from nncli.engine.activations import make_activation
@@ -49,6 +53,7 @@ class Layer:
         self.mask: Any = None  # (N, T) booleans for padded sequences, set by the network
         self.fused_output = False  # the loss takes this layer's pre-activation (logits)
         self.logits: Any = None
+        self.initializers: dict[str, Initializer] = {}  # field -> initialiser given in the spec
 
     # -- to override -------------------------------------------------------------------------
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
@@ -66,6 +71,13 @@ class Layer:
         same for layers that keep the steps; windows over time (conv1d, pools) change it."""
         return mask
 
+    @classmethod
+    def weight_rows(cls, config: dict[str, Any]) -> int | None:
+        """Rows of the first weight matrix (``weight``, or ``weight_ih``) that ``config`` implies:
+        the output width times the gate blocks; None when the config alone does not say. A
+        checkpoint reader checks a stored weight against it before rebuilding the network."""
+        return None
+
     def config(self) -> dict[str, Any]:
         """The spec keys that rebuild this layer."""
         cfg: dict[str, Any] = {"type": self.type_name}
@@ -74,6 +86,21 @@ class Layer:
         return cfg
 
     # -- shared machinery --------------------------------------------------------------------
+    def initializer(
+        self, field: str, given: str | dict | None, default: str | dict | Initializer | None = None
+    ) -> Initializer:
+        """The initialiser for ``field``: ``given``, else ``default`` (None: He for a relu-like
+        output activation, else Glorot). One given that differs from the default is kept in
+        ``initializers``, which ``initializer_config`` writes back."""
+        made = make_initializer(default if given is None else given, self.output_activation, field)
+        if given is not None and given != default:
+            self.initializers[field] = made
+        return made
+
+    def initializer_config(self) -> dict[str, Any]:
+        """The kept initialisers as config keys; a layer's ``config`` ends with them."""
+        return {field: init.config() for field, init in self.initializers.items()}
+
     @property
     def label(self) -> str:
         where = "layer" if self.index is None else f"layers[{self.index}]"

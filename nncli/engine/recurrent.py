@@ -15,33 +15,20 @@ gate orders are PyTorch's (ARCHITECTURE.md), so a checkpoint maps 1:1 onto
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from nncli.engine import checks, kernels
 from nncli.engine.dense import bias_sum
-from nncli.engine.initializers import Initializer, make_initializer
+from nncli.engine.initializers import Orthogonal
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError
 
 State = tuple[Any, ...]
-
-
-class Orthogonal(Initializer):
-    """Each (H, H) gate block of W_hh an orthogonal matrix (QR of a Gaussian, signs fixed), so
-    repeated multiplication by W_hh neither grows nor shrinks the state at the start."""
-
-    type_name = "orthogonal"
-
-    def __call__(self, shape, fan_in, fan_out, rng):
-        rows, cols = shape
-        blocks = []
-        for _ in range(-(-rows // cols)):  # one square block per gate
-            q, r = np.linalg.qr(rng.normal(size=(cols, cols)))
-            blocks.append(q * np.sign(np.diag(r)))  # sign fix makes q uniformly distributed
-        return np.concatenate(blocks, axis=0)[:rows]
 
 
 class Recurrent(Layer):
@@ -68,13 +55,9 @@ class Recurrent(Layer):
         super().__init__(activation=None)
         self.units = checks.positive_int("units", units)
         self.return_sequences = checks.boolean("return_sequences", return_sequences)
-        self.kernel_spec = kernel_initializer
-        self.recurrent_spec = recurrent_initializer
-        self.kernel_initializer = make_initializer(kernel_initializer, None)
-        self.recurrent_initializer = (
-            Orthogonal()
-            if recurrent_initializer is None
-            else make_initializer(recurrent_initializer, None, "recurrent_initializer")
+        self.kernel_initializer = self.initializer("kernel_initializer", kernel_initializer)
+        self.recurrent_initializer = self.initializer(
+            "recurrent_initializer", recurrent_initializer, Orthogonal()
         )
 
     # -- build and shapes --------------------------------------------------------------------
@@ -200,7 +183,7 @@ class Recurrent(Layer):
         if "bias_hh" in p:
             bias_sum(dgh_cols.T, self.grads["bias_hh"], self.backend.name)
         self.caches = []
-        if getattr(self, "skip_input_grad", False):
+        if self.skip_input_grad:
             return None
         dx = xp.matmul(p["weight_ih"].T, dgi)  # (T, F, N)
         return xp.ascontiguousarray(dx.transpose(2, 0, 1))
@@ -232,15 +215,32 @@ class Recurrent(Layer):
         than through W_hh h_{t-1} (None for h when there is none)."""
         raise NotImplementedError
 
+    @classmethod
+    def weight_rows(cls, config: dict[str, Any]) -> int | None:
+        units = config.get("units")
+        return cls.gates * units if checks.is_int(units) else None
+
     def config(self) -> dict[str, Any]:
         cfg = super().config()
         cfg["units"] = self.units
         cfg["return_sequences"] = self.return_sequences
-        if self.kernel_spec is not None:
-            cfg["kernel_initializer"] = self.kernel_initializer.config()
-        if self.recurrent_spec is not None:
-            cfg["recurrent_initializer"] = self.recurrent_initializer.config()
-        return cfg
+        return {**cfg, **self.initializer_config()}
+
+
+@dataclass(frozen=True)
+class CellActivation:
+    """f of a simple rnn's cell: h = f(z) written into ``out``, and f'(z) from h alone (the
+    backward pass keeps h, not z)."""
+
+    name: str
+    forward: Callable[[Any, Any, Any], Any]  # (xp, z, out) -> h
+    slope: Callable[[Any], Any]  # h -> f'(z)
+
+
+CELL_ACTIVATIONS = {
+    "tanh": CellActivation("tanh", lambda xp, z, out: xp.tanh(z, out=out), lambda h: 1 - h * h),
+    "relu": CellActivation("relu", lambda xp, z, out: xp.maximum(z, 0, out=out), lambda h: h > 0),
+}
 
 
 @LAYERS.register("rnn")
@@ -264,23 +264,22 @@ class SimpleRNN(Recurrent):
         activation: str = "tanh",
     ):
         super().__init__(units, return_sequences, kernel_initializer, recurrent_initializer)
-        self.cell_activation = checks.choice("activation", activation, ["tanh", "relu"])
+        name = checks.choice("activation", activation, list(CELL_ACTIVATIONS))
+        self.cell_activation = CELL_ACTIVATIONS[name]
 
     def step_forward(self, gi, gh, state, out=None):
         z = gh
         z += gi
-        xp = self.backend.xp
-        h = xp.tanh(z, out=out) if self.cell_activation == "tanh" else xp.maximum(z, 0, out=out)
+        h = self.cell_activation.forward(self.backend.xp, z, out)
         return (h,), h
 
     def step_backward(self, dstate, h, dgi, dgh):
-        slope = 1 - h * h if self.cell_activation == "tanh" else h > 0
-        self.backend.xp.multiply(dstate[0], slope, out=dgi)
+        self.backend.xp.multiply(dstate[0], self.cell_activation.slope(h), out=dgi)
         return (None,)
 
     def config(self):
         cfg = super().config()
-        cfg["activation"] = self.cell_activation
+        cfg["activation"] = self.cell_activation.name
         return cfg
 
 

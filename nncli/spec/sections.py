@@ -1,164 +1,50 @@
-"""What a valid spec looks like: the pydantic sections, and the field checks behind them.
+"""What a valid spec looks like: the pydantic sections, one per mapping of the file.
 
-Every field has our own validator (through ``_checked``), so pydantic only contributes the
-structure (unknown keys, missing keys, defaults) and every message reads like the rest of
-nncli: what was expected, what was found. A validator raises ``Invalid`` with one or more
-problems, each at a sub-path of the field (``layers[2].units``); ``spec.py`` turns them into
-``SpecError``s at their file positions. Layers, the loss and the optimizer are checked by
-building them through the engine's registries, so the spec and the engine never disagree.
+The field checks live in ``fields.py``. Layers, the loss and the optimizer are checked by
+building them through the engine's registries, so the spec and the engine never disagree. A new
+data kind adds its section here and an entry in ``DATA_KINDS``.
 """
 
 from __future__ import annotations
 
 import inspect
-import os
-from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
 import nncli.engine  # noqa: F401  (fills the registries)
-from nncli.engine import checks
 from nncli.engine.registry import LAYERS, LOSSES, OPTIMIZERS, Registry, did_you_mean
 from nncli.errors import SpecError
-from nncli.spec_yaml import Path_, render
+from nncli.spec.document import Path_, render
+from nncli.spec.fields import (
+    BatchSize,
+    Bool,
+    Delimiter,
+    FilePath,
+    Fraction,
+    Invalid,
+    Missing,
+    Names,
+    NonNegFloat,
+    NonNegInt,
+    Normalize,
+    OptFilePath,
+    OptNames,
+    OptPositiveInt,
+    OptText,
+    PositiveInt,
+    Problem,
+    SomeNames,
+    Target,
+    Text,
+    checked,
+    ints,
+    one_of,
+    short,
+)
 
-VERSION = 1
 DEFAULT_OPTIMIZER = "adam"
-# (sub-path, message, about the key): a key problem points at the key and names its mapping
-Problem = tuple[Path_, str, bool]
-
-
-class Invalid(ValueError):
-    """Raised by a field validator; pydantic keeps it in the error's context for translation."""
-
-    def __init__(self, problems: list[Problem]):
-        super().__init__(problems[0][1])
-        self.problems = problems
-
-    @classmethod
-    def one(cls, message: str, sub: Path_ = (), key: bool = False) -> Invalid:
-        return cls([(sub, message, key)])
-
-
-def short(value: Any) -> str:
-    """A value as a message quotes it, cut to 60 characters."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _checked(check: Callable[[Any], Any], optional: bool = False) -> PlainValidator:
-    """A pydantic validator from a function that raises ``SpecError``."""
-
-    def run(value: Any) -> Any:
-        if optional and value is None:
-            return None
-        try:
-            return check(value)
-        except SpecError as exc:
-            raise Invalid.one(exc.message) from None
-
-    return PlainValidator(run)
-
-
-def _choice(*names: str) -> PlainValidator:
-    return _checked(lambda v: checks.choice("", v, list(names)))
-
-
-def _text(value: Any, what: str = "a non-empty string") -> str:
-    if not isinstance(value, str) or not value:
-        raise SpecError(f"expected {what}, got {short(value)}")
-    return value
-
-
-def _names(value: Any, empty: bool = True) -> list[str]:
-    if not isinstance(value, list) or not (value or empty):
-        what = "a list" if empty else "a non-empty list"
-        raise Invalid.one(f"expected {what} of names, got {short(value)}")
-    bad = [
-        ((i,), f"expected a name, got {short(v)}", False)
-        for i, v in enumerate(value)
-        if not isinstance(v, str) or not v
-    ]
-    if bad:
-        raise Invalid(bad)
-    return value
-
-
-def _target(value: Any) -> str | list[str]:
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, list) and value:
-        return _names(value)
-    raise SpecError(f"expected a column name or a list of them, got {short(value)}")
-
-
-def _file_path(value: Any) -> Path:
-    if not isinstance(value, str) or not value or "\0" in value:
-        raise SpecError(f"expected a file path, got {short(value)}")
-    return Path(os.path.expanduser(value))
-
-
-def _delimiter(value: Any) -> str:
-    if not isinstance(value, str) or len(value) != 1 or value in '"\r\n':
-        raise SpecError(
-            'expected one character between fields, such as ",", ";", "|" or "\\t" '
-            f"(a tab), got {short(value)}"
-        )
-    return value
-
-
-def _spec_name(value: Any) -> str:
-    if not isinstance(value, str) or value in ("", ".", "..") or any(c in value for c in "/\\\0"):
-        raise SpecError(
-            f"expected a name without slashes (used for runs/<name>), got {short(value)}"
-        )
-    return value
-
-
-def _ints(value: Any, what: str, length: int | None = None) -> list[int]:
-    ok = isinstance(value, list) and value and (length is None or len(value) == length)
-    if not ok or not all(checks._is_int(v) and v >= 1 for v in value):
-        raise SpecError(f"expected {what}, got {short(value)}")
-    return value
-
-
-def _batch_size(value: Any) -> int | str:
-    if value == "full":
-        return value
-    if not checks._is_int(value) or value < 1:
-        raise SpecError(f"expected a positive integer or 'full', got {short(value)}")
-    return value
-
-
-def _version(value: Any) -> int:
-    value = checks.positive_int("", value)
-    if value > VERSION:
-        raise SpecError(f"spec version {value} is newer than this nncli reads ({VERSION})")
-    return value
-
-
-PositiveInt = Annotated[int, _checked(partial(checks.positive_int, ""))]
-OptPositiveInt = Annotated[int | None, _checked(partial(checks.positive_int, ""), optional=True)]
-NonNegInt = Annotated[int, _checked(partial(checks.non_negative_int, ""))]
-NonNegFloat = Annotated[float, _checked(lambda v: checks.number("", v, 0.0))]
-Fraction = Annotated[float, _checked(lambda v: checks.number("", v, 0.0, 1.0, high_open=True))]
-Bool = Annotated[bool, _checked(partial(checks.boolean, ""))]
-Text = Annotated[str, _checked(_text)]
-OptText = Annotated[str | None, _checked(_text, optional=True)]
-Names = Annotated[list[str], PlainValidator(_names)]
-SomeNames = Annotated[list[str], PlainValidator(partial(_names, empty=False))]
-OptNames = Annotated[
-    list[str] | None, PlainValidator(lambda v: None if v is None else _names(v, empty=False))
-]
-Target = Annotated[str | list[str], _checked(_target)]
-FilePath = Annotated[Path, _checked(_file_path)]
-OptFilePath = Annotated[Path | None, _checked(_file_path, optional=True)]
-Normalize = Annotated[str, _choice("standard", "minmax", "none")]
-Missing = Annotated[str, _choice("error", "drop", "fill")]
-Delimiter = Annotated[str, _checked(_delimiter)]
 
 
 class Section(BaseModel):
@@ -218,12 +104,12 @@ class ImagesData(_Splits):
     path: FilePath
     image_size: Annotated[
         list[int] | None,
-        _checked(
-            partial(_ints, what="[height, width], two positive integers", length=2), optional=True
+        checked(
+            partial(ints, what="[height, width], two positive integers", length=2), optional=True
         ),
     ] = None
-    color: Annotated[str, _choice("grayscale", "rgb")] = "grayscale"
-    normalize: Annotated[str, _choice("none", "standard")] = "none"
+    color: Annotated[str, one_of("grayscale", "rgb")] = "grayscale"
+    normalize: Annotated[str, one_of("none", "standard")] = "none"
     validation: OptFilePath = None
     test: OptFilePath = None
     augment: Augment = Field(default_factory=Augment)
@@ -248,7 +134,7 @@ class TextData(Section):
 
     kind: Literal["text"]
     path: FilePath
-    level: Annotated[str, _choice("char", "word")] = "char"
+    level: Annotated[str, one_of("char", "word")] = "char"
     sequence_length: PositiveInt = 64
     stride: OptPositiveInt = None  # filled with sequence_length
     validation_split: Fraction = 0.1
@@ -264,7 +150,7 @@ class SequencesData(_Splits):
     order: OptText = None
     features: OptNames = None
     target: Text
-    target_per: Annotated[str, _choice("sequence", "step")] = "sequence"
+    target_per: Annotated[str, one_of("sequence", "step")] = "sequence"
     exclude: Names = []
     categorical: Names = []
     normalize: Normalize = "standard"
@@ -379,8 +265,8 @@ class ModelSpec(Section):
 
     input: Annotated[
         list[int] | None,
-        _checked(
-            partial(_ints, what="the input shape as a list of positive integers"), optional=True
+        checked(
+            partial(ints, what="the input shape as a list of positive integers"), optional=True
         ),
     ] = None
     layers: Annotated[list[dict[str, Any]], PlainValidator(_layers)]
@@ -393,20 +279,20 @@ class EarlyStopping(Section):
     patience: NonNegInt = 5
     min_delta: NonNegFloat = 0.0
     restore_best: Bool = True
-    mode: Annotated[str, _choice("auto", "min", "max")] = "auto"
+    mode: Annotated[str, one_of("auto", "min", "max")] = "auto"
 
 
 class Training(Section):
     """How the training loop runs."""
 
     epochs: PositiveInt = 10
-    batch_size: Annotated[int | str, _checked(_batch_size)] = 32
+    batch_size: BatchSize = 32
     shuffle: Bool = True
     early_stopping: EarlyStopping | None = None
     checkpoint_every: OptPositiveInt = None
 
 
-# -- where each section lives; spec.py adds the top level (the Spec itself) -------------------
+# -- where each section lives; loading.py adds the top level (the Spec itself) -------------------
 SECTIONS: dict[Path_, type[BaseModel]] = {
     ("model",): ModelSpec,
     ("training",): Training,
@@ -427,11 +313,7 @@ def elsewhere(key: str, parent: Path_) -> str:
     return ""
 
 
-# -- the top level's fields (the Spec itself lives in spec.py) ---------------------------------
-Version = Annotated[int, _checked(_version)]
-SpecName = Annotated[str | None, _checked(_spec_name, optional=True)]
-Device = Annotated[str, _choice("cpu", "gpu", "auto")]
-Dtype = Annotated[str, _choice("float32", "float64")]
+# -- the top level's fields that check through the registries (the Spec: loading.py) ---
 Loss = Annotated[str | dict[str, Any], PlainValidator(_loss)]
 Optimizer = Annotated[dict[str, Any], PlainValidator(_optimizer)]
 

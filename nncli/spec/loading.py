@@ -1,6 +1,6 @@
 """The spec: YAML text -> a validated ``Spec`` with every default filled in (SPEC.md).
 
-Reading goes YAML with positions (``spec_yaml``) -> ``--set`` overrides -> pydantic models whose
+Reading goes YAML with positions (``document``) -> ``--set`` overrides -> pydantic models whose
 fields are checked by our own validators (so every message is ours: what was expected, what was
 found) -> layers, loss and optimizer checked by building them through the engine's registries.
 Every problem in the file is collected and raised at once (``SpecErrors``), each one as
@@ -20,35 +20,37 @@ from typing import Any
 import yaml
 from pydantic import Field, PrivateAttr, ValidationError
 
-from nncli import spec_yaml
 from nncli.engine import checks
 from nncli.engine.registry import did_you_mean
 from nncli.errors import SpecError, SpecErrors
-from nncli.spec_models import (
-    DATA_KINDS,
-    SECTIONS,
+from nncli.spec import document
+from nncli.spec.document import Document, Path_, make_error
+from nncli.spec.fields import (
     VERSION,
-    Data,
     Device,
     Dtype,
     Invalid,
-    Loss,
-    ModelSpec,
     NonNegInt,
     OptFilePath,
+    SpecName,
+    Version,
+    short,
+)
+from nncli.spec.sections import (
+    DATA_KINDS,
+    SECTIONS,
+    Data,
+    Loss,
+    ModelSpec,
     Optimizer,
     Section,
-    SpecName,
     TextData,
     Training,
-    Version,
     default_optimizer,
     elsewhere,
     loss_name,
-    short,
 )
-from nncli.spec_models import DEFAULT_OPTIMIZER as DEFAULT_OPTIMIZER
-from nncli.spec_yaml import Document, Path_, make_error
+from nncli.spec.sections import DEFAULT_OPTIMIZER as DEFAULT_OPTIMIZER
 
 __all__ = ["Spec", "load", "loads", "resolved_yaml", "to_dict"]
 
@@ -90,7 +92,7 @@ class Spec(Section):
     def line_of(self, field: str) -> str | None:
         """``spec.yaml:12:18`` for ``optimizer.learning_rate`` (or its nearest written ancestor),
         ``--set`` when an override gave it, None when neither it nor an ancestor is written."""
-        path = spec_yaml.parse_key(field)
+        path = document.parse_key(field)
         if self._doc is None or path is None:
             return None
         return self._doc.where(path, root=False)
@@ -171,7 +173,7 @@ def loads(
 ) -> Spec:
     """Validate spec text. ``filename`` names it in messages and gives the default ``name``;
     relative paths are taken from ``base_dir``. Raises ``SpecError`` or ``SpecErrors``."""
-    doc = spec_yaml.parse(text, filename)
+    doc = document.parse(text, filename)
     if not isinstance(doc.data, dict):
         got = "an empty file" if doc.data is None else short(doc.data)
         message = f"expected a mapping of settings (data, model, loss, ...), got {got}"
@@ -180,9 +182,9 @@ def loads(
     if overrides:  # so that optimizer.learning_rate=... sets the default optimizer's rate
         doc.data.setdefault("optimizer", DEFAULT_OPTIMIZER)
     for assignment in overrides:
-        spec_yaml.apply_override(doc, assignment)
+        document.apply_override(doc, assignment)
     version = doc.data.get("version")
-    if checks._is_int(version) and version > VERSION:  # later keys may mean something else
+    if checks.is_int(version) and version > VERSION:  # later keys may mean something else
         message = f"spec version {version} is newer than this nncli reads ({VERSION})"
         raise make_error(message, doc.where(("version",)), ("version",))
     errors: list[SpecError] = []
@@ -203,10 +205,8 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
     """Read and validate a spec file (see ``loads``)."""
     name = str(path)
     try:
-        if os.path.getsize(path) > spec_yaml.MAX_BYTES:
-            raise SpecError(
-                f"the spec is larger than {spec_yaml.MAX_BYTES // 1024} KiB", where=name
-            )
+        if os.path.getsize(path) > document.MAX_BYTES:
+            raise SpecError(f"the spec is larger than {document.MAX_BYTES // 1024} KiB", where=name)
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise SpecError("no such spec file", where=name) from None
@@ -263,7 +263,7 @@ class _Dumper(yaml.SafeDumper):
     """Quotes every string our loader would read as something else (``1e3``, ``TRUE``)."""
 
 
-for _tag, _re, _first in spec_yaml.IMPLICIT:
+for _tag, _re, _first in document.IMPLICIT:
     _Dumper.add_implicit_resolver(_tag, _re, _first)
 
 

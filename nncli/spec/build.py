@@ -1,0 +1,82 @@
+"""Spec + input shape + backend -> network, loss and optimizer, through the registries.
+
+``units: auto`` on the last layer takes the width the data needs. Errors the engine raises name
+``layers[i].field``; here they gain the spec's ``model.`` prefix and the file position.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nncli.backend import Backend, get_backend
+from nncli.engine import LOSSES, OPTIMIZERS
+from nncli.engine.losses import Loss
+from nncli.engine.network import Sequential
+from nncli.engine.optimizers import Optimizer
+from nncli.errors import NncliError, SpecError
+
+
+def _at(spec: Any, error: NncliError, prefix: str) -> NncliError:
+    """Give an engine error its place in the spec file."""
+    if isinstance(error, SpecError) and error.where is None:
+        field = f"{prefix}.{error.field}" if error.field else prefix
+        error.field = field
+        line_of = getattr(spec, "line_of", None)
+        error.where = line_of(field) if line_of else None
+        if error.where is None and line_of:
+            error.where = line_of(field.rsplit(".", 1)[0])
+    return error
+
+
+def resolve_layers(layers: list[Any], output_width: int | None) -> list[dict[str, Any]]:
+    """Layer configs as dicts, with ``units: auto`` replaced by the data's output width."""
+    resolved = []
+    for i, cfg in enumerate(layers):
+        cfg = {"type": cfg} if isinstance(cfg, str) else dict(cfg)
+        if cfg.get("units") == "auto":
+            if i != len(layers) - 1:
+                raise SpecError(
+                    "expected a positive integer (auto is for the last layer only), got 'auto'",
+                    field=f"layers[{i}].units",
+                )
+            if output_width is None:
+                raise SpecError(
+                    "units: auto needs the data to tell the width", field=f"layers[{i}].units"
+                )
+            cfg["units"] = int(output_width)
+        resolved.append(cfg)
+    return resolved
+
+
+def backend_for(spec: Any, device: str | None = None) -> Backend:
+    return get_backend(device or spec.device, spec.dtype)
+
+
+def network(
+    spec: Any, input_shape: tuple[int, ...], output_width: int | None, backend: Backend
+) -> Sequential:
+    try:
+        layers = resolve_layers(spec.model.layers, output_width)
+        return Sequential(layers, input_shape, backend=backend, seed=spec.seed)
+    except NncliError as exc:
+        raise _at(spec, exc, "model") from None
+
+
+def loss(spec: Any) -> Loss:
+    try:
+        if isinstance(spec.loss, dict):
+            settings = dict(spec.loss)
+            return LOSSES.create(settings.pop("type"), settings)
+        return LOSSES.create(spec.loss)
+    except NncliError as exc:
+        exc.field = None
+        raise _at(spec, exc, "loss") from None
+
+
+def optimizer(spec: Any) -> Optimizer:
+    settings = dict(spec.optimizer)
+    name = settings.pop("type")
+    try:
+        return OPTIMIZERS.create(name, {k: v for k, v in settings.items() if v is not None})
+    except NncliError as exc:
+        raise _at(spec, exc, "optimizer") from None

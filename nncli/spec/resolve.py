@@ -1,0 +1,163 @@
+"""Spec + data -> everything a run needs, checked once: ``train`` and ``validate`` both start here.
+
+``resolve`` picks the device, loads the data, settles the input shape (``model.input`` must agree
+with the data), builds the network (``units: auto`` from the data), the loss and the optimizer,
+and checks the training settings against what this data and task will log. Whatever would stop a
+training run before its first batch stops here, with the same message for both commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nncli import data
+from nncli.backend import Backend, choose_device, get_backend
+from nncli.data.dataset import Dataset
+from nncli.engine.losses import Loss
+from nncli.engine.network import Sequential
+from nncli.engine.optimizers import Optimizer
+from nncli.engine.registry import did_you_mean
+from nncli.errors import DataError, SpecError
+from nncli.guards import require_finite
+from nncli.metrics import RunningMetrics
+from nncli.spec import build
+from nncli.train import EarlyStopping
+
+
+@dataclass
+class Resolved:
+    """A spec made concrete: the device (and why), the data, the network and its training parts."""
+
+    spec: Any
+    backend: Backend
+    device: str  # e.g. ``device: cpu (auto: CuPy not installed)``, for the command line to print
+    ds: Dataset
+    net: Sequential
+    loss: Loss
+    optimizer: Optimizer
+    early_stopping: EarlyStopping | None
+
+
+def resolve(
+    spec: Any,
+    *,
+    device: str | None = None,
+    skip_bad: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> Resolved:
+    """Every check a training run makes before its first batch, in the order it makes them."""
+    backend, device_line = _backend(spec, device)
+    ds = _dataset(spec, skip_bad, warn)
+    shape = input_shape(spec, ds)
+    net = build.network(spec, shape, ds.output_width, backend)
+    loss, optimizer = build.loss(spec), build.optimizer(spec)
+    _check_output(spec, net)
+    _check_batch_size(spec, len(ds.x_train))
+    early_stopping = _early_stopping(spec, loss.task, ds, optimizer)
+    return Resolved(spec, backend, device_line, ds, net, loss, optimizer, early_stopping)
+
+
+def _backend(spec: Any, device: str | None) -> tuple[Backend, str]:
+    """The backend, and the line that says which device (and, for ``auto``, why that one)."""
+    asked = device or spec.device
+    if asked != "auto":
+        backend = build.backend_for(spec, asked)
+        return backend, f"device: {backend.name}"
+    chosen, why = choose_device()
+    return get_backend(chosen, spec.dtype), f"device: {chosen} (auto: {why})"
+
+
+def _dataset(spec: Any, skip_bad: bool, warn: Callable[[str], None] | None) -> Dataset:
+    ds = data.load(
+        spec.data, spec.base_dir, spec.seed, spec.loss_name, skip_bad=skip_bad, line_of=spec.line_of
+    )
+    for note in ds.warnings if warn else ():
+        warn(note)
+    for part in ("train", "val", "test"):  # the loaders check their own files; this is a net
+        require_finite(getattr(ds, f"x_{part}"), f"the {part} inputs", ds.source)
+        require_finite(getattr(ds, f"y_{part}"), f"the {part} targets", ds.source)
+    if len(ds.x_train) == 0:
+        raise DataError("the training part is empty", where=ds.source)
+    return ds
+
+
+def input_shape(spec: Any, ds: Dataset) -> tuple[int, ...]:
+    """One sample's shape from the data; ``model.input``, when given, must say the same."""
+    found = ds.input_shape
+    given = spec.model.input
+    if given is None or tuple(given) == found:
+        return found
+    hint = ""
+    if len(found) == 3 and tuple(given) == (*found[1:], found[0]):
+        hint = " (channels come first: [channels, height, width])"
+    raise SpecError(
+        f"expected {list(found)} (one sample of {ds.source}), got {list(given)}{hint}",
+        field="model.input",
+        where=spec.line_of("model.input"),
+    )
+
+
+def _check_output(spec: Any, net: Sequential) -> None:
+    """A softmax over one unit is 1 whatever its input: nothing to learn, and log(1 - p) fails."""
+    if net.output_activation == "softmax" and net.output_shape[-1] == 1:
+        field = f"model.layers[{len(spec.model.layers) - 1}].activation"
+        raise SpecError(
+            "softmax over 1 output unit is always 1; expected sigmoid for one output "
+            "(binary_cross_entropy), or softmax over 2+ units (cross_entropy)",
+            field=field,
+            where=spec.line_of(field) or spec.line_of("model.layers"),
+        )
+
+
+def _check_batch_size(spec: Any, rows: int) -> None:
+    size = spec.training.batch_size
+    if size != "full" and size > rows:
+        raise SpecError(
+            f"expected at most {rows} (the training rows), got {size}",
+            field="training.batch_size",
+            where=spec.line_of("training.batch_size"),
+        )
+
+
+def monitors(task: str, validation: bool, clipped: bool) -> list[str]:
+    """What a run logs each epoch and early stopping can watch: the loss and the task's metrics
+    (``grad_norm`` with ``clip_norm``), and each of those on the validation part when there is
+    one."""
+    names = list(RunningMetrics(task).result())  # what ``fit`` logs for this task
+    val = [f"val_{n}" for n in names] if validation else []
+    return names + (["grad_norm"] if clipped else []) + val
+
+
+def _early_stopping(
+    spec: Any, task: str, ds: Dataset, optimizer: Optimizer
+) -> EarlyStopping | None:
+    es = spec.training.early_stopping
+    if es is None:
+        return None
+    field = "training.early_stopping.monitor"
+    where = spec.line_of(field) or spec.line_of("training.early_stopping")
+    has_validation = ds.x_val is not None and len(ds.x_val) > 0
+    if es.monitor.startswith("val_") and not has_validation:
+        raise SpecError(
+            f"monitor {es.monitor!r} needs validation data "
+            "(set data.validation_split or data.validation)",
+            field=field,
+            where=where,
+        )
+    names = monitors(task, has_validation, optimizer.clip_norm is not None)
+    if es.monitor not in names:
+        raise SpecError(
+            f"expected one of {', '.join(names)} (a {task} task), got {es.monitor!r}"
+            + did_you_mean(es.monitor, names),
+            field=field,
+            where=where,
+        )
+    return EarlyStopping(
+        monitor=es.monitor,
+        patience=es.patience,
+        min_delta=es.min_delta,
+        restore_best=es.restore_best,
+        mode=es.mode,
+    )
