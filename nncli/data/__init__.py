@@ -12,18 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nncli.data import grouped, images, tabular, text, timeseries
+from nncli.data import images, sequences, table, text, timeseries
 from nncli.data.dataset import Dataset, Encoder, state_text, task_for_loss
-from nncli.data.encoders import TabularEncoder
 from nncli.data.image_encoder import ImageEncoder
+from nncli.data.table_encoder import TabularEncoder
 from nncli.errors import CheckpointError, DataError, NncliError, SpecError
 
-LOADERS: dict[str, Callable[..., Dataset]] = {"csv": tabular.load}
+LOADERS: dict[str, Callable[..., Dataset]] = {"csv": table.load}
 ENCODERS: dict[str, Any] = {"csv": TabularEncoder}
 LOADERS["images"], ENCODERS["images"] = images.load, ImageEncoder
 LOADERS["timeseries"], ENCODERS["timeseries"] = timeseries.load, timeseries.TimeseriesEncoder
 LOADERS["text"], ENCODERS["text"] = text.load, text.TextEncoder
-LOADERS["sequences"], ENCODERS["sequences"] = grouped.load, grouped.SequenceEncoder
+LOADERS["sequences"], ENCODERS["sequences"] = sequences.load, sequences.SequenceEncoder
 SKIPPING = {"images"}  # kinds whose loader takes skip_bad (leave out unreadable files)
 
 __all__ = ["Dataset", "Encoder", "encoder_from_state", "load", "task_for_loss"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nncli.data.csv_files import all_numbers, canonical_numbers
+from nncli.data.csv_reader import all_numbers, canonical_numbers
 from nncli.errors import DataError
 
 

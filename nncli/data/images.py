@@ -19,7 +19,7 @@ from nncli.data.dataset import CLASSIFICATION_LOSSES, Dataset, task_for_loss
 from nncli.data.image_encoder import ImageEncoder, class_codes
 from nncli.data.image_files import all_skipped, read_frame, skipped_note
 from nncli.data.split import split_parts
-from nncli.data.tabular import resolve
+from nncli.data.table import resolve
 from nncli.errors import DataError, SpecError
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from nncli.data.dataset import Dataset, state_text, state_texts
 from nncli.data.split import part_size
-from nncli.data.tabular import resolve
+from nncli.data.table import resolve
 from nncli.errors import DataError, ShapeError, SpecError
 
 STATE_VERSION = 1

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nncli.data.columns import NumericColumn
-from nncli.data.csv_files import (
+from nncli.data.csv_reader import (
     cell_text,
     column_numbers,
     describe_rows,
@@ -29,7 +29,7 @@ from nncli.data.csv_files import (
 from nncli.data.dataset import Dataset, state_text, state_texts, task_for_loss
 from nncli.data.header import check_names
 from nncli.data.split import part_size
-from nncli.data.tabular import resolve
+from nncli.data.table import resolve
 from nncli.errors import DataError, ShapeError, SpecError
 
 if TYPE_CHECKING:
