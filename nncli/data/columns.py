@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from nncli.data.csv_reader import all_numbers, canonical_numbers
+from nncli.data.labels import label_order
+from nncli.data.onehot import one_hot
 from nncli.errors import DataError
 
 
@@ -65,7 +67,7 @@ class CategoricalColumn:
             raise DataError(f"column {name!r} has no values in the training part")
         numeric = all_numbers(text)
         values = canonical_numbers(text) if numeric else text
-        categories = sorted({str(v) for v in values}, key=float if numeric else None)
+        categories = label_order(values)  # numbers by value, as image classes
         column = cls(name, categories, numeric, "")
         counts = np.bincount(column.codes(text), minlength=len(categories))
         column.fill = categories[int(np.argmax(counts))]  # ties: the first in sorted order
@@ -84,7 +86,4 @@ class CategoricalColumn:
 
     def encode(self, codes: np.ndarray) -> np.ndarray:
         """(N,) codes -> (N, K) one-hot; a code of -1 gives a row of zeros."""
-        out = np.zeros((len(codes), len(self.categories)))
-        known = codes >= 0
-        out[np.flatnonzero(known), codes[known]] = 1.0
-        return out
+        return one_hot(codes, len(self.categories))

@@ -25,6 +25,7 @@ from nncli.data.csv_reader import (
 )
 from nncli.data.dataset import Dataset, task_for_loss
 from nncli.data.header import check_names, feature_columns
+from nncli.data.labels import check_class_count
 from nncli.data.split import split_parts
 from nncli.data.table_encoder import TabularEncoder
 from nncli.errors import DataError, SpecError
@@ -219,13 +220,8 @@ def check_targets(
                 where=source_of(frame),
                 field="data.target",
             )
-        wanted = "exactly 2" if loss == "binary_cross_entropy" else "at least 2"
-        if len(classes) < 2 or (loss == "binary_cross_entropy" and len(classes) != 2):
-            raise DataError(
-                f"{loss} needs {wanted} classes; column {targets[0]!r} has {len(classes)}: "
-                f"{describe_values(classes)}",
-                field="data.target",
-            )
+        found = f"column {targets[0]!r} has {len(classes)}: {describe_values(classes)}"
+        check_class_count(len(classes), loss, found, field="data.target")
         return codes.reshape(-1)
     for name in targets:
         bad = cell_numbers(frame[name], na_values)[2]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from nncli.data.dataset import Dataset, state_text, state_texts
+from nncli.data.onehot import one_hot
 from nncli.data.split import part_size
 from nncli.data.table import resolve
 from nncli.errors import DataError, ShapeError, SpecError
@@ -33,15 +34,6 @@ NO_SPACE_BEFORE = set(".,;:!?)]}'\n")
 NO_SPACE_AFTER = set("([{'\n")
 SHOW = 5
 NOUNS = {"char": "character", "word": "word"}
-
-
-def one_hot(ids: np.ndarray, size: int) -> np.ndarray:
-    """int ids (...) -> float32 (..., size); an id of -1 (an unknown symbol) gives all zeros."""
-    out = np.zeros((*ids.shape, size), dtype=np.float32)
-    np.put_along_axis(out, np.maximum(ids, 0)[..., None], 1.0, axis=-1)
-    if (ids < 0).any():
-        out[ids < 0] = 0.0
-    return out
 
 
 class OneHotWindows:
