@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from nncli.data.dataset import class_predictions, state_text, state_texts, task_for_loss
+from nncli.data.encoder import Encoder
 from nncli.data.image_files import CHANNELS, ImageFrame, read_frame
 from nncli.data.onehot import one_hot
 from nncli.errors import DataError, ShapeError, SpecError
@@ -21,7 +22,7 @@ STATE_VERSION = 1
 CHANNEL_NAMES = {"grayscale": ["gray"], "rgb": ["red", "green", "blue"]}
 
 
-class ImageEncoder:
+class ImageEncoder(Encoder):
     """Image files -> float32 (N, C, H, W); class folders -> targets; outputs -> labels."""
 
     kind = "images"

@@ -29,6 +29,7 @@ from nncli.data.csv_reader import (
     source_of,
 )
 from nncli.data.dataset import Dataset, state_text, task_for_loss
+from nncli.data.encoder import Encoder
 from nncli.data.header import check_names, feature_columns
 from nncli.data.split import split_parts
 from nncli.data.table import apply_missing, check_targets, numeric_features, resolve
@@ -121,7 +122,7 @@ def group(frame: pd.DataFrame, id_column: str, order: str | None) -> Groups:
     return Groups(np.asarray(ids, dtype=object), rows, seq, pos)
 
 
-class SequenceEncoder:
+class SequenceEncoder(Encoder):
     """Rows of sequences -> padded (N, T, F) inputs, mask and targets; outputs -> predictions."""
 
     kind = "sequences"

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nncli.data.columns import CategoricalColumn, NumericColumn
+from nncli.data.columns import (
+    CategoricalColumn,
+    NumericColumn,
+    numeric_from_state,
+    numeric_state,
+)
 from nncli.data.csv_reader import (
     cell_missing,
     cell_numbers,
@@ -26,6 +31,7 @@ from nncli.data.csv_reader import (
     source_of,
 )
 from nncli.data.dataset import class_predictions, state_text, state_texts, task_for_loss
+from nncli.data.encoder import Encoder
 from nncli.errors import DataError, ShapeError, SpecError
 
 if TYPE_CHECKING:
@@ -34,7 +40,7 @@ if TYPE_CHECKING:
 STATE_VERSION = 1
 
 
-class TabularEncoder:
+class TabularEncoder(Encoder):
     """Feature columns -> float32 (N, F); targets -> float32 (N, K | 1 | k); outputs -> labels."""
 
     kind = "csv"
@@ -269,12 +275,7 @@ class TabularEncoder:
             "targets": list(self.target_columns),
             "labels": self.labels or [],
             "numeric_labels": int(bool(self.label_column and self.label_column.numeric)),
-            "numeric": {
-                "columns": [c.name for c in numeric],
-                "offset": np.array([c.offset for c in numeric], dtype=np.float64),
-                "scale": np.array([c.scale for c in numeric], dtype=np.float64),
-                "fill": np.array([c.fill for c in numeric], dtype=np.float64),
-            },
+            "numeric": numeric_state(numeric),
             "categorical": {
                 "columns": [c.name for c in categorical],
                 "numeric": np.array([c.numeric for c in categorical], dtype=np.int8),
@@ -288,11 +289,9 @@ class TabularEncoder:
     def from_state(cls, state: dict) -> TabularEncoder:
         """Rebuild from ``to_state()``; tolerates what a checkpoint gives back (bytes, arrays)."""
         num, cat = state.get("numeric", {}), state.get("categorical", {})
-        columns: dict[str, NumericColumn | CategoricalColumn] = {}
-        for i, name in enumerate(state_texts(num.get("columns", []))):
-            columns[name] = NumericColumn(
-                name, float(num["offset"][i]), float(num["scale"][i]), float(num["fill"][i])
-            )
+        columns: dict[str, NumericColumn | CategoricalColumn] = {
+            column.name: column for column in (numeric_from_state(num) if num else [])
+        }
         cat_fill = state_texts(cat.get("fill", []))
         for i, name in enumerate(state_texts(cat.get("columns", []))):
             columns[name] = CategoricalColumn(
