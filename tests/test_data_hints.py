@@ -14,7 +14,7 @@ from helpers import IRIS, csv_cfg, invoke, iris_spec, one_error_line
 from PIL import Image
 
 from nncli import data
-from nncli.data.encoders import TabularEncoder
+from nncli.data.table_encoder import TabularEncoder
 from nncli.errors import DataError, SpecError
 
 

@@ -9,7 +9,7 @@ import pytest
 from helpers import IRIS, PENGUINS, csv_cfg
 
 from nncli.data import encoder_from_state, load
-from nncli.data.encoders import CategoricalColumn, NumericColumn, TabularEncoder
+from nncli.data.table_encoder import CategoricalColumn, NumericColumn, TabularEncoder
 from nncli.errors import CheckpointError, DataError, ShapeError, SpecError
 
 IRIS_HEADER = "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm"

@@ -150,3 +150,26 @@ def test_shakespeare_below_the_unigram_entropy(tmp_path: Path):
     print(sample.stdout)
     assert sample.exit_code == 0
     assert val_loss < 0.8 * entropy
+
+
+def test_a_tampered_vocabulary_is_a_checkpoint_error(char_model: Path, tmp_path: Path):
+    """A vocabulary out of order would map symbols to the wrong outputs: refused with exit 4
+    (it was an ``assert``: exit 1 and a traceback), naming the checkpoint."""
+    from nncli import checkpoint
+    from nncli.applying import stored_encoder
+    from nncli.data.dataset import state_texts
+    from nncli.errors import CheckpointError
+
+    ckpt = checkpoint.load(char_model)
+    vocabulary = state_texts(ckpt.data["encoder"]["vocabulary"])
+    ckpt.data["encoder"]["vocabulary"] = vocabulary[::-1]
+    tampered = tmp_path / "tampered.h5"
+    checkpoint.save(tampered, ckpt)
+    with pytest.raises(CheckpointError, match="not sorted and unique") as info:
+        stored_encoder(model_io.load(tampered))
+    assert info.value.exit_code == 4
+    (tmp_path / "prompt.txt").write_text("the cat")
+    result = invoke("predict", tampered, tmp_path / "prompt.txt")
+    one_error_line(result, 4, str(tampered), "vocabulary is not sorted and unique")
+    result = invoke("generate", tampered, "--prompt", "the ", "--length", "5")
+    one_error_line(result, 4, "vocabulary is not sorted and unique")

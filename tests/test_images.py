@@ -14,7 +14,8 @@ from PIL import Image
 
 from nncli import data
 from nncli.data.image_encoder import ImageEncoder
-from nncli.data.image_files import read_frame, sort_labels
+from nncli.data.image_files import read_frame
+from nncli.data.labels import label_order as sort_labels
 from nncli.errors import DataError, SpecError
 
 

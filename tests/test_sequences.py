@@ -11,7 +11,7 @@ import pytest
 from helpers import ROOT, invoke, one_error_line
 
 from nncli import data, model_io
-from nncli.data.grouped import SequenceEncoder
+from nncli.data.sequences import SequenceEncoder
 from nncli.data.text import OneHotWindows, TextEncoder, join_words, one_hot, tokens
 from nncli.errors import DataError, SpecError
 from nncli.train import predict

@@ -1,7 +1,8 @@
 """Data: files -> host numpy arrays plus fitted encoders; stored encoders -> predict-time inputs.
 
-``load(cfg, base_dir, seed, loss)`` dispatches on ``cfg.kind``; ``encoder_from_state(state)``
-rebuilds the encoder a checkpoint stored, dispatching on ``state["kind"]``. Nothing here imports
+``load(cfg, base_dir, seed, loss)`` dispatches on ``cfg.kind`` through the ``KINDS`` registry
+(kinds.py); ``encoder_from_state(state)`` rebuilds the encoder a checkpoint stored, dispatching
+on ``state["kind"]``. Nothing here imports
 the engine's layers, h5py, typer or rich; pandas only inside the functions that read files.
 """
 
@@ -12,21 +13,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nncli.data import grouped, images, tabular, text, timeseries
-from nncli.data.dataset import Dataset, Encoder, state_text, task_for_loss
-from nncli.data.encoders import TabularEncoder
-from nncli.data.image_encoder import ImageEncoder
+from nncli.data.dataset import Dataset, state_text, task_for_loss
+from nncli.data.encoder import Encoder
+from nncli.data.kinds import KINDS, DataKind
 from nncli.errors import CheckpointError, DataError, NncliError, SpecError
 
-LOADERS: dict[str, Callable[..., Dataset]] = {"csv": tabular.load}
-ENCODERS: dict[str, Any] = {"csv": TabularEncoder}
-LOADERS["images"], ENCODERS["images"] = images.load, ImageEncoder
-LOADERS["timeseries"], ENCODERS["timeseries"] = timeseries.load, timeseries.TimeseriesEncoder
-LOADERS["text"], ENCODERS["text"] = text.load, text.TextEncoder
-LOADERS["sequences"], ENCODERS["sequences"] = grouped.load, grouped.SequenceEncoder
-SKIPPING = {"images"}  # kinds whose loader takes skip_bad (leave out unreadable files)
+# kinds whose loader takes skip_bad (leave out unreadable files), from the registry
+SKIPPING = frozenset(name for name, kind in KINDS.items() if kind.takes_skip_bad)
 
-__all__ = ["Dataset", "Encoder", "encoder_from_state", "load", "task_for_loss"]
+__all__ = [
+    "KINDS",
+    "DataKind",
+    "Dataset",
+    "Encoder",
+    "encoder_from_state",
+    "load",
+    "task_for_loss",
+]
 
 
 def load(
@@ -44,14 +47,14 @@ def load(
     ``line_of`` (``Spec.line_of``): errors about a ``data.*`` key get its place in the spec file.
     """
     kind = getattr(cfg, "kind", None)
-    if kind not in LOADERS:
+    if kind not in KINDS:
         raise SpecError(
-            f"expected a data kind ({', '.join(sorted(LOADERS))}), got {kind!r}", field="data.kind"
+            f"expected a data kind ({', '.join(sorted(KINDS))}), got {kind!r}", field="data.kind"
         )
-    options = {"skip_bad": True} if skip_bad and kind in SKIPPING else {}
+    options = {"skip_bad": True} if skip_bad and KINDS[kind].takes_skip_bad else {}
     try:
         check_paths(cfg, Path(base_dir))
-        return LOADERS[kind](cfg, Path(base_dir), seed, loss, **options)
+        return KINDS[kind].loader(cfg, Path(base_dir), seed, loss, **options)
     except NncliError as exc:
         field = exc.field or ""
         if line_of is not None and exc.where is None and field.startswith("data."):
@@ -93,9 +96,9 @@ def _shown(path: Path) -> str:
 def encoder_from_state(state: dict) -> Encoder:
     """A checkpoint's ``/data`` dict -> the fitted encoder it describes."""
     kind = state_text(state.get("kind"))
-    if kind not in ENCODERS:
+    if kind not in KINDS:
         raise CheckpointError(
             f"the stored data encoder is of kind {kind!r}; this nncli knows "
-            f"{', '.join(sorted(ENCODERS))}"
+            f"{', '.join(sorted(KINDS))}"
         )
-    return ENCODERS[kind].from_state(state)
+    return KINDS[kind].encoder.from_state(state)

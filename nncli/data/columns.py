@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nncli.data.csv_files import all_numbers, canonical_numbers
+from nncli.data.csv_reader import all_numbers, canonical_numbers
+from nncli.data.dataset import state_texts
+from nncli.data.labels import label_order
+from nncli.data.onehot import one_hot
 from nncli.errors import DataError
 
 
@@ -65,7 +68,7 @@ class CategoricalColumn:
             raise DataError(f"column {name!r} has no values in the training part")
         numeric = all_numbers(text)
         values = canonical_numbers(text) if numeric else text
-        categories = sorted({str(v) for v in values}, key=float if numeric else None)
+        categories = label_order(values)  # numbers by value, as image classes
         column = cls(name, categories, numeric, "")
         counts = np.bincount(column.codes(text), minlength=len(categories))
         column.fill = categories[int(np.argmax(counts))]  # ties: the first in sorted order
@@ -84,7 +87,30 @@ class CategoricalColumn:
 
     def encode(self, codes: np.ndarray) -> np.ndarray:
         """(N,) codes -> (N, K) one-hot; a code of -1 gives a row of zeros."""
-        out = np.zeros((len(codes), len(self.categories)))
-        known = codes >= 0
-        out[np.flatnonzero(known), codes[known]] = 1.0
-        return out
+        return one_hot(codes, len(self.categories))
+
+
+def numeric_state(columns: list[NumericColumn], fill: bool = True) -> dict:
+    """Numeric columns -> their checkpoint state: names and float64 offset, scale (and fill)."""
+    state = {
+        "columns": [c.name for c in columns],
+        "offset": np.array([c.offset for c in columns], dtype=np.float64),
+        "scale": np.array([c.scale for c in columns], dtype=np.float64),
+    }
+    if fill:
+        state["fill"] = np.array([c.fill for c in columns], dtype=np.float64)
+    return state
+
+
+def numeric_from_state(part: dict) -> list[NumericColumn]:
+    """``numeric_state()`` -> the columns (fill 0 when it was not stored)."""
+    fill = part.get("fill")
+    return [
+        NumericColumn(
+            name,
+            float(part["offset"][i]),
+            float(part["scale"][i]),
+            0.0 if fill is None else float(fill[i]),
+        )
+        for i, name in enumerate(state_texts(part["columns"]))
+    ]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
+
+from nncli.data.encoder import Encoder
 
 CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
 
@@ -18,39 +20,6 @@ CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
 def task_for_loss(loss: str) -> str:
     """cross_entropy, binary_cross_entropy -> "classification"; any other loss -> "regression"."""
     return "classification" if loss in CLASSIFICATION_LOSSES else "regression"
-
-
-class Encoder(Protocol):
-    """A fitted data encoder: new data -> x, outputs -> predictions, and back from a plain dict."""
-
-    kind: str
-    task: str
-
-    @property
-    def labels(self) -> list[str] | None: ...
-
-    @property
-    def feature_names(self) -> list[str]: ...
-
-    def read_frame(self, path: Any) -> Any: ...
-
-    def transform(self, data: Any, unknown: str = "error") -> np.ndarray: ...
-
-    # Optional, for encoders whose inputs need more than ``transform`` gives:
-    #   inputs(frame, unknown) -> (x, mask or None)      padded sequences and their mask
-    #   id_columns(frame) -> {name: values}              columns put first in predict's output
-    #                                                    (an image's file, a sequence's id)
-    #   labelled(frame) -> (x, y, mask or None)          for evaluate, where inputs() differs
-    #                                                    (windows: predict takes the last only)
-
-    def targets(self, frame: Any) -> np.ndarray: ...
-
-    def decode(self, output: np.ndarray, proba: bool = False) -> dict[str, np.ndarray]: ...
-
-    def to_state(self) -> dict: ...
-
-    @classmethod
-    def from_state(cls, state: dict) -> Encoder: ...
 
 
 def state_text(value: Any) -> str:

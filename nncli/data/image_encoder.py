@@ -13,14 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from nncli.data.dataset import class_predictions, state_text, state_texts, task_for_loss
+from nncli.data.encoder import Encoder
 from nncli.data.image_files import CHANNELS, ImageFrame, read_frame
+from nncli.data.onehot import one_hot
 from nncli.errors import DataError, ShapeError, SpecError
 
 STATE_VERSION = 1
 CHANNEL_NAMES = {"grayscale": ["gray"], "rgb": ["red", "green", "blue"]}
 
 
-class ImageEncoder:
+class ImageEncoder(Encoder):
     """Image files -> float32 (N, C, H, W); class folders -> targets; outputs -> labels."""
 
     kind = "images"
@@ -135,7 +137,7 @@ class ImageEncoder:
         """(N,) class indices -> float32 one-hot (N, K), or 0/1 (N, 1) for binary."""
         if self.loss == "binary_cross_entropy":
             return codes[:, None].astype(np.float32)
-        return np.eye(len(self.class_labels), dtype=np.float32)[codes]
+        return one_hot(codes, len(self.class_labels))
 
     def targets(self, frame: ImageFrame) -> np.ndarray:
         """Labelled frame -> float32 y, one row per image."""

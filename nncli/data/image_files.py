@@ -9,7 +9,6 @@ with ``skip_bad``, left out and counted. Hidden files (a leading dot) are never 
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from nncli.data.labels import label_order
 from nncli.errors import DataError
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF")
@@ -61,22 +61,6 @@ class ImageFrame:
         return pd.Series(np.array(values, dtype=object), name=name)
 
 
-def sort_labels(names: list[str]) -> list[str]:
-    """Class folder names in output order: as numbers when every name is one, else as text."""
-    numbers = [_number(name) for name in names]
-    if names and all(v is not None for v in numbers):
-        return [name for _, name in sorted(zip(numbers, names, strict=True))]
-    return sorted(names)
-
-
-def _number(name: str) -> float | None:
-    try:
-        value = float(name)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _visible(folder: Path) -> list[Path]:
     """A folder's entries without hidden ones (.DS_Store, .git), sorted by name."""
     try:
@@ -112,7 +96,7 @@ def list_images(path: Path) -> tuple[list[Path], list[str] | None, list[str] | N
             f"folders (e.g. {stray[0].name}); only the sub-folders' images are read"
         )
     by_name = {p.name: p for p in folders}
-    files, labels, classes = [], [], sort_labels(list(by_name))
+    files, labels, classes = [], [], label_order(by_name)
     for label in classes:  # one step per class folder, not per image
         inside = [p for p in _visible(by_name[label]) if p.is_file()]
         files += inside

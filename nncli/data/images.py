@@ -18,8 +18,9 @@ from nncli.data.augment import Augmenter
 from nncli.data.dataset import CLASSIFICATION_LOSSES, Dataset, task_for_loss
 from nncli.data.image_encoder import ImageEncoder, class_codes
 from nncli.data.image_files import all_skipped, read_frame, skipped_note
+from nncli.data.labels import check_class_count
 from nncli.data.split import split_parts
-from nncli.data.tabular import resolve
+from nncli.data.table import resolve
 from nncli.errors import DataError, SpecError
 
 
@@ -99,13 +100,8 @@ def _check_classes(frame: Any, path: Path, loss: str) -> list[str]:
     if empty:
         what = "readable images" if frame.skipped else "images"
         raise DataError(f"class folder {empty[0]!r} has no {what}", where=str(path / empty[0]))
-    wanted = 2 if loss == "binary_cross_entropy" else None
-    if len(counts) < 2 or (wanted and len(counts) != wanted):
-        raise DataError(
-            f"{loss} needs {'exactly' if wanted else 'at least'} 2 classes; found "
-            f"{len(counts)} class folder{'s' * (len(counts) != 1)}: {', '.join(counts)}",
-            where=str(path),
-        )
+    found = f"found {len(counts)} class folder{'s' * (len(counts) != 1)}: {', '.join(counts)}"
+    check_class_count(len(counts), loss, found, where=str(path))
     return list(frame.classes)
 
 

@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 
 from nncli.data.dataset import Dataset, state_text, state_texts
+from nncli.data.encoder import Encoder
+from nncli.data.onehot import one_hot
 from nncli.data.split import part_size
-from nncli.data.tabular import resolve
+from nncli.data.table import resolve
 from nncli.errors import DataError, ShapeError, SpecError
 
 STATE_VERSION = 1
@@ -33,15 +35,6 @@ NO_SPACE_BEFORE = set(".,;:!?)]}'\n")
 NO_SPACE_AFTER = set("([{'\n")
 SHOW = 5
 NOUNS = {"char": "character", "word": "word"}
-
-
-def one_hot(ids: np.ndarray, size: int) -> np.ndarray:
-    """int ids (...) -> float32 (..., size); an id of -1 (an unknown symbol) gives all zeros."""
-    out = np.zeros((*ids.shape, size), dtype=np.float32)
-    np.put_along_axis(out, np.maximum(ids, 0)[..., None], 1.0, axis=-1)
-    if (ids < 0).any():
-        out[ids < 0] = 0.0
-    return out
 
 
 class OneHotWindows:
@@ -124,7 +117,7 @@ def join_words(words: list[str]) -> str:
     return "".join(out)
 
 
-class TextEncoder:
+class TextEncoder(Encoder):
     """Text -> symbol ids over a fixed vocabulary -> one-hot windows; outputs -> next symbols."""
 
     kind = "text"
@@ -138,7 +131,13 @@ class TextEncoder:
             self._keys = np.array([ord(c) for c in self.vocabulary], dtype=np.uint32)
         else:
             self._keys = np.array(self.vocabulary, dtype=str)
-        assert (self._keys[1:] > self._keys[:-1]).all(), "the vocabulary is sorted and unique"
+        disorder = np.flatnonzero(self._keys[1:] <= self._keys[:-1])
+        if len(disorder):  # fit sorts it, so only a changed checkpoint gets here
+            i = int(disorder[0])
+            raise ValueError(
+                "the vocabulary is not sorted and unique: "
+                f"{self.vocabulary[i]!r} comes before {self.vocabulary[i + 1]!r}"
+            )
 
     @classmethod
     def fit(cls, symbols: np.ndarray, level: str, sequence_length: int, stride: int) -> TextEncoder:

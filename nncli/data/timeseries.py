@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nncli.data.columns import NumericColumn
-from nncli.data.csv_files import (
+from nncli.data.columns import NumericColumn, numeric_from_state, numeric_state
+from nncli.data.csv_reader import (
     cell_text,
     column_numbers,
     describe_rows,
@@ -26,10 +26,11 @@ from nncli.data.csv_files import (
     require_columns,
     source_of,
 )
-from nncli.data.dataset import Dataset, state_text, state_texts, task_for_loss
+from nncli.data.dataset import Dataset, state_text, task_for_loss
+from nncli.data.encoder import Encoder
 from nncli.data.header import check_names
 from nncli.data.split import part_size
-from nncli.data.tabular import resolve
+from nncli.data.table import resolve
 from nncli.errors import DataError, ShapeError, SpecError
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def window_indices(starts: np.ndarray, window: int) -> np.ndarray:
     return starts[:, None] + np.arange(window)
 
 
-class TimeseriesEncoder:
+class TimeseriesEncoder(Encoder):
     """Rows of a series -> scaled windows (N, window, F); outputs (N, k) -> the file's units."""
 
     kind = "timeseries"
@@ -201,13 +202,6 @@ class TimeseriesEncoder:
     # -- checkpoint state ------------------------------------------------------------------------
 
     def to_state(self) -> dict:
-        def columns(cols: list[NumericColumn]) -> dict:
-            return {
-                "columns": [c.name for c in cols],
-                "offset": np.array([c.offset for c in cols], dtype=np.float64),
-                "scale": np.array([c.scale for c in cols], dtype=np.float64),
-            }
-
         # only a delimiter other than "," is stored: older checkpoints then resume unchanged
         delimiter = {"delimiter": self.delimiter} if self.delimiter != "," else {}
         return {
@@ -217,22 +211,15 @@ class TimeseriesEncoder:
             "window": self.window,
             "horizon": self.horizon,
             "stride": self.stride,
-            "inputs": columns(self.input_columns),
-            "targets": columns(self.target_columns),
+            "inputs": numeric_state(self.input_columns, fill=False),
+            "targets": numeric_state(self.target_columns, fill=False),
         }
 
     @classmethod
     def from_state(cls, state: dict) -> TimeseriesEncoder:
-        def columns(part: dict) -> list[NumericColumn]:
-            names = state_texts(part["columns"])
-            return [
-                NumericColumn(name, float(part["offset"][i]), float(part["scale"][i]), 0.0)
-                for i, name in enumerate(names)
-            ]
-
         return cls(
-            columns(state["inputs"]),
-            columns(state["targets"]),
+            numeric_from_state(state["inputs"]),
+            numeric_from_state(state["targets"]),
             int(state["window"]),
             int(state["horizon"]),
             int(state.get("stride", 1)),

@@ -1,0 +1,72 @@
+"""The fitted data encoder every data kind provides: new data -> x, outputs -> predictions.
+
+An encoder is fitted on the training part, stored in the checkpoint (``to_state``) and rebuilt
+from it (``from_state``), so predict and evaluate read new files exactly as training did. The
+commands call every method here unconditionally; the optional ones have working defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class Encoder:
+    """Base class of every data kind's encoder. Subclasses set ``kind`` (the ``data.kind`` it
+    serves) and ``task`` (classification or regression) and implement the methods that raise
+    NotImplementedError; they override ``inputs``, ``id_columns`` and ``labelled`` when the
+    defaults do not fit their data."""
+
+    kind: str = ""
+    task: str = ""
+
+    @property
+    def labels(self) -> list[str] | None:
+        """Class labels in output order; None for regression (or symbols, as text has)."""
+        return None
+
+    @property
+    def feature_names(self) -> list[str]:
+        """One name per encoded input column (a table's ``island=Biscoe``, an image's channel)."""
+        raise NotImplementedError
+
+    def read_frame(self, path: Any) -> Any:
+        """A file (or folder) -> the frame ``transform``, ``targets`` and the rest take."""
+        raise NotImplementedError
+
+    def transform(self, data: Any, unknown: str = "error") -> np.ndarray:
+        """A frame or a path -> float32 x; ``unknown="ignore"`` encodes unseen values as zeros."""
+        raise NotImplementedError
+
+    def inputs(self, frame: Any, unknown: str = "error") -> tuple[Any, np.ndarray | None]:
+        """(x, mask) for predict: padded sequences give their (N, T) mask; by default x alone."""
+        return self.transform(frame, unknown=unknown), None
+
+    def id_columns(self, frame: Any) -> dict[str, np.ndarray]:
+        """Columns put first in predict's output (an image's file, a sequence's id); none here."""
+        return {}
+
+    def targets(self, frame: Any) -> np.ndarray:
+        """A labelled frame -> float32 y."""
+        raise NotImplementedError
+
+    def labelled(self, frame: Any) -> tuple[Any, np.ndarray, np.ndarray | None]:
+        """(x, y, mask) for evaluate; windows override it (every window with its target, where
+        ``inputs`` gives the last one only)."""
+        x, mask = self.inputs(frame)
+        return x, self.targets(frame), mask
+
+    def decode(self, output: np.ndarray, proba: bool = False) -> dict[str, np.ndarray]:
+        """Network outputs -> predict's columns: ``prediction`` and, with ``proba``, one
+        ``proba_<label>`` per class."""
+        raise NotImplementedError
+
+    def to_state(self) -> dict:
+        """Everything predict needs, as a nested dict of strings, numbers, lists and arrays."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, state: dict) -> Encoder:
+        """Rebuild from ``to_state()``; tolerates what a checkpoint gives back (bytes, arrays)."""
+        raise NotImplementedError

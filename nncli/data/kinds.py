@@ -1,0 +1,36 @@
+"""The one registry of data kinds: ``data.kind`` -> its loader and its encoder class.
+
+Adding a data kind = one module (a ``load`` and an ``Encoder`` subclass) + one entry in
+``KINDS`` + its ``data:`` section model in the spec (``nncli/spec_models.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nncli.data import images, sequences, table, text, timeseries
+from nncli.data.dataset import Dataset
+from nncli.data.encoder import Encoder
+from nncli.data.image_encoder import ImageEncoder
+from nncli.data.table_encoder import TabularEncoder
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """``loader(cfg, base_dir, seed, loss[, skip_bad=])`` -> Dataset; ``encoder`` rebuilds a
+    stored one; ``takes_skip_bad``: the loader and ``read_frame`` can leave out unreadable
+    files (``--skip-bad``)."""
+
+    loader: Callable[..., Dataset]
+    encoder: type[Encoder]
+    takes_skip_bad: bool = False
+
+
+KINDS: dict[str, DataKind] = {
+    "csv": DataKind(table.load, TabularEncoder),
+    "images": DataKind(images.load, ImageEncoder, takes_skip_bad=True),
+    "timeseries": DataKind(timeseries.load, timeseries.TimeseriesEncoder),
+    "text": DataKind(text.load, text.TextEncoder),
+    "sequences": DataKind(sequences.load, sequences.SequenceEncoder),
+}

@@ -1,0 +1,299 @@
+"""Grouped sequences: a CSV with one row per step and an ``id`` column naming each sequence.
+
+Rows are grouped by id (sequences in the order their ids first appear), put in ``order`` within a
+sequence when that column is given (the file's order otherwise), and padded at the end to the
+longest sequence: x (N, T, F) and mask (N, T), True at real steps. The features are encoded row
+by row as a CSV table is (numbers scaled, text one-hot, fitted on the training sequences' rows).
+``target_per: sequence``: y (N, K), the target constant within each sequence (sequence to one);
+``target_per: step``: y (N, T, K), padded like x (sequence to sequence). The split draws whole
+sequences, seeded, stratified by class for sequence-to-one classification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nncli.data.csv_reader import (
+    all_numbers,
+    canonical_numbers,
+    cell_text,
+    describe_rows,
+    describe_values,
+    parse_numbers,
+    read_table,
+    require_columns,
+    source_of,
+)
+from nncli.data.dataset import Dataset, state_text, task_for_loss
+from nncli.data.encoder import Encoder
+from nncli.data.header import check_names, feature_columns
+from nncli.data.split import split_parts
+from nncli.data.table import apply_missing, check_targets, numeric_features, resolve
+from nncli.data.table_encoder import TabularEncoder
+from nncli.errors import DataError, ShapeError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STATE_VERSION = 1
+
+
+@dataclass
+class Groups:
+    """A frame's rows as sequences: ``rows`` lists frame positions sequence after sequence, each
+    in step order; ``seq`` and ``pos`` give each of those rows' sequence and step."""
+
+    ids: np.ndarray  # (N,) each sequence's id, in the order the ids first appear
+    rows: np.ndarray  # (R,)
+    seq: np.ndarray  # (R,)
+    pos: np.ndarray  # (R,)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.bincount(self.seq, minlength=len(self.ids))
+
+    def mask(self) -> np.ndarray:
+        """(N, T) booleans, True at real steps; T = the longest sequence."""
+        lengths = self.lengths
+        return np.arange(lengths.max())[None, :] < lengths[:, None]
+
+    def pad(self, values: np.ndarray) -> np.ndarray:
+        """Per-row values (R, F), in ``rows`` order -> float32 (N, T, F), zeros after the end."""
+        out = np.zeros((len(self.ids), int(self.lengths.max()), values.shape[1]), np.float32)
+        out[self.seq, self.pos] = values
+        return out
+
+    def first_rows(self) -> np.ndarray:
+        """Index into ``rows`` of each sequence's first step (N,)."""
+        return np.flatnonzero(self.pos == 0)
+
+    def subset(self, which: np.ndarray) -> Groups:
+        """The sequences ``which`` (sorted indices), renumbered 0..len(which) - 1."""
+        keep = np.isin(self.seq, which)
+        renumber = np.full(len(self.ids), -1)
+        renumber[which] = np.arange(len(which))
+        return Groups(self.ids[which], self.rows[keep], renumber[self.seq[keep]], self.pos[keep])
+
+
+def group(frame: pd.DataFrame, id_column: str, order: str | None) -> Groups:
+    """Group a frame's rows by ``id_column``, each sequence sorted by the ``order`` column."""
+    import pandas as pd
+
+    text, missing = cell_text(frame[id_column])
+    if missing.any():
+        raise DataError(
+            f"column {id_column!r} (the sequence id) is empty on {describe_rows(frame, missing)};"
+            " every row needs the id of its sequence",
+            where=source_of(frame),
+        )
+    codes, ids = pd.factorize(pd.Series(text, dtype=object))  # codes in first-appearance order
+    codes = np.asarray(codes, dtype=np.int64)
+    if order is None:
+        rows = np.argsort(codes, kind="stable")
+    else:
+        order_text, order_missing = cell_text(frame[order])
+        steps, bad = parse_numbers(order_text, order_missing)
+        if (bad | order_missing).any():
+            found = describe_values(order_text[bad]) if bad.any() else "empty cells"
+            raise DataError(
+                f"column {order!r} (the step order) expects numbers, found {found} on "
+                f"{describe_rows(frame, bad | order_missing)}",
+                where=source_of(frame),
+            )
+        rows = np.lexsort((steps, codes))
+        twice = (codes[rows][1:] == codes[rows][:-1]) & (steps[rows][1:] == steps[rows][:-1])
+        if twice.any():
+            i = int(np.argmax(twice))
+            same = np.zeros(len(frame), dtype=bool)
+            same[rows[[i, i + 1]]] = True
+            raise DataError(
+                f"sequence {ids[codes[rows[i]]]!r} has {order} {order_text[rows[i]]!r} on more "
+                f"than one row ({describe_rows(frame, same)})",
+                where=source_of(frame),
+            )
+    seq = codes[rows]
+    lengths = np.bincount(seq, minlength=len(ids))
+    starts = np.cumsum(lengths) - lengths
+    pos = np.arange(len(rows)) - starts[seq]
+    return Groups(np.asarray(ids, dtype=object), rows, seq, pos)
+
+
+class SequenceEncoder(Encoder):
+    """Rows of sequences -> padded (N, T, F) inputs, mask and targets; outputs -> predictions."""
+
+    kind = "sequences"
+
+    def __init__(self, table: TabularEncoder, id_column: str, order: str | None, target_per: str):
+        self.table, self.id_column, self.order, self.target_per = (
+            table,
+            id_column,
+            order,
+            target_per,
+        )
+        self.task = table.task
+
+    @property
+    def labels(self) -> list[str] | None:
+        return self.table.labels
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.table.feature_names
+
+    # -- new data --------------------------------------------------------------------------------
+
+    def read_frame(self, path: str | Path) -> pd.DataFrame:
+        return self.table.read_frame(path)
+
+    def group(self, frame: pd.DataFrame) -> Groups:
+        columns = [self.id_column] + ([self.order] if self.order else [])
+        require_columns(frame, columns, "sequence")
+        return group(frame, self.id_column, self.order)
+
+    def inputs(
+        self, frame: pd.DataFrame, unknown: str = "error", groups: Groups | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """x (N, T, F) padded at the end, and the mask (N, T) of real steps."""
+        groups = groups or self.group(frame)
+        x = self.table.transform(frame.iloc[groups.rows], unknown=unknown)
+        return groups.pad(x), groups.mask()
+
+    def transform(self, data: Any, unknown: str = "error") -> np.ndarray:
+        frame = data if not isinstance(data, (str, Path)) else self.read_frame(data)
+        return self.inputs(frame, unknown)[0]
+
+    def targets(self, frame: pd.DataFrame, groups: Groups | None = None) -> np.ndarray:
+        """y (N, K) per sequence, or (N, T, K) per step (zeros after the end)."""
+        groups = groups or self.group(frame)
+        ordered = frame.iloc[groups.rows]
+        if self.target_per == "sequence":
+            check_constant(ordered, self.table.target_columns[0], groups, self.id_column)
+            return self.table.targets(ordered.iloc[groups.first_rows()])
+        return groups.pad(self.table.targets(ordered))
+
+    def id_columns(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The sequence id (and, per step, the order value or the step number from 1)."""
+        groups = self.group(frame)
+        if self.target_per == "sequence":
+            return {self.id_column: groups.ids}
+        if self.order:
+            steps = cell_text(frame[self.order])[0][groups.rows]
+            return {self.id_column: groups.ids[groups.seq], self.order: steps}
+        return {self.id_column: groups.ids[groups.seq], "step": groups.pos + 1}
+
+    def decode(
+        self, output: np.ndarray, proba: bool = False, mask: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Per sequence: (N, K) -> one row each; per step: (N, T, K) -> one row per real step."""
+        output = np.asarray(output)
+        if self.target_per == "step":
+            if mask is None or output.ndim != 3 or output.shape[:2] != mask.shape:
+                raise ShapeError(
+                    f"expected per-step outputs (N, T, K) and a mask (N, T), got {output.shape}"
+                )
+            output = output[mask]  # row-major: sequence after sequence, step after step
+        return self.table.decode(output, proba=proba)
+
+    # -- checkpoint state ------------------------------------------------------------------------
+
+    def to_state(self) -> dict:
+        return {
+            "kind": self.kind,
+            "version": STATE_VERSION,
+            "id": self.id_column,
+            "order": self.order or "",
+            "target_per": self.target_per,
+            "table": self.table.to_state(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> SequenceEncoder:
+        return cls(
+            TabularEncoder.from_state(state["table"]),
+            state_text(state["id"]),
+            state_text(state["order"]) or None,
+            state_text(state["target_per"]),
+        )
+
+
+def check_constant(ordered: pd.DataFrame, target: str, groups: Groups, id_column: str) -> None:
+    """DataError at the first sequence whose ``target`` changes between its steps."""
+    text = cell_text(ordered[target])[0]
+    values = canonical_numbers(text) if all_numbers(text) else text
+    changes = (groups.seq[1:] == groups.seq[:-1]) & (values[1:] != values[:-1])
+    if changes.any():
+        i = int(np.argmax(changes))
+        rows = np.zeros(len(ordered), dtype=bool)
+        rows[i + 1] = True
+        raise DataError(
+            f"sequence {groups.ids[groups.seq[i]]!r} changes its target {target!r} from "
+            f"{text[i]!r} to {text[i + 1]!r} on {describe_rows(ordered, rows)}; target_per: "
+            "sequence needs one target per sequence (target_per: step predicts every step)",
+            where=source_of(ordered),
+        )
+
+
+def _columns(cfg: Any, header: list[str], path: Path) -> tuple[list[str], list[str]]:
+    """(features, categorical), every named column checked against the header."""
+    check_names([cfg.id], "data.id", header, path.name)
+    check_names([cfg.order] if cfg.order else [], "data.order", header, path.name)
+    check_names([cfg.target], "data.target", header, path.name)
+    special = [cfg.id, cfg.order, cfg.target]
+    return feature_columns(cfg, header, special, "the id, order or target", path.name)
+
+
+def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
+    """``data: {kind: sequences, ...}`` -> padded sequences with masks, split by sequence."""
+    task = task_for_loss(loss)
+    path = resolve(cfg.path, base_dir)
+    frame = read_table(path, delimiter=getattr(cfg, "delimiter", ","))
+    features, categorical = _columns(cfg, list(frame.columns), path)
+    frame = apply_missing(frame, features, [cfg.target], cfg.missing, [])
+    numeric = numeric_features(frame, features, categorical, [])
+    codes = check_targets(frame, [cfg.target], task, loss, [])
+    groups = group(frame, cfg.id, cfg.order)
+    ordered = frame.iloc[groups.rows]
+    per_sequence = cfg.target_per == "sequence"
+    if per_sequence:
+        check_constant(ordered, cfg.target, groups, cfg.id)
+    strata = codes[groups.rows][groups.first_rows()] if per_sequence and codes is not None else None
+    parts = split_parts(cfg, len(groups.ids), seed, strata, "sequences")[1]
+    train = groups.subset(parts[0])
+    table = TabularEncoder.fit(
+        frame.iloc[train.rows],
+        features=features,
+        numeric=numeric,
+        targets=[cfg.target],
+        loss=loss,
+        normalize=cfg.normalize,
+        missing=cfg.missing,
+        delimiter=getattr(cfg, "delimiter", ","),
+    )
+    encoder = SequenceEncoder(table, cfg.id, cfg.order, cfg.target_per)
+
+    def encode(chosen: np.ndarray) -> tuple[Any, Any, Any]:
+        if len(chosen) == 0:
+            return None, None, None
+        sub = groups.subset(chosen)
+        x, mask = encoder.inputs(frame, unknown="ignore", groups=sub)
+        return x, encoder.targets(frame, groups=sub), mask
+
+    (x_tr, y_tr, m_tr), (x_va, y_va, m_va), (x_te, y_te, m_te) = (encode(p) for p in parts)
+    return Dataset(
+        task,
+        x_tr,
+        y_tr,
+        x_va,
+        y_va,
+        x_te,
+        y_te,
+        encoder,
+        str(path),
+        mask_train=m_tr,
+        mask_val=m_va,
+        mask_test=m_te,
+    )
