@@ -30,7 +30,8 @@ def _fresh(w: Workload, weights: Any, backend: Any) -> tuple[Any, Any, Any]:
 def run(w: Workload, args: Any) -> dict[str, Any]:
     import nncli
     from nncli.backend import get_backend
-    from nncli.train import Callback, fit, predict
+    from nncli.training.callbacks import Callback
+    from nncli.training.loop import fit, predict
 
     backend = get_backend("cpu")
     weights = dict(np.load(args.weights)) if args.weights else None

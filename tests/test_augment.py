@@ -12,11 +12,13 @@ import pytest
 from helpers import invoke
 from PIL import Image
 
-from nncli import applying, model_io
+from nncli.checkpoint import model as model_io
+from nncli.commands.evaluate import evaluate_file
+from nncli.commands.predict import predict_files
 from nncli.data import images
 from nncli.data.augment import Augmenter
-from nncli.data.batches import STREAM_AUGMENT, rng_for
 from nncli.data.image_encoder import ImageEncoder
+from nncli.training.batching import STREAM_AUGMENT, rng_for
 
 
 def batch(n: int = 16, c: int = 2, h: int = 7, w: int = 9, seed: int = 0) -> np.ndarray:
@@ -179,9 +181,9 @@ def test_fit_augments_training_batches_only(work: Path, monkeypatch: pytest.Monk
     assert counting.rows == [5, 5, 5, 3] * 4
     counting.rows.clear()
     ckpt = work / "out" / "model.h5"
-    first = applying.predict_files(ckpt, [work / "d"], proba=True)
-    second = applying.predict_files(ckpt, [work / "d"], proba=True)
-    applying.evaluate_file(ckpt, work / "d")
+    first = predict_files(ckpt, [work / "d"], proba=True)
+    second = predict_files(ckpt, [work / "d"], proba=True)
+    evaluate_file(ckpt, work / "d")
     assert counting.rows == []  # predict and evaluate never augment
     assert first.equals(second)
 

@@ -14,7 +14,7 @@ from nncli.checkpoint import model
 from nncli.engine import LAYERS, LOSSES
 from nncli.engine.network import Sequential
 from nncli.errors import CheckpointError
-from nncli.train import History
+from nncli.training.callbacks import History
 
 EXAMPLES = [
     (name, settings, shape)

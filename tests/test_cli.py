@@ -346,9 +346,9 @@ def test_divergence_exits_5_naming_the_learning_rate(work: Path):
 # -- interruption ----------------------------------------------------------------------------------
 def test_interrupt_keeps_the_last_checkpoint_and_prints_the_resume_command(work: Path):
     from nncli import spec as spec_module
-    from nncli import training_run
+    from nncli.commands import train as train_command
     from nncli.errors import Interrupted
-    from nncli.train import Callback
+    from nncli.training.callbacks import Callback
 
     class CtrlCAfterEpoch2(Callback):
         def on_epoch_end(self, epoch, logs):
@@ -357,7 +357,7 @@ def test_interrupt_keeps_the_last_checkpoint_and_prints_the_resume_command(work:
 
     spec = spec_module.load(work / "iris.yaml", ["training.checkpoint_every=1"])
     with pytest.raises(Interrupted) as err:
-        training_run.train(spec, callbacks=[CtrlCAfterEpoch2()])
+        train_command.train(spec, callbacks=[CtrlCAfterEpoch2()])
     latest = work / "out" / "model.latest.h5"
     assert err.value.exit_code == 130
     assert "after epoch 2" in str(err.value) and f"--resume {latest}" in str(err.value)
@@ -368,12 +368,12 @@ def test_interrupt_keeps_the_last_checkpoint_and_prints_the_resume_command(work:
 
 
 def test_a_bug_exits_1_and_ctrl_c_exits_130_without_traceback(work: Path, monkeypatch):
-    from nncli.commands import train as training_run
+    from nncli.commands import train as train_command
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(training_run, "train", broken)
+    monkeypatch.setattr(train_command, "train", broken)
     one_error_line(invoke("train", work / "iris.yaml"), 1, "internal error", "boom", "--debug")
     result = invoke("train", work / "iris.yaml", "--debug")
     assert result.exit_code == 1 and "Traceback" in result.stderr
@@ -381,7 +381,7 @@ def test_a_bug_exits_1_and_ctrl_c_exits_130_without_traceback(work: Path, monkey
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training_run, "train", interrupted)
+    monkeypatch.setattr(train_command, "train", interrupted)
     one_error_line(invoke("train", work / "iris.yaml"), 130, "interrupted")
 
 

@@ -14,10 +14,10 @@ import h5py
 import numpy as np
 import pytest
 
-from nncli import model_io
 from nncli.backend import get_backend
+from nncli.checkpoint import model as model_io
 from nncli.engine.network import Sequential
-from nncli.train import predict
+from nncli.training.loop import predict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,12 +141,12 @@ def test_predictions_agree_across_batch_sizes(name: str):
 
 def test_a_reloaded_checkpoint_predicts_the_same_in_any_batch_size(tmp_path: Path):
     from nncli import spec as spec_module
-    from nncli import training_run
+    from nncli.commands import train as train_command
 
     shutil.copy(ROOT / "datasets" / "penguins.csv", tmp_path / "penguins.csv")
     (tmp_path / "p.yaml").write_text(PENGUINS_SPEC.replace("epochs: 5", "epochs: 2"))
     np.random.seed(7)  # global state nncli must ignore
-    result = training_run.train(spec_module.load(tmp_path / "p.yaml"), output=tmp_path / "m.h5")
+    result = train_command.train(spec_module.load(tmp_path / "p.yaml"), output=tmp_path / "m.h5")
     model = model_io.load(result.output)
     x = np.random.default_rng(0).normal(size=(50, model.net.input_shape[0])).astype(np.float32)
     full = predict(model.net, x, batch_size=len(x))

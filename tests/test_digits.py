@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 from helpers import DATASETS, ROOT, invoke
 
-from nncli import report, training_run
+from nncli import report
 from nncli import spec as spec_module
+from nncli.commands import train as train_command
 from nncli.data.image_files import read_frame
 
 MODELS = ROOT / "models"
@@ -32,14 +33,14 @@ def test_png_folder_holds_the_csv_images():
 def test_digits_cnn_reaches_97_percent_on_the_held_out_test_part(tmp_path: Path):
     spec = spec_module.load(MODELS / "digits-cnn.yaml")
     assert spec.data.test_split == 0.2
-    result = training_run.train(spec, output=tmp_path / "model.h5")
+    result = train_command.train(spec, output=tmp_path / "model.h5")
     assert result.test is not None and result.test["accuracy"] >= 0.97, result.test
     assert report.train_summary(result)[-1].startswith("test: loss ")
 
 
 def test_digits_mlp_on_the_csv(tmp_path: Path):
     spec = spec_module.load(MODELS / "digits-mlp.yaml")
-    result = training_run.train(spec, output=tmp_path / "model.h5")
+    result = train_command.train(spec, output=tmp_path / "model.h5")
     assert result.test is not None and result.test["accuracy"] >= 0.93, result.test
 
 

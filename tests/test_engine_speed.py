@@ -12,7 +12,7 @@ from nncli.backend import get_backend
 from nncli.engine.losses import make_loss
 from nncli.engine.network import Sequential
 from nncli.engine.optimizers import FLUSH_EVERY, Adam, FlatParameters
-from nncli.train import fit
+from nncli.training.loop import fit
 
 MLP = [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": 3}]
 

@@ -16,8 +16,8 @@ from helpers import DATASETS, ROOT, invoke, one_error_line, sha
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from nncli import model_io  # noqa: E402
-from nncli.applying import stored_encoder  # noqa: E402
+from nncli.checkpoint import model as model_io  # noqa: E402
+from nncli.commands.apply import stored_encoder  # noqa: E402
 from nncli.data.columns import NumericColumn  # noqa: E402
 from nncli.engine.network import Sequential  # noqa: E402
 from nncli.export.graph import Graph  # noqa: E402

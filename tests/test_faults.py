@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from helpers import IRIS, invoke, iris_spec, one_error_line, sha
 
-from nncli import model_io
+from nncli.checkpoint import model as model_io
 from nncli.engine.network import Sequential
 
 BATCHES = 8  # iris: 120 training rows in batches of 16
@@ -203,10 +203,10 @@ def write_blobs(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
     from nncli import spec as spec_module
-    from nncli import training_run
+    from nncli.commands import train as train_command
 
     spec = write_blobs(tmp_path_factory.mktemp("straight"))
-    return training_run.train(spec_module.load(spec)).output
+    return train_command.train(spec_module.load(spec)).output
 
 
 def wait_for(condition, process: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -322,9 +322,9 @@ def test_resume_from_latest_keeps_the_best_weights_from_before_the_interruption(
     """restore_best after a resumed run must restore an epoch trained before the interruption:
     monitoring the validation loss with mode max makes an early epoch the best one."""
     from nncli import spec as spec_module
-    from nncli import training_run
+    from nncli.commands import train as train_command
     from nncli.errors import Interrupted
-    from nncli.train import Callback
+    from nncli.training.callbacks import Callback
 
     shutil.copy(IRIS, tmp_path / "iris.csv")
     es = "{monitor: val_loss, mode: max, patience: 20, restore_best: true}"
@@ -336,7 +336,7 @@ def test_resume_from_latest_keeps_the_best_weights_from_before_the_interruption(
         (tmp_path / f"{name}.yaml").write_text(text)
         return spec_module.load(tmp_path / f"{name}.yaml", sets)
 
-    training_run.train(spec_for("straight"))
+    train_command.train(spec_for("straight"))
 
     class StopAfter3(Callback):
         def on_epoch_end(self, epoch, logs):
@@ -344,9 +344,9 @@ def test_resume_from_latest_keeps_the_best_weights_from_before_the_interruption(
                 raise KeyboardInterrupt
 
     with pytest.raises(Interrupted):
-        training_run.train(spec_for("cut"), callbacks=[StopAfter3()])
+        train_command.train(spec_for("cut"), callbacks=[StopAfter3()])
     latest = tmp_path / "cut" / "model.latest.h5"
-    training_run.train(spec_for("cut"), resume=latest)
+    train_command.train(spec_for("cut"), resume=latest)
     a = model_io.load(tmp_path / "straight" / "model.h5").net.get_weights()
     b = model_io.load(tmp_path / "cut" / "model.h5").net.get_weights()
     assert model_io.load(tmp_path / "cut" / "model.h5").training["best_epoch"] < 3

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from helpers import ROOT, invoke, one_error_line
 
-from nncli import data, model_io
+from nncli import data
+from nncli.checkpoint import model as model_io
+from nncli.commands.generate import next_distribution, text_encoder
 from nncli.data.text import one_hot
-from nncli.generating import next_distribution, text_encoder
-from nncli.train import predict
+from nncli.training.loop import predict
 
 TEXT_SPEC = """\
 seed: 0
@@ -156,7 +157,7 @@ def test_a_tampered_vocabulary_is_a_checkpoint_error(char_model: Path, tmp_path:
     """A vocabulary out of order would map symbols to the wrong outputs: refused with exit 4
     (it was an ``assert``: exit 1 and a traceback), naming the checkpoint."""
     from nncli import checkpoint
-    from nncli.applying import stored_encoder
+    from nncli.commands.apply import stored_encoder
     from nncli.data.dataset import state_texts
     from nncli.errors import CheckpointError
 

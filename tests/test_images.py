@@ -315,7 +315,7 @@ def test_encoder_state_round_trip(tmp_path: Path):
 
 
 def test_train_reports_and_stores_test_metrics(trained: Path, tmp_path: Path):
-    from nncli import model_io
+    from nncli.checkpoint import model as model_io
 
     training = model_io.load(trained).training
     assert 0.0 <= training["test_accuracy"] <= 1.0 and training["test_loss"] > 0

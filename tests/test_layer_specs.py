@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from helpers import DATASETS, invoke
 
-from nncli import build, model_io
 from nncli import spec as spec_module
-from nncli.train import History, predict
+from nncli.checkpoint import model as model_io
+from nncli.spec import build
+from nncli.training.callbacks import History
+from nncli.training.loop import predict
 
 IRIS = """\
 version: 1

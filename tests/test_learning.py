@@ -12,7 +12,8 @@ from nncli import report
 from nncli.engine import OPTIMIZERS
 from nncli.engine.losses import make_loss
 from nncli.engine.network import Sequential
-from nncli.train import EarlyStopping, History, evaluate, fit, predict
+from nncli.training.callbacks import EarlyStopping, History
+from nncli.training.loop import evaluate, fit, predict
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 XOR_Y = np.eye(2, dtype=np.float32)[[0, 1, 1, 0]]

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
-from nncli import model_io
+from nncli.checkpoint import model as model_io
 from nncli.cli import app
-from nncli.train import predict
+from nncli.training.loop import predict
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -121,26 +121,6 @@ def test_every_engine_module_defining_a_layer_is_registered():
 
 
 @pytest.mark.parametrize(
-    ("settings", "in_shape"),
-    [
-        ({"type": "dense", "units": 3}, (4,)),
-        ({"type": "conv2d", "filters": 2, "kernel_size": 3}, (1, 5, 5)),
-        ({"type": "rnn", "units": 3}, (4, 2)),
-        ({"type": "lstm", "units": 3}, (4, 2)),
-        ({"type": "gru", "units": 3}, (4, 2)),
-    ],
-)
-def test_weight_rows_says_the_built_weights_first_dimension(settings, in_shape):
-    from nncli.engine.registry import LAYERS
-
-    net = Sequential([settings], in_shape)
-    layer = net.layers[0]
-    weight = layer.params.get("weight", layer.params.get("weight_ih"))
-    assert type(layer).weight_rows(layer.config()) == weight.shape[0]
-    assert LAYERS.get("flatten").weight_rows({"type": "flatten"}) is None
-
-
-@pytest.mark.parametrize(
     ("settings", "field"),
     [
         ({"type": "conv2d", "filters": 2, "bias_initializer": "normal"}, "bias_initializer"),

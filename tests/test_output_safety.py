@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 from helpers import IRIS, invoke, iris_spec, one_error_line, sha
 
-from nncli import checkpoint, model_io, outputs
+from nncli import checkpoint
+from nncli.checkpoint import folder as outputs
 from nncli.checkpoint import lock as folder_lock
+from nncli.checkpoint import model as model_io
 from nncli.errors import SpecError
 
 IRIS_SPEC = iris_spec("{epochs: 2, batch_size: 16}")
@@ -172,7 +174,7 @@ print(saves)
 
 
 def test_readers_see_the_old_or_the_new_checkpoint_never_a_partial_one(tmp_path: Path):
-    from nncli import inspection
+    from nncli.commands.inspect import inspect
 
     path, stop = tmp_path / "model.h5", tmp_path / "stop"
     writer = subprocess.Popen(
@@ -192,7 +194,7 @@ def test_readers_see_the_old_or_the_new_checkpoint_never_a_partial_one(tmp_path:
             versions |= values
             loads += 1
             if loads % 10 == 0:
-                assert inspection.inspect(path)["total_params"] == 2 * (96 * 96 + 96)
+                assert inspect(path)["total_params"] == 2 * (96 * 96 + 96)
     finally:
         stop.touch()
         saves = int(writer.communicate(timeout=60)[0])

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from helpers import IRIS, invoke, iris_spec, one_error_line, sha
 
-from nncli import model_io, outputs
+from nncli.checkpoint import folder as outputs
+from nncli.checkpoint import model as model_io
 from nncli.errors import SpecError
 
 IRIS_SPEC = iris_spec("{epochs: 2, batch_size: 16, checkpoint_every: 1}")

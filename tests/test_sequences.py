@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from helpers import ROOT, invoke, one_error_line
 
-from nncli import data, model_io
+from nncli import data
+from nncli.checkpoint import model as model_io
 from nncli.data.sequences import SequenceEncoder
 from nncli.data.text import OneHotWindows, TextEncoder, join_words, one_hot, tokens
 from nncli.errors import DataError, SpecError
-from nncli.train import predict
+from nncli.training.loop import predict
 
 
 def series_cfg(path: Path, **settings) -> SimpleNamespace:
@@ -157,8 +158,8 @@ def test_forecast_and_rolling_steps_through_the_cli(wave_model: Path):
 def test_series_metrics_are_in_the_files_units(wave_model: Path):
     """RMSE and MAE in the history and from evaluate are in the target's units (y swings by 5
     around 10); the loss stays the training objective, the MSE of the scaled targets."""
-    from nncli import applying
     from nncli import spec as spec_module
+    from nncli.commands.evaluate import evaluate_file
 
     folder = wave_model.parent.parent
     loaded = spec_module.load(folder / "wave.yaml")
@@ -176,7 +177,7 @@ def test_series_metrics_are_in_the_files_units(wave_model: Path):
     assert last["val_mae"][-1] == pytest.approx(np.mean(np.abs(diff)), rel=1e-4)
     assert last["val_loss"][-1] == pytest.approx(np.mean((diff / scale) ** 2), rel=1e-3)
 
-    result = applying.evaluate_file(wave_model, folder / "wave.csv")
+    result = evaluate_file(wave_model, folder / "wave.csv")
     x, y, _ = ds.encoder.labelled(ds.encoder.read_frame(folder / "wave.csv"))
     diff = errors(x, y)
     assert result["rows"] == len(x) == 112

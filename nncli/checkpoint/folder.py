@@ -25,7 +25,7 @@ from nncli.checkpoint.format import HDF5_SIGNATURE
 from nncli.checkpoint.lock import other_hosts
 from nncli.checkpoint.model import history_columns
 from nncli.errors import SpecError
-from nncli.train import History
+from nncli.training.callbacks import History
 
 PLAIN_STEM = "model"  # the default output's files keep their plain names: history.csv
 TEMP_NAME = re.compile(r"\..+\.tmp-(?P<pid>[0-9]+)-[0-9a-f]+")

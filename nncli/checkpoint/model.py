@@ -17,7 +17,7 @@ from nncli.engine.losses import Loss
 from nncli.engine.network import Sequential
 from nncli.engine.optimizers import Optimizer
 from nncli.errors import CheckpointError, NncliError, ShapeError
-from nncli.train import History
+from nncli.training.callbacks import History
 
 
 @dataclass

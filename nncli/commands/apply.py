@@ -7,7 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nncli import data, model_io
+from nncli import data
+from nncli.checkpoint import model as model_io
+from nncli.data.kinds import KINDS
 from nncli.errors import CheckpointError, DataError
 
 
@@ -23,9 +25,7 @@ def stored_encoder(model: model_io.Model, what: str = "data") -> Any:
 
 def model_inputs(encoder: Any, frame: Any, unknown: str = "error") -> tuple[Any, Any]:
     """(x, mask): sequence encoders give padded inputs and their mask; the others x alone."""
-    if hasattr(encoder, "inputs"):
-        return encoder.inputs(frame, unknown=unknown)
-    return encoder.transform(frame, unknown=unknown), None
+    return encoder.inputs(frame, unknown=unknown)
 
 
 READS = {  # what a model of each data kind is applied to, for messages
@@ -42,7 +42,7 @@ def check_input_kind(model: model_io.Model, encoder: Any, path: Path) -> None:
     a table model, a table or other text file for an image model."""
     from nncli.data.image_files import looks_like_image
 
-    path, kind = Path(path), getattr(encoder, "kind", None)
+    path, kind = Path(path), encoder.kind
     if not path.exists() or kind not in READS:
         return  # the reader names a missing file
     if kind == "images":
@@ -68,7 +68,7 @@ def _text_kind(path: Path) -> str | None:
 
 def _trained_on(model: model_io.Model) -> str:
     """ " (trained on datasets/iris.csv)" from the embedded spec's text (never opened), or ""."""
-    from nncli.spec_yaml import parse
+    from nncli.spec.document import parse
 
     try:
         trained = Path(parse(model.spec_yaml, "the checkpoint's spec").data["data"]["path"])
@@ -86,7 +86,7 @@ def read_data(
 ) -> Any:
     """``encoder.read_frame(path)``; image folders also take ``skip_bad``, pass their warnings
     to ``warn`` and add the files they left out to ``skipped``."""
-    if getattr(encoder, "kind", None) not in data.SKIPPING:
+    if not KINDS[encoder.kind].takes_skip_bad:
         return encoder.read_frame(path)
     frame = encoder.read_frame(path, skip_bad=skip_bad)
     for note in frame.warnings if warn else ():
@@ -111,8 +111,8 @@ def warn_skipped(skipped: list[str], warn: Callable[[str], None] | None) -> None
 
 def check_table_output(output: Path | None, inputs: list[Path]) -> None:
     """SpecError (exit 2) before any work when ``--output`` is an input, lies in an input
-    folder or is an HDF5 file (``nncli.outputs.check_outputs``)."""
-    from nncli.outputs import check_outputs
+    folder or is an HDF5 file (``nncli.checkpoint.folder.check_outputs``)."""
+    from nncli.checkpoint.folder import check_outputs
 
     if output is not None:
         check_outputs([output], inputs, table=True)

@@ -9,11 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from nncli import model_io
+from nncli.checkpoint import model as model_io
 from nncli.commands.apply import (
     all_skipped,
     check_input_kind,
-    model_inputs,
     read_data,
     stored_encoder,
     warn_skipped,
@@ -39,10 +38,7 @@ def evaluate_file(
     if skipped and not len(frame):
         raise all_skipped(skipped, [path])
     warn_skipped(skipped, warn)
-    if hasattr(encoder, "labelled"):  # windows: every one with its target, not just the last
-        x, y, mask = encoder.labelled(frame)
-    else:
-        (x, mask), y = model_inputs(encoder, frame), encoder.targets(frame)
+    x, y, mask = encoder.labelled(frame)  # windows: every one with its target, not the last
     require_finite(x, "the inputs", str(path))
     require_finite(y, "the targets", str(path))
     metrics = evaluate(model.net, model.loss, x, y, mask=mask, target_scale=model.target_scale)

@@ -53,8 +53,9 @@ def export_checkpoint(
     force: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Write ``checkpoint`` as ``output`` -> what was written (path, format, opset, nodes,
-    whether an earlier file was replaced). Outputs follow ``nncli.outputs.check_outputs``."""
-    from nncli.outputs import check_outputs
+    whether an earlier file was replaced). Outputs follow
+    ``nncli.checkpoint.folder.check_outputs``."""
+    from nncli.checkpoint.folder import check_outputs
 
     export_format(output, fmt)
     check_outputs([output], [checkpoint])
@@ -76,8 +77,9 @@ def onnx_of(checkpoint: Path, opset: int) -> Any:
     """The checked ONNX model of a checkpoint (CheckpointError exit 4 for a newer one)."""
     import onnx
 
-    from nncli import export, model_io
-    from nncli.applying import stored_encoder
+    from nncli import export
+    from nncli.checkpoint import model as model_io
+    from nncli.commands.apply import stored_encoder
 
     model = model_io.load(checkpoint)
     built = export.onnx_model(model, stored_encoder(model), opset)
@@ -87,7 +89,7 @@ def onnx_of(checkpoint: Path, opset: int) -> Any:
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """A temporary file beside ``path``, then a rename (mode from the umask)."""
-    from nncli.outputs import temp_path
+    from nncli.checkpoint.folder import temp_path
 
     tmp = temp_path(path)
     try:

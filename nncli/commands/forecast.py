@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from nncli import model_io
+from nncli.checkpoint import model as model_io
 from nncli.commands.apply import stored_encoder
 from nncli.errors import SpecError
 from nncli.training.loop import predict
@@ -38,10 +38,10 @@ def forecast_files(checkpoint: Path, paths: list[Path], *, steps: int, device: s
         raise SpecError(f"expected a positive number of steps, got {steps}", field="--steps")
     model = model_io.load(checkpoint, device)
     encoder = stored_encoder(model)
-    if getattr(encoder, "kind", None) != "timeseries":
+    if encoder.kind != "timeseries":
         raise SpecError(
             f"rolling forecasts need a time-series model; {checkpoint} is a "
-            f"{getattr(encoder, 'kind', 'different')} model",
+            f"{encoder.kind or 'different'} model",
             field="--steps",
         )
     feedback = encoder.feedback()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nncli import model_io
+from nncli.checkpoint import model as model_io
 from nncli.commands.apply import stored_encoder
 from nncli.data.dataset import state_text
 from nncli.data.text import TextEncoder, one_hot

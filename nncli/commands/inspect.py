@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from nncli import build, data, model_io
+from nncli import data
+from nncli.checkpoint import model as model_io
 from nncli.errors import SpecError
-from nncli.resolving import input_shape
+from nncli.spec import build
+from nncli.spec.resolve import input_shape
 
 
 def _is_checkpoint(path: Path) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nncli import model_io
+from nncli.checkpoint import model as model_io
 from nncli.commands.apply import (
     all_skipped,
     check_input_kind,
@@ -58,7 +58,7 @@ def predict_files(
             )
         require_finite(x, "the inputs", str(path))  # the encoders name the column; a net
         output = predict(model.net, x, mask=mask)
-        columns = dict(encoder.id_columns(frame)) if hasattr(encoder, "id_columns") else {}
+        columns = dict(encoder.id_columns(frame))
         columns.update({c: frame[c].to_numpy() for c in keep})
         if mask is None:
             columns.update(encoder.decode(output, proba=proba))
@@ -74,7 +74,7 @@ def predict_files(
 def write_table(frame: Any, output: Path) -> bool:
     """The table as CSV to ``output`` (written atomically) -> whether it replaced an earlier
     file (the command line writes a table without ``--output`` to stdout)."""
-    from nncli.outputs import write_text_atomic
+    from nncli.checkpoint.folder import write_text_atomic
 
     replaced = Path(output).exists()
     try:

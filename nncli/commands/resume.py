@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from nncli import model_io
+from nncli.checkpoint import model as model_io
 from nncli.errors import SpecError
 from nncli.training.callbacks import History
 

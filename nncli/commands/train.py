@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from nncli import model_io, outputs, runlock
+from nncli.checkpoint import folder as outputs
+from nncli.checkpoint import model as model_io
+from nncli.checkpoint.lock import hold
 from nncli.commands.resume import resume as resume_from
 from nncli.commands.resume import resume_command
 from nncli.errors import CheckpointError, DataError, DivergedError, Interrupted
-from nncli.resolving import Resolved, resolve
+from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback, History, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
 from nncli.training.loop import FitConfig, evaluate, fit, predict
@@ -72,7 +74,7 @@ def train(
     if smoke:
         return _train(spec, output=output, smoke=True, **run)
     out, files = refuse_outputs_on_inputs(spec, output, resume)
-    with runlock.hold(out.parent, *([warn] if warn else []), name=files.lock.name):
+    with hold(out.parent, *([warn] if warn else []), name=files.lock.name):
         outputs.check_replace(files, force=force, resume=resume)
         removed = outputs.remove_stale_temps(out.parent)
         if removed and note:

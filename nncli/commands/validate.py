@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nncli.commands.train import refuse_outputs_on_inputs
 from nncli.errors import DivergedError
-from nncli.resolving import resolve
+from nncli.spec.resolve import resolve
 from nncli.training.loop import loss_value
 
 

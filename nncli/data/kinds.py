@@ -1,7 +1,7 @@
 """The one registry of data kinds: ``data.kind`` -> its loader and its encoder class.
 
 Adding a data kind = one module (a ``load`` and an ``Encoder`` subclass) + one entry in
-``KINDS`` + its ``data:`` section model in the spec (``nncli/spec_models.py``).
+``KINDS`` + its ``data:`` section model in the spec (``nncli/spec/sections.py``).
 """
 
 from __future__ import annotations

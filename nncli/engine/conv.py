@@ -135,11 +135,6 @@ class Conv2D(Layer):
             self._ones = xp.ones(length, dtype=dz2.dtype)
         xp.matmul(dz2, self._ones, out=out)
 
-    @classmethod
-    def weight_rows(cls, config: dict[str, Any]) -> int | None:
-        filters = config.get("filters")
-        return filters if checks.is_int(filters) else None
-
     def config(self) -> dict[str, Any]:
         cfg = super().config()
         cfg.update(

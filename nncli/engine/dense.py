@@ -74,11 +74,6 @@ class Dense(Layer):
             return None
         return dz @ self.params["weight"]
 
-    @classmethod
-    def weight_rows(cls, config: dict[str, Any]) -> int | None:
-        units = config.get("units")
-        return units if checks.is_int(units) else None
-
     def config(self) -> dict[str, Any]:
         # without initializer_config(): dense checkpoints never recorded their initialisers,
         # and resuming compares configs, so writing them now would refuse older runs

@@ -71,13 +71,6 @@ class Layer:
         same for layers that keep the steps; windows over time (conv1d, pools) change it."""
         return mask
 
-    @classmethod
-    def weight_rows(cls, config: dict[str, Any]) -> int | None:
-        """Rows of the first weight matrix (``weight``, or ``weight_ih``) that ``config`` implies:
-        the output width times the gate blocks; None when the config alone does not say. A
-        checkpoint reader checks a stored weight against it before rebuilding the network."""
-        return None
-
     def config(self) -> dict[str, Any]:
         """The spec keys that rebuild this layer."""
         cfg: dict[str, Any] = {"type": self.type_name}

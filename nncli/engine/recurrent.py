@@ -215,11 +215,6 @@ class Recurrent(Layer):
         than through W_hh h_{t-1} (None for h when there is none)."""
         raise NotImplementedError
 
-    @classmethod
-    def weight_rows(cls, config: dict[str, Any]) -> int | None:
-        units = config.get("units")
-        return cls.gates * units if checks.is_int(units) else None
-
     def config(self) -> dict[str, Any]:
         cfg = super().config()
         cfg["units"] = self.units

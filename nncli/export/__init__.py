@@ -21,7 +21,8 @@ MIN_OPSET = 17
 
 
 def onnx_model(model: Any, encoder: Any, opset: int = DEFAULT_OPSET) -> Any:
-    """A loaded checkpoint (``model_io.Model``) and its stored encoder -> onnx.ModelProto."""
+    """A loaded checkpoint (``nncli.checkpoint.model.Model``) and its stored encoder ->
+    onnx.ModelProto."""
     form = data_form(str(model.data.get("kind", encoder.kind)), str(model.path))
     net = model.net
     g = Graph(opset)

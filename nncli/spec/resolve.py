@@ -20,10 +20,10 @@ from nncli.engine.network import Sequential
 from nncli.engine.optimizers import Optimizer
 from nncli.engine.registry import did_you_mean
 from nncli.errors import DataError, SpecError
-from nncli.guards import require_finite
-from nncli.metrics import RunningMetrics
 from nncli.spec import build
-from nncli.train import EarlyStopping
+from nncli.training.callbacks import EarlyStopping
+from nncli.training.guards import require_finite
+from nncli.training.metrics import RunningMetrics
 
 
 @dataclass
