@@ -2,8 +2,8 @@
 
 ``load(cfg, base_dir, seed, loss)`` dispatches on ``cfg.kind`` through the ``KINDS`` registry
 (kinds.py); ``encoder_from_state(state)`` rebuilds the encoder a checkpoint stored, dispatching
-on ``state["kind"]``. Nothing here imports
-the engine's layers, h5py, typer or rich; pandas only inside the functions that read files.
+on ``state["kind"]``. Nothing here imports the engine's layers, h5py, typer or rich; pandas
+only inside the functions that read files.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from nncli.data.dataset import Dataset, state_text, task_for_loss
 from nncli.data.encoder import Encoder
 from nncli.data.kinds import KINDS, DataKind
 from nncli.errors import CheckpointError, DataError, NncliError, SpecError
-
-# kinds whose loader takes skip_bad (leave out unreadable files), from the registry
-SKIPPING = frozenset(name for name, kind in KINDS.items() if kind.takes_skip_bad)
 
 __all__ = [
     "KINDS",
