@@ -1,6 +1,6 @@
 """PyTorch's side of a workload: the same network, initial weights, batches and Adam (its default,
-``torch.optim.Adam(lr=1e-3)``), float32, in a plain training loop that, like ``nncli.train.fit``,
-reads the loss of every batch and counts the correct predictions.
+``torch.optim.Adam(lr=1e-3)``), float32, in a plain training loop that, like
+``nncli.training.loop.fit``, reads the loss of every batch and counts the correct predictions.
 
 nncli's LSTM has one bias (PyTorch's b_ih + b_hh), so here ``bias_hh`` is zero and frozen: the
 gradient reaches the one trainable bias exactly as in nncli, and Adam sees the same parameters.

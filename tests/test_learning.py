@@ -217,7 +217,7 @@ np.random.seed(int(sys.argv[2]))  # global state must not matter
 from nncli.engine import OPTIMIZERS
 from nncli.engine.losses import make_loss
 from nncli.engine.network import Sequential
-from nncli.train import fit
+from nncli.training.loop import fit
 rng = np.random.default_rng(5)
 x = rng.normal(size=(40, 3)).astype(np.float32)
 y = np.eye(2, dtype=np.float32)[(x[:, 0] > 0) * 1]

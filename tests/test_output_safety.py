@@ -156,10 +156,10 @@ WRITER = """
 import sys, time
 from pathlib import Path
 import numpy as np
-from nncli import model_io
+from nncli.checkpoint import model as model_io
 from nncli.engine import LOSSES
 from nncli.engine.network import Sequential
-from nncli.train import History
+from nncli.training.callbacks import History
 path, stop = Path(sys.argv[1]), Path(sys.argv[2])
 net = Sequential([{"type": "dense", "units": 96}, {"type": "dense", "units": 96}], (96,))
 data = {"kind": "csv", "input_shape": [96], "dtype": "float32"}

@@ -33,7 +33,7 @@ def _recurrent(op: str, order: list[int], **attrs: Any) -> Callable[[Graph, Any,
         bias = np.concatenate([_blocks(input_bias, order), _blocks(hidden_bias, order)])
         extra = dict(attrs)
         if op == "RNN":
-            extra["activations"] = [layer.cell_activation.capitalize()]
+            extra["activations"] = [layer.cell_activation.name.capitalize()]
         y, y_last = g.node_outputs(
             op,
             [
