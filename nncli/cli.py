@@ -7,98 +7,37 @@ Heavy modules (numpy, pandas, h5py) are imported inside the commands so ``nncli 
 from __future__ import annotations
 
 import sys
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 
 import nncli
-from nncli.usage import COUNT, NON_NEGATIVE, POSITIVE_INT, Commands
+from nncli.usage import (
+    COUNT,
+    NON_NEGATIVE,
+    POSITIVE_INT,
+    Commands,
+    complete_device,
+    complete_set,
+    run,
+)
+from nncli.usage import note as _note
+from nncli.usage import terminated as _terminated
+from nncli.usage import warn as _warn
 
 app = typer.Typer(
     cls=Commands,
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     rich_markup_mode=None,
     help="Train, apply and inspect neural networks described in YAML specs.",
 )
 
 DEBUG = typer.Option(False, "--debug", help="Show the full traceback on errors.")
-CLOSED_PIPE = 141  # 128 + SIGPIPE: the status a shell shows for a writer whose reader went away
 SKIP_BAD = typer.Option(
     False, "--skip-bad", help="Leave out image files that cannot be read, and say how many."
 )
-
-
-def _warn(message: str) -> None:
-    typer.echo(f"nncli: warning: {message}", err=True)
-
-
-def _note(message: str) -> None:
-    typer.echo(f"nncli: note: {message}", err=True)
-
-
-def _quiet_stdout() -> None:
-    """Point the stdout file descriptor at /dev/null, so the interpreter's flush at exit has
-    somewhere to write what is still buffered (a closed pipe would fail it again)."""
-    import os
-
-    try:
-        fd = sys.stdout.fileno()
-    except (OSError, ValueError):  # no real descriptor (a test runner's buffer): nothing to do
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)
-
-
-def _fail(lines: list[str], code: int) -> None:
-    for line in lines:
-        typer.echo(f"nncli: error: {line}", err=True)
-    raise typer.Exit(code)
-
-
-def run(action: Callable[[], Any], debug: bool) -> Any:
-    """Call ``action``; turn nncli's errors into one line and an exit code."""
-    from nncli.errors import NncliError, SpecErrors
-
-    try:
-        result = action()
-        sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
-        return result
-    except typer.Exit:
-        raise
-    except NncliError as exc:
-        if debug:
-            traceback.print_exc()
-        _fail(exc.lines() if isinstance(exc, SpecErrors) else [str(exc)], exc.exit_code)
-    except KeyboardInterrupt as exc:  # a signal outside training (training raises Interrupted)
-        if debug:
-            traceback.print_exc()
-        _fail(["interrupted"], getattr(exc, "exit_code", 130))
-    except BrokenPipeError:  # `nncli predict ... | head`: the reader took what it wanted
-        _quiet_stdout()
-        raise typer.Exit(CLOSED_PIPE) from None
-    except Exception as exc:  # a bug in nncli: say so, and how to see more
-        if debug:
-            traceback.print_exc()
-        _fail(
-            [
-                f"internal error ({type(exc).__name__}: {exc}); run with --debug for the "
-                "traceback and report it"
-            ],
-            1,
-        )
-
-
-def _terminated(signum: int, frame: Any) -> None:
-    """SIGTERM, handled like Ctrl-C (the save in progress completes or is abandoned whole); the
-    one signal path: ``stopped`` carries the exit code (143) that ``run`` and train both use."""
-    from nncli.training.guards import stopped
-
-    raise stopped(signum)
 
 
 def _version(value: bool) -> None:
@@ -122,6 +61,7 @@ def train(
     set_: list[str] = typer.Option(
         [],
         "--set",
+        autocompletion=complete_set,
         help="Override a spec field: KEY=VALUE (e.g. model.layers[1].units=128); repeatable.",
     ),
     epochs: int | None = typer.Option(
@@ -139,7 +79,10 @@ def train(
         "epoch, a temporary folder, then a predict round trip.",
     ),
     device: str | None = typer.Option(
-        None, "--device", help="cpu | gpu | auto (overrides the spec)."
+        None,
+        "--device",
+        autocompletion=complete_device,
+        help="cpu | gpu | auto (overrides the spec).",
     ),
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors and warnings."),
     skip_bad: bool = SKIP_BAD,
@@ -197,7 +140,9 @@ def predict(
         "--unknown",
         help="error | ignore: what to do with categories not seen in training (ignore: all zeros).",
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu | gpu | auto."),
+    device: str = typer.Option(
+        "cpu", "--device", autocompletion=complete_device, help="cpu | gpu | auto."
+    ),
     skip_bad: bool = SKIP_BAD,
     steps: int | None = typer.Option(
         None,
@@ -267,7 +212,9 @@ def generate(
     seed: int = typer.Option(
         0, "--seed", parser=COUNT, help="Seeds the sampling: the same seed, the same text."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu | gpu | auto."),
+    device: str = typer.Option(
+        "cpu", "--device", autocompletion=complete_device, help="cpu | gpu | auto."
+    ),
     debug: bool = DEBUG,
 ) -> None:
     """Sample text from a text model: the prompt, then --length symbols drawn one by one."""
@@ -287,24 +234,41 @@ def generate(
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by nncli train."),
     data: Path = typer.Argument(..., help="A labelled data file or image folder."),
-    device: str = typer.Option("cpu", "--device", help="cpu | gpu | auto."),
+    device: str = typer.Option(
+        "cpu", "--device", autocompletion=complete_device, help="cpu | gpu | auto."
+    ),
+    json_: bool = typer.Option(
+        False, "--json", help="Print metrics, per-class results and confusion matrix as JSON."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", help="Write the results as JSON to this file (tables still shown)."
+    ),
     skip_bad: bool = SKIP_BAD,
     debug: bool = DEBUG,
 ) -> None:
     """Score a checkpoint on labelled data: loss, metrics, and per-class results."""
 
     def action() -> None:
+        import json
+
         from nncli import report
         from nncli.commands import evaluate as evaluate_command
+        from nncli.commands.apply import check_table_output
 
+        check_table_output(output, [checkpoint, data])  # refused before any work
         result = evaluate_command.evaluate_file(
             checkpoint, data, device=device, skip_bad=skip_bad, warn=_warn
         )
+        evaluation = evaluate_command.as_data(result, data)
+        if output is not None:
+            replaced = evaluate_command.write_json(evaluation, output, [checkpoint, data])
+            typer.echo(f"{'replaced' if replaced else 'wrote'} {output}", err=True)
+        if json_:
+            typer.echo(json.dumps(evaluation, indent=2))
+            return
         out = report.console()
-        out.print(report.metrics_table(result["metrics"], f"{data} ({result['rows']} rows)"))
-        if "report" in result:
-            out.print(report.class_report_table(result["labels"], result["report"]))
-            out.print(report.confusion_table(result["labels"], result["report"]["confusion"]))
+        for table in report.evaluation_tables(result, f"{data} ({result['rows']} rows)"):
+            out.print(table)
 
     run(action, debug)
 
@@ -341,9 +305,14 @@ def inspect(
 @app.command()
 def validate(
     spec: Path = typer.Argument(..., help="The YAML spec to check."),
-    set_: list[str] = typer.Option([], "--set", help="Override a spec field: KEY=VALUE."),
+    set_: list[str] = typer.Option(
+        [], "--set", autocompletion=complete_set, help="Override a spec field: KEY=VALUE."
+    ),
     device: str | None = typer.Option(
-        None, "--device", help="cpu | gpu | auto (overrides the spec)."
+        None,
+        "--device",
+        autocompletion=complete_device,
+        help="cpu | gpu | auto (overrides the spec).",
     ),
     debug: bool = DEBUG,
 ) -> None:
@@ -359,6 +328,31 @@ def validate(
         typer.echo("OK")
 
     run(action, debug)
+
+
+@app.command()
+def gradcheck(
+    spec: Path = typer.Argument(..., help="The YAML spec whose network to check."),
+    data: Path | None = typer.Option(None, "--data", help="Take the rows from this data file."),
+    rows: int = typer.Option(4, "--rows", parser=POSITIVE_INT, help="Real rows to check on."),
+    set_: list[str] = typer.Option(
+        [], "--set", autocompletion=complete_set, help="Override a spec field: KEY=VALUE."
+    ),
+    debug: bool = DEBUG,
+) -> None:
+    """Compare every parameter's gradient with central differences, in float64 on a few real
+    rows; exit 1 when any relative error is over 1e-5."""
+
+    def action() -> bool:
+        from nncli import report
+        from nncli.commands import gradcheck as gradcheck_command
+
+        checked = gradcheck_command.gradcheck(spec, data=data, rows=rows, overrides=list(set_))
+        report.console().print(report.gradcheck_table(checked))
+        return all(p["ok"] for p in checked["parameters"])
+
+    if not run(action, debug):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -128,12 +128,36 @@ def end_of_training(history: History) -> list[str]:
 def train_summary(result: TrainResult) -> list[str]:
     """The lines after training: how it ended, the files saved, the test part's metrics."""
     lines = end_of_training(result.history)
+    losses = [float(e["loss"]) for e in result.history.epochs if "loss" in e]
+    if len(losses) > 1:
+        curve = f"loss {sparkline(losses)} {losses[0]:.4g} -> {losses[-1]:.4g}"
+        best = [i for i, line in enumerate(lines) if line.startswith("best ")]
+        if best:
+            lines[best[0]] += f"   {curve}"
+        else:
+            lines.append(curve)
     lines += [f"saved {p}" for p in result.files]
     if result.history.epochs and not result.files:
         lines.append("smoke run OK: every loss finite, the checkpoint round trip matches")
     if result.test:
         lines.append("test: " + " ".join(f"{k} {v:.4g}" for k, v in result.test.items()))
     return lines
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    """One block character per value (``▇▅▃▂▁``), lowest to highest of the run; more than
+    ``width`` values are averaged in ``width`` consecutive groups."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    if len(v) > width:
+        v = np.array([group.mean() for group in np.array_split(v, width)])
+    span = v.max() - v.min()
+    levels = np.zeros(len(v), int) if span == 0 else np.rint((v - v.min()) / span * 7).astype(int)
+    return "".join(SPARKS[i] for i in levels)
 
 
 def merged_notes(notes: list[str]) -> list[str]:
@@ -197,4 +221,29 @@ def confusion_table(labels: list[str], confusion: Any) -> Table:
         table.add_column(str(label), justify="right")
     for label, row in zip(labels, confusion, strict=True):
         table.add_row(str(label), *(str(int(v)) for v in row))
+    return table
+
+
+def evaluation_tables(result: dict[str, Any], title: str) -> list[Table]:
+    """``nncli evaluate``: the metrics, and for a classifier the per-class and confusion tables."""
+    tables = [metrics_table(result["metrics"], title)]
+    if "report" in result:
+        tables.append(class_report_table(result["labels"], result["report"]))
+        tables.append(confusion_table(result["labels"], result["report"]["confusion"]))
+    return tables
+
+
+def gradcheck_table(checked: dict[str, Any]) -> Table:
+    """``nncli gradcheck``: one row per parameter, its relative error and whether it passed."""
+    title = f"gradient check: float64, {checked['rows']} rows, central differences"
+    table = Table(title=title, title_justify="left")
+    for col in ("#", "layer", "parameter", "entries", "relative error", "result"):
+        table.add_column(
+            col, justify="right" if col in ("#", "entries", "relative error") else "left"
+        )
+    for p in checked["parameters"]:
+        entries = f"{p['checked']}/{p['size']}"
+        verdict = "ok" if p["ok"] else f"FAIL (> {checked['tolerance']:g})"
+        row = (str(p["layer"]), p["type"], p["parameter"], entries, f"{p['error']:.2e}", verdict)
+        table.add_row(*row)
     return table

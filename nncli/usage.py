@@ -1,12 +1,14 @@
 """Command-line usage: options checked as they are parsed, and click's usage errors (unknown
 option, bad value, missing argument) printed as one ``nncli: error: ...`` line with exit 2, the
-way every other error is printed, instead of click's usage panel.
+way every other error is printed, instead of click's usage panel; ``run``, which turns nncli's
+errors into that line and their exit code; and the shell completion of option values.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -72,3 +74,110 @@ def _at_least(what: str, convert: type, low: float) -> Callable[[Any], Any]:
 POSITIVE_INT = _at_least("a positive integer", int, 1)
 COUNT = _at_least("a non-negative integer", int, 0)
 NON_NEGATIVE = _at_least("a number of 0 or more", float, 0.0)
+
+
+# -- running a command: nncli errors -> one line and an exit code
+CLOSED_PIPE = 141  # 128 + SIGPIPE: the status a shell shows for a writer whose reader went away
+
+
+def warn(message: str) -> None:
+    typer.echo(f"nncli: warning: {message}", err=True)
+
+
+def note(message: str) -> None:
+    typer.echo(f"nncli: note: {message}", err=True)
+
+
+def quiet_stdout() -> None:
+    """Point the stdout file descriptor at /dev/null, so the interpreter's flush at exit has
+    somewhere to write what is still buffered (a closed pipe would fail it again)."""
+    import os
+
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # no real descriptor (a test runner's buffer): nothing to do
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def fail(lines: list[str], code: int) -> None:
+    for line in lines:
+        typer.echo(f"nncli: error: {line}", err=True)
+    raise typer.Exit(code)
+
+
+def run(action: Callable[[], Any], debug: bool) -> Any:
+    """Call ``action``; turn nncli's errors into one line and an exit code."""
+    from nncli.errors import NncliError, SpecErrors
+
+    try:
+        result = action()
+        sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
+        return result
+    except typer.Exit:
+        raise
+    except NncliError as exc:
+        if debug:
+            traceback.print_exc()
+        fail(exc.lines() if isinstance(exc, SpecErrors) else [str(exc)], exc.exit_code)
+    except KeyboardInterrupt as exc:  # a signal outside training (training raises Interrupted)
+        if debug:
+            traceback.print_exc()
+        fail(["interrupted"], getattr(exc, "exit_code", 130))
+    except BrokenPipeError:  # `nncli predict ... | head`: the reader took what it wanted
+        quiet_stdout()
+        raise typer.Exit(CLOSED_PIPE) from None
+    except Exception as exc:  # a bug in nncli: say so, and how to see more
+        if debug:
+            traceback.print_exc()
+        fail(
+            [
+                f"internal error ({type(exc).__name__}: {exc}); run with --debug for the "
+                "traceback and report it"
+            ],
+            1,
+        )
+
+
+def terminated(signum: int, frame: Any) -> None:
+    """SIGTERM, handled like Ctrl-C (the save in progress completes or is abandoned whole); the
+    one signal path: ``stopped`` carries the exit code (143) that ``run`` and train both use."""
+    from nncli.training.guards import stopped
+
+    raise stopped(signum)
+
+
+# -- shell completion (Typer's own: `nncli --install-completion`); registries load only when a
+# shell asks, so `nncli --help` stays fast
+DEVICES = ["cpu", "gpu", "auto"]
+SET_KEYS = ["loss=", "optimizer.type=", "model.layers[0].type=", "model.layers[0].activation="]
+SET_KEYS += ["device=", "dtype=", "seed=", "training.epochs=", "training.batch_size="]
+
+
+def complete_device(incomplete: str) -> list[str]:
+    return [d for d in DEVICES if d.startswith(incomplete)]
+
+
+def _set_values(key: str) -> list[str]:
+    """The names a ``--set KEY=`` may take: layer types, activations, losses, optimizers."""
+    from nncli.engine.registry import ACTIVATIONS, LAYERS, LOSSES, OPTIMIZERS
+
+    if key in ("optimizer", "optimizer.type"):
+        return OPTIMIZERS.names()
+    if key == "loss" or key.endswith("loss.type"):
+        return LOSSES.names()
+    if key.endswith("activation"):
+        return ACTIVATIONS.names()
+    if key.startswith("model.layers") and key.endswith(".type"):
+        return LAYERS.names()
+    return {"device": DEVICES, "dtype": ["float32", "float64"]}.get(key, [])
+
+
+def complete_set(incomplete: str) -> list[str]:
+    """``--set`` completion: a key first, then after ``KEY=`` the names that key takes."""
+    if "=" not in incomplete:
+        return [k for k in SET_KEYS if k.startswith(incomplete)]
+    key, _, value = incomplete.partition("=")
+    return [f"{key}={name}" for name in _set_values(key) if name.startswith(value)]

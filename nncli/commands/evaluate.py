@@ -52,3 +52,41 @@ def evaluate_file(
         )
         result.update(labels=labels, report=report)
     return result
+
+
+def as_data(result: dict[str, Any], data: Path) -> dict[str, Any]:
+    """An evaluation as plain JSON values: the data, rows, metrics, and for a classifier the
+    labels, one per-class record each and the confusion matrix (rows: true, columns: predicted)."""
+    out: dict[str, Any] = {
+        "data": str(data),
+        "rows": int(result["rows"]),
+        "metrics": {k: float(v) for k, v in result["metrics"].items()},
+    }
+    if "report" in result:
+        report, labels = result["report"], [str(label) for label in result["labels"]]
+        out["labels"] = labels
+        out["per_class"] = [
+            {
+                "class": label,
+                "precision": float(report["precision"][i]),
+                "recall": float(report["recall"][i]),
+                "f1": float(report["f1"][i]),
+                "support": int(report["support"][i]),
+            }
+            for i, label in enumerate(labels)
+        ]
+        out["confusion"] = np.asarray(report["confusion"]).astype(int).tolist()
+    return out
+
+
+def write_json(evaluation: dict[str, Any], output: Path, inputs: list[Path]) -> bool:
+    """Write ``evaluation`` as JSON to ``output`` (never onto an input or an HDF5 file); True
+    when it replaced a file."""
+    import json
+
+    from nncli.checkpoint.folder import check_outputs, write_text_atomic
+
+    check_outputs([output], inputs, table=True)
+    replaced = output.exists()
+    write_text_atomic(output, json.dumps(evaluation, indent=2) + "\n")
+    return replaced
