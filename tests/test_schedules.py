@@ -14,6 +14,7 @@ import pytest
 from helpers import IRIS, invoke, iris_spec, one_error_line
 
 from nncli.engine.schedules import SCHEDULES
+from nncli.errors import SpecError
 
 LR = 0.1
 
@@ -66,6 +67,13 @@ def test_plateau_state_round_trips():
     b = SCHEDULES.create("plateau", settings)
     b.load_state(a.state())
     assert b.state() == a.state() and b.rate(LR, 5) == a.rate(LR, 5) == LR * 0.25
+
+
+def test_plateau_names_a_monitor_the_run_does_not_log():
+    schedule = SCHEDULES.create("plateau", {"monitor": "val_los"})
+    schedule.rate(LR, 1)
+    with pytest.raises(SpecError, match="did you mean 'val_loss'"):
+        schedule.observe(1, {"epoch": 1, "loss": 0.5, "val_loss": 0.6, "lr": LR})
 
 
 TORCH_CASES = [

@@ -18,7 +18,7 @@ import math
 from typing import Any, ClassVar
 
 from nncli.engine import checks
-from nncli.engine.registry import Registry
+from nncli.engine.registry import Registry, did_you_mean
 from nncli.errors import SpecError
 
 SCHEDULES = Registry("schedule")
@@ -163,7 +163,14 @@ class ReduceOnPlateau(Schedule):
         return value < self.best * (1 - PLATEAU_THRESHOLD)
 
     def observe(self, epoch, logs):
-        value = logs[self.monitor]
+        value = logs.get(self.monitor)
+        if value is None:
+            known = [k for k in logs if k not in ("epoch", "time", "lr")]
+            raise SpecError(
+                f"expected one of {', '.join(known)}, got {self.monitor!r}"
+                + did_you_mean(self.monitor, known),
+                field="monitor",
+            )
         if self.improved(value):
             self.best, self.bad_epochs = value, 0
             return
