@@ -322,14 +322,15 @@ class Training(Section):
 
 
 def _metrics(value: Any) -> list[str]:
-    """Names of the scores the run reports on validation and test data (``training/scores``)."""
+    """Names of the scores a run reports on validation and test data (``training/scores.py``)."""
     if not isinstance(value, list):
         raise Invalid.one(f"expected a list of metric names, got {short(value)}")
     names = list(SCORES)
     problems: list[Problem] = [
         (
             (i,),
-            f"expected one of {', '.join(names)}, got {short(name)}" + did_you_mean(name, names),
+            f"expected one of {', '.join(names)}, got {short(name)}"
+            + (did_you_mean(name, names) if isinstance(name, str) else ""),
             False,
         )
         for i, name in enumerate(value)
