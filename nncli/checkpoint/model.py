@@ -86,9 +86,11 @@ def save(
     seed: int,
     resume_weights: dict[str, np.ndarray] | None = None,
     scores: dict[str, float] | None = None,
+    schedule: dict[str, Any] | None = None,
 ) -> None:
     """Write one checkpoint atomically (a temporary file, then a rename). ``scores``: extra
-    scalars for the training record, e.g. ``test_loss`` and ``test_accuracy``."""
+    scalars for the training record, e.g. ``test_loss`` and ``test_accuracy``; ``schedule``: the
+    learning-rate schedule's state."""
     epochs = history.epochs
     training: dict[str, Any] = {
         "epoch": int(epochs[-1]["epoch"]) if epochs else 0,
@@ -100,6 +102,8 @@ def save(
     training.update({k: float(v) for k, v in (scores or {}).items()})
     if resume_weights is not None:
         training["resume_weights"] = dict(resume_weights)
+    if schedule:  # the learning-rate schedule's state, for an exact resume
+        training["schedule"] = dict(schedule)
     record = None
     if optimizer is not None:
         record = checkpoint.OptimizerRecord(

@@ -17,6 +17,7 @@ from nncli.commands.apply import (
     stored_encoder,
     warn_skipped,
 )
+from nncli.errors import SpecError
 from nncli.training.guards import require_finite
 from nncli.training.loop import evaluate, predict
 from nncli.training.metrics import classification_report, predicted_classes
@@ -41,7 +42,15 @@ def evaluate_file(
     x, y, mask = encoder.labelled(frame)  # windows: every one with its target, not the last
     require_finite(x, "the inputs", str(path))
     require_finite(y, "the targets", str(path))
-    metrics = evaluate(model.net, model.loss, x, y, mask=mask, target_scale=model.target_scale)
+    metrics = evaluate(
+        model.net,
+        model.loss,
+        x,
+        y,
+        mask=mask,
+        target_scale=model.target_scale,
+        metrics=spec_metrics(model.spec_yaml),
+    )
     result: dict[str, Any] = {"rows": len(x), "metrics": metrics}
     labels = model.labels
     if labels is not None and y.ndim == 2:
@@ -90,3 +99,11 @@ def write_json(evaluation: dict[str, Any], output: Path, inputs: list[Path]) -> 
     replaced = output.exists()
     write_text_atomic(output, json.dumps(evaluation, indent=2) + "\n")
     return replaced
+def spec_metrics(spec_yaml: str) -> list[str]:
+    """The ``metrics`` the checkpoint's spec asked for (none when its spec cannot be read)."""
+    from nncli.spec import loads
+
+    try:
+        return list(loads(spec_yaml, "the checkpoint's spec").metrics)
+    except SpecError:
+        return []

@@ -58,10 +58,16 @@ def resume_command(spec: Any, last: Path, out: Path, overrides: Sequence[str], d
 
 
 def resume(
-    path: Path, spec: Any, net: Any, optimizer: Any, encoder_state: dict, backend: Any
+    path: Path,
+    spec: Any,
+    net: Any,
+    optimizer: Any,
+    encoder_state: dict,
+    backend: Any,
+    schedule: Any = None,
 ) -> tuple[int, History, dict | None]:
-    """Load ``path`` into ``net`` and ``optimizer`` -> (its epoch, its history, the best
-    epoch's weights or None); SpecError naming the first setting the spec changes."""
+    """Load ``path`` into ``net``, ``optimizer`` and ``schedule`` -> (its epoch, its history,
+    the best epoch's weights or None); SpecError naming the first setting the spec changes."""
     model = model_io.load(path, backend.name, spec.dtype)
     diff = first_difference(model.net.config(), net.config(), "model.layers")
     diff = diff or settings_difference(model.spec_yaml, spec)
@@ -76,6 +82,8 @@ def resume(
     net.set_weights(training.get("resume_weights") or model.net.get_weights())
     if model.optimizer is not None and model.optimizer.type == optimizer.type_name:
         optimizer.load_state(model.optimizer.state, model.optimizer.step, backend)
+    if schedule is not None and "schedule" in training:
+        schedule.load_state(training["schedule"])
     columns = training.get("history", {})
     count = len(columns.get("epoch", []))
     history = History(

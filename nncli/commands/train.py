@@ -136,6 +136,7 @@ def fit_arrays(spec: Any, ds: Any, smoke: bool) -> tuple[np.ndarray, np.ndarray,
     config = FitConfig(epochs=epochs, batch_size=batch_size, shuffle=spec.training.shuffle)
     config.seed, config.validation, config.validation_mask = spec.seed, validation, validation_mask
     config.mask, config.augment, config.target_scale = mask, ds.augment, ds.target_scale
+    config.metrics = tuple(spec.metrics)
     return x, y, config
 
 
@@ -171,7 +172,13 @@ class TrainingRun:
     def resume(self, path: Path) -> None:
         ready = self.ready
         self.initial_epoch, self.history, self.best = resume_from(
-            Path(path), self.spec, ready.net, ready.optimizer, self.data["encoder"], ready.backend
+            Path(path),
+            self.spec,
+            ready.net,
+            ready.optimizer,
+            self.data["encoder"],
+            ready.backend,
+            schedule=ready.schedule,
         )
         self.resumed_from = path
 
@@ -196,6 +203,7 @@ class TrainingRun:
             seed=self.spec.seed,
             resume_weights=resume_weights,
             scores=scores,
+            schedule=None if ready.schedule is None else ready.schedule.state(),
         )
 
     def last_good(self) -> Path | None:
@@ -232,6 +240,7 @@ class TrainingRun:
         config.callbacks = self.callbacks(extra, periodic)
         config.early_stopping, config.initial_epoch = ready.early_stopping, self.initial_epoch
         config.history, config.best_weights = self.history, self.best
+        config.schedule = ready.schedule
         stop = config.callbacks[-1]
         try:
             # a diverging run overflows on its way to NaN; the check after each batch reports it
@@ -280,6 +289,7 @@ class TrainingRun:
                 ds.y_test,
                 mask=ds.mask_test,
                 target_scale=ds.target_scale,
+                metrics=self.spec.metrics,
             )
         scores = {f"test_{k}": v for k, v in (test or {}).items()}
         self.save(self.out, resume_weights=history.last_weights, scores=scores)

@@ -26,7 +26,7 @@ LAYER_MODULES = (
     "shape",
 )
 # the modules whose import registers the other registries' entries
-OTHER_MODULES = ("initializers", "losses", "optimizers")
+OTHER_MODULES = ("initializers", "losses", "optimizers", "schedules")
 
 for _module in (*LAYER_MODULES, *OTHER_MODULES):
     import_module(f"{__name__}.{_module}")

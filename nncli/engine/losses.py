@@ -116,20 +116,45 @@ class Huber(Loss):
 class CrossEntropy(Loss):
     """L = mean over rows of -sum_k y_k log p_k; fused with softmax: dL/dz = (p sum y - y) / rows
 
-    ``label_smoothing`` e: the targets become (1 - e) y + e / K first (PyTorch's semantics)."""
+    ``label_smoothing`` e: the targets become (1 - e) y + e / K first (PyTorch's semantics).
+    ``class_weight`` c (K,): L = -sum_i sum_k c_k y_ik log p_ik / sum_i c_(label i), PyTorch's
+    ``CrossEntropyLoss(weight=c)``; the same formulas with y_ik c_k for y and that row weight."""
 
     fused_activation = "softmax"
     task = "classification"
 
-    def __init__(self, label_smoothing: float = 0.0):
+    def __init__(self, label_smoothing: float = 0.0, class_weight: list[float] | None = None):
         self.label_smoothing = checks.number("label_smoothing", label_smoothing, 0.0, 1.0)
+        self.class_weight = None
+        if class_weight is not None:
+            self.class_weight = [
+                checks.number(f"class_weight[{k}]", c, 0.0) for k, c in enumerate(class_weight)
+            ]
+
+    def _class_weighted(self, y_true: Any, y_smooth: Any, mask: Any) -> Any:
+        """Targets times their class's weight; ``self.w`` becomes each row's share of the
+        sum of the weights of the rows' labels (zero at padded steps)."""
+        xp = array_module(y_true)
+        c = xp.asarray(self.class_weight, dtype=y_true.dtype)
+        if c.shape[0] != y_true.shape[-1]:
+            raise ShapeError(
+                f"loss cross_entropy has {c.shape[0]} class weights, got {y_true.shape[-1]} classes"
+            )
+        real = xp.ones(y_true.shape[:-1], y_true.dtype) if mask is None else mask.astype(c.dtype)
+        total = float((real * (y_true * c).sum(axis=-1)).sum())
+        self.w = real[..., None] / max(total, 1e-12)
+        return y_smooth * c
 
     def forward(self, y_pred, y_true, mask=None, logits=None):
         xp = array_module(y_pred)
         w = self._weights(y_pred, y_true, mask)
+        y_raw = y_true
         if self.label_smoothing:
             e = self.label_smoothing
             y_true = (1 - e) * y_true + e / y_true.shape[-1]
+        if self.class_weight is not None:
+            y_true = self._class_weighted(y_raw, y_true, mask)
+            w = self.w
         self.y, self.fused = y_true, logits is not None
         if self.fused:
             shifted = logits - logits.max(axis=-1, keepdims=True)
@@ -147,9 +172,12 @@ class CrossEntropy(Loss):
         return -self.w * self.y / xp.clip(self.p, CLIP, None)
 
     def config(self) -> str | dict[str, Any]:
-        if not self.label_smoothing:
-            return self.type_name
-        return {"type": self.type_name, "label_smoothing": self.label_smoothing}
+        cfg: dict[str, Any] = {"type": self.type_name}
+        if self.label_smoothing:
+            cfg["label_smoothing"] = self.label_smoothing
+        if self.class_weight is not None:
+            cfg["class_weight"] = list(self.class_weight)
+        return cfg if len(cfg) > 1 else self.type_name
 
 
 @LOSSES.register("binary_cross_entropy")

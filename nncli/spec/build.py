@@ -13,6 +13,7 @@ from nncli.engine import LOSSES, OPTIMIZERS
 from nncli.engine.losses import Loss
 from nncli.engine.network import Sequential
 from nncli.engine.optimizers import Optimizer
+from nncli.engine.schedules import SCHEDULES, Schedule
 from nncli.errors import NncliError, SpecError
 
 
@@ -76,7 +77,20 @@ def loss(spec: Any) -> Loss:
 def optimizer(spec: Any) -> Optimizer:
     settings = dict(spec.optimizer)
     name = settings.pop("type")
+    settings.pop("schedule", None)
     try:
         return OPTIMIZERS.create(name, {k: v for k, v in settings.items() if v is not None})
     except NncliError as exc:
         raise _at(spec, exc, "optimizer") from None
+
+
+def schedule(spec: Any) -> Schedule | None:
+    """``optimizer.schedule`` -> the learning-rate schedule, or None for a constant rate."""
+    settings = spec.optimizer.get("schedule")
+    if settings is None:
+        return None
+    settings = dict(settings)
+    try:
+        return SCHEDULES.create(settings.pop("type"), settings)
+    except NncliError as exc:
+        raise _at(spec, exc, "optimizer.schedule") from None

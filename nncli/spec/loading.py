@@ -41,6 +41,7 @@ from nncli.spec.sections import (
     SECTIONS,
     Data,
     Loss,
+    Metrics,
     ModelSpec,
     Optimizer,
     Section,
@@ -68,6 +69,7 @@ class Spec(Section):
     loss: Loss
     optimizer: Optimizer = Field(default_factory=default_optimizer)
     training: Training = Field(default_factory=Training)
+    metrics: Metrics = Field(default_factory=list)
     output: OptFilePath = None  # filled: runs/<name>/model.h5 under the current folder
 
     _doc: Document | None = PrivateAttr(default=None)

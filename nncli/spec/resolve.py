@@ -12,18 +12,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from nncli import data
 from nncli.backend import Backend, choose_device, get_backend
 from nncli.data.dataset import Dataset
-from nncli.engine.losses import Loss
+from nncli.engine.losses import CrossEntropy, Loss
 from nncli.engine.network import Sequential
 from nncli.engine.optimizers import Optimizer
 from nncli.engine.registry import did_you_mean
+from nncli.engine.schedules import ReduceOnPlateau, Schedule
 from nncli.errors import DataError, SpecError
 from nncli.spec import build
 from nncli.training.callbacks import EarlyStopping
 from nncli.training.guards import require_finite
 from nncli.training.metrics import RunningMetrics
+from nncli.training.scores import SCORES
 
 
 @dataclass
@@ -38,6 +42,7 @@ class Resolved:
     loss: Loss
     optimizer: Optimizer
     early_stopping: EarlyStopping | None
+    schedule: Schedule | None = None
 
 
 def resolve(
@@ -55,8 +60,11 @@ def resolve(
     loss, optimizer = build.loss(spec), build.optimizer(spec)
     _check_output(spec, net)
     _check_batch_size(spec, len(ds.x_train))
+    _check_metrics(spec, loss.task)
     early_stopping = _early_stopping(spec, loss.task, ds, optimizer)
-    return Resolved(spec, backend, device_line, ds, net, loss, optimizer, early_stopping)
+    schedule = _schedule(spec, loss.task, ds, optimizer)
+    _class_weight(spec, ds, loss)
+    return Resolved(spec, backend, device_line, ds, net, loss, optimizer, early_stopping, schedule)
 
 
 def _backend(spec: Any, device: str | None) -> tuple[Backend, str]:
@@ -121,13 +129,57 @@ def _check_batch_size(spec: Any, rows: int) -> None:
         )
 
 
-def monitors(task: str, validation: bool, clipped: bool) -> list[str]:
+def monitors(task: str, validation: bool, clipped: bool, metrics: list[str] = ()) -> list[str]:
     """What a run logs each epoch and early stopping can watch: the loss and the task's metrics
-    (``grad_norm`` with ``clip_norm``), and each of those on the validation part when there is
-    one."""
+    (``grad_norm`` with ``clip_norm``), and each of those and the spec's ``metrics`` on the
+    validation part when there is one."""
     names = list(RunningMetrics(task).result())  # what ``fit`` logs for this task
-    val = [f"val_{n}" for n in names] if validation else []
-    return names + (["grad_norm"] if clipped else []) + val
+    val = [f"val_{n}" for n in [*names, *(m for m in metrics if m not in names)]]
+    return names + (["grad_norm"] if clipped else []) + (val if validation else [])
+
+
+def _check_metrics(spec: Any, task: str) -> None:
+    """accuracy, f1 and auc score classifiers; mae, rmse and r2 regressors."""
+    for i, name in enumerate(spec.metrics):
+        wanted = SCORES[name].task
+        if wanted != task:
+            fits = [m for m, score in SCORES.items() if score.task == task]
+            raise SpecError(
+                f"expected a {task} metric ({', '.join(fits)}), got {name!r} (a {wanted} metric)",
+                field=f"metrics[{i}]",
+                where=spec.line_of(f"metrics[{i}]") or spec.line_of("metrics"),
+            )
+
+
+def _check_monitor(
+    spec: Any, monitor: str, field: str, task: str, ds: Dataset, optimizer: Optimizer
+) -> None:
+    """A monitored metric must be one the run logs (``val_*`` only with validation data)."""
+    where = spec.line_of(field) or spec.line_of(field.rsplit(".", 1)[0])
+    has_validation = ds.x_val is not None and len(ds.x_val) > 0
+    if monitor.startswith("val_") and not has_validation:
+        raise SpecError(
+            f"monitor {monitor!r} needs validation data "
+            "(set data.validation_split or data.validation)",
+            field=field,
+            where=where,
+        )
+    names = monitors(task, has_validation, optimizer.clip_norm is not None, spec.metrics)
+    if monitor not in names:
+        raise SpecError(
+            f"expected one of {', '.join(names)} (a {task} task), got {monitor!r}"
+            + did_you_mean(monitor, names),
+            field=field,
+            where=where,
+        )
+
+
+def _schedule(spec: Any, task: str, ds: Dataset, optimizer: Optimizer) -> Schedule | None:
+    schedule = build.schedule(spec)
+    if isinstance(schedule, ReduceOnPlateau):
+        field = "optimizer.schedule.monitor"
+        _check_monitor(spec, schedule.monitor, field, task, ds, optimizer)
+    return schedule
 
 
 def _early_stopping(
@@ -137,23 +189,7 @@ def _early_stopping(
     if es is None:
         return None
     field = "training.early_stopping.monitor"
-    where = spec.line_of(field) or spec.line_of("training.early_stopping")
-    has_validation = ds.x_val is not None and len(ds.x_val) > 0
-    if es.monitor.startswith("val_") and not has_validation:
-        raise SpecError(
-            f"monitor {es.monitor!r} needs validation data "
-            "(set data.validation_split or data.validation)",
-            field=field,
-            where=where,
-        )
-    names = monitors(task, has_validation, optimizer.clip_norm is not None)
-    if es.monitor not in names:
-        raise SpecError(
-            f"expected one of {', '.join(names)} (a {task} task), got {es.monitor!r}"
-            + did_you_mean(es.monitor, names),
-            field=field,
-            where=where,
-        )
+    _check_monitor(spec, es.monitor, field, task, ds, optimizer)
     return EarlyStopping(
         monitor=es.monitor,
         patience=es.patience,
@@ -161,3 +197,36 @@ def _early_stopping(
         restore_best=es.restore_best,
         mode=es.mode,
     )
+
+
+def _class_weight(spec: Any, ds: Dataset, loss: Loss) -> None:
+    """``training.class_weight`` -> the cross-entropy's weight of each class, in output order:
+    ``balanced`` n / (classes count) over the training rows (scikit-learn's), or the mapping
+    (unnamed labels weigh 1)."""
+    given = spec.training.class_weight
+    if given is None:
+        return
+    field = "training.class_weight"
+    where = spec.line_of(field)
+    if not isinstance(loss, CrossEntropy):
+        raise SpecError(
+            f"expected loss cross_entropy with class weights, got {loss.type_name}",
+            field=field,
+            where=where,
+        )
+    labels = [str(v) for v in ds.labels or []]
+    if given == "balanced":
+        y = ds.y_train.reshape(-1, ds.y_train.shape[-1])
+        counts = y.sum(axis=0, dtype=np.float64)
+        weights = np.where(counts > 0, counts.sum() / (len(labels) * np.maximum(counts, 1)), 0.0)
+        loss.class_weight = [float(w) for w in weights]
+        return
+    for label in given:
+        if label not in labels:
+            raise SpecError(
+                f"expected a label of the training data ({', '.join(labels)}), got {label!r}"
+                + did_you_mean(label, labels),
+                field=f"{field}.{label}",
+                where=spec.line_of(f"{field}.{label}") or where,
+            )
+    loss.class_weight = [float(given.get(label, 1.0)) for label in labels]

@@ -14,7 +14,9 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
 import nncli.engine  # noqa: F401  (fills the registries)
+from nncli.engine import checks
 from nncli.engine.registry import LAYERS, LOSSES, OPTIMIZERS, Registry, did_you_mean
+from nncli.engine.schedules import SCHEDULES
 from nncli.errors import SpecError
 from nncli.spec.document import Path_, render
 from nncli.spec.fields import (
@@ -43,6 +45,7 @@ from nncli.spec.fields import (
     one_of,
     short,
 )
+from nncli.training.scores import SCORES
 
 DEFAULT_OPTIMIZER = "adam"
 
@@ -232,11 +235,19 @@ def _layers(value: Any) -> list[dict[str, Any]]:
 
 
 def _optimizer(value: Any) -> dict[str, Any]:
-    """Stored with every setting filled in from the built optimizer's config."""
+    """Stored with every setting filled in from the built optimizer's config (and schedule's)."""
+    schedule = None
+    if isinstance(value, dict) and "schedule" in value:
+        value = dict(value)
+        schedule = value.pop("schedule")
     entry, built, problems = _build(OPTIMIZERS, value)
+    if schedule is not None:
+        _, planned, found = _build(SCHEDULES, schedule)
+        problems += [(("schedule", *sub), message, key) for sub, message, key in found]
     if problems:
         raise Invalid(problems)
-    return dict(built.config()) if hasattr(built, "config") else entry
+    out = dict(built.config()) if hasattr(built, "config") else entry
+    return out if schedule is None else {**out, "schedule": planned.config()}
 
 
 def _loss(value: Any) -> str | dict[str, Any]:
@@ -282,6 +293,23 @@ class EarlyStopping(Section):
     mode: Annotated[str, one_of("auto", "min", "max")] = "auto"
 
 
+def _class_weight(value: Any) -> str | dict[str, float]:
+    """``balanced`` or ``{label: weight}`` (labels as text; checked against the data later)."""
+    if value == "balanced":
+        return value
+    if not isinstance(value, dict) or not value:
+        raise SpecError(
+            f"expected 'balanced' or a mapping of labels to weights, got {short(value)}"
+        )
+    return {
+        str(label): checks.number(str(label), weight, 0.0, low_open=True)
+        for label, weight in value.items()
+    }
+
+
+ClassWeight = Annotated[str | dict[str, float] | None, checked(_class_weight, optional=True)]
+
+
 class Training(Section):
     """How the training loop runs."""
 
@@ -290,6 +318,30 @@ class Training(Section):
     shuffle: Bool = True
     early_stopping: EarlyStopping | None = None
     checkpoint_every: OptPositiveInt = None
+    class_weight: ClassWeight = None
+
+
+def _metrics(value: Any) -> list[str]:
+    """Names of the scores a run reports on validation and test data (``training/scores.py``)."""
+    if not isinstance(value, list):
+        raise Invalid.one(f"expected a list of metric names, got {short(value)}")
+    names = list(SCORES)
+    problems: list[Problem] = [
+        (
+            (i,),
+            f"expected one of {', '.join(names)}, got {short(name)}"
+            + (did_you_mean(name, names) if isinstance(name, str) else ""),
+            False,
+        )
+        for i, name in enumerate(value)
+        if name not in names
+    ]
+    if problems:
+        raise Invalid(problems)
+    return list(dict.fromkeys(value))
+
+
+Metrics = Annotated[list[str], PlainValidator(_metrics)]
 
 
 # -- where each section lives; loading.py adds the top level (the Spec itself) -------------------

@@ -19,6 +19,7 @@ import numpy as np
 from nncli.engine.losses import Loss
 from nncli.engine.network import Sequential
 from nncli.engine.optimizers import Optimizer
+from nncli.engine.schedules import Schedule
 from nncli.errors import DataError, SpecError
 from nncli.training.batching import (
     STREAM_AUGMENT,
@@ -30,6 +31,7 @@ from nncli.training.batching import (
 from nncli.training.callbacks import Callback, EarlyStopping, History
 from nncli.training.guards import diverged
 from nncli.training.metrics import RunningMetrics
+from nncli.training.scores import scores
 
 PREDICT_BATCH = 1024
 
@@ -42,7 +44,9 @@ class FitConfig:
     reported in those units (see ``RunningMetrics``). ``augment(x_batch, rng)`` changes each
     training batch on the host (never validation); its generator is made once per epoch from
     (seed, STREAM_AUGMENT, epoch), so resuming is exact. ``history`` and ``best_weights``
-    continue a resumed run."""
+    continue a resumed run. ``schedule`` sets the optimizer's rate at each epoch's start from
+    the rate the optimizer starts with; every epoch logs its rate as ``lr``. ``metrics``: the
+    spec's ``metrics``, logged on the validation set as ``val_<name>``."""
 
     epochs: int
     batch_size: int | str = 32
@@ -58,6 +62,8 @@ class FitConfig:
     best_weights: dict[str, np.ndarray] | None = None
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
     target_scale: np.ndarray | None = None
+    schedule: Schedule | None = None
+    metrics: Sequence[str] = ()
 
 
 def _trim(x: Any, mask: Any) -> tuple[Any, Any]:
@@ -107,6 +113,19 @@ class _Epochs:
         self.net, self.loss, self.optimizer, self.config = net, loss, optimizer, config
         self.fused = net.fuse_output(loss.fused_activation)
         self.last_finite: float | None = None
+        self.base_rate = optimizer.learning_rate
+        if config.schedule is not None:
+            config.schedule.begin(config.epochs)
+
+    def rate(self, epoch: int) -> float:
+        """Set the optimizer's learning rate for ``epoch`` -> that rate."""
+        schedule = self.config.schedule
+        if schedule is not None:
+            self.optimizer.learning_rate = schedule.rate(self.base_rate, epoch)
+        return self.optimizer.learning_rate
+
+    def end(self) -> None:
+        self.optimizer.learning_rate = self.base_rate
 
     def batch(self, epoch: int, b: int, xb: Any, yb: Any, mb: Any) -> tuple[float, Any, Any]:
         """One optimizer step -> (loss, outputs, gradient norm or None)."""
@@ -161,6 +180,7 @@ class _Epochs:
             *config.validation,
             mask=config.validation_mask,
             target_scale=config.target_scale,
+            metrics=config.metrics,
         )
         return {f"val_{k}": v for k, v in val.items()}
 
@@ -204,8 +224,12 @@ def fit(
         cb.on_train_begin(info)
     for epoch in range(config.initial_epoch + 1, config.epochs + 1):
         started = time.perf_counter()
+        lr = run.rate(epoch)
         logs = run.epoch(epoch, x, y, size, callbacks)
         logs.update(run.validate())
+        logs["lr"] = lr
+        if config.schedule is not None:  # before the callbacks, so a checkpoint holds its state
+            config.schedule.observe(epoch, logs)
         logs["time"] = time.perf_counter() - started
         history.epochs.append(logs)
         stop = False
@@ -216,6 +240,7 @@ def fit(
             if stopper is not None and stopper.exhausted:
                 history.early_stop = stopper.early_stop(epoch)
             break
+    run.end()
     for cb in callbacks:
         cb.on_train_end(history)
     return history
@@ -255,14 +280,29 @@ def evaluate(
     mask: np.ndarray | None = None,
     batch_size: int = PREDICT_BATCH,
     target_scale: np.ndarray | None = None,
+    metrics: Sequence[str] = (),
 ) -> dict[str, float]:
-    """Loss and metrics (accuracy, or RMSE and MAE, in the file's units with ``target_scale``)
-    over a whole set, without training."""
+    """Loss and metrics (accuracy, or RMSE and MAE, in the file's units with ``target_scale``,
+    and the named ``metrics``) over a whole set, without training."""
     fused = net.fuse_output(loss.fused_activation)
     running = RunningMetrics(loss.task, target_scale)
+    outputs = []
     for start in range(0, len(x), batch_size):
         idx = slice(start, start + batch_size)  # a view, not a copy of the rows
         xb, yb, mb = _device_batch(net, x, y, mask, idx)
         p = net.forward(xb, training=False, mask=mb)
         running.add(loss_value(net, loss, p, yb, mb, fused), p, yb, mb)
-    return running.result()
+        if metrics:
+            outputs.append(_padded(net.backend.to_host(p), y.shape))
+    result = running.result()
+    extra = [m for m in metrics if m not in result]
+    if extra and outputs:
+        result.update(scores(extra, y, np.concatenate(outputs), mask, target_scale))
+    return result
+
+
+def _padded(p: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A trimmed sequence batch's outputs padded back to the set's time steps."""
+    if p.ndim == 3 and p.shape[1] < shape[1]:
+        return np.pad(p, ((0, 0), (0, shape[1] - p.shape[1]), (0, 0)))
+    return p
