@@ -99,6 +99,8 @@ def write_json(evaluation: dict[str, Any], output: Path, inputs: list[Path]) -> 
     replaced = output.exists()
     write_text_atomic(output, json.dumps(evaluation, indent=2) + "\n")
     return replaced
+
+
 def spec_metrics(spec_yaml: str) -> list[str]:
     """The ``metrics`` the checkpoint's spec asked for (none when its spec cannot be read)."""
     from nncli.spec import loads
