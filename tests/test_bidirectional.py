@@ -16,7 +16,7 @@ from nncli.engine.bidirectional import flip, flip_order
 from nncli.engine.gradcheck import check_layer, numeric_gradient, relative_error
 from nncli.engine.network import Sequential
 from nncli.engine.registry import LAYERS
-from nncli.errors import SpecError
+from nncli.errors import ShapeError, SpecError
 from nncli.training.loop import predict
 
 TOL = 1e-6
@@ -186,6 +186,14 @@ def test_bad_setting_names_the_field():
     with pytest.raises(SpecError) as info:
         LAYERS.create("gru", {"units": 3, "bidirectional": "yes"})
     assert info.value.field == "bidirectional"
+
+
+def test_mask_of_wrong_shape():
+    layer = make("gru")
+    layer.index = 2
+    layer.mask = np.ones((2, 4), dtype=bool)
+    with pytest.raises(ShapeError, match=r"^layers\[2\] \(gru\) expects a padding mask of shape"):
+        layer.forward(np.zeros((3, 4, 3)))
 
 
 def test_float32_stays_float32():

@@ -63,14 +63,14 @@ class Reverse:
     def forward(self, x: Any) -> Any:
         """x (N, T, F) -> both directions' outputs side by side on the last axis."""
         outer, twin = self.outer, self.twin
-        xp = outer.backend.xp
+        xp, y_forward = outer.backend.xp, outer.run(x)  # run checks the mask's shape
         twin.params = {name: outer.params[name + SUFFIX] for name in twin.params}
         twin.mask = outer.mask  # the flip keeps padded steps where they are
         self.order = flip_order(xp, outer.mask, x.shape[1])
         y = twin.forward(xp.ascontiguousarray(flip(xp, x, self.order)))
         if twin.return_sequences:
             y = flip(xp, y, self.order)
-        return xp.concatenate([outer.run(x), y], axis=-1)
+        return xp.concatenate([y_forward, y], axis=-1)
 
     def backward(self, dy: Any) -> Any:
         """dy (.., 2H) -> dL/dx (None when the outer layer skips it); the twin's gradients go
