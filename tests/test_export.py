@@ -100,6 +100,19 @@ NETWORKS = {
          {"type": "maxpool1d", "pool_size": 2}, {"type": "lstm", "units": 3}],
         (8, 3),
     ),
+    "bidirectional": (
+        [{"type": "lstm", "units": 3, "bidirectional": True, "return_sequences": True},
+         {"type": "gru", "units": 2, "bidirectional": True, "return_sequences": True},
+         {"type": "rnn", "units": 2, "activation": "relu", "bidirectional": True,
+          "return_sequences": True},
+         {"type": "gru", "units": 3, "bidirectional": True}, {"type": "dense", "units": 2}],
+        (5, 3),
+    ),
+    "bidirectional_last": (
+        [{"type": "rnn", "units": 3, "bidirectional": True},
+         {"type": "dense", "units": 2, "activation": "softmax"}],
+        (4, 2),
+    ),
     "sequence_average": (
         [{"type": "conv1d", "filters": 2, "kernel_size": 2, "padding": "same"}, "global_avgpool"],
         (6, 3),
@@ -137,6 +150,21 @@ def test_every_layer_type_runs_in_onnx_runtime_as_in_nncli(name):
     for steps in [shape[0], shape[0] + 3] if sequences else [None]:  # any number of steps
         x = network_input(name, shape, rng, steps)
         np.testing.assert_allclose(run_onnx(model, x), net.forward(x), **TOLERANCE)
+
+
+def test_a_padded_sequence_runs_alone_in_onnx_as_in_a_masked_nncli_batch():
+    """The graph has no mask (one length per batch): each sequence of a padded batch, fed alone
+    at its own length, gives what nncli gives it in the batch, the reverse direction included."""
+    layers, shape = NETWORKS["bidirectional"]
+    net = Sequential(layers, shape, seed=1)
+    model = network_graph(net, ["N", "T", shape[1]])
+    lengths = [5, 2, 4]
+    x = np.random.default_rng(2).normal(size=(3, 5, shape[1])).astype(np.float32)
+    mask = np.arange(5)[None, :] < np.array(lengths)[:, None]
+    together = net.forward(x, mask=mask)
+    for i, length in enumerate(lengths):
+        np.testing.assert_allclose(run_onnx(model, x[i : i + 1, :length])[0], together[i],
+                                   **TOLERANCE)  # fmt: skip
 
 
 def test_the_networks_above_cover_every_registered_layer_type():

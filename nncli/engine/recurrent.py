@@ -15,13 +15,13 @@ gate orders are PyTorch's (ARCHITECTURE.md), so a checkpoint maps 1:1 onto
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from nncli.engine import checks, kernels
+from nncli.engine.bidirectional import Reverse
+from nncli.engine.cell_activations import CELL_ACTIVATIONS
 from nncli.engine.dense import bias_sum
 from nncli.engine.initializers import Orthogonal
 from nncli.engine.layer import Layer, Shape
@@ -51,10 +51,12 @@ class Recurrent(Layer):
         return_sequences: bool = False,
         kernel_initializer: str | dict | None = None,
         recurrent_initializer: str | dict | None = None,
+        bidirectional: bool = False,
     ):
         super().__init__(activation=None)
         self.units = checks.positive_int("units", units)
         self.return_sequences = checks.boolean("return_sequences", return_sequences)
+        self.bidirectional = checks.boolean("bidirectional", bidirectional)
         self.kernel_initializer = self.initializer("kernel_initializer", kernel_initializer)
         self.recurrent_initializer = self.initializer(
             "recurrent_initializer", recurrent_initializer, Orthogonal()
@@ -80,7 +82,10 @@ class Recurrent(Layer):
             scale[block * self.units : (block + 1) * self.units] = 0.5
         self.gate_scale = self.backend.asarray(scale) if self.sigmoid_gates else None
         self.gate_shift = self.backend.asarray(np.where(scale == 0.5, 0.5, 0.0))
-        return (steps, self.units) if self.return_sequences else (self.units,)
+        # the reverse direction's weights are drawn after the forward direction's
+        self.reverse = Reverse(self, in_shape, rng) if self.bidirectional else None
+        width = self.units * (2 if self.bidirectional else 1)
+        return (steps, width) if self.return_sequences else (width,)
 
     def check_input(self, x: Any) -> None:
         """Raise ``ShapeError`` unless ``x`` is (N, T, F) with the built F; any T >= 1 is fine."""
@@ -102,6 +107,10 @@ class Recurrent(Layer):
     # -- the loop over time ------------------------------------------------------------------
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
+        return self._activate(self.run(x) if self.reverse is None else self.reverse.forward(x))
+
+    def run(self, x: Any) -> Any:
+        """The forward direction: (N, T, F) -> (N, H) or (N, T, H)."""
         xp = self.backend.xp
         n, steps, features = x.shape
         mask = self._time_major_mask(n, steps)
@@ -136,12 +145,16 @@ class Recurrent(Layer):
 
         # copies (never views, even for N = 1): hs is overwritten by the next batch
         if not self.return_sequences:
-            return self._activate(state[0].T.copy())
+            return state[0].T.copy()
         y = hs[1:] if mask is None else hs[1:] * mask
-        return self._activate(y.transpose(2, 0, 1).copy())
+        return y.transpose(2, 0, 1).copy()
 
     def backward(self, dy: Any) -> Any:
         dy = self._activate_backward(dy)
+        return self.run_backward(dy) if self.reverse is None else self.reverse.backward(dy)
+
+    def run_backward(self, dy: Any) -> Any:
+        """The forward direction's backpropagation through time: dL/dy -> dL/dx (or None)."""
         xp, p, mask = self.backend.xp, self.params, self.time_mask
         steps, h, n = self.hs.shape[0] - 1, self.units, self.hs.shape[2]
         dgi = self._reuse("_dgi", (steps, self.gates * h, n), self.hs.dtype)
@@ -219,23 +232,8 @@ class Recurrent(Layer):
         cfg = super().config()
         cfg["units"] = self.units
         cfg["return_sequences"] = self.return_sequences
+        cfg.update({"bidirectional": True} if self.bidirectional else {})  # as before it: absent
         return {**cfg, **self.initializer_config()}
-
-
-@dataclass(frozen=True)
-class CellActivation:
-    """f of a simple rnn's cell: h = f(z) written into ``out``, and f'(z) from h alone (the
-    backward pass keeps h, not z)."""
-
-    name: str
-    forward: Callable[[Any, Any, Any], Any]  # (xp, z, out) -> h
-    slope: Callable[[Any], Any]  # h -> f'(z)
-
-
-CELL_ACTIVATIONS = {
-    "tanh": CellActivation("tanh", lambda xp, z, out: xp.tanh(z, out=out), lambda h: 1 - h * h),
-    "relu": CellActivation("relu", lambda xp, z, out: xp.maximum(z, 0, out=out), lambda h: h > 0),
-}
 
 
 @LAYERS.register("rnn")
@@ -248,6 +246,7 @@ class SimpleRNN(Recurrent):
     examples: ClassVar = [
         ({"units": 3}, (4, 2)),
         ({"units": 3, "activation": "relu", "return_sequences": True}, (3, 2)),
+        ({"units": 2, "bidirectional": True}, (3, 2)),
     ]
 
     def __init__(
@@ -257,8 +256,11 @@ class SimpleRNN(Recurrent):
         kernel_initializer: str | dict | None = None,
         recurrent_initializer: str | dict | None = None,
         activation: str = "tanh",
+        bidirectional: bool = False,
     ):
-        super().__init__(units, return_sequences, kernel_initializer, recurrent_initializer)
+        super().__init__(
+            units, return_sequences, kernel_initializer, recurrent_initializer, bidirectional
+        )
         name = checks.choice("activation", activation, list(CELL_ACTIVATIONS))
         self.cell_activation = CELL_ACTIVATIONS[name]
 
@@ -286,7 +288,11 @@ class LSTM(Recurrent):
     gate blocks in the order input, forget, cell, output.
     """
 
-    examples: ClassVar = [({"units": 3}, (4, 2)), ({"units": 2, "return_sequences": True}, (3, 2))]
+    examples: ClassVar = [
+        ({"units": 3}, (4, 2)),
+        ({"units": 2, "return_sequences": True}, (3, 2)),
+        ({"units": 2, "return_sequences": True, "bidirectional": True}, (3, 2)),
+    ]
     gates = 4
     sigmoid_gates = (0, 1, 3)
     states = 2
@@ -347,7 +353,11 @@ class GRU(Recurrent):
     reset, update, new, as in PyTorch.
     """
 
-    examples: ClassVar = [({"units": 3}, (4, 2)), ({"units": 2, "return_sequences": True}, (3, 2))]
+    examples: ClassVar = [
+        ({"units": 3}, (4, 2)),
+        ({"units": 2, "return_sequences": True}, (3, 2)),
+        ({"units": 2, "bidirectional": True}, (3, 2)),
+    ]
     gates = 3
     sigmoid_gates = (0, 1)
     separate_hidden_grad = True  # the new gate's hidden part is scaled by r
