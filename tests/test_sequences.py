@@ -447,3 +447,26 @@ def test_sunspots_lstm_beats_the_naive_forecast(tmp_path: Path):
     assert lstm_rmse < 0.8 * naive_rmse
     best = model.training["best_epoch"]  # restored: the history's line for it is the README's
     assert model.training["history"]["val_rmse"][best - 1] == pytest.approx(lstm_rmse, rel=1e-4)
+
+
+def test_a_categorical_token_column_goes_in_as_ids(grouped: Path):
+    cfg = seq_cfg(grouped, features=["kind"], categorical=["kind"])
+    ds = data.load(cfg, grouped.parent, 0, "cross_entropy", input_form="ids")
+    encoder = ds.encoder
+    assert ds.x_train.shape == (6, 4) and ds.x_train.dtype == np.int32
+    np.testing.assert_array_equal(ds.x_train[0, :3], [0, 1, 0])  # b: p q p (t 0, 1, 2)
+    assert encoder.vocabulary_size == 3  # p, q and one id for a value training never saw
+    frame = encoder.read_frame(grouped).replace({"kind": {"q": "r"}})
+    x, _ = encoder.inputs(frame, unknown="ignore")
+    assert x[0, 1] == 2  # the unseen 'r'
+    again = SequenceEncoder.from_state(encoder.to_state())
+    assert again.input_form == "ids" and again.vocabulary_size == 3
+    state = encoder.to_state()
+    del state["input_form"]  # a checkpoint from before embeddings took ids
+    assert SequenceEncoder.from_state(state).input_form == "onehot"
+
+
+def test_ids_need_one_categorical_feature(grouped: Path):
+    cfg = seq_cfg(grouped, features=["x", "kind"], categorical=["kind"])
+    with pytest.raises(SpecError, match="one categorical column"):
+        data.load(cfg, grouped.parent, 0, "cross_entropy", input_form="ids")

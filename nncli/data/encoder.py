@@ -20,6 +20,14 @@ class Encoder:
 
     kind: str = ""
     task: str = ""
+    # "ids": symbols go in as integer ids (N, T) for an embedding first layer; "onehot": as
+    # one-hot rows. Stored in the state; a checkpoint without it is "onehot".
+    input_form: str = "onehot"
+
+    @property
+    def vocabulary_size(self) -> int | None:
+        """How many ids the inputs can hold (``input_dim: auto``); None: not ids."""
+        return None
 
     @property
     def labels(self) -> list[str] | None:
