@@ -23,6 +23,9 @@ class Encoder:
     # "ids": symbols go in as integer ids (N, T) for an embedding first layer; "onehot": as
     # one-hot rows. Stored in the state; a checkpoint without it is "onehot".
     input_form: str = "onehot"
+    # the spec's dtype: real-valued inputs and targets are made in it, never rounded through
+    # float32 on the way to a float64 network; stored in the state when not float32
+    dtype: str = "float32"
 
     @property
     def vocabulary_size(self) -> int | None:

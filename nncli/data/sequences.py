@@ -276,7 +276,14 @@ def check_token_column(features: list[str], categorical: list[str], path: Path) 
         )
 
 
-def load(cfg: Any, base_dir: Path, seed: int, loss: str, input_form: str = "onehot") -> Dataset:
+def load(
+    cfg: Any,
+    base_dir: Path,
+    seed: int,
+    loss: str,
+    input_form: str = "onehot",
+    dtype: str = "float32",
+) -> Dataset:
     """``data: {kind: sequences, ...}`` -> padded sequences with masks, split by sequence;
     ``input_form="ids"``: the one categorical feature as ids (N, T) for an embedding."""
     task = task_for_loss(loss)
@@ -306,6 +313,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, input_form: str = "oneh
         missing=cfg.missing,
         delimiter=getattr(cfg, "delimiter", ","),
     )
+    table.dtype = dtype
     encoder = SequenceEncoder(table, cfg.id, cfg.order, cfg.target_per, input_form)
 
     def encode(chosen: np.ndarray) -> tuple[Any, Any, Any]:

@@ -79,6 +79,7 @@ def _dataset(spec: Any, skip_bad: bool, warn: Callable[[str], None] | None) -> D
         skip_bad=skip_bad,
         line_of=spec.line_of,
         input_form=build.input_form(spec.model.layers),
+        dtype=spec.dtype,
     )
     for note in ds.warnings if warn else ():
         warn(note)
