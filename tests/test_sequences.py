@@ -399,7 +399,17 @@ def test_predictions_equal_each_sequence_alone(grouped: Path):
 
     result = invoke("evaluate", checkpoint, grouped)
     assert result.exit_code == 0 and "(6 rows)" in result.stdout
-    one_error_line(invoke("predict", checkpoint, grouped, "--keep", "x"), 3, "--keep copies")
+    # --keep: a column constant within each sequence, one value a sequence; one that changes: 3
+    kept = invoke("predict", checkpoint, grouped, "--keep", "label", "--keep", "id")
+    assert kept.exit_code == 0, kept.stderr
+    rows = [line.split(",") for line in kept.stdout.strip().splitlines()]
+    assert rows[0][:3] == ["id", "label", "prediction"]  # the id once, first
+    assert [r[1] for r in rows[1:]] == ["up", "down", "up", "down", "up", "down"]
+    one_error_line(
+        invoke("predict", checkpoint, grouped, "--keep", "x"),
+        3,
+        "--keep column 'x' changes within sequence 'b'",
+    )
 
 
 def test_per_step_model_trains_and_predicts(grouped: Path):
@@ -417,6 +427,9 @@ def test_per_step_model_trains_and_predicts(grouped: Path):
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "id,t,prediction" and len(lines) == 16
     assert lines[1].startswith("b,0,") and lines[4].startswith("a,0,")
+    kept = invoke("predict", folder / "out" / "model.h5", grouped, "--keep", "kind")
+    rows = [line.split(",") for line in kept.stdout.strip().splitlines()]
+    assert [r[2] for r in rows[:5]] == ["kind", "p", "q", "p", "q"]  # b: t 0, 1, 2; then a
 
 
 def test_cli_target_change_is_one_line(grouped: Path):

@@ -202,6 +202,28 @@ class SequenceEncoder(Encoder):
             return {self.id_column: groups.ids[groups.seq], self.order: steps}
         return {self.id_column: groups.ids[groups.seq], "step": groups.pos + 1}
 
+    def kept_columns(
+        self, frame: pd.DataFrame, names: list[str], rows: int
+    ) -> dict[str, np.ndarray]:
+        """``--keep``: per step, each row's values; per sequence, columns constant within each
+        sequence (the id, a per-sequence attribute), one value a sequence."""
+        groups = self.group(frame)
+        ordered = frame.iloc[groups.rows]
+        if self.target_per == "step":
+            return {name: ordered[name].to_numpy() for name in names}
+        for name in names:
+            text = ordered[name].astype(str).to_numpy()
+            changes = (groups.seq[1:] == groups.seq[:-1]) & (text[1:] != text[:-1])
+            if changes.any():
+                i = int(np.argmax(changes))
+                raise DataError(
+                    f"--keep column {name!r} changes within sequence "
+                    f"{groups.ids[groups.seq[i]]!r} ({text[i]!r}, then {text[i + 1]!r}); a model "
+                    "of one prediction a sequence keeps only columns constant within each"
+                )
+        first = ordered.iloc[groups.first_rows()]
+        return {name: first[name].to_numpy() for name in names}
+
     def decode(
         self, output: np.ndarray, proba: bool = False, mask: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:

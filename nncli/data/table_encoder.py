@@ -322,7 +322,8 @@ def _finite(
     x: np.ndarray, owners: list[str], frame: pd.DataFrame, na_values: list[str]
 ) -> np.ndarray:
     """x (N, F) float32 or float64, where file column ``owners[j]`` gave column j: x itself when
-    every value is finite, else a DataError naming the column, its values and their lines in the file."""
+    every value is finite, else a DataError naming the column, its values and their lines in the
+    file."""
     finite = np.isfinite(x)
     if finite.all():
         return x
