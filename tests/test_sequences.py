@@ -48,6 +48,18 @@ def test_windows_and_horizon_shapes(series: Path):
     np.testing.assert_array_equal(ds.y_train[:, 0], train_starts + 4 + 3)
 
 
+def test_float64_series_are_not_rounded_through_float32(tmp_path: Path):
+    rows = [f"{t},{t + 0.1:.1f},{t}.000000001" for t in range(30)]
+    path = tmp_path / "fine.csv"
+    path.write_text("t,a,b\n" + "\n".join(rows) + "\n")
+    ds = data.load(series_cfg(path), tmp_path, 0, "mse", dtype="float64")
+    assert ds.x_train.dtype == ds.y_train.dtype == np.float64
+    np.testing.assert_array_equal(ds.x_train[0, :, 0], [0.1, 1.1, 2.1, 3.1, 4.1])
+    np.testing.assert_array_equal(ds.x_train[0, :2, 1], [0.000000001, 1.000000001])
+    again = type(ds.encoder).from_state(ds.encoder.to_state())
+    assert again.scaled_series(again.read_frame(path)).dtype == np.float64
+
+
 def test_split_is_chronological(series: Path):
     cfg = series_cfg(series, validation_split=0.2, test_split=0.1)
     ds = data.load(cfg, series.parent, 0, "mse")

@@ -34,7 +34,7 @@ class DataKind:
 KINDS: dict[str, DataKind] = {
     "csv": DataKind(table.load, TabularEncoder, takes_dtype=True),
     "images": DataKind(images.load, ImageEncoder, takes_skip_bad=True),
-    "timeseries": DataKind(timeseries.load, timeseries.TimeseriesEncoder),
+    "timeseries": DataKind(timeseries.load, timeseries.TimeseriesEncoder, takes_dtype=True),
     "text": DataKind(text.load, text.TextEncoder, takes_ids=True),
     "sequences": DataKind(
         sequences.load, sequences.SequenceEncoder, takes_ids=True, takes_dtype=True
