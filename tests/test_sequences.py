@@ -489,6 +489,7 @@ def test_a_categorical_token_column_goes_in_as_ids(grouped: Path):
     state = encoder.to_state()
     del state["input_form"]  # a checkpoint from before embeddings took ids
     assert SequenceEncoder.from_state(state).input_form == "onehot"
+    assert "input_form" not in SequenceEncoder.from_state(state).to_state()  # resumes unchanged
 
 
 def test_ids_need_one_categorical_feature(grouped: Path):

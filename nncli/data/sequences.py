@@ -247,7 +247,8 @@ class SequenceEncoder(Encoder):
             "order": self.order or "",
             "target_per": self.target_per,
             "table": self.table.to_state(),
-            "input_form": self.input_form,
+            # stored only for ids: older checkpoints then resume unchanged
+            **({"input_form": self.input_form} if self.input_form != "onehot" else {}),
         }
 
     @classmethod

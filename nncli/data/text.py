@@ -306,7 +306,8 @@ class TextEncoder(Encoder):
             "sequence_length": self.sequence_length,
             "stride": self.stride,
             "vocabulary": list(self.vocabulary),
-            "input_form": self.input_form,
+            # stored only for ids: older checkpoints then resume unchanged
+            **({"input_form": self.input_form} if self.input_form != "onehot" else {}),
         }
 
     @classmethod
