@@ -232,8 +232,7 @@ class TimeseriesEncoder(Encoder):
 
 
 def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32") -> Dataset:
-    """``data: {kind: timeseries, ...}`` -> Dataset of windows in ``dtype``, split in time
-    order."""
+    """``data: {kind: timeseries, ...}`` -> Dataset of windows in ``dtype``, split in time."""
     if task_for_loss(loss) != "regression":
         raise SpecError(
             f"a timeseries model forecasts numbers: expected a regression loss (mse, mae), "
