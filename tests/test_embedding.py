@@ -5,7 +5,7 @@ import pytest
 
 from nncli.backend import get_backend
 from nncli.engine.embedding import Embedding
-from nncli.errors import DataError, SpecError
+from nncli.errors import DataError, ShapeError, SpecError
 
 F64 = get_backend("cpu", "float64")
 
@@ -49,3 +49,22 @@ def test_settings_are_checked():
     with pytest.raises(SpecError, match="positive integer"):
         Embedding(0, 3)
     assert Embedding(4, 2).config() == {"type": "embedding", "input_dim": 4, "output_dim": 2}
+
+
+def test_input_dim_auto_takes_the_vocabulary_size_before_build():
+    from nncli.spec.build import input_form, resolve_layers
+
+    layers = [{"type": "embedding", "input_dim": "auto", "output_dim": 4}, "flatten"]
+    assert input_form(layers) == "ids" and input_form(["flatten"]) == "onehot"
+    assert resolve_layers(layers, None, vocabulary_size=11)[0]["input_dim"] == 11
+    with pytest.raises(SpecError, match="input_dim: auto needs"):
+        resolve_layers(layers, None)
+    with pytest.raises(ValueError, match="resolved from the data"):
+        Embedding("auto", 3).build((4,), F64, np.random.default_rng(0))
+
+
+def test_ids_of_any_length_pass_but_not_one_hot_rows():
+    layer = built()
+    assert layer.forward(np.array([[1, 2]])).shape == (1, 2, 3)  # a prompt shorter than T
+    with pytest.raises(ShapeError, match=r"expects ids \(N, 4\)"):
+        layer.forward(np.zeros((1, 4, 6)))

@@ -174,3 +174,53 @@ def test_a_tampered_vocabulary_is_a_checkpoint_error(char_model: Path, tmp_path:
     one_error_line(result, 4, str(tampered), "vocabulary is not sorted and unique")
     result = invoke("generate", tampered, "--prompt", "the ", "--length", "5")
     one_error_line(result, 4, "vocabulary is not sorted and unique")
+
+
+EMBEDDING_SPEC = TEXT_SPEC.replace(
+    "    - {type: lstm",
+    "    - {type: embedding, input_dim: auto, output_dim: 5}\n    - {type: lstm",
+)
+
+
+def test_an_embedding_first_feeds_ids_and_takes_the_vocabulary_size(tmp_path: Path):
+    (tmp_path / "corpus.txt").write_text(CORPUS)
+    (tmp_path / "spec.yaml").write_text(EMBEDDING_SPEC.replace("LEVEL", "word"))
+    result = invoke("train", tmp_path / "spec.yaml", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    model = model_io.load(tmp_path / "out" / "model.h5")
+    encoder = text_encoder(model)
+    assert encoder.input_form == "ids"
+    assert (
+        model.net.layers[0].input_dim == encoder.size == len(set(data.text.tokens(CORPUS, "word")))
+    )
+    assert model.net.input_shape == (8,)  # ids (N, T), not one-hot (N, T, V)
+    x, _ = encoder.inputs(data.text.TextFile("the cat sat on", "prompt"))
+    np.testing.assert_array_equal(x, [encoder.ids("the cat sat on")])
+    generated = invoke(
+        "generate", tmp_path / "out" / "model.h5", "--prompt", "the", "--length", "5"
+    )
+    assert generated.exit_code == 0, generated.stderr
+    assert len(data.text.tokens(generated.stdout[:-1], "word")) == 1 + 5  # print adds a \n
+    (tmp_path / "new.txt").write_text(CORPUS[:60])
+    evaluated = invoke("evaluate", tmp_path / "out" / "model.h5", tmp_path / "new.txt")
+    assert evaluated.exit_code == 0, evaluated.stderr
+
+
+def test_input_dim_auto_without_ids_is_a_spec_error(tmp_path: Path):
+    (tmp_path / "corpus.txt").write_text(CORPUS)
+    # an embedding after another layer gets no ids: auto has no vocabulary to take
+    (tmp_path / "late.yaml").write_text(
+        TEXT_SPEC.replace("LEVEL", "char").replace(
+            "    - {type: dense",
+            "    - {type: embedding, input_dim: auto, output_dim: 2}\n    - {type: dense",
+        )
+    )
+    one_error_line(invoke("train", tmp_path / "late.yaml"), 2, "input_dim: auto needs")
+
+
+def test_old_text_checkpoints_read_one_hot():
+    state = data.text.TextEncoder(list("ab"), "char", 3, 3).to_state()
+    assert "input_form" not in state  # one-hot states read as before: resumes see no change
+    encoder = data.text.TextEncoder.from_state(state)
+    assert encoder.input_form == "onehot"
+    assert encoder.window_inputs(np.array([[0, 1]])).shape == (1, 2, 2)

@@ -17,7 +17,12 @@ from nncli import spec as spec_module
 from nncli.spec import resolve as resolving
 
 MODELS = ROOT / "models"
-HEAVY = {"digits-cnn.yaml", "shakespeare-char.yaml"}  # seconds per smoke run: the slow mark
+HEAVY = {
+    "digits-cnn.yaml",
+    "shakespeare-char.yaml",
+    "shakespeare-words.yaml",
+    "digits-cnn-batchnorm.yaml",
+}  # seconds per smoke run: the slow mark
 CHEAP = ["iris.yaml", "neuron.yaml", "penguins.yaml", "sunspots-lstm.yaml", "xor.yaml"]
 
 # --set values a user gets wrong (and a few right ones), applied to any spec

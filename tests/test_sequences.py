@@ -48,6 +48,18 @@ def test_windows_and_horizon_shapes(series: Path):
     np.testing.assert_array_equal(ds.y_train[:, 0], train_starts + 4 + 3)
 
 
+def test_float64_series_are_not_rounded_through_float32(tmp_path: Path):
+    rows = [f"{t},{t + 0.1:.1f},{t}.000000001" for t in range(30)]
+    path = tmp_path / "fine.csv"
+    path.write_text("t,a,b\n" + "\n".join(rows) + "\n")
+    ds = data.load(series_cfg(path), tmp_path, 0, "mse", dtype="float64")
+    assert ds.x_train.dtype == ds.y_train.dtype == np.float64
+    np.testing.assert_array_equal(ds.x_train[0, :, 0], [0.1, 1.1, 2.1, 3.1, 4.1])
+    np.testing.assert_array_equal(ds.x_train[0, :2, 1], [0.000000001, 1.000000001])
+    again = type(ds.encoder).from_state(ds.encoder.to_state())
+    assert again.scaled_series(again.read_frame(path)).dtype == np.float64
+
+
 def test_split_is_chronological(series: Path):
     cfg = series_cfg(series, validation_split=0.2, test_split=0.1)
     ds = data.load(cfg, series.parent, 0, "mse")
@@ -399,7 +411,17 @@ def test_predictions_equal_each_sequence_alone(grouped: Path):
 
     result = invoke("evaluate", checkpoint, grouped)
     assert result.exit_code == 0 and "(6 rows)" in result.stdout
-    one_error_line(invoke("predict", checkpoint, grouped, "--keep", "x"), 3, "--keep copies")
+    # --keep: a column constant within each sequence, one value a sequence; one that changes: 3
+    kept = invoke("predict", checkpoint, grouped, "--keep", "label", "--keep", "id")
+    assert kept.exit_code == 0, kept.stderr
+    rows = [line.split(",") for line in kept.stdout.strip().splitlines()]
+    assert rows[0][:3] == ["id", "label", "prediction"]  # the id once, first
+    assert [r[1] for r in rows[1:]] == ["up", "down", "up", "down", "up", "down"]
+    one_error_line(
+        invoke("predict", checkpoint, grouped, "--keep", "x"),
+        3,
+        "--keep column 'x' changes within sequence 'b'",
+    )
 
 
 def test_per_step_model_trains_and_predicts(grouped: Path):
@@ -417,6 +439,9 @@ def test_per_step_model_trains_and_predicts(grouped: Path):
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "id,t,prediction" and len(lines) == 16
     assert lines[1].startswith("b,0,") and lines[4].startswith("a,0,")
+    kept = invoke("predict", folder / "out" / "model.h5", grouped, "--keep", "kind")
+    rows = [line.split(",") for line in kept.stdout.strip().splitlines()]
+    assert [r[2] for r in rows[:5]] == ["kind", "p", "q", "p", "q"]  # b: t 0, 1, 2; then a
 
 
 def test_cli_target_change_is_one_line(grouped: Path):
@@ -447,3 +472,27 @@ def test_sunspots_lstm_beats_the_naive_forecast(tmp_path: Path):
     assert lstm_rmse < 0.8 * naive_rmse
     best = model.training["best_epoch"]  # restored: the history's line for it is the README's
     assert model.training["history"]["val_rmse"][best - 1] == pytest.approx(lstm_rmse, rel=1e-4)
+
+
+def test_a_categorical_token_column_goes_in_as_ids(grouped: Path):
+    cfg = seq_cfg(grouped, features=["kind"], categorical=["kind"])
+    ds = data.load(cfg, grouped.parent, 0, "cross_entropy", input_form="ids")
+    encoder = ds.encoder
+    assert ds.x_train.shape == (6, 4) and ds.x_train.dtype == np.int32
+    np.testing.assert_array_equal(ds.x_train[0, :3], [0, 1, 0])  # b: p q p (t 0, 1, 2)
+    assert encoder.vocabulary_size == 3  # p, q and one id for a value training never saw
+    frame = encoder.read_frame(grouped).replace({"kind": {"q": "r"}})
+    x, _ = encoder.inputs(frame, unknown="ignore")
+    assert x[0, 1] == 2  # the unseen 'r'
+    again = SequenceEncoder.from_state(encoder.to_state())
+    assert again.input_form == "ids" and again.vocabulary_size == 3
+    state = encoder.to_state()
+    del state["input_form"]  # a checkpoint from before embeddings took ids
+    assert SequenceEncoder.from_state(state).input_form == "onehot"
+    assert "input_form" not in SequenceEncoder.from_state(state).to_state()  # resumes unchanged
+
+
+def test_ids_need_one_categorical_feature(grouped: Path):
+    cfg = seq_cfg(grouped, features=["x", "kind"], categorical=["kind"])
+    with pytest.raises(SpecError, match="one categorical column"):
+        data.load(cfg, grouped.parent, 0, "cross_entropy", input_form="ids")

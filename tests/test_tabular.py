@@ -374,3 +374,30 @@ def test_the_quick_header_check_agrees_with_the_csv_pass(tmp_path, text, quick_h
         assert quick == header
     assert quick == quick_header
     assert header == (csv_outcome if isinstance(csv_outcome, list) else None)
+
+
+FINE = "x,y\n0.1,1.0000000001\n0.2,2.0000000002\n0.7,3.0000000003\n1.3,4.0000000004\n"
+
+
+def test_float64_inputs_and_targets_are_never_rounded_through_float32(tmp_path: Path):
+    path = write(tmp_path, FINE)
+    cfg = csv_cfg(path, target="y", normalize="none")
+    ds = load(cfg, tmp_path, 0, "mse", dtype="float64")
+    assert ds.x_train.dtype == ds.y_train.dtype == np.float64
+    np.testing.assert_array_equal(ds.x_train[:, 0], [0.1, 0.2, 0.7, 1.3])  # float32 would differ
+    np.testing.assert_array_equal(
+        ds.y_train[:, 0], [1.0000000001, 2.0000000002, 3.0000000003, 4.0000000004]
+    )
+    again = type(ds.encoder).from_state(ds.encoder.to_state())  # predict reads float64 too
+    assert again.transform(path).dtype == np.float64
+    assert load(cfg, tmp_path, 0, "mse").x_train.dtype == np.float32  # the default
+    assert "dtype" not in load(cfg, tmp_path, 0, "mse").encoder.to_state()  # old states unchanged
+
+
+def test_float64_sequences_keep_their_values(tmp_path: Path):
+    path = write(tmp_path, "id,t,v,label\na,0,0.1,p\na,1,0.2,p\nb,0,0.3,q\n")
+    cfg = csv_cfg(path, kind="sequences", id="id", order="t", target="label")
+    cfg.target_per, cfg.normalize, cfg.test_split = "sequence", "none", 0.0
+    ds = load(cfg, tmp_path, 0, "cross_entropy", dtype="float64")
+    assert ds.x_train.dtype == np.float64
+    np.testing.assert_array_equal(ds.x_train[0, :, 0], [0.1, 0.2])

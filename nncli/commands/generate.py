@@ -17,7 +17,7 @@ import numpy as np
 from nncli.checkpoint import model as model_io
 from nncli.commands.apply import stored_encoder
 from nncli.data.dataset import state_text
-from nncli.data.text import TextEncoder, one_hot
+from nncli.data.text import TextEncoder
 from nncli.errors import SpecError
 from nncli.training.loop import predict
 
@@ -82,7 +82,7 @@ def generate(
     symbols = list(ids.tolist())
     for _ in range(length):
         context = np.array(symbols[-encoder.sequence_length :])
-        output = predict(model.net, one_hot(context[None], encoder.size))[0, -1]
+        output = predict(model.net, encoder.window_inputs(context[None]))[0, -1]
         p = next_distribution(output, temperature, softmax_output)
         symbols.append(int(np.argmax(p)) if temperature == 0 else _draw(p, rng))
     return encoder.continuation(prompt, np.array(symbols[len(ids) :], dtype=np.int64))

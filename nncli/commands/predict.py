@@ -50,16 +50,15 @@ def predict_files(
         if missing:
             raise DataError(f"--keep column {missing[0]!r} is not in the file", where=str(path))
         x, mask = model_inputs(encoder, frame, unknown)
-        if keep and len(x) != len(frame):
-            raise DataError(
-                f"--keep copies input rows through, but this model makes {len(x)} prediction(s) "
-                f"from the file's {len(frame)} rows; its id columns come first already",
-                where=str(path),
-            )
+        try:
+            kept = encoder.kept_columns(frame, list(keep), len(x))
+        except DataError as exc:
+            exc.where = exc.where or str(path)
+            raise
         require_finite(x, "the inputs", str(path))  # the encoders name the column; a net
         output = predict(model.net, x, mask=mask)
         columns = dict(encoder.id_columns(frame))
-        columns.update({c: frame[c].to_numpy() for c in keep})
+        columns.update(kept)
         if mask is None:
             columns.update(encoder.decode(output, proba=proba))
         else:

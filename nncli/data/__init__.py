@@ -37,18 +37,26 @@ def load(
     *,
     skip_bad: bool = False,
     line_of: Callable[[str], str | None] | None = None,
+    input_form: str = "onehot",
+    dtype: str = "float32",
 ) -> Dataset:
     """The spec's ``data:`` section -> Dataset (train / validation / test arrays + encoder).
 
     ``skip_bad`` (``--skip-bad``): image loaders leave out unreadable files; other kinds ignore it.
     ``line_of`` (``Spec.line_of``): errors about a ``data.*`` key get its place in the spec file.
+    ``input_form="ids"`` (an embedding first): kinds of symbols give them as integer ids.
+    ``dtype`` (the spec's): kinds that read real values make their arrays in it.
     """
     kind = getattr(cfg, "kind", None)
     if kind not in KINDS:
         raise SpecError(
             f"expected a data kind ({', '.join(sorted(KINDS))}), got {kind!r}", field="data.kind"
         )
-    options = {"skip_bad": True} if skip_bad and KINDS[kind].takes_skip_bad else {}
+    options: dict[str, Any] = {"skip_bad": True} if skip_bad and KINDS[kind].takes_skip_bad else {}
+    if input_form == "ids" and KINDS[kind].takes_ids:
+        options["input_form"] = input_form
+    if dtype != "float32" and KINDS[kind].takes_dtype:
+        options["dtype"] = dtype
     try:
         check_paths(cfg, Path(base_dir))
         return KINDS[kind].loader(cfg, Path(base_dir), seed, loss, **options)

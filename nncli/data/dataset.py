@@ -1,7 +1,9 @@
 """What every data loader returns: host arrays for each part plus the fitted encoder.
 
 x: float32 (N, *input_shape). y: float32 (N, K) one-hot for cross_entropy, (N, 1) 0/1 for
-binary_cross_entropy, (N, k) raw target values for regression.
+binary_cross_entropy, (N, k) raw target values for regression. With ``dtype: float64`` the csv,
+sequences and timeseries kinds make their real values in float64; with an embedding first,
+text and sequences x are int32 ids (N, T).
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from nncli.errors import DataError
+
 
 class Encoder:
     """Base class of every data kind's encoder. Subclasses set ``kind`` (the ``data.kind`` it
@@ -20,6 +22,17 @@ class Encoder:
 
     kind: str = ""
     task: str = ""
+    # "ids": symbols go in as integer ids (N, T) for an embedding first layer; "onehot": as
+    # one-hot rows. Stored in the state; a checkpoint without it is "onehot".
+    input_form: str = "onehot"
+    # the spec's dtype: real-valued inputs and targets are made in it, never rounded through
+    # float32 on the way to a float64 network; stored in the state when not float32
+    dtype: str = "float32"
+
+    @property
+    def vocabulary_size(self) -> int | None:
+        """How many ids the inputs can hold (``input_dim: auto``); None: not ids."""
+        return None
 
     @property
     def labels(self) -> list[str] | None:
@@ -46,6 +59,16 @@ class Encoder:
     def id_columns(self, frame: Any) -> dict[str, np.ndarray]:
         """Columns put first in predict's output (an image's file, a sequence's id); none here."""
         return {}
+
+    def kept_columns(self, frame: Any, names: list[str], rows: int) -> dict[str, np.ndarray]:
+        """``--keep``: the file's columns ``names`` beside ``rows`` predictions, one a file row;
+        DataError when the model makes another number of predictions than the file has rows."""
+        if names and rows != len(frame):
+            raise DataError(
+                f"--keep copies input rows through, but this model makes {rows} prediction(s) "
+                f"from the file's {len(frame)} rows; its id columns come first already"
+            )
+        return {name: frame[name].to_numpy() for name in names}
 
     def targets(self, frame: Any) -> np.ndarray:
         """A labelled frame -> float32 y."""

@@ -20,17 +20,23 @@ from nncli.data.table_encoder import TabularEncoder
 class DataKind:
     """``loader(cfg, base_dir, seed, loss[, skip_bad=])`` -> Dataset; ``encoder`` rebuilds a
     stored one; ``takes_skip_bad``: the loader and ``read_frame`` can leave out unreadable
-    files (``--skip-bad``)."""
+    files (``--skip-bad``); ``takes_ids``: the loader can give symbols as integer ids
+    (``input_form="ids"``, for an embedding first layer); ``takes_dtype``: the loader makes its
+    real-valued arrays in the spec's dtype (``dtype="float64"``)."""
 
     loader: Callable[..., Dataset]
     encoder: type[Encoder]
     takes_skip_bad: bool = False
+    takes_ids: bool = False
+    takes_dtype: bool = False
 
 
 KINDS: dict[str, DataKind] = {
-    "csv": DataKind(table.load, TabularEncoder),
+    "csv": DataKind(table.load, TabularEncoder, takes_dtype=True),
     "images": DataKind(images.load, ImageEncoder, takes_skip_bad=True),
-    "timeseries": DataKind(timeseries.load, timeseries.TimeseriesEncoder),
-    "text": DataKind(text.load, text.TextEncoder),
-    "sequences": DataKind(sequences.load, sequences.SequenceEncoder),
+    "timeseries": DataKind(timeseries.load, timeseries.TimeseriesEncoder, takes_dtype=True),
+    "text": DataKind(text.load, text.TextEncoder, takes_ids=True),
+    "sequences": DataKind(
+        sequences.load, sequences.SequenceEncoder, takes_ids=True, takes_dtype=True
+    ),
 }

@@ -34,7 +34,7 @@ from nncli.data.header import check_names, feature_columns
 from nncli.data.split import split_parts
 from nncli.data.table import apply_missing, check_targets, numeric_features, resolve
 from nncli.data.table_encoder import TabularEncoder
-from nncli.errors import DataError, ShapeError
+from nncli.errors import DataError, ShapeError, SpecError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,8 +62,10 @@ class Groups:
         return np.arange(lengths.max())[None, :] < lengths[:, None]
 
     def pad(self, values: np.ndarray) -> np.ndarray:
-        """Per-row values (R, F), in ``rows`` order -> float32 (N, T, F), zeros after the end."""
-        out = np.zeros((len(self.ids), int(self.lengths.max()), values.shape[1]), np.float32)
+        """Per-row values (R, ...), in ``rows`` order -> (N, T, ...) of their dtype, zeros after
+        the end."""
+        shape = (len(self.ids), int(self.lengths.max()), *values.shape[1:])
+        out = np.zeros(shape, values.dtype)
         out[self.seq, self.pos] = values
         return out
 
@@ -127,7 +129,14 @@ class SequenceEncoder(Encoder):
 
     kind = "sequences"
 
-    def __init__(self, table: TabularEncoder, id_column: str, order: str | None, target_per: str):
+    def __init__(
+        self,
+        table: TabularEncoder,
+        id_column: str,
+        order: str | None,
+        target_per: str,
+        input_form: str = "onehot",
+    ):
         self.table, self.id_column, self.order, self.target_per = (
             table,
             id_column,
@@ -135,6 +144,12 @@ class SequenceEncoder(Encoder):
             target_per,
         )
         self.task = table.task
+        self.input_form = input_form  # "ids": the one categorical feature's codes (N, T)
+
+    @property
+    def vocabulary_size(self) -> int | None:
+        """The categories of the token column, plus one id for a value training never saw."""
+        return len(self.table.feature_names) + 1 if self.input_form == "ids" else None
 
     @property
     def labels(self) -> list[str] | None:
@@ -160,6 +175,8 @@ class SequenceEncoder(Encoder):
         """x (N, T, F) padded at the end, and the mask (N, T) of real steps."""
         groups = groups or self.group(frame)
         x = self.table.transform(frame.iloc[groups.rows], unknown=unknown)
+        if self.input_form == "ids":  # one-hot rows -> their category; an unseen one -> K
+            x = np.where(x.any(axis=1), x.argmax(axis=1), x.shape[1]).astype(np.int32)
         return groups.pad(x), groups.mask()
 
     def transform(self, data: Any, unknown: str = "error") -> np.ndarray:
@@ -185,6 +202,28 @@ class SequenceEncoder(Encoder):
             return {self.id_column: groups.ids[groups.seq], self.order: steps}
         return {self.id_column: groups.ids[groups.seq], "step": groups.pos + 1}
 
+    def kept_columns(
+        self, frame: pd.DataFrame, names: list[str], rows: int
+    ) -> dict[str, np.ndarray]:
+        """``--keep``: per step, each row's values; per sequence, columns constant within each
+        sequence (the id, a per-sequence attribute), one value a sequence."""
+        groups = self.group(frame)
+        ordered = frame.iloc[groups.rows]
+        if self.target_per == "step":
+            return {name: ordered[name].to_numpy() for name in names}
+        for name in names:
+            text = ordered[name].astype(str).to_numpy()
+            changes = (groups.seq[1:] == groups.seq[:-1]) & (text[1:] != text[:-1])
+            if changes.any():
+                i = int(np.argmax(changes))
+                raise DataError(
+                    f"--keep column {name!r} changes within sequence "
+                    f"{groups.ids[groups.seq[i]]!r} ({text[i]!r}, then {text[i + 1]!r}); a model "
+                    "of one prediction a sequence keeps only columns constant within each"
+                )
+        first = ordered.iloc[groups.first_rows()]
+        return {name: first[name].to_numpy() for name in names}
+
     def decode(
         self, output: np.ndarray, proba: bool = False, mask: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
@@ -208,6 +247,8 @@ class SequenceEncoder(Encoder):
             "order": self.order or "",
             "target_per": self.target_per,
             "table": self.table.to_state(),
+            # stored only for ids: older checkpoints then resume unchanged
+            **({"input_form": self.input_form} if self.input_form != "onehot" else {}),
         }
 
     @classmethod
@@ -217,6 +258,7 @@ class SequenceEncoder(Encoder):
             state_text(state["id"]),
             state_text(state["order"]) or None,
             state_text(state["target_per"]),
+            state_text(state.get("input_form", "onehot")),  # older checkpoints: one-hot
         )
 
 
@@ -246,12 +288,33 @@ def _columns(cfg: Any, header: list[str], path: Path) -> tuple[list[str], list[s
     return feature_columns(cfg, header, special, "the id, order or target", path.name)
 
 
-def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
-    """``data: {kind: sequences, ...}`` -> padded sequences with masks, split by sequence."""
+def check_token_column(features: list[str], categorical: list[str], path: Path) -> None:
+    """SpecError unless the features are one categorical column: an embedding takes its ids."""
+    if len(features) != 1 or features[0] not in categorical:
+        raise SpecError(
+            "an embedding first layer takes one categorical column as ids; expected data.features "
+            f"to be one column named in data.categorical, got features {features} "
+            f"(categorical {categorical}) in {path.name}",
+            field="data.features",
+        )
+
+
+def load(
+    cfg: Any,
+    base_dir: Path,
+    seed: int,
+    loss: str,
+    input_form: str = "onehot",
+    dtype: str = "float32",
+) -> Dataset:
+    """``data: {kind: sequences, ...}`` -> padded sequences with masks, split by sequence;
+    ``input_form="ids"``: the one categorical feature as ids (N, T) for an embedding."""
     task = task_for_loss(loss)
     path = resolve(cfg.path, base_dir)
     frame = read_table(path, delimiter=getattr(cfg, "delimiter", ","))
     features, categorical = _columns(cfg, list(frame.columns), path)
+    if input_form == "ids":
+        check_token_column(features, categorical, path)
     frame = apply_missing(frame, features, [cfg.target], cfg.missing, [])
     numeric = numeric_features(frame, features, categorical, [])
     codes = check_targets(frame, [cfg.target], task, loss, [])
@@ -273,7 +336,8 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
         missing=cfg.missing,
         delimiter=getattr(cfg, "delimiter", ","),
     )
-    encoder = SequenceEncoder(table, cfg.id, cfg.order, cfg.target_per)
+    table.dtype = dtype
+    encoder = SequenceEncoder(table, cfg.id, cfg.order, cfg.target_per, input_form)
 
     def encode(chosen: np.ndarray) -> tuple[Any, Any, Any]:
         if len(chosen) == 0:

@@ -49,8 +49,9 @@ def resolve(path: Any, base_dir: Path) -> Path:
     return path if path.is_absolute() else Path(base_dir) / path
 
 
-def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
-    """``data: {kind: csv, ...}`` -> Dataset, the encoder fitted on the training part only.
+def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32") -> Dataset:
+    """``data: {kind: csv, ...}`` -> Dataset in ``dtype``, the encoder fitted on the training
+    part only.
 
     Validation and test rows drawn from the training file encode categories unseen in the
     training part as all zeros; separate ``validation:``/``test:`` files must not have any.
@@ -85,6 +86,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
         na_values=na_values,
         delimiter=delimiter,
     )
+    encoder.dtype = dtype
 
     def encode(part: str, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         if files.get(part):

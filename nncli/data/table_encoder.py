@@ -178,7 +178,7 @@ class TabularEncoder(Encoder):
                     raise self._unseen(frame, column, text, codes < 0, "--unknown ignore")
                 blocks.append(column.encode(codes))
         with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-            x = np.concatenate(blocks, axis=1).astype(np.float32)
+            x = np.concatenate(blocks, axis=1).astype(self.dtype)
         owners = [column.name for column in self.columns for _ in column.names]
         return _finite(x, owners, frame, self.na_values)
 
@@ -210,15 +210,15 @@ class TabularEncoder(Encoder):
                     raise not_numbers(frame, name, text, bad, what="target column")
                 blocks.append(values[:, None])
             with np.errstate(over="ignore"):
-                y = np.concatenate(blocks, axis=1).astype(np.float32)
+                y = np.concatenate(blocks, axis=1).astype(self.dtype)
             return _finite(y, list(self.target_columns), frame, self.na_values)
         text = cells[self.label_column.name][0]
         codes = self.label_column.codes(text)
         if (codes < 0).any():
             raise self._unseen(frame, self.label_column, text, codes < 0, None)
         if self.loss == "binary_cross_entropy":
-            return codes[:, None].astype(np.float32)
-        return self.label_column.encode(codes).astype(np.float32)
+            return codes[:, None].astype(self.dtype)
+        return self.label_column.encode(codes).astype(self.dtype)
 
     def decode(self, output: np.ndarray, proba: bool = False) -> dict[str, np.ndarray]:
         """Network output (N, width) -> columns: ``prediction`` (labels or values; one
@@ -262,8 +262,10 @@ class TabularEncoder(Encoder):
         categorical = [c for c in self.columns if isinstance(c, CategoricalColumn)]
         # only a delimiter other than "," is stored: older checkpoints then resume unchanged
         delimiter = {"delimiter": self.delimiter} if self.delimiter != "," else {}
+        dtype = {"dtype": self.dtype} if self.dtype != "float32" else {}  # the same for dtype
         return {
             **delimiter,
+            **dtype,
             "kind": self.kind,
             "version": STATE_VERSION,
             "loss": self.loss,
@@ -303,7 +305,7 @@ class TabularEncoder(Encoder):
         if task_for_loss(loss) == "classification":
             numeric_labels = bool(int(state.get("numeric_labels", 0)))
             label_column = CategoricalColumn(targets[0], labels, numeric_labels, labels[0])
-        return cls(
+        encoder = cls(
             [columns[name] for name in state_texts(state["features"])],
             targets,
             loss,
@@ -312,13 +314,16 @@ class TabularEncoder(Encoder):
             state_texts(state.get("na_values", [])),
             state_text(state.get("delimiter", ",")),  # checkpoints before data.delimiter: ","
         )
+        encoder.dtype = state_text(state.get("dtype", "float32"))
+        return encoder
 
 
 def _finite(
     x: np.ndarray, owners: list[str], frame: pd.DataFrame, na_values: list[str]
 ) -> np.ndarray:
-    """x (N, F) float32, where file column ``owners[j]`` gave column j: x itself when every value
-    is finite, else a DataError naming the column, its values and their lines in the file."""
+    """x (N, F) float32 or float64, where file column ``owners[j]`` gave column j: x itself when
+    every value is finite, else a DataError naming the column, its values and their lines in the
+    file."""
     finite = np.isfinite(x)
     if finite.all():
         return x
@@ -326,6 +331,7 @@ def _finite(
     rows, text = ~finite[:, j], cell_text(frame[owners[j]], na_values)[0]
     raise DataError(
         f"column {owners[j]!r} holds {describe_values(text[rows])} on "
-        f"{describe_rows(frame, rows)}: not finite once encoded as float32 (limit ±3.4e38)",
+        f"{describe_rows(frame, rows)}: not finite once encoded as {x.dtype}"
+        + (" (limit ±3.4e38)" if x.dtype == np.float32 else ""),
         where=source_of(frame),
     )

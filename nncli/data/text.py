@@ -68,6 +68,21 @@ class OneHotWindows:
         return one_hot(self.symbols(index), self.size)
 
 
+class IdWindows(OneHotWindows):
+    """The same windows as symbol ids, int32 (N, T), for a model whose first layer is an
+    embedding; ``size`` is still the vocabulary's."""
+
+    dtype = np.dtype(np.int32)
+    ndim = 2
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.starts), self.length)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return self.symbols(index).astype(np.int32)
+
+
 @dataclass
 class TextFile:
     """A text read for a model; ``columns`` is empty so table-only options find no column."""
@@ -123,8 +138,16 @@ class TextEncoder(Encoder):
     kind = "text"
     task = "classification"
 
-    def __init__(self, vocabulary: list[str], level: str, sequence_length: int, stride: int):
+    def __init__(
+        self,
+        vocabulary: list[str],
+        level: str,
+        sequence_length: int,
+        stride: int,
+        input_form: str = "onehot",
+    ):
         self.vocabulary = list(vocabulary)
+        self.input_form = input_form
         self.level = level
         self.sequence_length, self.stride = int(sequence_length), int(stride)
         if level == "char":
@@ -140,10 +163,12 @@ class TextEncoder(Encoder):
             )
 
     @classmethod
-    def fit(cls, symbols: np.ndarray, level: str, sequence_length: int, stride: int) -> TextEncoder:
+    def fit(
+        cls, symbols: np.ndarray, level: str, sequence_length: int, stride: int, input_form: str
+    ) -> TextEncoder:
         keys = np.unique(symbols)
         vocabulary = [chr(k) for k in keys.tolist()] if level == "char" else keys.tolist()
-        return cls(vocabulary, level, sequence_length, stride)
+        return cls(vocabulary, level, sequence_length, stride, input_form)
 
     # -- what it knows ---------------------------------------------------------------------------
 
@@ -158,6 +183,10 @@ class TextEncoder(Encoder):
     @property
     def size(self) -> int:
         return len(self.vocabulary)
+
+    @property
+    def vocabulary_size(self) -> int:
+        return self.size
 
     # -- symbols ---------------------------------------------------------------------------------
 
@@ -208,8 +237,10 @@ class TextEncoder(Encoder):
         return prompt + (tail.lstrip(" ") if prompt[-1:].isspace() else tail)
 
     def windows(self, ids: np.ndarray, starts: np.ndarray) -> tuple[OneHotWindows, OneHotWindows]:
-        """Ids and window starts -> (x, y): the windows and the same windows one symbol on."""
-        x = OneHotWindows(ids, starts, self.sequence_length, self.size)
+        """Ids and window starts -> (x, y): the windows (as ids or one-hot, the input form) and
+        the same windows one symbol on (one-hot: the targets)."""
+        form = IdWindows if self.input_form == "ids" else OneHotWindows
+        x = form(ids, starts, self.sequence_length, self.size)
         return x, OneHotWindows(ids, starts, self.sequence_length, self.size, shift=1)
 
     # -- new data --------------------------------------------------------------------------------
@@ -218,9 +249,17 @@ class TextEncoder(Encoder):
         return read_text(Path(path))
 
     def inputs(self, frame: TextFile, unknown: str = "error") -> tuple[np.ndarray, None]:
-        """The text's last ``sequence_length`` symbols -> x (1, t, V): predicts what follows."""
+        """The text's last ``sequence_length`` symbols -> x (1, t, V), or ids (1, t): predicts
+        what follows."""
         ids = self.ids(frame, unknown)
-        return one_hot(ids[-self.sequence_length :][None], self.size), None
+        return self.window_inputs(ids[-self.sequence_length :][None]), None
+
+    def window_inputs(self, ids: np.ndarray) -> np.ndarray:
+        """Symbol ids (n, t) -> the network's input: the ids themselves (int32) for an
+        embedding, else one-hot rows (n, t, V)."""
+        if self.input_form == "ids":
+            return np.asarray(ids, dtype=np.int32)
+        return one_hot(ids, self.size)
 
     def transform(self, data: Any, unknown: str = "error") -> np.ndarray:
         frame = data if isinstance(data, TextFile) else self.read_frame(data)
@@ -267,6 +306,8 @@ class TextEncoder(Encoder):
             "sequence_length": self.sequence_length,
             "stride": self.stride,
             "vocabulary": list(self.vocabulary),
+            # stored only for ids: older checkpoints then resume unchanged
+            **({"input_form": self.input_form} if self.input_form != "onehot" else {}),
         }
 
     @classmethod
@@ -276,11 +317,13 @@ class TextEncoder(Encoder):
             state_text(state["level"]),
             int(state["sequence_length"]),
             int(state["stride"]),
+            state_text(state.get("input_form", "onehot")),  # older checkpoints: one-hot
         )
 
 
-def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
-    """``data: {kind: text, ...}`` -> Dataset of one-hot windows; validation is the text's tail."""
+def load(cfg: Any, base_dir: Path, seed: int, loss: str, input_form: str = "onehot") -> Dataset:
+    """``data: {kind: text, ...}`` -> Dataset of one-hot (or ``input_form="ids"``: id) windows;
+    validation is the text's tail."""
     if loss != "cross_entropy":
         raise SpecError(
             f"a text model predicts the next symbol: expected loss cross_entropy, got {loss!r}",
@@ -294,7 +337,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
     length = int(cfg.sequence_length)
     stride = int(cfg.stride or length)
     symbols = tokens(source.text, cfg.level)
-    encoder = TextEncoder.fit(symbols, cfg.level, length, stride)
+    encoder = TextEncoder.fit(symbols, cfg.level, length, stride, input_form)
     ids = encoder.ids(source)
     n = len(ids)
     n_val = part_size(float(cfg.validation_split), n)

@@ -96,11 +96,11 @@ class TimeseriesEncoder(Encoder):
 
     # -- scaling ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _scale(values: np.ndarray, columns: list[NumericColumn]) -> np.ndarray:
+    def _scale(self, values: np.ndarray, columns: list[NumericColumn]) -> np.ndarray:
+        """float64 values -> scaled, in the encoder's dtype (float64 stays unrounded)."""
         offset = np.array([c.offset for c in columns])
         scale = np.array([c.scale for c in columns])
-        return ((values - offset) / scale).astype(np.float32)
+        return ((values - offset) / scale).astype(self.dtype)
 
     def unscale_targets(self, y: np.ndarray) -> np.ndarray:
         """Scaled targets (N, k) -> the file's units, float64."""
@@ -109,7 +109,7 @@ class TimeseriesEncoder(Encoder):
         return np.asarray(y, dtype=np.float64) * scale + offset
 
     def scaled_series(self, frame: pd.DataFrame, targets: bool = False) -> np.ndarray:
-        """The input (or target) columns of every row, scaled: float32 (rows, F or k)."""
+        """The input (or target) columns of every row, scaled: (rows, F or k) in ``dtype``."""
         columns = self.target_columns if targets else self.input_columns
         what = "target" if targets else "input"
         values = numeric_columns(frame, [c.name for c in columns], what)
@@ -204,8 +204,10 @@ class TimeseriesEncoder(Encoder):
     def to_state(self) -> dict:
         # only a delimiter other than "," is stored: older checkpoints then resume unchanged
         delimiter = {"delimiter": self.delimiter} if self.delimiter != "," else {}
+        dtype = {"dtype": self.dtype} if self.dtype != "float32" else {}  # the same for dtype
         return {
             **delimiter,
+            **dtype,
             "kind": self.kind,
             "version": STATE_VERSION,
             "window": self.window,
@@ -217,7 +219,7 @@ class TimeseriesEncoder(Encoder):
 
     @classmethod
     def from_state(cls, state: dict) -> TimeseriesEncoder:
-        return cls(
+        encoder = cls(
             numeric_from_state(state["inputs"]),
             numeric_from_state(state["targets"]),
             int(state["window"]),
@@ -225,10 +227,12 @@ class TimeseriesEncoder(Encoder):
             int(state.get("stride", 1)),
             state_text(state.get("delimiter", ",")),
         )
+        encoder.dtype = state_text(state.get("dtype", "float32"))
+        return encoder
 
 
-def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
-    """``data: {kind: timeseries, ...}`` -> Dataset of windows, split in time order."""
+def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32") -> Dataset:
+    """``data: {kind: timeseries, ...}`` -> Dataset of windows in ``dtype``, split in time."""
     if task_for_loss(loss) != "regression":
         raise SpecError(
             f"a timeseries model forecasts numbers: expected a regression loss (mse, mae), "
@@ -274,6 +278,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str) -> Dataset:
         stride,
         getattr(cfg, "delimiter", ","),
     )
+    encoder.dtype = dtype
     series = encoder._scale(values[:, [names.index(c) for c in inputs]], encoder.input_columns)
     target_values = encoder._scale(
         values[:, [names.index(c) for c in targets]], encoder.target_columns

@@ -10,15 +10,16 @@ from nncli.backend import to_host
 from nncli.engine import checks
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
-from nncli.errors import DataError
+from nncli.errors import DataError, ShapeError
 
 
 @LAYERS.register("embedding")
 class Embedding(Layer):
     """y[n, t] = weight[x[n, t]]
 
-    x (N, T) integer ids in [0, input_dim) -> y (N, T, output_dim); weight (input_dim,
-    output_dim). dW adds each step's dy onto its id's row; ids get no gradient (None back).
+    x (N, T) integer ids in [0, input_dim) (``auto``: the data's vocabulary size) -> y (N, T,
+    output_dim); weight (input_dim, output_dim). dW adds each step's dy onto its id's row; ids
+    get no gradient (None back).
     Ids are checked on the host: CuPy wraps an out-of-range index instead of raising.
     """
 
@@ -28,23 +29,33 @@ class Embedding(Layer):
 
     def __init__(
         self,
-        input_dim: int,
+        input_dim: int | str,
         output_dim: int,
         embeddings_initializer: str | dict | None = None,
     ):
         super().__init__(None)
-        self.input_dim = checks.positive_int("input_dim", input_dim)
+        # auto: the vocabulary size of the data (text symbols, a sequence's token column)
+        auto = input_dim == "auto"
+        self.input_dim = input_dim if auto else checks.positive_int("input_dim", input_dim)
         self.output_dim = checks.positive_int("output_dim", output_dim)
         self.embeddings_initializer = self.initializer(  # N(0, 1) by default, as PyTorch
             "embeddings_initializer", embeddings_initializer or None, {"type": "normal", "std": 1.0}
         )
 
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+        if self.input_dim == "auto":
+            raise ValueError("input_dim: auto must be resolved from the data before build")
         shape = (self.input_dim, self.output_dim)
         self.params["weight"] = self.embeddings_initializer(
             shape, self.input_dim, self.output_dim, rng
         )
         return (*in_shape, self.output_dim)
+
+    def check_input(self, x: Any) -> None:
+        """Ids (N, T) of any length T: a shorter prompt or a trimmed padded batch is fine."""
+        if x.ndim != 1 + len(self.in_shape or ()):
+            want = ", ".join(["N", *map(str, self.in_shape or ())])
+            raise ShapeError(f"{self.label} expects ids ({want}), got {tuple(x.shape)}")
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)

@@ -85,7 +85,11 @@ def series_description(encoder: Any) -> dict[str, Any]:
 
 
 def text_description(encoder: Any) -> dict[str, Any]:
-    return {"level": encoder.level, "vocabulary": list(encoder.vocabulary), "one_hot": True}
+    return {
+        "level": encoder.level,
+        "vocabulary": list(encoder.vocabulary),
+        "one_hot": encoder.input_form != "ids",
+    }  # ids: an embedding first
 
 
 def unchanged(g: Graph, encoder: Any, x: str) -> str:

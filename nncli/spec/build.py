@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from nncli.backend import Backend, get_backend
-from nncli.engine import LOSSES, OPTIMIZERS
+from nncli.engine import LAYERS, LOSSES, OPTIMIZERS
 from nncli.engine.losses import Loss
 from nncli.engine.network import Sequential
 from nncli.engine.optimizers import Optimizer
@@ -29,11 +29,33 @@ def _at(spec: Any, error: NncliError, prefix: str) -> NncliError:
     return error
 
 
-def resolve_layers(layers: list[Any], output_width: int | None) -> list[dict[str, Any]]:
-    """Layer configs as dicts, with ``units: auto`` replaced by the data's output width."""
+def input_form(layers: list[Any]) -> str:
+    """ "ids" when the first layer takes integer ids (an embedding), else "onehot": how the data
+    gives symbols to the network."""
+    first = layers[0] if layers else {}
+    name = first if isinstance(first, str) else first.get("type")
+    try:
+        return "ids" if LAYERS.get(name).integer_input else "onehot"
+    except SpecError:
+        return "onehot"  # an unknown name: the spec check words that
+
+
+def resolve_layers(
+    layers: list[Any], output_width: int | None, vocabulary_size: int | None = None
+) -> list[dict[str, Any]]:
+    """Layer configs as dicts, with ``units: auto`` replaced by the data's output width and
+    ``input_dim: auto`` by its vocabulary size."""
     resolved = []
     for i, cfg in enumerate(layers):
         cfg = {"type": cfg} if isinstance(cfg, str) else dict(cfg)
+        if cfg.get("input_dim") == "auto":
+            if vocabulary_size is None:
+                raise SpecError(
+                    "input_dim: auto needs data given as ids (text, or sequences with a "
+                    "categorical column) and an embedding first; got data without a vocabulary",
+                    field=f"layers[{i}].input_dim",
+                )
+            cfg["input_dim"] = int(vocabulary_size)
         if cfg.get("units") == "auto":
             if i != len(layers) - 1:
                 raise SpecError(
@@ -54,10 +76,14 @@ def backend_for(spec: Any, device: str | None = None) -> Backend:
 
 
 def network(
-    spec: Any, input_shape: tuple[int, ...], output_width: int | None, backend: Backend
+    spec: Any,
+    input_shape: tuple[int, ...],
+    output_width: int | None,
+    backend: Backend,
+    vocabulary_size: int | None = None,
 ) -> Sequential:
     try:
-        layers = resolve_layers(spec.model.layers, output_width)
+        layers = resolve_layers(spec.model.layers, output_width, vocabulary_size)
         return Sequential(layers, input_shape, backend=backend, seed=spec.seed)
     except NncliError as exc:
         raise _at(spec, exc, "model") from None

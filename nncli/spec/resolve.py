@@ -56,7 +56,8 @@ def resolve(
     backend, device_line = _backend(spec, device)
     ds = _dataset(spec, skip_bad, warn)
     shape = input_shape(spec, ds)
-    net = build.network(spec, shape, ds.output_width, backend)
+    vocabulary = ds.encoder.vocabulary_size if ds.encoder.input_form == "ids" else None
+    net = build.network(spec, shape, ds.output_width, backend, vocabulary)
     loss, optimizer = build.loss(spec), build.optimizer(spec)
     _check_output(spec, net)
     _check_batch_size(spec, len(ds.x_train))
@@ -79,7 +80,14 @@ def _backend(spec: Any, device: str | None) -> tuple[Backend, str]:
 
 def _dataset(spec: Any, skip_bad: bool, warn: Callable[[str], None] | None) -> Dataset:
     ds = data.load(
-        spec.data, spec.base_dir, spec.seed, spec.loss_name, skip_bad=skip_bad, line_of=spec.line_of
+        spec.data,
+        spec.base_dir,
+        spec.seed,
+        spec.loss_name,
+        skip_bad=skip_bad,
+        line_of=spec.line_of,
+        input_form=build.input_form(spec.model.layers),
+        dtype=spec.dtype,
     )
     for note in ds.warnings if warn else ():
         warn(note)
