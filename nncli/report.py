@@ -244,6 +244,8 @@ def gradcheck_table(checked: dict[str, Any]) -> Table:
     for p in checked["parameters"]:
         entries = f"{p['checked']}/{p['size']}"
         verdict = "ok" if p["ok"] else f"FAIL (> {checked['tolerance']:g})"
+        if p.get("zero") and p["error"] > checked["tolerance"]:
+            verdict = "ok (zero gradient)"
         row = (str(p["layer"]), p["type"], p["parameter"], entries, f"{p['error']:.2e}", verdict)
         table.add_row(*row)
     return table
