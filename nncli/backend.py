@@ -30,6 +30,15 @@ class Backend:
     def to_host(self, x: Any) -> np.ndarray:
         return to_host(x)
 
+    def add_at(self, target: Any, index: Any, values: Any) -> None:
+        """target[index] += values where repeated indices add up (plain indexing keeps one)."""
+        if self.name == "cpu":
+            np.add.at(target, index, values)
+            return
+        import cupyx  # noqa: PLC0415 - only on the GPU, beside cupy itself
+
+        cupyx.scatter_add(target, index, values)
+
 
 def _cupy() -> Any:
     try:

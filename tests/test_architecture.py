@@ -120,6 +120,7 @@ def test_only_the_command_line_prints(path):
 
 ROOMS = {  # outside library -> the only places that may import it
     "cupy": ("nncli/backend.py",),
+    "cupyx": ("nncli/backend.py",),
     "h5py": ("nncli/checkpoint/",),
     "typer": ("nncli/cli.py", "nncli/usage.py"),
     "rich": ("nncli/cli.py", "nncli/report.py"),

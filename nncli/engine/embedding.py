@@ -72,12 +72,7 @@ class Embedding(Layer):
         dw = self.grads["weight"]
         dw[...] = 0
         ids, rows = self.ids.reshape(-1), dy.reshape(-1, self.output_dim)
-        if self.backend.name == "cpu":
-            np.add.at(dw, ids, rows)  # repeated ids add up (plain indexing would keep one)
-        else:
-            import cupyx  # noqa: PLC0415 - only on the GPU
-
-            cupyx.scatter_add(dw, ids, rows)
+        self.backend.add_at(dw, ids, rows)  # an id repeated in the batch adds up
         return None
 
     def config(self) -> dict[str, Any]:
