@@ -23,19 +23,23 @@ def relative_error(analytic: Any, numeric: Any) -> float:
     return 0.0 if scale < 1e-12 else float(np.linalg.norm(a - n) / scale)
 
 
-def numeric_gradient(f: Callable[[], float], array: Any, eps: float = EPS) -> np.ndarray:
-    """d f / d array by central differences, perturbing ``array`` in place (one entry at a time)."""
-    grad = np.zeros(array.shape)
+def numeric_gradient(
+    f: Callable[[], float], array: Any, eps: float = EPS, entries: Any = None
+) -> np.ndarray:
+    """d f / d array by central differences, perturbing ``array`` in place (one entry at a time);
+    with ``entries`` (flat indices) only those, as a 1-D array in their order."""
     flat = array.reshape(-1)  # a view: writes reach ``array``
-    for i in range(flat.size):  # a loop over entries is the point of a numerical check
+    picked = range(flat.size) if entries is None else entries
+    grad = np.zeros(len(picked))
+    for j, i in enumerate(picked):  # a loop over entries is the point of a numerical check
         old = float(flat[i])
         flat[i] = old + eps
         up = f()
         flat[i] = old - eps
         down = f()
         flat[i] = old
-        grad.reshape(-1)[i] = (up - down) / (2 * eps)
-    return grad
+        grad[j] = (up - down) / (2 * eps)
+    return grad if entries is not None else grad.reshape(array.shape)
 
 
 def check_layer(
