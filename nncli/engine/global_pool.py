@@ -8,7 +8,7 @@ import numpy as np
 
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
-from nncli.errors import ShapeError, SpecError
+from nncli.errors import SpecError
 
 
 class GlobalPool(Layer):
@@ -24,17 +24,6 @@ class GlobalPool(Layer):
         self.any_steps = len(in_shape) == 2
         self.axes = (2, 3) if len(in_shape) == 3 else (1,)
         return (in_shape[0],) if len(in_shape) == 3 else (in_shape[1],)
-
-    def _real_steps(self, x: Any) -> Any:
-        """(N, T, 1) booleans of the real steps of a masked sequence batch, else None."""
-        if self.mask is None or x.ndim != 3:
-            return None
-        if tuple(self.mask.shape) != tuple(x.shape[:2]):
-            raise ShapeError(
-                f"{self.label} expects a padding mask of shape {tuple(x.shape[:2])}, "
-                f"got {tuple(self.mask.shape)}"
-            )
-        return self.backend.xp.asarray(self.mask, dtype=bool)[..., None]
 
     def _expand(self, dy: Any) -> Any:
         """(N, C) -> broadcastable against x: (N, C, 1, 1) or (N, 1, F)."""
@@ -52,7 +41,7 @@ class GlobalAvgPool(GlobalPool):
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
-        xp, real = self.backend.xp, self._real_steps(x)
+        xp, real = self.backend.xp, self.real_steps(x)
         if real is None:
             self.scale = 1.0 / int(np.prod([x.shape[a] for a in self.axes]))
             self.real = None
@@ -79,7 +68,7 @@ class GlobalMaxPool(GlobalPool):
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
-        xp, real = self.backend.xp, self._real_steps(x)
+        xp, real = self.backend.xp, self.real_steps(x)
         x = x if real is None else xp.where(real, x, -xp.inf)
         # flat windows: (N, C, H W) or (N, F, T), the argmax of each along the last axis
         flat = x.reshape(*x.shape[:2], -1) if len(self.axes) == 2 else x.transpose(0, 2, 1)

@@ -71,6 +71,18 @@ class Layer:
         same for layers that keep the steps; windows over time (conv1d, pools) change it."""
         return mask
 
+    def real_steps(self, x: Any, dtype: Any = bool) -> Any:
+        """(N, T, 1) of the real steps (``dtype``: bool, or the float of x for weights) of a
+        masked sequence batch x; None when there is no mask or x is not (N, T, F)."""
+        if self.mask is None or x.ndim != 3:
+            return None
+        if tuple(self.mask.shape) != tuple(x.shape[:2]):
+            raise ShapeError(
+                f"{self.label} expects a padding mask of shape {tuple(x.shape[:2])}, "
+                f"got {tuple(self.mask.shape)}"
+            )
+        return self.backend.xp.asarray(self.mask, dtype=dtype)[..., None]
+
     def config(self) -> dict[str, Any]:
         """The spec keys that rebuild this layer."""
         cfg: dict[str, Any] = {"type": self.type_name}

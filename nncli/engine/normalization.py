@@ -54,17 +54,6 @@ class BatchNorm(Layer):
         self.state["running_var"] = np.ones(channels)
         return in_shape
 
-    def _step_weights(self, x: Any) -> Any:
-        """(N, T, 1) ones at real steps for a masked sequence batch, else None."""
-        if self.mask is None or x.ndim != 3:
-            return None
-        if tuple(self.mask.shape) != tuple(x.shape[:2]):
-            raise ShapeError(
-                f"{self.label} expects a padding mask of shape {tuple(x.shape[:2])}, "
-                f"got {tuple(self.mask.shape)}"
-            )
-        return self.backend.xp.asarray(self.mask, dtype=x.dtype)[..., None]
-
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
         xp, shape = self.backend.xp, self.broadcast
@@ -74,7 +63,7 @@ class BatchNorm(Layer):
             self.inv = 1.0 / xp.sqrt(self.state["running_var"].reshape(shape) + self.epsilon)
             self.xhat = (x - self.state["running_mean"].reshape(shape)) * self.inv
             return self.xhat * weight + bias
-        self.w = self._step_weights(x)
+        self.w = self.real_steps(x, x.dtype)  # ones at real steps
         xw = x if self.w is None else x * self.w
         # values per channel; with a mask the real steps (one host sync a batch, as the loss)
         self.n = x.size // self.params["weight"].size if self.w is None else float(self.w.sum())
