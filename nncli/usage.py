@@ -35,7 +35,15 @@ def _usage_line(exc: Any) -> str:
 
 class Commands(TyperGroup):
     """Usage errors print ``nncli: error: ...`` on one line and exit 2, like every other error,
-    instead of click's usage panel."""
+    instead of click's usage panel. ``nncli --help`` lists the commands in the order a user
+    meets them, whatever the order the modules of ``cli/`` register them in."""
+
+    ORDER = ("train", "predict", "generate", "evaluate", "inspect", "validate", "gradcheck")
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        first = [name for name in self.ORDER if name in names]
+        return first + [name for name in names if name not in first]
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:

@@ -1,0 +1,162 @@
+"""Commands that apply a checkpoint: `predict`, `generate`, `evaluate`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from nncli.cli.app import DEBUG, SKIP_BAD, app
+from nncli.usage import COUNT, NON_NEGATIVE, POSITIVE_INT, complete_device, run
+from nncli.usage import warn as _warn
+
+
+@app.command()
+def predict(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by nncli train."),
+    data: list[Path] = typer.Argument(..., help="Data file(s) to predict."),
+    output: Path | None = typer.Option(
+        None, "--output", help="Write the predictions to this CSV file (default: stdout)."
+    ),
+    proba: bool = typer.Option(False, "--proba", help="Add a proba_<label> column per class."),
+    keep: list[str] = typer.Option(
+        [], "--keep", help="Copy this input column through (e.g. an id); repeatable."
+    ),
+    unknown: str = typer.Option(
+        "error",
+        "--unknown",
+        help="error | ignore: what to do with categories not seen in training (ignore: all zeros).",
+    ),
+    device: str = typer.Option(
+        "cpu", "--device", autocompletion=complete_device, help="cpu | gpu | auto."
+    ),
+    skip_bad: bool = SKIP_BAD,
+    steps: int | None = typer.Option(
+        None,
+        "--steps",
+        parser=POSITIVE_INT,
+        help="Time-series models: forecast K steps, feeding each forecast back as the next row.",
+    ),
+    debug: bool = DEBUG,
+) -> None:
+    """Apply a checkpoint to new data (CSV files, or image folders and files): one row of
+    predictions per input row or image."""
+
+    def action() -> None:
+        from nncli.commands import apply, forecast
+        from nncli.commands import predict as predict_command
+
+        apply.check_table_output(output, [checkpoint, *data])
+        if steps is not None:
+            frame = forecast.forecast_files(checkpoint, data, steps=steps, device=device)
+            _write_table(frame, output)
+            return
+        frame = predict_command.predict_files(
+            checkpoint,
+            data,
+            proba=proba,
+            keep=keep,
+            unknown=unknown,
+            device=device,
+            skip_bad=skip_bad,
+            warn=_warn,
+        )
+        _write_table(frame, output)
+
+    run(action, debug)
+
+
+def _write_table(frame: Any, output: Path | None) -> None:
+    """The predictions as CSV on stdout, or in ``output`` and said where they went (a replaced
+    file is named as such, as ``-o`` tools do)."""
+    from nncli.commands.predict import write_table
+
+    if output is None:
+        frame.to_csv(sys.stdout, index=False, lineterminator="\n")
+        return
+    rows = len(frame)
+    if write_table(frame, output):
+        typer.echo(f"replaced {output}: wrote {rows} predictions", err=True)
+    else:
+        typer.echo(f"wrote {rows} predictions to {output}", err=True)
+
+
+@app.command()
+def generate(
+    checkpoint: Path = typer.Argument(..., help="A text model written by nncli train."),
+    prompt: str = typer.Option(
+        ..., "--prompt", help="Text to start from; every symbol must be in the model's vocabulary."
+    ),
+    length: int = typer.Option(
+        200, "--length", parser=COUNT, help="Symbols (characters or words) to add."
+    ),
+    temperature: float = typer.Option(
+        1.0,
+        "--temperature",
+        parser=NON_NEGATIVE,
+        help="0: always the most likely symbol; below 1 sticks to likely symbols, above 1 varies.",
+    ),
+    seed: int = typer.Option(
+        0, "--seed", parser=COUNT, help="Seeds the sampling: the same seed, the same text."
+    ),
+    device: str = typer.Option(
+        "cpu", "--device", autocompletion=complete_device, help="cpu | gpu | auto."
+    ),
+    debug: bool = DEBUG,
+) -> None:
+    """Sample text from a text model: the prompt, then --length symbols drawn one by one."""
+
+    def action() -> None:
+        from nncli.commands import generate as generate_command
+
+        text = generate_command.generate(
+            checkpoint, prompt, length=length, temperature=temperature, seed=seed, device=device
+        )
+        typer.echo(text)
+
+    run(action, debug)
+
+
+@app.command()
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by nncli train."),
+    data: Path = typer.Argument(..., help="A labelled data file or image folder."),
+    device: str = typer.Option(
+        "cpu", "--device", autocompletion=complete_device, help="cpu | gpu | auto."
+    ),
+    json_: bool = typer.Option(
+        False, "--json", help="Print metrics, per-class results and confusion matrix as JSON."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", help="Write the results as JSON to this file (tables still shown)."
+    ),
+    skip_bad: bool = SKIP_BAD,
+    debug: bool = DEBUG,
+) -> None:
+    """Score a checkpoint on labelled data: loss, metrics, and per-class results."""
+
+    def action() -> None:
+        import json
+
+        from nncli import report
+        from nncli.commands import evaluate as evaluate_command
+        from nncli.commands.apply import check_table_output
+
+        check_table_output(output, [checkpoint, data])  # refused before any work
+        result = evaluate_command.evaluate_file(
+            checkpoint, data, device=device, skip_bad=skip_bad, warn=_warn
+        )
+        evaluation = evaluate_command.as_data(result, data)
+        if output is not None:
+            replaced = evaluate_command.write_json(evaluation, output, [checkpoint, data])
+            typer.echo(f"{'replaced' if replaced else 'wrote'} {output}", err=True)
+        if json_:
+            typer.echo(json.dumps(evaluation, indent=2))
+            return
+        out = report.console()
+        for table in report.evaluation_tables(result, f"{data} ({result['rows']} rows)"):
+            out.print(table)
+
+    run(action, debug)
