@@ -134,6 +134,22 @@ def test_pixels_scaled_to_unit_range_without_normalize(tmp_path: Path):
     np.testing.assert_allclose(np.sort(ds.x_train[:, 0, 0, 0]) * 255, [1, 2, 3, 11, 12, 13])
 
 
+def test_float64_pixels_are_never_rounded_through_float32(tmp_path: Path):
+    root = folder(tmp_path / "d", {"a": 3, "b": 3})
+    ds = data.load(
+        cfg(root, normalize="standard"), root.parent, 0, "cross_entropy", dtype="float64"
+    )
+    assert ds.x_train.dtype == ds.y_train.dtype == np.float64
+    values = np.sort(np.unique(ds.x_train))
+    raw = np.array([1, 2, 3, 11, 12, 13], dtype=np.float64) / 255  # float32 would differ
+    mean, std = raw.mean(), raw.std()
+    np.testing.assert_allclose(values, np.sort((raw - mean) / std), rtol=1e-14)  # f32: 1e-8
+    assert not np.array_equal(raw, raw.astype(np.float32).astype(np.float64))
+    again = ImageEncoder.from_state(ds.encoder.to_state())  # predict reads float64 too
+    assert again.transform(root).dtype == np.float64
+    assert "dtype" not in load(root).encoder.to_state()  # float32 states stay as before
+
+
 def test_standardisation_is_fitted_on_the_training_part_only(tmp_path: Path):
     rng = np.random.default_rng(3)
     for label in ("a", "b"):

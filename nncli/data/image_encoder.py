@@ -23,7 +23,8 @@ CHANNEL_NAMES = {"grayscale": ["gray"], "rgb": ["red", "green", "blue"]}
 
 
 class ImageEncoder(Encoder):
-    """Image files -> float32 (N, C, H, W); class folders -> targets; outputs -> labels."""
+    """Image files -> (N, C, H, W) in the spec's dtype (float32 by default); class folders ->
+    targets; outputs -> labels."""
 
     kind = "images"
 
@@ -95,7 +96,7 @@ class ImageEncoder(Encoder):
         """A folder (one sub-folder per class, or images alone) or an image file -> ImageFrame,
         read as in training: same color, resized to the training size."""
         size = self.image_size if self.resize else None
-        frame = read_frame(Path(path), size, self.color, skip_bad)
+        frame = read_frame(Path(path), size, self.color, skip_bad, np.dtype(self.dtype))
         if len(frame) and frame.pixels.shape[2:] != self.image_size:
             h, w = frame.pixels.shape[2:]
             raise DataError(
@@ -107,13 +108,14 @@ class ImageEncoder(Encoder):
         return frame
 
     def scale(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) in [0, 1] -> float32 (pixels - mean) / std per channel."""
-        mean = self.mean.astype(np.float32)[:, None, None]
-        std = self.std.astype(np.float32)[:, None, None]
-        return ((pixels - mean) / std).astype(np.float32)
+        """(N, C, H, W) in [0, 1] -> (pixels - mean) / std per channel, in the spec's dtype."""
+        dtype = np.dtype(self.dtype)
+        mean = self.mean.astype(dtype)[:, None, None]
+        std = self.std.astype(dtype)[:, None, None]
+        return ((pixels - mean) / std).astype(dtype, copy=False)
 
     def transform(self, data: ImageFrame | str | Path, unknown: str = "error") -> np.ndarray:
-        """ImageFrame or path -> float32 (N, C, H, W); ``unknown`` is for tables and unused."""
+        """ImageFrame or path -> (N, C, H, W); ``unknown`` is for tables and unused."""
         if unknown not in ("error", "ignore"):
             raise SpecError(f"expected unknown to be error or ignore, got {unknown!r}")
         frame = data if isinstance(data, ImageFrame) else self.read_frame(data)
@@ -134,13 +136,13 @@ class ImageEncoder(Encoder):
         return class_codes(frame.labels, self.class_labels, frame.source)
 
     def encode(self, codes: np.ndarray) -> np.ndarray:
-        """(N,) class indices -> float32 one-hot (N, K), or 0/1 (N, 1) for binary."""
+        """(N,) class indices -> one-hot (N, K), or 0/1 (N, 1) for binary, in the spec's dtype."""
         if self.loss == "binary_cross_entropy":
-            return codes[:, None].astype(np.float32)
-        return one_hot(codes, len(self.class_labels))
+            return codes[:, None].astype(self.dtype)
+        return one_hot(codes, len(self.class_labels)).astype(self.dtype, copy=False)
 
     def targets(self, frame: ImageFrame) -> np.ndarray:
-        """Labelled frame -> float32 y, one row per image."""
+        """Labelled frame -> y, one row per image."""
         return self.encode(self.codes(frame))
 
     def decode(self, output: np.ndarray, proba: bool = False) -> dict[str, np.ndarray]:
@@ -158,7 +160,9 @@ class ImageEncoder(Encoder):
 
     def to_state(self) -> dict:
         """Everything predict needs, as strings, numbers and arrays."""
+        dtype = {"dtype": self.dtype} if self.dtype != "float32" else {}  # older: float32
         return {
+            **dtype,
             "kind": self.kind,
             "version": STATE_VERSION,
             "loss": self.loss,
@@ -186,7 +190,7 @@ class ImageEncoder(Encoder):
         if len(size) != 2 or min(size) < 1:
             raise ValueError(f"bad image_size {size}")
         labels = state_texts(state["labels"])
-        return cls(
+        encoder = cls(
             labels,
             state_text(state["loss"]),
             (size[0], size[1]),
@@ -196,6 +200,8 @@ class ImageEncoder(Encoder):
             std,
             bool(int(state.get("resize", 1))),
         )
+        encoder.dtype = state_text(state.get("dtype", "float32"))
+        return encoder
 
 
 def class_codes(labels: list[str], classes: list[str], source: str) -> np.ndarray:

@@ -118,8 +118,12 @@ def looks_like_image(path: Path) -> bool:
         return False
 
 
-def read_image(path: Path, size: tuple[int, int] | None, color: str) -> np.ndarray:
-    """One image file -> float32 (H, W, C) in [0, 1]; DataError naming the file if unreadable."""
+def read_image(
+    path: Path, size: tuple[int, int] | None, color: str, dtype: Any = np.float32
+) -> np.ndarray:
+    """One image file -> (H, W, C) in [0, 1], float32 unless ``dtype`` says float64 (the pixel
+    values are then divided in float64, never rounded through float32); DataError naming the
+    file if unreadable."""
     from PIL import Image
 
     try:
@@ -127,7 +131,7 @@ def read_image(path: Path, size: tuple[int, int] | None, color: str) -> np.ndarr
             # Pillow only warns between its limit and twice it; both are refusals here
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path, formats=FORMATS) as img:
-                return _pixels(img, size, color)
+                return _pixels(img, size, color, dtype)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(
             f"refused as a possible decompression bomb ({exc}){SKIP_HINT}", where=str(path)
@@ -148,8 +152,8 @@ def read_image(path: Path, size: tuple[int, int] | None, color: str) -> np.ndarr
         ) from None
 
 
-def _pixels(img: Any, size: tuple[int, int] | None, color: str) -> np.ndarray:
-    """An open Pillow image (the first frame of a GIF) -> float32 (H, W, C) in [0, 1]."""
+def _pixels(img: Any, size: tuple[int, int] | None, color: str, dtype: Any) -> np.ndarray:
+    """An open Pillow image (the first frame of a GIF) -> (H, W, C) in [0, 1] of ``dtype``."""
     from PIL import Image
 
     if size is not None and img.format == "JPEG":
@@ -158,19 +162,23 @@ def _pixels(img: Any, size: tuple[int, int] | None, color: str) -> np.ndarray:
     img = img.convert("F") if wide else img.convert(MODES[color])
     if size is not None and img.size != (size[1], size[0]):
         img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    values = np.asarray(img, dtype=np.float32)
+    values = np.asarray(img, dtype=dtype)
     values = np.clip(values / 65535.0, 0.0, 1.0) if wide else values / 255.0
     if values.ndim == 2:
         values = values[:, :, None]
     if values.shape[2] != CHANNELS[color]:  # a wide grayscale image asked for as RGB
         values = np.repeat(values, CHANNELS[color], axis=2)
-    return values.astype(np.float32)
+    return values.astype(dtype, copy=False)
 
 
 def decode(
-    files: list[Path], size: tuple[int, int] | None, color: str, skip_bad: bool = False
+    files: list[Path],
+    size: tuple[int, int] | None,
+    color: str,
+    skip_bad: bool = False,
+    dtype: Any = np.float32,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Files -> (pixels float32 (n, C, H, W) in [0, 1] of the readable ones, ok (N,) bool).
+    """Files -> (pixels (n, C, H, W) in [0, 1] of the readable ones, in ``dtype``, ok (N,) bool).
 
     Without ``size`` every image must have the first one's size. An unreadable file raises,
     or with ``skip_bad`` gets ok False.
@@ -180,7 +188,7 @@ def decode(
     first: Path | None = None
     for i, path in enumerate(files):  # one Pillow decode per file; the array work is batched
         try:
-            values = read_image(path, size, color)
+            values = read_image(path, size, color, dtype)
         except DataError:
             if not skip_bad:
                 raise
@@ -198,7 +206,7 @@ def decode(
         images.append(values)
     if not images:
         h, w = size or (0, 0)
-        return np.zeros((0, CHANNELS[color], h, w), dtype=np.float32), ok
+        return np.zeros((0, CHANNELS[color], h, w), dtype=dtype), ok
     return np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2)), ok
 
 
@@ -221,11 +229,15 @@ def all_skipped(skipped: list[str], source: str) -> DataError:
 
 
 def read_frame(
-    path: Path, size: tuple[int, int] | None, color: str, skip_bad: bool = False
+    path: Path,
+    size: tuple[int, int] | None,
+    color: str,
+    skip_bad: bool = False,
+    dtype: Any = np.float32,
 ) -> ImageFrame:
-    """A folder (labelled or not) or one image file -> ImageFrame."""
+    """A folder (labelled or not) or one image file -> ImageFrame, pixels in ``dtype``."""
     files, labels, classes, notes = list_images(Path(path))
-    pixels, ok = decode(files, size, color, skip_bad)
+    pixels, ok = decode(files, size, color, skip_bad, dtype)
     kept = np.flatnonzero(ok)
     return ImageFrame(
         files=[str(files[i]) for i in kept],

@@ -24,7 +24,15 @@ from nncli.data.table import resolve
 from nncli.errors import DataError, SpecError
 
 
-def load(cfg: Any, base_dir: Path, seed: int, loss: str, *, skip_bad: bool = False) -> Dataset:
+def load(
+    cfg: Any,
+    base_dir: Path,
+    seed: int,
+    loss: str,
+    *,
+    skip_bad: bool = False,
+    dtype: str = "float32",
+) -> Dataset:
     """``data: {kind: images, ...}`` -> Dataset; ``skip_bad`` leaves out unreadable files (the
     Dataset's warnings count them) instead of stopping at the first."""
     if loss not in CLASSIFICATION_LOSSES:
@@ -36,7 +44,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, *, skip_bad: bool = Fal
     size = tuple(cfg.image_size) if getattr(cfg, "image_size", None) else None
     color = getattr(cfg, "color", "grayscale")
     path = resolve(cfg.path, base_dir)
-    frame = read_frame(path, size, color, skip_bad)
+    frame = read_frame(path, size, color, skip_bad, np.dtype(dtype))
     if frame.skipped and not len(frame):
         raise all_skipped(frame.skipped, str(path))
     classes = _check_classes(frame, path, loss)
@@ -52,6 +60,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, *, skip_bad: bool = Fal
         getattr(cfg, "normalize", "none"),
         resize=size is not None,
     )
+    encoder.dtype = dtype  # pixels of new data are read and scaled in it too
 
     def part(name: str, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         if files.get(name):

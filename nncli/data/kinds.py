@@ -33,7 +33,7 @@ class DataKind:
 
 KINDS: dict[str, DataKind] = {
     "csv": DataKind(table.load, TabularEncoder, takes_dtype=True),
-    "images": DataKind(images.load, ImageEncoder, takes_skip_bad=True),
+    "images": DataKind(images.load, ImageEncoder, takes_skip_bad=True, takes_dtype=True),
     "timeseries": DataKind(timeseries.load, timeseries.TimeseriesEncoder, takes_dtype=True),
     "text": DataKind(text.load, text.TextEncoder, takes_ids=True),
     "sequences": DataKind(
