@@ -38,11 +38,20 @@ def test_repeated_ids_add_their_gradients():
     np.testing.assert_array_equal(layer.grads["weight"][:, 0], [1, 0, 3, 0, 0, 0])
 
 
-@pytest.mark.parametrize(("bad", "shown"), [(6, "got 6"), (-1, "got -1"), (1.5, "got 1.5")])
+@pytest.mark.parametrize(("bad", "shown"), [(6, "got 6"), (-2, "got -2"), (1.5, "got 1.5")])
 def test_out_of_range_or_fractional_ids_are_data_errors(bad, shown):
     layer = built()
-    with pytest.raises(DataError, match=rf"expects integer ids in \[0, 6\), {shown}"):
+    with pytest.raises(DataError, match=rf"expects integer ids in \[0, 6\) .*, {shown}"):
         layer.forward(np.array([[0, 1, bad, 2]]))
+
+
+def test_an_unknown_symbol_is_the_zero_vector_and_learns_nothing():
+    layer = built()
+    y = layer.forward(np.array([[2, -1, 2, 0]]))  # -1: predict --unknown ignore's unknown symbol
+    np.testing.assert_array_equal(y[0, 1], 0.0)
+    np.testing.assert_array_equal(y[0, [0, 2, 3]], layer.params["weight"][[2, 2, 0]])
+    layer.backward(np.ones((1, 4, 3)))
+    np.testing.assert_array_equal(layer.grads["weight"][:, 0], [1, 0, 2, 0, 0, 0])  # not row 0
 
 
 def test_settings_are_checked():

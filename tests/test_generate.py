@@ -204,6 +204,14 @@ def test_an_embedding_first_feeds_ids_and_takes_the_vocabulary_size(tmp_path: Pa
     (tmp_path / "new.txt").write_text(CORPUS[:60])
     evaluated = invoke("evaluate", tmp_path / "out" / "model.h5", tmp_path / "new.txt")
     assert evaluated.exit_code == 0, evaluated.stderr
+    (tmp_path / "odd.txt").write_text("the cat zyzzyva sat")  # a word the model never saw
+    refused = invoke("predict", tmp_path / "out" / "model.h5", tmp_path / "odd.txt")
+    one_error_line(refused, 3, "'zyzzyva'", "not in the model's vocabulary")
+    ignored = invoke(
+        "predict", tmp_path / "out" / "model.h5", tmp_path / "odd.txt", "--unknown", "ignore"
+    )
+    assert ignored.exit_code == 0, ignored.stderr  # the unknown word: a zero vector
+    assert ignored.stdout.splitlines()[0].startswith("prediction")
 
 
 def test_input_dim_auto_without_ids_is_a_spec_error(tmp_path: Path):

@@ -19,7 +19,8 @@ class Embedding(Layer):
 
     x (N, T) integer ids in [0, input_dim) (``auto``: the data's vocabulary size) -> y (N, T,
     output_dim); weight (input_dim, output_dim). dW adds each step's dy onto its id's row; ids
-    get no gradient (None back).
+    get no gradient (None back). An id of -1 is an unknown symbol (``predict --unknown ignore``):
+    a zero vector, as one-hot input gives an all-zero row, and no gradient.
     Ids are checked on the host: CuPy wraps an out-of-range index instead of raising.
     """
 
@@ -60,17 +61,25 @@ class Embedding(Layer):
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
         ids = to_host(x)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.input_dim or (ids % 1).any()):
-            bad = ids[(ids < 0) | (ids >= self.input_dim) | (ids % 1 != 0)].ravel()[0]
+        if ids.size and (ids.min() < -1 or ids.max() >= self.input_dim or (ids % 1).any()):
+            bad = ids[(ids < -1) | (ids >= self.input_dim) | (ids % 1 != 0)].ravel()[0]
             raise DataError(
-                f"{self.label} expects integer ids in [0, {self.input_dim}), got {bad:g}"
+                f"{self.label} expects integer ids in [0, {self.input_dim}) "
+                f"(or -1 for an unknown symbol), got {bad:g}"
             )
-        self.ids = self.backend.xp.asarray(ids.astype(np.int64))
-        return self.params["weight"][self.ids]
+        xp = self.backend.xp
+        self.unknown = xp.asarray(ids < 0) if ids.size and ids.min() < 0 else None
+        self.ids = xp.asarray(np.maximum(ids, 0).astype(np.int64))
+        y = self.params["weight"][self.ids]
+        if self.unknown is not None:
+            y[self.unknown] = 0  # an unknown symbol: the zero vector
+        return y
 
     def backward(self, dy: Any) -> Any:
         dw = self.grads["weight"]
         dw[...] = 0
+        if self.unknown is not None:
+            dy = dy * (~self.unknown)[..., None]  # unknown symbols learn nothing
         ids, rows = self.ids.reshape(-1), dy.reshape(-1, self.output_dim)
         self.backend.add_at(dw, ids, rows)  # an id repeated in the batch adds up
         return None
