@@ -95,7 +95,8 @@ def curves(
     schedule, stopping = training_settings(model.spec_yaml, history)
     best = model.training.get("best_epoch")
     marks = panels.early_stop_marks(history, best, model.training.get("best_value"), stopping)
-    title = f"{checkpoint.name}: {int(history['epoch'][-1])} epochs"
+    name = Path(checkpoint.parent.name, checkpoint.name)  # runs/iris/model.h5 -> iris/model.h5
+    title = f"{name}: {int(history['epoch'][-1])} epochs"
     if marks.best_epoch is not None:
         title += f", best {marks.monitor} {marks.best_value:.4g} at epoch {marks.best_epoch}"
     confusion = None if data is None else confusion_panel(model, checkpoint, data, warn)

@@ -106,8 +106,9 @@ def draw_confusion(ax: Any, confusion: Confusion) -> None:
             ink = "white" if colours[i, j] > 0.5 else "black"
             ax.text(j, i, str(int(count)), ha="center", va="center", color=ink, fontsize="small")
     ticks = np.arange(n)
+    tilt = sum(len(label) for label in confusion.labels) > 40  # long names would overlap
     ax.set_xticks(
-        ticks, confusion.labels, rotation=45 if n > 5 else 0, ha="right" if n > 5 else "center"
+        ticks, confusion.labels, rotation=45 if tilt else 0, ha="right" if tilt else "center"
     )
     ax.set_yticks(ticks, confusion.labels)
     ax.set_xlabel("predicted")
