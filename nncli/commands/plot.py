@@ -35,7 +35,8 @@ def plot(
 
     Default output beside the checkpoint: ``model.h5`` -> ``model.png`` (``model.filters.png``,
     ``model.activations.png``); outputs follow ``nncli.checkpoint.folder.check_outputs`` and
-    an existing one is kept unless ``force``. Every check comes before any work."""
+    an existing one is kept unless ``force``; the options and outputs are checked before the
+    checkpoint is read, and nothing is written before the picture is drawn."""
     from nncli import plots
     from nncli.checkpoint.folder import check_outputs
     from nncli.commands.export import write_bytes_atomic
