@@ -3,8 +3,8 @@
 
 One module per group of commands, all registering on the one ``app`` of ``cli/app.py``:
 ``training.py`` (train), ``applying.py`` (predict, generate, evaluate), ``checking.py`` (inspect,
-validate, gradcheck, export). Heavy modules (numpy, pandas, h5py) are imported inside the
-commands so ``nncli --help`` is fast.
+validate, gradcheck, export), ``plotting.py`` (plot). Heavy modules (numpy, pandas, h5py) are
+imported inside the commands so ``nncli --help`` is fast.
 """
 
 from __future__ import annotations
