@@ -1,0 +1,221 @@
+"""``nncli plot``: a picture of a checkpoint as a PNG: the learning curves from its stored
+history (with a confusion matrix on ``--data`` for a classifier, the counts ``nncli evaluate``
+computes), a conv layer's learned filters (``--filters``), or the feature maps of one image
+through each conv2d layer (``--activations``). What each picture plots is built here and in
+``nncli.plots.panels``; ``nncli.plots.draw`` only draws it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nncli.checkpoint import model as model_io
+from nncli.errors import DataError, SpecError
+
+CONV_TYPES = ("conv2d", "conv1d")
+SUFFIXES = {"curves": ".png", "filters": ".filters.png", "activations": ".activations.png"}
+
+
+def plot(
+    checkpoint: Path,
+    *,
+    data: Path | None = None,
+    output: Path | None = None,
+    force: bool = False,
+    filters: bool = False,
+    layer: int | None = None,
+    activations: Path | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Draw one picture of ``checkpoint`` and write it atomically as a PNG -> ``path``,
+    ``replaced``, ``size`` (width, height in pixels) and ``picture`` (the data drawn).
+
+    Default output beside the checkpoint: ``model.h5`` -> ``model.png`` (``model.filters.png``,
+    ``model.activations.png``); outputs follow ``nncli.checkpoint.folder.check_outputs`` and
+    an existing one is kept unless ``force``; the options and outputs are checked before the
+    checkpoint is read, and nothing is written before the picture is drawn."""
+    from nncli import plots
+    from nncli.checkpoint.folder import check_outputs
+    from nncli.commands.export import write_bytes_atomic
+    from nncli.plots import draw
+
+    what = _which(data, filters, layer, activations)
+    plots.require()
+    checkpoint = Path(checkpoint)
+    output = Path(output) if output is not None else default_output(checkpoint, what)
+    check_outputs([output], [checkpoint, data, activations], table=True)
+    if not output.name.lower().endswith(".png"):
+        raise SpecError(f"expected a .png file, got {output.name!r}", field="--output")
+    if output.exists() and not force:
+        raise SpecError(f"{output} exists; pass --force to replace it", field="--output")
+    model = model_io.load(checkpoint)
+    pictures = {
+        "curves": lambda: curves(model, checkpoint, data, warn),
+        "filters": lambda: learned_filters(model, layer),
+        "activations": lambda: feature_maps(model, activations),
+    }
+    picture = pictures[what]()
+    png = draw.render(picture)
+    replaced = output.exists()
+    write_bytes_atomic(output, png)
+    return {"path": output, "replaced": replaced, "size": draw.size(picture), "picture": picture}
+
+
+def _which(data: Path | None, filters: bool, layer: int | None, activations: Path | None) -> str:
+    """curves, filters or activations, from the options; SpecError for a mix that means
+    nothing (``--layer`` without ``--filters``, ``--data`` with either of the others)."""
+    if filters and activations is not None:
+        raise SpecError("choose one of --filters and --activations", field="--filters")
+    if layer is not None and not filters:
+        raise SpecError("--layer chooses the layer --filters draws; add --filters", field="--layer")
+    if data is not None and (filters or activations is not None):
+        raise SpecError("--data is for the learning curves' confusion matrix", field="--data")
+    return "filters" if filters else "activations" if activations is not None else "curves"
+
+
+def default_output(checkpoint: Path, what: str) -> Path:
+    """Beside the checkpoint: ``a.h5`` -> ``a.png``, ``a.filters.png``, ``a.activations.png``."""
+    return checkpoint.with_name(checkpoint.with_suffix("").name + SUFFIXES[what])
+
+
+def curves(
+    model: model_io.Model,
+    checkpoint: Path,
+    data: Path | None,
+    warn: Callable[[str], None] | None = None,
+) -> Any:
+    """The learning curves of the stored history; on ``data``, the confusion matrix too."""
+    from nncli.plots import panels
+
+    history = {k: np.asarray(v) for k, v in model.training.get("history", {}).items()}
+    if not len(history.get("epoch", ())):
+        raise SpecError(f"{checkpoint} holds no training history to plot", field="CKPT")
+    schedule, stopping = training_settings(model.spec_yaml, history)
+    best = model.training.get("best_epoch")
+    marks = panels.early_stop_marks(history, best, model.training.get("best_value"), stopping)
+    name = Path(checkpoint.parent.name, checkpoint.name)  # runs/iris/model.h5 -> iris/model.h5
+    title = f"{name}: {int(history['epoch'][-1])} epochs"
+    if marks.best_epoch is not None:
+        title += f", best {marks.monitor} {marks.best_value:.4g} at epoch {marks.best_epoch}"
+    confusion = None if data is None else confusion_panel(model, checkpoint, data, warn)
+    return panels.Curves(title, panels.curve_panels(history, schedule), marks, confusion)
+
+
+def training_settings(
+    spec_yaml: str, history: dict[str, np.ndarray]
+) -> tuple[bool, dict[str, Any] | None]:
+    """(a schedule ran, the early-stopping settings or None) from the checkpoint's spec; a
+    spec that cannot be read: a schedule ran when the logged rate changed, no early stopping."""
+    from nncli.spec import loads
+
+    try:
+        spec = loads(spec_yaml, "the checkpoint's spec")
+    except SpecError:
+        rates = history.get("lr")
+        return rates is not None and len(np.unique(rates)) > 1, None
+    stopping = spec.training.early_stopping
+    settings = None if stopping is None else stopping.model_dump()
+    return spec.optimizer.get("schedule") is not None, settings
+
+
+def confusion_panel(
+    model: model_io.Model,
+    checkpoint: Path,
+    data: Path,
+    warn: Callable[[str], None] | None = None,
+) -> Any:
+    """The confusion matrix ``nncli evaluate`` computes on ``data`` (its counts, its labels)."""
+    from nncli.commands.evaluate import evaluate_file
+    from nncli.plots.panels import Confusion
+
+    if model.labels is None:
+        raise SpecError(
+            f"--data draws a confusion matrix, and {checkpoint} is not a classifier",
+            field="--data",
+        )
+    result = evaluate_file(checkpoint, data, warn=warn)
+    report = result["report"]
+    scores = ", ".join(f"{k} {v:.4g}" for k, v in result["metrics"].items() if k != "loss")
+    title = f"{Path(data).name}: {result['rows']} rows" + (f", {scores}" if scores else "")
+    labels = [str(label) for label in result["labels"]]
+    return Confusion(title, labels, np.asarray(report["confusion"]).astype(np.int64))
+
+
+def conv_layers(model: model_io.Model, types: tuple[str, ...] = CONV_TYPES) -> list[Any]:
+    return [layer for layer in model.net.layers if layer.type_name in types]
+
+
+def learned_filters(model: model_io.Model, index: int | None) -> Any:
+    """The filters of layer ``index`` (default: the first conv layer) as one tile each."""
+    from nncli.plots.panels import filter_grid
+
+    convs = conv_layers(model)
+    layers = model.net.layers
+    where = ", ".join(f"{layer.index} ({layer.type_name})" for layer in convs) or "none"
+    if index is None and not convs:
+        raise SpecError(
+            f"--filters draws a conv2d or conv1d layer; this model has none "
+            f"({', '.join(layer.type_name for layer in layers)})",
+            field="--filters",
+        )
+    chosen = convs[0] if index is None else layers[index] if index < len(layers) else None
+    if chosen is None or chosen.type_name not in CONV_TYPES:
+        found = "no such layer" if chosen is None else f"a {chosen.type_name} layer"
+        raise SpecError(
+            f"expected the index of a conv layer ({where}), got {index}: {found}", field="--layer"
+        )
+    weight = model.net.backend.to_host(chosen.params["weight"])
+    count, inputs, *kernel = weight.shape
+    per = ("channel" if len(kernel) == 2 else "feature") + ("s" if inputs > 1 else "")
+    title = (
+        f"layers[{chosen.index}] ({chosen.type_name}): {count} filters of "
+        f"{'x'.join(map(str, kernel))} on {inputs} input {per}"
+    )
+    grid = filter_grid(title, weight)
+    how = {"mean": ", channels averaged", "rgb": ", as RGB", "taps": " (rows: features)"}
+    return type(grid)(grid.title + how.get(grid.mode, ""), grid.tiles, grid.mode, grid.limit)
+
+
+def feature_maps(model: model_io.Model, image: Path) -> Any:
+    """The one image, encoded as ``predict`` encodes it, and each conv2d layer's output."""
+    from nncli.commands import apply
+    from nncli.plots import panels
+    from nncli.training.guards import require_finite
+
+    encoder = apply.stored_encoder(model)
+    if encoder.kind != "images":
+        raise SpecError(
+            f"--activations shows an image going through an image model; this model reads "
+            f"{apply.READS.get(encoder.kind, encoder.kind)}",
+            field="--activations",
+        )
+    if not conv_layers(model, ("conv2d",)):
+        raise SpecError(
+            "--activations shows conv2d layers; this model has none", field="--activations"
+        )
+    image = Path(image)
+    if image.is_dir():
+        raise DataError("--activations takes one image file, got a folder", where=str(image))
+    apply.check_input_kind(model, encoder, image)
+    x, _ = apply.model_inputs(encoder, apply.read_data(encoder, image))
+    require_finite(x, "the inputs", str(image))
+    outputs = [
+        (f"layers[{layer.index}] (conv2d): {len(out)} maps of {out.shape[1]}x{out.shape[2]}", out)
+        for layer, out in layer_outputs(model.net, x[:1])
+        if layer.type_name == "conv2d"
+    ]
+    return panels.feature_maps(f"{image.name} as the network sees it", x[0], outputs)
+
+
+def layer_outputs(net: Any, x: np.ndarray) -> list[tuple[Any, np.ndarray]]:
+    """(layer, its output for the first row, on the host) for every layer, in order."""
+    backend, out = net.backend, []
+    y = backend.xp.asarray(x, dtype=backend.dtype)
+    for layer in net.layers:
+        layer.mask = None  # images have no padded steps
+        y = layer.forward(y, False)
+        out.append((layer, backend.to_host(y)[0]))
+    return out

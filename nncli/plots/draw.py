@@ -1,0 +1,166 @@
+"""The drawing step: a picture's data (``nncli.plots.panels``) -> PNG bytes of a documented
+size. Only this room imports matplotlib, and only its object API with the Agg canvas (no
+pyplot, no display, no global state).
+
+Sizes in pixels (100 dpi): learning curves 560 x 420 a panel, two panels a row; filters 800
+wide, 100 a row of 8 tiles plus 60 for the title; feature maps 800 wide, each section (the
+input, then each conv2d layer) 40 for its title plus 100 a row of 8 maps.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from nncli.plots.panels import Confusion, CurvePanel, Curves, FeatureMaps, FilterGrid, grid_shape
+
+DPI = 100
+PANEL = (560, 420)  # one learning-curve or confusion panel
+CURVE_COLUMNS = 2
+TILE = 100  # one filter or feature map
+TILE_COLUMNS = 8
+FILTER_HEADER = 60
+SECTION_HEADER = 40
+WRITE_COUNTS_UP_TO = 20  # classes; beyond that the cells are too small for numbers
+BEST, STOP = "tab:green", "tab:red"
+
+
+def curves_size(picture: Curves) -> tuple[int, int]:
+    rows, cols = grid_shape(picture.panel_count, CURVE_COLUMNS)
+    return PANEL[0] * cols, PANEL[1] * rows
+
+
+def filters_size(picture: FilterGrid) -> tuple[int, int]:
+    rows, _ = grid_shape(len(picture.tiles), TILE_COLUMNS)
+    return TILE * TILE_COLUMNS, FILTER_HEADER + TILE * rows
+
+
+def section_rows(picture: FeatureMaps) -> list[int]:
+    """Rows of tiles of each section: the input image (one), then each conv2d layer's maps."""
+    return [1] + [grid_shape(len(layer.maps), TILE_COLUMNS)[0] for layer in picture.layers]
+
+
+def maps_size(picture: FeatureMaps) -> tuple[int, int]:
+    return TILE * TILE_COLUMNS, sum(SECTION_HEADER + TILE * rows for rows in section_rows(picture))
+
+
+def size(picture: Any) -> tuple[int, int]:
+    """(width, height) in pixels of the PNG ``render`` makes of ``picture``."""
+    return SIZES[type(picture)](picture)
+
+
+def render(picture: Any) -> bytes:
+    """PNG bytes of ``picture`` (a ``Curves``, ``FilterGrid`` or ``FeatureMaps``)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    width, height = size(picture)
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    DRAW[type(picture)](figure, picture)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": "nncli"})
+    return buffer.getvalue()
+
+
+def draw_curves(figure: Any, picture: Curves) -> None:
+    rows, cols = grid_shape(picture.panel_count, CURVE_COLUMNS)
+    axes = list(figure.subplots(rows, cols, squeeze=False).ravel())
+    for ax, panel in zip(axes, picture.panels, strict=False):
+        draw_curve_panel(ax, panel, picture)
+    if picture.confusion is not None:
+        draw_confusion(axes[len(picture.panels)], picture.confusion)
+    for ax in axes[picture.panel_count :]:
+        ax.set_axis_off()
+    figure.suptitle(picture.title)
+
+
+def draw_curve_panel(ax: Any, panel: CurvePanel, picture: Curves) -> None:
+    for series in panel.series:
+        few = len(series.epochs) < 20
+        ax.plot(series.epochs, series.values, marker="o" if few else None, label=series.label)
+    marks = picture.marks
+    if marks.best_epoch is not None:
+        ax.axvline(
+            marks.best_epoch, color=BEST, linestyle="--", label=f"best epoch {marks.best_epoch}"
+        )
+    if marks.stop_epoch is not None:
+        restored = ", best restored" if marks.restored else ""
+        ax.axvline(marks.stop_epoch, color=STOP, linestyle=":", label=f"early stop{restored}")
+    ax.set_title(panel.title)
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+
+
+def draw_confusion(ax: Any, confusion: Confusion) -> None:
+    """Row-normalised colours (recall along the diagonal), the counts written in the cells."""
+    colours, n = confusion.colours, len(confusion.labels)
+    shown = ax.imshow(colours, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.figure.colorbar(shown, ax=ax, label="share of the true class", shrink=0.8)
+    if n <= WRITE_COUNTS_UP_TO:
+        for (i, j), count in np.ndenumerate(confusion.counts):
+            ink = "white" if colours[i, j] > 0.5 else "black"
+            ax.text(j, i, str(int(count)), ha="center", va="center", color=ink, fontsize="small")
+    ticks = np.arange(n)
+    tilt = sum(len(label) for label in confusion.labels) > 40  # long names would overlap
+    ax.set_xticks(
+        ticks, confusion.labels, rotation=45 if tilt else 0, ha="right" if tilt else "center"
+    )
+    ax.set_yticks(ticks, confusion.labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(confusion.title)
+
+
+def draw_filters(figure: Any, picture: FilterGrid) -> None:
+    axes = tile_axes(figure, len(picture.tiles))
+    for i, (ax, tile) in enumerate(zip(axes, picture.tiles, strict=False)):
+        if picture.mode == "rgb":
+            ax.imshow(np.clip(tile, 0.0, 1.0), interpolation="nearest")
+        else:
+            aspect = "auto" if picture.mode == "taps" else "equal"
+            limit = picture.limit
+            ax.imshow(
+                tile, cmap="gray", vmin=-limit, vmax=limit, interpolation="nearest", aspect=aspect
+            )
+        ax.set_title(f"#{i}", fontsize="small")
+    figure.suptitle(picture.title)
+
+
+def draw_maps(figure: Any, picture: FeatureMaps) -> None:
+    heights = [SECTION_HEADER + TILE * rows for rows in section_rows(picture)]
+    sections = figure.subfigures(len(heights), 1, height_ratios=heights, squeeze=False)[:, 0]
+    grey = picture.image.ndim == 2
+    (ax,) = tile_axes(sections[0], 1)
+    ax.imshow(picture.image, cmap="gray" if grey else None, interpolation="nearest")
+    sections[0].suptitle(picture.title)
+    for section, layer in zip(sections[1:], picture.layers, strict=True):
+        for ax, fmap in zip(tile_axes(section, len(layer.maps)), layer.maps, strict=False):
+            ax.imshow(fmap, cmap="viridis", interpolation="nearest")
+        section.suptitle(layer.title)
+
+
+def tile_axes(figure: Any, count: int) -> list[Any]:
+    """A grid of ``TILE_COLUMNS`` axes a row without ticks; the first ``count`` are returned,
+    the rest hidden."""
+    rows, _ = grid_shape(count, TILE_COLUMNS)
+    axes = list(figure.subplots(rows, TILE_COLUMNS, squeeze=False).ravel())
+    for ax in axes:
+        ax.set_axis_off()
+    return axes[:count]
+
+
+SIZES: dict[type, Callable[[Any], tuple[int, int]]] = {
+    Curves: curves_size,
+    FilterGrid: filters_size,
+    FeatureMaps: maps_size,
+}
+DRAW: dict[type, Callable[[Any, Any], None]] = {
+    Curves: draw_curves,
+    FilterGrid: draw_filters,
+    FeatureMaps: draw_maps,
+}

@@ -1,0 +1,183 @@
+"""What each picture plots, as plain arrays: the pure-data step between a checkpoint and
+matplotlib (``nncli.plots.draw`` draws exactly these and nothing else, so a test can compare
+them with the checkpoint's history instead of pixels). numpy only here.
+
+- ``Curves``: one ``CurvePanel`` per quantity (loss first, then each metric; training and
+  validation series side by side), the learning rate's panel when a schedule ran, the best
+  epoch and an early stop as marks, and optionally a ``Confusion`` panel.
+- ``FilterGrid``: one tile per filter of a conv layer.
+- ``FeatureMaps``: the input image, then one ``LayerMaps`` per conv2d layer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+HIDDEN_KEYS = ("epoch", "time", "lr")  # logged every epoch, but not curves of their own
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line: ``values[i]`` at ``epochs[i]``."""
+
+    label: str
+    epochs: np.ndarray
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Vertical lines on every curve panel: the best epoch (of ``monitor``, worth ``best_value``)
+    and the epoch early stopping ended the run at (``restored``: the model holds the best
+    epoch's weights)."""
+
+    best_epoch: int | None = None
+    monitor: str | None = None
+    best_value: float | None = None
+    stop_epoch: int | None = None
+    restored: bool = False
+
+
+@dataclass(frozen=True)
+class CurvePanel:
+    title: str
+    series: list[Series]
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Counts (rows: true class, columns: predicted) with their row-normalised colours."""
+
+    title: str
+    labels: list[str]
+    counts: np.ndarray
+
+    @property
+    def colours(self) -> np.ndarray:
+        """Each row divided by its sum (a class absent from the data: a row of zeros)."""
+        sums = self.counts.sum(axis=1, keepdims=True)
+        return np.divide(self.counts, sums, out=np.zeros(self.counts.shape), where=sums > 0)
+
+
+@dataclass(frozen=True)
+class Curves:
+    title: str
+    panels: list[CurvePanel]
+    marks: Marks = field(default_factory=Marks)
+    confusion: Confusion | None = None
+
+    @property
+    def panel_count(self) -> int:
+        return len(self.panels) + (self.confusion is not None)
+
+
+@dataclass(frozen=True)
+class FilterGrid:
+    """One tile per filter: (kh, kw) grey, (kh, kw, 3) RGB in [0, 1], or (features, taps) for
+    conv1d. ``limit``: the largest magnitude in the tiles, whose shared scale is -limit..limit
+    (mid-grey, or for RGB 0.5 in every channel, is 0)."""
+
+    title: str
+    tiles: list[np.ndarray]
+    mode: str  # "grey" | "mean" (channels averaged) | "rgb" | "taps" (conv1d)
+    limit: float
+
+
+@dataclass(frozen=True)
+class LayerMaps:
+    """The feature maps (H, W) of one conv2d layer's output for the one image."""
+
+    title: str
+    maps: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class FeatureMaps:
+    title: str
+    image: np.ndarray  # (H, W) grey or (H, W, 3) RGB, as the network saw it
+    layers: list[LayerMaps]
+
+
+def curve_panels(history: dict[str, np.ndarray], schedule: bool) -> list[CurvePanel]:
+    """Loss first, then each metric in name order (training and ``val_`` series in one panel),
+    then the learning rate when ``schedule`` (a schedule ran) and the history logged it."""
+    epochs = np.asarray(history["epoch"], dtype=np.int64)
+    names = sorted({k.removeprefix("val_") for k in history if k not in HIDDEN_KEYS})
+    names.sort(key=lambda name: name != "loss")
+    panels = []
+    for name in names:
+        series = [
+            Series(label, epochs, np.asarray(history[key], dtype=np.float64))
+            for key, label in ((name, "training"), (f"val_{name}", "validation"))
+            if key in history
+        ]
+        panels.append(CurvePanel(name, series))
+    if schedule and "lr" in history:
+        lr = np.asarray(history["lr"], dtype=np.float64)
+        panels.append(CurvePanel("learning rate", [Series("learning rate", epochs, lr)]))
+    return panels
+
+
+def early_stop_marks(
+    history: dict[str, np.ndarray],
+    best_epoch: int | None,
+    best_value: float | None,
+    stopping: dict | None,
+) -> Marks:
+    """The best epoch, and the stop when early stopping's patience ran out at the last epoch
+    (``stopping``: the spec's ``training.early_stopping``, None when it had none). The run
+    stops as soon as the epochs since the best exceed the patience, so that is the test."""
+    if best_epoch is None or stopping is None:
+        return Marks()
+    last = int(np.asarray(history["epoch"])[-1])
+    stopped = last - int(best_epoch) > int(stopping["patience"])
+    return Marks(
+        best_epoch=int(best_epoch),
+        monitor=str(stopping["monitor"]),
+        best_value=None if best_value is None else float(best_value),
+        stop_epoch=last if stopped else None,
+        restored=stopped and bool(stopping["restore_best"]),
+    )
+
+
+def filter_grid(title: str, weight: np.ndarray) -> FilterGrid:
+    """A conv layer's weight -> one tile per filter. conv2d (filters, C, kh, kw): C = 1 as it
+    is, C = 3 as RGB, any other C averaged over the channels; conv1d (filters, F, k): each
+    filter as features x taps."""
+    weight = np.asarray(weight, dtype=np.float64)
+    if weight.ndim == 3:
+        tiles, mode = list(weight), "taps"
+    elif weight.shape[1] == 3:
+        tiles, mode = list(weight.transpose(0, 2, 3, 1)), "rgb"
+    elif weight.shape[1] == 1:
+        tiles, mode = list(weight[:, 0]), "grey"
+    else:
+        tiles, mode = list(weight.mean(axis=1)), "mean"
+    limit = float(max(np.abs(np.asarray(tiles)).max(initial=0.0), np.finfo(np.float64).tiny))
+    if mode == "rgb":  # one scale for all: -limit -> 0, 0 -> 0.5, limit -> 1
+        tiles = [(tile / limit + 1.0) / 2.0 for tile in tiles]
+    return FilterGrid(title, tiles, mode, limit)
+
+
+def feature_maps(
+    title: str, image: np.ndarray, outputs: list[tuple[str, np.ndarray]]
+) -> FeatureMaps:
+    """The network's input ``image`` (C, H, W) and each conv2d layer's output (C', H', W') ->
+    the picture's data: grey for one channel, RGB (rescaled to [0, 1]) for three, else the mean."""
+    image = np.asarray(image, dtype=np.float64)
+    if image.shape[0] == 3:
+        low, high = image.min(), image.max()
+        shown = (image.transpose(1, 2, 0) - low) / (high - low if high > low else 1.0)
+    else:
+        shown = image.mean(axis=0)
+    layers = [LayerMaps(name, list(np.asarray(out, dtype=np.float64))) for name, out in outputs]
+    return FeatureMaps(title, shown, layers)
+
+
+def grid_shape(count: int, columns: int) -> tuple[int, int]:
+    """(rows, columns) of a grid of ``count`` tiles at most ``columns`` wide."""
+    cols = max(1, min(count, columns))
+    return math.ceil(count / cols) if count else 1, cols
