@@ -3,13 +3,13 @@
 
 One module per group of commands, all registering on the one ``app`` of ``cli/app.py``:
 ``training.py`` (train), ``applying.py`` (predict, generate, evaluate), ``checking.py`` (inspect,
-validate, gradcheck, export). Heavy modules (numpy, pandas, h5py) are imported inside the
-commands so ``nncli --help`` is fast.
+validate, gradcheck, export), ``starting.py`` (init). Heavy modules (numpy, pandas, h5py) are
+imported inside the commands so ``nncli --help`` is fast.
 """
 
 from __future__ import annotations
 
-from nncli.cli import applying, checking, training  # noqa: F401  (each registers its commands)
+from nncli.cli import applying, checking, starting, training  # noqa: F401  (each registers)
 from nncli.cli.app import app
 from nncli.usage import run
 
