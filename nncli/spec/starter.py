@@ -119,8 +119,12 @@ def _column_lines(found: Profile) -> list[str]:
     few = [c for c in found.features if c.role == "numeric" and c.integer and c.distinct <= 10]
     if few and len(few) < len(numbers):
         lines.append(
-            f"  # {listed([c.name for c in few])}: few whole numbers, kept as numbers; list them "
-            "in categorical if they are codes"
+            f"  # {listed([c.name for c in few])}: few whole numbers, kept as numbers; list "
+            + (
+                "it in categorical if it holds codes"
+                if len(few) == 1
+                else "them in categorical if they hold codes"
+            )
         )
     return lines
 
@@ -156,7 +160,7 @@ def _csv(found: Profile, path: str) -> tuple[list[str], Training]:
         pair("", "layers:", "one hidden layer: the usual first try for a table", 1),
         _layer(
             f"{{type: dense, units: {HIDDEN_UNITS}, activation: relu}}",
-            f"{HIDDEN_UNITS} units for {inputs} input columns; relu: quick to train",
+            f"{HIDDEN_UNITS} units: room to combine {inputs} feature columns; relu: quick to train",
         ),
         _output_layer(found),
     ]
@@ -349,7 +353,7 @@ def _loss_and_training(found: Profile, training: Training) -> list[str]:
         loss = pair("loss", "mse", "regression: the mean squared error")
     clip = f", clip_norm: {training.clip_norm}" if training.clip_norm else ""
     optimizer = f"{{type: adam, learning_rate: {training.learning_rate}{clip}}}"
-    why = "adam adapts each weight's step" + (
+    why = f"adam adapts each weight's step size; {training.learning_rate}: a safe start" + (
         "; clip_norm caps a recurrent net's rare huge gradients" if clip else ""
     )
     stop = f"{{monitor: val_loss, patience: {training.patience}}}"
@@ -359,7 +363,12 @@ def _loss_and_training(found: Profile, training: Training) -> list[str]:
         "",
         "training:",
         pair("epochs", str(training.epochs), "at most; early stopping usually ends sooner", 1),
-        pair("batch_size", str(training.batch_size), f"{training.why_epochs} per weight update", 1),
+        pair(
+            "batch_size",
+            str(training.batch_size),
+            f"{training.why_epochs} per weight update: many small steps an epoch",
+            1,
+        ),
         pair(
             "early_stopping",
             stop,
