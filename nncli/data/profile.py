@@ -154,8 +154,9 @@ def table(path: Path, target: str | None) -> Profile:
     if target is not None:
         check_names([target], "--target", header, path.name, error=SpecError)
     name = target or header[-1]
-    columns = {n: column(frame, n) for n in header}
-    found = Profile("csv", path, rows=len(frame), delimiter=delimiter, target=columns.pop(name))
+    columns = {n: column(frame, n) for n in header if n != name}
+    target_column = column(frame, name, keep=None)  # every class, in output order
+    found = Profile("csv", path, rows=len(frame), delimiter=delimiter, target=target_column)
     found.columns, found.target_given = list(columns.values()), target is not None
     found.task = task_of(found.target, len(frame))
     if found.task == "classification":
@@ -168,9 +169,10 @@ def table(path: Path, target: str | None) -> Profile:
 SHOW_VALUES = 1000  # distinct values a Column keeps (classes are fewer)
 
 
-def column(frame: pd.DataFrame, name: str) -> Column:
+def column(frame: pd.DataFrame, name: str, keep: int | None = SHOW_VALUES) -> Column:
     """A column's role: numeric (every present cell a number), id (text by ``id_like``, or whole
-    numbers counting up one by one: a row number), categorical (other text)."""
+    numbers counting up one by one: a row number), categorical (other text); ``keep``: how many
+    of its distinct values to keep as text (None: all)."""
     values, missing, bad = cell_numbers(frame[name])
     present = values[~missing]
     if not bad.any() and len(present):
@@ -178,15 +180,13 @@ def column(frame: pd.DataFrame, name: str) -> Column:
         integer = bool(np.all(distinct == np.round(distinct)))
         counting = integer and len(distinct) == len(present) > ID_ROWS
         counting = counting and bool(np.all(np.diff(present) == 1))
-        shown = label_order(
-            str(int(v)) if integer else repr(float(v)) for v in distinct[:SHOW_VALUES]
-        )
+        shown = label_order(str(int(v)) if integer else repr(float(v)) for v in distinct[:keep])
         role = "id" if counting else "numeric"
         return Column(name, role, len(distinct), int(missing.sum()), True, integer, shown)
     text = cell_text(frame[name])[0][~missing]
     distinct = np.unique(text.astype(str))
     role = "id" if id_like(len(distinct), len(text)) else "categorical"
-    shown = label_order(distinct[:SHOW_VALUES])
+    shown = label_order(distinct[:keep])
     return Column(name, role, len(distinct), int(missing.sum()), False, False, shown)
 
 
