@@ -135,6 +135,8 @@ def test_target_picks_the_column_and_the_task(tmp_path):
     assert "categorical: [island, sex]" in text and "missing: fill" in text
     assert "loss: cross_entropy" in text and "units: auto, activation: softmax" in text
     assert "year: few whole numbers, kept as numbers" in text
+    # 5 numbers, island (3 values) and sex (2) one-hot: 10 inputs, 10*64+64 + 64*3+3 parameters
+    assert "# input [10]: 10 numbers a row, text columns one-hot; 899 parameters to learn" in text
     spec = spec_module.load(tmp_path / "p.yaml")
     assert spec.data.target == "species" and spec.data.missing == "fill"
 
@@ -240,3 +242,18 @@ def test_names_read_back_as_written(name):
     for text in (f"k: {scalar(name)}", f"k: [{scalar(name)}]"):
         value = document.parse(text, "<test>").data["k"]
         assert (value[0] if isinstance(value, list) else value) == name
+
+
+def test_a_starter_that_would_not_validate_is_caught_as_a_bug(tmp_path, monkeypatch):
+    from nncli.spec import starter
+
+    csv_template = starter.STARTERS["csv"]
+
+    def broken(found, path):  # the csv template with a layer type that does not exist
+        body, training = csv_template(found, path)
+        return [line.replace("type: dense, units: 64", "type: dense2") for line in body], training
+
+    monkeypatch.setitem(starter.STARTERS, "csv", broken)
+    result = invoke("init", IRIS, "--output", tmp_path / "i.yaml")
+    one_error_line(result, 1, "internal error", "does not validate", "dense2")
+    assert list(tmp_path.iterdir()) == []  # neither the spec nor its temporary file

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nncli.checkpoint import folder
 from nncli.data.profile import Profile, profile
 from nncli.errors import SpecError
+from nncli.spec.resolve import Resolved
 from nncli.spec.starter import spec_text, summary
 
 
@@ -44,8 +46,14 @@ def init(
     found = profile(data, target)
     path = _data_path(data, out)
     command = " ".join(["nncli init", str(data), *(["--target", target] if target else [])])
-    text = spec_text(found, path, _name(data), command)
-    checked = _write_checked(out, text)
+
+    def render(ready: Resolved | None) -> str:
+        if ready is None:
+            return spec_text(found, path, _name(data), command)
+        shape, parameters = ready.ds.input_shape, ready.net.parameter_count()
+        return spec_text(found, path, _name(data), command, shape, parameters)
+
+    checked = _write_checked(out, render)
     return Started(out, found, summary(found), replaced, _notes(found), checked)
 
 
@@ -76,21 +84,31 @@ def _name(data: Path) -> str:
     return name if name not in ("", ".", "..") else "starter"
 
 
-def _write_checked(out: Path, text: str) -> list[str]:
-    """Write ``text`` to a temporary file beside ``out``, validate it there (so its relative data
-    path resolves as it will), then rename it to ``out``. A spec that does not validate is a bug
-    of this command and raises as one; a DataError of the data itself goes to the user."""
+def _write_checked(out: Path, render: Callable[[Resolved | None], str]) -> list[str]:
+    """Write ``render(None)`` to a temporary file beside ``out`` and validate it there (so its
+    relative data path resolves as it will); then the same spec with the input shape and the
+    parameter count the check found in its comments (``render(resolved)``, which must load to
+    the same spec) takes the name ``out``. A spec that does not validate is a bug of this
+    command and raises as one; a DataError of the data itself goes to the user."""
+    from nncli import spec as spec_module
     from nncli.commands.validate import validate
 
     if not out.parent.is_dir():
         raise SpecError(f"no such folder: {out.parent}", field="--output")
     tmp = folder.temp_path(out)
     try:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(render(None), encoding="utf-8")
+        seen: list[Resolved] = []
         try:
-            checked = validate(tmp)
+            checked = validate(tmp, on_resolved=seen.append)
         except SpecError as exc:  # our template, not the user's data
             raise RuntimeError(f"the starter spec for {out} does not validate: {exc}") from exc
+        text = render(seen[0])
+        if spec_module.to_dict(spec_module.loads(text, str(tmp), out.parent)) != (
+            spec_module.to_dict(seen[0].spec)
+        ):
+            raise RuntimeError(f"the starter spec for {out} changed when commented")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

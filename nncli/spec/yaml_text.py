@@ -24,8 +24,14 @@ def pair(key: str, value: str, comment: str = "", indent: int = 0) -> str:
     line = f"{text.ljust(COMMENT_AT - 1)} # {comment}"
     if len(line) <= WIDTH and len(text) < COMMENT_AT - 1:
         return line
-    above = textwrap.wrap(comment, WIDTH - len(pad) - 2, break_on_hyphens=False)
-    return "\n".join([*(f"{pad}# {part}" for part in above), text])
+    return f"{note(comment, indent)}\n{text}"
+
+
+def note(comment: str, indent: int = 0) -> str:
+    """A comment on lines of its own, wrapped at WIDTH."""
+    pad = "  " * indent
+    lines = textwrap.wrap(comment, WIDTH - len(pad) - 2, break_on_hyphens=False)
+    return "\n".join(f"{pad}# {line}" for line in lines)
 
 
 def scalar(text: str) -> str:
