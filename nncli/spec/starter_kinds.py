@@ -101,9 +101,7 @@ def _missing_lines(found: Profile) -> list[str]:
 
 def csv_starter(found: Profile, path: str) -> tuple[list[str], Training]:
     data = [
-        "data:",
-        pair("kind", "csv", "a table: one row per example", 1),
-        pair("path", scalar(path), "relative to this spec's folder", 1),
+        *_data_head("csv", "a table: one row per example", path),
         *_delimiter(found),
         *_target_lines(found),
         *_column_lines(found),
@@ -124,6 +122,15 @@ def csv_starter(found: Profile, path: str) -> tuple[list[str], Training]:
     rows = found.rows - found.target.missing
     training = Training(0.003, 100, _batch(rows - part_size(0.2, rows), 32), 10, "rows")
     return data + ["", *model], training
+
+
+def _data_head(kind: str, why: str, path: str) -> list[str]:
+    """``data:``, its ``kind`` and why, and its ``path``."""
+    return [
+        "data:",
+        pair("kind", kind, why, 1),
+        pair("path", scalar(path), "relative to this spec's folder", 1),
+    ]
 
 
 def _delimiter(found: Profile) -> list[str]:
@@ -159,9 +166,7 @@ def images_starter(found: Profile, path: str) -> tuple[list[str], Training]:
     )
     color_why = "no colour in them: 1 channel" if found.color == "grayscale" else "3 channels"
     data = [
-        "data:",
-        pair("kind", "images", "one sub-folder per class; its name is the label", 1),
-        pair("path", scalar(path), "relative to this spec's folder", 1),
+        *_data_head("images", "one sub-folder per class; its name is the label", path),
         f"  # {found.rows:,} images, {len(found.classes)} classes: {listed(found.classes)}",
         pair("image_size", f"[{height}, {width}]", f"[H, W]: {size_why}", 1),
         pair("color", found.color, color_why, 1),
@@ -197,9 +202,7 @@ def sequences_starter(found: Profile, path: str) -> tuple[list[str], Training]:
         else "changes along a sequence: one answer per step"
     )
     data = [
-        "data:",
-        pair("kind", "sequences", "one row per step; rows with one id form a sequence", 1),
-        pair("path", scalar(path), "relative to this spec's folder", 1),
+        *_data_head("sequences", "one row per step; rows with one id form a sequence", path),
         pair(
             "id",
             scalar(found.id_column),
@@ -236,9 +239,7 @@ def timeseries_starter(found: Profile, path: str) -> tuple[list[str], Training]:
         else "steps seen per forecast"
     )
     data = [
-        "data:",
-        pair("kind", "timeseries", f"one row per step, in time order ({found.time_column})", 1),
-        pair("path", scalar(path), "relative to this spec's folder", 1),
+        *_data_head("timeseries", f"one row per step, in time order ({found.time_column})", path),
         pair(
             "columns", names(inputs), f"the inputs at each step ({found.time_column} left out)", 1
         ),
@@ -270,9 +271,7 @@ def text_starter(found: Profile, path: str) -> tuple[list[str], Training]:
     chars = min(found.rows, MAX_CHARS)
     length = max(4, min(64, chars // 100))
     data = [
-        "data:",
-        pair("kind", "text", "a language model: read characters, predict the next", 1),
-        pair("path", scalar(path), "relative to this spec's folder", 1),
+        *_data_head("text", "a language model: read characters, predict the next", path),
         pair(
             "level",
             "char",
