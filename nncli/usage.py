@@ -38,7 +38,7 @@ class Commands(TyperGroup):
     instead of click's usage panel. ``nncli --help`` lists the commands in the order a user
     meets them, whatever the order the modules of ``cli/`` register them in."""
 
-    ORDER = ("train", "predict", "generate", "evaluate", "inspect", "validate", "gradcheck")
+    ORDER = ("init", "train", "predict", "generate", "evaluate", "plot", "inspect", "validate")
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)

@@ -3,13 +3,19 @@
 
 One module per group of commands, all registering on the one ``app`` of ``cli/app.py``:
 ``training.py`` (train), ``applying.py`` (predict, generate, evaluate), ``checking.py`` (inspect,
-validate, gradcheck, export), ``plotting.py`` (plot). Heavy modules (numpy, pandas, h5py) are
-imported inside the commands so ``nncli --help`` is fast.
+validate, gradcheck, export), ``plotting.py`` (plot), ``starting.py`` (init). Heavy modules
+(numpy, pandas, h5py) are imported inside the commands so ``nncli --help`` is fast.
 """
 
 from __future__ import annotations
 
-from nncli.cli import applying, checking, plotting, training  # noqa: F401  (each registers its commands)
+from nncli.cli import (  # noqa: F401  (each module registers its commands)
+    applying,
+    checking,
+    plotting,
+    starting,
+    training,
+)
 from nncli.cli.app import app
 from nncli.usage import run
 

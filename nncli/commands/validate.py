@@ -4,18 +4,25 @@ makes before its first batch, then one forward and backward pass on two real row
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from nncli.commands.train import refuse_outputs_on_inputs
 from nncli.errors import DivergedError
-from nncli.spec.resolve import resolve
+from nncli.spec.resolve import Resolved, resolve
 from nncli.training.loop import loss_value
 
 
-def validate(path: Path, overrides: list[str] = (), device: str | None = None) -> list[str]:
+def validate(
+    path: Path,
+    overrides: list[str] = (),
+    device: str | None = None,
+    on_resolved: Callable[[Resolved], None] | None = None,
+) -> list[str]:
     """Train without the training: resolve the spec as ``train`` does (every check it makes
     before its first batch), then one forward and backward pass on two real rows. Problems
-    raise; what was checked is returned as lines."""
+    raise; what was checked is returned as lines. ``on_resolved`` gets the resolved spec (the
+    data's input shape, the built network) once the pass has run, as train's does."""
     from nncli import spec as spec_module
 
     spec = spec_module.load(path, overrides)
@@ -29,6 +36,8 @@ def validate(path: Path, overrides: list[str] = (), device: str | None = None) -
     if not math.isfinite(value):
         raise DivergedError(f"one forward pass on {n} rows gave the loss {value}", where=ds.source)
     net.backward(loss.backward())
+    if on_resolved is not None:
+        on_resolved(ready)
     lines = [
         f"spec {path}: valid",
         ready.device,

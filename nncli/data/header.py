@@ -30,15 +30,27 @@ def delimiter_hint(header: list[str]) -> str:
     ...; set data.delimiter: ";")", naming the most frequent of them; else ""."""
     if len(header) != 1:
         return ""
-    counts = {sep: header[0].count(sep) for sep in DELIMITERS}
-    sep = max(counts, key=lambda s: counts[s])
-    if counts[sep] == 0:
+    sep = _most_frequent(header[0])
+    if sep is None:
         return ""
     written = "\\t" if sep == "\t" else sep
     return (
         f" (the header reads as one column, {header[0][:40]!r}; the file seems to use {written!r}"
         f' between fields: set data.delimiter: "{written}")'
     )
+
+
+def _most_frequent(line: str) -> str | None:
+    """The one of DELIMITERS that ``line`` holds most often, or None when it holds none."""
+    counts = {sep: line.count(sep) for sep in DELIMITERS}
+    sep = max(counts, key=lambda s: counts[s])
+    return sep if counts[sep] else None
+
+
+def sniff_delimiter(line: str) -> str:
+    """The delimiter of a header line: a comma when it holds one, else the most frequent of
+    DELIMITERS (the one ``delimiter_hint`` would suggest), else a comma (one column)."""
+    return "," if "," in line else _most_frequent(line) or ","
 
 
 def feature_columns(

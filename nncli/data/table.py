@@ -190,7 +190,7 @@ def id_like_warnings(
         text, missing = cell_text(frame[name], na_values)
         present = text[~missing]
         distinct = len(np.unique(present.astype(str)))
-        if len(present) > ID_ROWS and distinct > ID_SHARE * len(present):
+        if id_like(distinct, len(present)):
             notes.append(
                 f"{source_of(frame)}: column {name!r} has {distinct} distinct values in "
                 f"{len(present)} rows, like an id; one-hot encoding it gives the model "
@@ -198,6 +198,12 @@ def id_like_warnings(
                 f"data.exclude: [{name}]"
             )
     return notes
+
+
+def id_like(distinct: int, present: int) -> bool:
+    """The id rule for a text column: more than ID_SHARE of its ``present`` values distinct,
+    over more than ID_ROWS rows (``nncli init`` leaves such columns out with data.exclude)."""
+    return present > ID_ROWS and distinct > ID_SHARE * present
 
 
 def check_targets(

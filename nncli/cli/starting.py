@@ -1,0 +1,40 @@
+"""`nncli init`: a commented starter spec from a data file or folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from nncli.cli.app import DEBUG, app
+from nncli.usage import note, run
+
+
+@app.command()
+def init(
+    data: Path = typer.Argument(
+        ..., help="A CSV file, an image folder (one sub-folder per class) or a text file."
+    ),
+    target: str | None = typer.Option(
+        None, "--target", help="The column to predict (default: the last one). Not for images."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", help="The spec to write (default: <data stem>.yaml here)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing spec."),
+    debug: bool = DEBUG,
+) -> None:
+    """Write a commented starter spec for DATA that trains as it is: the target, the task, the
+    columns, missing values, a small network, the loss, adam and early stopping."""
+
+    def action() -> None:
+        from nncli.commands.init import init as init_command
+
+        started = init_command(data, target=target, output=output, force=force)
+        for line in started.notes:
+            note(line)
+        verb = "replaced" if started.replaced else "wrote"
+        typer.echo(f"{verb} {started.output}: {started.summary}")
+        typer.echo(f"checked as nncli validate does; train it with: nncli train {started.output}")
+
+    run(action, debug)

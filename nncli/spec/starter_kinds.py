@@ -1,0 +1,298 @@
+"""One starter template per data kind for ``nncli init``: each writes its ``data:`` and ``model:``
+sections, a reason beside every choice, and says how it trains (``Training``); ``starter.py``
+adds the head, the loss, the optimizer and the training section, and keys them in ``STARTERS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nncli.data.profile import Profile
+from nncli.data.split import part_size
+from nncli.spec.yaml_text import listed, names, pair, scalar
+
+HIDDEN_UNITS = 64
+RELU = "activation: relu"
+
+
+@dataclass
+class Training:
+    """How a starter trains: what the shared tail of the spec writes."""
+
+    learning_rate: float
+    epochs: int
+    batch_size: int
+    patience: int
+    why_epochs: str
+    clip_norm: float | None = None
+
+
+def _batch(examples: int, usual: int) -> int:
+    """``usual``, or fewer when the training part is smaller."""
+    return max(1, min(usual, examples))
+
+
+# -- the data sections ---------------------------------------------------------------------------
+
+
+def _target_lines(found: Profile) -> list[str]:
+    """``target:`` with where it came from, and the task it makes."""
+    target = found.target
+    why = (
+        "given with --target"
+        if found.target_given
+        else "the last column; nncli init DATA --target COL picks another"
+    )
+    if found.task == "classification":
+        kind = "text" if not target.numbers else f"{target.distinct} whole numbers"
+        task = (
+            f"# classification: '{target.name}' holds {kind}, so each value is a class: "
+            f"{listed(found.classes)}"
+        )
+    else:
+        task = f"# regression: '{target.name}' holds numbers ({target.distinct} distinct values)"
+    return [pair("target", scalar(target.name), why, 1), f"  {task}"]
+
+
+def _column_lines(found: Profile) -> list[str]:
+    """exclude (id-like), categorical (text) and the numbers, each with its reason."""
+    lines = []
+    ids = found.left_out
+    if ids:
+        lines.append(
+            pair("exclude", names(ids), "left out: like an id, one distinct value per row", 1)
+        )
+        lines += [
+            f"  #   {c.name}: {c.distinct} distinct values in {found.rows} rows, nothing a new "
+            "row could share"
+            for c in ids
+        ]
+    text = [c for c in found.features if c.role == "categorical"]
+    if text:
+        lines.append(pair("categorical", names(text), "text: one-hot, one input per value", 1))
+    numbers = [c.name for c in found.features if c.role == "numeric"]
+    if numbers:
+        lines.append(f"  # numbers ({len(numbers)}): {listed(numbers)}")
+    few = [c for c in found.features if c.role == "numeric" and c.integer and c.distinct <= 10]
+    if few and len(few) < len(numbers):
+        lines.append(
+            f"  # {listed([c.name for c in few])}: few whole numbers, kept as numbers; list "
+            + (
+                "it in categorical if it holds codes"
+                if len(few) == 1
+                else "them in categorical if they hold codes"
+            )
+        )
+    return lines
+
+
+def _missing_lines(found: Profile) -> list[str]:
+    """``missing:`` as the data needs it, saying what nncli does with empty cells."""
+    if not found.missing:
+        return [pair("missing", "error", "no empty cells: stop at any in new data", 1)]
+    columns = [c for c in [*found.features, found.target] if c.missing]
+    where = listed([f"{c.name} {c.missing}" for c in columns])
+    why = (
+        f"{found.missing} empty cells ({where}): a number gets the training rows' mean, text "
+        "the most frequent value; a row with no target is left out"
+    )
+    return [pair("missing", "fill", why, 1)]
+
+
+def csv_starter(found: Profile, path: str) -> tuple[list[str], Training]:
+    data = [
+        *_data_head("csv", "a table: one row per example", path),
+        *_delimiter(found),
+        *_target_lines(found),
+        *_column_lines(found),
+        pair("normalize", "standard", "numbers to mean 0, std 1 (training rows): one scale", 1),
+        *_missing_lines(found),
+        pair("validation_split", "0.2", "20% of rows held out to check on unseen rows", 1),
+    ]
+    inputs = len(found.features)
+    model = [
+        "model:",
+        pair("", "layers:", "one hidden layer: the usual first try for a table", 1),
+        _layer(
+            f"{{type: dense, units: {HIDDEN_UNITS}, activation: relu}}",
+            f"{HIDDEN_UNITS} units: room to combine {inputs} feature columns; relu: quick to train",
+        ),
+        _output_layer(found),
+    ]
+    rows = found.rows - found.target.missing
+    training = Training(0.003, 100, _batch(rows - part_size(0.2, rows), 32), 10, "rows")
+    return data + ["", *model], training
+
+
+def _data_head(kind: str, why: str, path: str) -> list[str]:
+    """``data:``, its ``kind`` and why, and its ``path``."""
+    return [
+        "data:",
+        pair("kind", kind, why, 1),
+        pair("path", scalar(path), "relative to this spec's folder", 1),
+    ]
+
+
+def _delimiter(found: Profile) -> list[str]:
+    if found.delimiter == ",":
+        return []
+    written = "\\t" if found.delimiter == "\t" else found.delimiter
+    return [pair("delimiter", f'"{written}"', "the character between the file's fields", 1)]
+
+
+def _output_layer(found: Profile) -> str:
+    """The last layer: one unit per class with softmax, or one per target with no activation."""
+    if found.task == "classification":
+        layer, why = (
+            "{type: dense, units: auto, activation: softmax}",
+            f"auto: one unit per class ({len(found.classes)}); softmax: probabilities",
+        )
+    else:
+        layer, why = "{type: dense, units: auto}", "auto: one unit per target; no activation"
+    return _layer(layer, why)
+
+
+def _layer(text: str, why: str) -> str:
+    """One entry of ``model.layers``."""
+    return pair("", f"- {text}", why, 2)
+
+
+def images_starter(found: Profile, path: str) -> tuple[list[str], Training]:
+    height, width = found.image_size
+    size_why = (
+        "the size of the images looked at"
+        if found.sizes == 1 and max(height, width) < 64
+        else "every image resized to it, small for a quick first run"
+    )
+    color_why = "no colour in them: 1 channel" if found.color == "grayscale" else "3 channels"
+    data = [
+        *_data_head("images", "one sub-folder per class; its name is the label", path),
+        f"  # {found.rows:,} images, {len(found.classes)} classes: {listed(found.classes)}",
+        pair("image_size", f"[{height}, {width}]", f"[H, W]: {size_why}", 1),
+        pair("color", found.color, color_why, 1),
+        pair("normalize", "standard", "pixels to mean 0, std 1 per channel (training images)", 1),
+        pair("validation_split", "0.2", "20% of images held out, per class", 1),
+    ]
+    layers, side, filters = [], min(height, width), 16
+    while side >= 4 and len(layers) < 6:  # each block halves the side, down to 2 or 3 pixels
+        conv = f"{{type: conv2d, filters: {filters}, kernel_size: 3, padding: same, {RELU}}}"
+        why = "more filters, on a wider view" if layers else "3x3 filters find local patterns"
+        layers += [
+            _layer(conv, why),
+            _layer("{type: maxpool2d, pool_size: 2}", "halves height and width"),
+        ]
+        side, filters = side // 2, filters * 2
+    model = [
+        "model:",
+        pair("", "layers:", "a small CNN: convolution and pooling blocks, then dense", 1),
+        *layers,
+        _layer("flatten", "the feature maps as one vector"),
+        _layer(f"{{type: dense, units: {HIDDEN_UNITS}, activation: relu}}", "combines them"),
+        _output_layer(found),
+    ]
+    rows = found.rows - part_size(0.2, found.rows)
+    return data + ["", *model], Training(0.003, 30, _batch(rows, 32), 5, "images")
+
+
+def sequences_starter(found: Profile, path: str) -> tuple[list[str], Training]:
+    per = found.target_per
+    per_why = (
+        "the same on every step of a sequence: one answer per sequence"
+        if per == "sequence"
+        else "changes along a sequence: one answer per step"
+    )
+    data = [
+        *_data_head("sequences", "one row per step; rows with one id form a sequence", path),
+        pair(
+            "id",
+            scalar(found.id_column),
+            f"{found.sequences} sequences of up to {found.longest} steps",
+            1,
+        ),
+        pair("order", scalar(found.order_column), "the steps' order within a sequence", 1),
+        *_target_lines(found),
+        pair("target_per", per, per_why, 1),
+        *_column_lines(found),
+        pair("normalize", "standard", "numbers to mean 0, std 1 (training rows): one scale", 1),
+        *_missing_lines(found),
+        pair("validation_split", "0.2", "20% of the sequences held out", 1),
+    ]
+    steps = ", return_sequences: true" if per == "step" else ""
+    gru = f"{{type: gru, units: 32{steps}}}"
+    model = [
+        "model:",
+        pair("", "layers:", "shorter sequences are padded; a mask skips the padding", 1),
+        _layer(gru, "reads the steps in order, keeping a summary"),
+        _output_layer(found),
+    ]
+    count = found.sequences - part_size(0.2, found.sequences)
+    return data + ["", *model], Training(0.01, 50, _batch(count, 16), 8, "sequences")
+
+
+def timeseries_starter(found: Profile, path: str) -> tuple[list[str], Training]:
+    target = found.target.name
+    inputs = [c.name for c in found.features] + [target]
+    window = max(4, min(64, round(1.2 * found.cycle) if found.cycle else 12, found.rows // 5))
+    why = (
+        f"steps seen: {target} repeats about every {found.cycle}, a bit more than one cycle"
+        if found.cycle
+        else "steps seen per forecast"
+    )
+    data = [
+        *_data_head("timeseries", f"one row per step, in time order ({found.time_column})", path),
+        pair(
+            "columns", names(inputs), f"the inputs at each step ({found.time_column} left out)", 1
+        ),
+        pair(
+            "target",
+            scalar(target),
+            "given with --target" if found.target_given else "the last column: forecast it",
+            1,
+        ),
+        pair("window", str(window), why, 1),
+        pair("horizon", "1", "forecast the step right after the window", 1),
+        pair("normalize", "standard", "inputs and target to mean 0, std 1 (training rows)", 1),
+        pair("validation_split", "0.2", "the last 20% of the steps: checked on the future", 1),
+    ]
+    model = [
+        "model:",
+        "  layers:",
+        _layer("{type: lstm, units: 32}", "reads the window step by step"),
+        _output_layer(found),
+    ]
+    windows = found.rows - part_size(0.2, found.rows) - window
+    return data + ["", *model], Training(0.01, 150, _batch(windows, 16), 20, "windows")
+
+
+MAX_CHARS = 200_000  # a text longer than this starts on its beginning, for a run of minutes
+
+
+def text_starter(found: Profile, path: str) -> tuple[list[str], Training]:
+    chars = min(found.rows, MAX_CHARS)
+    length = max(4, min(64, chars // 100))
+    data = [
+        *_data_head("text", "a language model: read characters, predict the next", path),
+        pair(
+            "level",
+            "char",
+            f"{found.symbols} distinct characters in the file: a small vocabulary",
+            1,
+        ),
+        pair(
+            "sequence_length", str(length), f"windows of {length}; each next character a target", 1
+        ),
+        pair("validation_split", "0.1", "the last 10% of the text", 1),
+    ]
+    if found.rows > MAX_CHARS:
+        data.append(
+            pair("max_chars", str(MAX_CHARS), f"of {found.rows:,}: minutes; remove for all", 1)
+        )
+    model = [
+        "model:",
+        "  layers:",
+        _layer("{type: lstm, units: 64, return_sequences: true}", "an output at every step"),
+        _layer("{type: dense, units: auto, activation: softmax}", "a probability per character"),
+    ]
+    windows = int(chars * 0.9) // length
+    training = Training(0.01, 10, _batch(windows, 32), 2, "windows", clip_norm=5.0)
+    return data + ["", *model], training
