@@ -109,6 +109,9 @@ class DeviceArray(np.lib.mixins.NDArrayOperatorsMixin):
         _sync()
         return bool(self._a)
 
+    def __format__(self, spec: str) -> str:
+        return format(self.item(), spec)
+
     def item(self) -> Any:
         _sync()
         return self._a.item()
@@ -158,6 +161,8 @@ class DeviceArray(np.lib.mixins.NDArrayOperatorsMixin):
         return DeviceArray(self._a.T)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # __array_interface__ and the like: no way around __array__
+            raise AttributeError(name)
         attr = getattr(self._a, name)
         if callable(attr):
             return lambda *args, **kwargs: _call(attr, args, kwargs)
