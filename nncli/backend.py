@@ -50,6 +50,11 @@ class Backend:
         where = "gpu" if self.index == 0 else f"gpu:{self.index}"
         return f"{where} (strict stand-in, {FAKE_GPU_ENV})" if self.stand_in else where
 
+    @property
+    def device(self) -> str:
+        """The ``--device`` value that opens this backend again: ``cpu`` or ``gpu:N``."""
+        return "cpu" if self.name == "cpu" else f"gpu:{self.index}"
+
     def asarray(self, x: Any, dtype: Any = None) -> Any:
         """Host or device array -> array on this backend, in ``dtype`` (default: the float one)."""
         dtype = self.dtype if dtype is None else dtype
