@@ -10,6 +10,7 @@ engine asks for (``nncli.engine.fused``), only on a real GPU.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -91,7 +92,9 @@ def parse_device(text: str) -> tuple[str, int]:
     """``cpu`` | ``gpu`` | ``gpu:N`` | ``cuda:N`` | ``auto`` -> (kind, GPU index)."""
     found = _DEVICE.match(str(text).strip().lower())
     if found is None:
-        raise BackendError(f"device: expected one of {', '.join(DEVICES)}, got {text!r}")
+        close = difflib.get_close_matches(str(text), ["cpu", "gpu", "auto", "gpu:0", "cuda:0"], 1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise BackendError(f"device: expected one of {', '.join(DEVICES)}, got {text!r}{hint}")
     kind = found.group(1).split(":")[0]
     return ("gpu" if kind == "cuda" else kind), int(found.group(2) or 0)
 
