@@ -177,6 +177,11 @@ def to_device(pairs: list[tuple[Any, Any]]) -> list[DeviceArray]:
     return [DeviceArray(np.array(a, dtype=dtype)) for a, dtype in pairs]
 
 
+def add_at(target: DeviceArray, index: Any, values: Any) -> None:
+    """``cupyx.scatter_add``: target[index] += values, repeated indices adding up."""
+    np.add.at(_unwrap(target), _unwrap(index), _unwrap(values))
+
+
 def to_host(x: Any) -> np.ndarray:
     """A device array -> a host copy (a transfer, and a synchronisation)."""
     COUNTS["d2h"] += 1

@@ -59,13 +59,13 @@ class Embedding(Layer):
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
-        ids = to_host(x)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.input_dim or (ids % 1).any()):
-            bad = ids[(ids < 0) | (ids >= self.input_dim) | (ids % 1 != 0)].ravel()[0]
+        bad = (x < 0) | (x >= self.input_dim) | (x % 1 != 0)
+        if x.size and bool(bad.any()):  # on a GPU one scalar sync, not the ids' transfer
+            first = to_host(x[bad].ravel()[:1])[0]
             raise DataError(
-                f"{self.label} expects integer ids in [0, {self.input_dim}), got {bad:g}"
+                f"{self.label} expects integer ids in [0, {self.input_dim}), got {first:g}"
             )
-        self.ids = self.backend.xp.asarray(ids.astype(np.int64))
+        self.ids = x.astype(np.int64)
         return self.params["weight"][self.ids]
 
     def backward(self, dy: Any) -> Any:
