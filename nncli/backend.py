@@ -235,7 +235,8 @@ def versions(backend: Backend) -> dict[str, str]:
         cupy = backend.xp
         out["cupy"] = cupy.__version__
         out["cuda_runtime"] = str(cupy.cuda.runtime.runtimeGetVersion())
-        out["gpu_name"] = str(cupy.cuda.runtime.getDeviceProperties(backend.index)["name"])
+        name = cupy.cuda.runtime.getDeviceProperties(backend.index)["name"]
+        out["gpu_name"] = name.decode() if isinstance(name, bytes) else str(name)
     return out
 
 

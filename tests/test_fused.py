@@ -4,6 +4,8 @@ CuPy kernel matches its reference."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -110,8 +112,44 @@ def test_the_stand_in_goes_through_every_fused_step(monkeypatch):
     fakegpu.COUNTS.clear()
 
 
+def test_each_kernel_is_called_with_its_parameters(monkeypatch):
+    """The GPU branch of every fused step hands its kernel one argument per declared parameter,
+    of the declared shapes (checked here without CUDA), and no parameter takes a name CuPy
+    reserves."""
+    called: dict[str, int] = {}
+
+    def fake(x, name):
+        ins, outs, operation = fused.KERNELS[name]
+        params = [p.split()[-1] for p in (ins + ", " + outs).split(", ")]
+        assert not {"i", "n", "_ind"} & set(params), name
+        assert all(p in operation for p in params), name
+
+        def kernel(*args):
+            assert len(args) == len(params), (name, len(args), params)
+            shapes = {np.shape(a) for a in args if isinstance(a, np.ndarray)}
+            assert len(shapes) == 1, (name, shapes)  # elementwise: one shape, no broadcasting
+            called[name] = called.get(name, 0) + 1
+
+        return kernel
+
+    monkeypatch.setattr(fused, "_kernel", fake)
+    rng, h, n = np.random.default_rng(4), 3, 2
+    p, g, m, v = (rng.normal(size=6) for _ in range(4))
+    fused.adam(p, g, m, v, 0.9, 0.999, 0.01, 1e-8, 1)
+    fused.sgd_momentum(p, g, m, 0.9, 0.1, True, False)
+    fused.rmsprop(p, g, v, 0.9, 0.01, 1e-8)
+    a, c, dh = _gates(rng, h, n, 4), rng.normal(size=(h, n)), rng.normal(size=(h, n))
+    _, cache = fused.lstm_forward(a, c, h)
+    fused.lstm_backward(dh, dh, cache, np.empty((4 * h, n)), h)
+    gi, gh = _gates(rng, h, n, 3), _gates(rng, h, n, 3)
+    _, cache = fused.gru_forward(gi, gh, c, h)
+    fused.gru_backward(dh, cache, np.empty((3 * h, n)), np.empty((3 * h, n)), h)
+    assert set(called) == set(fused.KERNELS)
+
+
 # -- on a real GPU -------------------------------------------------------------------------------
 needs_gpu = pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")
+MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 @needs_gpu
@@ -154,3 +192,19 @@ def test_recurrent_kernels_match_the_reference_on_a_gpu():
     np.testing.assert_allclose(to_host(got), want, rtol=1e-12, atol=1e-14)
     for want, got in zip(grads_host, grads_gpu, strict=True):
         np.testing.assert_allclose(to_host(got), want, rtol=1e-12, atol=1e-14)
+
+
+@needs_gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(p.stem for p in MODELS.glob("*.yaml")))
+def test_each_example_gives_the_cpu_loss_on_a_gpu(tmp_path, name):
+    """The same seed on the CPU and the GPU: the first epoch's losses within 1e-4."""
+    from nncli.commands.train import train
+    from nncli.spec import load
+
+    losses = {}
+    for device in ("cpu", "gpu"):
+        spec = load(MODELS / f"{name}.yaml", ["training.epochs=1"])
+        done = train(spec, output=tmp_path / device / "model.h5", device=device)
+        losses[device] = done.history.epochs[0]["loss"]
+    assert losses["gpu"] == pytest.approx(losses["cpu"], abs=1e-4, rel=1e-4)

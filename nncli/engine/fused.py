@@ -37,32 +37,34 @@ KERNELS: dict[str, tuple[str, str, str]] = {
         "T p, T v",
         "v = v * rho + one_minus_rho * (g * g); p = p - lr * g / (sqrt(v) + eps);",
     ),
+    # gate names end in _g: CuPy's kernels reserve ``i`` (the element's index) and ``n``
     "lstm_forward": (
         "T c",
-        "T i, T f, T g, T o, T c_new, T tanh_c, T h",
-        "i = tanh(i) * (T)0.5 + (T)0.5; f = tanh(f) * (T)0.5 + (T)0.5; g = tanh(g);"
-        " o = tanh(o) * (T)0.5 + (T)0.5; c_new = f * c + i * g; tanh_c = tanh(c_new);"
-        " h = o * tanh_c;",
+        "T i_g, T f_g, T g_g, T o_g, T c_new, T tanh_c, T h",
+        "i_g = tanh(i_g) * (T)0.5 + (T)0.5; f_g = tanh(f_g) * (T)0.5 + (T)0.5; g_g = tanh(g_g);"
+        " o_g = tanh(o_g) * (T)0.5 + (T)0.5; c_new = f_g * c + i_g * g_g; tanh_c = tanh(c_new);"
+        " h = o_g * tanh_c;",
     ),
     "lstm_backward": (
-        "T dh, T dc, T i, T f, T g, T o, T c, T tanh_c",
+        "T dh, T dc, T i_g, T f_g, T g_g, T o_g, T c, T tanh_c",
         "T di, T df, T dg, T d_o, T dc_prev",
-        "T d = (((T)1 - tanh_c * tanh_c) * o) * dh + dc; di = (d * g) * (((T)1 - i) * i);"
-        " df = (d * c) * (((T)1 - f) * f); dg = (d * i) * ((T)1 - g * g);"
-        " d_o = (dh * tanh_c) * (((T)1 - o) * o); dc_prev = d * f;",
+        "T d = (((T)1 - tanh_c * tanh_c) * o_g) * dh + dc; di = (d * g_g) * (((T)1 - i_g) * i_g);"
+        " df = (d * c) * (((T)1 - f_g) * f_g); dg = (d * i_g) * ((T)1 - g_g * g_g);"
+        " d_o = (dh * tanh_c) * (((T)1 - o_g) * o_g); dc_prev = d * f_g;",
     ),
     "gru_forward": (
         "T gi_r, T gi_z, T gi_n, T gh_n, T h_prev",
-        "T r, T z, T n, T h_new",
-        "r = tanh(r + gi_r) * (T)0.5 + (T)0.5; z = tanh(z + gi_z) * (T)0.5 + (T)0.5;"
-        " n = tanh(r * gh_n + gi_n); h_new = (h_prev - n) * z + n;",
+        "T r_g, T z_g, T n_g, T h_new",
+        "r_g = tanh(r_g + gi_r) * (T)0.5 + (T)0.5; z_g = tanh(z_g + gi_z) * (T)0.5 + (T)0.5;"
+        " n_g = tanh(r_g * gh_n + gi_n); h_new = (h_prev - n_g) * z_g + n_g;",
     ),
     "gru_backward": (
-        "T dh, T r, T z, T n, T gh_n, T h_prev",
+        "T dh, T r_g, T z_g, T n_g, T gh_n, T h_prev",
         "T dgi_r, T dgi_z, T dgi_n, T dgh_r, T dgh_z, T dgh_n, T dh_prev",
-        "T dn = (dh * ((T)1 - z)) * ((T)1 - n * n); dgi_n = dn;"
-        " dgi_r = (dn * gh_n) * (r * ((T)1 - r)); dgi_z = (dh * (h_prev - n)) * (z * ((T)1 - z));"
-        " dgh_r = dgi_r; dgh_z = dgi_z; dgh_n = dn * r; dh_prev = dh * z;",
+        "T dn = (dh * ((T)1 - z_g)) * ((T)1 - n_g * n_g); dgi_n = dn;"
+        " dgi_r = (dn * gh_n) * (r_g * ((T)1 - r_g));"
+        " dgi_z = (dh * (h_prev - n_g)) * (z_g * ((T)1 - z_g));"
+        " dgh_r = dgi_r; dgh_z = dgi_z; dgh_n = dn * r_g; dh_prev = dh * z_g;",
     ),
 }
 
