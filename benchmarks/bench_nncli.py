@@ -33,7 +33,7 @@ def run(w: Workload, args: Any) -> dict[str, Any]:
     from nncli.training.callbacks import Callback
     from nncli.training.loop import fit, predict
 
-    backend = get_backend("cpu")
+    backend = get_backend(getattr(args, "device", "cpu"))  # the GPU: CuPy, data still on the host
     weights = dict(np.load(args.weights)) if args.weights else None
     x, labels = make_data(w, args.quick)
     y = one_hot(labels, w.classes)

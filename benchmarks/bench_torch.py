@@ -72,6 +72,8 @@ def run(w: Workload, args: Any) -> dict[str, Any]:
     import torch.nn.functional as F
 
     torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if getattr(args, "device", "cpu") == "gpu" else "cpu")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     net, mapping = build(w, args)
     if args.weights:
         weights = np.load(args.weights)
@@ -81,21 +83,25 @@ def run(w: Workload, args: Any) -> dict[str, Any]:
                 state[theirs].copy_(torch.from_numpy(weights[ours]))
             if w.id == "W3":
                 state["lstm.bias_hh_l0"].zero_()
+    net.to(device)  # the data stays on the host and moves a batch at a time, as nncli's does
     x_np, labels_np = make_data(w, args.quick)
     x, labels = torch.from_numpy(x_np), torch.from_numpy(labels_np)
     out: dict[str, Any] = {"version": torch.__version__, "numpy": np.__version__}
+    if device.type == "cuda":
+        out["cuda"] = torch.version.cuda
+        out["gpu"] = torch.cuda.get_device_name(0)
     out["torch_threads"] = torch.get_num_threads()
 
     if w.kind == "infer":
         net.eval()
         with torch.inference_mode():
-            net(x[: w.infer_batch])
+            net(x[: w.infer_batch].to(device))
             out["rss_setup_kib"] = rss_kib()
             times = []
             for _ in range(args.reps):
                 t0 = time.perf_counter()
                 for start in range(0, len(x), w.infer_batch):
-                    net(x[start : start + w.infer_batch]).numpy()
+                    net(x[start : start + w.infer_batch].to(device)).cpu().numpy()
                 times.append(time.perf_counter() - t0)
         out["times"], out["samples"] = times, len(x)
         return out
@@ -108,7 +114,7 @@ def run(w: Workload, args: Any) -> dict[str, Any]:
         total, correct, seen = 0.0, 0, 0
         for idx_np in batches(len(x), w.batch, number):
             idx = torch.from_numpy(idx_np)
-            xb, yb = x[idx], labels[idx]
+            xb, yb = x[idx].to(device), labels[idx].to(device)
             opt.zero_grad()
             logits = net(xb)
             loss = F.cross_entropy(logits, yb)
@@ -127,6 +133,7 @@ def run(w: Workload, args: Any) -> dict[str, Any]:
         for number in range(first + 1, first + count + 1):
             t0 = time.perf_counter()
             result = epoch(number, record)
+            sync()
             times.append(time.perf_counter() - t0)
         out["final_loss"], out["final_accuracy"] = result
         return times

@@ -63,6 +63,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=10, help="epochs for --mode long/epochs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     args = parser.parse_args()
 
     limiter = None

@@ -119,9 +119,11 @@ def markdown(report: dict[str, Any], notes: str) -> str:
     """RESULTS.md: machine, versions, date, the table, long-run drift, the CLI, then ``notes``
     (the hand-written section kept from the previous file)."""
     m = report["machine"]
+    gpu = m.get("gpu")
     out = [
-        "# Benchmarks: nncli against PyTorch on the CPU",
+        f"# Benchmarks: nncli against PyTorch on the {'GPU' if gpu else 'CPU'}",
         "",
+        *([f"GPU: {gpu.get('nvidia_smi')}; {gpu}.", ""] if gpu else []),
         f"Written by `python benchmarks/run.py{' --quick' if report['quick'] else ''}` on "
         f"{report['date']}. Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']:.0f} GiB; "
         f"{m['platform']}. Python {m['python']}, numpy {m['numpy']}, nncli {m['nncli']}, "

@@ -1,11 +1,15 @@
 """Train the same workloads with nncli and, when installed, PyTorch (and scikit-learn on W4).
 
-    python benchmarks/run.py [--quick] [--no-write] [--rounds N] [--only W1,W3]
+    python benchmarks/run.py [--quick] [--no-write] [--rounds N] [--only W1,W3] [--device gpu]
 
 Writes ``benchmarks/RESULTS.md`` and ``benchmarks/results.json`` (``--quick`` writes
 ``results-quick.json`` and leaves RESULTS.md alone unless ``--md`` names a file). Exits 1 when
 a child process fails or the engines' first losses disagree; the speed targets are reported,
 not enforced. See RESULTS.md for the protocol.
+
+``--device gpu`` runs W1, W2, W3, I1 and I2 with nncli on CuPy beside PyTorch on CUDA (same
+protocol: data on the host, moved a batch at a time) and writes ``RESULTS-gpu.md`` and
+``results-gpu.json`` with the card, the driver and the CUDA and CuPy versions.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import cli_bench  # noqa: E402
 import results  # noqa: E402
 from workloads import ROOT, WORKLOADS  # noqa: E402
 
+GPU_WORKLOADS = ["W1", "W2", "W3", "I1", "I2"]
 # older OpenBLAS safety settings some machines carry; they slow a current numpy's kernels
 BLAS_SAFETY_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -63,6 +68,7 @@ def run_child(name: str, wid: str, args: argparse.Namespace, env: dict, **extra:
     if name == "nncli-numpy":
         env = {**env, "NNCLI_KERNELS": "numpy"}
     cmd = [sys.executable, str(HERE / "child.py"), engine, wid, "--threads", str(args.threads)]
+    cmd += ["--device", args.device]
     cmd += ["--reps", str(extra.pop("reps", args.reps))]
     for key, value in extra.items():
         cmd += [f"--{key}", str(value)]
@@ -122,6 +128,20 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def gpu_machine() -> dict[str, Any]:
+    """The card, its driver and the CUDA and CuPy versions nncli's GPU runs used."""
+    from nncli.backend import get_backend, versions
+
+    info = versions(get_backend("gpu"))  # exits through BackendError without a usable GPU
+    try:
+        fields = "--query-gpu=name,driver_version,memory.total"
+        query = ["nvidia-smi", fields, "--format=csv,noheader"]
+        info["nvidia_smi"] = subprocess.run(query, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        info["nvidia_smi"] = "nvidia-smi not found"
+    return info
+
+
 def bench_workloads(args, env, weights, engines) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for wid in args.only:
@@ -172,10 +192,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="where to write the JSON results")
     p.add_argument("--md", type=Path, help="where to write the markdown report")
     p.add_argument("--verbose", "-v", action="store_true", help="print every child's timings")
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="gpu: nncli on CuPy")
     args = p.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 5)
     args.reps = args.reps or (1 if args.quick else 3)
-    args.only = args.only.split(",") if args.only else list(WORKLOADS)
+    default = GPU_WORKLOADS if args.device == "gpu" else list(WORKLOADS)
+    args.only = args.only.split(",") if args.only else default
     unknown = [w for w in args.only if w not in WORKLOADS]
     if unknown:
         p.error(f"unknown workload {unknown[0]!r}; expected some of {', '.join(WORKLOADS)}")
@@ -183,6 +205,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.sklearn = installed("sklearn") and not args.no_torch
     # with numba installed nncli runs fused kernels; show the pure-numpy engine beside it
     args.numpy_too = installed("numba") and not args.no_numpy
+    if args.device == "gpu":  # numba and scikit-learn are CPU-only; the CLI table is the CPU's
+        args.sklearn = args.numpy_too = False
+        args.no_cli = True
+        if args.only != GPU_WORKLOADS and set(args.only) - set(GPU_WORKLOADS):
+            p.error(f"--device gpu runs {', '.join(GPU_WORKLOADS)}")
     return args
 
 
@@ -198,7 +225,16 @@ def main(argv: list[str] | None = None) -> int:
         "reps": args.reps,
         "threads": args.threads,
         "machine": machine(),
+        "device": args.device,
     }
+    if args.device == "gpu":
+        from nncli.errors import BackendError
+
+        try:
+            report["machine"]["gpu"] = gpu_machine()
+        except BackendError as exc:
+            print(f"run.py: {exc}", file=sys.stderr)
+            return 2
     with tempfile.TemporaryDirectory(prefix="nncli-bench-") as tmp:
         folder = Path(tmp)
         weights = save_weights(sorted(set(args.only) | {"W1"}), folder)
@@ -226,11 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     text = results.markdown(report, "")
     print("\n".join(results.table(report)))
     if not args.no_write:
-        md = args.md or (None if args.quick else HERE / "RESULTS.md")
+        suffix = "-gpu" if args.device == "gpu" else ""
+        md = args.md or (None if args.quick else HERE / f"RESULTS{suffix}.md")
         if md is not None:
             notes = results.kept_notes(md.read_text()) if md.exists() else ""
             md.write_text(results.markdown(report, notes))
-        js = args.json or HERE / ("results-quick.json" if args.quick else "results.json")
+        js = args.json or HERE / f"results{'-quick' if args.quick else ''}{suffix}.json"
         js.write_text(json.dumps(report, indent=1, default=str) + "\n")
     elif args.verbose:
         print(text)

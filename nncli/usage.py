@@ -159,7 +159,7 @@ def terminated(signum: int, frame: Any) -> None:
 
 # -- shell completion (Typer's own: `nncli --install-completion`); registries load only when a
 # shell asks, so `nncli --help` stays fast
-DEVICES = ["cpu", "gpu", "auto"]
+DEVICES = ["cpu", "gpu", "auto", "gpu:0", "cuda:0"]
 SET_KEYS = ["loss=", "optimizer.type=", "model.layers[0].type=", "model.layers[0].activation="]
 SET_KEYS += ["device=", "dtype=", "seed=", "training.epochs=", "training.batch_size="]
 

@@ -30,7 +30,8 @@ def test_help_offers_install_and_show_completion():
 
 def test_the_shell_completes_commands_devices_and_set_values():
     assert complete("nncli grad") == ["gradcheck"]
-    assert complete("nncli predict m.h5 x.csv --device g") == ["gpu"]
+    assert complete("nncli predict m.h5 x.csv --device g") == ["gpu", "gpu:0"]
+    assert complete("nncli gradcheck s.yaml --device c") == ["cpu", "cuda:0"]
     assert complete("nncli train s.yaml --set optimizer.type=ad") == [
         "optimizer.type=adagrad",
         "optimizer.type=adam",
@@ -50,7 +51,7 @@ def test_set_keys_and_devices():
     assert complete_set("model.layers[0].a") == ["model.layers[0].activation="]
     assert complete_set("dtype=f") == ["dtype=float32", "dtype=float64"]
     assert complete_set("unknown.key=x") == []
-    assert complete_device("") == ["cpu", "gpu", "auto"]
+    assert complete_device("") == ["cpu", "gpu", "auto", "gpu:0", "cuda:0"]
 
 
 def test_help_imports_no_heavy_library():

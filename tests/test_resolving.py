@@ -13,6 +13,7 @@ from helpers import IRIS, ROOT, invoke, iris_spec, one_error_line, sha
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nncli import backend
 from nncli import spec as spec_module
 from nncli.spec import resolve as resolving
 
@@ -142,7 +143,7 @@ def test_resolve_gives_train_what_it_needs():
 
 
 def test_device_auto_says_what_it_chose_and_why(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(resolving, "choose_device", lambda: ("cpu", "CuPy not installed"))
+    monkeypatch.setattr(backend, "choose_device", lambda: ("cpu", "CuPy not installed"))
     line = "device: cpu (auto: CuPy not installed)"
     result = invoke("validate", MODELS / "xor.yaml", "--device", "auto")
     assert result.exit_code == 0, result.stderr

@@ -292,7 +292,8 @@ def test_every_unknown_key_is_reported_with_its_place():
 
 def test_choices_and_missing_keys():
     err = error_of(CSV + "device: gpuu\n")
-    assert err.message == "expected one of cpu, gpu, auto, got 'gpuu' (did you mean 'gpu'?)"
+    expected = "expected one of cpu, gpu, gpu:N, cuda:N, auto, got 'gpuu' (did you mean 'gpu'?)"
+    assert err.message == expected
     err = error_of(CSV.replace("  target: species\n", ""))
     assert str(err) == "spec.yaml:1:1: data: missing required key 'target'"
     err = error_of(CSV.replace("target: species", "target: y\n  features: []"))

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from nncli import checkpoint
-from nncli.backend import Backend, get_backend
+from nncli.backend import Backend, get_backend, versions
 from nncli.engine import LOSSES
 from nncli.engine.losses import Loss
 from nncli.engine.network import Sequential
@@ -98,6 +98,8 @@ def save(
         "best_value": history.best_value,
         "seed": int(seed),
         "history": history_columns(history),
+        "device": net.backend.label,  # where it was trained; the arrays are host arrays
+        "versions": versions(net.backend),
     }
     training.update({k: float(v) for k, v in (scores or {}).items()})
     if resume_weights is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 import nncli
-from nncli.usage import Commands
+from nncli.usage import Commands, complete_device
 
 app = typer.Typer(
     cls=Commands,
@@ -19,6 +19,12 @@ app = typer.Typer(
 DEBUG = typer.Option(False, "--debug", help="Show the full traceback on errors.")
 SKIP_BAD = typer.Option(
     False, "--skip-bad", help="Leave out image files that cannot be read, and say how many."
+)
+
+DEVICE_HELP = "cpu | gpu | gpu:N | cuda:N | auto (NNCLI_FAKE_GPU=1: gpu is the strict stand-in)"
+DEVICE = typer.Option("cpu", "--device", autocompletion=complete_device, help=DEVICE_HELP + ".")
+SPEC_DEVICE = typer.Option(
+    None, "--device", autocompletion=complete_device, help=DEVICE_HELP + "; overrides the spec."
 )
 
 

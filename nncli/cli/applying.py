@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-from nncli.cli.app import DEBUG, SKIP_BAD, app
-from nncli.usage import COUNT, NON_NEGATIVE, POSITIVE_INT, complete_device, run
+from nncli.cli.app import DEBUG, DEVICE, SKIP_BAD, app
+from nncli.usage import COUNT, NON_NEGATIVE, POSITIVE_INT, run
 from nncli.usage import warn as _warn
 
 
@@ -29,9 +29,7 @@ def predict(
         "--unknown",
         help="error | ignore: what to do with categories not seen in training (ignore: all zeros).",
     ),
-    device: str = typer.Option(
-        "cpu", "--device", autocompletion=complete_device, help="cpu | gpu | auto."
-    ),
+    device: str = DEVICE,
     skip_bad: bool = SKIP_BAD,
     steps: int | None = typer.Option(
         None,
@@ -101,9 +99,7 @@ def generate(
     seed: int = typer.Option(
         0, "--seed", parser=COUNT, help="Seeds the sampling: the same seed, the same text."
     ),
-    device: str = typer.Option(
-        "cpu", "--device", autocompletion=complete_device, help="cpu | gpu | auto."
-    ),
+    device: str = DEVICE,
     debug: bool = DEBUG,
 ) -> None:
     """Sample text from a text model: the prompt, then --length symbols drawn one by one."""
@@ -123,9 +119,7 @@ def generate(
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by nncli train."),
     data: Path = typer.Argument(..., help="A labelled data file or image folder."),
-    device: str = typer.Option(
-        "cpu", "--device", autocompletion=complete_device, help="cpu | gpu | auto."
-    ),
+    device: str = DEVICE,
     json_: bool = typer.Option(
         False, "--json", help="Print metrics, per-class results and confusion matrix as JSON."
     ),

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from nncli.cli.app import DEBUG, app
-from nncli.usage import POSITIVE_INT, complete_device, complete_set, run
+from nncli.cli.app import DEBUG, DEVICE, SPEC_DEVICE, app
+from nncli.usage import POSITIVE_INT, complete_set, run
 
 
 @app.command()
@@ -45,12 +45,7 @@ def validate(
     set_: list[str] = typer.Option(
         [], "--set", autocompletion=complete_set, help="Override a spec field: KEY=VALUE."
     ),
-    device: str | None = typer.Option(
-        None,
-        "--device",
-        autocompletion=complete_device,
-        help="cpu | gpu | auto (overrides the spec).",
-    ),
+    device: str | None = SPEC_DEVICE,
     debug: bool = DEBUG,
 ) -> None:
     """Train without the training: every check train makes before its first batch (spec, data,
@@ -75,6 +70,7 @@ def gradcheck(
     set_: list[str] = typer.Option(
         [], "--set", autocompletion=complete_set, help="Override a spec field: KEY=VALUE."
     ),
+    device: str = DEVICE,
     debug: bool = DEBUG,
 ) -> None:
     """Compare every parameter's gradient with central differences, in float64 on a few real
@@ -84,7 +80,9 @@ def gradcheck(
         from nncli import report
         from nncli.commands import gradcheck as gradcheck_command
 
-        checked = gradcheck_command.gradcheck(spec, data=data, rows=rows, overrides=list(set_))
+        checked = gradcheck_command.gradcheck(
+            spec, data=data, rows=rows, overrides=list(set_), device=device
+        )
         report.console().print(report.gradcheck_table(checked))
         return all(p["ok"] for p in checked["parameters"])
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from nncli.cli.app import DEBUG, SKIP_BAD, app
-from nncli.usage import POSITIVE_INT, complete_device, complete_set, run
+from nncli.cli.app import DEBUG, SKIP_BAD, SPEC_DEVICE, app
+from nncli.usage import POSITIVE_INT, complete_set, run
 from nncli.usage import note as _note
 from nncli.usage import terminated as _terminated
 from nncli.usage import warn as _warn
@@ -36,12 +36,7 @@ def train(
         help="CI smoke run: at most 64 rows, one "
         "epoch, a temporary folder, then a predict round trip.",
     ),
-    device: str | None = typer.Option(
-        None,
-        "--device",
-        autocompletion=complete_device,
-        help="cpu | gpu | auto (overrides the spec).",
-    ),
+    device: str | None = SPEC_DEVICE,
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors and warnings."),
     skip_bad: bool = SKIP_BAD,
     debug: bool = DEBUG,

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from nncli.backend import to_host
 from nncli.engine.gradcheck import numeric_gradient, relative_error
 from nncli.spec.resolve import resolve
 from nncli.training.loop import loss_value
@@ -32,6 +33,7 @@ def gradcheck(
     entries: int = 16,
     overrides: list[str] = (),
     seed: int = 0,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """``{"rows", "tolerance", "parameters": [{"layer", "type", "parameter", "checked",
     "size", "error", "ok"}, ...]}``: one row per parameter of the network the spec builds."""
@@ -39,7 +41,7 @@ def gradcheck(
 
     extra = ["dtype=float64"] + ([f"data.path={data}"] if data is not None else [])
     spec = spec_module.load(path, [*overrides, *extra])
-    ready = resolve(spec, device="cpu")
+    ready = resolve(spec, device=device)
     net, ds = ready.net, ready.ds
     n = min(rows, len(ds.x_train))
     xp = net.backend
@@ -49,11 +51,11 @@ def gradcheck(
 
     def value() -> float:
         net.set_rng(np.random.default_rng(seed))  # dropout draws the same mask every call
-        return loss_value(net, ready.loss, net.forward(x, True, mask), y, mask, fused)
+        return float(loss_value(net, ready.loss, net.forward(x, True, mask), y, mask, fused))
 
     value()
     net.backward(ready.loss.backward())
-    grads = {k: np.array(g, dtype=np.float64) for k, g in net.named_gradients().items()}
+    grads = {k: to_host(g).astype(np.float64) for k, g in net.named_gradients().items()}
     rng = np.random.default_rng(seed)
     table = [
         _check(name, param, grads[name], value, entries, rng)

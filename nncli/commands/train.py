@@ -109,7 +109,7 @@ def _train(
     if tmp is not None:
         try:
             run.save(out)
-            _check_round_trip(out, ready.net, x, config.mask, ready.backend.name, spec.dtype)
+            _check_round_trip(out, ready.net, x, config.mask, ready.backend.device, spec.dtype)
         finally:
             tmp.cleanup()
         return TrainResult(output=out, history=run.history)

@@ -32,7 +32,7 @@ def validate(
     n = min(2, len(ds.x_train))
     x, y = net.backend.asarray(ds.x_train[:n]), net.backend.asarray(ds.y_train[:n])
     fused = net.fuse_output(loss.fused_activation)
-    value = loss_value(net, loss, net.forward(x, training=True), y, None, fused)
+    value = float(loss_value(net, loss, net.forward(x, training=True), y, None, fused))
     if not math.isfinite(value):
         raise DivergedError(f"one forward pass on {n} rows gave the loss {value}", where=ds.source)
     net.backward(loss.backward())

@@ -60,26 +60,21 @@ class Embedding(Layer):
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
-        ids = to_host(x)
-        if ids.size and (ids.min() < -1 or ids.max() >= self.input_dim or (ids % 1).any()):
-            bad = ids[(ids < -1) | (ids >= self.input_dim) | (ids % 1 != 0)].ravel()[0]
+        bad = (x < -1) | (x >= self.input_dim) | (x % 1 != 0)
+        if x.size and bool(bad.any()):  # on a GPU one scalar sync, not the ids' transfer
+            first = to_host(x[bad].ravel()[:1])[0]
             raise DataError(
                 f"{self.label} expects integer ids in [0, {self.input_dim}) "
-                f"(or -1 for an unknown symbol), got {bad:g}"
+                f"(or -1 for an unknown symbol), got {first:g}"
             )
-        xp = self.backend.xp
-        self.unknown = xp.asarray(ids < 0) if ids.size and ids.min() < 0 else None
-        self.ids = xp.asarray(np.maximum(ids, 0).astype(np.int64))
-        y = self.params["weight"][self.ids]
-        if self.unknown is not None:
-            y[self.unknown] = 0  # an unknown symbol: the zero vector
-        return y
+        self.known = (x >= 0)[..., None]  # -1, an unknown symbol: the zero vector
+        self.ids = x.astype(np.int64) * self.known[..., 0]  # -1 -> row 0, then masked out
+        return self.params["weight"][self.ids] * self.known
 
     def backward(self, dy: Any) -> Any:
         dw = self.grads["weight"]
         dw[...] = 0
-        if self.unknown is not None:
-            dy = dy * (~self.unknown)[..., None]  # unknown symbols learn nothing
+        dy = dy * self.known  # unknown symbols learn nothing
         ids, rows = self.ids.reshape(-1), dy.reshape(-1, self.output_dim)
         self.backend.add_at(dw, ids, rows)  # an id repeated in the batch adds up
         return None

@@ -41,7 +41,7 @@ class Loss:
             w = xp.full(y_pred.shape[:-1], 1.0 / rows, dtype=y_pred.dtype)
         else:
             m = mask.astype(y_pred.dtype)
-            w = m / max(float(m.sum()), 1.0)
+            w = m / xp.maximum(m.sum(), 1.0)  # no host sync: stays on the device
         self.w = w[..., None]
         return self.w
 
@@ -141,8 +141,8 @@ class CrossEntropy(Loss):
                 f"loss cross_entropy has {c.shape[0]} class weights, got {y_true.shape[-1]} classes"
             )
         real = xp.ones(y_true.shape[:-1], y_true.dtype) if mask is None else mask.astype(c.dtype)
-        total = float((real * (y_true * c).sum(axis=-1)).sum())
-        self.w = real[..., None] / max(total, 1e-12)
+        total = (real * (y_true * c).sum(axis=-1)).sum()
+        self.w = real[..., None] / xp.maximum(total, 1e-12)
         return y_smooth * c
 
     def forward(self, y_pred, y_true, mask=None, logits=None):

@@ -65,9 +65,9 @@ class BatchNorm(Layer):
             return self.xhat * weight + bias
         self.w = self.real_steps(x, x.dtype)  # ones at real steps
         xw = x if self.w is None else x * self.w
-        # values per channel; with a mask the real steps (one host sync a batch, as the loss)
-        self.n = x.size // self.params["weight"].size if self.w is None else float(self.w.sum())
-        self.n = max(self.n, 1)
+        # values per channel; with a mask the real steps (a device scalar: no host sync)
+        n = x.size // self.params["weight"].size
+        self.n = max(n, 1) if self.w is None else xp.maximum(self.w.sum(), 1.0)
         mean = xw.sum(axis=self.axes, keepdims=True) / self.n
         centred = x - mean
         sq = centred * centred if self.w is None else centred * centred * self.w
@@ -79,7 +79,8 @@ class BatchNorm(Layer):
 
     def _update_running(self, mean: Any, var: Any) -> None:
         m, n = self.momentum, self.n
-        unbiased = var * (n / max(n - 1, 1))
+        below = max(n - 1, 1) if isinstance(n, int) else self.backend.xp.maximum(n - 1, 1.0)
+        unbiased = var * (n / below)
         for key, batch in (("running_mean", mean), ("running_var", unbiased)):
             self.state[key] *= 1 - m
             self.state[key] += m * batch

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from nncli.backend import Backend, array_module, to_host
-from nncli.engine import checks, kernels
+from nncli.engine import checks, fused, kernels
 from nncli.engine.registry import OPTIMIZERS
 
 FLUSH_EVERY = 100  # steps; Adam's m takes 158 steps (0.9^t) from the threshold to subnormal
@@ -80,7 +80,9 @@ class Optimizer:
         ``clip_norm`` is set; else None). A non-finite norm leaves the parameters untouched."""
         flat = _flat_pair(params, grads)
         norm = None
-        if self.clip_norm is not None:
+        if self.clip_norm is not None and flat is not None and fused.on_device(flat[1]):
+            norm, flat = self._clip_on_device(flat)
+        elif self.clip_norm is not None:
             if flat is not None:
                 norm = math.sqrt(float(array_module(flat[1]).dot(flat[1], flat[1])))
             else:
@@ -110,6 +112,15 @@ class Optimizer:
         if self.slots and self.step_count % FLUSH_EVERY == 0:
             self._flush_subnormals()
         return norm
+
+    def _clip_on_device(self, flat: tuple[Any, Any]) -> tuple[Any, tuple[Any, Any]]:
+        """The clipping of ``step`` without a host sync: the norm stays a device scalar and
+        scales the gradients where it exceeds ``clip_norm``. A non-finite norm is not caught
+        here but by the training loop's check at the epoch's end (``training/deferred.py``)."""
+        xp, g = array_module(flat[1]), flat[1]
+        norm = xp.sqrt(xp.dot(g, g))
+        scale = xp.where(norm > self.clip_norm, self.clip_norm / (norm + 1e-12), 1.0)
+        return norm, (flat[0], g * scale.astype(g.dtype))
 
     def _flat(self, params: FlatParameters) -> dict[str, Any]:
         """The state slots as flat buffers whose views are ``self.state[name][slot]``; made
@@ -150,8 +161,9 @@ class Optimizer:
             else [a for slots in self.state.values() for a in slots.values()]
         )
         for a in arrays:
-            if a.dtype.kind == "f":
-                a[abs(a) < np.finfo(a.dtype).tiny * 2**24] = 0
+            if a.dtype.kind == "f":  # copyto, not a[mask] = 0: no host sync on a GPU
+                xp = array_module(a)
+                xp.copyto(a, 0, where=abs(a) < np.finfo(a.dtype).tiny * 2**24)
 
     def _scratch(self, p: Any) -> Any:
         """A work array shaped like ``p``, kept between steps (no allocation per step)."""
@@ -207,8 +219,11 @@ class SGD(Optimizer):
         if not self.momentum:
             p -= self.learning_rate * g
             return
-        b = state["momentum"]
-        if self.step_count == 1:
+        b, first = state["momentum"], self.step_count == 1
+        if fused.on_device(p):  # one kernel on a GPU (fused.py)
+            fused.sgd_momentum(p, g, b, self.momentum, self.learning_rate, first, self.nesterov)
+            return
+        if first:
             b[...] = g
         else:
             b *= self.momentum
@@ -249,9 +264,12 @@ class Adam(Optimizer):
         # operations up to float rounding): m += (1 - b1)(g - m); v = b2 v + (1 - b2) g^2;
         # p -= m / ((sqrt(v) + eps sqrt(c2)) / (lr sqrt(c2) / c1)), c_i = 1 - b_i^t
         m, v, t, decay = state["m"], state["v"], self.step_count, self.decay()
+        lr, eps = self.learning_rate, self.epsilon
         if kernels.usable(p, g, m, v):  # the same arithmetic in one fused pass (numba)
-            lr, eps = self.learning_rate, self.epsilon
             kernels.adam(p, g, m, v, self.beta1, self.beta2, lr, eps, t, decay)
+            return
+        if fused.on_device(p):  # one kernel on a GPU (fused.py)
+            fused.adam(p, g, m, v, self.beta1, self.beta2, lr, eps, t, decay)
             return
         xp, tmp = array_module(p), self._scratch(p)
         if decay != 1.0:
@@ -317,6 +335,9 @@ class RMSprop(Optimizer):
 
     def update(self, p, g, state):
         v = state["v"]
+        if fused.on_device(p):  # one kernel on a GPU (fused.py)
+            fused.rmsprop(p, g, v, self.rho, self.learning_rate, self.epsilon)
+            return
         v *= self.rho
         v += (1 - self.rho) * (g * g)
         p -= self.learning_rate * g / (v**0.5 + self.epsilon)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nncli.engine import checks, kernels
+from nncli.engine import checks, fused, kernels
 from nncli.engine.bidirectional import Reverse
 from nncli.engine.cell_activations import CELL_ACTIVATIONS
 from nncli.engine.dense import bias_sum
@@ -81,7 +81,6 @@ class Recurrent(Layer):
         for block in self.sigmoid_gates:
             scale[block * self.units : (block + 1) * self.units] = 0.5
         self.gate_scale = self.backend.asarray(scale) if self.sigmoid_gates else None
-        self.gate_shift = self.backend.asarray(np.where(scale == 0.5, 0.5, 0.0))
         # the reverse direction's weights are drawn after the forward direction's
         self.reverse = Reverse(self, in_shape, rng) if self.bidirectional else None
         width = self.units * (2 if self.bidirectional else 1)
@@ -298,50 +297,25 @@ class LSTM(Recurrent):
     states = 2
 
     def step_forward(self, gi, gh, state, out=None):
-        xp, h = self.backend.xp, self.units
-        c = state[1]
-        a = gh
+        a, c, h = gh, state[1], self.units
         a += gi
+        if not kernels.usable(a, c):  # numpy, and one kernel on a GPU (fused.py)
+            return fused.lstm_forward(a, c, h, out)
+        xp = self.backend.xp
         xp.tanh(a, out=a)  # one tanh for all four gates
-        i, f, g, o = a[:h], a[h : 2 * h], a[2 * h : 3 * h], a[3 * h :]
-        if kernels.usable(a, c):  # the gates' affine and c' in one fused pass (numba)
-            c_new = xp.empty_like(c)
-            kernels.lstm_cell(a, c, c_new)
-        else:
-            a *= self.gate_scale[:, None]
-            a += self.gate_shift[:, None]
-            c_new = f * c
-            ig = i * g
-            c_new += ig
+        c_new = xp.empty_like(c)
+        kernels.lstm_cell(a, c, c_new)  # the gates' affine and c' in one pass (numba)
         tanh_c = xp.tanh(c_new)
-        return (xp.multiply(o, tanh_c, out=out), c_new), (a, c, tanh_c)
+        return (xp.multiply(a[3 * h :], tanh_c, out=out), c_new), (a, c, tanh_c)
 
     def step_backward(self, dstate, cache, dgi, dgh):
-        xp, h = self.backend.xp, self.units
         dh, dc = dstate
         a, c, tanh_c = cache
-        if kernels.usable(a, dgi, dh, dc, c, tanh_c):  # one fused pass (numba)
-            dc_prev = xp.empty_like(c)
-            kernels.lstm_backward(dh, dc, a, c, tanh_c, dgi, dc_prev)
-            return (None, dc_prev)
-        i, f, g, o = a[:h], a[h : 2 * h], a[2 * h : 3 * h], a[3 * h :]
-        d = tanh_c * tanh_c  # dc + dh o (1 - tanh_c^2), in one work array
-        xp.subtract(1, d, out=d)
-        d *= o
-        d *= dh
-        d += dc
-        xp.multiply(d, g, out=dgi[:h])
-        xp.multiply(d, c, out=dgi[h : 2 * h])
-        xp.multiply(d, i, out=dgi[2 * h : 3 * h])
-        xp.multiply(dh, tanh_c, out=dgi[3 * h :])
-        slope = 1 - a  # sigmoid' = s (1 - s); the cell block is tanh: 1 - g^2
-        slope *= a
-        cell = slope[2 * h : 3 * h]
-        xp.multiply(g, g, out=cell)
-        xp.subtract(1, cell, out=cell)
-        dgi *= slope
-        d *= f
-        return (None, d)
+        if not kernels.usable(a, dgi, dh, dc, c, tanh_c):  # numpy, or one kernel on a GPU
+            return (None, fused.lstm_backward(dh, dc, cache, dgi, self.units))
+        dc_prev = self.backend.xp.empty_like(c)
+        kernels.lstm_backward(dh, dc, a, c, tanh_c, dgi, dc_prev)  # one pass (numba)
+        return (None, dc_prev)
 
 
 @LAYERS.register("gru")
@@ -364,34 +338,7 @@ class GRU(Recurrent):
     bias_names = ("bias_ih", "bias_hh")
 
     def step_forward(self, gi, gh, state, out=None):
-        xp, h = self.backend.xp, self.units
-        h_prev = state[0]
-        rz = gh[: 2 * h]
-        rz += gi[: 2 * h]
-        xp.tanh(rz, out=rz)
-        rz *= 0.5
-        rz += 0.5
-        r, z = rz[:h], rz[h:]
-        gh_n = gh[2 * h :]
-        n = r * gh_n
-        n += gi[2 * h :]
-        xp.tanh(n, out=n)
-        h_new = xp.subtract(h_prev, n, out=out)
-        h_new *= z
-        h_new += n
-        return (h_new,), (rz, n, gh_n, h_prev)
+        return fused.gru_forward(gi, gh, state[0], self.units, out)  # one kernel on a GPU
 
     def step_backward(self, dstate, cache, dgi, dgh):
-        xp, h = self.backend.xp, self.units
-        dh = dstate[0]
-        rz, n, gh_n, h_prev = cache
-        r, z = rz[:h], rz[h:]
-        dn = dgi[2 * h :]
-        xp.multiply(dh, 1 - z, out=dn)
-        dn *= 1 - n * n
-        xp.multiply(dn, gh_n, out=dgi[:h])
-        xp.multiply(dh, h_prev - n, out=dgi[h : 2 * h])
-        dgi[: 2 * h] *= rz * (1 - rz)
-        dgh[: 2 * h] = dgi[: 2 * h]
-        xp.multiply(dn, r, out=dgh[2 * h :])
-        return (dh * z,)
+        return (fused.gru_backward(dstate[0], cache, dgi, dgh, self.units),)

@@ -17,8 +17,9 @@ from typing import Annotated, Any
 
 from pydantic import PlainValidator
 
+from nncli.backend import parse_device
 from nncli.engine import checks
-from nncli.errors import SpecError
+from nncli.errors import BackendError, SpecError
 from nncli.spec.document import Path_
 
 VERSION = 1
@@ -128,6 +129,15 @@ def _batch_size(value: Any) -> int | str:
     return value
 
 
+def _device(value: Any) -> str:
+    """cpu | gpu | gpu:N | cuda:N | auto (``backend.parse_device`` reads them)."""
+    try:
+        parse_device(value)
+    except BackendError as exc:
+        raise SpecError(exc.message.removeprefix("device: ")) from None
+    return str(value).strip().lower()
+
+
 def _version(value: Any) -> int:
     value = checks.positive_int("", value)
     if value > VERSION:
@@ -160,5 +170,5 @@ BatchSize = Annotated[int | str, checked(_batch_size)]
 # -- the top level's fields (the Spec itself lives in loading.py)
 Version = Annotated[int, checked(_version)]
 SpecName = Annotated[str | None, checked(_spec_name, optional=True)]
-Device = Annotated[str, one_of("cpu", "gpu", "auto")]
+Device = Annotated[str, checked(_device)]
 Dtype = Annotated[str, one_of("float32", "float64")]

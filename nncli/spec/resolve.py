@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from nncli import data
-from nncli.backend import Backend, choose_device, get_backend
+from nncli.backend import Backend, open_device
 from nncli.data.dataset import Dataset
 from nncli.engine.losses import CrossEntropy, Loss
 from nncli.engine.network import Sequential
@@ -70,12 +70,7 @@ def resolve(
 
 def _backend(spec: Any, device: str | None) -> tuple[Backend, str]:
     """The backend, and the line that says which device (and, for ``auto``, why that one)."""
-    asked = device or spec.device
-    if asked != "auto":
-        backend = build.backend_for(spec, asked)
-        return backend, f"device: {backend.name}"
-    chosen, why = choose_device()
-    return get_backend(chosen, spec.dtype), f"device: {chosen} (auto: {why})"
+    return open_device(device or spec.device, spec.dtype)
 
 
 def _dataset(spec: Any, skip_bad: bool, warn: Callable[[str], None] | None) -> Dataset:

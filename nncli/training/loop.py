@@ -29,7 +29,7 @@ from nncli.training.batching import (
     rng_for,
 )
 from nncli.training.callbacks import Callback, EarlyStopping, History
-from nncli.training.guards import diverged
+from nncli.training.deferred import FiniteChecks, mean_norm
 from nncli.training.metrics import RunningMetrics
 from nncli.training.scores import scores
 
@@ -90,19 +90,15 @@ def _device_batch(
         xb, mb = _trim(xb, mb)
         if yb is not None and yb.ndim == 3:
             yb = yb[:, : mb.shape[1]]
-    b = net.backend
-    return (
-        b.asarray(xb),
-        None if yb is None else b.asarray(yb),
-        None if mb is None else b.asarray(mb, dtype=bool),
-    )
+    return net.backend.to_device(xb, yb, mb, dtypes=(None, None, bool))  # one transfer
 
 
-def loss_value(net: Sequential, loss: Loss, p: Any, y: Any, mask: Any, fused: bool) -> float:
-    """The loss of outputs ``p`` against ``y`` (a fused output layer hands over its logits);
-    a mask weighs the loss only when the targets have a time axis like the mask's."""
+def loss_value(net: Sequential, loss: Loss, p: Any, y: Any, mask: Any, fused: bool) -> Any:
+    """The loss of outputs ``p`` against ``y`` (a fused output layer hands over its logits), a
+    0-d array on the network's device (read it with ``float``: on a GPU that syncs); a mask
+    weighs the loss only when the targets have a time axis like the mask's."""
     loss_mask = mask if mask is not None and y.ndim == mask.ndim + 1 else None
-    return float(loss.forward(p, y, mask=loss_mask, logits=net.logits if fused else None))
+    return loss.forward(p, y, mask=loss_mask, logits=net.logits if fused else None)
 
 
 class _Epochs:
@@ -112,7 +108,7 @@ class _Epochs:
     def __init__(self, net: Sequential, loss: Loss, optimizer: Optimizer, config: FitConfig):
         self.net, self.loss, self.optimizer, self.config = net, loss, optimizer, config
         self.fused = net.fuse_output(loss.fused_activation)
-        self.last_finite: float | None = None
+        self.checks = FiniteChecks(net.backend, None)
         self.base_rate = optimizer.learning_rate
         if config.schedule is not None:
             config.schedule.begin(config.epochs)
@@ -127,19 +123,16 @@ class _Epochs:
     def end(self) -> None:
         self.optimizer.learning_rate = self.base_rate
 
-    def batch(self, epoch: int, b: int, xb: Any, yb: Any, mb: Any) -> tuple[float, Any, Any]:
-        """One optimizer step -> (loss, outputs, gradient norm or None)."""
+    def batch(self, epoch: int, b: int, xb: Any, yb: Any, mb: Any) -> tuple[Any, Any, Any]:
+        """One optimizer step -> (loss, outputs, the loss for callbacks); loss and gradient norm
+        checked finite (on a GPU at the epoch's end, see ``deferred``)."""
         net = self.net
         p = net.forward(xb, training=True, mask=mb)
         value = loss_value(net, self.loss, p, yb, mb, self.fused)
-        if not math.isfinite(value):
-            raise diverged(epoch, b, f"the loss became {value}", self.last_finite)
+        self.checks.loss(epoch, b, value)
         net.backward(self.loss.backward())
         norm = self.optimizer.step(net.named_parameters(), net.named_gradients())
-        if norm is not None and not math.isfinite(norm):
-            raise diverged(epoch, b, f"the gradient norm became {norm}", self.last_finite)
-        self.last_finite = value
-        return value, p, norm
+        return value, p, self.checks.step(epoch, b, value, norm)
 
     def epoch(
         self, epoch: int, x: np.ndarray, y: np.ndarray, size: int, callbacks: Sequence[Callback]
@@ -152,22 +145,17 @@ class _Epochs:
             rng = rng_for(config.seed, STREAM_AUGMENT, epoch)
             change = partial(_augment_with, config.augment, rng)
         running = RunningMetrics(self.loss.task, config.target_scale)
-        norms: list[float] = []
         seen, batches = 0, math.ceil(len(x) / size)
         order = epoch_batches(len(x), size, seed=config.seed, epoch=epoch, shuffle=config.shuffle)
         for b, idx in enumerate(order, start=1):
             xb, yb, mb = _device_batch(net, x, y, config.mask, idx, change)
-            value, p, norm = self.batch(epoch, b, xb, yb, mb)
-            if norm is not None:
-                norms.append(norm)
+            value, p, shown = self.batch(epoch, b, xb, yb, mb)
             running.add(value, p, yb, mb)
             seen += len(idx)
             for cb in callbacks:
-                cb.on_batch_end(epoch, b, batches, value, seen)
-        logs: dict[str, float] = {"epoch": epoch, **running.result()}
-        if norms:
-            logs["grad_norm"] = float(np.mean(norms))
-        return logs
+                cb.on_batch_end(epoch, b, batches, shown, seen)
+        norms = self.checks.epoch_end(epoch)
+        return {"epoch": epoch, **running.result(), **mean_norm(norms)}
 
     def validate(self) -> dict[str, float]:
         """``val_*`` logs on the validation set; none without one."""
@@ -217,7 +205,7 @@ def fit(
     if stopper is not None:
         stopper.begin(net, history, config.best_weights)
     run = _Epochs(net, loss, optimizer, config)
-    run.last_finite = next((e["loss"] for e in reversed(history.epochs)), None)
+    run.checks.last_finite = next((e["loss"] for e in reversed(history.epochs)), None)
     info = {"samples": len(x), "batches": math.ceil(len(x) / size), "epochs": config.epochs}
     info["initial_epoch"] = config.initial_epoch
     for cb in callbacks:

@@ -1,4 +1,4 @@
-"""Metrics: running sums over batches (on the device, one sync per batch at most) and the
+"""Metrics: running sums over batches (on the device, one transfer an epoch) and the
 per-class report for ``nncli evaluate``."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from nncli.backend import array_module
+from nncli.backend import array_module, device_copy, to_host
 
 
 def _row_weights(y: Any, mask: Any) -> Any:
@@ -25,22 +25,24 @@ def predicted_classes(p: Any) -> Any:
 class RunningMetrics:
     """Accumulates the loss and the task's metrics (accuracy, or RMSE and MAE) over batches.
 
-    ``target_scale`` (k,): the factor that maps each scaled target back to the file's units, so
-    RMSE and MAE are in the target's units; the loss stays the training objective's value."""
+    The sums stay where the batches are (on a GPU: 0-d device arrays, no sync a batch) and
+    ``result`` reads them all in one transfer. ``target_scale`` (k,): the factor that maps each
+    scaled target back to the file's units, so RMSE and MAE are in the target's units; the loss
+    stays the training objective's value."""
 
     def __init__(self, task: str, target_scale: np.ndarray | None = None):
         self.task = task
         self.target_scale = target_scale
         self.device_scale: Any = None  # on the targets' device, copied there once
-        self.loss_sum = 0.0
-        self.rows = 0.0
         self.sums: dict[str, Any] = {}
 
-    def add(self, loss: float, p: Any, y: Any, mask: Any = None) -> None:
+    def add(self, loss: Any, p: Any, y: Any, mask: Any = None) -> None:
+        """``loss``: the batch's mean loss (a float, or a 0-d array on the batch's device)."""
         w = _row_weights(y, mask)
-        rows = float(w.sum())
-        self.loss_sum += loss * rows
-        self.rows += rows
+        xp = array_module(w)
+        rows = xp.asarray(w.sum(), dtype=np.float64)
+        self._add("rows", rows)
+        self._add("loss", xp.asarray(loss, dtype=np.float64) * rows)
         if self.task == "classification":
             hit = (predicted_classes(p) == predicted_classes(y)) * w
             self._add("correct", hit.sum())
@@ -48,22 +50,31 @@ class RunningMetrics:
             diff = (p - y) * w[..., None]
             if self.target_scale is not None:
                 if self.device_scale is None:
-                    self.device_scale = array_module(y).asarray(self.target_scale, dtype=y.dtype)
+                    self.device_scale = device_copy(self.target_scale, like=y)
                 diff = diff * self.device_scale
             self._add("sq", (diff * diff).sum() / y.shape[-1])
             self._add("abs", abs(diff).sum() / y.shape[-1])
 
     def _add(self, key: str, value: Any) -> None:
-        self.sums[key] = self.sums.get(key, 0.0) + value
+        """Sums in float64 where the value is (as the host's Python floats were before)."""
+        value = array_module(value).asarray(value, dtype=np.float64)
+        self.sums[key] = value if key not in self.sums else self.sums[key] + value
 
     def result(self) -> dict[str, float]:
-        rows = max(self.rows, 1.0)
-        out = {"loss": self.loss_sum / rows}
-        if self.task == "classification":
-            out["accuracy"] = float(self.sums.get("correct", 0.0)) / rows
+        keys = list(self.sums)
+        if keys:  # every sum in one transfer
+            xp = array_module(self.sums["rows"])
+            host = to_host(xp.stack([xp.asarray(self.sums[k], dtype=xp.float64) for k in keys]))
+            sums = dict(zip(keys, (float(v) for v in host), strict=True))
         else:
-            out["rmse"] = float(np.sqrt(float(self.sums.get("sq", 0.0)) / rows))
-            out["mae"] = float(self.sums.get("abs", 0.0)) / rows
+            sums = {}
+        rows = max(sums.get("rows", 0.0), 1.0)
+        out = {"loss": sums.get("loss", 0.0) / rows}
+        if self.task == "classification":
+            out["accuracy"] = sums.get("correct", 0.0) / rows
+        else:
+            out["rmse"] = float(np.sqrt(sums.get("sq", 0.0) / rows))
+            out["mae"] = sums.get("abs", 0.0) / rows
         return out
 
 
