@@ -4,21 +4,30 @@ makes before its first batch, then one forward and backward pass on two real row
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from nncli.commands.train import refuse_outputs_on_inputs
 from nncli.errors import DivergedError
 from nncli.spec.resolve import resolve
+from nncli.spec.search import ignored
 from nncli.training.loop import loss_value
 
 
-def validate(path: Path, overrides: list[str] = (), device: str | None = None) -> list[str]:
+def validate(
+    path: Path,
+    overrides: list[str] = (),
+    device: str | None = None,
+    note: Callable[[str], None] | None = None,
+) -> list[str]:
     """Train without the training: resolve the spec as ``train`` does (every check it makes
     before its first batch), then one forward and backward pass on two real rows. Problems
     raise; what was checked is returned as lines."""
     from nncli import spec as spec_module
 
     spec = spec_module.load(path, overrides)
+    if spec.search is not None and note is not None:
+        note(ignored("validate"))
     refuse_outputs_on_inputs(spec)  # as train does first (a smoke run writes elsewhere)
     ready = resolve(spec, device=device)
     net, ds, loss = ready.net, ready.ds, ready.loss
