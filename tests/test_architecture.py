@@ -127,6 +127,7 @@ ROOMS = {  # outside library -> the only places that may import it
     "yaml": ("nncli/spec/",),
     "PIL": ("nncli/data/",),
     "pandas": ("nncli/data/", "nncli/commands/"),
+    "optuna": ("nncli/search/",),
 }
 
 

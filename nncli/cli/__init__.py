@@ -9,7 +9,7 @@ commands so ``nncli --help`` is fast.
 
 from __future__ import annotations
 
-from nncli.cli import applying, checking, training  # noqa: F401  (each registers its commands)
+from nncli.cli import applying, checking, searching, training  # noqa: F401  (each registers)
 from nncli.cli.app import app
 from nncli.usage import run
 
