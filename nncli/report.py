@@ -280,11 +280,14 @@ def trials_table(rows: list[dict[str, Any]], keys: list[str], monitor: str) -> T
 class TrialReport:
     """``nncli tune``'s trials as they end: a live table on a terminal, one line elsewhere."""
 
-    def __init__(self, out: Console, keys: list[str], monitor: str, quiet: bool = False):
+    def __init__(
+        self, out: Console, keys: list[str], monitor: str, quiet: bool = False, live: bool = True
+    ):
+        """``live=False``: lines even on a terminal (worker processes share one)."""
         self.out, self.keys, self.monitor, self.quiet = out, keys, monitor, quiet
         self.rows: list[dict[str, Any]] = []
         self.live: Any = None
-        if out.is_terminal and not quiet:
+        if live and out.is_terminal and not quiet:
             from rich.live import Live
 
             self.live = Live(self.table(), console=out, auto_refresh=False)

@@ -70,7 +70,8 @@ def tune(
         shown: list = []
 
         def on_start(keys: list[str], monitor: str) -> None:
-            shown.append(report.TrialReport(out, keys, monitor))
+            alone = worker is None and workers == 1  # workers print a line per trial
+            shown.append(report.TrialReport(out, keys, monitor, live=alone))
 
         try:
             result = tune_command.tune(

@@ -113,6 +113,8 @@ def tune(
 
     shared = Study(url, settings.study, params, monitor, maximize, sampler, spec.seed, worker or 0)
     before = shared.count()
+    if worker is None:
+        _remove_stale_trials(out, shared.rows())
     if on_start is not None:
         on_start([p.key for p in params], monitor)
     try:
@@ -159,6 +161,14 @@ def _space(
                 where=str(path),
             )
     return params
+
+
+def _remove_stale_trials(out: Path, rows: list[dict[str, Any]]) -> None:
+    """The folders of trials a killed process left (any trial of the study not running)."""
+    running = {f".trial-{row['number']}" for row in rows if row["state"] == "running"}
+    for folder in out.glob(".trial-*"):
+        if folder.is_dir() and folder.name not in running:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _run_trials(
