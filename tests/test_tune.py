@@ -3,9 +3,11 @@ spec errors, and a search that finds a learning rate whose optimum is known."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -192,10 +194,15 @@ def test_the_search_finds_a_known_best_learning_rate_in_20_trials(tmp_path):
 
 
 def _running(out: Path) -> bool:
-    """Whether the study in ``out`` has a trial under way."""
+    """Whether the study in ``out`` has a trial under way (read only: opening it with Optuna
+    would create the tables the process under test is creating)."""
+    db = out / "study.db"
+    if not db.exists():
+        return False
     try:
-        return bool((out / "study.db").exists() and _study(out).trials)
-    except KeyError:  # the database is there, the study not yet
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+            return con.execute("SELECT COUNT(*) FROM trials").fetchone()[0] > 0
+    except sqlite3.Error:  # the tables are not there yet
         return False
 
 
@@ -226,3 +233,21 @@ def test_ctrl_c_marks_the_trial_failed_and_says_how_to_continue(iris_folder):
     states = [t.state for t in _study(out).trials]
     assert states == [optuna.trial.TrialState.FAIL]
     assert not list(out.glob(".trial-*"))
+
+
+def test_grid_points_and_the_difference_a_study_reports():
+    from nncli.spec.search import Param, described, difference
+
+    rate = Param("optimizer.learning_rate", "float", 1e-3, 1e-1, log=True)
+    assert rate.grid(3) == pytest.approx([1e-3, 1e-2, 1e-1])
+    assert Param("training.batch_size", "int", 16, 20).grid(5) == [16, 17, 18, 19, 20]
+    units = Param("model.layers[0].units", "choice", choices=(8, 16))
+    assert units.assignment(16) == "model.layers[0].units=16"
+    stored = described([rate, units])
+    assert difference(stored, [rate, units]) is None
+    wider = Param("optimizer.learning_rate", "float", 1e-3, 1.0, log=True)
+    assert difference(stored, [wider, units]) == (
+        "optimizer.learning_rate: the study searched float in [0.001, 0.1] (log), "
+        "the spec now float in [0.001, 1.0] (log)"
+    )
+    assert "not searched" in difference(stored, [rate])

@@ -33,6 +33,7 @@ from nncli.training.callbacks import MonitorReport, kept_value
 from nncli.training.guards import SignalStop
 
 BEST = "best"  # DIR/best/model.h5: the best trial's checkpoint
+BEST_LOCK_WAIT = 120.0  # seconds a worker waits while another moves its trial to best/
 
 
 @dataclass
@@ -210,7 +211,7 @@ def _run_trials(
     def after(row: dict[str, Any]) -> None:
         folder = out / f".trial-{row['number']}"
         if row["state"] == "complete" and folder.exists():
-            with hold(out, name=".best.lock"):
+            with hold(out, name=".best.lock", wait=BEST_LOCK_WAIT):
                 best = shared.best()
                 if best is not None and best[0] == row["number"]:
                     _promote(folder, out / BEST, row["number"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from nncli.spec.loading import flow_yaml
 from nncli.spec.search import Param, described, difference
 
 SAMPLERS = ("tpe", "random", "grid")
+STORAGE_TRIES = 5  # opening a new database that other processes are creating too
 GRID_POINTS = 5  # values of a float range (or a wide int range) the grid sampler tries
 SPACE, MONITOR = "nncli_space", "nncli_monitor"  # the user attributes a study records
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
@@ -43,12 +45,24 @@ def _optuna() -> Any:
 
 
 def _storage(optuna: Any, url: str) -> Any:
-    """SQLite waits for a busy database (workers write at once) instead of failing."""
+    """SQLite waits for a busy database (workers write at once) instead of failing. Processes
+    that start together on a new database may race to create its tables: the loser tries
+    again and finds them."""
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as exc:  # SQLAlchemy's errors: a bad URL, a missing driver, no server
-        raise SpecError(f"cannot open the study storage {url}: {exc}", field="--storage") from None
+    for attempt in range(STORAGE_TRIES):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except Exception as exc:  # SQLAlchemy's: a bad URL, a missing driver, no server, a race
+            if attempt + 1 == STORAGE_TRIES or not _raced(exc):
+                message = f"cannot open the study storage {url}: {exc}"
+                raise SpecError(message, field="--storage") from None
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _raced(exc: Exception) -> bool:
+    """Another process created the tables (or held the database) while this one did."""
+    text = str(exc).lower()
+    return "already exists" in text or "locked" in text or "unique constraint" in text
 
 
 class Study:

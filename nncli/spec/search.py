@@ -25,7 +25,6 @@ from nncli.spec.fields import short
 from nncli.spec.loading import Spec, flow_yaml
 
 RANGE_KEYS = ("low", "high", "log")
-PRIMITIVE = (str, int, float, bool, type(None))
 
 
 @dataclass(frozen=True)
@@ -216,8 +215,3 @@ def difference(stored: dict[str, str], params: Sequence[Param]) -> str | None:
             was = stored.get(key, "not searched")
             return f"{key}: the study searched {was}, the spec now {now.get(key, 'not searched')}"
     return None
-
-
-def primitive(params: Sequence[Param]) -> bool:
-    """Whether every choice is a plain scalar (else choices travel as their YAML text)."""
-    return all(isinstance(c, PRIMITIVE) for p in params for c in p.choices)
