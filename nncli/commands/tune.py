@@ -33,6 +33,7 @@ from nncli.training.callbacks import MonitorReport, kept_value
 from nncli.training.guards import SignalStop
 
 BEST = "best"  # DIR/best/model.h5: the best trial's checkpoint
+WARMUP = 5  # the pruner waits for the first epochs // WARMUP epochs of every trial
 BEST_LOCK_WAIT = 120.0  # seconds a worker waits while another moves its trial to best/
 
 
@@ -112,7 +113,10 @@ def tune(
     monitor, maximize = monitored(spec)
     from nncli.search.study import Study
 
-    shared = Study(url, settings.study, params, monitor, maximize, sampler, spec.seed, worker or 0)
+    warmup = 0 if cv else spec.training.epochs // WARMUP  # a slow start is not hopeless
+    shared = Study(
+        url, settings.study, params, monitor, maximize, sampler, spec.seed, worker or 0, warmup
+    )
     before = shared.count()
     if worker is None:
         _remove_stale_trials(out, shared.rows())

@@ -78,7 +78,9 @@ class Study:
         sampler: str = "tpe",
         seed: int = 0,
         worker: int = 0,
+        warmup: int = 0,
     ):
+        """``warmup``: steps (epochs) every trial runs before the pruner may stop it."""
         optuna = self.optuna = _optuna()
         self.params, self.storage, self.name = list(params), storage, name
         self.study = optuna.create_study(
@@ -91,7 +93,7 @@ class Study:
         before = len(self.study.trials)
         seed_now = int(np.random.SeedSequence([seed, before, worker]).generate_state(1)[0])
         self.study.sampler = self._sampler(sampler, seed_now)
-        self.study.pruner = optuna.pruners.MedianPruner()
+        self.study.pruner = optuna.pruners.MedianPruner(n_warmup_steps=warmup)
 
     def _check(self, monitor: str, maximize: bool) -> None:
         """A study of another space or metric stops the run (exit 2) naming the difference."""
