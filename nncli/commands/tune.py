@@ -106,6 +106,8 @@ def tune(
     params = _space(spec, path, overrides, device, check=worker is None, cv=cv)
     out = Path(output) if output is not None else Path("runs", f"{spec.name}-tune")
     out = Path(os.path.abspath(out))
+    written = [out / "study.db", out / "trials.csv", out / "best.yaml", out / BEST / "model.h5"]
+    outputs.check_outputs(written, [path, getattr(spec.data, "path", None)])
     out.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{out / 'study.db'}"
     settings = TuneSettings(Path(path), trials, out, url, study or spec.name, sampler, cv)
@@ -128,8 +130,8 @@ def tune(
         else:
             _run_trials(settings, shared, params, monitor, on_trial)
     except (Interrupted, KeyboardInterrupt) as exc:
-        if worker is None:
-            _write_outputs(settings, shared, spec)
+        if worker is None:  # what finished is written; nothing more is trained
+            _write_outputs(settings, shared, spec, train_best=False)
         raise _interrupted(settings, exc) from None
     files = [] if worker is not None else _write_outputs(settings, shared, spec)
     rows = shared.rows()
@@ -282,7 +284,9 @@ def _interrupted(settings: TuneSettings, exc: BaseException) -> Interrupted:
     )
 
 
-def _write_outputs(settings: TuneSettings, shared: Any, spec: Any) -> list[Path]:
+def _write_outputs(
+    settings: TuneSettings, shared: Any, spec: Any, train_best: bool = True
+) -> list[Path]:
     """``trials.csv`` and, once a trial has completed, ``best.yaml`` (and, with ``--cv``, the
     best values trained once on the spec's own split into ``best/model.h5``). The files list
     names ``best/model.h5`` only when it is the best trial's (on many machines, the one that
@@ -298,7 +302,7 @@ def _write_outputs(settings: TuneSettings, shared: Any, spec: Any) -> list[Path]
     header += f"{monitored(spec)[0]} {value:.6g}; train it with: nncli train best.yaml\n"
     written = out / "best.yaml"
     outputs.write_text_atomic(written, header + best_yaml(settings, shared.params, values))
-    if settings.cv and best_trial(out) != number:
+    if settings.cv and train_best and best_trial(out) != number:
         _train_best(settings, written, number)  # folds keep no checkpoint: train it once
     return [table, written] + ([out / BEST / "model.h5"] if best_trial(out) == number else [])
 
