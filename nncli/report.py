@@ -249,3 +249,100 @@ def gradcheck_table(checked: dict[str, Any]) -> Table:
         row = (str(p["layer"]), p["type"], p["parameter"], entries, f"{p['error']:.2e}", verdict)
         table.add_row(*row)
     return table
+
+
+# -- nncli tune and nncli cv
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def trial_line(row: dict[str, Any], keys: list[str], monitor: str) -> str:
+    """``trial 3  complete  val_loss 0.4123  optimizer.learning_rate=0.003  (12 epochs, 0.8 s)``"""
+    values = "  ".join(f"{k}={_cell(row.get(k))}" for k in keys)
+    took = f"({_cell(row.get('epochs'))} epochs, {_cell(row.get('seconds'))} s)"
+    value = f"{monitor} {_cell(row.get('value'))}"
+    return f"trial {row['number']}  {row['state']}  {value}  {values}  {took}"
+
+
+def trials_table(rows: list[dict[str, Any]], keys: list[str], monitor: str) -> Table:
+    """One row per trial: number, state, the monitored value, each searched value, epochs."""
+    table = Table(title="trials", title_justify="left")
+    for col in ("#", "state", monitor, *keys, "epochs", "seconds"):
+        table.add_column(col, justify="left" if col == "state" else "right")
+    for row in rows:
+        cells = [row.get(c) for c in ("value", *keys, "epochs", "seconds")]
+        table.add_row(str(row["number"]), row["state"], *(_cell(c) for c in cells))
+    return table
+
+
+class TrialReport:
+    """``nncli tune``'s trials as they end: a live table on a terminal, one line elsewhere."""
+
+    def __init__(
+        self, out: Console, keys: list[str], monitor: str, quiet: bool = False, live: bool = True
+    ):
+        """``live=False``: lines even on a terminal (worker processes share one)."""
+        self.out, self.keys, self.monitor, self.quiet = out, keys, monitor, quiet
+        self.rows: list[dict[str, Any]] = []
+        self.live: Any = None
+        if live and out.is_terminal and not quiet:
+            from rich.live import Live
+
+            self.live = Live(self.table(), console=out, auto_refresh=False)
+            self.live.start()
+
+    def table(self) -> Table:
+        return trials_table(self.rows, self.keys, self.monitor)
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if self.live is not None:
+            self.live.update(self.table(), refresh=True)
+        elif not self.quiet:
+            self.out.print(trial_line(row, self.keys, self.monitor))
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+def tune_summary(result: Any) -> list[str]:
+    """The study's totals, the best trial and the files written."""
+    states: dict[str, int] = {}
+    for row in result.rows:
+        states[row["state"]] = states.get(row["state"], 0) + 1
+    counts = ", ".join(f"{n} {state}" for state, n in states.items())
+    lines = [
+        f"study {result.study!r} in {result.storage}: {len(result.rows)} trials ({counts}); "
+        f"this run added {result.added}"
+    ]
+    if result.best is not None:
+        number, values, value = result.best
+        chosen = "  ".join(f"{k}={_cell(v)}" for k, v in values.items())
+        lines.append(f"best trial {number}: {result.monitor} {value:.4g}  {chosen}")
+    return lines + [f"saved {p}" for p in result.files]
+
+
+def cv_table(result: Any) -> Table:
+    """One row per fold (rows trained and scored, epochs, metrics), then mean and std."""
+    columns = [c for c in result.columns() if c != "epochs"]
+    table = Table(title=f"{len(result.folds)}-fold cross-validation ({result.scheme})")
+    table.title_justify = "left"
+    for col in ("fold", "train rows", "val rows", "epochs", *columns):
+        table.add_column(col, justify="right")
+    for f in result.folds:
+        cells = [f.train_rows, f.val_rows, f.epochs, *(f.metrics[c] for c in columns)]
+        table.add_row(str(f.fold), *(_cell(c) for c in cells))
+    for name, row in result.summary().items():
+        cells = ["", "", _cell(row["epochs"]), *(_cell(row[c]) for c in columns)]
+        table.add_row(name, *cells, style="bold")
+    return table
+
+
+def fold_line(fold: Any) -> str:
+    """``fold 2/5  val_loss 0.31  val_accuracy 0.9  (24 epochs, 1.2 s)``"""
+    metrics = "  ".join(f"{k} {v:.4g}" for k, v in fold.metrics.items())
+    return f"fold {fold.fold}  {metrics}  ({fold.epochs} epochs, {fold.seconds:.2f} s)"

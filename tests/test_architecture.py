@@ -128,6 +128,7 @@ ROOMS = {  # outside library -> the only places that may import it
     "PIL": ("nncli/data/",),
     "pandas": ("nncli/data/", "nncli/commands/"),
     "matplotlib": ("nncli/plots/",),
+    "optuna": ("nncli/search/",),
 }
 
 

@@ -326,3 +326,25 @@ def test_predict_evaluate_and_inspect_never_use_a_path_from_the_embedded_spec(
     assert (sha(existing), existing.stat().st_mtime_ns) == stamp
     assert sorted(p.name for p in work.iterdir() if "SENTINEL" in p.name) == [existing.name]
     assert model_io.load(crafted).spec_yaml.count("SENTINEL") == 3  # it was there all along
+
+
+def test_a_lock_taken_with_wait_waits_for_its_holder(tmp_path):
+    """tune's workers move the best trial under one lock: the second waits, never fails."""
+    import threading
+
+    got = []
+
+    def second() -> None:
+        with folder_lock.hold(tmp_path, name=".best.lock", wait=30):
+            got.append(True)
+
+    with folder_lock.hold(tmp_path, name=".best.lock"):
+        busy = pytest.raises(SpecError, match="in use")  # without wait: busy at once
+        with busy, folder_lock.hold(tmp_path, name=".best.lock"):
+            pass
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        waiter.join(0.2)
+        assert got == []  # still waiting while the lock is held
+    waiter.join(30)
+    assert got == [True]

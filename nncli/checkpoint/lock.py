@@ -16,6 +16,7 @@ import contextlib
 import errno
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ except ImportError:  # Windows
     import msvcrt
 
 LOCK_NAME = ".nncli.lock"
+WAIT_STEP = 0.02  # seconds between tries of a lock held by another process (``wait``)
 TRIES = 5  # rounds of open / lock, when a finishing run removes the file we just opened
 HELD = {errno.EACCES, errno.EAGAIN, errno.EDEADLK}  # what a lock held elsewhere raises
 WINDOWS_OFFSET = 1 << 30  # msvcrt locks bytes: one far past the owner text, which stays readable
@@ -153,15 +155,29 @@ def _release(fd: int, lock: Path) -> None:
 
 @contextlib.contextmanager
 def hold(
-    folder: str | Path, warn: Callable[[str], None] | None = None, *, name: str = LOCK_NAME
+    folder: str | Path,
+    warn: Callable[[str], None] | None = None,
+    *,
+    name: str = LOCK_NAME,
+    wait: float = 0.0,
 ) -> Iterator[Path]:
     """Hold ``<folder>/<name>`` for the ``with`` block; yields the lock's path. ``warn`` hears
-    when the file system cannot lock (the run goes on, unprotected)."""
+    when the file system cannot lock (the run goes on, unprotected). ``wait``: seconds to wait
+    for another process's lock (a short section, such as tune's workers moving the best trial)
+    before the busy error."""
     folder = Path(folder)
     created = _make_folders(folder)
     lock = folder / name
+    deadline = time.monotonic() + wait
     try:
-        fd = _acquire(lock, warn)
+        while True:
+            try:
+                fd = _acquire(lock, warn)
+                break
+            except SpecError:  # busy
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(WAIT_STEP)
     except BaseException:
         _remove_empty(created)
         raise

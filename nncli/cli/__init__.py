@@ -13,6 +13,7 @@ from nncli.cli import (  # noqa: F401  (each module registers its commands)
     applying,
     checking,
     plotting,
+    searching,
     starting,
     training,
 )

@@ -8,6 +8,7 @@ import typer
 
 from nncli.cli.app import DEBUG, DEVICE, SPEC_DEVICE, app
 from nncli.usage import POSITIVE_INT, complete_set, run
+from nncli.usage import note as _note
 
 
 @app.command()
@@ -55,7 +56,7 @@ def validate(
     def action() -> None:
         from nncli.commands import validate as validate_command
 
-        for line in validate_command.validate(spec, list(set_), device=device):
+        for line in validate_command.validate(spec, list(set_), device=device, note=_note):
             typer.echo(line)
         typer.echo("OK")
 

@@ -54,6 +54,10 @@ def train(
 
         overrides = list(set_) + ([f"training.epochs={epochs}"] if epochs is not None else [])
         loaded = spec_module.load(spec, overrides)
+        if loaded.search is not None:
+            from nncli.spec.search import ignored
+
+            _note(ignored("train"))
         out = report.console()
         progress = report.TrainingReport(out, quiet=quiet)
         result = train_command.train(

@@ -10,6 +10,7 @@ from pathlib import Path
 from nncli.commands.train import refuse_outputs_on_inputs
 from nncli.errors import DivergedError
 from nncli.spec.resolve import Resolved, resolve
+from nncli.spec.search import ignored
 from nncli.training.loop import loss_value
 
 
@@ -18,6 +19,7 @@ def validate(
     overrides: list[str] = (),
     device: str | None = None,
     on_resolved: Callable[[Resolved], None] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Train without the training: resolve the spec as ``train`` does (every check it makes
     before its first batch), then one forward and backward pass on two real rows. Problems
@@ -26,6 +28,8 @@ def validate(
     from nncli import spec as spec_module
 
     spec = spec_module.load(path, overrides)
+    if spec.search is not None and note is not None:
+        note(ignored("validate"))
     refuse_outputs_on_inputs(spec)  # as train does first (a smoke run writes elsewhere)
     ready = resolve(spec, device=device)
     net, ds, loss = ready.net, ready.ds, ready.loss

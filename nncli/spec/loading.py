@@ -53,7 +53,7 @@ from nncli.spec.sections import (
 )
 from nncli.spec.sections import DEFAULT_OPTIMIZER as DEFAULT_OPTIMIZER
 
-__all__ = ["Spec", "load", "loads", "resolved_yaml", "to_dict"]
+__all__ = ["Spec", "flow_yaml", "load", "loads", "resolved_yaml", "to_dict"]
 
 
 class Spec(Section):
@@ -73,6 +73,7 @@ class Spec(Section):
     output: OptFilePath = None  # filled: runs/<name>/model.h5 under the current folder
 
     _doc: Document | None = PrivateAttr(default=None)
+    _search: Any = PrivateAttr(default=None)  # the ``search:`` section as written (nncli tune)
     _source: Path | None = PrivateAttr(default=None)
     _base_dir: Path = PrivateAttr(default=Path("."))
 
@@ -90,6 +91,15 @@ class Spec(Section):
     def base_dir(self) -> Path:
         """The folder relative paths in the file are taken from (absolute)."""
         return self._base_dir
+
+    @property
+    def search(self) -> Any:
+        """The ``search:`` section as written (None when absent); ``spec.search`` reads it."""
+        return self._search
+
+    def search_where(self, path: Path_, key: bool = False) -> str | None:
+        """``spec.yaml:LINE:COL`` of ``search.<path>`` (of its key with ``key``)."""
+        return None if self._doc is None else self._doc.where(("search", *path), key)
 
     def line_of(self, field: str) -> str | None:
         """``spec.yaml:12:18`` for ``optimizer.learning_rate`` (or its nearest written ancestor),
@@ -185,6 +195,7 @@ def loads(
         doc.data.setdefault("optimizer", DEFAULT_OPTIMIZER)
     for assignment in overrides:
         document.apply_override(doc, assignment)
+    search = doc.data.pop("search", None)  # read by ``nncli tune`` (spec/search.py) only
     version = doc.data.get("version")
     if checks.is_int(version) and version > VERSION:  # later keys may mean something else
         message = f"spec version {version} is newer than this nncli reads ({VERSION})"
@@ -200,6 +211,7 @@ def loads(
     _raise([*doc.errors, *(e for e in errors if not _under(e.field, structural))])
     assert spec is not None
     _finish(spec, doc, Path(os.path.abspath(base_dir)))
+    spec._search = search
     return spec
 
 
@@ -267,6 +279,13 @@ class _Dumper(yaml.SafeDumper):
 
 for _tag, _re, _first in document.IMPLICIT:
     _Dumper.add_implicit_resolver(_tag, _re, _first)
+
+
+def flow_yaml(value: Any) -> str:
+    """One value as YAML on one line (``0.001``, ``[64, 32]``, ``{type: adam}``), read back by
+    ``--set`` as the same value."""
+    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, width=1 << 16)
+    return text.removesuffix("...\n").strip()
 
 
 def resolved_yaml(spec: Spec) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 
 # Streams of randomness drawn from one seed, kept apart so that adding one never shifts another.
 STREAM_SPLIT, STREAM_SHUFFLE, STREAM_DROPOUT, STREAM_AUGMENT = 1, 2, 3, 4
+STREAM_FOLDS = 5  # cross-validation folds (data/folds.py)
 
 
 def rng_for(seed: int, stream: int, epoch: int = 0) -> np.random.Generator:

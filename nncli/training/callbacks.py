@@ -166,3 +166,25 @@ class PeriodicCheckpoints(Callback):
             self.last_good = self.latest
         if self.es is not None and self.history.best_epoch == epoch:
             self.save(self.best)
+
+
+class MonitorReport(Callback):
+    """After each epoch, ``report(epoch, logs[monitor])``: how a search's pruner watches a trial
+    (``report`` may raise to stop a hopeless one)."""
+
+    def __init__(self, monitor: str, report: Any):
+        self.monitor, self.report = monitor, report
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        if self.monitor in logs:
+            self.report(epoch, float(logs[self.monitor]))
+
+
+def kept_value(history: History, monitor: str) -> float:
+    """The monitored metric of the weights a run keeps: the best epoch's when early stopping
+    restored them, else the last epoch's (NaN when the run logged no such metric)."""
+    if history.restored and history.best_value is not None and history.monitor == monitor:
+        return float(history.best_value)
+    if not history.epochs:
+        return math.nan
+    return float(history.epochs[-1].get(monitor, math.nan))

@@ -1,0 +1,283 @@
+"""``nncli cv``: K-fold cross-validation of a spec, and the folds ``nncli tune --cv`` averages.
+
+The rows the spec trains and validates on (its training and validation parts; the test part
+stays out) are pooled and cut into K folds (``data/folds.py``): stratified for classification,
+forward-chaining (an expanding window) for time series, shuffled K-fold otherwise. Each fold
+trains the spec from its seed on the other rows and is scored on its own; the encoder keeps the
+scaling it learnt from the spec's training part. ``--workers K`` trains folds in K processes
+(``nncli cv ... --fold I`` each, reporting back through ``.fold-I.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nncli.checkpoint import folder as outputs
+from nncli.commands.train import TrainingRun, fit_arrays
+from nncli.commands.workers import failed, wait_any
+from nncli.data import folds as fold_rows
+from nncli.errors import DataError, Interrupted, SpecError
+from nncli.spec.resolve import Resolved, resolve
+from nncli.training.callbacks import Callback
+from nncli.training.loop import evaluate
+
+MAXIMIZED = ("accuracy", "f1", "auc", "r2")  # scores where higher is better
+
+
+def monitored(spec: Any) -> tuple[str, bool]:
+    """(the metric a search optimises, whether higher is better): the early-stopping monitor
+    (default ``val_loss``), its ``mode`` when not ``auto``."""
+    es = spec.training.early_stopping
+    monitor, mode = (es.monitor, es.mode) if es is not None else ("val_loss", "auto")
+    maximize = mode == "max" if mode != "auto" else monitor.removeprefix("val_") in MAXIMIZED
+    return monitor, maximize
+
+
+@dataclass
+class FoldResult:
+    fold: int  # 1..K
+    metrics: dict[str, float]  # val_loss, val_accuracy, ... on the fold's validation rows
+    epochs: int
+    seconds: float
+    train_rows: int = 0
+    val_rows: int = 0
+
+
+@dataclass
+class CvResult:
+    folds: list[FoldResult]
+    scheme: str  # stratified, kfold or forward-chaining
+    monitor: str
+    files: list[Path] = field(default_factory=list)
+
+    def columns(self) -> list[str]:
+        return list(self.folds[0].metrics) + ["epochs"] if self.folds else []
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """``{"mean": {column: value}, "std": {...}}`` over the folds (sample deviation)."""
+        table = {c: [_value(f, c) for f in self.folds] for c in self.columns()}
+        ddof = 1 if len(self.folds) > 1 else 0
+        return {
+            "mean": {c: float(np.mean(v)) for c, v in table.items()},
+            "std": {c: float(np.std(v, ddof=ddof)) for c, v in table.items()},
+        }
+
+    def objective(self) -> float:
+        """The mean over the folds of the monitored metric."""
+        return self.summary()["mean"][_column(self.monitor)]
+
+
+def _value(fold: FoldResult, column: str) -> float:
+    return float(fold.epochs) if column == "epochs" else fold.metrics[column]
+
+
+def _column(monitor: str) -> str:
+    return "val_" + monitor.removeprefix("val_")
+
+
+def pooled(ds: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The training and validation parts as one set of rows (in time order for time series)."""
+    parts = [(ds.x_train, ds.y_train, ds.mask_train)]
+    if ds.x_val is not None and len(ds.x_val):
+        parts.append((ds.x_val, ds.y_val, ds.mask_val))
+    if not all(isinstance(x, np.ndarray) for x, _, _ in parts):
+        kind = type(parts[0][0]).__name__
+        raise DataError(f"cross-validation needs arrays of rows, got {kind} (text windows)")
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    masks = [p[2] for p in parts]
+    mask = None if any(m is None for m in masks) else np.concatenate(masks)
+    return x, y, mask
+
+
+def plan(spec: Any, ds: Any, folds: int) -> tuple[str, list[fold_rows.Fold]]:
+    """The folds of the pooled rows and how they were cut."""
+    _, y, _ = pooled(ds)
+    if spec.data.kind == "timeseries":
+        return "forward-chaining", fold_rows.forward_chaining(len(y), folds)
+    if ds.task == "classification" and y.ndim == 2:
+        codes = fold_rows.class_codes(y)
+        return "stratified", fold_rows.kfold(len(y), folds, spec.seed, codes)
+    return "kfold", fold_rows.kfold(len(y), folds, spec.seed)
+
+
+def _fold_data(ready: Resolved, rows: fold_rows.Fold) -> Any:
+    x, y, mask = pooled(ready.ds)
+    train, val = rows
+
+    def part(m: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+        return None if m is None else m[idx]
+
+    return replace(
+        ready.ds,
+        x_train=x[train],
+        y_train=y[train],
+        mask_train=part(mask, train),
+        x_val=x[val],
+        y_val=y[val],
+        mask_val=part(mask, val),
+        x_test=None,
+        y_test=None,
+        mask_test=None,
+    )
+
+
+def train_fold(
+    spec: Any,
+    number: int,
+    folds: int,
+    callbacks: Sequence[Callback] = (),
+    device: str | None = None,
+) -> FoldResult:
+    """Fold ``number`` (1..K): a network from the spec's seed trained on the other folds and
+    scored on this one (the kept weights: the best epoch's with early stopping)."""
+    started = time.perf_counter()
+    ready = resolve(spec, device=device)
+    _, rows = plan(spec, ready.ds, folds)
+    ds = ready.ds = _fold_data(ready, rows[number - 1])
+    x, y, config = fit_arrays(spec, ds, smoke=False)
+    run = TrainingRun(spec, ready, Path(spec.output))
+    try:
+        run.fit(x, y, config, list(callbacks), periodic=False, overrides=(), device=device)
+    except Interrupted as exc:
+        exc.message = f"interrupted in fold {number} of {folds}"
+        raise
+    scores = evaluate(
+        ready.net,
+        ready.loss,
+        ds.x_val,
+        ds.y_val,
+        mask=ds.mask_val,
+        target_scale=ds.target_scale,
+        metrics=spec.metrics,
+    )
+    return FoldResult(
+        fold=number,
+        metrics={f"val_{k}": float(v) for k, v in scores.items()},
+        epochs=len(run.history.epochs),
+        seconds=time.perf_counter() - started,
+        train_rows=len(x),
+        val_rows=len(ds.x_val),
+    )
+
+
+def cross_validate(
+    spec: Any,
+    folds: int,
+    *,
+    callbacks: Callable[[int], Sequence[Callback]] | None = None,
+    on_fold: Callable[[FoldResult], None] | None = None,
+    device: str | None = None,
+) -> CvResult:
+    """Every fold in this process; ``callbacks(fold)`` for each fold's training, ``on_fold``
+    hears each result."""
+    ready = resolve(spec, device=device)  # the folds are planned (and checked) before training
+    scheme, _ = plan(spec, ready.ds, folds)
+    results = []
+    for number in range(1, folds + 1):
+        extra = callbacks(number) if callbacks else ()
+        results.append(train_fold(spec, number, folds, extra, device))
+        if on_fold is not None:
+            on_fold(results[-1])
+    return CvResult(results, scheme, monitored(spec)[0])
+
+
+def csv_text(result: CvResult) -> str:
+    """``cv.csv``: fold 1..K, then ``mean`` and ``std``, one column per metric and epochs."""
+    columns = result.columns()
+    lines = [",".join(["fold", *columns])]
+    for f in result.folds:
+        cells = [str(f.epochs) if c == "epochs" else repr(f.metrics[c]) for c in columns]
+        lines.append(",".join([str(f.fold), *cells]))
+    for name, row in result.summary().items():
+        lines.append(",".join([name, *(repr(row[c]) for c in columns)]))
+    return "\n".join(lines) + "\n"
+
+
+def cv(
+    path: Path,
+    folds: int,
+    *,
+    output: Path | None = None,
+    workers: int = 1,
+    force: bool = False,
+    overrides: Sequence[str] = (),
+    device: str | None = None,
+    on_fold: Callable[[FoldResult], None] | None = None,
+    only: Sequence[int] = (),
+) -> CvResult:
+    """``nncli cv``: the spec's K folds (in ``workers`` processes), ``cv.csv`` in ``output``
+    (default ``runs/<name>-cv/``). ``only``: these folds, each result in ``.fold-<I>.json``
+    (what a worker process does)."""
+    from nncli import spec as spec_module
+
+    spec = spec_module.load(path, overrides)
+    out = Path(output) if output is not None else Path("runs", f"{spec.name}-cv")
+    table = out / "cv.csv"
+    if only:
+        done = [train_fold(spec, number, folds, device=device) for number in only]
+        for result in done:
+            outputs.write_text_atomic(_fold_file(out, result.fold), json.dumps(result.__dict__))
+        return CvResult(done, "", monitored(spec)[0])
+    outputs.check_outputs([table], [path, getattr(spec.data, "path", None)])
+    if table.exists() and not force:
+        raise SpecError(f"{table} exists; pass --force to replace it or choose another --output")
+    if workers > 1:
+        args = [str(path), "--folds", str(folds), "--output", str(out)]
+        args += [a for o in overrides for a in ("--set", o)]
+        args += ["--device", device] if device else []
+        result = _in_workers(spec, folds, workers, out, args, on_fold)
+    else:
+        result = cross_validate(spec, folds, on_fold=on_fold, device=device)
+    out.mkdir(parents=True, exist_ok=True)
+    outputs.write_text_atomic(table, csv_text(result))
+    result.files = [table]
+    return result
+
+
+def _fold_file(out: Path, number: int) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    return out / f".fold-{number}.json"
+
+
+def _in_workers(
+    spec: Any,
+    folds: int,
+    workers: int,
+    out: Path,
+    args: list[str],
+    on_fold: Callable[[FoldResult], None] | None,
+) -> CvResult:
+    """Worker I of ``workers`` trains folds I, I + workers, ... (``nncli cv ... --fold I``)."""
+    ready = resolve(spec)  # the folds are planned (and checked) before any process starts
+    scheme, _ = plan(spec, ready.ds, folds)
+    command = [sys.executable, "-m", "nncli", "cv", *args, "--quiet"]
+    running = {}
+    for first in range(1, min(workers, folds) + 1):
+        mine = [w for n in range(first, folds + 1, workers) for w in ("--fold", str(n))]
+        running[first] = subprocess.Popen([*command, *mine])
+    try:
+        while running:
+            number, code = wait_any(running)
+            if code != 0:
+                raise failed("cv", f"worker {number}", code)
+    finally:
+        for process in running.values():
+            process.wait()
+    results = []
+    for number in range(1, folds + 1):
+        file = _fold_file(out, number)
+        results.append(FoldResult(**json.loads(file.read_text(encoding="utf-8"))))
+        file.unlink()
+        if on_fold is not None:
+            on_fold(results[-1])
+    return CvResult(results, scheme, monitored(spec)[0])
