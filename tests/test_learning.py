@@ -247,3 +247,15 @@ def test_same_seed_same_weights_in_fresh_processes_and_different_seed_differs():
     c = _train_in_fresh_process(1, 1)
     assert a == b
     assert a != c
+
+
+@pytest.mark.parametrize(
+    ("monitor", "upwards"),
+    [("val_accuracy", True), ("val_f1", True), ("val_auc", True), ("val_r2", True)]
+    + [("val_loss", False), ("val_rmse", False), ("val_mae", False), ("loss", False)],
+)
+def test_auto_mode_keeps_the_best_epoch_of_every_score(monitor, upwards):
+    stopper = EarlyStopping(monitor=monitor)
+    assert stopper.maximize is upwards  # f1 once counted as lower-is-better: the worst kept
+    assert stopper.improved(0.9, 0.8) is upwards
+    assert EarlyStopping(monitor=monitor, mode="min").maximize is False

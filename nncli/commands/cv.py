@@ -25,12 +25,11 @@ from nncli.checkpoint import folder as outputs
 from nncli.commands.train import TrainingRun, fit_arrays
 from nncli.commands.workers import failed, wait_any
 from nncli.data import folds as fold_rows
+from nncli.engine.schedules import improves_upwards
 from nncli.errors import DataError, Interrupted, SpecError
 from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback
 from nncli.training.loop import evaluate
-
-MAXIMIZED = ("accuracy", "f1", "auc", "r2")  # scores where higher is better
 
 
 def monitored(spec: Any) -> tuple[str, bool]:
@@ -38,7 +37,7 @@ def monitored(spec: Any) -> tuple[str, bool]:
     (default ``val_loss``), its ``mode`` when not ``auto``."""
     es = spec.training.early_stopping
     monitor, mode = (es.monitor, es.mode) if es is not None else ("val_loss", "auto")
-    maximize = mode == "max" if mode != "auto" else monitor.removeprefix("val_") in MAXIMIZED
+    maximize = mode == "max" if mode != "auto" else improves_upwards(monitor)
     return monitor, maximize
 
 

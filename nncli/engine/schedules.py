@@ -28,6 +28,12 @@ PLATEAU_EPS = 1e-8  # ... and the smallest change of rate it makes
 MAXIMIZED = ("accuracy", "f1", "auc", "r2")  # monitors that improve upwards
 
 
+def improves_upwards(monitor: str) -> bool:
+    """Whether a higher ``monitor`` (``val_f1``, ``test_accuracy``, ``loss``) is better: the one
+    rule that early stopping's ``mode: auto``, the plateau schedule and a search share."""
+    return monitor.removeprefix("val_").removeprefix("test_") in MAXIMIZED
+
+
 class Schedule:
     """rate(lr, epoch) -> the learning rate of ``epoch`` (1-based); ``observe`` hears each
     epoch's logs (only plateau listens)."""
@@ -149,7 +155,7 @@ class ReduceOnPlateau(Schedule):
 
     @property
     def maximize(self) -> bool:
-        return self.monitor.removeprefix("val_").removeprefix("test_") in MAXIMIZED
+        return improves_upwards(self.monitor)
 
     def scheduled(self, lr, epoch):
         self.last_lr = max(lr * self.scale, self.min_learning_rate)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from nncli.engine.registry import did_you_mean
+from nncli.engine.schedules import improves_upwards
 from nncli.errors import SpecError
 
 
@@ -75,7 +76,7 @@ class EarlyStopping(Callback):
     patience: int = 5
     min_delta: float = 0.0
     restore_best: bool = True
-    mode: str = "auto"  # auto: max for accuracy-like metrics, min otherwise
+    mode: str = "auto"  # auto: max for accuracy, f1, auc and r2, min otherwise
     wait: int = field(default=0, init=False, repr=False, compare=False)
     best_weights: Any = field(default=None, init=False, repr=False, compare=False)
     net: Any = field(default=None, init=False, repr=False, compare=False)
@@ -85,7 +86,7 @@ class EarlyStopping(Callback):
     def maximize(self) -> bool:
         if self.mode != "auto":
             return self.mode == "max"
-        return self.monitor.removeprefix("val_") == "accuracy"
+        return improves_upwards(self.monitor)
 
     @property
     def exhausted(self) -> bool:
