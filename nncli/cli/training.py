@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -38,10 +40,25 @@ def train(
     ),
     device: str | None = SPEC_DEVICE,
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors and warnings."),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        parser=POSITIVE_INT,
+        help="Train as K processes on this machine (mpiexec from the mpi extra); each takes "
+        "a share of every batch and the result equals one process's.",
+    ),
     skip_bad: bool = SKIP_BAD,
     debug: bool = DEBUG,
 ) -> None:
-    """Train the network a spec describes and write its checkpoint."""
+    """Train the network a spec describes and write its checkpoint (under mpiexec or srun, as
+    one of several processes sharing each batch)."""
+    if workers is not None:
+        _launch(workers, debug)
+    from nncli.training import parallel
+
+    world = run(parallel.world, debug)
+    lead = world.lead
+    quiet = quiet or not lead
 
     def action() -> None:
         import signal
@@ -70,12 +87,58 @@ def train(
             callbacks=[progress],
             overrides=overrides,
             skip_bad=skip_bad,
-            warn=_warn,  # on stderr even with --quiet: data was left out
+            warn=_warn if lead else None,  # on stderr even with --quiet: data was left out
             on_resolved=None if quiet else lambda ready: out.print(ready.device),
-            note=_note,
+            note=_note if lead else None,
+            world=world,
         )
         if not quiet:
             for line in report.train_summary(result):
                 out.print(line)
 
-    run(action, debug)
+    if world.parallel:
+        _shared(action, world, debug)
+    else:
+        run(action, debug)
+
+
+def _launch(workers: int, debug: bool) -> None:
+    """``--workers K``: this command again as K MPI processes; exit with the job's code."""
+    import sys
+
+    from nncli.commands.launch import launch
+
+    args = sys.argv[sys.argv.index("train") + 1 :] if "train" in sys.argv else []
+    raise typer.Exit(run(lambda: launch(args, workers), debug))
+
+
+def _shared(action: Callable[[], None], world: Any, debug: bool) -> None:
+    """One of several ranks: rank 0 prints as a single process does, and aborts the job after
+    an error the other ranks may not share; another rank prints nothing and hands its error to
+    rank 0 (which names the rank), or exits quietly with an error every rank raised."""
+    from nncli.training.parallel import collective, failure
+
+    failed: list[BaseException] = []
+
+    def watched() -> None:
+        try:
+            action()
+        except BaseException as exc:
+            failed.append(exc)
+            raise
+
+    if not world.lead:
+        try:
+            watched()
+        except BaseException as exc:
+            line, code = failure(exc)
+            if not collective(exc):
+                world.report(line, code)
+            raise typer.Exit(code) from None
+        return
+    try:
+        run(watched, debug)
+    except typer.Exit as exc:
+        if exc.exit_code and failed and not collective(failed[0]):
+            world.abort(exc.exit_code)
+        raise

@@ -24,6 +24,7 @@ from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback, History, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
 from nncli.training.loop import FitConfig, evaluate, fit, predict
+from nncli.training.parallel import SINGLE, World, run_facts
 
 SMOKE_ROWS = 64
 
@@ -63,17 +64,24 @@ def train(
     warn: Callable[[str], None] | None = None,
     on_resolved: Callable[[Resolved], None] | None = None,
     note: Callable[[str], None] | None = None,
+    world: World = SINGLE,
 ) -> TrainResult:
     """Refuse outputs on inputs, hold the checkpoint's lock, refuse to replace files without
     ``force``, remove a stopped run's temporary files (told to ``note``), then train
     (``overrides``: the ``--set`` values, repeated in the resume command an interruption
     prints). ``skip_bad``: leave out unreadable images; ``warn`` gets the data's warnings;
-    ``on_resolved`` gets the resolved run (the device it chose) before training starts."""
+    ``on_resolved`` gets the resolved run (the device it chose) before training starts.
+    ``world``: the processes sharing each batch; they first check they hold the same spec,
+    data and nncli, and only rank 0 holds the lock and writes files."""
     run = dict(resume=resume, device=device, callbacks=callbacks, overrides=overrides)
-    run.update(skip_bad=skip_bad, warn=warn, on_resolved=on_resolved)
+    run.update(skip_bad=skip_bad, warn=warn, on_resolved=on_resolved, world=world)
+    if world.parallel:
+        world.agree(_facts(spec))
     if smoke:
         return _train(spec, output=output, smoke=True, **run)
     out, files = refuse_outputs_on_inputs(spec, output, resume)
+    if not world.lead:  # rank 0 checks and holds the outputs; the others only train
+        return _train(spec, output=out, smoke=False, **run)
     with hold(out.parent, *([warn] if warn else []), name=files.lock.name):
         outputs.check_replace(files, force=force, resume=resume)
         removed = outputs.remove_stale_temps(out.parent)
@@ -94,15 +102,17 @@ def _train(
     skip_bad: bool = False,
     warn: Callable[[str], None] | None = None,
     on_resolved: Callable[[Resolved], None] | None = None,
+    world: World = SINGLE,
 ) -> TrainResult:
     """The steps of a run: resolve, the arrays to fit, resume, callbacks, fit, save outputs."""
     ready = resolve(spec, device=device, skip_bad=skip_bad, warn=warn)
     if on_resolved is not None:
         on_resolved(ready)
     x, y, config = fit_arrays(spec, ready.ds, smoke)
+    config.world = world
     tmp = tempfile.TemporaryDirectory(prefix="nncli-smoke-") if smoke else None
     out = Path(tmp.name) / "model.h5" if tmp else Path(output or spec.output)
-    run = TrainingRun(spec, ready, out)
+    run = TrainingRun(spec, ready, out, world)
     if resume is not None:
         run.resume(resume)
     run.fit(x, y, config, [*callbacks], periodic=not smoke, overrides=overrides, device=device)
@@ -114,6 +124,15 @@ def _train(
             tmp.cleanup()
         return TrainResult(output=out, history=run.history)
     return run.save_outputs()
+
+
+def _facts(spec: Any) -> dict[str, str]:
+    """What every rank must hold alike before a shared run starts (``World.agree``)."""
+    from nncli import __version__
+    from nncli.spec import resolved_yaml
+
+    paths = [getattr(spec.data, key, None) for key in ("path", "validation", "test")]
+    return run_facts(resolved_yaml(spec), [Path(p) for p in paths if p], __version__)
 
 
 def fit_arrays(spec: Any, ds: Any, smoke: bool) -> tuple[np.ndarray, np.ndarray, FitConfig]:
@@ -159,10 +178,10 @@ def data_state(spec: Any, ds: Any) -> dict[str, Any]:
 class TrainingRun:
     """One run's state between its steps: the history, where it saves, its last good file."""
 
-    def __init__(self, spec: Any, ready: Resolved, out: Path):
+    def __init__(self, spec: Any, ready: Resolved, out: Path, world: World = SINGLE):
         from nncli.spec import resolved_yaml
 
-        self.spec, self.ready, self.out = spec, ready, out
+        self.spec, self.ready, self.out, self.world = spec, ready, out, world
         self.data = data_state(spec, ready.ds)
         self.spec_yaml = resolved_yaml(spec)
         self.history, self.initial_epoch, self.best = History(), 0, None
@@ -185,6 +204,8 @@ class TrainingRun:
     def save(
         self, path: Path, resume_weights: dict | None = None, scores: dict | None = None
     ) -> None:
+        if not self.world.lead:  # rank 0 alone writes; every rank holds the same weights
+            return
         try:  # created only now, so a run that fails early leaves nothing behind
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -222,7 +243,8 @@ class TrainingRun:
                 every, self.save, files.latest, files.best, es, self.history
             )
             extra = [*extra, self.periodic]
-        return [FiniteWeights(self.ready.net), *extra, SignalStop()]
+        together = self.world.any if self.world.parallel else None
+        return [FiniteWeights(self.ready.net), *extra, SignalStop(together)]
 
     def fit(
         self,
@@ -290,12 +312,14 @@ class TrainingRun:
                 mask=ds.mask_test,
                 target_scale=ds.target_scale,
                 metrics=self.spec.metrics,
+                world=self.world,
             )
         scores = {f"test_{k}": v for k, v in (test or {}).items()}
         self.save(self.out, resume_weights=history.last_weights, scores=scores)
         files = outputs.run_files(self.out)
-        outputs.write_text_atomic(files.resolved, self.spec_yaml)
-        outputs.write_text_atomic(files.history, outputs.history_csv(history))
+        if self.world.lead:
+            outputs.write_text_atomic(files.resolved, self.spec_yaml)
+            outputs.write_text_atomic(files.history, outputs.history_csv(history))
         out = self.out
         return TrainResult(
             output=out, history=history, files=[out, files.resolved, files.history], test=test

@@ -16,7 +16,9 @@ class Dropout(Layer):
     """y = x * m / (1 - rate), m ~ Bernoulli(1 - rate), in training only; y = x otherwise.
 
     Any shape. The mask is drawn on the host from the generator the network hands over each
-    epoch (derived from the spec's seed), so runs are repeatable on every device.
+    epoch (derived from the spec's seed), so runs are repeatable on every device. A process
+    holding a share of a batch (``batch_share``) draws the whole batch's mask and keeps its rows,
+    so the masks belong to global sample positions and any number of processes agree.
     """
 
     examples: ClassVar = [({"rate": 0.3}, (4, 3))]
@@ -42,7 +44,13 @@ class Dropout(Layer):
         if not training or self.rate == 0.0:
             self.scale = None
             return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
+        share = self.batch_share
+        if share is None:
+            keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
+        else:  # the global batch's masks, so every process count draws the same ones
+            first, rows = share
+            keep = self.rng.random((rows, *x.shape[1:]), dtype=np.float32) >= self.rate
+            keep = keep[first : first + len(x)]
         self.scale = self.backend.asarray(keep) / (1.0 - self.rate)
         return x * self.scale
 

@@ -38,6 +38,13 @@ class Layer:
     # set by the network on its first layer while training: nobody needs dL/dx there, so
     # ``backward`` may return None instead of computing it
     skip_input_grad: bool = False
+    # data parallelism (nncli/training/parallel.py): the network sets these while a batch is
+    # shared between processes. ``batch_sum`` sums a 1-D array of per-batch statistics over
+    # every process (batchnorm); ``batch_share`` is (first row, global rows) of this process's
+    # rows in the global batch (dropout draws the global batch's masks and keeps its rows).
+    # None: this process holds the whole batch, as in a single-process run.
+    batch_sum: Any = None
+    batch_share: tuple[int, int] | None = None
 
     def __init__(self, activation: str | dict | None = None):
         from nncli.engine.activations import make_activation

@@ -23,11 +23,16 @@ CLIP = 1e-12  # keeps log() finite when a probability is exactly 0 or 1 (unfused
 
 
 class Loss:
-    """Base class: shape check and the per-row weights (1 / rows, 0 at padded steps)."""
+    """Base class: shape check and the per-row weights (1 / rows, 0 at padded steps).
+
+    ``total``: what the last ``forward`` divided by (rows, real steps, or the rows' class
+    weights), so processes that each hold part of a batch can weigh their means into the
+    batch's (nncli/training/parallel.py)."""
 
     type_name = "loss"
     fused_activation: str | None = None
     task = "regression"
+    total: Any = 0.0  # a float, or a 0-d array on the device
 
     def _weights(self, y_pred: Any, y_true: Any, mask: Any) -> Any:
         if tuple(y_pred.shape) != tuple(y_true.shape):
@@ -38,10 +43,12 @@ class Loss:
         xp = array_module(y_pred)
         if mask is None:
             rows = y_pred.size // y_pred.shape[-1]
-            w = xp.full(y_pred.shape[:-1], 1.0 / rows, dtype=y_pred.dtype)
+            w = xp.full(y_pred.shape[:-1], 1.0 / max(rows, 1), dtype=y_pred.dtype)
+            self.total = float(rows)
         else:
             m = mask.astype(y_pred.dtype)
-            w = m / xp.maximum(m.sum(), 1.0)  # no host sync: stays on the device
+            self.total = m.sum()  # a device scalar: no host sync
+            w = m / xp.maximum(self.total, 1.0)
         self.w = w[..., None]
         return self.w
 
@@ -142,6 +149,7 @@ class CrossEntropy(Loss):
             )
         real = xp.ones(y_true.shape[:-1], y_true.dtype) if mask is None else mask.astype(c.dtype)
         total = (real * (y_true * c).sum(axis=-1)).sum()
+        self.total = total  # a device scalar: no host sync
         self.w = real[..., None] / xp.maximum(total, 1e-12)
         return y_smooth * c
 

@@ -94,6 +94,17 @@ class Sequential:
             if hasattr(layer, "set_rng"):
                 layer.set_rng(rng)
 
+    def share_batches(self, batch_sum: Any) -> None:
+        """Run each global batch split between processes: ``batch_sum`` sums a 1-D array over
+        all of them (None: this process holds whole batches, the default)."""
+        for layer in self.layers:
+            layer.batch_sum, layer.batch_share = batch_sum, None
+
+    def set_share(self, first: int, rows: int) -> None:
+        """This process holds rows ``first ..`` of a global batch of ``rows`` (for dropout)."""
+        for layer in self.layers:
+            layer.batch_share = (first, rows)
+
     # -- the output activation and fused losses -----------------------------------------------
     @property
     def output_activation(self) -> str | None:

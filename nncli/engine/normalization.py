@@ -6,20 +6,39 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from nncli.backend import array_module
 from nncli.engine import checks
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError
 
 
-def _normalize_backward(dxhat: Any, xhat: Any, inv: Any, w: Any, n: Any, axes: tuple) -> Any:
+def _normalize_backward(
+    dxhat: Any, xhat: Any, inv: Any, w: Any, n: Any, axes: tuple, batch_sum: Any = None
+) -> Any:
     """dL/dx of xhat = (x - mu) inv, mu and var the (w-weighted) means over ``axes`` of n rows:
-    dx = inv (dxhat - w sum(dxhat) / n - w xhat sum(dxhat xhat) / n)."""
-    mean_d = dxhat.sum(axis=axes, keepdims=True) / n
-    mean_dx = (dxhat * xhat).sum(axis=axes, keepdims=True) / n
+    dx = inv (dxhat - w sum(dxhat) / n - w xhat sum(dxhat xhat) / n); ``batch_sum`` adds the
+    sums of the other processes holding the rest of the batch."""
+    sum_d = dxhat.sum(axis=axes, keepdims=True)
+    sum_dx = (dxhat * xhat).sum(axis=axes, keepdims=True)
+    if batch_sum is not None:
+        sum_d, sum_dx = _summed(batch_sum, sum_d, sum_dx)
+    mean_d, mean_dx = sum_d / n, sum_dx / n
     if w is None:
         return inv * (dxhat - mean_d - xhat * mean_dx)
     return inv * (dxhat - w * (mean_d + xhat * mean_dx))
+
+
+def _summed(batch_sum: Any, *parts: Any) -> list[Any]:
+    """Each of the arrays ``parts`` summed over every process, in one call (in float64)."""
+    xp = array_module(parts[0])
+    flat = [p.astype(xp.float64).reshape(-1) for p in parts]
+    total = batch_sum(xp.concatenate(flat))
+    out, start = [], 0
+    for p, f in zip(parts, flat, strict=True):
+        out.append(total[start : start + f.size].reshape(p.shape).astype(p.dtype))
+        start += f.size
+    return out
 
 
 @LAYERS.register("batchnorm")
@@ -68,10 +87,18 @@ class BatchNorm(Layer):
         # values per channel; with a mask the real steps (a device scalar: no host sync)
         n = x.size // self.params["weight"].size
         self.n = max(n, 1) if self.w is None else xp.maximum(self.w.sum(), 1.0)
-        mean = xw.sum(axis=self.axes, keepdims=True) / self.n
+        total = xw.sum(axis=self.axes, keepdims=True)
+        if self.batch_sum is not None:  # the global batch's: sum and count, then centred squares
+            count = xp.asarray(float(n) if self.w is None else self.w.sum())
+            total, count = _summed(self.batch_sum, total, count)
+            self.n = xp.maximum(count, 1.0)
+        mean = total / self.n
         centred = x - mean
         sq = centred * centred if self.w is None else centred * centred * self.w
-        var = sq.sum(axis=self.axes, keepdims=True) / self.n
+        sq = sq.sum(axis=self.axes, keepdims=True)
+        if self.batch_sum is not None:
+            (sq,) = _summed(self.batch_sum, sq)
+        var = sq / self.n
         self.inv = 1.0 / xp.sqrt(var + self.epsilon)
         self.xhat = centred * self.inv
         self._update_running(mean.reshape(-1), var.reshape(-1))
@@ -92,7 +119,9 @@ class BatchNorm(Layer):
         dxhat = dy * self.params["weight"].reshape(shape)
         if not self.training:
             return dxhat * self.inv
-        return _normalize_backward(dxhat, self.xhat, self.inv, self.w, self.n, self.axes)
+        return _normalize_backward(
+            dxhat, self.xhat, self.inv, self.w, self.n, self.axes, self.batch_sum
+        )
 
     def config(self) -> dict[str, Any]:
         return {"type": self.type_name, "momentum": self.momentum, "epsilon": self.epsilon}

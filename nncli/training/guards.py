@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -42,10 +42,14 @@ def diverged(epoch: int, batch: int, what: str, last: float | None) -> DivergedE
 
 
 class SignalStop(Callback):
-    """Put last among the callbacks, so that an epoch's saves finish before it stops the run."""
+    """Put last among the callbacks, so that an epoch's saves finish before it stops the run.
 
-    def __init__(self) -> None:
+    ``together`` (several processes sharing each batch): True on every process when the flag
+    is set on any, so all of them stop after the same batch."""
+
+    def __init__(self, together: Callable[[bool], bool] | None = None) -> None:
         self.signum: int | None = None
+        self.together = together
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:  # asked twice: stop now
@@ -53,8 +57,11 @@ class SignalStop(Callback):
         self.signum = signum
 
     def check(self) -> None:
-        if self.signum is not None:
-            raise stopped(self.signum)
+        asked = self.signum is not None
+        if self.together is not None:
+            asked = self.together(asked)
+        if asked:
+            raise stopped(signal.SIGINT if self.signum is None else self.signum)
 
     def on_batch_end(self, epoch: int, batch: int, batches: int, loss: float, seen: int) -> None:
         self.check()

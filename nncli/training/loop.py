@@ -31,6 +31,7 @@ from nncli.training.batching import (
 from nncli.training.callbacks import Callback, EarlyStopping, History
 from nncli.training.deferred import FiniteChecks, mean_norm
 from nncli.training.metrics import RunningMetrics
+from nncli.training.parallel import SINGLE, World
 from nncli.training.scores import scores
 
 PREDICT_BATCH = 1024
@@ -64,14 +65,21 @@ class FitConfig:
     target_scale: np.ndarray | None = None
     schedule: Schedule | None = None
     metrics: Sequence[str] = ()
+    world: World = SINGLE  # the processes sharing each batch (nncli/training/parallel.py)
 
 
-def _trim(x: Any, mask: Any) -> tuple[Any, Any]:
-    """Cut a padded batch to its longest real sequence (fewer time steps to run)."""
-    if mask is None:
-        return x, None
-    steps = int(mask.any(axis=0).nonzero()[0].max()) + 1 if mask.any() else 1
-    return x[:, :steps], mask[:, :steps]
+def _steps(mask: np.ndarray) -> int:
+    """The batch's longest real sequence (padded steps past it need not run)."""
+    return int(mask.any(axis=0).nonzero()[0].max()) + 1 if mask.any() else 1
+
+
+def _rows(idx: Any, share: slice | None) -> Any:
+    """The rows of batch ``idx`` (indices or a slice of the set) this process holds."""
+    if share is None:
+        return idx
+    if isinstance(idx, slice):
+        return slice(idx.start + share.start, idx.start + share.stop)
+    return idx[share]
 
 
 def _device_batch(
@@ -79,17 +87,23 @@ def _device_batch(
     x: np.ndarray,
     y: np.ndarray | None,
     mask: np.ndarray | None,
-    idx: np.ndarray,
+    idx: Any,
     change: Callable[[np.ndarray], np.ndarray] | None = None,
+    share: slice | None = None,
 ) -> tuple[Any, Any, Any]:
-    xb, mb = x[idx], None if mask is None else mask[idx]
-    if change is not None:  # training augmentation, on the host batch
-        xb = change(xb)
-    yb = None if y is None else y[idx]
+    """The device arrays of this process's ``share`` of batch ``idx`` (all of it when None);
+    augmentation and the trim of padded steps follow the whole batch, so they do not depend on
+    how many processes share it."""
+    rows = _rows(idx, share)
+    xb, mb = x[rows], None if mask is None else mask[rows]
+    if change is not None:  # training augmentation, drawn for the whole host batch
+        xb = change(x[idx]) if share is None else change(x[idx])[share]
+    yb = None if y is None else y[rows]
     if mb is not None:
-        xb, mb = _trim(xb, mb)
+        steps = _steps(mb if share is None else mask[idx])
+        xb, mb = xb[:, :steps], mb[:, :steps]
         if yb is not None and yb.ndim == 3:
-            yb = yb[:, : mb.shape[1]]
+            yb = yb[:, :steps]
     return net.backend.to_device(xb, yb, mb, dtypes=(None, None, bool))  # one transfer
 
 
@@ -107,6 +121,7 @@ class _Epochs:
 
     def __init__(self, net: Sequential, loss: Loss, optimizer: Optimizer, config: FitConfig):
         self.net, self.loss, self.optimizer, self.config = net, loss, optimizer, config
+        self.world = config.world
         self.fused = net.fuse_output(loss.fused_activation)
         self.checks = FiniteChecks(net.backend, None)
         self.base_rate = optimizer.learning_rate
@@ -122,6 +137,7 @@ class _Epochs:
 
     def end(self) -> None:
         self.optimizer.learning_rate = self.base_rate
+        self.net.share_batches(None)
 
     def batch(self, epoch: int, b: int, xb: Any, yb: Any, mb: Any) -> tuple[Any, Any, Any]:
         """One optimizer step -> (loss, outputs, the loss for callbacks); loss and gradient norm
@@ -129,9 +145,14 @@ class _Epochs:
         net = self.net
         p = net.forward(xb, training=True, mask=mb)
         value = loss_value(net, self.loss, p, yb, mb, self.fused)
+        # several processes: the global batch's loss, and this share's weight in its gradient
+        value, factor = self.world.mean_loss(value, self.loss.total)
         self.checks.loss(epoch, b, value)
-        net.backward(self.loss.backward())
-        norm = self.optimizer.step(net.named_parameters(), net.named_gradients())
+        dy = self.loss.backward()
+        net.backward(dy if factor == 1.0 else dy * factor)
+        grads = net.named_gradients()
+        self.world.sum_gradients(grads)
+        norm = self.optimizer.step(net.named_parameters(), grads)
         return value, p, self.checks.step(epoch, b, value, norm)
 
     def epoch(
@@ -148,13 +169,19 @@ class _Epochs:
         seen, batches = 0, math.ceil(len(x) / size)
         order = epoch_batches(len(x), size, seed=config.seed, epoch=epoch, shuffle=config.shuffle)
         for b, idx in enumerate(order, start=1):
-            xb, yb, mb = _device_batch(net, x, y, config.mask, idx, change)
+            share = None
+            if self.world.parallel:
+                share = self.world.share(len(idx))
+                net.set_share(share.start, len(idx))
+            xb, yb, mb = _device_batch(net, x, y, config.mask, idx, change, share)
             value, p, shown = self.batch(epoch, b, xb, yb, mb)
             running.add(value, p, yb, mb)
             seen += len(idx)
             for cb in callbacks:
                 cb.on_batch_end(epoch, b, batches, shown, seen)
         norms = self.checks.epoch_end(epoch)
+        if self.world.parallel:
+            running.combine(self.world.sum)
         return {"epoch": epoch, **running.result(), **mean_norm(norms)}
 
     def validate(self) -> dict[str, float]:
@@ -169,6 +196,7 @@ class _Epochs:
             mask=config.validation_mask,
             target_scale=config.target_scale,
             metrics=config.metrics,
+            world=self.world,
         )
         return {f"val_{k}": v for k, v in val.items()}
 
@@ -205,6 +233,7 @@ def fit(
     if stopper is not None:
         stopper.begin(net, history, config.best_weights)
     run = _Epochs(net, loss, optimizer, config)
+    net.share_batches(config.world.sum if config.world.parallel else None)
     run.checks.last_finite = next((e["loss"] for e in reversed(history.epochs)), None)
     info = {"samples": len(x), "batches": math.ceil(len(x) / size), "epochs": config.epochs}
     info["initial_epoch"] = config.initial_epoch
@@ -269,23 +298,32 @@ def evaluate(
     batch_size: int = PREDICT_BATCH,
     target_scale: np.ndarray | None = None,
     metrics: Sequence[str] = (),
+    world: World = SINGLE,
 ) -> dict[str, float]:
     """Loss and metrics (accuracy, or RMSE and MAE, in the file's units with ``target_scale``,
-    and the named ``metrics``) over a whole set, without training."""
+    and the named ``metrics``) over a whole set, without training; with several processes each
+    takes its share of every batch and the sums are combined."""
     fused = net.fuse_output(loss.fused_activation)
     running = RunningMetrics(loss.task, target_scale)
-    outputs = []
+    outputs, positions = [], []
     for start in range(0, len(x), batch_size):
-        idx = slice(start, start + batch_size)  # a view, not a copy of the rows
-        xb, yb, mb = _device_batch(net, x, y, mask, idx)
+        idx = slice(start, min(start + batch_size, len(x)))  # a view, not a copy of the rows
+        share = world.share(idx.stop - start) if world.parallel else None
+        xb, yb, mb = _device_batch(net, x, y, mask, idx, share=share)
         p = net.forward(xb, training=False, mask=mb)
-        running.add(loss_value(net, loss, p, yb, mb, fused), p, yb, mb)
+        value, _ = world.mean_loss(loss_value(net, loss, p, yb, mb, fused), loss.total)
+        running.add(value, p, yb, mb)
         if metrics:
             outputs.append(_padded(net.backend.to_host(p), y.shape))
+            rows = _rows(idx, share)
+            positions.append(np.arange(rows.start, rows.stop))
+    if world.parallel:
+        running.combine(world.sum)
     result = running.result()
     extra = [m for m in metrics if m not in result]
     if extra and outputs:
-        result.update(scores(extra, y, np.concatenate(outputs), mask, target_scale))
+        p = world.gather(np.concatenate(outputs), np.concatenate(positions), len(x))
+        result.update(scores(extra, y, p, mask, target_scale))
     return result
 
 

@@ -60,6 +60,13 @@ class RunningMetrics:
         value = array_module(value).asarray(value, dtype=np.float64)
         self.sums[key] = value if key not in self.sums else self.sums[key] + value
 
+    def combine(self, total: Any) -> None:
+        """Add the other processes' sums: ``total`` sums a 1-D float64 array over all of them
+        (every process holds the same keys: each adds every batch, even a share of no rows)."""
+        keys = sorted(self.sums)
+        packed = total(np.array([float(self.sums[k]) for k in keys], dtype=np.float64))
+        self.sums = {k: np.asarray(v) for k, v in zip(keys, packed, strict=True)}
+
     def result(self) -> dict[str, float]:
         keys = list(self.sums)
         if keys:  # every sum in one transfer
