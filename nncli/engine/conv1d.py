@@ -151,7 +151,7 @@ class Conv1D(Layer):
         self.cols = xp.stack([padded[:, win.tap(j, out)] for j in range(win.size)], axis=-1)
         self.geometry = (x.shape, left, padded.shape[1], out)
         z = (
-            self.cols.reshape(-1, self.cols[0, 0].size)
+            self.cols.reshape(-1, self.cols.shape[-2] * self.cols.shape[-1])
             @ self.params["weight"].reshape(self.filters, -1).T
         )
         if self.use_bias:
@@ -162,7 +162,7 @@ class Conv1D(Layer):
         xp, win = self.backend.xp, self.windows
         (n, steps, channels), left, padded_steps, out = self.geometry
         dz = self._activate_backward(dy).reshape(-1, self.filters)
-        cols = self.cols.reshape(dz.shape[0], -1)
+        cols = self.cols.reshape(dz.shape[0], self.cols.shape[-2] * self.cols.shape[-1])
         self.grads["weight"][...] = (dz.T @ cols).reshape(self.params["weight"].shape)
         if self.use_bias:
             self.grads["bias"][...] = dz.sum(axis=0)

@@ -71,7 +71,10 @@ class GlobalMaxPool(GlobalPool):
         xp, real = self.backend.xp, self.real_steps(x)
         x = x if real is None else xp.where(real, x, -xp.inf)
         # flat windows: (N, C, H W) or (N, F, T), the argmax of each along the last axis
-        flat = x.reshape(*x.shape[:2], -1) if len(self.axes) == 2 else x.transpose(0, 2, 1)
+        if len(self.axes) == 2:  # sizes named: a share of a batch may hold no rows
+            flat = x.reshape(*x.shape[:2], x.shape[2] * x.shape[3])
+        else:
+            flat = x.transpose(0, 2, 1)
         self.shape, self.argmax = x.shape, flat.argmax(axis=-1)
         return xp.take_along_axis(flat, self.argmax[..., None], axis=-1)[..., 0]
 

@@ -187,7 +187,7 @@ class Recurrent(Layer):
         # every (step, sample) as one column: one matmul per weight
         dgi_cols = dgi.transpose(1, 0, 2).reshape(self.gates * h, steps * n)
         dgh_cols = dgh.transpose(1, 0, 2).reshape(dgi_cols.shape) if dgh is not dgi else dgi_cols
-        x_rows = self.x_fm.transpose(0, 2, 1).reshape(steps * n, -1)
+        x_rows = self.x_fm.transpose(0, 2, 1).reshape(steps * n, self.x_fm.shape[1])
         h_rows = self.hs[:-1].transpose(0, 2, 1).reshape(steps * n, h)
         xp.matmul(dgi_cols, x_rows, out=self.grads["weight_ih"])
         xp.matmul(dgh_cols, h_rows, out=self.grads["weight_hh"])

@@ -22,7 +22,7 @@ class Flatten(Layer):
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], *self.out_shape)  # explicit: a share may hold 0 rows
 
     def backward(self, dy: Any) -> Any:
         return dy.reshape(dy.shape[0], *self.in_shape)

@@ -259,7 +259,7 @@ def columns(x: Any, win: Windows, buffer: Any = None, out: Any = None) -> tuple[
             buffer = xp.zeros(shape, dtype=x.dtype)
         buffer[:, :, top : top + x.shape[2], left : left + x.shape[3]] = x
         wx = shape[3]
-        flat = buffer.reshape(n, c, -1)
+        flat = buffer.reshape(n, c, shape[2] * shape[3])
         cols = _reuse(out, (c, kh, kw, n, oh * wx), x.dtype, xp)
         for i, j in win.offsets():
             start = i * wx + j
