@@ -129,6 +129,7 @@ ROOMS = {  # outside library -> the only places that may import it
     "pandas": ("nncli/data/", "nncli/commands/"),
     "matplotlib": ("nncli/plots/",),
     "optuna": ("nncli/search/",),
+    "mpi4py": ("nncli/training/parallel.py",),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,49 +58,45 @@ def train(
     from nncli.training import parallel
 
     world = run(parallel.world, debug)
-    lead = world.lead
-    quiet = quiet or not lead
-
-    def action() -> None:
-        import signal
-
-        from nncli import report
-        from nncli import spec as spec_module
-        from nncli.commands import train as train_command
-
-        signal.signal(signal.SIGTERM, _terminated)
-
-        overrides = list(set_) + ([f"training.epochs={epochs}"] if epochs is not None else [])
-        loaded = spec_module.load(spec, overrides)
-        if loaded.search is not None:
-            from nncli.spec.search import ignored
-
-            _note(ignored("train"))
-        out = report.console()
-        progress = report.TrainingReport(out, quiet=quiet)
-        result = train_command.train(
-            loaded,
-            output=output,
-            resume=resume,
-            force=force,
-            smoke=smoke,
-            device=device,
-            callbacks=[progress],
-            overrides=overrides,
-            skip_bad=skip_bad,
-            warn=_warn if lead else None,  # on stderr even with --quiet: data was left out
-            on_resolved=None if quiet else lambda ready: out.print(ready.device),
-            note=_note if lead else None,
-            world=world,
-        )
-        if not quiet:
-            for line in report.train_summary(result):
-                out.print(line)
-
+    overrides = list(set_) + ([f"training.epochs={epochs}"] if epochs is not None else [])
+    options = dict(output=output, resume=resume, force=force, smoke=smoke, device=device)
+    options.update(overrides=overrides, skip_bad=skip_bad)
+    action = partial(_train, spec, quiet or not world.lead, world, options)
     if world.parallel:
         _shared(action, world, debug)
     else:
         run(action, debug)
+
+
+def _train(spec: Path, quiet: bool, world: Any, options: dict[str, Any]) -> None:
+    """Load the spec, train with the progress report, print the summary (rank 0 alone prints
+    when several processes share the run)."""
+    import signal
+
+    from nncli import report
+    from nncli import spec as spec_module
+    from nncli.commands import train as train_command
+
+    signal.signal(signal.SIGTERM, _terminated)
+    loaded = spec_module.load(spec, options["overrides"])
+    if loaded.search is not None and world.lead:
+        from nncli.spec.search import ignored
+
+        _note(ignored("train"))
+    out = report.console()
+    progress = report.TrainingReport(out, quiet=quiet)
+    result = train_command.train(
+        loaded,
+        callbacks=[progress],
+        warn=_warn if world.lead else None,  # on stderr even with --quiet: data was left out
+        on_resolved=None if quiet else lambda ready: out.print(ready.device),
+        note=_note if world.lead else None,
+        world=world,
+        **options,
+    )
+    if not quiet:
+        for line in report.train_summary(result):
+            out.print(line)
 
 
 def _launch(workers: int, debug: bool) -> None:

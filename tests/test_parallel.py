@@ -1,0 +1,357 @@
+"""Data parallelism over MPI (nncli/training/parallel.py): 2-rank runs through the ``mpiexec`` of
+the ``mpi`` extra equal one process's weights, resume across world sizes, and end cleanly when a
+rank raises, dies, disagrees, diverges or is interrupted.
+
+The ranks run with one BLAS thread each. Subprocess timeouts are hang guards, not timing checks.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import DATASETS, IRIS, invoke
+
+from nncli.checkpoint import model as model_io
+from nncli.commands import launch as workers_command
+from nncli.engine.dropout import Dropout
+from nncli.training.parallel import World, launched_size
+
+MPIEXEC = workers_command.mpiexec_path()
+needs_mpi = pytest.mark.skipif(
+    MPIEXEC is None or importlib.util.find_spec("mpi4py") is None,
+    reason='needs mpiexec and mpi4py (pip install -e ".[mpi]")',
+)
+HANG_GUARD = 120  # seconds: a job that hangs fails the test instead of blocking CI
+
+DENSE = """\
+version: 1
+seed: 3
+dtype: float64
+data: {kind: csv, path: iris.csv, target: species, validation_split: 0.2}
+model:
+  layers:
+    - {type: dense, units: 12, activation: relu}
+    - {type: dropout, rate: 0.3}
+    - {type: batchnorm}
+    - {type: dense, units: auto, activation: softmax}
+loss: cross_entropy
+optimizer: {type: sgd, learning_rate: 0.05, momentum: 0.9}
+training: {epochs: 4, batch_size: 25}
+metrics: [f1]
+output: out/model.h5
+"""
+CONV = """\
+version: 1
+seed: 5
+dtype: float64
+data: {kind: csv, path: digits.csv, target: label, validation_split: 0.2}
+model:
+  layers:
+    - {type: reshape, shape: [1, 8, 8]}
+    - {type: conv2d, filters: 3, kernel_size: 3, padding: same, use_bias: false}
+    - batchnorm
+    - relu
+    - {type: maxpool2d, pool_size: 2}
+    - flatten
+    - {type: dropout, rate: 0.2}
+    - {type: dense, units: auto, activation: softmax}
+loss: {type: cross_entropy, class_weight: [1, 2, 1, 1, 1, 1, 1, 3, 1, 1]}
+optimizer: {type: sgd, learning_rate: 0.05, momentum: 0.9}
+training: {epochs: 3, batch_size: 9}
+output: out/model.h5
+"""
+RECURRENT = """\
+version: 1
+seed: 7
+dtype: float64
+data: {kind: sequences, path: walks.csv, id: walk, order: t, features: [value], target: drift,
+       target_per: sequence, validation_split: 0.2}
+model:
+  layers:
+    - {type: gru, units: 5, return_sequences: true}
+    - {type: dropout, rate: 0.2}
+    - {type: lstm, units: 4}
+    - {type: dense, units: auto, activation: softmax}
+loss: cross_entropy
+optimizer: {type: sgd, learning_rate: 0.1, momentum: 0.9, clip_norm: 1.0}
+training: {epochs: 3, batch_size: 7}
+output: out/model.h5
+"""
+SPECS = {"dense": DENSE, "conv": CONV, "recurrent": RECURRENT}
+
+RAISE_ON_THIS_RANK = """\
+import nncli.commands.train as train
+from nncli.cli import app
+from nncli.errors import DataError
+
+def fails(*args, **kwargs):
+    raise DataError("injected failure", where="rank.csv")
+
+train.fit = fails
+app()
+"""
+DIE_ON_THIS_RANK = """\
+import os, signal
+import nncli.commands.train as train
+from nncli.cli import app
+
+train.fit = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+app()
+"""
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """Tiny copies of the data: iris, 80 digits (the last batch of 9 holds one row, so one of
+    two ranks holds none) and 30 random walks; the three specs beside them."""
+    root = tmp_path_factory.mktemp("parallel")
+    shutil.copy(IRIS, root / "iris.csv")
+    lines = (DATASETS / "digits.csv").read_text().splitlines()
+    (root / "digits.csv").write_text("\n".join(lines[:81]) + "\n")
+    with open(DATASETS / "walks.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    with open(root / "walks.csv", "w", newline="") as f:
+        csv.writer(f).writerows([rows[0], *(r for r in rows[1:] if int(r[0][1:]) < 30)])
+    for name, text in SPECS.items():
+        (root / f"{name}.yaml").write_text(text)
+    (root / "raise.py").write_text(RAISE_ON_THIS_RANK)
+    (root / "die.py").write_text(DIE_ON_THIS_RANK)
+    return root
+
+
+def ranks(folder: Path, *args: object, n: int = 2) -> subprocess.CompletedProcess:
+    """``mpiexec -n N python -m nncli ARGS`` in ``folder`` (``:`` starts another program)."""
+    command = [MPIEXEC, "-n", str(n), sys.executable, "-m", "nncli"]
+    command += [str(a) for a in args]
+    return run_job(command, folder)
+
+
+def run_job(command: list[str], folder: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    try:
+        return subprocess.run(
+            command, cwd=folder, env=env, capture_output=True, text=True, timeout=HANG_GUARD
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"hang guard: {' '.join(command)} still running after {HANG_GUARD} s")
+
+
+def one_process(folder: Path, spec: str, *args: object) -> Path:
+    """Train in this process (no launcher: one rank) -> the checkpoint."""
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        result = invoke("train", spec, "--quiet", *args)
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 0, result.stderr
+    return folder / [a for a in args if str(a).endswith(".h5")][-1]
+
+
+def weights(path: Path) -> dict[str, np.ndarray]:
+    return model_io.load(path, "cpu", "float64").net.get_weights()
+
+
+def assert_same_weights(a: Path, b: Path, tolerance: float = 1e-9) -> None:
+    """Every array of b equals a's within ``tolerance`` of a's largest entry."""
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        scale = max(float(np.abs(wa[name]).max()), 1e-12)
+        error = float(np.abs(wa[name] - wb[name]).max()) / scale
+        assert error < tolerance, (name, error)
+
+
+def history(path: Path) -> dict[str, np.ndarray]:
+    with open(path.parent / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    keys = [k for k in rows[0] if k != "time"]
+    return {k: np.array([float(r[k]) for r in rows]) for k in keys}
+
+
+# -- without MPI: the pieces -------------------------------------------------------------------
+def test_launchers_are_detected_from_the_environment():
+    assert launched_size({}) == 1
+    assert launched_size({"PMI_SIZE": "4", "PMI_RANK": "1"}) == 4
+    assert launched_size({"OMPI_COMM_WORLD_SIZE": "3"}) == 3
+    assert launched_size({"PMIX_RANK": "0"}) == 2  # a rank without a size: try MPI
+
+
+def test_shares_cover_each_batch_once_in_order():
+    for rows in (1, 2, 7, 25):
+        for size in (1, 2, 3, 5):
+            shares = [World.share(_FakeWorld(r, size), rows) for r in range(size)]
+            taken = [i for s in shares for i in range(rows)[s]]
+            assert taken == list(range(rows))
+            assert (
+                max(s.stop - s.start for s in shares) - min(s.stop - s.start for s in shares) <= 1
+            )
+
+
+class _FakeWorld:
+    def __init__(self, rank: int, size: int):
+        self.rank, self.size = rank, size
+
+
+def test_dropout_masks_belong_to_global_rows():
+    x = np.ones((10, 4))
+    whole = Dropout(0.5)
+    whole.build((4,), _backend(), np.random.default_rng(0))
+    whole.set_rng(np.random.default_rng(9))
+    expected = whole.forward(x, training=True)
+    parts = []
+    for first, stop in ((0, 3), (3, 10)):
+        part = Dropout(0.5)
+        part.build((4,), _backend(), np.random.default_rng(0))
+        part.set_rng(np.random.default_rng(9))
+        part.batch_share = (first, 10)
+        parts.append(part.forward(x[first:stop], training=True))
+    np.testing.assert_array_equal(np.concatenate(parts), expected)
+
+
+def _backend():
+    from nncli.backend import get_backend
+
+    return get_backend("cpu", "float64")
+
+
+def test_workers_without_the_extra_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(workers_command, "mpiexec_path", lambda: None)
+    (tmp_path / "spec.yaml").write_text(DENSE)
+    result = invoke("train", tmp_path / "spec.yaml", "--workers", "2")
+    assert result.exit_code == 2
+    assert 'pip install -e ".[mpi]"' in result.stderr
+
+
+def test_workers_is_taken_out_of_the_ranks_arguments():
+    args = ["spec.yaml", "--workers", "2", "--epochs", "3", "--workers=4", "--quiet"]
+    assert workers_command.without_workers(args) == ["spec.yaml", "--epochs", "3", "--quiet"]
+
+
+# -- two ranks through mpiexec -----------------------------------------------------------------
+@needs_mpi
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_two_ranks_give_the_single_process_weights(folder, name):
+    one = one_process(folder, f"{name}.yaml", "--output", f"one-{name}/model.h5")
+    job = ranks(folder, "train", f"{name}.yaml", "--quiet", "--output", f"two-{name}/model.h5")
+    assert job.returncode == 0, job.stderr
+    assert job.stderr == ""  # no rank warned or printed
+    two = folder / f"two-{name}" / "model.h5"
+    assert_same_weights(one, two)
+    h1, h2 = history(one), history(two)  # training and validation metrics reduced over ranks
+    assert h1.keys() == h2.keys()
+    for key in h1:
+        np.testing.assert_allclose(h2[key], h1[key], rtol=1e-9, err_msg=key)
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_resume_across_world_sizes_equals_the_uninterrupted_run(folder):
+    full = one_process(folder, "dense.yaml", "--output", "r-full/model.h5")
+    ranks(folder, "train", "dense.yaml", "--quiet", "--epochs", "2", "--output", "r-2/a.h5")
+    then_one = one_process(folder, "dense.yaml", "--resume", "r-2/a.h5", "--output", "r-2/b.h5")
+    assert_same_weights(full, then_one)
+    one_process(folder, "dense.yaml", "--epochs", "2", "--output", "r-1/a.h5")
+    job = ranks(
+        folder, "train", "dense.yaml", "--quiet", "--resume", "r-1/a.h5", "--output", "r-1/b.h5"
+    )
+    assert job.returncode == 0, job.stderr
+    assert_same_weights(full, folder / "r-1" / "b.h5")
+
+
+@needs_mpi
+def test_a_raising_rank_ends_the_job_with_its_error(folder):
+    train = ["train", "dense.yaml", "--quiet", "--output", "raise/model.h5"]
+    command = [MPIEXEC, "-n", "1", sys.executable, "-m", "nncli", *train]
+    command += [":", "-n", "1", sys.executable, "raise.py", *train]
+    job = run_job(command, folder)
+    assert job.returncode == 3  # the error's kind: a DataError
+    errors = [line for line in job.stderr.splitlines() if line.startswith("nncli: error:")]
+    assert errors == ["nncli: error: rank 1: rank.csv: injected failure"], job.stderr
+    assert not (folder / "raise" / "model.h5").exists()
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_a_killed_rank_takes_the_job_down(folder):
+    train = ["train", "dense.yaml", "--quiet", "--epochs", "500", "--output", "die/model.h5"]
+    command = [MPIEXEC, "-n", "1", sys.executable, "-m", "nncli", *train]
+    command += [":", "-n", "1", sys.executable, "die.py", *train]
+    job = run_job(command, folder)  # the hang guard: the survivor must not wait forever
+    assert job.returncode != 0
+    assert not (folder / "die" / "model.h5").exists()
+
+
+@needs_mpi
+def test_ranks_with_different_specs_stop_before_training(folder):
+    (folder / "other.yaml").write_text(DENSE.replace("seed: 3", "seed: 4"))
+    train = ["--quiet", "--output", "differ/model.h5"]
+    command = [MPIEXEC, "-n", "1", sys.executable, "-m", "nncli", "train", "dense.yaml", *train]
+    command += [":", "-n", "1", sys.executable, "-m", "nncli", "train", "other.yaml", *train]
+    job = run_job(command, folder)
+    assert job.returncode == 2
+    lines = job.stderr.strip().splitlines()
+    assert len(lines) == 1 and "rank 1 and rank 0 disagree" in lines[0], job.stderr
+    assert "spec sha256" in lines[0]
+    assert not (folder / "differ").exists()
+
+
+@needs_mpi
+def test_divergence_stops_every_rank_with_exit_5(folder):
+    job = ranks(
+        folder,
+        "train",
+        "dense.yaml",
+        "--quiet",
+        "--set",
+        "optimizer.learning_rate=1e30",
+        "--output",
+        "nan/model.h5",
+    )
+    assert job.returncode == 5
+    lines = job.stderr.strip().splitlines()
+    assert len(lines) == 1 and "training diverged" in lines[0], job.stderr
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_ctrl_c_on_workers_exits_130_with_the_resume_command(folder):
+    latest = folder / "stop" / "model.latest.h5"
+    command = [sys.executable, "-m", "nncli", "train", "dense.yaml", "--workers", "2"]
+    command += ["--epochs", "100000", "--set", "training.checkpoint_every=1"]
+    command += ["--output", "stop/model.h5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    job = subprocess.Popen(
+        command,
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(HANG_GUARD * 20):  # until the first checkpoint is whole
+            if latest.exists() or job.poll() is not None:
+                break
+            time.sleep(0.05)
+        job.send_signal(signal.SIGINT)
+        _, err = job.communicate(timeout=HANG_GUARD)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            pytest.fail("hang guard: the interrupted job did not end")
+    assert job.returncode == 130, err
+    assert "resume with: nncli train" in err and "--resume" in err
+    weights(latest)  # the last checkpoint is whole
