@@ -118,8 +118,9 @@ def _train(
     run.fit(x, y, config, [*callbacks], periodic=not smoke, overrides=overrides, device=device)
     if tmp is not None:
         try:
-            run.save(out)
-            _check_round_trip(out, ready.net, x, config.mask, ready.backend.device, spec.dtype)
+            if world.lead:  # the one rank that saves checks the round trip
+                run.save(out)
+                _check_round_trip(out, ready.net, x, config.mask, ready.backend.device, spec.dtype)
         finally:
             tmp.cleanup()
         return TrainResult(output=out, history=run.history)

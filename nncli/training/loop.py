@@ -3,6 +3,10 @@
 ``fit`` moves one batch at a time onto the network's device, runs forward, loss, backward and one
 optimizer step, and keeps per-epoch history. The batch order and dropout masks derive from the
 seed and the epoch number, so a run resumed at an epoch boundary continues bit for bit.
+
+With several processes (``FitConfig.world``, nncli/training/parallel.py) each takes its share
+of every batch; the hooks here are the share, the global loss before backward, the gradient sum
+before the optimizer step and the metrics' sums at the end of an epoch.
 """
 
 from __future__ import annotations

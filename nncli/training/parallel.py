@@ -142,12 +142,6 @@ class World:
             return flag
         return bool(self.sum(np.array([1.0 if flag else 0.0]))[0] > 0)
 
-    def same(self, values: np.ndarray) -> np.ndarray:
-        """Rank 0's ``values`` (float64, 1-D) on every rank: decisions that must agree."""
-        if self.parallel:
-            self._wait(self.comm.Ibcast(values, root=0))
-        return values
-
     def gather(self, rows: np.ndarray, positions: np.ndarray, total: int) -> np.ndarray:
         """Every rank's ``rows`` (n_r, ...) put at their ``positions`` of a (total, ...) array."""
         if not self.parallel:
