@@ -24,6 +24,7 @@ from helpers import DATASETS, IRIS, invoke
 from nncli.checkpoint import model as model_io
 from nncli.commands import launch as workers_command
 from nncli.engine.dropout import Dropout
+from nncli.errors import SpecError
 from nncli.training.parallel import World, launched_size
 
 MPIEXEC = workers_command.mpiexec_path()
@@ -158,6 +159,12 @@ def one_process(folder: Path, spec: str, *args: object) -> Path:
     return folder / [a for a in args if str(a).endswith(".h5")][-1]
 
 
+def reference(folder: Path, name: str) -> Path:
+    """The single-process run of spec ``name`` (trained once for the module)."""
+    path = folder / f"one-{name}" / "model.h5"
+    return path if path.exists() else one_process(folder, f"{name}.yaml", "--output", path)
+
+
 def weights(path: Path) -> dict[str, np.ndarray]:
     return model_io.load(path, "cpu", "float64").net.get_weights()
 
@@ -233,6 +240,12 @@ def test_workers_without_the_extra_says_how_to_install(tmp_path, monkeypatch):
     assert 'pip install -e ".[mpi]"' in result.stderr
 
 
+def test_workers_under_a_launcher_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("PMI_SIZE", "2")
+    with pytest.raises(SpecError, match="outside a launcher"):
+        workers_command.launch(["spec.yaml"], 2)
+
+
 def test_workers_is_taken_out_of_the_ranks_arguments():
     args = ["spec.yaml", "--workers", "2", "--epochs", "3", "--workers=4", "--quiet"]
     assert workers_command.without_workers(args) == ["spec.yaml", "--epochs", "3", "--quiet"]
@@ -243,7 +256,7 @@ def test_workers_is_taken_out_of_the_ranks_arguments():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_two_ranks_give_the_single_process_weights(folder, name):
-    one = one_process(folder, f"{name}.yaml", "--output", f"one-{name}/model.h5")
+    one = reference(folder, name)
     job = ranks(folder, "train", f"{name}.yaml", "--quiet", "--output", f"two-{name}/model.h5")
     assert job.returncode == 0, job.stderr
     assert job.stderr == ""  # no rank warned or printed
@@ -258,7 +271,7 @@ def test_two_ranks_give_the_single_process_weights(folder, name):
 @needs_mpi
 @pytest.mark.slow
 def test_resume_across_world_sizes_equals_the_uninterrupted_run(folder):
-    full = one_process(folder, "dense.yaml", "--output", "r-full/model.h5")
+    full = reference(folder, "dense")
     ranks(folder, "train", "dense.yaml", "--quiet", "--epochs", "2", "--output", "r-2/a.h5")
     then_one = one_process(folder, "dense.yaml", "--resume", "r-2/a.h5", "--output", "r-2/b.h5")
     assert_same_weights(full, then_one)

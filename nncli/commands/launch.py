@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nncli.errors import SpecError
-from nncli.training.parallel import INSTALL
+from nncli.training.parallel import INSTALL, launched_size
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -46,6 +46,12 @@ def without_workers(args: Sequence[str]) -> list[str]:
 def launch(args: Sequence[str], workers: int) -> int:
     """Run ``nncli train ARGS`` (``--workers`` removed) as ``workers`` ranks -> the job's exit
     code. SpecError (exit 2) with the install line when mpi4py or mpiexec is missing."""
+    if launched_size() > 1:
+        raise SpecError(
+            "expected --workers outside a launcher, got it under one (mpiexec or srun already "
+            "started the ranks): leave --workers out",
+            field="--workers",
+        )
     mpiexec = mpiexec_path()
     if mpiexec is None or importlib.util.find_spec("mpi4py") is None:
         raise SpecError(f"--workers needs mpi4py and mpiexec: {INSTALL}", field="--workers")
