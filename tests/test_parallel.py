@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import DATASETS, IRIS, invoke
+from PIL import Image
 
 from nncli.checkpoint import model as model_io
 from nncli.commands import launch as workers_command
@@ -55,10 +56,14 @@ CONV = """\
 version: 1
 seed: 5
 dtype: float64
-data: {kind: csv, path: digits.csv, target: label, validation_split: 0.2}
+data:
+  kind: images
+  path: digits
+  normalize: standard
+  validation_split: 0.2
+  augment: {flip_horizontal: true, shift: 1, rotate: 10, noise: 0.05}
 model:
   layers:
-    - {type: reshape, shape: [1, 8, 8]}
     - {type: conv2d, filters: 3, kernel_size: 3, padding: same, use_bias: false}
     - batchnorm
     - relu
@@ -113,12 +118,17 @@ app()
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    """Tiny copies of the data: iris, 80 digits (the last batch of 9 holds one row, so one of
-    two ranks holds none) and 30 random walks; the three specs beside them."""
+    """Tiny copies of the data: iris, 80 digits as 8x8 PNGs in a folder per class (augmented;
+    the last batch of 9 holds one row, so one of two ranks holds none) and 30 random walks;
+    the three specs beside them."""
     root = tmp_path_factory.mktemp("parallel")
     shutil.copy(IRIS, root / "iris.csv")
-    lines = (DATASETS / "digits.csv").read_text().splitlines()
-    (root / "digits.csv").write_text("\n".join(lines[:81]) + "\n")
+    digits = np.loadtxt(DATASETS / "digits.csv", delimiter=",", skiprows=1, max_rows=80)
+    for i, row in enumerate(digits):
+        label = root / "digits" / str(int(row[-1]))
+        label.mkdir(parents=True, exist_ok=True)
+        pixels = (row[:-1].reshape(8, 8) * 15).astype(np.uint8)
+        Image.fromarray(pixels).save(label / f"{i:03d}.png")
     with open(DATASETS / "walks.csv", newline="") as f:
         rows = list(csv.reader(f))
     with open(root / "walks.csv", "w", newline="") as f:
