@@ -74,7 +74,7 @@ def run_setting(ranks: int, threads: int, args: argparse.Namespace) -> dict:
     inner = [sys.executable, str(Path(__file__).resolve()), "--child", "--epochs", str(args.epochs)]
     inner += ["--quick"] if args.quick else []
     if ranks > 1:
-        from nncli.commands.workers import mpiexec_path
+        from nncli.commands.launch import mpiexec_path
 
         inner = [mpiexec_path(), "-n", str(ranks), *inner]
     done = subprocess.run(inner, env=env, capture_output=True, text=True, timeout=1800)

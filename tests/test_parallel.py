@@ -23,12 +23,12 @@ from helpers import DATASETS, IRIS, invoke
 from PIL import Image
 
 from nncli.checkpoint import model as model_io
-from nncli.commands import launch as workers_command
+from nncli.commands import launch as launch_command
 from nncli.engine.dropout import Dropout
 from nncli.errors import SpecError
 from nncli.training.parallel import World, launched_size
 
-MPIEXEC = workers_command.mpiexec_path()
+MPIEXEC = launch_command.mpiexec_path()
 needs_mpi = pytest.mark.skipif(
     MPIEXEC is None or importlib.util.find_spec("mpi4py") is None,
     reason='needs mpiexec and mpi4py (pip install -e ".[mpi]")',
@@ -243,7 +243,7 @@ def _backend():
 
 
 def test_workers_without_the_extra_says_how_to_install(tmp_path, monkeypatch):
-    monkeypatch.setattr(workers_command, "mpiexec_path", lambda: None)
+    monkeypatch.setattr(launch_command, "mpiexec_path", lambda: None)
     (tmp_path / "spec.yaml").write_text(DENSE)
     result = invoke("train", tmp_path / "spec.yaml", "--workers", "2")
     assert result.exit_code == 2
@@ -253,12 +253,12 @@ def test_workers_without_the_extra_says_how_to_install(tmp_path, monkeypatch):
 def test_workers_under_a_launcher_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("PMI_SIZE", "2")
     with pytest.raises(SpecError, match="outside a launcher"):
-        workers_command.launch(["spec.yaml"], 2)
+        launch_command.launch(["spec.yaml"], 2)
 
 
 def test_workers_is_taken_out_of_the_ranks_arguments():
     args = ["spec.yaml", "--workers", "2", "--epochs", "3", "--workers=4", "--quiet"]
-    assert workers_command.without_workers(args) == ["spec.yaml", "--epochs", "3", "--quiet"]
+    assert launch_command.without_workers(args) == ["spec.yaml", "--epochs", "3", "--quiet"]
 
 
 # -- two ranks through mpiexec -----------------------------------------------------------------
