@@ -98,3 +98,31 @@ def test_first_layer_input_gradient_only_when_it_can_be_wanted():
     assert net.backward(dy, input_grad=True).shape == x.shape
     net.forward(x, training=False)
     assert net.backward(dy).shape == x.shape
+
+
+def test_training_backward_stops_at_the_first_layer_with_parameters(monkeypatch):
+    """Behind a reshape the first conv computes no col2im (counted), and every gradient is the
+    one a backward with the input gradient gives."""
+    from nncli.engine import windows
+
+    layers = [
+        {"type": "reshape", "shape": [1, 6, 6]},
+        {"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": "same"},
+        {"type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "relu"},
+        {"type": "flatten"},
+        {"type": "dense", "units": 3},
+    ]
+    net = Sequential(layers, (36,), seed=1)
+    x = np.random.default_rng(0).standard_normal((4, 36)).astype(np.float32)
+    dy = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
+    net.forward(x, training=True)
+    net.backward(dy, input_grad=True)
+    full = {k: v.copy() for k, v in net.named_gradients().items()}
+    calls = []
+    fold = windows.fold_columns
+    monkeypatch.setattr(windows, "fold_columns", lambda *a: calls.append(1) or fold(*a))
+    monkeypatch.setattr(net.layers[0], "backward", lambda dy: pytest.fail("reshape ran"))
+    assert net.backward(dy) is None
+    assert len(calls) == 1  # the second conv's dL/dx only
+    for name, grad in net.named_gradients().items():
+        np.testing.assert_array_equal(grad, full[name])
