@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from nncli.engine.kernel_loops import batchnorm_loops, pool_loops
+
 MIN_SIZE = 4096  # elements; below this numpy's few calls cost less than a kernel call would
 _kernels: Any = None  # None: not loaded yet; False: unavailable
 
@@ -83,6 +85,29 @@ def lstm_backward(dh, dc, a, c, tanh_c, dgi, dc_prev) -> None:  # noqa: ANN001
     _kernels.lstm_backward(dh, dc, a, c, tanh_c, dgi, dc_prev)
 
 
+def batchnorm_forward(x, weight, bias, epsilon, xhat, y, stats) -> Any:  # noqa: ANN001
+    """``BatchNorm.forward`` in training on rows x (R, C): fills xhat, y and stats (2, C)
+    float64 (the batch mean and biased variance); returns 1 / sqrt(var + epsilon) (C,)."""
+    return _kernels.batchnorm_forward(x, weight, bias, x.dtype.type(epsilon), xhat, y, stats)
+
+
+def batchnorm_backward(dy, xhat, inv, weight, dweight, dbias, dx) -> None:  # noqa: ANN001
+    """``BatchNorm.backward`` after a training forward on rows (R, C): fills the parameter
+    gradients and dx."""
+    _kernels.batchnorm_backward(dy, xhat, inv, weight, dweight, dbias, dx)
+
+
+def maxpool2_forward(x, y, index, relu) -> None:  # noqa: ANN001
+    """2x2 stride-2 max pooling on planes (P, H, W): fills y and index (P, H // 2, W // 2),
+    index uint8; ``relu`` applies max(., 0) to y (see ``kernel_loops.pool_loops``)."""
+    _kernels.maxpool2_forward(x, y, index, relu)
+
+
+def maxpool2_backward(dy, y, index, relu, dx) -> None:  # noqa: ANN001
+    """Writes every cell of dx (P, H', W') with H', W' the even part of H, W."""
+    _kernels.maxpool2_backward(dy, y, index, relu, dx)
+
+
 def _compile() -> Any:
     import numba  # noqa: PLC0415 - optional
 
@@ -132,4 +157,6 @@ def _compile() -> Any:
         lstm_cell = staticmethod(lstm_cell_kernel)
         lstm_backward = staticmethod(lstm_backward_kernel)
 
+    for name, loop in {**batchnorm_loops(jit), **pool_loops(jit)}.items():
+        setattr(Kernels, name, staticmethod(loop))
     return Kernels
