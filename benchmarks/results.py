@@ -152,8 +152,8 @@ def markdown(report: dict[str, Any], notes: str) -> str:
         "this machine at the same time, so single runs are noisy: read the medians.",
         "",
         f"BLAS that ran: {report['blas']}. nncli's fused CPU kernels: {report['kernels']} "
-        "(the optional `nncli[fast]` extra; `nncli, numpy only` runs the same engine with "
-        "`NNCLI_KERNELS=numpy`).",
+        "(a default dependency where numba has wheels; `nncli, numpy only` runs the same "
+        "engine with `NNCLI_KERNELS=numpy`).",
         "",
         *table(report),
         "",
