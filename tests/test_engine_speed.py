@@ -160,6 +160,7 @@ def test_relu_runs_behind_the_max_pool_with_the_same_outputs_and_gradients(monke
         y = net.forward(x, training=True)
         dx = net.backward(dy, input_grad=True)
         assert len(calls) == (0 if commute else 2)
+        assert [layer.index for layer in net.layers] == list(range(len(layers)))  # untouched
         results.append([y, dx, *(g.copy() for g in net.named_gradients().values())])
     for ours, plain in zip(*results, strict=True):
         np.testing.assert_array_equal(ours, plain)

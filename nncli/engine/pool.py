@@ -115,8 +115,8 @@ class MaxPool2D(Pool2D):
         n, c, h, w = x.shape
         oh, ow = self.windows.out_size
         y = np.empty((n, c, oh, ow), dtype=x.dtype)
-        self.index = np.empty((n * c, oh, ow), dtype=np.uint8)
-        kernels.maxpool2_forward(x.reshape(n * c, h, w), y.reshape(n * c, oh, ow), self.index,
+        self.argmax = np.empty((n * c, oh, ow), dtype=np.uint8)
+        kernels.maxpool2_forward(x.reshape(n * c, h, w), y.reshape(n * c, oh, ow), self.argmax,
                                  self.relu)  # fmt: skip
         self.view, self.y, self.in_full = None, y, x.shape
         return y
@@ -128,7 +128,7 @@ class MaxPool2D(Pool2D):
         dx = (np.empty if even else np.zeros)(self.in_full, dtype=dy.dtype)
         planes = dx.reshape(n * c, h, w)[:, : 2 * oh, : 2 * ow]
         dy = np.ascontiguousarray(dy).reshape(n * c, oh, ow)
-        kernels.maxpool2_backward(dy, self.y.reshape(n * c, oh, ow), self.index, self.relu,
+        kernels.maxpool2_backward(dy, self.y.reshape(n * c, oh, ow), self.argmax, self.relu,
                                   planes)  # fmt: skip
         return dx
 
