@@ -179,10 +179,9 @@ def markdown(report: dict[str, Any], notes: str) -> str:
             f"- `nncli --help`: {cli['help']['median']:.3f} s (median of "
             f"{len(cli['help']['times'])}; target < 0.3 s)",
         ]
-        if "train" in cli:
-            t = cli["train"]
+        for wid, t in cli.get("train", {}).items():
             out.append(
-                f"- `nncli train` on W1: {t['cli_epoch']:.3f} s per epoch against "
+                f"- `nncli train` on {wid}: {t['cli_epoch']:.3f} s per epoch against "
                 f"{t['fit_epoch']:.3f} s for the engine's `fit` ({t['overhead_pct']:+.1f}%; "
                 f"target < 5%), medians over epochs 2-{t['epochs']}; the fixed cost of a run "
                 f"(start-up, reading the {t['rows']}-row CSV, writing the checkpoint) is "
