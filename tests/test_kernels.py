@@ -48,17 +48,21 @@ def test_kernels_skip_small_or_strided_arrays():
     assert not kernels.usable(big, big.astype(np.float64))
 
 
+@pytest.mark.parametrize("sequences", [False, True])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_lstm_kernels_match_the_numpy_cell(numpy_only, dtype):
+def test_lstm_kernels_match_the_numpy_cell(numpy_only, dtype, sequences):
+    """float32 runs the whole step fused (lstm_fused.py, its own tanh), float64 the numpy
+    loop with the fused cell: both against the numpy reference."""
     backend = get_backend("cpu", dtype)
-    x = np.random.default_rng(2).standard_normal((32, 6, 5))
-    dy = np.random.default_rng(3).standard_normal((32, 128))
+    x = np.random.default_rng(2).standard_normal((32, 6, 5)) * 2
+    dy = np.random.default_rng(3).standard_normal((32, 6, 128) if sequences else (32, 128))
     out = []
     for on in (True, False):
         numpy_only(on)
-        layer = LSTM(128)
+        layer = LSTM(128, return_sequences=sequences)
         layer.build((6, 5), backend, np.random.default_rng(0))
         y = layer.forward(backend.asarray(x), training=True)
+        assert layer.fused == (on and dtype == "float32")
         dx = layer.backward(backend.asarray(dy))
         out.append([y, dx, *(layer.grads[k].copy() for k in sorted(layer.grads))])
     tol = 1e-5 if dtype == "float32" else 1e-12

@@ -117,3 +117,75 @@ def pool_loops(jit: Any) -> dict[str, Any]:
                     d1[2 * j + 1] = g if k == 3 else zero
 
     return {"maxpool2_forward": forward, "maxpool2_backward": backward}
+
+
+# tanh on float32 as a rational function (the minimax fit Eigen and PyTorch's CPU kernels use):
+# within 4e-7 of the exact value, and a loop of it vectorises, where one calling libm does not.
+# Module globals, so numba freezes them as constants and can cache the kernels that use them.
+_HI, _LO = np.float32(7.90531110763549805), np.float32(-7.90531110763549805)
+_P13, _P11, _P9 = (
+    np.float32(-2.76076847742355e-16),
+    np.float32(2.00018790482477e-13),
+    np.float32(-8.60467152213735e-11),
+)
+_P7, _P5 = np.float32(5.12229709037114e-08), np.float32(1.48572235717979e-05)
+_P3, _P1 = np.float32(6.37261928875436e-04), np.float32(4.89352455891786e-03)
+_Q6, _Q4 = np.float32(1.19825839466702e-06), np.float32(1.18534705686654e-04)
+_Q2, _Q0 = np.float32(2.26843463243900e-03), np.float32(4.89352518554385e-03)
+
+
+def _tanh(x):  # noqa: ANN001, ANN202
+    x = _HI if x > _HI else x  # comparisons keep a NaN a NaN
+    x = _LO if x < _LO else x
+    x2 = x * x
+    p = x * (x2 * (x2 * (x2 * (x2 * (x2 * (x2 * _P13 + _P11) + _P9) + _P7) + _P5) + _P3) + _P1)
+    return p / (x2 * (x2 * (x2 * _Q6 + _Q4) + _Q2) + _Q0)
+
+
+_jit_tanh: Any = None  # ``_tanh`` compiled to inline, set by ``lstm_loops``
+
+
+def lstm_loops(jit: Any, inline: Any) -> dict[str, Any]:
+    """The LSTM time step on float32, whole, in one pass each way, over the step's slice of
+    a work array (T, 6H, N) (one array written, so the loop vectorises): rows 0-4H hold
+    W_hh h (halved sigmoid blocks, as ``Recurrent.run`` makes them) and become the gates
+    i f g o, rows 4H-5H the cell state c, rows 5H-6H tanh(c). c before step 0 is zero."""
+    global _jit_tanh
+    _jit_tanh = inline(_tanh)
+
+    @jit
+    def forward(work, t, gi, h_out):  # noqa: ANN001
+        units, half = h_out.shape[0], np.float32(0.5)
+        for j in range(units):
+            for n in range(h_out.shape[1]):
+                i = _jit_tanh(work[t, j, n] + gi[j, n]) * half + half
+                f = _jit_tanh(work[t, units + j, n] + gi[units + j, n]) * half + half
+                g = _jit_tanh(work[t, 2 * units + j, n] + gi[2 * units + j, n])
+                o = _jit_tanh(work[t, 3 * units + j, n] + gi[3 * units + j, n]) * half + half
+                c = i * g
+                if t > 0:
+                    c += f * work[t - 1, 4 * units + j, n]
+                tc = _jit_tanh(c)
+                work[t, j, n], work[t, units + j, n] = i, f
+                work[t, 2 * units + j, n], work[t, 3 * units + j, n] = g, o
+                work[t, 4 * units + j, n], work[t, 5 * units + j, n] = c, tc
+                h_out[j, n] = o * tc
+
+    @jit
+    def backward(work, t, dh, dc, dgi):  # noqa: ANN001
+        """dgi = dL/d(gate sums) of step t; dc (in: dL/dc_t, out: dL/dc_{t-1}) in place."""
+        units, one = dh.shape[0], np.float32(1)
+        for j in range(units):
+            for n in range(dh.shape[1]):
+                i, f = work[t, j, n], work[t, units + j, n]
+                g, o = work[t, 2 * units + j, n], work[t, 3 * units + j, n]
+                tc = work[t, 5 * units + j, n]
+                c = work[t - 1, 4 * units + j, n] if t > 0 else np.float32(0)
+                d = (one - tc * tc) * o * dh[j, n] + dc[j, n]
+                dgi[j, n] = d * g * ((one - i) * i)
+                dgi[units + j, n] = d * c * ((one - f) * f)
+                dgi[2 * units + j, n] = d * i * (one - g * g)
+                dgi[3 * units + j, n] = dh[j, n] * tc * ((one - o) * o)
+                dc[j, n] = d * f
+
+    return {"lstm_step": forward, "lstm_step_backward": backward}

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from nncli.engine.kernel_loops import batchnorm_loops, pool_loops
+from nncli.engine.kernel_loops import batchnorm_loops, lstm_loops, pool_loops
 
 MIN_SIZE = 4096  # elements; below this numpy's few calls cost less than a kernel call would
 _kernels: Any = None  # None: not loaded yet; False: unavailable
@@ -108,6 +108,17 @@ def maxpool2_backward(dy, y, index, relu, dx) -> None:  # noqa: ANN001
     _kernels.maxpool2_backward(dy, y, index, relu, dx)
 
 
+def lstm_step(work, t, gi, h_out) -> None:  # noqa: ANN001
+    """One LSTM step on float32 in one pass (``kernel_loops.lstm_loops``): gates, c, tanh(c)
+    into ``work[t]``, h into ``h_out``."""
+    _kernels.lstm_step(work, t, gi, h_out)
+
+
+def lstm_step_backward(work, t, dh, dc, dgi) -> None:  # noqa: ANN001
+    """Its backward: fills dgi, and turns dc from dL/dc_t into dL/dc_{t-1} in place."""
+    _kernels.lstm_step_backward(work, t, dh, dc, dgi)
+
+
 def _compile() -> Any:
     import numba  # noqa: PLC0415 - optional
 
@@ -157,6 +168,8 @@ def _compile() -> Any:
         lstm_cell = staticmethod(lstm_cell_kernel)
         lstm_backward = staticmethod(lstm_backward_kernel)
 
-    for name, loop in {**batchnorm_loops(jit), **pool_loops(jit)}.items():
+    inline = numba.njit(inline="always", error_model="numpy")
+    loops = {**batchnorm_loops(jit), **pool_loops(jit), **lstm_loops(jit, inline)}
+    for name, loop in loops.items():
         setattr(Kernels, name, staticmethod(loop))
     return Kernels
