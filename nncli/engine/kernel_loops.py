@@ -154,14 +154,15 @@ def lstm_loops(jit: Any, inline: Any) -> dict[str, Any]:
     _jit_tanh = inline(_tanh)
 
     @jit
-    def forward(work, t, gi, h_out):  # noqa: ANN001
-        units, half = h_out.shape[0], np.float32(0.5)
+    def forward(work, t, gi, hs):  # noqa: ANN001
+        """gi (4H, T, N): W_ih x + b of every step; h of step t into hs (H, T, N)."""
+        units, half = hs.shape[0], np.float32(0.5)
         for j in range(units):
-            for n in range(h_out.shape[1]):
-                i = _jit_tanh(work[t, j, n] + gi[j, n]) * half + half
-                f = _jit_tanh(work[t, units + j, n] + gi[units + j, n]) * half + half
-                g = _jit_tanh(work[t, 2 * units + j, n] + gi[2 * units + j, n])
-                o = _jit_tanh(work[t, 3 * units + j, n] + gi[3 * units + j, n]) * half + half
+            for n in range(hs.shape[2]):
+                i = _jit_tanh(work[t, j, n] + gi[j, t, n]) * half + half
+                f = _jit_tanh(work[t, units + j, n] + gi[units + j, t, n]) * half + half
+                g = _jit_tanh(work[t, 2 * units + j, n] + gi[2 * units + j, t, n])
+                o = _jit_tanh(work[t, 3 * units + j, n] + gi[3 * units + j, t, n]) * half + half
                 c = i * g
                 if t > 0:
                     c += f * work[t - 1, 4 * units + j, n]
@@ -169,11 +170,12 @@ def lstm_loops(jit: Any, inline: Any) -> dict[str, Any]:
                 work[t, j, n], work[t, units + j, n] = i, f
                 work[t, 2 * units + j, n], work[t, 3 * units + j, n] = g, o
                 work[t, 4 * units + j, n], work[t, 5 * units + j, n] = c, tc
-                h_out[j, n] = o * tc
+                hs[j, t, n] = o * tc
 
     @jit
     def backward(work, t, dh, dc, dgi):  # noqa: ANN001
-        """dgi = dL/d(gate sums) of step t; dc (in: dL/dc_t, out: dL/dc_{t-1}) in place."""
+        """dgi[:, t] = dL/d(gate sums) of step t, dgi (4H, T, N); dc (in: dL/dc_t, out:
+        dL/dc_{t-1}) in place."""
         units, one = dh.shape[0], np.float32(1)
         for j in range(units):
             for n in range(dh.shape[1]):
@@ -182,10 +184,10 @@ def lstm_loops(jit: Any, inline: Any) -> dict[str, Any]:
                 tc = work[t, 5 * units + j, n]
                 c = work[t - 1, 4 * units + j, n] if t > 0 else np.float32(0)
                 d = (one - tc * tc) * o * dh[j, n] + dc[j, n]
-                dgi[j, n] = d * g * ((one - i) * i)
-                dgi[units + j, n] = d * c * ((one - f) * f)
-                dgi[2 * units + j, n] = d * i * (one - g * g)
-                dgi[3 * units + j, n] = dh[j, n] * tc * ((one - o) * o)
+                dgi[j, t, n] = d * g * ((one - i) * i)
+                dgi[units + j, t, n] = d * c * ((one - f) * f)
+                dgi[2 * units + j, t, n] = d * i * (one - g * g)
+                dgi[3 * units + j, t, n] = dh[j, n] * tc * ((one - o) * o)
                 dc[j, n] = d * f
 
     return {"lstm_step": forward, "lstm_step_backward": backward}

@@ -108,14 +108,16 @@ def maxpool2_backward(dy, y, index, relu, dx) -> None:  # noqa: ANN001
     _kernels.maxpool2_backward(dy, y, index, relu, dx)
 
 
-def lstm_step(work, t, gi, h_out) -> None:  # noqa: ANN001
-    """One LSTM step on float32 in one pass (``kernel_loops.lstm_loops``): gates, c, tanh(c)
-    into ``work[t]``, h into ``h_out``."""
-    _kernels.lstm_step(work, t, gi, h_out)
+def lstm_step(work, t, gi, hs) -> None:  # noqa: ANN001
+    """LSTM step t on float32 in one pass (``kernel_loops.lstm_loops``): gates, c, tanh(c)
+    into ``work[t]``, h into ``hs[:, t]``; gi (4H, T, N), hs (H, T, N), whole arrays so the
+    compiled loop knows their layout."""
+    _kernels.lstm_step(work, t, gi, hs)
 
 
 def lstm_step_backward(work, t, dh, dc, dgi) -> None:  # noqa: ANN001
-    """Its backward: fills dgi, and turns dc from dL/dc_t into dL/dc_{t-1} in place."""
+    """Its backward: fills dgi[:, t] of dgi (4H, T, N), and turns dc from dL/dc_t into
+    dL/dc_{t-1} in place."""
     _kernels.lstm_step_backward(work, t, dh, dc, dgi)
 
 

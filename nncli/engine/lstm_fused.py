@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from nncli.engine import kernels
+from nncli.engine.dense import bias_sum
 
 
 def usable(layer: Any, x: Any) -> bool:
@@ -27,29 +28,34 @@ def usable(layer: Any, x: Any) -> bool:
 
 
 def run(layer: Any, x: Any) -> Any:
-    """(N, T, F) -> (N, H) or (N, T, H), as ``Recurrent.run``."""
-    n, steps, _ = x.shape
+    """(N, T, F) -> (N, H) or (N, T, H), as ``Recurrent.run``. Time sits in the middle
+    (x (F, T N), states (H, T, N), gradients (4H, T, N)): each step's slice is a BLAS matrix
+    with a longer row stride, and every product over all steps needs no copy."""
+    n, steps, features = x.shape
     p, units, s = layer.params, layer.units, layer.gate_scale
     size = layer.gates * units
-    layer.x_fm = np.ascontiguousarray(x.transpose(1, 2, 0))  # (T, F, N)
+    layer.x_cols = np.ascontiguousarray(x.transpose(2, 1, 0)).reshape(features, steps * n)
     w_ih, w_hh, b = p["weight_ih"] * s[:, None], p["weight_hh"] * s[:, None], p["bias"] * s
-    gi = np.matmul(w_ih, layer.x_fm)  # (T, 4H, N)
-    gi += b[:, None]
+    gi = (w_ih @ layer.x_cols).reshape(size, steps, n)  # every step's input: one product
+    gi += b[:, None, None]
     work = layer._reuse("_work", (steps, size + 2 * units, n), x.dtype)
-    hs = layer._reuse("_hs", (steps + 1, units, n), x.dtype)  # hs[0] stays 0
+    hs = layer._reuse("_hs_fused", (units, steps, n), x.dtype)  # h after each step
+    h = layer._reuse("_h0", (units, n), x.dtype)  # the zero state before step 0
     for t in range(steps):
-        np.matmul(w_hh, hs[t], out=work[t, :size])
-        kernels.lstm_step(work, t, gi[t], hs[t + 1])
-    layer.hs, layer.time_mask, layer.caches = hs, None, []
+        np.matmul(w_hh, h, out=work[t, :size])
+        kernels.lstm_step(work, t, gi, hs)
+        h = hs[:, t]
+    layer.hs_fused, layer.time_mask, layer.caches = hs, None, []
     if not layer.return_sequences:
-        return hs[steps].T.copy()
-    return hs[1:].transpose(2, 0, 1).copy()
+        return hs[:, -1].T.copy()
+    return hs.transpose(2, 1, 0).copy()
 
 
 def run_backward(layer: Any, dy: Any) -> Any:
     """Backpropagation through time, as ``Recurrent.run_backward``."""
-    steps, units, n = layer.hs.shape[0] - 1, layer.units, layer.hs.shape[2]
-    dgi = layer._reuse("_dgi", (steps, layer.gates * units, n), layer.hs.dtype)
+    hs = layer.hs_fused
+    units, steps, n = hs.shape
+    dgi = layer._reuse("_dgi_fused", (layer.gates * units, steps, n), hs.dtype)
     w_hh_t = np.ascontiguousarray(layer.params["weight_hh"].T)  # (H, 4H)
     dc = np.zeros((units, n), dtype=dgi.dtype)
     buffers = (np.empty_like(dc), np.empty_like(dc))
@@ -61,7 +67,24 @@ def run_backward(layer: Any, dy: Any) -> Any:
     for t in reversed(range(steps)):
         if layer.return_sequences:
             dh = dh + dy_t[t]
-        kernels.lstm_step_backward(layer._work, t, dh, dc, dgi[t])
+        kernels.lstm_step_backward(layer._work, t, dh, dc, dgi)
         # two buffers in turn: this step's dh_prev must not overwrite the dh just read
-        dh = np.matmul(w_hh_t, dgi[t], out=buffers[t % 2])
-    return layer.parameter_grads(dgi, dgi)
+        dh = np.matmul(w_hh_t, dgi[:, t], out=buffers[t % 2])
+    return _parameter_grads(layer, dgi)
+
+
+def _parameter_grads(layer: Any, dgi: Any) -> Any:
+    """One product per weight over all steps; h before step 0 is zero, so W_hh's sum starts
+    at step 1 (slices of the middle axis, still BLAS matrices: no copies)."""
+    p, grads = layer.params, layer.grads
+    size, steps, n = dgi.shape
+    cols = dgi.reshape(size, steps * n)
+    np.matmul(cols, layer.x_cols.T, out=grads["weight_ih"])
+    hs = layer.hs_fused
+    later = dgi[:, 1:].reshape(size, -1)
+    np.matmul(later, hs[:, :-1].reshape(hs.shape[0], -1).T, out=grads["weight_hh"])
+    bias_sum(cols.T, grads["bias"], "cpu")
+    if layer.skip_input_grad:
+        return None
+    dx = (p["weight_ih"].T @ cols).reshape(-1, steps, n)  # (F, T, N)
+    return np.ascontiguousarray(dx.transpose(2, 1, 0))
