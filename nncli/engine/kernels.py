@@ -1,15 +1,16 @@
-"""Optional fused CPU loops (numba) for the updates numpy can only do as many whole-array passes.
+"""Fused CPU loops (numba) for the work numpy can only do as many whole-array passes.
 
-Each kernel computes, element by element and in the same order of operations, exactly what the
-numpy code beside its caller computes; that numpy code stays the reference (and the only path on
-the GPU, without numba, for small arrays, or with ``NNCLI_KERNELS=numpy``), and the tests
-compare the two. One pass instead of a dozen matters where the arrays are small enough that
-every numpy call's fixed cost shows (an LSTM step: 32 x 512 gates) or where the pass count is
-the whole cost (Adam: 12 passes over every parameter).
+Each kernel computes what the numpy code beside its caller computes: Adam and the pools bit for
+bit, batchnorm with float64 statistics and the LSTM step with a rational tanh to float32
+rounding. That numpy code stays the reference (and the only path on the GPU, without numba,
+for small arrays, or with ``NNCLI_KERNELS=numpy``), and the tests compare the two. One pass
+instead of a dozen matters where the arrays are small enough that every numpy call's fixed cost
+shows (an LSTM step: 32 x 512 gates) or where the pass count is the whole cost (Adam: 12 passes
+over every parameter). The layers' loops live in ``kernel_loops.py``.
 
-numba is an optional extra (``pip install 'nncli[fast]'``): it has wheels for the common
-platforms but not for all, so nncli never requires it. It is imported, and the kernels compiled
-(cached on disk after the first time), only when a kernel is first used.
+numba is a default dependency where it has wheels (environment markers in pyproject.toml) and
+absent elsewhere, so nncli never requires it. It is imported, and the kernels compiled (cached
+on disk after the first time), only when a kernel is first used.
 """
 
 from __future__ import annotations
