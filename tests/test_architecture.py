@@ -127,6 +127,7 @@ ROOMS = {  # outside library -> the only places that may import it
     "yaml": ("nncli/spec/",),
     "PIL": ("nncli/data/",),
     "pandas": ("nncli/data/", "nncli/commands/"),
+    "numba": ("nncli/engine/kernels.py",),  # compiles kernel_loops.py's loops, handed the jit
 }
 
 
