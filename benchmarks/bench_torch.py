@@ -57,6 +57,25 @@ def build(w: Workload, args: Any) -> tuple[Any, dict[str, str]]:
             "1.dense.weight": "head.weight",
             "1.dense.bias": "head.bias",
         }
+    elif w.id == "W5":
+
+        class SequenceCNN(nn.Module):
+            """nncli's (N, T, F) sequences are PyTorch's (N, C, T) after one transpose."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.conv1, self.bn1 = nn.Conv1d(8, 32, 3, padding=1), nn.BatchNorm1d(32)
+                self.conv2, self.bn2 = nn.Conv1d(32, 64, 3, padding=1), nn.BatchNorm1d(64)
+                self.head = nn.Linear(64, 10)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                x = self.bn1(torch.relu(self.conv1(x.transpose(1, 2))))
+                x = self.bn2(torch.relu(self.conv2(x)))
+                return self.head(x.mean(dim=2))
+
+        net = SequenceCNN()
+        names = {"0.conv1d": "conv1", "1.batchnorm": "bn1", "2.conv1d": "conv2",
+                 "3.batchnorm": "bn2", "5.dense": "head"}  # fmt: skip
     else:
         net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
         names = {"0.dense": "0", "1.dense": "2"}

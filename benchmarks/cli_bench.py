@@ -1,10 +1,12 @@
-"""The command line's costs: ``nncli --help`` wall time, and ``nncli train`` on W1 against the
-engine's own ``fit`` on the same data (the per-epoch time, and the fixed cost of a run: start-up,
-reading the CSV, writing the checkpoint)."""
+"""The command line's costs: ``nncli --help`` wall time, and ``nncli train`` on W1 and W2 (a
+CSV of pixels behind a ``reshape``) against the engine's own ``fit`` on the same data (the
+per-epoch time, and the fixed cost of a run: start-up, reading the CSV, writing the
+checkpoint)."""
 
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import statistics
 import subprocess
@@ -37,35 +39,48 @@ def help_time(env: dict[str, str], repeats: int) -> dict[str, Any]:
 
 
 SPEC = """version: 1
-name: w1
+name: {name}
 seed: 0
-data: {{kind: csv, path: w1.csv, target: label, normalize: none, validation_split: 0}}
+data: {{kind: csv, path: {name}.csv, target: label, normalize: none, validation_split: 0}}
 model:
-  layers:
-    - {{type: dense, units: 256, activation: relu}}
-    - {{type: dense, units: 128, activation: relu}}
-    - {{type: dense, units: 10, activation: softmax}}
+  layers: {layers}
 loss: cross_entropy
 optimizer: {{type: adam, learning_rate: 0.001}}
-training: {{epochs: {epochs}, batch_size: 64}}
+training: {{epochs: {epochs}, batch_size: {batch}}}
 """
+# the command line reads images from a CSV of pixels: a reshape in front of W2's network
+CLI_WORKLOADS = ("W1", "W2")
 
 
-def write_w1(folder: Path, quick: bool, epochs: int) -> Path:
-    """W1's data as a CSV (4 decimals) and a spec that trains W1's network on it."""
-    x, labels = make_data(WORKLOADS["W1"], quick)
+def spec_layers(wid: str) -> list[dict[str, Any]]:
+    w = WORKLOADS[wid]
+    front = [{"type": "reshape", "shape": list(w.input_shape)}] if len(w.input_shape) > 1 else []
+    return front + list(w.layers)
+
+
+def write_workload(folder: Path, wid: str, quick: bool, epochs: int) -> Path:
+    """A workload's data as a CSV (4 significant digits, a pixel per column) and a spec that
+    trains its network on it."""
+    w = WORKLOADS[wid]
+    x, labels = make_data(w, quick)
+    x = x.reshape(len(x), -1)
+    name = wid.lower()
     header = ",".join([*(f"p{i}" for i in range(x.shape[1])), "label"])
     table = np.column_stack([x, labels.astype(np.float32)])
-    np.savetxt(folder / "w1.csv", table, delimiter=",", fmt="%.4g", header=header, comments="")
-    spec = folder / "w1.yaml"
-    spec.write_text(SPEC.format(epochs=epochs))
+    np.savetxt(folder / f"{name}.csv", table, delimiter=",", fmt="%.4g", header=header,
+               comments="")  # fmt: skip
+    spec = folder / f"{name}.yaml"
+    layers = json.dumps(spec_layers(wid))  # YAML reads JSON
+    spec.write_text(SPEC.format(name=name, layers=layers, epochs=epochs, batch=w.batch))
     return spec
 
 
-def train_time(folder: Path, env: dict[str, str], quick: bool, epochs: int) -> dict[str, Any]:
+def train_time(
+    folder: Path, env: dict[str, str], quick: bool, epochs: int, wid: str = "W1"
+) -> dict[str, Any]:
     """One ``nncli train`` run: wall time and the per-epoch times from its history.csv."""
-    spec = write_w1(folder, quick, epochs)
-    out = folder / "out" / "model.h5"
+    spec = write_workload(folder, wid, quick, epochs)
+    out = folder / f"out-{wid}" / "model.h5"
     t0 = time.perf_counter()
     done = subprocess.run(
         [*nncli_command(), "train", str(spec), "--output", str(out), "--force"],

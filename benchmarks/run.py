@@ -160,21 +160,26 @@ def bench_workloads(args, env, weights, engines) -> dict[str, Any]:
 
 
 def bench_cli(args, env, weights, folder: Path) -> dict[str, Any]:
-    cli: dict[str, Any] = {"help": cli_bench.help_time(env, 2 if args.quick else 5)}
+    cli: dict[str, Any] = {"help": cli_bench.help_time(env, 2 if args.quick else 5), "train": {}}
     epochs = 2 if args.quick else 4
-    train = cli_bench.train_time(folder, env, args.quick, epochs)
-    fit = run_child("nncli", "W1", args, env, mode="epochs", epochs=epochs, weights=weights["W1"])
-    cli_epoch = statistics.median(train["epoch_times"][1:])
-    fit_epoch = statistics.median(fit["epoch_times"][1:])
-    cli["train"] = {
-        **train,
-        "fit_epoch_times": fit["epoch_times"],
-        "cli_epoch": cli_epoch,
-        "fit_epoch": fit_epoch,
-        "overhead_pct": 100 * (cli_epoch / fit_epoch - 1),
-        "epochs": epochs,
-        "rows": WORKLOADS["W1"].quick_samples if args.quick else WORKLOADS["W1"].samples,
-    }
+    for wid in cli_bench.CLI_WORKLOADS:
+        if wid not in args.only:
+            continue
+        train = cli_bench.train_time(folder, env, args.quick, epochs, wid)
+        fit = run_child("nncli", wid, args, env, mode="epochs", epochs=epochs,
+                        weights=weights[wid])  # fmt: skip
+        cli_epoch = statistics.median(train["epoch_times"][1:])
+        fit_epoch = statistics.median(fit["epoch_times"][1:])
+        w = WORKLOADS[wid]
+        cli["train"][wid] = {
+            **train,
+            "fit_epoch_times": fit["epoch_times"],
+            "cli_epoch": cli_epoch,
+            "fit_epoch": fit_epoch,
+            "overhead_pct": 100 * (cli_epoch / fit_epoch - 1),
+            "epochs": epochs,
+            "rows": w.quick_samples if args.quick else w.samples,
+        }
     return cli
 
 

@@ -52,6 +52,14 @@ CNN = [
     {"type": "dense", "units": 128, "activation": "relu"},
     {"type": "dense", "units": 10, "activation": "softmax"},
 ]
+SEQ_CNN = [
+    {"type": "conv1d", "filters": 32, "kernel_size": 3, "padding": "same", "activation": "relu"},
+    {"type": "batchnorm"},
+    {"type": "conv1d", "filters": 64, "kernel_size": 3, "padding": "same", "activation": "relu"},
+    {"type": "batchnorm"},
+    {"type": "global_avgpool"},
+    {"type": "dense", "units": 10, "activation": "softmax"},
+]
 RNN = [{"type": "lstm", "units": 128}, {"type": "dense", "units": 10, "activation": "softmax"}]
 SMALL = [
     {"type": "dense", "units": 32, "activation": "relu"},
@@ -68,6 +76,8 @@ WORKLOADS = {
             "W4", "MLP 64-32-10 on digits.csv, batch 32, 20 epochs", SMALL, (64,), 1797, 32,
             epochs=20, quick_samples=1797,
         ),
+        Workload("W5", "conv1d 32 + batchnorm + conv1d 64 + batchnorm + global avgpool, "
+                 "128 steps x 8 features, batch 64", SEQ_CNN, (128, 8), 2048, 64),
         Workload("I1", "W1's MLP, inference at batch 1024", MLP, (784,), 10_240, 64, kind="infer"),
         Workload("I2", "W2's CNN, inference at batch 1024", CNN, (1, 28, 28), 4096, 64,
                  kind="infer"),
@@ -123,6 +133,8 @@ def gemm_flops(w: Workload) -> float:
         macs = 28 * 28 * 16 * 9 + 14 * 14 * 32 * 16 * 9 + 32 * 7 * 7 * 128 + 128 * 10
     elif w.id == "W3":
         macs = 50 * (16 * 512 + 128 * 512) + 128 * 10
+    elif w.id == "W5":
+        macs = 128 * (8 * 3 * 32 + 32 * 3 * 64) + 64 * 10
     else:
         macs = 64 * 32 + 32 * 10
     factor = 2 if w.kind == "infer" else 6

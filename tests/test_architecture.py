@@ -130,6 +130,7 @@ ROOMS = {  # outside library -> the only places that may import it
     "matplotlib": ("nncli/plots/",),
     "optuna": ("nncli/search/",),
     "mpi4py": ("nncli/training/parallel.py",),
+    "numba": ("nncli/engine/kernels.py",),  # compiles kernel_loops.py's loops, handed the jit
 }
 
 

@@ -39,6 +39,6 @@ def test_quick_benchmark_runs_without_optional_extras(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     table = done.stdout
-    for wid in ("W1", "W2", "W3", "W4", "I1", "I2"):
+    for wid in ("W1", "W2", "W3", "W4", "W5", "I1", "I2"):
         assert f"| {wid} |" in table
     assert "n/a" in table  # no PyTorch column values without PyTorch

@@ -98,3 +98,69 @@ def test_first_layer_input_gradient_only_when_it_can_be_wanted():
     assert net.backward(dy, input_grad=True).shape == x.shape
     net.forward(x, training=False)
     assert net.backward(dy).shape == x.shape
+
+
+def test_training_backward_stops_at_the_first_layer_with_parameters(monkeypatch):
+    """Behind a reshape the first conv computes no col2im (counted), and every gradient is the
+    one a backward with the input gradient gives."""
+    from nncli.engine import windows
+
+    layers = [
+        {"type": "reshape", "shape": [1, 6, 6]},
+        {"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": "same"},
+        {"type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "relu"},
+        {"type": "flatten"},
+        {"type": "dense", "units": 3},
+    ]
+    net = Sequential(layers, (36,), seed=1)
+    x = np.random.default_rng(0).standard_normal((4, 36)).astype(np.float32)
+    dy = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
+    net.forward(x, training=True)
+    net.backward(dy, input_grad=True)
+    full = {k: v.copy() for k, v in net.named_gradients().items()}
+    calls = []
+    fold = windows.fold_columns
+    monkeypatch.setattr(windows, "fold_columns", lambda *a: calls.append(1) or fold(*a))
+    monkeypatch.setattr(net.layers[0], "backward", lambda dy: pytest.fail("reshape ran"))
+    assert net.backward(dy) is None
+    assert len(calls) == 1  # the second conv's dL/dx only
+    for name, grad in net.named_gradients().items():
+        np.testing.assert_array_equal(grad, full[name])
+
+
+@pytest.mark.parametrize("kernels_on", [True, False])
+def test_relu_runs_behind_the_max_pool_with_the_same_outputs_and_gradients(monkeypatch, kernels_on):
+    """conv (relu) + maxpool: the ReLU moves into the pool (never on the conv's 4x larger
+    output, counted), and outputs and every gradient equal the plain order's."""
+    from nncli.engine import kernels
+    from nncli.engine.activations import ReLU
+
+    if not kernels_on:
+        monkeypatch.setattr(kernels, "_kernels", False)
+    layers = [
+        {"type": "conv2d", "filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"},
+        {"type": "maxpool2d", "pool_size": 2},
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
+        {"type": "maxpool2d", "pool_size": 3, "strides": 1, "padding": 1},
+        {"type": "flatten"},
+        {"type": "dense", "units": 3},
+    ]
+    x = np.random.default_rng(0).standard_normal((32, 2, 16, 16)).astype(np.float32)
+    dy = np.random.default_rng(1).standard_normal((32, 3)).astype(np.float32)
+    results, calls, forward = [], [], ReLU.forward
+    monkeypatch.setattr(ReLU, "forward", lambda self, z: calls.append(1) or forward(self, z))
+    for commute in (True, False):
+        net = Sequential(layers, (2, 16, 16), seed=3)
+        assert net.layers[1].relu and net.layers[3].relu
+        if not commute:
+            for layer in net.layers:
+                layer.activation_deferred = False
+                layer.relu = False
+        calls.clear()
+        y = net.forward(x, training=True)
+        dx = net.backward(dy, input_grad=True)
+        assert len(calls) == (0 if commute else 2)
+        assert [layer.index for layer in net.layers] == list(range(len(layers)))  # untouched
+        results.append([y, dx, *(g.copy() for g in net.named_gradients().values())])
+    for ours, plain in zip(*results, strict=True):
+        np.testing.assert_array_equal(ours, plain)

@@ -48,19 +48,71 @@ def test_kernels_skip_small_or_strided_arrays():
     assert not kernels.usable(big, big.astype(np.float64))
 
 
+@pytest.mark.parametrize("sequences", [False, True])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_lstm_kernels_match_the_numpy_cell(numpy_only, dtype):
+def test_lstm_kernels_match_the_numpy_cell(numpy_only, dtype, sequences):
+    """float32 runs the whole step fused (lstm_fused.py, its own tanh), float64 the numpy
+    loop with the fused cell: both against the numpy reference."""
     backend = get_backend("cpu", dtype)
-    x = np.random.default_rng(2).standard_normal((32, 6, 5))
-    dy = np.random.default_rng(3).standard_normal((32, 128))
+    x = np.random.default_rng(2).standard_normal((32, 6, 5)) * 2
+    dy = np.random.default_rng(3).standard_normal((32, 6, 128) if sequences else (32, 128))
     out = []
     for on in (True, False):
         numpy_only(on)
-        layer = LSTM(128)
+        layer = LSTM(128, return_sequences=sequences)
         layer.build((6, 5), backend, np.random.default_rng(0))
         y = layer.forward(backend.asarray(x), training=True)
+        assert layer.ran_fused == (on and dtype == "float32")
         dx = layer.backward(backend.asarray(dy))
         out.append([y, dx, *(layer.grads[k].copy() for k in sorted(layer.grads))])
     tol = 1e-5 if dtype == "float32" else 1e-12
     for ours, reference in zip(*out, strict=True):
         np.testing.assert_allclose(ours, reference, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(64, 16, 8), (300, 20)])
+def test_batchnorm_kernels_match_the_numpy_layer(numpy_only, dtype, shape):
+    from nncli.engine.normalization import BatchNorm
+
+    backend = get_backend("cpu", dtype)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape) * 3 + 1
+    dy = rng.standard_normal(shape)
+    out = []
+    for on in (True, False):
+        numpy_only(on)
+        layer = BatchNorm()
+        layer.build(shape[1:], backend, np.random.default_rng(0))
+        layer.params["weight"][...] = np.linspace(0.5, 2, shape[-1])
+        y = layer.forward(backend.asarray(x), training=True)
+        dx = layer.backward(backend.asarray(dy))
+        state = [layer.state[k].copy() for k in sorted(layer.state)]
+        out.append([y, dx, *(layer.grads[k].copy() for k in sorted(layer.grads)), *state])
+    tol = 2e-5 if dtype == "float32" else 1e-12
+    for ours, reference in zip(*out, strict=True):
+        np.testing.assert_allclose(ours, reference, rtol=tol, atol=tol * 100)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("size", [(28, 28), (9, 7)])
+def test_max_pool_kernel_matches_the_numpy_pool_exactly(numpy_only, relu, size):
+    from nncli.engine.pool import MaxPool2D
+
+    backend = get_backend("cpu")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((16, 20, *size)).astype(np.float32)
+    x[:, :, 0, :4] = 0.5  # ties go to the first maximum in row-major order
+    x[:, :, 2:4, 2:4] = -1.0  # windows whose maximum the ReLU zeroes
+    out = []
+    for on in (True, False):
+        numpy_only(on)
+        layer = MaxPool2D(pool_size=2)
+        layer.build(x.shape[1:], backend, np.random.default_rng(0))
+        layer.relu = relu
+        y = layer.forward(x, training=True)
+        assert (layer.view is None) == on  # the fused path ran with the kernels on
+        dy = np.random.default_rng(7).standard_normal(y.shape).astype(np.float32)
+        out.append([y, layer.backward(dy)])
+    for ours, reference in zip(*out, strict=True):
+        np.testing.assert_array_equal(ours, reference)

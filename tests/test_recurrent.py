@@ -7,7 +7,8 @@ import pytest
 
 from nncli.backend import get_backend
 from nncli.engine.gradcheck import check_layer, numeric_gradient, relative_error
-from nncli.engine.recurrent import GRU, LSTM, SimpleRNN
+from nncli.engine.gru import GRU
+from nncli.engine.recurrent import LSTM, SimpleRNN
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError, SpecError
 

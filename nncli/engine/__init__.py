@@ -19,6 +19,7 @@ LAYER_MODULES = (
     "dropout",
     "embedding",
     "global_pool",
+    "gru",
     "normalization",
     "pool",
     "pool1d",

@@ -9,6 +9,7 @@ import numpy as np
 
 from nncli.backend import array_module
 from nncli.engine import checks
+from nncli.engine.dense import bias_sum
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError, SpecError
@@ -127,6 +128,8 @@ class Conv1D(Layer):
         self.use_bias = checks.boolean("use_bias", use_bias)
         self.kernel_initializer = self.initializer("kernel_initializer", kernel_initializer)
         self.bias_initializer = self.initializer("bias_initializer", bias_initializer, "zeros")
+        if self.activation is not None:
+            self.activation.inplace = True  # z is this layer's own fresh array
 
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         if len(in_shape) != 2:
@@ -147,31 +150,43 @@ class Conv1D(Layer):
         win.check_length(self.label, x.shape[1])
         # padded steps of a masked batch read as zeros, as the padding beyond the ends does
         self.real = win.real_steps(self.label, self.mask, x)
-        padded = win.pad(x if self.real is None else x * self.real, left, right)
-        self.cols = xp.stack([padded[:, win.tap(j, out)] for j in range(win.size)], axis=-1)
+        padded = xp.ascontiguousarray(win.pad(x if self.real is None else x * self.real,
+                                              left, right))  # fmt: skip
+        # every window as one row in (tap, channel) order: one copy of a strided view
+        self.cols = xp.ascontiguousarray(self._windows_view(padded, out))
         self.geometry = (x.shape, left, padded.shape[1], out)
-        z = (
-            self.cols.reshape(-1, self.cols.shape[-2] * self.cols.shape[-1])
-            @ self.params["weight"].reshape(self.filters, -1).T
-        )
+        width = self.cols.shape[-2] * self.cols.shape[-1]  # not -1: a share may hold no rows
+        z = self.cols.reshape(-1, width) @ self._taps_first().T
         if self.use_bias:
             z += self.params["bias"]
         return self._activate(z.reshape(x.shape[0], out, self.filters))
+
+    def _windows_view(self, padded: Any, out: int) -> Any:
+        """(N, Tp, C) -> (N, T', k, C), window p's tap j at padded step p s + j d (no copy)."""
+        win, (n, _, c) = self.windows, padded.shape
+        s_n, s_t, s_c = padded.strides
+        shape, strides = (n, out, win.size, c), (s_n, s_t * win.stride, s_t * win.dilation, s_c)
+        return array_module(padded).lib.stride_tricks.as_strided(padded, shape, strides)
+
+    def _taps_first(self) -> Any:
+        """The weight (filters, C, k) as (filters, k C), the columns' (tap, channel) order."""
+        return self.params["weight"].transpose(0, 2, 1).reshape(self.filters, -1)
 
     def backward(self, dy: Any) -> Any:
         xp, win = self.backend.xp, self.windows
         (n, steps, channels), left, padded_steps, out = self.geometry
         dz = self._activate_backward(dy).reshape(-1, self.filters)
         cols = self.cols.reshape(dz.shape[0], self.cols.shape[-2] * self.cols.shape[-1])
-        self.grads["weight"][...] = (dz.T @ cols).reshape(self.params["weight"].shape)
-        if self.use_bias:
-            self.grads["bias"][...] = dz.sum(axis=0)
+        dw = (dz.T @ cols).reshape(self.filters, win.size, channels)
+        self.grads["weight"][...] = dw.transpose(0, 2, 1)
+        if self.use_bias:  # a product with ones: 0.07 against 0.17 ms for sum(axis=0) (W5)
+            bias_sum(dz, self.grads["bias"], self.backend.name)
         if self.skip_input_grad:
             return None
-        dcols = (dz @ self.params["weight"].reshape(self.filters, -1)).reshape(self.cols.shape)
+        dcols = (dz @ self._taps_first()).reshape(self.cols.shape)
         dx = xp.zeros((n, padded_steps, channels), dtype=dy.dtype)
         for j in range(win.size):
-            dx[:, win.tap(j, out)] += dcols[..., j]
+            dx[:, win.tap(j, out)] += dcols[:, :, j]
         dx = dx[:, left : left + steps]
         return dx if self.real is None else dx * self.real
 

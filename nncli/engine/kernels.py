@@ -1,15 +1,16 @@
-"""Optional fused CPU loops (numba) for the updates numpy can only do as many whole-array passes.
+"""Fused CPU loops (numba) for the work numpy can only do as many whole-array passes.
 
-Each kernel computes, element by element and in the same order of operations, exactly what the
-numpy code beside its caller computes; that numpy code stays the reference (and the only path on
-the GPU, without numba, for small arrays, or with ``NNCLI_KERNELS=numpy``), and the tests
-compare the two. One pass instead of a dozen matters where the arrays are small enough that
-every numpy call's fixed cost shows (an LSTM step: 32 x 512 gates) or where the pass count is
-the whole cost (Adam: 12 passes over every parameter).
+Each kernel computes what the numpy code beside its caller computes: Adam and the pools bit for
+bit, batchnorm with float64 statistics and the LSTM step with a rational tanh to float32
+rounding. That numpy code stays the reference (and the only path on the GPU, without numba,
+for small arrays, or with ``NNCLI_KERNELS=numpy``), and the tests compare the two. One pass
+instead of a dozen matters where the arrays are small enough that every numpy call's fixed cost
+shows (an LSTM step: 32 x 512 gates) or where the pass count is the whole cost (Adam: 12 passes
+over every parameter). The layers' loops live in ``kernel_loops.py``.
 
-numba is an optional extra (``pip install 'nncli[fast]'``): it has wheels for the common
-platforms but not for all, so nncli never requires it. It is imported, and the kernels compiled
-(cached on disk after the first time), only when a kernel is first used.
+numba is a default dependency where it has wheels (environment markers in pyproject.toml) and
+absent elsewhere, so nncli never requires it. It is imported, and the kernels compiled (cached
+on disk after the first time), only when a kernel is first used.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import os
 from typing import Any
 
 import numpy as np
+
+from nncli.engine.kernel_loops import batchnorm_loops, lstm_loops, pool_loops
 
 MIN_SIZE = 4096  # elements; below this numpy's few calls cost less than a kernel call would
 _kernels: Any = None  # None: not loaded yet; False: unavailable
@@ -83,6 +86,42 @@ def lstm_backward(dh, dc, a, c, tanh_c, dgi, dc_prev) -> None:  # noqa: ANN001
     _kernels.lstm_backward(dh, dc, a, c, tanh_c, dgi, dc_prev)
 
 
+def batchnorm_forward(x, weight, bias, epsilon, xhat, y, stats) -> Any:  # noqa: ANN001
+    """``BatchNorm.forward`` in training on rows x (R, C): fills xhat, y and stats (2, C)
+    float64 (the batch mean and biased variance); returns 1 / sqrt(var + epsilon) (C,)."""
+    return _kernels.batchnorm_forward(x, weight, bias, x.dtype.type(epsilon), xhat, y, stats)
+
+
+def batchnorm_backward(dy, xhat, inv, weight, dweight, dbias, dx) -> None:  # noqa: ANN001
+    """``BatchNorm.backward`` after a training forward on rows (R, C): fills the parameter
+    gradients and dx."""
+    _kernels.batchnorm_backward(dy, xhat, inv, weight, dweight, dbias, dx)
+
+
+def maxpool2_forward(x, y, index, relu) -> None:  # noqa: ANN001
+    """2x2 stride-2 max pooling on planes (P, H, W): fills y and index (P, H // 2, W // 2),
+    index uint8; ``relu`` applies max(., 0) to y (see ``kernel_loops.pool_loops``)."""
+    _kernels.maxpool2_forward(x, y, index, relu)
+
+
+def maxpool2_backward(dy, y, index, relu, dx) -> None:  # noqa: ANN001
+    """Writes every cell of dx (P, H', W') with H', W' the even part of H, W."""
+    _kernels.maxpool2_backward(dy, y, index, relu, dx)
+
+
+def lstm_step(work, t, gi, hs) -> None:  # noqa: ANN001
+    """LSTM step t on float32 in one pass (``kernel_loops.lstm_loops``): gates, c, tanh(c)
+    into ``work[t]``, h into ``hs[:, t]``; gi (4H, T, N), hs (H, T, N), whole arrays so the
+    compiled loop knows their layout."""
+    _kernels.lstm_step(work, t, gi, hs)
+
+
+def lstm_step_backward(work, t, dh, dc, dgi) -> None:  # noqa: ANN001
+    """Its backward: fills dgi[:, t] of dgi (4H, T, N), and turns dc from dL/dc_t into
+    dL/dc_{t-1} in place."""
+    _kernels.lstm_step_backward(work, t, dh, dc, dgi)
+
+
 def _compile() -> Any:
     import numba  # noqa: PLC0415 - optional
 
@@ -132,4 +171,8 @@ def _compile() -> Any:
         lstm_cell = staticmethod(lstm_cell_kernel)
         lstm_backward = staticmethod(lstm_backward_kernel)
 
+    inline = numba.njit(inline="always", error_model="numpy")
+    loops = {**batchnorm_loops(jit), **pool_loops(jit), **lstm_loops(jit, inline)}
+    for name, loop in loops.items():
+        setattr(Kernels, name, staticmethod(loop))
     return Kernels

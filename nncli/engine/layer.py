@@ -45,6 +45,9 @@ class Layer:
     # None: this process holds the whole batch, as in a single-process run.
     batch_sum: Any = None
     batch_share: tuple[int, int] | None = None
+    # set by the network when a max-pool right behind applies this layer's ReLU instead
+    # (max and ReLU commute, gradients included, and the pool's output is 4x smaller)
+    activation_deferred: bool = False
 
     def __init__(self, activation: str | dict | None = None):
         from nncli.engine.activations import make_activation
@@ -141,11 +144,13 @@ class Layer:
     def _activate(self, z: Any) -> Any:
         if self.fused_output:
             self.logits = z
-        return z if self.activation is None else self.activation.forward(z)
+        if self.activation is None or self.activation_deferred:
+            return z
+        return self.activation.forward(z)
 
     def _activate_backward(self, dy: Any) -> Any:
         """dL/dz from dL/dy; with a fused loss ``dy`` already is dL/dz."""
-        if self.activation is None or self.fused_output:
+        if self.activation is None or self.fused_output or self.activation_deferred:
             return dy
         return self.activation.backward(dy)
 

@@ -7,8 +7,10 @@ from typing import Any
 import numpy as np
 
 from nncli.backend import Backend, get_backend, to_host
+from nncli.engine.activations import ReLU
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.optimizers import FlatParameters
+from nncli.engine.pool import MaxPool2D
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError, SpecError
 
@@ -55,6 +57,11 @@ class Sequential:
             if any(d < 1 for d in shape):
                 raise SpecError(f"{layer.label} gives an empty output {shape}", field="layers")
         self.output_shape = shape
+        # where a backward pass without dL/d(input) stops (len(layers): nothing to train)
+        self._first_trainable = next(
+            (i for i, layer in enumerate(self.layers) if layer.params), len(self.layers)
+        )
+        self._commute_relu_and_max_pools()
         self._views: list[tuple[Layer, str, Any, Any]] = []
         self._training = False
         self._flatten()
@@ -79,14 +86,27 @@ class Sequential:
         ``input_grad`` None: dL/d(input) only after an inference-mode forward. Training never
         needs the gradient with respect to its data, and the first layer's is often its largest
         matrix product, so after ``forward(training=True)`` it is skipped and None may come
-        back; True or False says so explicitly."""
+        back; True or False says so explicitly. Skipping it, the backward pass stops at the first
+        layer with parameters (that layer computes its parameter gradients only)."""
         if input_grad is None:
             input_grad = not self._training
-        first = self.layers[0]
-        for layer in reversed(self.layers):
-            layer.skip_input_grad = layer is first and not input_grad
+        # without dL/dx nothing in front of the first layer with parameters needs a gradient:
+        # behind a reshape or flatten the first conv would otherwise still run a whole col2im
+        stop = 0 if input_grad else self._first_trainable
+        for index in range(len(self.layers) - 1, stop - 1, -1):
+            layer = self.layers[index]
+            layer.skip_input_grad = not input_grad and index == stop
             dy = layer.backward(dy)
-        return dy
+        return dy if input_grad else None
+
+    def _commute_relu_and_max_pools(self) -> None:
+        """A ReLU right before a max-pool runs after it, inside the pool: max(relu(x)) =
+        relu(max(x)), and both send a window's gradient to its first maximum when it is
+        positive and nowhere otherwise, so the outputs and gradients are the same while the
+        ReLU and its mask touch a quarter of the values (2x2 pools)."""
+        for layer, after in zip(self.layers, self.layers[1:], strict=False):
+            if isinstance(after, MaxPool2D) and type(layer.activation) is ReLU:
+                layer.activation_deferred = after.relu = True
 
     def set_rng(self, rng: np.random.Generator) -> None:
         """Hand the generator for dropout (and any other training-time randomness) to layers."""

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nncli.backend import array_module
-from nncli.engine import checks
+from nncli.engine import checks, kernels
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError
@@ -83,6 +83,9 @@ class BatchNorm(Layer):
             self.xhat = (x - self.state["running_mean"].reshape(shape)) * self.inv
             return self.xhat * weight + bias
         self.w = self.real_steps(x, x.dtype)  # ones at real steps
+        rows = self.w is None and len(self.in_shape) < 3 and self.batch_sum is None
+        if rows and kernels.usable(x, weight, bias):  # one process's whole batch, on the CPU
+            return self._forward_rows(x)
         xw = x if self.w is None else x * self.w
         # values per channel; with a mask the real steps (a device scalar: no host sync)
         n = x.size // self.params["weight"].size
@@ -104,6 +107,31 @@ class BatchNorm(Layer):
         self._update_running(mean.reshape(-1), var.reshape(-1))
         return self.xhat * weight + bias
 
+    def _forward_rows(self, x: Any) -> Any:
+        """(N, F) or (N, T, F) as rows (R, F), in two fused passes (numba); the numpy code of
+        ``forward`` is the reference. Leaves what the numpy ``backward`` needs too."""
+        features = x.shape[-1]
+        rows = x.reshape(-1, features)
+        self.xhat, y = np.empty_like(x), np.empty_like(x)
+        stats = np.empty((2, features))
+        inv = kernels.batchnorm_forward(
+            rows, self.params["weight"], self.params["bias"], self.epsilon,
+            self.xhat.reshape(rows.shape), y.reshape(rows.shape), stats,
+        )  # fmt: skip
+        self.inv, self.n = inv.reshape(self.broadcast), rows.shape[0]
+        self._update_running(stats[0], stats[1])
+        return y
+
+    def _backward_rows(self, dy: Any) -> Any:
+        features = dy.shape[-1]
+        dx = np.empty_like(dy)
+        kernels.batchnorm_backward(
+            dy.reshape(-1, features), self.xhat.reshape(-1, features), self.inv.reshape(-1),
+            self.params["weight"], self.grads["weight"], self.grads["bias"],
+            dx.reshape(-1, features),
+        )  # fmt: skip
+        return dx
+
     def _update_running(self, mean: Any, var: Any) -> None:
         m, n = self.momentum, self.n
         below = max(n - 1, 1) if isinstance(n, int) else self.backend.xp.maximum(n - 1, 1.0)
@@ -114,6 +142,11 @@ class BatchNorm(Layer):
 
     def backward(self, dy: Any) -> Any:
         shape = self.broadcast
+        fused = self.training and self.w is None and len(self.in_shape) < 3
+        fused = fused and self.batch_sum is None  # shared batches sum across processes
+        fused = fused and type(dy) is np.ndarray and dy.dtype == self.xhat.dtype
+        if fused and kernels.usable(self.xhat, self.grads["weight"], self.grads["bias"]):
+            return self._backward_rows(np.ascontiguousarray(dy))  # dy may be a sliced dx
         self.grads["weight"][...] = (dy * self.xhat).sum(axis=self.axes)
         self.grads["bias"][...] = dy.sum(axis=self.axes)
         dxhat = dy * self.params["weight"].reshape(shape)

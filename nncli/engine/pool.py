@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nncli.engine import checks, windows
+from nncli.engine import checks, kernels, windows
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
 from nncli.errors import SpecError
@@ -73,6 +73,8 @@ class MaxPool2D(Pool2D):
 
     The gradient of each window goes to its maximum; on ties to the FIRST maximum in row-major
     order within the window (as PyTorch does). Padded cells hold -inf, so they never win.
+    2x2 windows with stride 2 run as one fused pass (numba, ``kernels.maxpool2_forward``) that
+    stores each window's argmax; the numpy code below is the reference.
     """
 
     examples: ClassVar = [
@@ -81,9 +83,12 @@ class MaxPool2D(Pool2D):
     ]
 
     fill = -np.inf
+    relu = False  # set by the network: apply the ReLU of the layer before (y = max(y, 0))
 
     def forward(self, x: Any, training: bool = False) -> Any:
         xp = self.backend.xp
+        if self._paired(x):
+            return self._forward_paired(x)
         self.view = self._window_view(x)
         offsets = self.windows.offsets()
         if len(offsets) == 1:
@@ -93,11 +98,46 @@ class MaxPool2D(Pool2D):
             y = xp.maximum(self.view[:, :, i0, j0], self.view[:, :, i1, j1])
         for i, j in offsets[2:]:
             xp.maximum(y, self.view[:, :, i, j], out=y)
+        if self.relu:
+            xp.maximum(y, 0, out=y)
         self.y = y
         return y
 
+    def _paired(self, x: Any) -> bool:
+        """2x2 windows, stride 2, no padding, and the fused kernel usable on x."""
+        win = self.windows
+        plain = win.kernel == (2, 2) and win.strides == (2, 2) and not win.padded
+        return plain and x.ndim == 4 and kernels.usable(x)
+
+    def _forward_paired(self, x: Any) -> Any:
+        """One pass (numba) that keeps each window's argmax (0-3) for the backward pass."""
+        self.check_input(x)
+        n, c, h, w = x.shape
+        oh, ow = self.windows.out_size
+        y = np.empty((n, c, oh, ow), dtype=x.dtype)
+        self.argmax = np.empty((n * c, oh, ow), dtype=np.uint8)
+        kernels.maxpool2_forward(x.reshape(n * c, h, w), y.reshape(n * c, oh, ow), self.argmax,
+                                 self.relu)  # fmt: skip
+        self.view, self.y, self.in_full = None, y, x.shape
+        return y
+
+    def _backward_paired(self, dy: Any) -> Any:
+        n, c, h, w = self.in_full
+        oh, ow = self.windows.out_size
+        even = h == 2 * oh and w == 2 * ow  # else the last row or column gets no gradient
+        dx = (np.empty if even else np.zeros)(self.in_full, dtype=dy.dtype)
+        planes = dx.reshape(n * c, h, w)[:, : 2 * oh, : 2 * ow]
+        dy = np.ascontiguousarray(dy).reshape(n * c, oh, ow)
+        kernels.maxpool2_backward(dy, self.y.reshape(n * c, oh, ow), self.argmax, self.relu,
+                                  planes)  # fmt: skip
+        return dx
+
     def backward(self, dy: Any) -> Any:
+        if self.view is None:
+            return self._backward_paired(dy)
         xp = self.backend.xp
+        if self.relu:  # windows whose maximum the ReLU zeroed pass no gradient
+            dy = dy * (self.y > 0)
         dx = xp.zeros(self._padded.shape, dtype=dy.dtype)
         claimed = None  # windows whose maximum an earlier offset already took
         for i, j in self.windows.offsets():

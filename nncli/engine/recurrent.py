@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nncli.engine import checks, fused, kernels
+from nncli.engine import checks, fused, kernels, lstm_fused
 from nncli.engine.bidirectional import Reverse
 from nncli.engine.cell_activations import CELL_ACTIVATIONS
 from nncli.engine.dense import bias_sum
@@ -184,6 +184,13 @@ class Recurrent(Layer):
             if mask is not None:
                 dstate = tuple(a + b for a, b in zip(dstate, carried, strict=True))
 
+        return self.parameter_grads(dgi, dgh)
+
+    def parameter_grads(self, dgi: Any, dgh: Any) -> Any:
+        """From every step's dL/d(W_ih x + b) (and dL/d(W_hh h)), (T, G*H, N): fill ``grads``
+        and return dL/dx (None when skipped)."""
+        xp, p = self.backend.xp, self.params
+        steps, h, n = self.hs.shape[0] - 1, self.units, self.hs.shape[2]
         # every (step, sample) as one column: one matmul per weight
         dgi_cols = dgi.transpose(1, 0, 2).reshape(self.gates * h, steps * n)
         dgh_cols = dgh.transpose(1, 0, 2).reshape(dgi_cols.shape) if dgh is not dgi else dgi_cols
@@ -295,6 +302,13 @@ class LSTM(Recurrent):
     gates = 4
     sigmoid_gates = (0, 1, 3)
     states = 2
+    ran_fused = False  # the last forward ran the fused float32 loop (lstm_fused.py)
+
+    def run(self, x: Any) -> Any:
+        return lstm_fused.run(self, x) if lstm_fused.usable(self, x) else super().run(x)
+
+    def run_backward(self, dy: Any) -> Any:
+        return lstm_fused.run_backward(self, dy) if self.ran_fused else super().run_backward(dy)
 
     def step_forward(self, gi, gh, state, out=None):
         a, c, h = gh, state[1], self.units
@@ -316,29 +330,3 @@ class LSTM(Recurrent):
         dc_prev = self.backend.xp.empty_like(c)
         kernels.lstm_backward(dh, dc, a, c, tanh_c, dgi, dc_prev)  # one pass (numba)
         return (None, dc_prev)
-
-
-@LAYERS.register("gru")
-class GRU(Recurrent):
-    """[r z] = s(W_i[rz] x + b_i[rz] + W_h[rz] h + b_h[rz]); n = tanh(W_in x + b_in + r (W_hn h +
-    b_hn)); h' = (1 - z) n + z h.
-
-    weight_ih (3H, F), weight_hh (3H, H), bias_ih (3H,), bias_hh (3H,); gate blocks in the order
-    reset, update, new, as in PyTorch.
-    """
-
-    examples: ClassVar = [
-        ({"units": 3}, (4, 2)),
-        ({"units": 2, "return_sequences": True}, (3, 2)),
-        ({"units": 2, "bidirectional": True}, (3, 2)),
-    ]
-    gates = 3
-    sigmoid_gates = (0, 1)
-    separate_hidden_grad = True  # the new gate's hidden part is scaled by r
-    bias_names = ("bias_ih", "bias_hh")
-
-    def step_forward(self, gi, gh, state, out=None):
-        return fused.gru_forward(gi, gh, state[0], self.units, out)  # one kernel on a GPU
-
-    def step_backward(self, dstate, cache, dgi, dgh):
-        return (fused.gru_backward(dstate[0], cache, dgi, dgh, self.units),)
