@@ -23,7 +23,7 @@ import numpy as np
 
 from nncli.checkpoint import folder as outputs
 from nncli.commands.train import TrainingRun, fit_arrays
-from nncli.commands.workers import failed, wait_any
+from nncli.commands.workers import wait_all
 from nncli.data import folds as fold_rows
 from nncli.engine.schedules import improves_upwards
 from nncli.errors import DataError, Interrupted, SpecError
@@ -264,14 +264,7 @@ def _in_workers(
     for first in range(1, min(workers, folds) + 1):
         mine = [w for n in range(first, folds + 1, workers) for w in ("--fold", str(n))]
         running[first] = subprocess.Popen([*command, *mine])
-    try:
-        while running:
-            number, code = wait_any(running)
-            if code != 0:
-                raise failed("cv", f"worker {number}", code)
-    finally:
-        for process in running.values():
-            process.wait()
+    wait_all(running, "cv")
     results = []
     for number in range(1, folds + 1):
         file = _fold_file(out, number)

@@ -26,7 +26,7 @@ from nncli.checkpoint import folder as outputs
 from nncli.checkpoint.lock import hold
 from nncli.commands.cv import cross_validate, monitored
 from nncli.commands.train import train
-from nncli.commands.workers import failed, wait_any
+from nncli.commands.workers import wait_all
 from nncli.errors import DivergedError, Interrupted, SpecError
 from nncli.spec import search
 from nncli.training.callbacks import MonitorReport, kept_value
@@ -265,14 +265,7 @@ def _in_workers(settings: TuneSettings, workers: int) -> None:
         if share:
             words = settings.command(trials=share, worker=i)
             running[i] = subprocess.Popen([sys.executable, "-m", "nncli", *words])
-    try:
-        while running:
-            number, code = wait_any(running)
-            if code != 0:
-                raise failed("tune", f"worker {number}", code)
-    finally:
-        for process in running.values():
-            process.wait()
+    wait_all(running, "tune")
 
 
 def _interrupted(settings: TuneSettings, exc: BaseException) -> Interrupted:

@@ -30,3 +30,16 @@ def failed(command: str, which: str, code: int) -> NncliError:
     exc = NncliError(f"{command}: {which} failed (exit {code}); its error is above")
     exc.exit_code = code if 0 < code < 128 else 1
     return exc
+
+
+def wait_all(running: dict[int, subprocess.Popen], command: str) -> None:
+    """Wait for every worker of ``running``; the first that fails raises ``failed`` (after the
+    others have ended: none is left behind)."""
+    try:
+        while running:
+            number, code = wait_any(running)
+            if code != 0:
+                raise failed(command, f"worker {number}", code)
+    finally:
+        for process in running.values():
+            process.wait()
