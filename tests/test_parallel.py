@@ -217,7 +217,7 @@ def test_shares_cover_each_batch_once_in_order():
 
 class _FakeWorld:
     def __init__(self, rank: int, size: int):
-        self.rank, self.size = rank, size
+        self.rank, self.size, self.parallel = rank, size, size > 1
 
 
 def test_dropout_masks_belong_to_global_rows():
@@ -262,6 +262,32 @@ def test_workers_is_taken_out_of_the_ranks_arguments():
 
 
 # -- two ranks through mpiexec -----------------------------------------------------------------
+def test_each_rank_of_a_machine_takes_its_own_gpu():
+    world = _FakeWorld(rank=3, size=4)
+    world.local_rank = 1  # the second rank on its machine
+    assert World.device_for(world, "gpu") == "gpu:1"
+    assert World.device_for(world, "gpu:0") == "gpu:0"  # a number named: every rank takes it
+    assert World.device_for(world, "cpu") == "cpu"
+    alone = _FakeWorld(rank=0, size=1)
+    alone.local_rank = 0
+    assert World.device_for(alone, "gpu") == "gpu"
+
+
+@needs_mpi
+def test_two_gpu_ranks_on_the_strict_stand_in_give_the_cpu_weights(folder):
+    """device: gpu under MPI: the gradients, batchnorm's sums and the metrics cross between the
+    device and the host only through the backend (the stand-in refuses any other way)."""
+    one = reference(folder, "dense")
+    os.environ["NNCLI_FAKE_GPU"] = "1"
+    try:
+        job = ranks(folder, "train", "dense.yaml", "--device", "gpu", "--output", "gpu2/model.h5")
+    finally:
+        del os.environ["NNCLI_FAKE_GPU"]
+    assert job.returncode == 0, job.stderr
+    assert job.stdout.startswith("device: gpu (strict stand-in, NNCLI_FAKE_GPU)"), job.stdout
+    assert_same_weights(one, folder / "gpu2" / "model.h5", tolerance=1e-9)
+
+
 @needs_mpi
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SPECS))

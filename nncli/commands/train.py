@@ -105,7 +105,8 @@ def _train(
     world: World = SINGLE,
 ) -> TrainResult:
     """The steps of a run: resolve, the arrays to fit, resume, callbacks, fit, save outputs."""
-    ready = resolve(spec, device=device, skip_bad=skip_bad, warn=warn)
+    mine = world.device_for(device or spec.device)  # several ranks: a GPU each
+    ready = resolve(spec, device=mine, skip_bad=skip_bad, warn=warn)
     if on_resolved is not None:
         on_resolved(ready)
     x, y, config = fit_arrays(spec, ready.ds, smoke)

@@ -82,6 +82,12 @@ class World:
         self.comm, self.mpi = comm, mpi
         self.rank = 0 if comm is None else int(comm.Get_rank())
         self.size = 1 if comm is None else int(comm.Get_size())
+        # this rank's number among the ranks on its machine: the GPU it takes
+        self.local_rank = 0
+        if comm is not None and self.size > 1:
+            local = comm.Split_type(mpi.COMM_TYPE_SHARED)
+            self.local_rank = int(local.Get_rank())
+            local.Free()
         self.allreduce_seconds = 0.0  # time spent waiting for gradient sums (benchmarks)
 
     @property
@@ -91,6 +97,15 @@ class World:
     @property
     def parallel(self) -> bool:
         return self.size > 1
+
+    def device_for(self, device: str) -> str:
+        """``gpu`` (no number) under several ranks -> ``gpu:<local rank>``: each rank of a machine
+        takes its own GPU. Any other device, or one process, as given."""
+        from nncli.backend import parse_device
+
+        if not self.parallel or ":" in device or parse_device(device)[0] != "gpu":
+            return device
+        return f"gpu:{self.local_rank}"
 
     # -- shares --------------------------------------------------------------------------------
     def share(self, rows: int) -> slice:
@@ -283,6 +298,8 @@ def _host(values: Any) -> np.ndarray:
 
 
 def _like(values: Any, host: np.ndarray) -> Any:
-    from nncli.backend import array_module
+    """``host`` moved to the device ``values`` live on (through the backend: CuPy, and the
+    strict stand-in, refuse an implicit move)."""
+    from nncli.backend import device_copy
 
-    return array_module(values).asarray(host)
+    return device_copy(host, values)
