@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -74,6 +75,32 @@ class Backend:
         else:
             moved = iter([self.xp.asarray(a, dtype=k) for a, k in pairs])
         return tuple(None if a is None else next(moved) for a in arrays)
+
+    def prefetched(self, items: Iterable[tuple[Any, tuple]], dtypes: tuple = ()) -> Iterator:
+        """(tag, host arrays) items -> (tag, device arrays), the next item's copy started before
+        the current one is handed out: on a GPU from pinned memory on a copy stream of its own,
+        so it overlaps the current batch's compute (the compute stream waits for it only when it
+        uses it). The CPU and the stand-in copy in order, one transfer an item as ``to_device``."""
+        pending = None
+        for tag, host in items:
+            started = (tag, self._start_copy(host, dtypes))
+            if pending is not None:
+                yield pending[0], self._finish_copy(pending[1])
+            pending = started
+        if pending is not None:
+            yield pending[0], self._finish_copy(pending[1])
+
+    def _start_copy(self, host: tuple, dtypes: tuple) -> Any:
+        if self.name == "cpu" or self.stand_in:
+            return self.to_device(*host, dtypes=dtypes)
+        return _pinned_copy(self.xp, host, [*dtypes, *[None] * len(host)], self.dtype)
+
+    def _finish_copy(self, started: Any) -> tuple[Any, ...]:
+        if self.name == "cpu" or self.stand_in:
+            return started
+        arrays, _pinned, done = started  # the pinned buffers live until the copy is waited for
+        self.xp.cuda.get_current_stream().wait_event(done)
+        return arrays
 
     def to_host(self, x: Any) -> np.ndarray:
         return to_host(x)
@@ -222,6 +249,32 @@ def device_copy(host: Any, like: Any) -> Any:
     if isinstance(like, fakegpu.DeviceArray):
         return fakegpu.to_device([(host, like.dtype)])[0]
     return array_module(like).asarray(host, dtype=like.dtype)
+
+
+_COPY_STREAMS: dict[int, Any] = {}  # GPU index -> the stream batches are copied on
+
+
+def _pinned_copy(cupy: Any, host: tuple, dtypes: list, default: Any) -> tuple[tuple, list, Any]:
+    """Start copying host arrays (None kept) to the current GPU through pinned memory on a copy
+    stream: (device arrays, the pinned buffers, the event that marks the copy done)."""
+    import cupyx  # noqa: PLC0415 - only on the GPU, beside cupy itself
+
+    device = cupy.cuda.Device().id
+    if device not in _COPY_STREAMS:
+        _COPY_STREAMS[device] = cupy.cuda.Stream(non_blocking=True)
+    stream = _COPY_STREAMS[device]
+    arrays, pinned = [], []
+    for a, dtype in zip(host, dtypes, strict=False):
+        if a is None:
+            arrays.append(None)
+            continue
+        buffer = cupyx.empty_pinned(np.shape(a), dtype=default if dtype is None else dtype)
+        buffer[...] = a
+        moved = cupy.empty(buffer.shape, dtype=buffer.dtype)
+        moved.set(buffer, stream=stream)
+        arrays.append(moved)
+        pinned.append(buffer)
+    return tuple(arrays), pinned, stream.record()
 
 
 def on_real_gpu(x: Any) -> bool:

@@ -269,3 +269,19 @@ def test_transfers_follow_batches_and_syncs_stay_constant(tmp_path, standin, kin
             assert counts["sync"] <= 20, counts
         syncs[batch_size] = [c["sync"] for c in counter.counts]
     assert syncs[4] == syncs[16]  # four times the batches, not one sync more
+
+
+def test_the_next_batch_is_copied_before_the_current_one_is_used(standin):
+    """Training hands batch b to the network only after batch b + 1's copy has started (on a
+    GPU: from pinned memory on a copy stream, overlapping b's compute); one copy a batch."""
+    backend = get_backend("gpu", "float64")
+    items = ((k, (np.full((2, 3), float(k)), np.ones((2, 1)), None)) for k in range(4))
+    started = []
+    for k, (x, _, mask) in backend.prefetched(items, (None, None, bool)):
+        started.append(standin.get("h2d", 0))
+        assert isinstance(x, fakegpu.DeviceArray) and mask is None
+        np.testing.assert_array_equal(to_host(x), np.full((2, 3), float(k)))
+    assert started == [2, 3, 4, 4]  # batch 0 used after 2 copies began, the last after all 4
+    cpu = get_backend("cpu", "float64")
+    plain = list(cpu.prefetched((k, (np.full(2, k), None, None)) for k in range(3)))
+    assert [k for k, _ in plain] == [0, 1, 2] and plain[2][1][0].tolist() == [2.0, 2.0]

@@ -86,6 +86,9 @@ def _rows(idx: Any, share: slice | None) -> Any:
     return idx[share]
 
 
+BATCH_TYPES = (None, None, bool)  # x and y in the network's float dtype, the mask as bool
+
+
 def _device_batch(
     net: Sequential,
     x: np.ndarray,
@@ -98,6 +101,18 @@ def _device_batch(
     """The device arrays of this process's ``share`` of batch ``idx`` (all of it when None);
     augmentation and the trim of padded steps follow the whole batch, so they do not depend on
     how many processes share it."""
+    return net.backend.to_device(*_host_batch(x, y, mask, idx, change, share), dtypes=BATCH_TYPES)
+
+
+def _host_batch(
+    x: np.ndarray,
+    y: np.ndarray | None,
+    mask: np.ndarray | None,
+    idx: Any,
+    change: Callable[[np.ndarray], np.ndarray] | None = None,
+    share: slice | None = None,
+) -> tuple[Any, Any, Any]:
+    """The host arrays of ``_device_batch``: x, y and the mask, trimmed and augmented."""
     rows = _rows(idx, share)
     xb, mb = x[rows], None if mask is None else mask[rows]
     if change is not None:  # training augmentation, drawn for the whole host batch
@@ -108,7 +123,7 @@ def _device_batch(
         xb, mb = xb[:, :steps], mb[:, :steps]
         if yb is not None and yb.ndim == 3:
             yb = yb[:, :steps]
-    return net.backend.to_device(xb, yb, mb, dtypes=(None, None, bool))  # one transfer
+    return xb, yb, mb
 
 
 def loss_value(net: Sequential, loss: Loss, p: Any, y: Any, mask: Any, fused: bool) -> Any:
@@ -172,12 +187,14 @@ class _Epochs:
         running = RunningMetrics(self.loss.task, config.target_scale)
         seen, batches = 0, math.ceil(len(x) / size)
         order = epoch_batches(len(x), size, seed=config.seed, epoch=epoch, shuffle=config.shuffle)
-        for b, idx in enumerate(order, start=1):
-            share = None
-            if self.world.parallel:
-                share = self.world.share(len(idx))
+        shares = (
+            (idx, self.world.share(len(idx)) if self.world.parallel else None) for idx in order
+        )
+        host = (((i, s), _host_batch(x, y, config.mask, i, change, s)) for i, s in shares)
+        ready = net.backend.prefetched(host, BATCH_TYPES)  # batch b + 1 moves while b computes
+        for b, ((idx, share), (xb, yb, mb)) in enumerate(ready, start=1):
+            if share is not None:
                 net.set_share(share.start, len(idx))
-            xb, yb, mb = _device_batch(net, x, y, config.mask, idx, change, share)
             value, p, shown = self.batch(epoch, b, xb, yb, mb)
             running.add(value, p, yb, mb)
             seen += len(idx)
