@@ -23,8 +23,10 @@ from nncli import spec as spec_module  # noqa: E402
 from nncli.commands import cv as cv_command  # noqa: E402
 from nncli.commands.train import TrainingRun, fit_arrays, train  # noqa: E402
 from nncli.commands.tune import tune  # noqa: E402
+from nncli.errors import Interrupted  # noqa: E402
 from nncli.spec.resolve import resolve  # noqa: E402
-from nncli.training.callbacks import kept_value  # noqa: E402
+from nncli.training.callbacks import Callback, kept_value  # noqa: E402
+from nncli.training.guards import SignalStop  # noqa: E402
 
 SEARCH = """\
 search:
@@ -262,3 +264,28 @@ def test_the_sampler_is_seeded_from_the_spec(iris_folder):
     assert values[0] == values[1]
     other = tune(path, 1, output=iris_folder / "c", overrides=["seed=1"])
     assert [row["optimizer.learning_rate"] for row in other.rows] != values[0]
+
+
+class _CtrlCAtBatch2(Callback):
+    """Sends this process a SIGINT after batch 2 of epoch 1; counts the batches trained."""
+
+    def __init__(self):
+        self.batches: list[tuple[int, int]] = []
+
+    def on_batch_end(self, epoch, batch, batches, loss, seen):
+        self.batches.append((epoch, batch))
+        if (epoch, batch) == (1, 2):
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_trials_ctrl_c_waits_for_the_end_of_its_epoch(iris_folder):
+    """The search's guard stops a trial once its epoch has ended (every batch of epoch 1 runs,
+    none of epoch 2); the train command's own guard stops at the next batch."""
+    spec = spec_module.load(iris_folder / "spec.yaml")  # 120 training rows, batches of 16: 8
+    for guard, expected in ((SignalStop(at="epoch"), 8), (None, 2)):
+        counter = _CtrlCAtBatch2()
+        callbacks = [counter] + ([guard] if guard else [])
+        with pytest.raises(Interrupted) as stopped:
+            train(spec, output=iris_folder / "out" / "m.h5", force=True, callbacks=callbacks)
+        assert stopped.value.exit_code == 130
+        assert counter.batches == [(1, b) for b in range(1, expected + 1)]

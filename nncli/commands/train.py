@@ -245,8 +245,11 @@ class TrainingRun:
                 every, self.save, files.latest, files.best, es, self.history
             )
             extra = [*extra, self.periodic]
-        together = self.world.any if self.world.parallel else None
-        return [FiniteWeights(self.ready.net), *extra, SignalStop(together)]
+        # the caller's own signal guard (a search's, which stops at an epoch's end) replaces ours
+        given = [c for c in extra if isinstance(c, SignalStop)]
+        guard = given[-1] if given else SignalStop(self.world.any if self.world.parallel else None)
+        extra = [c for c in extra if not isinstance(c, SignalStop)]
+        return [FiniteWeights(self.ready.net), *extra, guard]
 
     def fit(
         self,

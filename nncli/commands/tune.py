@@ -189,17 +189,17 @@ def _run_trials(
     from nncli import spec as spec_module
 
     out = settings.output
-    # Between trials a Ctrl-C only sets a flag, so that Optuna's bookkeeping is never cut in
-    # half (a trial left "running" for ever); it stops the next trial before it trains, and a
-    # trial under way stops at the training's next batch (the training has its own guard).
-    stop = SignalStop()
+    # A Ctrl-C only sets a flag, so that Optuna's bookkeeping is never cut in half (a trial left
+    # "running" for ever): a trial under way stops once its current epoch has ended (the
+    # training takes this guard as its own), and between trials the next one never starts.
+    stop = SignalStop(at="epoch")
 
     def objective(number: int, values: dict, report: Callable) -> tuple[float, dict]:
         stop.check()
         assignments = [*settings.overrides, *search.assignments(params, values)]
         trial_spec = spec_module.load(settings.path, assignments)
         if settings.cv:
-            return _cv_value(trial_spec, settings, report)
+            return _cv_value(trial_spec, settings, report, stop)
         folder = out / f".trial-{number}"
         try:
             result = train(
@@ -232,7 +232,9 @@ def _run_trials(
         )
 
 
-def _cv_value(spec: Any, settings: TuneSettings, report: Callable) -> tuple[float, dict]:
+def _cv_value(
+    spec: Any, settings: TuneSettings, report: Callable, stop: SignalStop
+) -> tuple[float, dict]:
     """The mean over ``--cv`` folds, the running mean reported after each fold."""
     monitor = monitored(spec)[0]
     column = "val_" + monitor.removeprefix("val_")
@@ -242,7 +244,13 @@ def _cv_value(spec: Any, settings: TuneSettings, report: Callable) -> tuple[floa
         seen.append(fold.metrics[column])
         report(fold.fold, sum(seen) / len(seen))
 
-    result = cross_validate(spec, int(settings.cv), on_fold=on_fold, device=settings.device)
+    result = cross_validate(
+        spec,
+        int(settings.cv),
+        callbacks=lambda fold: [stop],
+        on_fold=on_fold,
+        device=settings.device,
+    )
     return result.objective(), {"epochs": sum(f.epochs for f in result.folds)}
 
 

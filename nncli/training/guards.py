@@ -45,11 +45,15 @@ class SignalStop(Callback):
     """Put last among the callbacks, so that an epoch's saves finish before it stops the run.
 
     ``together`` (several processes sharing each batch): True on every process when the flag
-    is set on any, so all of them stop after the same batch."""
+    is set on any, so all of them stop after the same batch. ``at="epoch"``: the first signal
+    stops the run only once the current epoch has ended (a search's trial reports whole epochs);
+    a second one stops it at once either way."""
 
-    def __init__(self, together: Callable[[bool], bool] | None = None) -> None:
+    def __init__(self, together: Callable[[bool], bool] | None = None, at: str = "batch") -> None:
+        if at not in ("batch", "epoch"):
+            raise ValueError(f"at: expected batch or epoch, got {at!r}")
         self.signum: int | None = None
-        self.together = together
+        self.together, self.at = together, at
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:  # asked twice: stop now
@@ -64,7 +68,8 @@ class SignalStop(Callback):
             raise stopped(signal.SIGINT if self.signum is None else self.signum)
 
     def on_batch_end(self, epoch: int, batch: int, batches: int, loss: float, seen: int) -> None:
-        self.check()
+        if self.at == "batch":
+            self.check()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         self.check()
