@@ -89,21 +89,6 @@ def _rows(idx: Any, share: slice | None) -> Any:
 BATCH_TYPES = (None, None, bool)  # x and y in the network's float dtype, the mask as bool
 
 
-def _device_batch(
-    net: Sequential,
-    x: np.ndarray,
-    y: np.ndarray | None,
-    mask: np.ndarray | None,
-    idx: Any,
-    change: Callable[[np.ndarray], np.ndarray] | None = None,
-    share: slice | None = None,
-) -> tuple[Any, Any, Any]:
-    """The device arrays of this process's ``share`` of batch ``idx`` (all of it when None);
-    augmentation and the trim of padded steps follow the whole batch, so they do not depend on
-    how many processes share it."""
-    return net.backend.to_device(*_host_batch(x, y, mask, idx, change, share), dtypes=BATCH_TYPES)
-
-
 def _host_batch(
     x: np.ndarray,
     y: np.ndarray | None,
@@ -112,7 +97,9 @@ def _host_batch(
     change: Callable[[np.ndarray], np.ndarray] | None = None,
     share: slice | None = None,
 ) -> tuple[Any, Any, Any]:
-    """The host arrays of ``_device_batch``: x, y and the mask, trimmed and augmented."""
+    """This process's ``share`` of batch ``idx`` (all of it when None) as host arrays x, y and
+    the mask; augmentation and the trim of padded steps follow the whole batch, so they do not
+    depend on how many processes share it. ``backend.to_device`` moves them in one transfer."""
     rows = _rows(idx, share)
     xb, mb = x[rows], None if mask is None else mask[rows]
     if change is not None:  # training augmentation, drawn for the whole host batch
@@ -299,7 +286,8 @@ def predict(
     outputs = []
     for start in range(0, len(x), batch_size):
         idx = slice(start, start + batch_size)  # a view, not a copy of the rows
-        xb, _, mb = _device_batch(net, x, None, mask, idx)
+        host = _host_batch(x, None, mask, idx)
+        xb, _, mb = net.backend.to_device(*host, dtypes=BATCH_TYPES)
         out = net.backend.to_host(net.forward(xb, training=False, mask=mb))
         if mb is not None and out.ndim == 3 and out.shape[1] < x.shape[1]:
             out = np.pad(out, ((0, 0), (0, x.shape[1] - out.shape[1]), (0, 0)))
@@ -330,7 +318,8 @@ def evaluate(
     for start in range(0, len(x), batch_size):
         idx = slice(start, min(start + batch_size, len(x)))  # a view, not a copy of the rows
         share = world.share(idx.stop - start) if world.parallel else None
-        xb, yb, mb = _device_batch(net, x, y, mask, idx, share=share)
+        host = _host_batch(x, y, mask, idx, share=share)
+        xb, yb, mb = net.backend.to_device(*host, dtypes=BATCH_TYPES)
         p = net.forward(xb, training=False, mask=mb)
         value, _ = world.mean_loss(loss_value(net, loss, p, yb, mb, fused), loss.total)
         running.add(value, p, yb, mb)
