@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -39,7 +40,7 @@ DENSE = """\
 version: 1
 seed: 3
 dtype: float64
-data: {kind: csv, path: iris.csv, target: species, validation_split: 0.2}
+data: {kind: csv, path: iris.csv, target: species, validation_split: 0.2, test_split: 0.1}
 model:
   layers:
     - {type: dense, units: 12, activation: relu}
@@ -115,6 +116,34 @@ train.fit = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
 app()
 """
 
+SPY_ON_THIS_RANK = """\
+import json, os
+import nncli.data as data
+from nncli.training import spread
+from nncli.cli import app
+
+seen = {"loads": 0, "held": []}
+real_load, real_hold = data.load, spread.Spread.hold
+
+def load(*args, **kwargs):
+    seen["loads"] += 1
+    return real_load(*args, **kwargs)
+
+def hold(self, positions, keep=None):
+    sent = keep not in self.kept  # kept rows are sent once
+    got = real_hold(self, positions, keep)
+    if sent:
+        seen["held"].append([len(self), spread.held_bytes(got), keep is not None])
+    return got
+
+data.load, spread.Spread.hold = load, hold
+try:
+    app()
+finally:
+    with open(f"spy-{os.environ['PMI_RANK']}.json", "w") as f:
+        json.dump(seen, f)
+"""
+
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
@@ -137,6 +166,7 @@ def folder(tmp_path_factory) -> Path:
         (root / f"{name}.yaml").write_text(text)
     (root / "raise.py").write_text(RAISE_ON_THIS_RANK)
     (root / "die.py").write_text(DIE_ON_THIS_RANK)
+    (root / "spy.py").write_text(SPY_ON_THIS_RANK)
     return root
 
 
@@ -302,6 +332,26 @@ def test_two_ranks_give_the_single_process_weights(folder, name):
     assert h1.keys() == h2.keys()
     for key in h1:
         np.testing.assert_allclose(h2[key], h1[key], rtol=1e-9, err_msg=key)
+
+
+@needs_mpi
+def test_rank_0_alone_reads_the_data_and_each_rank_holds_its_share(folder):
+    """Iris (4 float64 features): 105 training rows in batches of 25, 25, 25, 25, 5; rank 1
+    takes the second half of each (13, 13, 13, 13, 3 rows) and half of the validation and test
+    rows, sent once; it never opens the data file."""
+    train = ["train", "dense.yaml", "--quiet", "--output", "spy/model.h5"]
+    command = [MPIEXEC, "-n", "2", sys.executable, "spy.py", *train]
+    job = run_job(command, folder)
+    assert job.returncode == 0, job.stderr
+    lead, other = (json.loads((folder / f"spy-{r}.json").read_text()) for r in (0, 1))
+    assert (lead["loads"], other["loads"]) == (1, 0)
+    row = 4 * 8
+    epochs = [h for h in other["held"] if not h[2]]
+    assert [h[:2] for h in epochs] == [[105, (13 * 4 + 3) * row]] * 4
+    kept = sorted(h[:2] for h in other["held"] if h[2])
+    assert kept == [[15, 8 * row], [30, 15 * row]]  # test, validation: the second half
+    assert all(h[1] == h[0] * row for h in lead["held"])  # rank 0 holds every row
+    assert_same_weights(reference(folder, "dense"), folder / "spy" / "model.h5")
 
 
 @needs_mpi

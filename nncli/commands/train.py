@@ -25,6 +25,7 @@ from nncli.training.callbacks import Callback, History, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
 from nncli.training.loop import FitConfig, evaluate, fit, predict
 from nncli.training.parallel import SINGLE, World, run_facts
+from nncli.training.spread import share_dataset
 
 SMOKE_ROWS = 64
 
@@ -106,7 +107,7 @@ def _train(
 ) -> TrainResult:
     """The steps of a run: resolve, the arrays to fit, resume, callbacks, fit, save outputs."""
     mine = world.device_for(device or spec.device)  # several ranks: a GPU each
-    ready = resolve(spec, device=mine, skip_bad=skip_bad, warn=warn)
+    ready = _resolve(spec, mine, skip_bad, warn, world)
     if on_resolved is not None:
         on_resolved(ready)
     x, y, config = fit_arrays(spec, ready.ds, smoke)
@@ -121,11 +122,29 @@ def _train(
         try:
             if world.lead:  # the one rank that saves checks the round trip
                 run.save(out)
-                _check_round_trip(out, ready.net, x, config.mask, ready.backend.device, spec.dtype)
+                rows = getattr(x, "whole", x)  # rank 0 holds every row of a shared run
+                _check_round_trip(
+                    out, ready.net, rows, config.mask, ready.backend.device, spec.dtype
+                )
         finally:
             tmp.cleanup()
         return TrainResult(output=out, history=run.history)
     return run.save_outputs()
+
+
+def _resolve(
+    spec: Any, device: str, skip_bad: bool, warn: Callable | None, world: World
+) -> Resolved:
+    """``resolve`` the run; with several ranks, rank 0 alone reads the data and sends the
+    others what they need of it (nncli/training/spread.py)."""
+    if not world.parallel:
+        return resolve(spec, device=device, skip_bad=skip_bad, warn=warn)
+    ready = resolve(spec, device=device, skip_bad=skip_bad, warn=warn) if world.lead else None
+    ds = share_dataset(world, ready.ds if ready is not None else None)
+    if ready is not None:
+        ready.ds = ds
+        return ready
+    return resolve(spec, device=device, dataset=ds)
 
 
 def _facts(spec: Any) -> dict[str, str]:

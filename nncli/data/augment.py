@@ -43,35 +43,41 @@ class Augmenter:
             self.flip_horizontal or self.flip_vertical or self.shift or self.rotate or self.noise
         )
 
-    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A changed copy of the batch x (N, C, H, W), drawing from ``rng`` in a fixed order."""
+    def __call__(
+        self, x: np.ndarray, rng: np.random.Generator, share: slice | None = None, rows: int = 0
+    ) -> np.ndarray:
+        """A changed copy of the batch x (N, C, H, W), drawing from ``rng`` in a fixed order.
+
+        ``share``: x is only these rows of a batch of ``rows`` (one process's part of it): the
+        numbers are drawn for the whole batch and the share's are used, so each row changes as
+        it would in one process."""
         x = np.array(x, copy=True)
-        n = len(x)
+        n, part = (len(x), slice(None)) if share is None else (rows, share)
         if self.flip_horizontal:
-            flip = rng.random(n) < 0.5
+            flip = (rng.random(n) < 0.5)[part]
             x[flip] = x[flip][..., ::-1]
         if self.flip_vertical:
-            flip = rng.random(n) < 0.5
+            flip = (rng.random(n) < 0.5)[part]
             x[flip] = x[flip][:, :, ::-1, :]
         if self.shift or self.rotate:
-            x = self._warp(x, rng)
+            x = self._warp(x, rng, n, part)
         if self.noise:
             sigma = self.noise * np.asarray(self.scale, dtype=x.dtype)[:, None, None]
-            x += rng.standard_normal(x.shape).astype(x.dtype) * sigma
+            x += rng.standard_normal((n, *x.shape[1:]))[part].astype(x.dtype) * sigma
         return x
 
-    def _warp(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        n, _, h, w = x.shape
-        dy, dx = np.zeros((2, n, 1, 1), dtype=np.int64)
+    def _warp(self, x: np.ndarray, rng: np.random.Generator, n: int, part: slice) -> np.ndarray:
+        _, _, h, w = x.shape
+        dy, dx = np.zeros((2, len(x), 1, 1), dtype=np.int64)
         if self.shift:
-            dy, dx = rng.integers(-self.shift, self.shift + 1, size=(2, n, 1, 1))
+            dy, dx = rng.integers(-self.shift, self.shift + 1, size=(2, n, 1, 1))[:, part]
         i = np.arange(h, dtype=np.float64)[None, :, None]
         j = np.arange(w, dtype=np.float64)[None, None, :]
         fill = np.asarray(self.fill, dtype=x.dtype)
         pixels = x.transpose(0, 2, 3, 1)  # (N, H, W, C): a gather then yields channels last
         if not self.rotate:  # whole-pixel moves: one exact gather
             return _gather(pixels, i - dy, j - dx, fill).transpose(0, 3, 1, 2).copy()
-        t = np.deg2rad(rng.uniform(-self.rotate, self.rotate, size=(n, 1, 1)))
+        t = np.deg2rad(rng.uniform(-self.rotate, self.rotate, size=(n, 1, 1))[part])
         cy, cx = (h - 1) / 2, (w - 1) / 2
         ys = np.cos(t) * (i - cy) - np.sin(t) * (j - cx) + cy - dy
         xs = np.sin(t) * (i - cy) + np.cos(t) * (j - cx) + cx - dx

@@ -51,10 +51,12 @@ def resolve(
     device: str | None = None,
     skip_bad: bool = False,
     warn: Callable[[str], None] | None = None,
+    dataset: Dataset | None = None,
 ) -> Resolved:
-    """Every check a training run makes before its first batch, in the order it makes them."""
+    """Every check a training run makes before its first batch, in the order it makes them.
+    ``dataset``: data another process loaded and checked (a shared run's other ranks)."""
     backend, device_line = _backend(spec, device)
-    ds = _dataset(spec, skip_bad, warn)
+    ds = _dataset(spec, skip_bad, warn) if dataset is None else dataset
     shape = input_shape(spec, ds)
     vocabulary = ds.encoder.vocabulary_size if ds.encoder.input_form == "ids" else None
     net = build.network(spec, shape, ds.output_width, backend, vocabulary)

@@ -37,6 +37,7 @@ from nncli.training.deferred import FiniteChecks, mean_norm
 from nncli.training.metrics import RunningMetrics
 from nncli.training.parallel import SINGLE, World
 from nncli.training.scores import scores
+from nncli.training.spread import Spread, batch_positions
 
 PREDICT_BATCH = 1024
 
@@ -102,8 +103,8 @@ def _host_batch(
     depend on how many processes share it. ``backend.to_device`` moves them in one transfer."""
     rows = _rows(idx, share)
     xb, mb = x[rows], None if mask is None else mask[rows]
-    if change is not None:  # training augmentation, drawn for the whole host batch
-        xb = change(x[idx]) if share is None else change(x[idx])[share]
+    if change is not None:  # training augmentation, drawn for the whole batch, applied to rows
+        xb = change(xb) if share is None else change(xb, share, len(idx))
     yb = None if y is None else y[rows]
     if mb is not None:
         steps = _steps(mb if share is None else mask[idx])
@@ -173,7 +174,11 @@ class _Epochs:
             change = partial(_augment_with, config.augment, rng)
         running = RunningMetrics(self.loss.task, config.target_scale)
         seen, batches = 0, math.ceil(len(x) / size)
-        order = epoch_batches(len(x), size, seed=config.seed, epoch=epoch, shuffle=config.shuffle)
+        order = list(
+            epoch_batches(len(x), size, seed=config.seed, epoch=epoch, shuffle=config.shuffle)
+        )
+        if isinstance(x, Spread):  # rank 0 sends each rank its rows of this epoch's batches
+            x = x.hold(batch_positions(self.world, order))
         shares = (
             (idx, self.world.share(len(idx)) if self.world.parallel else None) for idx in order
         )
@@ -271,8 +276,9 @@ def fit(
     return history
 
 
-def _augment_with(augment: Callable, rng: np.random.Generator, xb: np.ndarray) -> np.ndarray:
-    return augment(xb, rng)
+def _augment_with(augment: Callable, rng: np.random.Generator, xb: np.ndarray, *share: Any) -> Any:
+    """``share``: (this process's slice of the batch, the batch's rows), when it holds part."""
+    return augment(xb, rng, *share)
 
 
 def predict(
@@ -315,6 +321,9 @@ def evaluate(
     fused = net.fuse_output(loss.fused_activation)
     running = RunningMetrics(loss.task, target_scale)
     outputs, positions = [], []
+    if isinstance(x, Spread):  # each rank's rows of every batch, sent once and kept
+        chunks = [slice(s, min(s + batch_size, len(x))) for s in range(0, len(x), batch_size)]
+        x = x.hold(batch_positions(world, chunks), keep=("evaluate", batch_size))
     for start in range(0, len(x), batch_size):
         idx = slice(start, min(start + batch_size, len(x)))  # a view, not a copy of the rows
         share = world.share(idx.stop - start) if world.parallel else None

@@ -33,6 +33,8 @@ LAUNCHER_SIZE = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRAN
 LAUNCHER_RANK = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MPI_LOCALRANKID")
 INSTALL = 'pip install -e ".[mpi]"'
 FAULT = 77  # the tag of the message a failing rank sends rank 0
+ROWS = 78  # the tag of the rows rank 0 sends each rank (``World.send``)
+CHUNK_BYTES = 1 << 30  # one message at most: MPI counts in int
 FAULT_BYTES = 4096
 FACT_BYTES = 96  # each agreement fact travels as this many UTF-8 bytes
 SELF_ABORT_S = 10.0  # a failing rank aborts the job itself when rank 0 has not after this long
@@ -179,6 +181,24 @@ class World:
             full[at] = part[n:].reshape(n, *rows.shape[1:])
         return full
 
+    # -- moving data from rank 0 (nncli/training/spread.py) -----------------------------------
+    def broadcast(self, buffer: np.ndarray) -> np.ndarray:
+        """Rank 0's ``buffer`` (C-contiguous) into every rank's ``buffer`` of the same size."""
+        for part in _chunks(buffer):
+            self._wait(self.comm.Ibcast(part, root=0))
+        return buffer
+
+    def send(self, buffer: np.ndarray, rank: int) -> None:
+        """Rank 0: ``buffer`` (C-contiguous) to ``rank``, which ``receive``s it."""
+        for part in _chunks(buffer):
+            self._wait(self.comm.Isend(part, dest=rank, tag=ROWS))
+
+    def receive(self, buffer: np.ndarray) -> np.ndarray:
+        """What rank 0 ``send``s this rank, into ``buffer`` of the size it sent."""
+        for part in _chunks(buffer):
+            self._wait(self.comm.Irecv(part, source=0, tag=ROWS))
+        return buffer
+
     # -- agreement and faults ------------------------------------------------------------------
     def agree(self, facts: dict[str, str]) -> None:
         """Disagreement (exit 2, on every rank) naming the first fact a rank holds differently
@@ -285,6 +305,12 @@ def _file_digest(path: Path) -> bytes:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.digest()
+
+
+def _chunks(buffer: np.ndarray) -> list[np.ndarray]:
+    """A C-contiguous array's bytes in pieces of at most ``CHUNK_BYTES`` (views, no copies)."""
+    flat = buffer.reshape(-1).view(np.uint8)
+    return [flat[i : i + CHUNK_BYTES] for i in range(0, max(len(flat), 1), CHUNK_BYTES)]
 
 
 def _fact(row: np.ndarray, k: int) -> str:
