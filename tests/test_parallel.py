@@ -109,10 +109,18 @@ app()
 """
 DIE_ON_THIS_RANK = """\
 import os, signal
-import nncli.commands.train as train
+from nncli.training.parallel import World
 from nncli.cli import app
 
-train.fit = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+steps, real_sum = [], World.sum_gradients
+
+def sum_gradients(self, grads):  # SIGKILL in the 3rd epoch's 3rd step (5 steps an epoch)
+    steps.append(1)
+    if len(steps) == 13:
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_sum(self, grads)
+
+World.sum_gradients = sum_gradients
 app()
 """
 
@@ -384,12 +392,19 @@ def test_a_raising_rank_ends_the_job_with_its_error(folder):
 @needs_mpi
 @pytest.mark.slow
 def test_a_killed_rank_takes_the_job_down(folder):
-    train = ["train", "dense.yaml", "--quiet", "--epochs", "500", "--output", "die/model.h5"]
+    """Rank 1 dies mid-epoch 3: the launcher ends the job at once; the last checkpoint (epoch 2)
+    is whole and resumes, in one process, to the uninterrupted run's weights."""
+    train = ["train", "dense.yaml", "--quiet", "--set", "training.checkpoint_every=1"]
+    train += ["--output", "die/model.h5"]
     command = [MPIEXEC, "-n", "1", sys.executable, "-m", "nncli", *train]
     command += [":", "-n", "1", sys.executable, "die.py", *train]
     job = run_job(command, folder)  # the hang guard: the survivor must not wait forever
     assert job.returncode != 0
     assert not (folder / "die" / "model.h5").exists()
+    latest = folder / "die" / "model.latest.h5"
+    assert int(model_io.load(latest, "cpu", "float64").training["epoch"]) == 2
+    done = one_process(folder, "dense.yaml", "--resume", latest, "--output", "die/model.h5")
+    assert_same_weights(reference(folder, "dense"), done)
 
 
 @needs_mpi
