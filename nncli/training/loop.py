@@ -48,7 +48,8 @@ class FitConfig:
 
     ``target_scale`` (k,): scaled targets times it are in the file's units; RMSE and MAE are
     reported in those units (see ``RunningMetrics``). ``augment(x_batch, rng)`` changes each
-    training batch on the host (never validation); its generator is made once per epoch from
+    training batch on the host (never validation; ``augment(x_share, rng, share, rows)`` when a
+    process holds part of a batch of ``rows``); its generator is made once per epoch from
     (seed, STREAM_AUGMENT, epoch), so resuming is exact. ``history`` and ``best_weights``
     continue a resumed run. ``schedule`` sets the optimizer's rate at each epoch's start from
     the rate the optimizer starts with; every epoch logs its rate as ``lr``. ``metrics``: the
