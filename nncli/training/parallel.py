@@ -68,6 +68,11 @@ def failure(exc: BaseException) -> tuple[str, int]:
     return f"internal error ({type(exc).__name__}: {exc})", 1
 
 
+def share_of(rows: int, rank: int, size: int) -> slice:
+    """Rank ``rank``'s contiguous positions in a batch of ``rows`` shared by ``size`` ranks."""
+    return slice(rows * rank // size, rows * (rank + 1) // size)
+
+
 def launched_size(environ: dict[str, str] | None = None) -> int:
     """The world size a launcher announced in the environment, 1 when none did."""
     env = os.environ if environ is None else environ
@@ -113,7 +118,7 @@ class World:
     def share(self, rows: int) -> slice:
         """This rank's contiguous positions in a global batch of ``rows`` (sizes differ by at most
         one; a rank may get none when the batch has fewer rows than there are ranks)."""
-        return slice(rows * self.rank // self.size, rows * (self.rank + 1) // self.size)
+        return share_of(rows, self.rank, self.size)
 
     # -- collectives ---------------------------------------------------------------------------
     def sum(self, values: Any) -> Any:

@@ -21,7 +21,7 @@ import numpy as np
 
 from nncli.data.dataset import Dataset
 from nncli.data.shipping import layouts, pack, unpack
-from nncli.training.parallel import World
+from nncli.training.parallel import World, share_of
 
 
 class HeldRows:
@@ -101,8 +101,7 @@ def batch_positions(world: World, batches: Iterable[Any]) -> Callable[[int], np.
         parts = []
         for idx in batches:
             rows = np.arange(idx.start, idx.stop) if isinstance(idx, slice) else np.asarray(idx)
-            n = len(rows)
-            parts.append(rows[n * rank // world.size : n * (rank + 1) // world.size])
+            parts.append(rows[share_of(len(rows), rank, world.size)])
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     return of
