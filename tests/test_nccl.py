@@ -78,12 +78,14 @@ def plain_reference(folder: Path) -> Path:
     return path if path.exists() else one_process(folder, "plain.yaml", "--output", path)
 
 
-def gpu_job(folder: Path, spec: str, out: str, *env: str, rank1: tuple[str, ...] = ()) -> tuple:
+def gpu_job(
+    folder: Path, spec: str, out: str, *env: str, rank1: tuple[str, ...] = (), device="gpu"
+) -> tuple:
     """2 stand-in GPU ranks training ``spec`` through counted.py -> (the job, each rank's
     counts); ``env`` (NAME=VALUE) for both ranks, ``rank1`` for rank 1 alone."""
     for old in folder.glob("counts-*.json"):
         old.unlink()
-    train = ["counted.py", "train", spec, "--device", "gpu", "--quiet", "--output", out]
+    train = ["counted.py", "train", spec, "--device", device, "--quiet", "--output", out]
     command = [MPIEXEC, "-n", "1", "env", "NNCLI_FAKE_GPU=1", *env, sys.executable, *train]
     command += [":", "-n", "1", "env", "NNCLI_FAKE_GPU=1", *env, *rank1, sys.executable, *train]
     job = run_job(command, folder)
@@ -117,16 +119,17 @@ def test_the_backend_hands_out_nccl_for_gpus_only(monkeypatch):
 
 
 class _Ranks:
-    """Rank 0 of two, the other rank's votes given: what ``connect`` asks of ``World``."""
+    """Rank 0 of two, the other rank's row given (machine, GPU, NCCL off, NCCL missing; by
+    default another machine's GPU 0 with NCCL): what ``connect`` asks of ``World``."""
 
     parallel, lead, size, rank = True, True, 2, 0
 
-    def __init__(self, theirs: tuple[float, float] = (0.0, 0.0)):
-        self.theirs, self.sums = np.array(theirs), 0
+    def __init__(self, theirs: tuple[float, ...] | None = (-1.0, 0.0, 0.0, 0.0)):
+        self.theirs, self.gathers = theirs, 0
 
-    def sum(self, values: np.ndarray) -> np.ndarray:
-        self.sums += 1
-        return values + self.theirs
+    def gather(self, rows: np.ndarray, positions: np.ndarray, total: int) -> np.ndarray:
+        self.gathers += 1  # None: the other rank's row is this one's (same machine and GPU)
+        return np.concatenate([rows, rows if self.theirs is None else np.array([self.theirs])])
 
     def broadcast(self, values: np.ndarray) -> np.ndarray:
         raise AssertionError("no communicator is made on the host path")
@@ -136,15 +139,17 @@ def test_without_nccl_on_a_rank_every_rank_sums_through_the_host_with_one_warnin
     monkeypatch.setenv("NNCLI_FAKE_GPU", "1")
     monkeypatch.delenv("NNCLI_NCCL", raising=False)
     gpu = get_backend("gpu", "float64")
-    assert nccl.connect(_Ranks(theirs=(0.0, 1.0)), gpu) == (None, nccl.FALLBACK)  # theirs lacks
+    assert nccl.connect(_Ranks(theirs=(-1, 0, 0, 1)), gpu) == (None, nccl.FALLBACK)  # theirs
     monkeypatch.setattr(fakenccl, "available", False)
     assert nccl.connect(_Ranks(), gpu) == (None, nccl.FALLBACK)  # this rank lacks it
+    monkeypatch.setattr(fakenccl, "available", True)
+    assert nccl.connect(_Ranks(theirs=None), gpu) == (None, nccl.SHARED)  # NCCL refuses it
     assert "\n" not in nccl.FALLBACK and "NNCLI_NCCL=0" in nccl.FALLBACK
     monkeypatch.setenv("NNCLI_NCCL", "0")
     assert nccl.connect(_Ranks(), gpu) == (None, None)  # asked for: no warning
     cpu_ranks = _Ranks()
     assert nccl.connect(cpu_ranks, get_backend("cpu")) == (None, None)
-    assert cpu_ranks.sums == 0  # CPU ranks do not even vote
+    assert cpu_ranks.gathers == 0  # CPU ranks do not even vote
     assert World().use_device(gpu) is None  # one process: nothing to join
 
 
@@ -259,6 +264,14 @@ def test_a_rank_without_nccl_puts_every_rank_on_the_host_path_with_one_warning(f
     assert job.stderr.splitlines() == [f"nncli: warning: {nccl.FALLBACK}"]  # rank 0's, once
     assert all("nccl_allreduce" not in c and c["d2h"] >= STEPS for c in counts)
     assert_same_weights(plain_reference(folder), folder / "lacks" / "model.h5")
+
+
+@needs_mpi
+def test_ranks_sharing_a_gpu_sum_through_the_host_with_one_warning(folder):
+    job, counts = gpu_job(folder, "plain.yaml", "shared/model.h5", device="gpu:0")
+    assert job.returncode == 0, job.stderr
+    assert job.stderr.splitlines() == [f"nncli: warning: {nccl.SHARED}"]
+    assert all("nccl_init" not in c and c["d2h"] >= STEPS for c in counts)
 
 
 @needs_mpi

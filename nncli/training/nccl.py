@@ -9,13 +9,16 @@ flat gradient buffer once per step, and batchnorm's batch sums, each one in-plac
 abort of the job aborts the communicator too.
 
 MPI stays the path for CPU ranks and one process, with ``NNCLI_NCCL=0``, and when a rank's CuPy
-has no NCCL (then rank 0 says so in one warning line): every rank takes the same path.
+has no NCCL or two ranks of a machine share a GPU (NCCL refuses it): rank 0 then says so in one
+warning line. Every rank takes the same path.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import zlib
 from typing import Any
 
 import numpy as np
@@ -31,6 +34,11 @@ FALLBACK = (
     "GPU ranks: CuPy finds no NCCL library on a rank, so the gradients are summed through host "
     "memory over MPI (one copy each way a step); install NCCL where CuPy finds it (CuPy's "
     f"installation guide), or set {NCCL_ENV}=0 to choose this path without this warning"
+)
+SHARED = (
+    "GPU ranks: two ranks of one machine compute on the same GPU, which NCCL refuses, so the "
+    "gradients are summed through host memory over MPI; give each rank its own GPU (device: gpu "
+    "takes the rank's local one)"
 )
 
 
@@ -89,18 +97,23 @@ class NcclSum:
 
 def connect(world: Any, backend: Backend) -> tuple[NcclSum | None, str | None]:
     """The run's NCCL communicator when its arrays live on the GPUs of several ranks ->
-    (it, None); (None, the warning line) when a rank's CuPy has no NCCL; (None, None) on CPU
-    ranks, for one process and with NNCLI_NCCL=0. The ranks agree on the path in one MPI sum.
-    BackendError (exit 2) when NCCL fails to join the ranks."""
+    (it, None); (None, the warning line) when a rank's CuPy has no NCCL or two ranks share a
+    GPU; (None, None) on CPU ranks, for one process and with NNCLI_NCCL=0 on any rank. The
+    ranks agree on the path from one gathered table. BackendError (exit 2) when NCCL fails to
+    join the ranks."""
     if not world.parallel or backend.name != "gpu":
         return None, None
     off = switched_off()
     module = None if off else nccl_module(backend)
-    votes = world.sum(np.array([float(off), float(module is None)]))
-    if votes[0] > 0:
+    machine = zlib.crc32(socket.gethostname().encode())  # 32 bits: exact in float64
+    row = np.array([[machine, backend.index, off, module is None]], dtype=np.float64)
+    table = world.gather(row, np.array([world.rank]), world.size)
+    if table[:, 2].any():
         return None, None
-    if votes[1] > 0:
+    if table[:, 3].any():
         return None, FALLBACK
+    if len({(m, gpu) for m, gpu in table[:, :2].tolist()}) < world.size:
+        return None, SHARED
     uid = np.zeros(UNIQUE_ID_BYTES, dtype=np.int16)  # C chars, signed or not: both fit
     if world.lead:
         uid[:] = module.get_unique_id()
