@@ -19,7 +19,8 @@ on it (the stand-in NCCL's sums) has finished.
 ``COUNTS`` counts host->device transfers (``h2d``: one per ``to_device`` call, however many
 arrays it moves; ``h2d_arrays``: the arrays), device->host transfers (``d2h``) and the
 synchronisations a real GPU would make (``sync``: every ``float()``, ``int()``, ``bool()``,
-``.item()``, ``.tolist()`` and every transfer to the host).
+``.item()``, ``.tolist()``, every transfer to the host and every stream event the host sees
+done).
 """
 
 from __future__ import annotations

@@ -99,15 +99,16 @@ def connect(world: Any, backend: Backend) -> tuple[NcclSum | None, str | None]:
     """The run's NCCL communicator when its arrays live on the GPUs of several ranks ->
     (it, None); (None, the warning line) when a rank's CuPy has no NCCL or two ranks share a
     GPU; (None, None) on CPU ranks, for one process and with NNCLI_NCCL=0 on any rank. The
-    ranks agree on the path from one gathered table. BackendError (exit 2) when NCCL fails to
+    ranks agree on the path from one table they sum. BackendError (exit 2) when NCCL fails to
     join the ranks."""
     if not world.parallel or backend.name != "gpu":
         return None, None
     off = switched_off()
     module = None if off else nccl_module(backend)
+    table = np.zeros((world.size, 4))  # each rank fills its row: machine, GPU, off, missing
     machine = zlib.crc32(socket.gethostname().encode())  # 32 bits: exact in float64
-    row = np.array([[machine, backend.index, off, module is None]], dtype=np.float64)
-    table = world.gather(row, np.array([world.rank]), world.size)
+    table[world.rank] = (machine, backend.index, off, module is None)
+    table = world.sum(table.reshape(-1)).reshape(world.size, 4)
     if table[:, 2].any():
         return None, None
     if table[:, 3].any():
