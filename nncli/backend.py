@@ -277,6 +277,24 @@ def _pinned_copy(cupy: Any, host: tuple, dtypes: list, default: Any) -> tuple[tu
     return tuple(arrays), pinned, stream.record()
 
 
+def nccl(backend: Backend) -> Any | None:
+    """The NCCL module GPU ranks sum with (nncli/training/nccl.py): ``cupy.cuda.nccl``, or the
+    stand-in's (``nncli.fakenccl``) under NNCLI_FAKE_GPU; None on the CPU or when CuPy finds no
+    NCCL library (its ``available`` is False)."""
+    if backend.name != "gpu":
+        return None
+    if backend.stand_in:
+        from nncli import fakenccl  # noqa: PLC0415 - only GPU ranks on the stand-in need it
+
+        module = fakenccl
+    else:
+        try:
+            from cupy.cuda import nccl as module  # noqa: PLC0415 - optional, GPU ranks only
+        except ImportError:
+            return None
+    return module if module.available else None
+
+
 def on_real_gpu(x: Any) -> bool:
     return type(x).__module__.split(".")[0] == "cupy"
 

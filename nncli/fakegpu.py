@@ -11,15 +11,23 @@ With ``NNCLI_FAKE_GPU=1``, ``device: gpu`` gets this module's ``xp`` instead of 
 - data moves only through ``to_device`` / ``to_host`` (``Backend.asarray`` and
   ``Backend.to_host``); ``xp.asarray`` of a host array raises, so every transfer is counted.
 
+``DeviceArray.data.ptr`` is the device pointer CuPy hands to libraries; ``memory_at`` gives the
+device's own side (the stand-in NCCL, ``nncli.fakenccl``) the memory behind a live one, and
+``xp.cuda`` has CuPy's current stream, whose ``record()`` event is ``done`` once the work queued
+on it (the stand-in NCCL's sums) has finished.
+
 ``COUNTS`` counts host->device transfers (``h2d``: one per ``to_device`` call, however many
 arrays it moves; ``h2d_arrays``: the arrays), device->host transfers (``d2h``) and the
 synchronisations a real GPU would make (``sync``: every ``float()``, ``int()``, ``bool()``,
-``.item()``, ``.tolist()`` and every transfer to the host).
+``.item()``, ``.tolist()``, every transfer to the host and every stream event the host sees
+done).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -124,6 +132,13 @@ class DeviceArray(np.lib.mixins.NDArrayOperatorsMixin):
         """The host copy (CuPy's ``ndarray.get``): a device->host transfer."""
         return to_host(self)
 
+    @property
+    def data(self) -> MemoryPointer:
+        """CuPy's ``ndarray.data``: where the array starts in device memory (``.ptr``)."""
+        ptr = int(self._a.__array_interface__["data"][0])
+        _MEMORY[ptr] = self._a  # live while this array's memory is: a pointer to freed memory fails
+        return MemoryPointer(ptr)
+
     # -- plain array behaviour ------------------------------------------------------------------
     def __getitem__(self, index: Any) -> Any:
         return _wrap(self._a[_unwrap(index)])
@@ -169,6 +184,85 @@ class DeviceArray(np.lib.mixins.NDArrayOperatorsMixin):
         return _wrap(attr)
 
 
+@dataclass(frozen=True)
+class MemoryPointer:
+    """CuPy's ``cuda.MemoryPointer``: ``ptr`` is the address libraries such as NCCL take."""
+
+    ptr: int
+
+
+_MEMORY: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # ptr -> the array's memory
+
+
+def memory_at(ptr: int, count: int, dtype: Any) -> np.ndarray:
+    """The ``count`` values of ``dtype`` at device pointer ``ptr``, for the device's own side
+    (the stand-in NCCL) to read and write. Stricter than a GPU: a pointer that is no live
+    array's start, memory of another dtype (a library would reinterpret its bytes) or a count
+    past the array's end (it would read and write beyond it) raise ValueError."""
+    array = _MEMORY.get(ptr) if isinstance(ptr, int) else None
+    if array is None:
+        raise ValueError(f"{ptr!r} is not the device pointer of a live array")
+    if not array.flags.c_contiguous:
+        raise ValueError(f"the array at {ptr:#x} is not contiguous")
+    if array.dtype != np.dtype(dtype):
+        raise ValueError(f"{np.dtype(dtype)} given for the {array.dtype} array at {ptr:#x}")
+    if not 0 <= count <= array.size:
+        raise ValueError(f"count {count} for the {array.size} values at {ptr:#x}")
+    return array.reshape(-1)[:count]
+
+
+class Event:
+    """CuPy's ``cuda.Event`` from ``Stream.record()``: ``done`` once the work queued before it
+    has finished (each piece of work: an object whose ``Test()`` says so)."""
+
+    def __init__(self, work: list[Any]):
+        self._work = work
+
+    @property
+    def done(self) -> bool:
+        finished = all(w.Test() for w, _ in self._work)
+        if finished:
+            _sync()  # the host has seen the device's work end
+        return finished
+
+    def synchronize(self) -> None:
+        while not self.done:
+            pass
+
+
+class Stream:
+    """CuPy's ``cuda.Stream``: ``ptr`` is the handle libraries take; ``queue`` is what the
+    device's own side (the stand-in NCCL) puts on it, with the memory it uses."""
+
+    def __init__(self, ptr: int):
+        self.ptr = ptr
+        self._work: list[tuple[Any, Any]] = []
+
+    def queue(self, work: Any, memory: Any) -> None:
+        self._work = [(w, m) for w, m in self._work if not w.Test()]
+        self._work.append((work, memory))
+
+    def record(self) -> Event:
+        return Event(list(self._work))
+
+    @property
+    def done(self) -> bool:
+        return self.record().done
+
+    def synchronize(self) -> None:
+        self.record().synchronize()
+
+
+STREAMS = {0: Stream(0)}  # by handle; CuPy's null stream has handle 0
+
+
+def stream_at(handle: int) -> Stream:
+    """The stream with ``handle`` (``Stream.ptr``); ValueError for any other value."""
+    if not isinstance(handle, int) or isinstance(handle, bool) or handle not in STREAMS:
+        raise ValueError(f"{handle!r} is not a stream handle (pass Stream.ptr)")
+    return STREAMS[handle]
+
+
 def to_device(pairs: list[tuple[Any, Any]]) -> list[DeviceArray]:
     """(host array or scalar, dtype) pairs -> device arrays, copied: one counted transfer."""
     if pairs:
@@ -194,6 +288,7 @@ class _Module:
 
     ndarray = DeviceArray
     stand_in = True
+    cuda = SimpleNamespace(get_current_stream=lambda: STREAMS[0])  # CuPy's, for NCCL's calls
     __name__ = "nncli.fakegpu.xp"
 
     def asarray(self, x: Any, dtype: Any = None) -> DeviceArray:

@@ -129,7 +129,7 @@ ROOMS = {  # outside library -> the only places that may import it
     "pandas": ("nncli/data/", "nncli/commands/"),
     "matplotlib": ("nncli/plots/",),
     "optuna": ("nncli/search/",),
-    "mpi4py": ("nncli/training/parallel.py",),
+    "mpi4py": ("nncli/training/parallel.py", "nncli/fakenccl.py"),  # the stand-in NCCL's wire
     "numba": ("nncli/engine/kernels.py",),  # compiles kernel_loops.py's loops, handed the jit
 }
 

@@ -110,6 +110,9 @@ def _train(
     ready = _resolve(spec, mine, skip_bad, warn, world)
     if on_resolved is not None:
         on_resolved(ready)
+    warning = world.use_device(ready.backend)  # GPU ranks: NCCL, or the host path said once
+    if warning and warn is not None:
+        warn(warning)
     x, y, config = fit_arrays(spec, ready.ds, smoke)
     config.world = world
     tmp = tempfile.TemporaryDirectory(prefix="nncli-smoke-") if smoke else None

@@ -6,7 +6,8 @@ asks of the others: this rank's contiguous share of each global batch, the globa
 loss (each rank's local mean weighted by its share of the loss's denominator: rows, real steps,
 or class weights), one in-place allreduce (sum) of the flat gradient buffer per step, batchnorm's
 batch sums, and the sums of the running metrics. ``SINGLE`` (one process) answers every one of
-them without communicating, so a one-rank run is today's run.
+them without communicating, so a one-rank run is today's run. GPU ranks sum device arrays
+through NCCL instead (nncli/training/nccl.py; ``use_device`` joins them), waited for alike.
 
 Every collective is non-blocking and waited for by polling, so rank 0 hears at once when another
 rank failed (a message with tag ``FAULT``: the exit code and the error's line): it raises
@@ -26,6 +27,7 @@ import numpy as np
 
 from nncli.engine.optimizers import FlatParameters
 from nncli.errors import DivergedError, Interrupted, NncliError, SpecError
+from nncli.training import nccl
 
 # What launchers set in each rank's environment (MPICH/Hydra, Intel MPI, Open MPI, PMIx, Slurm
 # with --mpi=pmi2/pmix); without one of them a process is alone and never imports mpi4py.
@@ -96,6 +98,7 @@ class World:
             self.local_rank = int(local.Get_rank())
             local.Free()
         self.allreduce_seconds = 0.0  # time spent waiting for gradient sums (benchmarks)
+        self.nccl: nccl.NcclSum | None = None  # GPU ranks' device sums (nncli/training/nccl.py)
 
     @property
     def lead(self) -> bool:
@@ -114,6 +117,12 @@ class World:
             return device
         return f"gpu:{self.local_rank}"
 
+    def use_device(self, backend: Any) -> str | None:
+        """The run computes on ``backend``: GPU ranks join through NCCL (every rank calls this)
+        -> the warning line rank 0 says when they sum through the host instead, else None."""
+        self.nccl, warning = nccl.connect(self, backend)
+        return warning
+
     # -- shares --------------------------------------------------------------------------------
     def share(self, rows: int) -> slice:
         """This rank's contiguous positions in a global batch of ``rows`` (sizes differ by at most
@@ -127,6 +136,9 @@ class World:
             return values
         if isinstance(values, np.ndarray) and values.flags.c_contiguous:
             self._wait(self.comm.Iallreduce(self.mpi.IN_PLACE, values, op=self.mpi.SUM))
+            return values
+        if self.nccl is not None and self.nccl.takes(values):  # batchnorm's sums on GPU ranks
+            self._wait(self.nccl.start(values))
             return values
         host = _host(values)
         self._wait(self.comm.Iallreduce(self.mpi.IN_PLACE, host, op=self.mpi.SUM))
@@ -154,7 +166,9 @@ class World:
         for g in arrays:
             if isinstance(g, np.ndarray) and g.flags.c_contiguous:
                 self._wait(self.comm.Iallreduce(self.mpi.IN_PLACE, g, op=self.mpi.SUM))
-            else:  # device memory: through the host (NCCL is not wired in; see the README)
+            elif self.nccl is not None and self.nccl.takes(g):  # on the GPUs, through NCCL
+                self._wait(self.nccl.start(g))
+            else:  # device memory without NCCL: through the host
                 g[...] = _like(g, self.sum(_host(g).reshape(-1)).reshape(g.shape))
         self.allreduce_seconds += time.perf_counter() - started
 
@@ -189,6 +203,8 @@ class World:
     # -- moving data from rank 0 (nncli/training/spread.py) -----------------------------------
     def broadcast(self, buffer: np.ndarray) -> np.ndarray:
         """Rank 0's ``buffer`` (C-contiguous) into every rank's ``buffer`` of the same size."""
+        if not self.parallel:
+            return buffer
         for part in _chunks(buffer):
             self._wait(self.comm.Ibcast(part, root=0))
         return buffer
@@ -237,6 +253,8 @@ class World:
 
     def abort(self, exit_code: int) -> None:
         """End every rank now with ``exit_code`` (rank 0 after it printed the one line)."""
+        if self.nccl is not None:  # the GPUs' queued sums end with it
+            self.nccl.abort()
         if self.parallel:
             self.comm.Abort(int(exit_code))
 
