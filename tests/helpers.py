@@ -8,9 +8,11 @@ folder on sys.path; fixtures stay in the modules or in conftest.py.
 from __future__ import annotations
 
 import hashlib
+import os
 import types
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from nncli.cli import app
@@ -37,6 +39,19 @@ optimizer: {{type: adam, learning_rate: 0.01}}
 training: {training}
 output: out/model.h5
 """
+
+
+def torch_reference() -> types.ModuleType:
+    """PyTorch, the oracle of every comparison with another implementation.
+
+    Skipped on a machine without it; required in CI (``CI=true``), which installs the
+    ``reference`` extra, so a comparison can never skip where it gates a merge.
+    """
+    if os.environ.get("CI") == "true":
+        import torch
+
+        return torch
+    return pytest.importorskip("torch")
 
 
 def invoke(*args: object):

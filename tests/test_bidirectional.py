@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from helpers import DATASETS, invoke
+from helpers import DATASETS, invoke, torch_reference
 
 from nncli.backend import get_backend
 from nncli.checkpoint import model as model_io
@@ -231,7 +231,7 @@ def torch_twin(torch, layer):
 def test_matches_torch(kind, masked):
     """Outputs (N, T, 2H) and h_n (both directions' last states) as PyTorch gives them; with a
     mask, as PyTorch gives them for packed sequences."""
-    torch = pytest.importorskip("torch")
+    torch = torch_reference()
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     seq = make(kind, units=5, in_shape=(6, 3), return_sequences=True)

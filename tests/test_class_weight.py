@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import IRIS, invoke, iris_spec, one_error_line
+from helpers import IRIS, invoke, iris_spec, one_error_line, torch_reference
 
 from nncli.engine.activations import softmax
 from nncli.engine.losses import CrossEntropy
@@ -63,7 +63,7 @@ def test_gradient_matches_central_differences_in_float64(fused: bool, smoothing:
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_matches_pytorch(smoothing: float):
-    torch = pytest.importorskip("torch")
+    torch = torch_reference()
     z, y = batch(n=9, seed=2)
     zt = torch.tensor(z, requires_grad=True)
     criterion = torch.nn.CrossEntropyLoss(

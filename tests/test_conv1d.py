@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import torch_reference
 
 from nncli.backend import get_backend
 from nncli.engine.conv1d import Conv1D
@@ -29,7 +30,7 @@ def built(in_shape=(9, 3), seed=0, **settings):
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("settings", CASES)
 def test_matches_torch_forward_and_backward(settings):
-    torch = pytest.importorskip("torch")
+    torch = torch_reference()
     layer = built(**settings)
     pad = settings.get("padding", 0)
     ref = torch.nn.Conv1d(

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import torch_reference
 
 from nncli.backend import get_backend
 from nncli.engine.embedding import Embedding
@@ -17,7 +18,7 @@ def built(input_dim=6, output_dim=3, steps=4):
 
 
 def test_matches_torch_forward_and_weight_gradient():
-    torch = pytest.importorskip("torch")
+    torch = torch_reference()
     layer = built()
     ref = torch.nn.Embedding(6, 3).double()
     with torch.no_grad():  # the same layout: weight (input_dim, output_dim)

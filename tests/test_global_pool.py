@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import torch_reference
 
 from nncli.backend import get_backend
 from nncli.engine.gradcheck import check_layer
@@ -19,7 +20,7 @@ def built(name, in_shape):
 
 @pytest.mark.parametrize("name", ["global_avgpool", "global_maxpool"])
 def test_images_match_torch(name):
-    torch = pytest.importorskip("torch")
+    torch = torch_reference()
     layer = built(name, (3, 4, 5))
     x = np.random.default_rng(1).normal(size=(2, 3, 4, 5))
     tx = torch.tensor(x, requires_grad=True)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import torch_reference
 
 from nncli.engine import LOSSES
 from nncli.engine.activations import softmax
@@ -11,7 +12,7 @@ from nncli.errors import SpecError
 
 @pytest.mark.parametrize("delta", [1.0, 0.3])
 def test_huber_matches_torch(delta):
-    torch = pytest.importorskip("torch")
+    torch = torch_reference()
     rng = np.random.default_rng(0)
     p, y = rng.normal(size=(6, 3)) * 2, rng.normal(size=(6, 3))
     tp = torch.tensor(p, requires_grad=True)
@@ -30,7 +31,7 @@ def test_huber_gradient_with_small_delta():
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_label_smoothing_matches_torch(fused):
-    torch = pytest.importorskip("torch")
+    torch = torch_reference()
     rng = np.random.default_rng(2)
     z, labels = rng.normal(size=(5, 4)) * 3, rng.integers(0, 4, size=5)
     tz = torch.tensor(z, requires_grad=True)

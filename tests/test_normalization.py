@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import torch_reference
 
 from nncli.backend import get_backend
 from nncli.engine.gradcheck import check_layer
@@ -24,7 +25,7 @@ def built(layer, in_shape, seed=0):
 
 @pytest.mark.parametrize("in_shape", [(4,), (3, 5, 5), (6, 4)])
 def test_batchnorm_matches_torch_in_training_and_inference(in_shape):
-    torch = pytest.importorskip("torch")
+    torch = torch_reference()
     layer = built(BatchNorm(momentum=0.3), in_shape)
     channels = in_shape[0] if len(in_shape) == 3 else in_shape[-1]
     ref = (torch.nn.BatchNorm2d if len(in_shape) == 3 else torch.nn.BatchNorm1d)(
@@ -114,7 +115,7 @@ def test_state_is_declared_and_counted_apart_from_parameters():
 
 
 def test_layernorm_matches_torch():
-    torch = pytest.importorskip("torch")
+    torch = torch_reference()
     layer = built(LayerNorm(), (3, 5))
     ref = torch.nn.LayerNorm(5).double()
     with torch.no_grad():

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import torch_reference
 
 from nncli.engine import OPTIMIZERS
 from nncli.engine.optimizers import SGD, Adam
@@ -105,7 +106,7 @@ def test_bad_settings_name_the_field():
 
 @pytest.mark.parametrize("weight_decay", [0.01, 0.3])
 def test_adamw_matches_torch(weight_decay):
-    torch = pytest.importorskip("torch")
+    torch = torch_reference()
     rng = np.random.default_rng(0)
     p = rng.normal(size=(3, 4))
     tp = torch.tensor(p.copy(), requires_grad=True)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import torch_reference
 
 from nncli.backend import get_backend
 from nncli.engine.pool1d import AvgPool1D, MaxPool1D
@@ -15,7 +16,7 @@ F64 = get_backend("cpu", "float64")
     "settings", [{"pool_size": 2}, {"pool_size": 3, "strides": 2, "padding": 1}]
 )
 def test_matches_torch(kind, settings):
-    torch = pytest.importorskip("torch")
+    torch = torch_reference()
     layer = (MaxPool1D if kind == "max" else AvgPool1D)(**settings)
     layer.build((9, 3), F64, np.random.default_rng(0))
     size, stride = settings["pool_size"], settings.get("strides", settings["pool_size"])

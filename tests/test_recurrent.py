@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import torch_reference
 
 from nncli.backend import get_backend
 from nncli.engine.gradcheck import check_layer, numeric_gradient, relative_error
@@ -331,7 +332,7 @@ def test_rnn_config_names_its_cell_activation():
 # -- PyTorch ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["rnn", "rnn-relu", "lstm", "gru"])
 def test_matches_torch(kind):
-    torch = pytest.importorskip("torch")
+    torch = torch_reference()
     layer = make(kind, units=5, in_shape=(6, 3), return_sequences=True)
     p = {k: torch.tensor(v) for k, v in layer.params.items()}
     cls = {

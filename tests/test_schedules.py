@@ -11,7 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from helpers import IRIS, invoke, iris_spec, one_error_line
+from helpers import IRIS, invoke, iris_spec, one_error_line, torch_reference
 
 from nncli.engine.schedules import SCHEDULES
 from nncli.errors import SpecError
@@ -94,7 +94,7 @@ TORCH_CASES = [
 
 @pytest.mark.parametrize(("settings", "name", "torch_settings"), TORCH_CASES)
 def test_matches_pytorch_schedulers(settings, name, torch_settings):
-    torch = pytest.importorskip("torch")
+    torch = torch_reference()
     epochs = 14
     rng = np.random.default_rng(0)
     monitored = list(np.round(1.0 + rng.random(epochs), 1))  # ties and rises: plateaus happen

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import torch_reference
 
 from nncli.engine.activations import make_activation
 from nncli.engine.special import erf
@@ -18,7 +19,7 @@ def test_erf_agrees_with_math_erf_to_rounding():
 
 @pytest.mark.parametrize("name", ["gelu", "silu", "swish"])
 def test_activations_match_torch(name):
-    torch = pytest.importorskip("torch")
+    torch = torch_reference()
     z = np.random.default_rng(0).normal(scale=3.0, size=(4, 6))
     tz = torch.tensor(z, requires_grad=True)
     fn = torch.nn.functional.gelu if name == "gelu" else torch.nn.functional.silu
