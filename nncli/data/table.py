@@ -26,7 +26,7 @@ from nncli.data.dataset import Dataset, task_for_loss
 from nncli.data.header import check_names, feature_columns
 from nncli.data.labels import check_class_count
 from nncli.data.missing import apply_missing
-from nncli.data.split import split_parts
+from nncli.data.split import MARKS, marked_parts, split_parts
 from nncli.data.table_encoder import TabularEncoder
 from nncli.errors import DataError, SpecError
 
@@ -75,7 +75,13 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
     strata = check_targets(frame, targets, task, loss, na_values)
     text_features = [name for name in features if name not in [*numeric, *categorical]]
     notes += id_like_warnings(frame, text_features, na_values)
-    files, (train, val, test) = split_parts(cfg, len(frame), seed, strata, "rows")
+    split = getattr(cfg, "split_column", None)
+    if split:  # the file's own split; validation_split may draw from its train rows
+        files = {}
+        marks = split_marks(frame, split, na_values)
+        train, val, test = marked_parts(marks, seed, float(cfg.validation_split), strata)
+    else:
+        files, (train, val, test) = split_parts(cfg, len(frame), seed, strata, "rows")
     encoder = TabularEncoder.fit(
         frame.iloc[train],
         features=features,
@@ -107,11 +113,35 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
 
 
 def _columns(cfg: Any, header: list[str], path: Path) -> tuple[list[str], list[str], list[str]]:
-    """(targets, features, categorical) column names, each checked against the header."""
+    """(targets, features, categorical) column names, each checked against the header; the
+    split column is none of them."""
     targets = [cfg.target] if isinstance(cfg.target, str) else list(cfg.target)
     check_names(targets, "data.target", header, path.name)
-    features, categorical = feature_columns(cfg, header, targets, "the target", path.name)
+    reserved, role = targets, "the target"
+    split = getattr(cfg, "split_column", None)
+    if split:
+        check_names([split], "data.split_column", header, path.name)
+        if split in targets:
+            raise SpecError(f"column {split!r} is the target", field="data.split_column")
+        reserved, role = [*targets, split], "the target or the split column"
+    features, categorical = feature_columns(cfg, header, reserved, role, path.name)
     return targets, features, categorical
+
+
+def split_marks(frame: pd.DataFrame, name: str, na_values: Sequence[str]) -> np.ndarray:
+    """The split column ``name`` -> each row's part (N,), lower case; DataError naming the
+    lines of any other value or an empty cell."""
+    text, missing = cell_text(frame[name], na_values)
+    marks = np.array([value.lower() for value in text.astype(str)], dtype=object)
+    bad = missing | ~np.isin(marks, MARKS)
+    if bad.any():
+        raise DataError(
+            f"split column {name!r} holds {describe_values(text[bad])} on "
+            f"{describe_rows(frame, bad)}; expected train, validation or test (any case)",
+            where=source_of(frame),
+            field="data.split_column",
+        )
+    return marks
 
 
 def numeric_features(
