@@ -87,7 +87,10 @@ def choose(
     if part == "all" or (part is None and known is False):
         return whole
     if part is None and known is None:
-        whole.note = f" ({NO_DIGEST}, so whether this is that file is unknown; --part picks one)"
+        whole.note = (
+            f" ({NO_DIGEST}, so evaluate cannot tell whether this is that file; if it is, "
+            "--part validation scores the rows training held out)"
+        )
         return whole
     if known is False:
         raise SpecError(
