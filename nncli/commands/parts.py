@@ -169,7 +169,10 @@ def split_again(
     for note in ds.warnings if warn else ():
         warn(note)
     if not same_state(ds.encoder.to_state(), encoder.to_state()):
-        return None, "this nncli encodes it differently from the nncli that trained the model"
+        return None, (
+            "the encoder fitted on its training part differs from the model's (another file, "
+            "or another nncli's encoding)"
+        )
     return ds, None
 
 
