@@ -132,6 +132,10 @@ def test_a_checkpoint_without_a_digest_scores_all_and_says_why(auto: Path, tmp_p
     assert got["part"] == "all" and "records no digest of its training data" in said
     asked, said = evaluated(old, auto / "auto.csv", "--part", "validation")
     assert asked["rows"] == 14 and "split as training would split this file" in said
+    other = tmp_path / "other.csv"  # on trust, but its training part fits another encoder
+    other.write_text("\n".join(auto_rows(40, seed=5)) + "\n")
+    refused = invoke("evaluate", old, other, "--part", "validation")
+    assert refused.exit_code == 2 and "other.csv cannot be split as in training" in refused.stderr
 
 
 KINDS = {  # data section, network, loss: small enough to train in a moment
