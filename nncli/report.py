@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from nncli.training.callbacks import Callback, History
+from nncli.training.callbacks import Callback, History, beside
 
 if TYPE_CHECKING:
     from nncli.commands.train import TrainResult
@@ -96,7 +96,8 @@ class TrainingReport(Callback):
 def end_of_training(history: History) -> list[str]:
     """Why training ended and whose weights the network holds, e.g. ``early stop at epoch 36:
     val_loss has not improved for 11 epochs (patience 10); restored epoch 25, val_loss 0.312``
-    and ``best val_loss 0.312 at epoch 25``."""
+    and ``best val_loss 0.312 at epoch 25: val_accuracy 0.9333`` (that epoch's other metrics
+    of the monitor's set)."""
     lines = []
     stop = history.early_stop
     if stop is not None:
@@ -114,6 +115,9 @@ def end_of_training(history: History) -> list[str]:
     if history.best_epoch is not None:
         line = f"best {history.monitor or 'value'} {history.best_value:.4g} at epoch "
         line += str(history.best_epoch)
+        logs = [e for e in history.epochs if int(e["epoch"]) == history.best_epoch]
+        others = beside(logs[0], history.monitor) if logs and history.monitor else ""
+        line += f": {others}" if others else ""
         last = int(history.epochs[-1]["epoch"]) if history.epochs else history.best_epoch
         if stop is None and last != history.best_epoch:
             line += (

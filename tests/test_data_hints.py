@@ -133,7 +133,7 @@ def test_predict_and_evaluate_read_the_training_delimiter(tmp_path: Path):
     result = invoke("predict", model, tmp_path / "iris.csv")
     assert result.exit_code == 0, result.stderr
     assert len(result.stdout.splitlines()) == 151
-    result = invoke("evaluate", model, tmp_path / "iris.csv")
+    result = invoke("evaluate", model, tmp_path / "iris.csv", "--part", "all")
     assert result.exit_code == 0 and "(150 rows)" in result.stdout
 
 

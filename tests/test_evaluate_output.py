@@ -21,7 +21,7 @@ def trained(tmp_path: Path) -> Path:
 
 def test_json_holds_metrics_classes_and_confusion(trained: Path):
     data = trained.parents[1] / "iris.csv"
-    result = invoke("evaluate", trained, data, "--json")
+    result = invoke("evaluate", trained, data, "--json", "--part", "all")
     assert result.exit_code == 0, result.stderr
     got = json.loads(result.stdout)  # nothing but the JSON on stdout
     assert got["rows"] == 150 and set(got["metrics"]) == {"loss", "accuracy"}

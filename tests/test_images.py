@@ -378,7 +378,7 @@ def test_predict_skips_bad_files_when_asked(trained: Path, tmp_path: Path):
 
 
 def test_evaluate_on_a_labelled_folder(trained: Path, tmp_path: Path):
-    result = invoke("evaluate", trained, tmp_path / "d")
+    result = invoke("evaluate", trained, tmp_path / "d", "--part", "all")
     assert result.exit_code == 0, result.stderr
     assert "(24 rows)" in result.stdout and "accuracy" in result.stdout
     assert "dark" in result.stdout and "confusion" in result.stdout

@@ -184,6 +184,7 @@ def test_early_stop_says_why_and_whose_weights_the_network_holds(restore_best):
     assert (stop.epoch, stop.best_epoch, stop.patience) == (best + 3, best, 2)
     assert stop.epoch == history.epochs[-1]["epoch"] < 30 and stop.restored == restore_best
     value = f"val_loss {history.best_value:.4g}"
+    logs = history.epochs[best - 1]  # that epoch's other validation metrics follow
     weights = (
         f"restored epoch {best}, {value}"
         if restore_best
@@ -192,7 +193,8 @@ def test_early_stop_says_why_and_whose_weights_the_network_holds(restore_best):
     assert report.end_of_training(history) == [
         f"early stop at epoch {stop.epoch}: val_loss has not improved for 3 epochs (patience 2);"
         f" {weights}",
-        f"best {value} at epoch {best}",
+        f"best {value} at epoch {best}: val_rmse {logs['val_rmse']:.4g}, "
+        f"val_mae {logs['val_mae']:.4g}",
     ]
     held = evaluate(net, make_loss("mse"), x[:16], y[:16])["loss"]
     expected = history.best_value if restore_best else history.epochs[-1]["val_loss"]

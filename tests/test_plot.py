@@ -156,7 +156,9 @@ def test_confusion_counts_and_labels_are_evaluates(runs, drawn, tmp_path):
     data = runs["plain"].parents[1] / "iris.csv"
     done = plot(runs["plain"], data=data, output=tmp_path / "c.png")
     confusion = done["picture"].confusion
-    evaluated = json.loads(invoke("evaluate", runs["plain"], data, "--json").stdout)
+    evaluated = json.loads(
+        invoke("evaluate", runs["plain"], data, "--json", "--part", "all").stdout
+    )
     assert confusion.labels == evaluated["labels"] == ["setosa", "versicolor", "virginica"]
     assert confusion.counts.tolist() == evaluated["confusion"]
     np.testing.assert_allclose(confusion.colours.sum(axis=1), 1.0)

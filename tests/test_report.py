@@ -7,7 +7,7 @@ from pathlib import Path
 from helpers import IRIS, invoke, iris_spec
 
 from nncli.commands.train import TrainResult
-from nncli.report import SPARKS, sparkline, train_summary
+from nncli.report import SPARKS, end_of_training, sparkline, train_summary
 from nncli.training.callbacks import History
 
 
@@ -42,3 +42,45 @@ def test_train_prints_the_sparkline(tmp_path: Path):
     assert len(curve) == 1, result.stdout
     spark = curve[0].split("loss ")[-1].split()[0]
     assert len(spark) == 4 and set(spark) <= set(SPARKS)
+
+
+def epochs(*logs: dict[str, float]) -> History:
+    history = History(monitor="val_loss")
+    history.epochs = [{"epoch": i, "time": 0.1, "lr": 0.01, **e} for i, e in enumerate(logs, 1)]
+    return history
+
+
+def test_the_best_line_gives_that_epochs_accuracy_or_rmse_beside_its_loss():
+    history = epochs(
+        {"loss": 0.9, "accuracy": 0.6, "val_loss": 0.8, "val_accuracy": 0.7},
+        {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.45, "val_accuracy": 0.9333, "val_f1": 0.9},
+        {"loss": 0.4, "accuracy": 0.9, "val_loss": 0.5, "val_accuracy": 0.9},
+    )
+    history.best_epoch, history.best_value, history.restored = 2, 0.45, True
+    assert end_of_training(history) == [
+        "best val_loss 0.45 at epoch 2: val_accuracy 0.9333, val_f1 0.9 (its weights restored)"
+    ]
+    regression = epochs(
+        {"loss": 4.0, "rmse": 2.0, "val_loss": 9.0, "val_rmse": 3.0, "val_mae": 2.5}
+    )
+    regression.monitor, regression.best_epoch, regression.best_value = "loss", 1, 4.0
+    assert end_of_training(regression) == ["best loss 4 at epoch 1: rmse 2"]
+
+
+def test_inspect_names_the_monitored_metric_and_the_best_epochs_others(tmp_path: Path):
+    from nncli.checkpoint import model as model_io
+    from nncli.commands.inspect import inspect
+
+    (tmp_path / "iris.csv").write_bytes(IRIS.read_bytes())
+    stopping = "early_stopping: {monitor: val_loss, patience: 2}"
+    (tmp_path / "iris.yaml").write_text(iris_spec(f"{{epochs: 6, batch_size: 16, {stopping}}}"))
+    assert invoke("train", tmp_path / "iris.yaml", "--quiet").exit_code == 0
+    model = tmp_path / "out" / "model.h5"
+    training = model_io.load(model).training
+    best = int(training["best_epoch"])
+    accuracy = training["history"]["val_accuracy"][best - 1]
+    assert inspect(model)["footer"]["best"] == (
+        f"val_loss {training['best_value']:.4g} at epoch {best}: val_accuracy {accuracy:.4g}"
+    )
+    shown = invoke("inspect", model)
+    assert f"best: val_loss {training['best_value']:.4g} at epoch {best}" in shown.stdout

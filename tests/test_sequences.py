@@ -162,7 +162,7 @@ def test_forecast_and_rolling_steps_through_the_cli(wave_model: Path):
     second = encoder.decode(predict(model.net, fed))["prediction"][0]
     assert float(rows[1][1]) == pytest.approx(second, rel=1e-5)
 
-    result = invoke("evaluate", wave_model, folder / "wave.csv")
+    result = invoke("evaluate", wave_model, folder / "wave.csv", "--part", "all")
     assert result.exit_code == 0, result.stderr
     assert "(112 rows)" in result.stdout  # every window with a target: 120 - 8 - 1 + 1
 

@@ -87,10 +87,12 @@ def save(
     resume_weights: dict[str, np.ndarray] | None = None,
     scores: dict[str, float] | None = None,
     schedule: dict[str, Any] | None = None,
+    data_sha256: str | None = None,
 ) -> None:
     """Write one checkpoint atomically (a temporary file, then a rename). ``scores``: extra
     scalars for the training record, e.g. ``test_loss`` and ``test_accuracy``; ``schedule``: the
-    learning-rate schedule's state."""
+    learning-rate schedule's state; ``data_sha256``: the training data's content digest
+    (``nncli.data.digest``), by which evaluate knows the file a model was trained on."""
     epochs = history.epochs
     training: dict[str, Any] = {
         "epoch": int(epochs[-1]["epoch"]) if epochs else 0,
@@ -106,6 +108,8 @@ def save(
         training["resume_weights"] = dict(resume_weights)
     if schedule:  # the learning-rate schedule's state, for an exact resume
         training["schedule"] = dict(schedule)
+    if data_sha256:
+        training["data_sha256"] = data_sha256
     record = None
     if optimizer is not None:
         record = checkpoint.OptimizerRecord(

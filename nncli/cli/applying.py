@@ -10,7 +10,27 @@ import typer
 
 from nncli.cli.app import DEBUG, DEVICE, SKIP_BAD, app
 from nncli.usage import COUNT, NON_NEGATIVE, POSITIVE_INT, run
+from nncli.usage import note as _note
 from nncli.usage import warn as _warn
+
+
+def _one_of(*choices: str) -> Any:
+    """An option parser accepting ``choices`` only (exit 2 naming them before any work)."""
+
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return parse
+
+
+UNKNOWN = typer.Option(
+    "error",
+    "--unknown",
+    parser=_one_of("error", "ignore"),
+    help="error | ignore: what to do with categories not seen in training (ignore: all zeros).",
+)
 
 
 @app.command()
@@ -24,11 +44,7 @@ def predict(
     keep: list[str] = typer.Option(
         [], "--keep", help="Copy this input column through (e.g. an id); repeatable."
     ),
-    unknown: str = typer.Option(
-        "error",
-        "--unknown",
-        help="error | ignore: what to do with categories not seen in training (ignore: all zeros).",
-    ),
+    unknown: str = UNKNOWN,
     device: str = DEVICE,
     skip_bad: bool = SKIP_BAD,
     steps: int | None = typer.Option(
@@ -119,6 +135,15 @@ def generate(
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by nncli train."),
     data: Path = typer.Argument(..., help="A labelled data file or image folder."),
+    part: str | None = typer.Option(
+        None,
+        "--part",
+        parser=_one_of("train", "validation", "test", "all"),
+        help="train | validation | test | all: which rows to score. Default: the held-out part "
+        "(test, else validation) of the file the model was trained on, split as training did; "
+        "all of any other file.",
+    ),
+    unknown: str = UNKNOWN,
     device: str = DEVICE,
     json_: bool = typer.Option(
         False, "--json", help="Print metrics, per-class results and confusion matrix as JSON."
@@ -140,8 +165,15 @@ def evaluate(
 
         check_table_output(output, [checkpoint, data])  # refused before any work
         result = evaluate_command.evaluate_file(
-            checkpoint, data, device=device, skip_bad=skip_bad, warn=_warn
+            checkpoint,
+            data,
+            device=device,
+            skip_bad=skip_bad,
+            warn=_warn,
+            unknown=unknown,
+            part=part,
         )
+        _note(result["scored"])
         evaluation = evaluate_command.as_data(result, data)
         if output is not None:
             replaced = evaluate_command.write_json(evaluation, output, [checkpoint, data])
@@ -150,7 +182,8 @@ def evaluate(
             typer.echo(json.dumps(evaluation, indent=2))
             return
         out = report.console()
-        for table in report.evaluation_tables(result, f"{data} ({result['rows']} rows)"):
+        which = "" if result["part"] == "all" else f", {result['part']} part"
+        for table in report.evaluation_tables(result, f"{data}{which} ({result['rows']} rows)"):
             out.print(table)
 
     run(action, debug)

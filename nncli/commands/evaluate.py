@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from nncli.checkpoint import model as model_io
+from nncli.commands import parts
 from nncli.commands.apply import (
     all_skipped,
     check_input_kind,
@@ -29,17 +30,26 @@ def evaluate_file(
     device: str = "cpu",
     skip_bad: bool = False,
     warn: Callable[[str], None] | None = None,
+    unknown: str = "error",
+    part: str | None = "all",
 ) -> dict[str, Any]:
-    """Loss and metrics; for classification also per-class precision/recall/F1 and confusion."""
+    """Loss and metrics; for classification also per-class precision/recall/F1 and confusion.
+
+    ``part``: train, validation or test (split again as training split the file, which must be
+    the training file), all, or None for the held-out part of the training file and all of any
+    other (``parts.choose``). ``unknown``: categories unseen in training (error or ignore; on
+    the training file they count as zeros, as in training). Rows training would have left out
+    for a missing target are left out, and ``warn`` says so. The result's ``scored`` says which
+    rows were scored."""
     model = model_io.load(checkpoint, device)
     encoder = stored_encoder(model)
-    skipped: list[str] = []
     check_input_kind(model, encoder, path)
-    frame = read_data(encoder, path, skip_bad, warn, skipped)
-    if skipped and not len(frame):
-        raise all_skipped(skipped, [path])
-    warn_skipped(skipped, warn)
-    x, y, mask = encoder.labelled(frame)  # windows: every one with its target, not the last
+    chosen = parts.choose(model, encoder, path, part, skip_bad=skip_bad, warn=warn)
+    x, y, mask = chosen.x, chosen.y, chosen.mask
+    if x is None:
+        x, y, mask = _whole_file(
+            encoder, path, skip_bad, warn, "ignore" if chosen.trained_on else unknown
+        )
     require_finite(x, "the inputs", str(path))
     require_finite(y, "the targets", str(path))
     metrics = evaluate(
@@ -51,7 +61,8 @@ def evaluate_file(
         target_scale=model.target_scale,
         metrics=spec_metrics(model.spec_yaml),
     )
-    result: dict[str, Any] = {"rows": len(x), "metrics": metrics}
+    result: dict[str, Any] = {"rows": len(x), "metrics": metrics, "part": chosen.part}
+    result.update(total=chosen.total or len(x), scored=chosen.line(len(x)))
     labels = model.labels
     if labels is not None and y.ndim == 2:
         p = predict(model.net, x, mask=mask)
@@ -63,12 +74,31 @@ def evaluate_file(
     return result
 
 
+def _whole_file(
+    encoder: Any, path: Path, skip_bad: bool, warn: Callable[[str], None] | None, unknown: str
+) -> tuple[Any, Any, Any]:
+    """(x, y, mask) of every labelled row of ``path`` that training would have kept."""
+    skipped: list[str] = []
+    frame = read_data(encoder, path, skip_bad, warn, skipped)
+    if skipped and not len(frame):
+        raise all_skipped(skipped, [path])
+    warn_skipped(skipped, warn)
+    notes: list[str] = []
+    frame = encoder.scored_rows(frame, notes)
+    for note in notes if warn else ():
+        warn(note)
+    return encoder.labelled(frame, unknown=unknown)  # windows: each with its target, not the last
+
+
 def as_data(result: dict[str, Any], data: Path) -> dict[str, Any]:
-    """An evaluation as plain JSON values: the data, rows, metrics, and for a classifier the
+    """An evaluation as plain JSON values: the data, the part scored, its rows and the rows of
+    every part of the file (``rows_in_file``), metrics, and for a classifier the
     labels, one per-class record each and the confusion matrix (rows: true, columns: predicted)."""
     out: dict[str, Any] = {
         "data": str(data),
+        "part": result["part"],
         "rows": int(result["rows"]),
+        "rows_in_file": int(result["total"]),
         "metrics": {k: float(v) for k, v in result["metrics"].items()},
     }
     if "report" in result:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from nncli.checkpoint import model as model_io
 from nncli.checkpoint.lock import hold
 from nncli.commands.resume import resume as resume_from
 from nncli.commands.resume import resume_command
+from nncli.data.digest import content_digest
 from nncli.errors import CheckpointError, DataError, DivergedError, Interrupted
 from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback, History, PeriodicCheckpoints
@@ -249,7 +251,13 @@ class TrainingRun:
             resume_weights=resume_weights,
             scores=scores,
             schedule=None if ready.schedule is None else ready.schedule.state(),
+            data_sha256=self.data_sha256,
         )
+
+    @cached_property
+    def data_sha256(self) -> str:
+        """The training data's content digest, taken once, when the run first saves."""
+        return content_digest(Path(self.spec.data.path))
 
     def last_good(self) -> Path | None:
         """The newest complete checkpoint of this run, or the one it resumed from."""

@@ -74,11 +74,19 @@ class Encoder:
         """A labelled frame -> float32 y."""
         raise NotImplementedError
 
-    def labelled(self, frame: Any) -> tuple[Any, np.ndarray, np.ndarray | None]:
+    def labelled(
+        self, frame: Any, unknown: str = "error"
+    ) -> tuple[Any, np.ndarray, np.ndarray | None]:
         """(x, y, mask) for evaluate; windows override it (every window with its target, where
         ``inputs`` gives the last one only)."""
-        x, mask = self.inputs(frame)
+        x, mask = self.inputs(frame, unknown=unknown)
         return x, self.targets(frame), mask
+
+    def scored_rows(self, frame: Any, notes: list[str]) -> Any:
+        """The rows of a labelled frame that evaluate scores: those training would have kept
+        (tables leave out rows with no target as ``data.missing`` did); ``notes`` gets a line
+        for the rows left out. By default every row."""
+        return frame
 
     def decode(self, output: np.ndarray, proba: bool = False) -> dict[str, np.ndarray]:
         """Network outputs -> predict's columns: ``prediction`` and, with ``proba``, one

@@ -72,6 +72,8 @@ class Profile:
     sizes: int = 0  # images: distinct sizes among those looked at
     color: str = "grayscale"
     symbols: int = 0  # text: distinct characters
+    split_column: str | None = None  # csv: a column named split of train / validation / test
+    split_counts: dict[str, int] = field(default_factory=dict)  # its rows per part
 
     @property
     def features(self) -> list[Column]:
@@ -85,7 +87,7 @@ class Profile:
 
     @property
     def _structure(self) -> tuple[str | None, ...]:
-        return (self.id_column, self.order_column, self.time_column)
+        return (self.id_column, self.order_column, self.time_column, self.split_column)
 
     @property
     def missing(self) -> int:
@@ -153,10 +155,12 @@ def table(path: Path, target: str | None) -> Profile:
         )
     if target is not None:
         check_names([target], "--target", header, path.name, error=SpecError)
-    name = target or header[-1]
+    split, counts = split_column(frame, [n for n in header if n != target])
+    name = target or [n for n in header if n != split][-1]
     columns = {n: column(frame, n) for n in header if n != name}
     target_column = column(frame, name, keep=None)  # every class, in output order
     found = Profile("csv", path, rows=len(frame), delimiter=delimiter, target=target_column)
+    found.split_column, found.split_counts = split, counts
     found.columns, found.target_given = list(columns.values()), target is not None
     found.task = task_of(found.target, len(frame))
     if found.task == "classification":
@@ -167,6 +171,21 @@ def table(path: Path, target: str | None) -> Profile:
 
 
 SHOW_VALUES = 1000  # distinct values a Column keeps (classes are fewer)
+
+
+def split_column(frame: pd.DataFrame, names: list[str]) -> tuple[str | None, dict[str, int]]:
+    """(a column named ``split`` in any case whose every cell is train, validation or test in
+    any case, with some train rows; its rows per part), or (None, {})."""
+    from nncli.data.split import MARKS
+
+    for name in names:
+        if name.lower() != "split":
+            continue
+        marks = np.char.lower(cell_text(frame[name])[0].astype(str))
+        counts = {mark: int((marks == mark).sum()) for mark in MARKS}
+        if sum(counts.values()) == len(marks) and counts["train"]:
+            return name, counts
+    return None, {}
 
 
 def column(frame: pd.DataFrame, name: str, keep: int | None = SHOW_VALUES) -> Column:

@@ -183,6 +183,10 @@ class SequenceEncoder(Encoder):
         frame = data if not isinstance(data, (str, Path)) else self.read_frame(data)
         return self.inputs(frame, unknown)[0]
 
+    def scored_rows(self, frame: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+        """The table's rule: the rows training would have kept under ``data.missing``."""
+        return self.table.scored_rows(frame, notes)
+
     def targets(self, frame: pd.DataFrame, groups: Groups | None = None) -> np.ndarray:
         """y (N, K) per sequence, or (N, T, K) per step (zeros after the end)."""
         groups = groups or self.group(frame)
@@ -315,7 +319,8 @@ def load(
     features, categorical = _columns(cfg, list(frame.columns), path)
     if input_form == "ids":
         check_token_column(features, categorical, path)
-    frame = apply_missing(frame, features, [cfg.target], cfg.missing, [])
+    notes: list[str] = []  # rows left out for missing values
+    frame = apply_missing(frame, features, [cfg.target], cfg.missing, [], notes=notes)
     numeric = numeric_features(frame, features, categorical, [])
     codes = check_targets(frame, [cfg.target], task, loss, [])
     groups = group(frame, cfg.id, cfg.order)
@@ -360,4 +365,5 @@ def load(
         mask_train=m_tr,
         mask_val=m_va,
         mask_test=m_te,
+        warnings=notes,
     )

@@ -17,6 +17,7 @@ from nncli.errors import DataError, SpecError
 from nncli.training.batching import STREAM_SPLIT, rng_for
 
 PARTS = ("validation", "test")
+MARKS = ("train", "validation", "test")  # a split column's values (any case)
 
 
 def part_size(fraction: float, n_rows: int) -> int:
@@ -69,6 +70,30 @@ def split_parts(
                 field=f"data.{part}_split",
             )
     return files, rows
+
+
+def marked_parts(
+    marks: np.ndarray, seed: int, validation_split: float = 0.0, strata: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A split column's values (N,), each one of MARKS -> sorted (train, validation, test) rows.
+
+    With ``validation_split`` and no row marked validation, that fraction of the rows marked
+    train becomes the validation part, drawn as ``split_rows`` draws (seeded, stratified).
+    """
+    train, validation, test = (np.flatnonzero(marks == mark) for mark in MARKS)
+    if validation_split > 0 and len(validation):
+        raise DataError(
+            f"the split column marks {len(validation)} rows validation; leave validation_split "
+            "out, or mark none",
+            field="data.validation_split",
+        )
+    if len(train) and validation_split > 0:
+        sub = None if strata is None else strata[train]
+        kept, taken, _ = split_rows(len(train), seed, validation_split, 0.0, sub)
+        train, validation = train[kept], train[taken]
+    if not len(train):
+        raise DataError("the split column marks no train rows", field="data.split_column")
+    return train, validation, test
 
 
 def take_part(

@@ -15,7 +15,6 @@ import numpy as np
 from nncli.data.csv_reader import (
     all_numbers,
     canonical_numbers,
-    cell_missing,
     cell_numbers,
     cell_text,
     describe_rows,
@@ -26,7 +25,8 @@ from nncli.data.csv_reader import (
 from nncli.data.dataset import Dataset, task_for_loss
 from nncli.data.header import check_names, feature_columns
 from nncli.data.labels import check_class_count
-from nncli.data.split import split_parts
+from nncli.data.missing import apply_missing
+from nncli.data.split import MARKS, marked_parts, split_parts
 from nncli.data.table_encoder import TabularEncoder
 from nncli.errors import DataError, SpecError
 
@@ -69,12 +69,19 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
     delimiter = getattr(cfg, "delimiter", ",")
     frame = read_table(path, na_values, numbers=True, delimiter=delimiter)
     targets, features, categorical = _columns(cfg, list(frame.columns), path)
-    frame = apply_missing(frame, features, targets, missing, na_values)
+    notes: list[str] = []  # rows left out for missing values, id-like columns
+    frame = apply_missing(frame, features, targets, missing, na_values, notes=notes)
     numeric = numeric_features(frame, features, categorical, na_values)
     strata = check_targets(frame, targets, task, loss, na_values)
     text_features = [name for name in features if name not in [*numeric, *categorical]]
-    notes = id_like_warnings(frame, text_features, na_values)
-    files, (train, val, test) = split_parts(cfg, len(frame), seed, strata, "rows")
+    notes += id_like_warnings(frame, text_features, na_values)
+    split = getattr(cfg, "split_column", None)
+    if split:  # the file's own split; validation_split may draw from its train rows
+        files = {}
+        marks = split_marks(frame, split, na_values)
+        train, val, test = marked_parts(marks, seed, float(cfg.validation_split), strata)
+    else:
+        files, (train, val, test) = split_parts(cfg, len(frame), seed, strata, "rows")
     encoder = TabularEncoder.fit(
         frame.iloc[train],
         features=features,
@@ -91,7 +98,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
     def encode(part: str, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         if files.get(part):
             other = encoder.read_frame(resolve(files[part], base_dir), numbers=True)
-            other = apply_missing(other, features, targets, missing, na_values, check=True)
+            other = apply_missing(other, features, targets, missing, na_values, True, notes)
             return encoder.transform(other), encoder.targets(other)
         if part != "train" and len(rows) == 0:
             return None, None
@@ -106,55 +113,35 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
 
 
 def _columns(cfg: Any, header: list[str], path: Path) -> tuple[list[str], list[str], list[str]]:
-    """(targets, features, categorical) column names, each checked against the header."""
+    """(targets, features, categorical) column names, each checked against the header; the
+    split column is none of them."""
     targets = [cfg.target] if isinstance(cfg.target, str) else list(cfg.target)
     check_names(targets, "data.target", header, path.name)
-    features, categorical = feature_columns(cfg, header, targets, "the target", path.name)
+    reserved, role = targets, "the target"
+    split = getattr(cfg, "split_column", None)
+    if split:
+        check_names([split], "data.split_column", header, path.name)
+        if split in targets:
+            raise SpecError(f"column {split!r} is the target", field="data.split_column")
+        reserved, role = [*targets, split], "the target or the split column"
+    features, categorical = feature_columns(cfg, header, reserved, role, path.name)
     return targets, features, categorical
 
 
-def apply_missing(
-    frame: pd.DataFrame,
-    features: list[str],
-    targets: list[str],
-    policy: str,
-    na_values: Sequence[str],
-    check: bool = False,
-) -> pd.DataFrame:
-    """Apply ``missing: error | drop | fill`` to a labelled frame -> the rows to train on.
-
-    error: a DataError naming the column and rows. drop: rows with any missing value go.
-    fill: only rows with a missing target go; the encoder fills features. ``check``: first
-    check that the frame has every column (for separate validation/test files).
-    """
-    if check:
-        absent = [name for name in [*features, *targets] if name not in frame.columns]
-        if absent:
-            raise DataError(f"missing columns: {describe_values(absent)}", where=source_of(frame))
-    missing = {name: cell_missing(frame[name], na_values) for name in [*targets, *features]}
-    if policy == "error":
-        for name, mask in missing.items():
-            if mask.any():
-                raise DataError(
-                    f"column {name!r} has missing values on {describe_rows(frame, mask)}; "
-                    "set data.missing to drop or fill",
-                    where=source_of(frame),
-                )
-    dropped = np.zeros(len(frame), dtype=bool)
-    for name, mask in missing.items():
-        if name in targets or policy == "drop":
-            dropped |= mask
-    if dropped.all():
-        columns = [name for name, mask in missing.items() if mask.any()]
+def split_marks(frame: pd.DataFrame, name: str, na_values: Sequence[str]) -> np.ndarray:
+    """The split column ``name`` -> each row's part (N,), lower case; DataError naming the
+    lines of any other value or an empty cell."""
+    text, missing = cell_text(frame[name], na_values)
+    marks = np.array([value.lower() for value in text.astype(str)], dtype=object)
+    bad = missing | ~np.isin(marks, MARKS)
+    if bad.any():
         raise DataError(
-            f"no rows left after dropping all {len(frame)} rows for missing values (in "
-            f"{describe_values(columns)})"
-            + (
-                "; data.missing: fill keeps rows with a missing feature" if policy == "drop" else ""
-            ),
+            f"split column {name!r} holds {describe_values(text[bad])} on "
+            f"{describe_rows(frame, bad)}; expected train, validation or test (any case)",
             where=source_of(frame),
+            field="data.split_column",
         )
-    return frame.iloc[np.flatnonzero(~dropped)] if dropped.any() else frame
+    return marks
 
 
 def numeric_features(

@@ -32,6 +32,7 @@ from nncli.data.csv_reader import (
 )
 from nncli.data.dataset import class_predictions, state_text, state_texts, task_for_loss
 from nncli.data.encoder import Encoder
+from nncli.data.missing import apply_missing
 from nncli.errors import DataError, ShapeError, SpecError
 
 if TYPE_CHECKING:
@@ -190,6 +191,21 @@ class TabularEncoder(Encoder):
         for name in names:
             absent |= cell_missing(frame[name], self.na_values)
         return ~absent
+
+    def scored_rows(self, frame: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+        """The rows training would have kept under its ``data.missing`` (fill: those with a
+        target; drop: those with every value); error keeps them all, to be refused by name."""
+        names = [*self.feature_columns, *self.target_columns]
+        if self.missing == "error" or any(name not in frame.columns for name in names):
+            return frame  # transform and targets name the missing column or value
+        return apply_missing(
+            frame,
+            self.feature_columns,
+            self.target_columns,
+            self.missing,
+            self.na_values,
+            notes=notes,
+        )
 
     def targets(self, frame: pd.DataFrame) -> np.ndarray:
         """Labelled frame -> float32 y: one-hot (N, K), 0/1 (N, 1) or raw values (N, k)."""

@@ -265,7 +265,9 @@ class TextEncoder(Encoder):
         frame = data if isinstance(data, TextFile) else self.read_frame(data)
         return self.inputs(frame, unknown)[0]
 
-    def labelled(self, frame: TextFile) -> tuple[OneHotWindows, OneHotWindows, None]:
+    def labelled(
+        self, frame: TextFile, unknown: str = "error"
+    ) -> tuple[OneHotWindows, OneHotWindows, None]:
         """Every window of the text (``stride`` apart) and its shifted targets, for evaluate."""
         ids = self.ids(frame)
         need = self.sequence_length + 1

@@ -134,7 +134,9 @@ class TimeseriesEncoder(Encoder):
         frame = data if not isinstance(data, (str, Path)) else self.read_frame(data)
         return self.inputs(frame, unknown)[0]
 
-    def labelled(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, None]:
+    def labelled(
+        self, frame: pd.DataFrame, unknown: str = "error"
+    ) -> tuple[np.ndarray, np.ndarray, None]:
         """Every window of the file that has a target (``stride`` apart): x, y, no mask."""
         need = self.window + self.horizon
         if len(frame) < need:

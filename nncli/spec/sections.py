@@ -88,6 +88,30 @@ class CsvData(_Splits):
     delimiter: Delimiter = ","
     validation: OptFilePath = None
     test: OptFilePath = None
+    split_column: OptText = None  # a column of train / validation / test: the file's own split
+
+    @model_validator(mode="after")
+    def _split_column_decides(self) -> CsvData:
+        """With ``split_column`` the column gives each row its part: no other file or test
+        fraction; ``validation_split`` (default 0 then) draws from the rows it marks train."""
+        column = self.split_column
+        if column is None:
+            return self
+        given = self.model_fields_set
+        for key in ("validation", "test"):
+            if getattr(self, key) is not None:
+                raise Invalid.one(
+                    f"the rows' parts come from split_column {column!r}; leave {key} out", (key,)
+                )
+        if "test_split" in given and self.test_split > 0:
+            raise Invalid.one(
+                f"the test rows are those split_column {column!r} marks test; leave test_split out",
+                ("test_split",),
+            )
+        for key in ("validation_split", "test_split"):
+            if key not in given:
+                setattr(self, key, 0.0)
+        return self
 
 
 class Augment(Section):

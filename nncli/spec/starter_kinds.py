@@ -107,7 +107,7 @@ def csv_starter(found: Profile, path: str) -> tuple[list[str], Training]:
         *_column_lines(found),
         pair("normalize", "standard", "numbers to mean 0, std 1 (training rows): one scale", 1),
         *_missing_lines(found),
-        pair("validation_split", "0.2", "20% of rows held out to check on unseen rows", 1),
+        *_split_lines(found),
     ]
     inputs = len(found.features)
     model = [
@@ -119,9 +119,25 @@ def csv_starter(found: Profile, path: str) -> tuple[list[str], Training]:
         ),
         _output_layer(found),
     ]
-    rows = found.rows - found.target.missing
-    training = Training(0.003, 100, _batch(rows - part_size(0.2, rows), 32), 10, "rows")
+    rows = found.split_counts.get("train", found.rows - found.target.missing)
+    held = 0 if found.split_counts.get("validation") else part_size(0.2, rows)
+    training = Training(0.003, 100, _batch(rows - held, 32), 10, "rows")
     return data + ["", *model], training
+
+
+def _split_lines(found: Profile) -> list[str]:
+    """``validation_split``, or the file's own ``split_column`` (and a validation part drawn
+    from the rows it marks train when it marks none validation)."""
+    validation = pair("validation_split", "0.2", "20% of rows held out to check on unseen rows", 1)
+    if found.split_column is None:
+        return [validation]
+    parts = ", ".join(f"{part} {n}" for part, n in found.split_counts.items() if n)
+    why = f"the file's own split, rows per part: {parts}"
+    lines = [pair("split_column", scalar(found.split_column), why, 1)]
+    if not found.split_counts.get("validation"):
+        why = "20% of the rows marked train held out to check on unseen rows"
+        lines.append(pair("validation_split", "0.2", why, 1))
+    return lines
 
 
 def _data_head(kind: str, why: str, path: str) -> list[str]:

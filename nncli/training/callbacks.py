@@ -189,3 +189,28 @@ def kept_value(history: History, monitor: str) -> float:
     if not history.epochs:
         return math.nan
     return float(history.epochs[-1].get(monitor, math.nan))
+
+
+FIRST = ("loss", "accuracy", "rmse", "mae")  # the epoch line's order; other metrics follow
+NOT_METRICS = ("epoch", "time", "lr", "grad_norm")
+
+
+def beside(logs: dict[str, float], monitor: str) -> str:
+    """An epoch's other metrics of the monitor's set, for the lines that name a best epoch:
+    the validation ones beside a ``val_*`` monitor, the training ones beside any other, e.g.
+    ``val_accuracy 0.9333, val_f1 0.9`` beside val_loss ("" when there are none)."""
+    validation = monitor.startswith("val_")
+
+    def rank(name: str) -> tuple[int, str]:
+        bare = name.removeprefix("val_")
+        return (FIRST.index(bare) if bare in FIRST else len(FIRST), bare)
+
+    names = [
+        name
+        for name, value in logs.items()
+        if name != monitor
+        and name not in NOT_METRICS
+        and name.startswith("val_") == validation
+        and not math.isnan(float(value))
+    ]
+    return ", ".join(f"{name} {float(logs[name]):.4g}" for name in sorted(names, key=rank))
