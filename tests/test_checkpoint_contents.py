@@ -8,7 +8,6 @@ or field.
 
 from __future__ import annotations
 
-import resource
 import shutil
 import subprocess
 import sys
@@ -252,9 +251,12 @@ LIMIT = 3 * 2**29  # 1.5 GiB of address space: a load that allocates its config'
 
 
 def _limited() -> None:
+    import resource  # POSIX only
+
     resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS binds on Linux")
 @pytest.mark.parametrize("units", [25_000_000, 10**12])
 def test_a_huge_declared_layer_exits_4_within_a_memory_limit(trained, tmp_path, units):
     """27 KB that declare a (25000000, 4) weight cost 2.8 GB before the check was made before
