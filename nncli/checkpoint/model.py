@@ -12,11 +12,12 @@ import numpy as np
 
 from nncli import checkpoint
 from nncli.backend import Backend, get_backend, versions
+from nncli.checkpoint.contents import Contents, check_built, layer_check
 from nncli.engine import LOSSES
 from nncli.engine.losses import Loss
 from nncli.engine.network import Sequential
 from nncli.engine.optimizers import Optimizer
-from nncli.errors import CheckpointError, NncliError, ShapeError
+from nncli.errors import CheckpointError, NncliError
 from nncli.training.callbacks import History
 
 
@@ -125,34 +126,20 @@ def save(
     checkpoint.save(path, ckpt)
 
 
-def check_shapes(layers: list[checkpoint.LayerRecord], net: Sequential) -> None:
-    """ShapeError when a stored array disagrees with the network its layer configs and input
-    shape built (``net``), naming the first such array and the layer's settings."""
-    built = {**net.named_parameters(), **net.named_state()}
-    for record in layers:
-        for name, array in {**record.params, **record.state}.items():
-            expected = built.get(f"{record.index}.{record.type}.{name}")
-            if expected is None or tuple(expected.shape) == array.shape:
-                continue  # a missing array is named when the weights are set
-            layer = net.layers[record.index]
-            settings = ", ".join(f"{k}: {v}" for k, v in record.config.items() if k != "type")
-            raise ShapeError(
-                f"/model/{record.index}.{record.type} has a {name} of shape {array.shape}, but "
-                f"its config ({settings}) on input {layer.in_shape} builds {tuple(expected.shape)}"
-            )
-
-
 def load(path: str | Path, device: str = "cpu", dtype: str | None = None) -> Model:
-    """Rebuild the network of a checkpoint and load its weights (CheckpointError on any doubt)."""
+    """Rebuild the network of a checkpoint and load its weights, checking everything in it
+    against everything else first (``contents.py``; CheckpointError on any doubt)."""
     path = Path(path)
     ckpt = checkpoint.load(path)
-    data = ckpt.data
+    data, check = ckpt.data, Contents(path)
+    input_shape = check.input_shape(data)
+    check.data(data)
+    check.layers(ckpt.layers)
     backend: Backend = get_backend(device, dtype or str(data.get("dtype", "float32")))
     try:
-        input_shape = tuple(int(d) for d in np.asarray(data["input_shape"]).ravel())
-        configs = [dict(layer.config) for layer in sorted(ckpt.layers, key=lambda r: r.index)]
-        net = Sequential(configs, input_shape, backend=backend)
-        check_shapes(ckpt.layers, net)
+        records = sorted(ckpt.layers, key=lambda r: r.index)
+        configs = [dict(layer.config) for layer in records]
+        net = Sequential(configs, input_shape, backend=backend, check=layer_check(records))
         net.set_weights(
             {
                 f"{r.index}.{r.type}.{k}": v
@@ -169,6 +156,7 @@ def load(path: str | Path, device: str = "cpu", dtype: str | None = None) -> Mod
         raise CheckpointError(
             f"not a complete nncli model ({type(exc).__name__}: {exc})", where=str(path)
         ) from None
+    check_built(ckpt, net, path)
     return Model(
         net=net,
         loss=loss,

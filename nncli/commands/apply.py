@@ -17,6 +17,9 @@ def stored_encoder(model: model_io.Model, what: str = "data") -> Any:
     """The fitted encoder a checkpoint stores; CheckpointError when its state is incomplete."""
     try:
         return data.encoder_from_state(model.encoder_state)
+    except CheckpointError as exc:  # raised inside the encoder's state: name the file
+        exc.where = exc.where or str(model.path)
+        raise
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(
             f"the stored {what} encoder is incomplete ({exc})", where=str(model.path)

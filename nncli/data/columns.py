@@ -8,6 +8,7 @@ its checkpoint state and rebuilds from it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from nncli.data.csv_reader import all_numbers, canonical_numbers
 from nncli.data.dataset import state_texts
 from nncli.data.labels import label_order
 from nncli.data.onehot import one_hot
-from nncli.errors import DataError
+from nncli.errors import CheckpointError, DataError
 
 
 @dataclass
@@ -102,15 +103,40 @@ def numeric_state(columns: list[NumericColumn], fill: bool = True) -> dict:
     return state
 
 
-def numeric_from_state(part: dict) -> list[NumericColumn]:
-    """``numeric_state()`` -> the columns (fill 0 when it was not stored)."""
+def numeric_from_state(part: dict, where: str = "numeric") -> list[NumericColumn]:
+    """``numeric_state()`` -> the columns (fill 0 when it was not stored); CheckpointError at
+    ``where``/offset, /scale or /fill unless each holds one finite number a column, and at
+    /scale for a scale that is not positive: it divides every value of its column."""
+    names = state_texts(part["columns"])
+    offset, scale = (per_column(part[key], names, f"{where}/{key}") for key in ("offset", "scale"))
     fill = part.get("fill")
-    return [
-        NumericColumn(
-            name,
-            float(part["offset"][i]),
-            float(part["scale"][i]),
-            0.0 if fill is None else float(fill[i]),
+    fill = np.zeros(len(names)) if fill is None else per_column(fill, names, f"{where}/fill")
+    if not (scale > 0).all():
+        k = int(np.argmin(scale > 0))
+        found = f"found {scale[k]:g} for column {names[k]!r}"
+        raise CheckpointError(
+            f"expected positive scales (x / scale), {found}", field=f"{where}/scale"
         )
-        for i, name in enumerate(state_texts(part["columns"]))
+    return [
+        NumericColumn(name, float(o), float(s), float(f))
+        for name, o, s, f in zip(names, offset, scale, fill, strict=True)
     ]
+
+
+def per_column(values: Any, names: list[str], field: str) -> np.ndarray:
+    """A stored state's numbers -> float64 (len(names),); CheckpointError at ``field`` for
+    another count or a number that is not finite."""
+    try:
+        a = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        a = None
+    if a is None or a.shape != (len(names),):
+        found = f"found {'text' if a is None else f'shape {a.shape}'}"
+        raise CheckpointError(
+            f"expected {len(names)} numbers, one per column, {found}", field=field
+        )
+    if not np.isfinite(a).all():
+        k = int(np.argmin(np.isfinite(a)))
+        found = f"found {a[k]} for column {names[k]!r}"
+        raise CheckpointError(f"expected finite numbers, {found}", field=field)
+    return a

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from nncli.data.encoder import Encoder
+from nncli.errors import CheckpointError
 
 CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
 
@@ -32,6 +33,17 @@ def state_text(value: Any) -> str:
 def state_texts(values: Any) -> list[str]:
     """Stored strings (a list or an array, of str or bytes) -> list[str]."""
     return [state_text(v) for v in (values.tolist() if isinstance(values, np.ndarray) else values)]
+
+
+def distinct_texts(values: Any, field: str) -> list[str]:
+    """Stored strings that each name one thing (labels, categories, symbols) -> list[str];
+    CheckpointError at ``field`` for one that appears twice (which would it mean?)."""
+    texts, seen = state_texts(values), set()
+    for text in texts:
+        if text in seen:
+            raise CheckpointError(f"{text!r} appears twice: each must name one thing", field=field)
+        seen.add(text)
+    return texts
 
 
 def class_predictions(

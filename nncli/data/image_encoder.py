@@ -12,7 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from nncli.data.dataset import class_predictions, state_text, state_texts, task_for_loss
+from nncli.data.dataset import (
+    class_predictions,
+    distinct_texts,
+    state_text,
+    task_for_loss,
+)
 from nncli.data.encoder import Encoder
 from nncli.data.image_files import CHANNELS, ImageFrame, read_frame
 from nncli.data.onehot import one_hot
@@ -184,12 +189,13 @@ class ImageEncoder(Encoder):
             raise ValueError(f"unknown color {color!r}")
         mean = np.asarray(state["mean"], dtype=np.float64).reshape(-1)
         std = np.asarray(state["std"], dtype=np.float64).reshape(-1)
-        if len(mean) != CHANNELS[color] or len(std) != CHANNELS[color] or not (std > 0).all():
+        fits = len(mean) == len(std) == CHANNELS[color] and np.isfinite([*mean, *std]).all()
+        if not fits or not (std > 0).all():
             raise ValueError(f"channel statistics do not fit {color} images")
         size = [int(v) for v in np.asarray(state["image_size"]).reshape(-1)]
         if len(size) != 2 or min(size) < 1:
             raise ValueError(f"bad image_size {size}")
-        labels = state_texts(state["labels"])
+        labels = distinct_texts(state["labels"], "labels")
         encoder = cls(
             labels,
             state_text(state["loss"]),

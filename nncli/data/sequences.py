@@ -34,7 +34,7 @@ from nncli.data.header import check_names, feature_columns
 from nncli.data.split import split_parts
 from nncli.data.table import apply_missing, check_targets, numeric_features, resolve
 from nncli.data.table_encoder import TabularEncoder
-from nncli.errors import DataError, ShapeError, SpecError
+from nncli.errors import CheckpointError, DataError, ShapeError, SpecError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -257,8 +257,13 @@ class SequenceEncoder(Encoder):
 
     @classmethod
     def from_state(cls, state: dict) -> SequenceEncoder:
+        try:
+            table = TabularEncoder.from_state(state["table"])
+        except CheckpointError as exc:  # its place in this state
+            exc.field = f"table/{exc.field}" if exc.field else "table"
+            raise
         return cls(
-            TabularEncoder.from_state(state["table"]),
+            table,
             state_text(state["id"]),
             state_text(state["order"]) or None,
             state_text(state["target_per"]),

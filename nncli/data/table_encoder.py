@@ -30,7 +30,13 @@ from nncli.data.csv_reader import (
     require_columns,
     source_of,
 )
-from nncli.data.dataset import class_predictions, state_text, state_texts, task_for_loss
+from nncli.data.dataset import (
+    class_predictions,
+    distinct_texts,
+    state_text,
+    state_texts,
+    task_for_loss,
+)
 from nncli.data.encoder import Encoder
 from nncli.data.missing import apply_missing
 from nncli.errors import DataError, ShapeError, SpecError
@@ -312,10 +318,11 @@ class TabularEncoder(Encoder):
         }
         cat_fill = state_texts(cat.get("fill", []))
         for i, name in enumerate(state_texts(cat.get("columns", []))):
+            categories = distinct_texts(cat["categories"][str(i)], f"categorical/categories/{i}")
             columns[name] = CategoricalColumn(
-                name, state_texts(cat["categories"][str(i)]), bool(cat["numeric"][i]), cat_fill[i]
+                name, categories, bool(cat["numeric"][i]), cat_fill[i]
             )
-        loss, labels = state_text(state["loss"]), state_texts(state.get("labels", []))
+        loss, labels = state_text(state["loss"]), distinct_texts(state.get("labels", []), "labels")
         targets = state_texts(state["targets"])
         label_column = None
         if task_for_loss(loss) == "classification":

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from nncli.data.dataset import Dataset, state_text, state_texts
+from nncli.data.dataset import Dataset, distinct_texts, state_text
 from nncli.data.encoder import Encoder
 from nncli.data.onehot import one_hot
 from nncli.data.split import part_size
@@ -315,7 +315,7 @@ class TextEncoder(Encoder):
     @classmethod
     def from_state(cls, state: dict) -> TextEncoder:
         return cls(
-            state_texts(state["vocabulary"]),
+            distinct_texts(state["vocabulary"], "vocabulary"),
             state_text(state["level"]),
             int(state["sequence_length"]),
             int(state["stride"]),

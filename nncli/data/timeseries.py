@@ -222,8 +222,8 @@ class TimeseriesEncoder(Encoder):
     @classmethod
     def from_state(cls, state: dict) -> TimeseriesEncoder:
         encoder = cls(
-            numeric_from_state(state["inputs"]),
-            numeric_from_state(state["targets"]),
+            numeric_from_state(state["inputs"], "inputs"),
+            numeric_from_state(state["targets"], "targets"),
             int(state["window"]),
             int(state["horizon"]),
             int(state.get("stride", 1)),

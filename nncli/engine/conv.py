@@ -65,17 +65,21 @@ class Conv2D(Layer):
         if self.activation is not None:
             self.activation.inplace = True  # y is this layer's own fresh array
 
+    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        shapes = {"weight": (self.filters, in_shape[0], *self.kernel_size)}
+        return {**shapes, "bias": (self.filters,)} if self.use_bias else shapes
+
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         self.windows = windows.plan(
             self.label, in_shape, self.kernel_size, self.strides, self.padding
         )
         self.size_notes, self.warnings = list(self.windows.notes), list(self.windows.warnings)
+        shapes = self.array_shapes(in_shape)
         channels, (kh, kw) = in_shape[0], self.kernel_size
         fan_in, fan_out = channels * kh * kw, self.filters * kh * kw
-        shape = (self.filters, channels, kh, kw)
-        self.params["weight"] = self.kernel_initializer(shape, fan_in, fan_out, rng)
+        self.params["weight"] = self.kernel_initializer(shapes["weight"], fan_in, fan_out, rng)
         if self.use_bias:
-            self.params["bias"] = self.bias_initializer((self.filters,), fan_in, fan_out, rng)
+            self.params["bias"] = self.bias_initializer(shapes["bias"], fan_in, fan_out, rng)
         return (self.filters, *self.windows.out_size)
 
     def forward(self, x: Any, training: bool = False) -> Any:

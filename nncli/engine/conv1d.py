@@ -131,16 +131,20 @@ class Conv1D(Layer):
         if self.activation is not None:
             self.activation.inplace = True  # z is this layer's own fresh array
 
-    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
         if len(in_shape) != 2:
             raise SpecError(f"{self.label} expects (N, T, F) input, got (N, {in_shape})")
+        shapes = {"weight": (self.filters, in_shape[1], self.windows.size)}
+        return {**shapes, "bias": (self.filters,)} if self.use_bias else shapes
+
+    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+        shapes = self.array_shapes(in_shape)
         steps, channels, k = in_shape[0], in_shape[1], self.windows.size
         out = self.windows.check_length(self.label, steps)
         fan_in, fan_out = channels * k, self.filters * k
-        shape = (self.filters, channels, k)
-        self.params["weight"] = self.kernel_initializer(shape, fan_in, fan_out, rng)
+        self.params["weight"] = self.kernel_initializer(shapes["weight"], fan_in, fan_out, rng)
         if self.use_bias:
-            self.params["bias"] = self.bias_initializer((self.filters,), fan_in, fan_out, rng)
+            self.params["bias"] = self.bias_initializer(shapes["bias"], fan_in, fan_out, rng)
         return (out, self.filters)
 
     def forward(self, x: Any, training: bool = False) -> Any:

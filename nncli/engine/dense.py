@@ -43,13 +43,18 @@ class Dense(Layer):
         if self.activation is not None:
             self.activation.inplace = True  # z is this layer's own fresh array
 
-    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
         if self.units == "auto":
             raise ValueError("units: auto must be resolved from the data before build")
+        shapes = {"weight": (self.units, in_shape[-1])}
+        return {**shapes, "bias": (self.units,)} if self.use_bias else shapes
+
+    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+        shapes = self.array_shapes(in_shape)
         fan_in, units = in_shape[-1], self.units
-        self.params["weight"] = self.kernel_initializer((units, fan_in), fan_in, units, rng)
+        self.params["weight"] = self.kernel_initializer(shapes["weight"], fan_in, units, rng)
         if self.use_bias:
-            self.params["bias"] = self.bias_initializer((units,), fan_in, units, rng)
+            self.params["bias"] = self.bias_initializer(shapes["bias"], fan_in, units, rng)
         return (*in_shape[:-1], units)
 
     def forward(self, x: Any, training: bool = False) -> Any:

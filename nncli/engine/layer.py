@@ -66,6 +66,12 @@ class Layer:
         self.initializers: dict[str, Initializer] = {}  # field -> initialiser given in the spec
 
     # -- to override -------------------------------------------------------------------------
+    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        """The shape of every parameter and state array ``_build`` makes for ``in_shape``,
+        worked out without making one: a checkpoint's loader compares them with the arrays it
+        holds before anything is allocated. Layers without arrays keep this default."""
+        return {}
+
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         """Make parameters (on the host, from ``rng``) and return the output shape."""
         return in_shape

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,8 @@ class Sequential:
 
     ``layers`` are configs (or Layer objects); ``input_shape`` leaves out the batch, e.g. (4,)
     or (1, 28, 28). Parameters are drawn on the host from ``seed``, then moved to ``backend``.
+    ``check(layer, in_shape)``, when given, sees each layer before it is built (a checkpoint's
+    loader compares ``layer.array_shapes(in_shape)`` with the arrays it holds).
 
     After the build every parameter is a view into one 1-D buffer and every gradient a view
     into another (``named_parameters`` / ``named_gradients`` hand them over as
@@ -43,7 +46,12 @@ class Sequential:
     """
 
     def __init__(
-        self, layers: list[Any], input_shape: Shape, backend: Backend | None = None, seed: int = 0
+        self,
+        layers: list[Any],
+        input_shape: Shape,
+        backend: Backend | None = None,
+        seed: int = 0,
+        check: Callable[[Layer, Shape], None] | None = None,
     ):
         if not layers:
             raise SpecError("expected at least one layer, got none", field="layers")
@@ -53,6 +61,8 @@ class Sequential:
         rng = np.random.default_rng(seed)
         shape = self.input_shape
         for layer in self.layers:
+            if check is not None:  # may refuse the layer before it allocates its arrays
+                check(layer, shape)
             shape = layer.build(shape, self.backend, rng)
             if any(d < 1 for d in shape):
                 raise SpecError(f"{layer.label} gives an empty output {shape}", field="layers")

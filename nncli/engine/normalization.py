@@ -60,10 +60,14 @@ class BatchNorm(Layer):
         self.momentum = checks.number("momentum", momentum, 0.0, 1.0)
         self.epsilon = checks.number("epsilon", epsilon, 0.0, low_open=True)
 
-    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
         if len(in_shape) not in (1, 2, 3):
             raise ShapeError(f"{self.label} expects (N, F), (N, T, F) or (N, C, H, W) input")
-        channels = in_shape[0] if len(in_shape) == 3 else in_shape[-1]
+        channels = (in_shape[0] if len(in_shape) == 3 else in_shape[-1],)
+        return dict.fromkeys(("weight", "bias", "running_mean", "running_var"), channels)
+
+    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+        (channels,) = self.array_shapes(in_shape)["weight"]
         self.axes = {1: (0,), 2: (0, 1), 3: (0, 2, 3)}[len(in_shape)]
         self.broadcast = {1: (1, -1), 2: (1, 1, -1), 3: (1, -1, 1, 1)}[len(in_shape)]
         self.any_steps = len(in_shape) == 2  # sequences: the steps differ between batches
@@ -173,6 +177,9 @@ class LayerNorm(Layer):
     def __init__(self, epsilon: float = 1e-5):
         super().__init__(None)
         self.epsilon = checks.number("epsilon", epsilon, 0.0, low_open=True)
+
+    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        return {"weight": in_shape[-1:], "bias": in_shape[-1:]}
 
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         self.params["weight"] = np.ones(in_shape[-1])

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nncli.engine import checks, fused, kernels, lstm_fused
-from nncli.engine.bidirectional import Reverse
+from nncli.engine.bidirectional import SUFFIX, Reverse
 from nncli.engine.cell_activations import CELL_ACTIVATIONS
 from nncli.engine.dense import bias_sum
 from nncli.engine.initializers import Orthogonal
@@ -63,15 +63,24 @@ class Recurrent(Layer):
         )
 
     # -- build and shapes --------------------------------------------------------------------
-    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
         if len(in_shape) != 2:
             got = ", ".join(["N", *map(str, in_shape)])
             raise ShapeError(f"{self.label} expects sequences (N, T, F), got ({got})")
+        size = self.gates * self.units
+        shapes = {"weight_ih": (size, in_shape[1]), "weight_hh": (size, self.units)}
+        shapes |= {name: (size,) for name in self.bias_names}
+        if self.bidirectional:  # the twin's, under the same names ending in _reverse
+            shapes |= {name + SUFFIX: shape for name, shape in shapes.items()}
+        return shapes
+
+    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+        shapes = self.array_shapes(in_shape)
         steps, features = in_shape
         size = self.gates * self.units
-        self.params["weight_ih"] = self.kernel_initializer((size, features), features, size, rng)
+        self.params["weight_ih"] = self.kernel_initializer(shapes["weight_ih"], features, size, rng)
         self.params["weight_hh"] = self.recurrent_initializer(
-            (size, self.units), self.units, size, rng
+            shapes["weight_hh"], self.units, size, rng
         )
         for name in self.bias_names:
             self.params[name] = np.zeros(size)  # forget gate included, as in PyTorch
