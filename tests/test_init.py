@@ -57,6 +57,7 @@ def test_every_data_set_gets_a_spec_that_validates_and_smoke_trains(name, tmp_pa
     assert text.count("#") > 10  # every choice has its reason beside it
     result = invoke("validate", spec)
     assert result.exit_code == 0, result.stderr
+    assert "warning" not in result.stdout + result.stderr  # a starter fits its data
     result = invoke("train", spec, "--smoke", "--quiet")
     assert result.exit_code == 0, result.stderr
 
@@ -257,3 +258,41 @@ def test_a_starter_that_would_not_validate_is_caught_as_a_bug(tmp_path, monkeypa
     result = invoke("init", IRIS, "--output", tmp_path / "i.yaml")
     one_error_line(result, 1, "internal error", "does not validate", "dense2")
     assert list(tmp_path.iterdir()) == []  # neither the spec nor its temporary file
+
+
+# -- starters validate without warnings ------------------------------------------------------
+
+
+def _warnings(started) -> list[str]:
+    return [line for line in started.checked if line.startswith("warning")] + started.warnings
+
+
+BLOCKS = {  # image size -> conv + pool blocks: each halves the sides (rounding up), down to 2 or 3
+    (3, 3): 0,
+    (4, 4): 1,
+    (5, 5): 1,
+    (7, 7): 2,
+    (8, 8): 2,
+    (9, 9): 2,
+    (12, 12): 2,
+    (28, 28): 3,
+    (7, 12): 2,
+    (30, 21): 3,
+}
+
+
+@pytest.mark.parametrize("size", sorted(BLOCKS))
+def test_the_image_starter_fits_its_image_size_without_warnings(size, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        for k in range(3):
+            pixels = rng.integers(0, 255, size).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "imgs" / label / f"{k}.png")
+    started = init(tmp_path / "imgs", output=tmp_path / "s.yaml")
+    assert started.profile.image_size == size
+    assert not _warnings(started), _warnings(started)
+    text = started.output.read_text()
+    assert text.count("type: conv2d") == text.count("type: maxpool2d") == BLOCKS[size]
