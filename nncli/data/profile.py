@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nncli.data.csv_reader import cell_numbers, cell_text, read_table
+from nncli.data.formats import foreign
 from nncli.data.header import DELIMITERS, check_names, sniff_delimiter
 from nncli.data.labels import label_order
 from nncli.data.table import ID_ROWS, id_like
@@ -127,6 +128,9 @@ def looks_like_table(path: Path) -> bool:
             "one image; nncli init takes a folder with one sub-folder of images per class",
             where=str(path),
         )
+    other = foreign(path)  # Parquet, Excel, gzip...: named, not read as text
+    if other is not None:
+        raise other
     try:
         with open(path, encoding="utf-8", errors="replace") as file:
             lines = [line for _, line in zip(range(SNIFF_LINES), file, strict=False)]
