@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DATASETS, IRIS, PENGUINS, invoke, one_error_line, sha
+from helpers import DATASETS, IRIS, PENGUINS, invoke, iris_spec, one_error_line, sha
 
 from nncli import spec as spec_module
 from nncli.commands.init import init
@@ -296,3 +296,53 @@ def test_the_image_starter_fits_its_image_size_without_warnings(size, tmp_path):
     assert not _warnings(started), _warnings(started)
     text = started.output.read_text()
     assert text.count("type: conv2d") == text.count("type: maxpool2d") == BLOCKS[size]
+
+
+# -- text among numbers: the loader's rule ---------------------------------------------------
+
+
+def _iris_with(tmp_path: Path, cells: dict[tuple[int, int], str], name: str = "iris.csv") -> Path:
+    """iris.csv with some cells replaced: (line, column) -> text (line 1 is the header)."""
+    lines = IRIS.read_text().splitlines()
+    for (line, col), text in cells.items():
+        fields = lines[line - 1].split(",")
+        fields[col] = text
+        lines[line - 1] = ",".join(fields)
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_typo_among_numbers_stops_init_with_the_loaders_line(tmp_path):
+    data = _iris_with(tmp_path, {(6, 1): "abc"})
+    expected = (
+        f"{data}: column 'sepal_width_cm' holds numbers except 'abc' on line 6 (1 of 150 rows); "
+        "fix those values, list placeholders in data.na_values, or name the column in "
+        "data.categorical"
+    )
+    line = one_error_line(invoke("init", data, "--output", tmp_path / "i.yaml"), 3, expected)
+    assert not (tmp_path / "i.yaml").exists()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(iris_spec("{epochs: 1}"))
+    assert one_error_line(invoke("validate", spec), 3) == line  # the loader says the same
+
+
+def test_a_typo_in_a_number_target_is_named_too(tmp_path):
+    data = _iris_with(tmp_path, {(9, 3): "2x"})  # petal_length_cm
+    header = IRIS.read_text().splitlines()[0].split(",")
+    result = invoke("init", data, "--target", header[3], "--output", tmp_path / "i.yaml")
+    one_error_line(result, 3, f"column '{header[3]}' holds numbers except '2x' on line 9")
+    assert "data.categorical" not in result.stderr  # no remedy for a target
+
+
+def test_placeholders_among_numbers_become_na_values(tmp_path):
+    data = _iris_with(tmp_path, {(6, 1): "?", (9, 2): "?", (12, 0): "NA"})
+    result = invoke("init", data, "--output", tmp_path / "i.yaml")
+    assert result.exit_code == 0, result.stderr
+    assert "3 empty cells are filled (data.missing: fill, counting ?, NA as empty)" in result.stderr
+    text = (tmp_path / "i.yaml").read_text()
+    assert 'na_values: ["?", NA]' in text and "missing: fill" in text
+    assert "categorical" not in text  # the number columns stay numbers
+    assert "# input [4]:" in text
+    trained = invoke("train", tmp_path / "i.yaml", "--smoke", "--quiet")
+    assert trained.exit_code == 0, trained.stderr

@@ -142,8 +142,9 @@ def _notes(found: Profile) -> list[str]:
     if ids:
         notes.append(f"left out like an id (data.exclude): {', '.join(ids)}")
     if found.missing:
+        counted = f", counting {', '.join(found.na_values)} as empty" if found.na_values else ""
         notes.append(
-            f"{found.missing} empty cells are filled (data.missing: fill): numbers with the "
-            "training mean, text with the most frequent value"
+            f"{found.missing} empty cells are filled (data.missing: fill{counted}): numbers "
+            "with the training mean, text with the most frequent value"
         )
     return notes

@@ -22,7 +22,7 @@ from nncli.data.csv_reader import cell_numbers, cell_text, read_table
 from nncli.data.formats import foreign
 from nncli.data.header import DELIMITERS, check_names, sniff_delimiter
 from nncli.data.labels import label_order
-from nncli.data.table import ID_ROWS, id_like
+from nncli.data.table import ID_ROWS, id_like, mostly_numbers, stray_text
 from nncli.errors import DataError, SpecError
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ class Profile:
     sizes: int = 0  # images: distinct sizes among those looked at
     color: str = "grayscale"
     symbols: int = 0  # text: distinct characters
+    na_values: list[str] = field(default_factory=list)  # placeholders ("?") in number columns
 
     @property
     def features(self) -> list[Column]:
@@ -158,9 +159,11 @@ def table(path: Path, target: str | None) -> Profile:
     if target is not None:
         check_names([target], "--target", header, path.name, error=SpecError)
     name = target or header[-1]
-    columns = {n: column(frame, n) for n in header if n != name}
-    target_column = column(frame, name, keep=None)  # every class, in output order
+    na_values = placeholders(frame)
+    columns = {n: column(frame, n, na_values=na_values) for n in header if n != name}
+    target_column = column(frame, name, None, na_values, target=True)  # every class, in order
     found = Profile("csv", path, rows=len(frame), delimiter=delimiter, target=target_column)
+    found.na_values = na_values
     found.columns, found.target_given = list(columns.values()), target is not None
     found.task = task_of(found.target, len(frame))
     if found.task == "classification":
@@ -173,11 +176,22 @@ def table(path: Path, target: str | None) -> Profile:
 SHOW_VALUES = 1000  # distinct values a Column keeps (classes are fewer)
 
 
-def column(frame: pd.DataFrame, name: str, keep: int | None = SHOW_VALUES) -> Column:
+def column(
+    frame: pd.DataFrame,
+    name: str,
+    keep: int | None = SHOW_VALUES,
+    na_values: list[str] = (),
+    target: bool = False,
+) -> Column:
     """A column's role: numeric (every present cell a number), id (text by ``id_like``, or whole
     numbers counting up one by one: a row number), categorical (other text); ``keep``: how many
-    of its distinct values to keep as text (None: all)."""
-    values, missing, bad = cell_numbers(frame[name])
+    of its distinct values to keep as text (None: all); ``na_values`` are missing. Numbers with
+    a few stray text cells stop with the loader's error naming them (``table.stray_text``),
+    never become text."""
+    values, missing, bad = cell_numbers(frame[name], na_values)
+    stray = stray_text(frame, name, missing, bad, na_values, feature=not target)
+    if stray is not None:
+        raise stray
     present = values[~missing]
     if not bad.any() and len(present):
         distinct = np.unique(present)
@@ -187,11 +201,28 @@ def column(frame: pd.DataFrame, name: str, keep: int | None = SHOW_VALUES) -> Co
         shown = label_order(str(int(v)) if integer else repr(float(v)) for v in distinct[:keep])
         role = "id" if counting else "numeric"
         return Column(name, role, len(distinct), int(missing.sum()), True, integer, shown)
-    text = cell_text(frame[name])[0][~missing]
+    text = cell_text(frame[name], na_values)[0][~missing]
     distinct = np.unique(text.astype(str))
     role = "id" if id_like(len(distinct), len(text)) else "categorical"
     shown = label_order(distinct[:keep])
     return Column(name, role, len(distinct), int(missing.sum()), False, False, shown)
+
+
+PLACEHOLDERS = {"?", "-", "--", ".", "na", "n/a", "#n/a", "nan", "null", "none", "nil", "missing"}
+
+
+def placeholders(frame: pd.DataFrame) -> list[str]:
+    """The cells that stand for a missing number ("?", "NA", "-", ...) in columns of numbers
+    (by ``table.mostly_numbers``), as written, for the spec's ``data.na_values``; other text
+    among numbers is left for ``column`` to name."""
+    found: set[str] = set()
+    for name in frame.columns:
+        _, missing, bad = cell_numbers(frame[name])
+        if mostly_numbers(missing, bad):
+            stray = set(cell_text(frame[name])[0][bad])
+            if all(text.lower() in PLACEHOLDERS for text in stray):
+                found |= stray
+    return sorted(found)
 
 
 def task_of(target: Column, rows: int) -> str:

@@ -168,15 +168,42 @@ def numeric_features(
         _, missing, bad = cell_numbers(frame[name], na_values)
         if not bad.any():
             numeric.append(name)
-        elif (~missing & ~bad).sum() >= MOSTLY_NUMBERS * (~missing).sum():
-            text = cell_text(frame[name], na_values)[0]
-            raise DataError(
-                f"column {name!r} holds numbers except {describe_values(text[bad])} on "
-                f"{describe_rows(frame, bad)}; fix those values, list placeholders in "
-                "data.na_values, or name the column in data.categorical",
-                where=source_of(frame),
-            )
+        elif (error := stray_text(frame, name, missing, bad, na_values)) is not None:
+            raise error
     return numeric
+
+
+def mostly_numbers(missing: np.ndarray, bad: np.ndarray) -> bool:
+    """Some present cells are not numbers, and at least MOSTLY_NUMBERS of them are."""
+    return bool(bad.any()) and (~missing & ~bad).sum() >= MOSTLY_NUMBERS * (~missing).sum()
+
+
+def stray_text(
+    frame: pd.DataFrame,
+    name: str,
+    missing: np.ndarray,
+    bad: np.ndarray,
+    na_values: Sequence[str] = (),
+    feature: bool = True,
+) -> DataError | None:
+    """The rule for text in a column of numbers (``bad``: present cells that are not numbers):
+    when at least MOSTLY_NUMBERS of its present cells are numbers, the text is typos or
+    placeholders, and the error names them and their lines; else (a text column) None. The
+    loader applies it to the features, ``nncli init`` to every column (``feature``: the remedy
+    may name data.categorical)."""
+    if not mostly_numbers(missing, bad):
+        return None
+    text = cell_text(frame[name], na_values)[0]
+    return DataError(
+        f"column {name!r} holds numbers except {describe_values(text[bad])} on "
+        f"{describe_rows(frame, bad)}; fix those values"
+        + (
+            ", list placeholders in data.na_values, or name the column in data.categorical"
+            if feature
+            else " or list placeholders in data.na_values"
+        ),
+        where=source_of(frame),
+    )
 
 
 def id_like_warnings(

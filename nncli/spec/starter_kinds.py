@@ -87,16 +87,21 @@ def _column_lines(found: Profile) -> list[str]:
 
 
 def _missing_lines(found: Profile) -> list[str]:
-    """``missing:`` as the data needs it, saying what nncli does with empty cells."""
+    """``na_values`` (placeholders found among numbers) and ``missing:`` as the data needs it,
+    saying what nncli does with empty cells."""
     if not found.missing:
         return [pair("missing", "error", "no empty cells: stop at any in new data", 1)]
+    na = []
+    if found.na_values:
+        why = "these cells stand for missing numbers, so they are empty cells too"
+        na = [pair("na_values", names(found.na_values), why, 1)]
     columns = [c for c in [*found.features, found.target] if c.missing]
     where = listed([f"{c.name} {c.missing}" for c in columns])
     why = (
         f"{found.missing} empty cells ({where}): a number gets the training rows' mean, text "
         "the most frequent value; a row with no target is left out"
     )
-    return [pair("missing", "fill", why, 1)]
+    return [*na, pair("missing", "fill", why, 1)]
 
 
 def csv_starter(found: Profile, path: str) -> tuple[list[str], Training]:
