@@ -56,14 +56,26 @@ def test_an_id_like_text_column_is_warned_about_and_exclude_leaves_it_out(tmp_pa
     assert ds.encoder.feature_columns == ["colour", "x"]
 
 
-def test_a_short_or_repetitive_text_column_is_not_an_id(tmp_path: Path):
-    # 20 rows (not over 20) all distinct, and 60 rows with 54 distinct values (exactly 90%)
-    for rows, distinct in ((20, 20), (60, 54)):
+def test_a_short_or_repetitive_text_column_is_not_warned_about(tmp_path: Path):
+    # 20 rows (not over 20) all distinct, and 60 rows with 12 distinct values (exactly 20%)
+    for rows, distinct in ((20, 20), (60, 12)):
         names = [f"n{i % distinct}" for i in range(rows)]
         lines = [f"{name},{i % 2},{i}" for i, name in enumerate(names)]
         path = write(tmp_path, "name,label,x\n" + "\n".join(lines) + "\n")
         ds = data.load(csv_cfg(path, target="label"), tmp_path, 0, "cross_entropy")
         assert ds.warnings == [], (rows, distinct)
+
+
+@pytest.mark.parametrize("categorical", [[], ["name"]])
+def test_a_text_column_of_few_rows_a_value_is_warned_about(tmp_path: Path, categorical):
+    # 60 rows, 13 names (over 20%: under 5 rows a name), text or listed in data.categorical
+    lines = [f"n{i % 13},{i % 2},{i}" for i in range(60)]
+    path = write(tmp_path, "name,label,x\n" + "\n".join(lines) + "\n")
+    cfg = csv_cfg(path, target="label", categorical=categorical)
+    ds = data.load(cfg, tmp_path, 0, "cross_entropy")
+    assert len(ds.warnings) == 1
+    assert "column 'name' has 13 distinct values in 60 rows (4.6 rows a value)" in ds.warnings[0]
+    assert ds.warnings[0].endswith("Leave it out with data.exclude: [name]")
 
 
 def test_exclude_names_are_checked_against_the_header_and_the_features(tmp_path: Path):

@@ -346,3 +346,32 @@ def test_placeholders_among_numbers_become_na_values(tmp_path):
     assert "# input [4]:" in text
     trained = invoke("train", tmp_path / "i.yaml", "--smoke", "--quiet")
     assert trained.exit_code == 0, trained.stderr
+
+
+# -- text columns of too many distinct values (one rule: table.too_distinct) -------------------
+
+
+def _names_table(tmp_path: Path, distinct: int, rows: int = 80) -> Path:
+    """Columns name (``distinct`` values over ``rows`` rows), x and y (from x)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=rows).round(3)
+    lines = [f"car {i % distinct},{x[i]},{2 * x[i] + 0.1 * (i % 3):.4f}" for i in range(rows)]
+    return _table(tmp_path, "name,x,y", lines)
+
+
+def test_a_mostly_distinct_text_column_is_left_out_with_its_reason(tmp_path):
+    started = init(_names_table(tmp_path, distinct=61), output=tmp_path / "t.yaml")  # 76%
+    text = started.output.read_text()
+    assert "exclude: [name]" in text and "categorical" not in text
+    assert "#   name: 61 distinct values in 80 rows (1.3 a value): too few rows to learn" in text
+    assert not started.warnings
+
+
+def test_a_text_column_between_the_levels_is_kept_and_train_warns(tmp_path):
+    started = init(_names_table(tmp_path, distinct=40), output=tmp_path / "t.yaml")  # 50%
+    text = started.output.read_text()
+    assert "categorical: [name]" in text and "exclude" not in text
+    assert len(started.warnings) == 1 and "'name' has 40 distinct values" in started.warnings[0]
+    result = invoke("train", started.output, "--smoke", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert "nncli: warning: " in result.stderr and "data.exclude: [name]" in result.stderr

@@ -1,7 +1,7 @@
 """What a data file or folder holds, for ``nncli init``: its kind, columns, target and task.
 
 ``profile(path, target)`` -> ``Profile``. The room's own rules decide: the CSV reader (its
-delimiter hint, header and cell checks), the id rule of ``table.id_like``, the label order of
+delimiter hint, header and cell checks), the rule of ``table.too_distinct``, the label order of
 ``labels.label_order``, the image listing of ``image_files``. A folder is an image folder (one
 sub-folder per class); a table is a grouped-sequence CSV when an id column runs in blocks with an
 order column that restarts in each, a time series when a time-like first column rises row after
@@ -22,7 +22,7 @@ from nncli.data.csv_reader import cell_numbers, cell_text, read_table
 from nncli.data.formats import foreign
 from nncli.data.header import DELIMITERS, check_names, sniff_delimiter
 from nncli.data.labels import label_order
-from nncli.data.table import ID_ROWS, id_like, mostly_numbers, stray_text
+from nncli.data.table import ID_ROWS, mostly_numbers, stray_text, too_distinct
 from nncli.errors import DataError, SpecError
 
 if TYPE_CHECKING:
@@ -183,11 +183,11 @@ def column(
     na_values: list[str] = (),
     target: bool = False,
 ) -> Column:
-    """A column's role: numeric (every present cell a number), id (text by ``id_like``, or whole
-    numbers counting up one by one: a row number), categorical (other text); ``keep``: how many
-    of its distinct values to keep as text (None: all); ``na_values`` are missing. Numbers with
-    a few stray text cells stop with the loader's error naming them (``table.stray_text``),
-    never become text."""
+    """A column's role: numeric (every present cell a number), id (text by ``too_distinct``, or
+    whole numbers counting up one by one: a row number), categorical (other text); ``keep``: how
+    many of its distinct values to keep as text (None: all); ``na_values`` are missing. Numbers
+    with a few stray text cells stop with the loader's error naming them
+    (``table.stray_text``), never become text."""
     values, missing, bad = cell_numbers(frame[name], na_values)
     stray = stray_text(frame, name, missing, bad, na_values, feature=not target)
     if stray is not None:
@@ -203,7 +203,7 @@ def column(
         return Column(name, role, len(distinct), int(missing.sum()), True, integer, shown)
     text = cell_text(frame[name], na_values)[0][~missing]
     distinct = np.unique(text.astype(str))
-    role = "id" if id_like(len(distinct), len(text)) else "categorical"
+    role = "id" if too_distinct(len(distinct), len(text)) else "categorical"
     shown = label_order(distinct[:keep])
     return Column(name, role, len(distinct), int(missing.sum()), False, False, shown)
 

@@ -59,12 +59,11 @@ def _column_lines(found: Profile) -> list[str]:
     lines = []
     ids = found.left_out
     if ids:
-        lines.append(
-            pair("exclude", names(ids), "left out: like an id, one distinct value per row", 1)
-        )
+        why = "left out: about one value a row, nothing a new row could share"
+        lines.append(pair("exclude", names(ids), why, 1))
         lines += [
-            f"  #   {c.name}: {c.distinct} distinct values in {found.rows} rows, nothing a new "
-            "row could share"
+            f"  #   {c.name}: {c.distinct} distinct values in {found.rows - c.missing} rows "
+            f"({(found.rows - c.missing) / c.distinct:.1f} a value): too few rows to learn from"
             for c in ids
         ]
     text = [c for c in found.features if c.role == "categorical"]
