@@ -85,9 +85,8 @@ class Class:
 @dataclass
 class Module:
     name: str
-    imports: dict[str, tuple[str, str | None]] = field(
-        default_factory=dict
-    )  # alias -> (module, name)
+    # alias -> (module, name), or (module, None) for ``import module``
+    imports: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     top: dict[str, Code] = field(default_factory=dict)  # functions and assignments by name
     classes: dict[str, Class] = field(default_factory=dict)
 
@@ -215,9 +214,8 @@ class Reach:
     def __init__(self, modules: dict[str, Module]):
         self.modules = modules
         self.classes: dict[str, list[Class]] = defaultdict(list)  # by name, in every module
-        self.methods: dict[str, list[tuple[Code, bool]]] = defaultdict(
-            list
-        )  # name -> (code, property)
+        # a method's name -> (its code, whether it is a property), in every class
+        self.methods: dict[str, list[tuple[Code, bool]]] = defaultdict(list)
         for module in modules.values():
             for name, cls in module.classes.items():
                 self.classes[name].append(cls)
@@ -368,8 +366,8 @@ def test_every_never_printed_text_is_still_there():
 
 def test_the_reach_finds_what_it_should(analysed):
     """The analysis itself: the image loader's messages are reached from init (through
-    validate, the data room's registry dict and the image kind's loader), the category hint
-    from predict, and predict's --keep message not from train."""
+    validate, the data room's registry dict and the image kind's loader), the table encoder's
+    from evaluate, and predict's --keep message not from train."""
     reach, commands = analysed
     where = {
         cmd: {c.where.rsplit(":", 1)[0] for c in reach.all_from(start)}
@@ -383,6 +381,25 @@ def test_the_reach_finds_what_it_should(analysed):
         if any("--keep" in t.text for t in c.texts)
     }
     assert not keep, keep
+
+
+def test_every_option_hint_names_an_option_of_some_command(analysed):
+    reach, _ = analysed
+    options = set().union(*_options().values())
+    hints = [
+        hint
+        for module in reach.modules.values()
+        for code in [*module.top.values()]
+        + [m for cls in module.classes.values() for m in cls.methods.values()]
+        for hint in code.hints
+    ]
+    assert {h.where.split(":")[0] for h in hints} >= {
+        "nncli/data/image_files.py",
+        "nncli/data/table_encoder.py",
+        "nncli/checkpoint/folder.py",
+    }
+    for hint in hints:
+        assert OPTION.findall(hint.text) and set(OPTION.findall(hint.text)) <= options, hint
 
 
 # -- the command line shows an OptionHint only where the command takes its option ---------------

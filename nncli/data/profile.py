@@ -12,6 +12,7 @@ Images and text: ``profile_files.py``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -180,7 +181,7 @@ def column(
     frame: pd.DataFrame,
     name: str,
     keep: int | None = SHOW_VALUES,
-    na_values: list[str] = (),
+    na_values: Sequence[str] = (),
     target: bool = False,
 ) -> Column:
     """A column's role: numeric (every present cell a number), id (text by ``too_distinct``, or
