@@ -6,18 +6,39 @@ Each kind carries its exit code (ARCHITECTURE.md) and, where known, the place it
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OptionHint:
+    """A remedy that is a command-line option (``--skip-bad leaves out unreadable images``):
+    the command line adds ``; text`` to the error only for a command that takes ``option``, so
+    no command suggests an option it does not have."""
+
+    option: str
+    text: str
+
 
 class NncliError(Exception):
-    """A user-facing error: one line, a place, what was expected and what was found."""
+    """A user-facing error: one line, a place, what was expected and what was found; ``hint``:
+    an option that would help, shown where the command takes it."""
 
     exit_code = 1
     kind = "error"
 
-    def __init__(self, message: str, *, where: str | None = None, field: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        field: str | None = None,
+        hint: OptionHint | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.where = where
         self.field = field
+        self.hint = hint
 
     def __str__(self) -> str:
         parts = [p for p in (self.where, self.field) if p]

@@ -10,7 +10,7 @@ import math
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import typer
 from typer.core import TyperGroup
@@ -39,6 +39,12 @@ class Commands(TyperGroup):
     meets them, whatever the order the modules of ``cli/`` register them in."""
 
     ORDER = ("init", "train", "predict", "generate", "evaluate", "plot", "inspect", "validate")
+    running: ClassVar[set[str]] = set()  # the options of the command being run: for its hints
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        Commands.running = {o for p in getattr(command, "params", ()) for o in p.opts}
+        return name, command, rest
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)
@@ -116,6 +122,14 @@ def fail(lines: list[str], code: int) -> None:
     raise typer.Exit(code)
 
 
+def with_hint(exc: Any) -> str:
+    """An error's line, with its ``OptionHint`` when the command being run takes that option."""
+    hint = exc.hint
+    if hint is None or hint.option not in Commands.running:
+        return str(exc)
+    return f"{exc}; {hint.text}"
+
+
 def run(action: Callable[[], Any], debug: bool) -> Any:
     """Call ``action``; turn nncli's errors into one line and an exit code."""
     from nncli.errors import NncliError, SpecErrors
@@ -129,7 +143,7 @@ def run(action: Callable[[], Any], debug: bool) -> Any:
     except NncliError as exc:
         if debug:
             traceback.print_exc()
-        fail(exc.lines() if isinstance(exc, SpecErrors) else [str(exc)], exc.exit_code)
+        fail(exc.lines() if isinstance(exc, SpecErrors) else [with_hint(exc)], exc.exit_code)
     except KeyboardInterrupt as exc:  # a signal outside training (training raises Interrupted)
         if debug:
             traceback.print_exc()

@@ -12,6 +12,7 @@ import os
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -69,6 +70,28 @@ def one_error_line(result, code: int, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+IMAGE_SPEC = """\
+data: {kind: images, path: d, validation_split: 0.0}
+model: {layers: [flatten, {type: dense, units: auto, activation: softmax}]}
+loss: cross_entropy
+training: {epochs: 1, batch_size: 4}
+output: out/model.h5
+"""  # an image classifier of the folder d beside it (image_folder)
+
+
+def image_folder(root: Path) -> Path:
+    """Two class folders, dark and light, of six 8x8 grayscale PNGs each."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, label in enumerate(("dark", "light")):
+        for k in range(6):
+            pixels = (rng.integers(0, 90, (8, 8)) + 150 * c).astype(np.uint8)
+            (root / label).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(root / label / f"{k}.png")
+    return root
 
 
 def sha(path: Path) -> str:

@@ -10,8 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import IRIS, csv_cfg, invoke, iris_spec, one_error_line
-from PIL import Image
+from helpers import (
+    IMAGE_SPEC,
+    IRIS,
+    csv_cfg,
+    image_folder,
+    invoke,
+    iris_spec,
+    one_error_line,
+)
 
 from nncli import data
 from nncli.data.table_encoder import TabularEncoder
@@ -49,14 +56,26 @@ def test_an_id_like_text_column_is_warned_about_and_exclude_leaves_it_out(tmp_pa
     assert ds.encoder.feature_columns == ["colour", "x"]
 
 
-def test_a_short_or_repetitive_text_column_is_not_an_id(tmp_path: Path):
-    # 20 rows (not over 20) all distinct, and 60 rows with 54 distinct values (exactly 90%)
-    for rows, distinct in ((20, 20), (60, 54)):
+def test_a_short_or_repetitive_text_column_is_not_warned_about(tmp_path: Path):
+    # 20 rows (not over 20) all distinct, and 60 rows with 12 distinct values (exactly 20%)
+    for rows, distinct in ((20, 20), (60, 12)):
         names = [f"n{i % distinct}" for i in range(rows)]
         lines = [f"{name},{i % 2},{i}" for i, name in enumerate(names)]
         path = write(tmp_path, "name,label,x\n" + "\n".join(lines) + "\n")
         ds = data.load(csv_cfg(path, target="label"), tmp_path, 0, "cross_entropy")
         assert ds.warnings == [], (rows, distinct)
+
+
+@pytest.mark.parametrize("categorical", [[], ["name"]])
+def test_a_text_column_of_few_rows_a_value_is_warned_about(tmp_path: Path, categorical):
+    # 60 rows, 13 names (over 20%: under 5 rows a name), text or listed in data.categorical
+    lines = [f"n{i % 13},{i % 2},{i}" for i in range(60)]
+    path = write(tmp_path, "name,label,x\n" + "\n".join(lines) + "\n")
+    cfg = csv_cfg(path, target="label", categorical=categorical)
+    ds = data.load(cfg, tmp_path, 0, "cross_entropy")
+    assert len(ds.warnings) == 1
+    assert "column 'name' has 13 distinct values in 60 rows (4.6 rows a value)" in ds.warnings[0]
+    assert ds.warnings[0].endswith("Leave it out with data.exclude: [name]")
 
 
 def test_exclude_names_are_checked_against_the_header_and_the_features(tmp_path: Path):
@@ -159,25 +178,6 @@ def test_a_delimiter_is_one_character(tmp_path: Path, value: str):
 
 
 # -- 4. a file of the wrong kind -----------------------------------------------------------------
-
-
-def image_folder(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    for c, label in enumerate(("dark", "light")):
-        for k in range(6):
-            pixels = (rng.integers(0, 90, (8, 8)) + 150 * c).astype(np.uint8)
-            (root / label).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(pixels).save(root / label / f"{k}.png")
-    return root
-
-
-IMAGE_SPEC = """\
-data: {kind: images, path: d, validation_split: 0.0}
-model: {layers: [flatten, {type: dense, units: auto, activation: softmax}]}
-loss: cross_entropy
-training: {epochs: 1, batch_size: 4}
-output: out/model.h5
-"""
 
 
 @pytest.fixture

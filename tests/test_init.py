@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DATASETS, IRIS, PENGUINS, invoke, one_error_line, sha
+from helpers import DATASETS, IRIS, PENGUINS, invoke, iris_spec, one_error_line, sha
 
 from nncli import spec as spec_module
 from nncli.commands.init import init
@@ -57,6 +57,7 @@ def test_every_data_set_gets_a_spec_that_validates_and_smoke_trains(name, tmp_pa
     assert text.count("#") > 10  # every choice has its reason beside it
     result = invoke("validate", spec)
     assert result.exit_code == 0, result.stderr
+    assert "warning" not in result.stdout + result.stderr  # a starter fits its data
     result = invoke("train", spec, "--smoke", "--quiet")
     assert result.exit_code == 0, result.stderr
 
@@ -257,3 +258,120 @@ def test_a_starter_that_would_not_validate_is_caught_as_a_bug(tmp_path, monkeypa
     result = invoke("init", IRIS, "--output", tmp_path / "i.yaml")
     one_error_line(result, 1, "internal error", "does not validate", "dense2")
     assert list(tmp_path.iterdir()) == []  # neither the spec nor its temporary file
+
+
+# -- starters validate without warnings ------------------------------------------------------
+
+
+def _warnings(started) -> list[str]:
+    return [line for line in started.checked if line.startswith("warning")] + started.warnings
+
+
+BLOCKS = {  # image size -> conv + pool blocks: each halves the sides (rounding up), down to 2 or 3
+    (3, 3): 0,
+    (4, 4): 1,
+    (5, 5): 1,
+    (7, 7): 2,
+    (8, 8): 2,
+    (9, 9): 2,
+    (12, 12): 2,
+    (28, 28): 3,
+    (7, 12): 2,
+    (30, 21): 3,
+}
+
+
+@pytest.mark.parametrize("size", sorted(BLOCKS))
+def test_the_image_starter_fits_its_image_size_without_warnings(size, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        for k in range(3):
+            pixels = rng.integers(0, 255, size).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "imgs" / label / f"{k}.png")
+    started = init(tmp_path / "imgs", output=tmp_path / "s.yaml")
+    assert started.profile.image_size == size
+    assert not _warnings(started), _warnings(started)
+    text = started.output.read_text()
+    assert text.count("type: conv2d") == text.count("type: maxpool2d") == BLOCKS[size]
+
+
+# -- text among numbers: the loader's rule ---------------------------------------------------
+
+
+def _iris_with(tmp_path: Path, cells: dict[tuple[int, int], str], name: str = "iris.csv") -> Path:
+    """iris.csv with some cells replaced: (line, column) -> text (line 1 is the header)."""
+    lines = IRIS.read_text().splitlines()
+    for (line, col), text in cells.items():
+        fields = lines[line - 1].split(",")
+        fields[col] = text
+        lines[line - 1] = ",".join(fields)
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_typo_among_numbers_stops_init_with_the_loaders_line(tmp_path):
+    data = _iris_with(tmp_path, {(6, 1): "abc"})
+    expected = (
+        f"{data}: column 'sepal_width_cm' holds numbers except 'abc' on line 6 (1 of 150 rows); "
+        "fix those values, list placeholders in data.na_values, or name the column in "
+        "data.categorical"
+    )
+    line = one_error_line(invoke("init", data, "--output", tmp_path / "i.yaml"), 3, expected)
+    assert not (tmp_path / "i.yaml").exists()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(iris_spec("{epochs: 1}"))
+    assert one_error_line(invoke("validate", spec), 3) == line  # the loader says the same
+
+
+def test_a_typo_in_a_number_target_is_named_too(tmp_path):
+    data = _iris_with(tmp_path, {(9, 3): "2x"})  # petal_length_cm
+    header = IRIS.read_text().splitlines()[0].split(",")
+    result = invoke("init", data, "--target", header[3], "--output", tmp_path / "i.yaml")
+    one_error_line(result, 3, f"column '{header[3]}' holds numbers except '2x' on line 9")
+    assert "data.categorical" not in result.stderr  # no remedy for a target
+
+
+def test_placeholders_among_numbers_become_na_values(tmp_path):
+    data = _iris_with(tmp_path, {(6, 1): "?", (9, 2): "?", (12, 0): "NA"})
+    result = invoke("init", data, "--output", tmp_path / "i.yaml")
+    assert result.exit_code == 0, result.stderr
+    assert "3 empty cells are filled (data.missing: fill, counting ?, NA as empty)" in result.stderr
+    text = (tmp_path / "i.yaml").read_text()
+    assert 'na_values: ["?", NA]' in text and "missing: fill" in text
+    assert "categorical" not in text  # the number columns stay numbers
+    assert "# input [4]:" in text
+    trained = invoke("train", tmp_path / "i.yaml", "--smoke", "--quiet")
+    assert trained.exit_code == 0, trained.stderr
+
+
+# -- text columns of too many distinct values (one rule: table.too_distinct) -------------------
+
+
+def _names_table(tmp_path: Path, distinct: int, rows: int = 80) -> Path:
+    """Columns name (``distinct`` values over ``rows`` rows), x and y (from x)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=rows).round(3)
+    lines = [f"car {i % distinct},{x[i]},{2 * x[i] + 0.1 * (i % 3):.4f}" for i in range(rows)]
+    return _table(tmp_path, "name,x,y", lines)
+
+
+def test_a_mostly_distinct_text_column_is_left_out_with_its_reason(tmp_path):
+    started = init(_names_table(tmp_path, distinct=61), output=tmp_path / "t.yaml")  # 76%
+    text = started.output.read_text()
+    assert "exclude: [name]" in text and "categorical" not in text
+    assert "#   name: 61 distinct values in 80 rows (1.3 a value): too few rows to learn" in text
+    assert not started.warnings
+
+
+def test_a_text_column_between_the_levels_is_kept_and_train_warns(tmp_path):
+    started = init(_names_table(tmp_path, distinct=40), output=tmp_path / "t.yaml")  # 50%
+    text = started.output.read_text()
+    assert "categorical: [name]" in text and "exclude" not in text
+    assert len(started.warnings) == 1 and "'name' has 40 distinct values" in started.warnings[0]
+    result = invoke("train", started.output, "--smoke", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert "nncli: warning: " in result.stderr and "data.exclude: [name]" in result.stderr

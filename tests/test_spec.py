@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nncli.engine.registry import LAYERS
 from nncli.errors import SpecError, SpecErrors
 from nncli.spec import Spec, load, loads, resolved_yaml, to_dict
 from nncli.spec import document as spec_yaml
@@ -264,6 +265,49 @@ def test_names_are_matched_in_any_case_and_stored_in_lower_case():
 def test_keras_and_pytorch_names_get_our_name_suggested_not_accepted(old, new, suggestion):
     lines = lines_of(error_of(CSV.replace(old, new)))
     assert len(lines) == 1 and lines[0].endswith(f"(did you mean {suggestion!r}?)"), lines
+
+
+SPATIAL = "(nearest: 'dropout', which drops single values rather than whole channels)"
+KERAS_LAYERS = {  # issue 23: Keras layer types -> the end of the error line
+    "BatchNormalization": "(did you mean 'batchnorm'?)",
+    "GlobalAveragePooling2D": "(did you mean 'global_avgpool'?)",
+    "GlobalMaxPooling1D": "(did you mean 'global_maxpool'?)",
+    "LayerNormalization": "(did you mean 'layernorm'?)",
+    "MaxPooling1D": "(did you mean 'maxpool1d'?)",
+    "Bidirectional": "(here a setting: rnn, lstm and gru take bidirectional: true)",
+    "SpatialDropout": SPATIAL,
+    "SpatialDropout1D": SPATIAL,
+    "Activation": "(an activation is a layer: type: relu, or activation: relu on dense)",
+    "TimeDistributed": "(a dense layer after return_sequences: true acts on each step)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_LAYERS))
+def test_keras_layer_names_get_ours_or_what_to_write(name):
+    lines = lines_of(error_of(CSV.replace("type: dense, units: 16", f"type: {name}, units: 16")))
+    assert len(lines) == 1 and lines[0].endswith(KERAS_LAYERS[name]), lines
+
+
+@pytest.mark.parametrize("name", ["Embedding", "Conv1D"])
+def test_keras_layer_names_that_are_ours_in_another_case_are_taken(name):
+    assert LAYERS.canonical(name) == name.lower()
+
+
+def test_pytorch_keys_of_layers_get_ours():
+    for layer, key, ours in [
+        ("embedding, output_dim: 4", "num_embeddings", "input_dim"),
+        ("embedding, input_dim: 9", "embedding_dim", "output_dim"),
+        ("lstm", "hidden_size", "units"),
+    ]:
+        text = CSV.replace("type: dense, units: 16", f"type: {layer}, {key}: 9")
+        lines = lines_of(error_of(text))
+        assert any(line.endswith(f"'{key}' (did you mean '{ours}'?)") for line in lines), lines
+
+
+def test_a_line_instead_is_said_only_where_it_applies():
+    # 'bidirectional' on a dense layer is no layer type: no line about rnn, lstm and gru
+    text = CSV.replace("units: 16,", "units: 16, bidirectional: true,")
+    assert "rnn, lstm and gru" not in str(error_of(text))
 
 
 def test_synonyms_for_keys_of_sections():

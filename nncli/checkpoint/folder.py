@@ -24,10 +24,11 @@ from pathlib import Path
 from nncli.checkpoint.format import HDF5_SIGNATURE
 from nncli.checkpoint.lock import other_hosts
 from nncli.checkpoint.model import history_columns
-from nncli.errors import SpecError
+from nncli.errors import OptionHint, SpecError
 from nncli.training.callbacks import History
 
 PLAIN_STEM = "model"  # the default output's files keep their plain names: history.csv
+ANOTHER_OUTPUT = OptionHint("--output", "choose another --output")  # validate has none
 TEMP_NAME = re.compile(r"\..+\.tmp-(?P<pid>[0-9]+)-[0-9a-f]+")
 
 
@@ -133,15 +134,16 @@ def check_outputs(
                 )
             if real == source or _same_file(real, source):
                 raise SpecError(
-                    f"{out} would overwrite the input file {given}; choose another --output",
+                    f"{out} would overwrite the input file {given}",
                     field="output",
+                    hint=ANOTHER_OUTPUT,
                 )
     for out in outputs if table else ():
         if is_hdf5(out):
             raise SpecError(
-                f"{out} is an HDF5 file (a checkpoint?) and would be replaced by a table; "
-                "choose another --output",
+                f"{out} is an HDF5 file (a checkpoint?) and would be replaced by a table",
                 field="output",
+                hint=ANOTHER_OUTPUT,
             )
 
 

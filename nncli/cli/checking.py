@@ -6,9 +6,10 @@ from pathlib import Path
 
 import typer
 
-from nncli.cli.app import DEBUG, DEVICE, SPEC_DEVICE, app
+from nncli.cli.app import DEBUG, DEVICE, SKIP_BAD, SPEC_DEVICE, app
 from nncli.usage import POSITIVE_INT, complete_set, run
 from nncli.usage import note as _note
+from nncli.usage import warn as _warn
 
 
 @app.command()
@@ -47,6 +48,7 @@ def validate(
         [], "--set", autocompletion=complete_set, help="Override a spec field: KEY=VALUE."
     ),
     device: str | None = SPEC_DEVICE,
+    skip_bad: bool = SKIP_BAD,
     debug: bool = DEBUG,
 ) -> None:
     """Train without the training: every check train makes before its first batch (spec, data,
@@ -56,7 +58,10 @@ def validate(
     def action() -> None:
         from nncli.commands import validate as validate_command
 
-        for line in validate_command.validate(spec, list(set_), device=device, note=_note):
+        checked = validate_command.validate(
+            spec, list(set_), device=device, note=_note, skip_bad=skip_bad, warn=_warn
+        )
+        for line in checked:
             typer.echo(line)
         typer.echo("OK")
 

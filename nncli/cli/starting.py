@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from nncli.cli.app import DEBUG, app
-from nncli.usage import note, run
+from nncli.cli.app import DEBUG, SKIP_BAD, app
+from nncli.usage import note, run, warn
 
 
 @app.command()
@@ -22,6 +22,7 @@ def init(
         None, "--output", help="The spec to write (default: <data stem>.yaml here)."
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing spec."),
+    skip_bad: bool = SKIP_BAD,
     debug: bool = DEBUG,
 ) -> None:
     """Write a commented starter spec for DATA that trains as it is: the target, the task, the
@@ -30,11 +31,13 @@ def init(
     def action() -> None:
         from nncli.commands.init import init as init_command
 
-        started = init_command(data, target=target, output=output, force=force)
+        started = init_command(data, target=target, output=output, force=force, skip_bad=skip_bad)
+        for line in started.warnings:
+            warn(line)
         for line in started.notes:
             note(line)
         verb = "replaced" if started.replaced else "wrote"
         typer.echo(f"{verb} {started.output}: {started.summary}")
-        typer.echo(f"checked as nncli validate does; train it with: nncli train {started.output}")
+        typer.echo(f"checked as nncli validate does; train it with: {started.train_command}")
 
     run(action, debug)

@@ -24,15 +24,22 @@ class Started:
     replaced: bool
     notes: list[str] = field(default_factory=list)  # choices made for the user (the target, ids)
     checked: list[str] = field(default_factory=list)  # what validate said of the spec
+    warnings: list[str] = field(default_factory=list)  # the data's, as train would give them
+    train_command: str = ""  # the line that trains the spec
 
 
 def init(
-    data: Path, *, target: str | None = None, output: Path | None = None, force: bool = False
+    data: Path,
+    *,
+    target: str | None = None,
+    output: Path | None = None,
+    force: bool = False,
+    skip_bad: bool = False,
 ) -> Started:
     """Look at ``data``, write the starter spec to ``output`` (default ``<data stem>.yaml`` in
     the current folder; a folder gets that name inside it), then check it as ``nncli validate``
-    does before it takes the output's name. Never onto the data, never over a file without
-    ``force``."""
+    does before it takes the output's name (``skip_bad``: leaving out unreadable images, as
+    ``train --skip-bad`` will). Never onto the data, never over a file without ``force``."""
     data = Path(data)
     out = _output(data, output)
     try:
@@ -53,8 +60,11 @@ def init(
         shape, parameters = ready.ds.input_shape, ready.net.parameter_count()
         return spec_text(found, path, _name(data), command, shape, parameters)
 
-    checked = _write_checked(out, render)
-    return Started(out, found, summary(found), replaced, _notes(found), checked)
+    warnings: list[str] = []
+    checked = _write_checked(out, render, skip_bad, warnings.append)
+    started = Started(out, found, summary(found), replaced, _notes(found), checked, warnings)
+    started.train_command = f"nncli train {out}" + (" --skip-bad" if skip_bad else "")
+    return started
 
 
 def _output(data: Path, output: Path | None) -> Path:
@@ -84,7 +94,12 @@ def _name(data: Path) -> str:
     return name if name not in ("", ".", "..") else "starter"
 
 
-def _write_checked(out: Path, render: Callable[[Resolved | None], str]) -> list[str]:
+def _write_checked(
+    out: Path,
+    render: Callable[[Resolved | None], str],
+    skip_bad: bool,
+    warn: Callable[[str], None],
+) -> list[str]:
     """Write ``render(None)`` to a temporary file beside ``out`` and validate it there (so its
     relative data path resolves as it will); then the same spec with the input shape and the
     parameter count the check found in its comments (``render(resolved)``, which must load to
@@ -100,7 +115,7 @@ def _write_checked(out: Path, render: Callable[[Resolved | None], str]) -> list[
         tmp.write_text(render(None), encoding="utf-8")
         seen: list[Resolved] = []
         try:
-            checked = validate(tmp, on_resolved=seen.append)
+            checked = validate(tmp, on_resolved=seen.append, skip_bad=skip_bad, warn=warn)
         except SpecError as exc:  # our template, not the user's data
             raise RuntimeError(f"the starter spec for {out} does not validate: {exc}") from exc
         text = render(seen[0])
@@ -127,8 +142,9 @@ def _notes(found: Profile) -> list[str]:
     if ids:
         notes.append(f"left out like an id (data.exclude): {', '.join(ids)}")
     if found.missing:
+        counted = f", counting {', '.join(found.na_values)} as empty" if found.na_values else ""
         notes.append(
-            f"{found.missing} empty cells are filled (data.missing: fill): numbers with the "
-            "training mean, text with the most frequent value"
+            f"{found.missing} empty cells are filled (data.missing: fill{counted}): numbers "
+            "with the training mean, text with the most frequent value"
         )
     return notes

@@ -27,7 +27,7 @@ from nncli.checkpoint.lock import hold
 from nncli.commands.cv import cross_validate, monitored
 from nncli.commands.train import train
 from nncli.commands.workers import wait_all
-from nncli.errors import DivergedError, Interrupted, SpecError
+from nncli.errors import DataError, DivergedError, Interrupted, SpecError
 from nncli.spec import search
 from nncli.training.callbacks import MonitorReport, kept_value
 from nncli.training.guards import SignalStop
@@ -244,13 +244,18 @@ def _cv_value(
         seen.append(fold.metrics[column])
         report(fold.fold, sum(seen) / len(seen))
 
-    result = cross_validate(
-        spec,
-        int(settings.cv),
-        callbacks=lambda fold: [stop],
-        on_fold=on_fold,
-        device=settings.device,
-    )
+    try:
+        result = cross_validate(
+            spec,
+            int(settings.cv),
+            callbacks=lambda fold: [stop],
+            on_fold=on_fold,
+            device=settings.device,
+        )
+    except DataError as exc:
+        if exc.field == "--folds":  # cv's option; tune counts its folds with --cv
+            exc.field = "--cv"
+        raise
     return result.objective(), {"epochs": sum(f.epochs for f in result.folds)}
 
 

@@ -20,18 +20,22 @@ def validate(
     device: str | None = None,
     on_resolved: Callable[[Resolved], None] | None = None,
     note: Callable[[str], None] | None = None,
+    skip_bad: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Train without the training: resolve the spec as ``train`` does (every check it makes
     before its first batch), then one forward and backward pass on two real rows. Problems
     raise; what was checked is returned as lines. ``on_resolved`` gets the resolved spec (the
-    data's input shape, the built network) once the pass has run, as train's does."""
+    data's input shape, the built network) once the pass has run, as train's does;
+    ``skip_bad`` leaves out unreadable images and ``warn`` hears the data's warnings, as
+    train's do."""
     from nncli import spec as spec_module
 
     spec = spec_module.load(path, overrides)
     if spec.search is not None and note is not None:
         note(ignored("validate"))
     refuse_outputs_on_inputs(spec)  # as train does first (a smoke run writes elsewhere)
-    ready = resolve(spec, device=device)
+    ready = resolve(spec, device=device, skip_bad=skip_bad, warn=warn)
     net, ds, loss = ready.net, ready.ds, ready.loss
     n = min(2, len(ds.x_train))
     x, y = net.backend.asarray(ds.x_train[:n]), net.backend.asarray(ds.y_train[:n])

@@ -150,17 +150,15 @@ def _plain_header(path: Path, delimiter: str = ",") -> list[str] | None:
 
 
 def _not_utf8(path: Path) -> DataError:
+    from nncli.data.formats import not_utf8  # the error path only (formats imports the images')
+
     raw = path.read_bytes()
     try:
         raw.decode("utf-8")
         position = 0
     except UnicodeDecodeError as err:
         position = err.start
-    line = raw.count(b"\n", 0, position) + 1
-    return DataError(
-        f"line {line}: byte 0x{raw[position]:02x} is not UTF-8 text; save the file as UTF-8",
-        where=str(path),
-    )
+    return not_utf8(path, raw, position)
 
 
 def record_lines(path: Path, delimiter: str = ",") -> np.ndarray:

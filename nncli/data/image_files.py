@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from nncli.data.labels import label_order
-from nncli.errors import DataError
+from nncli.errors import DataError, OptionHint
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 MODES = {"grayscale": "L", "rgb": "RGB"}
 CHANNELS = {"grayscale": 1, "rgb": 3}
-SKIP_HINT = "; --skip-bad leaves out unreadable images"
+SKIP_HINT = OptionHint("--skip-bad", "--skip-bad leaves out unreadable images")
 
 
 @dataclass
@@ -134,11 +134,13 @@ def read_image(
                 return _pixels(img, size, color, dtype)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(
-            f"refused as a possible decompression bomb ({exc}){SKIP_HINT}", where=str(path)
+            f"refused as a possible decompression bomb ({exc})", where=str(path), hint=SKIP_HINT
         ) from None
     except Image.UnidentifiedImageError:
         raise DataError(
-            f"not a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} image{SKIP_HINT}", where=str(path)
+            f"not a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} image",
+            where=str(path),
+            hint=SKIP_HINT,
         ) from None
     except FileNotFoundError:
         raise DataError("the image file disappeared while reading", where=str(path)) from None
@@ -147,8 +149,9 @@ def read_image(
     except Exception as exc:  # any decoder failure on a damaged file: truncated, bad data, ...
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise DataError(
-            f"cannot read the image, it is truncated or corrupt ({reason}){SKIP_HINT}",
+            f"cannot read the image, it is truncated or corrupt ({reason})",
             where=str(path),
+            hint=SKIP_HINT,
         ) from None
 
 

@@ -1,7 +1,7 @@
 """What a data file or folder holds, for ``nncli init``: its kind, columns, target and task.
 
 ``profile(path, target)`` -> ``Profile``. The room's own rules decide: the CSV reader (its
-delimiter hint, header and cell checks), the id rule of ``table.id_like``, the label order of
+delimiter hint, header and cell checks), the rule of ``table.too_distinct``, the label order of
 ``labels.label_order``, the image listing of ``image_files``. A folder is an image folder (one
 sub-folder per class); a table is a grouped-sequence CSV when an id column runs in blocks with an
 order column that restarts in each, a time series when a time-like first column rises row after
@@ -12,6 +12,7 @@ Images and text: ``profile_files.py``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,9 +20,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nncli.data.csv_reader import cell_numbers, cell_text, read_table
+from nncli.data.formats import foreign
 from nncli.data.header import DELIMITERS, check_names, sniff_delimiter
 from nncli.data.labels import label_order
-from nncli.data.table import ID_ROWS, id_like
+from nncli.data.table import ID_ROWS, mostly_numbers, stray_text, too_distinct
 from nncli.errors import DataError, SpecError
 
 if TYPE_CHECKING:
@@ -74,6 +76,7 @@ class Profile:
     symbols: int = 0  # text: distinct characters
     split_column: str | None = None  # csv: a column named split of train / validation / test
     split_counts: dict[str, int] = field(default_factory=dict)  # its rows per part
+    na_values: list[str] = field(default_factory=list)  # placeholders ("?") in number columns
 
     @property
     def features(self) -> list[Column]:
@@ -129,6 +132,9 @@ def looks_like_table(path: Path) -> bool:
             "one image; nncli init takes a folder with one sub-folder of images per class",
             where=str(path),
         )
+    other = foreign(path)  # Parquet, Excel, gzip...: named, not read as text
+    if other is not None:
+        raise other
     try:
         with open(path, encoding="utf-8", errors="replace") as file:
             lines = [line for _, line in zip(range(SNIFF_LINES), file, strict=False)]
@@ -157,9 +163,11 @@ def table(path: Path, target: str | None) -> Profile:
         check_names([target], "--target", header, path.name, error=SpecError)
     split, counts = split_column(frame, [n for n in header if n != target])
     name = target or [n for n in header if n != split][-1]
-    columns = {n: column(frame, n) for n in header if n != name}
-    target_column = column(frame, name, keep=None)  # every class, in output order
+    na_values = placeholders(frame)
+    columns = {n: column(frame, n, na_values=na_values) for n in header if n != name}
+    target_column = column(frame, name, None, na_values, target=True)  # every class, in order
     found = Profile("csv", path, rows=len(frame), delimiter=delimiter, target=target_column)
+    found.na_values = na_values
     found.split_column, found.split_counts = split, counts
     found.columns, found.target_given = list(columns.values()), target is not None
     found.task = task_of(found.target, len(frame))
@@ -188,11 +196,22 @@ def split_column(frame: pd.DataFrame, names: list[str]) -> tuple[str | None, dic
     return None, {}
 
 
-def column(frame: pd.DataFrame, name: str, keep: int | None = SHOW_VALUES) -> Column:
-    """A column's role: numeric (every present cell a number), id (text by ``id_like``, or whole
-    numbers counting up one by one: a row number), categorical (other text); ``keep``: how many
-    of its distinct values to keep as text (None: all)."""
-    values, missing, bad = cell_numbers(frame[name])
+def column(
+    frame: pd.DataFrame,
+    name: str,
+    keep: int | None = SHOW_VALUES,
+    na_values: Sequence[str] = (),
+    target: bool = False,
+) -> Column:
+    """A column's role: numeric (every present cell a number), id (text by ``too_distinct``, or
+    whole numbers counting up one by one: a row number), categorical (other text); ``keep``: how
+    many of its distinct values to keep as text (None: all); ``na_values`` are missing. Numbers
+    with a few stray text cells stop with the loader's error naming them
+    (``table.stray_text``), never become text."""
+    values, missing, bad = cell_numbers(frame[name], na_values)
+    stray = stray_text(frame, name, missing, bad, na_values, feature=not target)
+    if stray is not None:
+        raise stray
     present = values[~missing]
     if not bad.any() and len(present):
         distinct = np.unique(present)
@@ -202,11 +221,28 @@ def column(frame: pd.DataFrame, name: str, keep: int | None = SHOW_VALUES) -> Co
         shown = label_order(str(int(v)) if integer else repr(float(v)) for v in distinct[:keep])
         role = "id" if counting else "numeric"
         return Column(name, role, len(distinct), int(missing.sum()), True, integer, shown)
-    text = cell_text(frame[name])[0][~missing]
+    text = cell_text(frame[name], na_values)[0][~missing]
     distinct = np.unique(text.astype(str))
-    role = "id" if id_like(len(distinct), len(text)) else "categorical"
+    role = "id" if too_distinct(len(distinct), len(text)) else "categorical"
     shown = label_order(distinct[:keep])
     return Column(name, role, len(distinct), int(missing.sum()), False, False, shown)
+
+
+PLACEHOLDERS = {"?", "-", "--", ".", "na", "n/a", "#n/a", "nan", "null", "none", "nil", "missing"}
+
+
+def placeholders(frame: pd.DataFrame) -> list[str]:
+    """The cells that stand for a missing number ("?", "NA", "-", ...) in columns of numbers
+    (by ``table.mostly_numbers``), as written, for the spec's ``data.na_values``; other text
+    among numbers is left for ``column`` to name."""
+    found: set[str] = set()
+    for name in frame.columns:
+        _, missing, bad = cell_numbers(frame[name])
+        if mostly_numbers(missing, bad):
+            stray = set(cell_text(frame[name])[0][bad])
+            if all(text.lower() in PLACEHOLDERS for text in stray):
+                found |= stray
+    return sorted(found)
 
 
 def task_of(target: Column, rows: int) -> str:

@@ -35,7 +35,12 @@ if TYPE_CHECKING:
 
 MOSTLY_NUMBERS = 0.9  # a column with this share of numbers is numeric with typos, not text
 MISSING = ("error", "drop", "fill")
-ID_SHARE, ID_ROWS = 0.9, 20  # a text column with >90% distinct values over >20 rows is an id
+# A text feature's distinct values per present row (over more than ID_ROWS rows): one-hot gives
+# one input per value, learnt from the rows that hold it. Over LEAVE_OUT a value is seen in fewer
+# than 2 rows on average and most rows hold one no other row has (at least 2 * share - 1 of them):
+# a name, an id, free text, nothing a new row could share; `nncli init` leaves it out. Over WARN
+# fewer than 5 rows a value on average: weights learnt from a handful of rows; `train` warns.
+LEAVE_OUT, WARN, ID_ROWS = 0.5, 0.2, 20
 CLASS_LIMIT = 50  # a numeric classification target with more distinct values may be regression
 SCALINGS = ("standard", "minmax", "none")
 
@@ -73,8 +78,8 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
     frame = apply_missing(frame, features, targets, missing, na_values, notes=notes)
     numeric = numeric_features(frame, features, categorical, na_values)
     strata = check_targets(frame, targets, task, loss, na_values)
-    text_features = [name for name in features if name not in [*numeric, *categorical]]
-    notes += id_like_warnings(frame, text_features, na_values)
+    one_hot = [name for name in features if name not in numeric]  # text and data.categorical
+    notes += distinct_warnings(frame, one_hot, na_values)
     split = getattr(cfg, "split_column", None)
     if split:  # the file's own split; validation_split may draw from its train rows
         files = {}
@@ -155,42 +160,70 @@ def numeric_features(
         _, missing, bad = cell_numbers(frame[name], na_values)
         if not bad.any():
             numeric.append(name)
-        elif (~missing & ~bad).sum() >= MOSTLY_NUMBERS * (~missing).sum():
-            text = cell_text(frame[name], na_values)[0]
-            raise DataError(
-                f"column {name!r} holds numbers except {describe_values(text[bad])} on "
-                f"{describe_rows(frame, bad)}; fix those values, list placeholders in "
-                "data.na_values, or name the column in data.categorical",
-                where=source_of(frame),
-            )
+        elif (error := stray_text(frame, name, missing, bad, na_values)) is not None:
+            raise error
     return numeric
 
 
-def id_like_warnings(
-    frame: pd.DataFrame, text_features: list[str], na_values: Sequence[str] = ()
+def mostly_numbers(missing: np.ndarray, bad: np.ndarray) -> bool:
+    """Some present cells are not numbers, and at least MOSTLY_NUMBERS of them are."""
+    return bool(bad.any()) and (~missing & ~bad).sum() >= MOSTLY_NUMBERS * (~missing).sum()
+
+
+def stray_text(
+    frame: pd.DataFrame,
+    name: str,
+    missing: np.ndarray,
+    bad: np.ndarray,
+    na_values: Sequence[str] = (),
+    feature: bool = True,
+) -> DataError | None:
+    """The rule for text in a column of numbers (``bad``: present cells that are not numbers):
+    when at least MOSTLY_NUMBERS of its present cells are numbers, the text is typos or
+    placeholders, and the error names them and their lines; else (a text column) None. The
+    loader applies it to the features, ``nncli init`` to every column (``feature``: the remedy
+    may name data.categorical)."""
+    if not mostly_numbers(missing, bad):
+        return None
+    text = cell_text(frame[name], na_values)[0]
+    return DataError(
+        f"column {name!r} holds numbers except {describe_values(text[bad])} on "
+        f"{describe_rows(frame, bad)}; fix those values"
+        + (
+            ", list placeholders in data.na_values, or name the column in data.categorical"
+            if feature
+            else " or list placeholders in data.na_values"
+        ),
+        where=source_of(frame),
+    )
+
+
+def distinct_warnings(
+    frame: pd.DataFrame, one_hot: list[str], na_values: Sequence[str] = ()
 ) -> list[str]:
-    """A warning for each text feature whose present values are nearly all distinct (more than
-    ID_SHARE of them, over more than ID_ROWS rows): an id or free text, which one-hot encoding
-    turns into one input per row that predicts nothing about new rows."""
+    """A warning for each one-hot feature (text, or named in data.categorical) with many
+    distinct values for its rows (``too_distinct`` at the WARN level): inputs each learnt from
+    a few rows, which say little about new rows."""
     notes = []
-    for name in text_features:
+    for name in one_hot:
         text, missing = cell_text(frame[name], na_values)
         present = text[~missing]
         distinct = len(np.unique(present.astype(str)))
-        if id_like(distinct, len(present)):
+        if too_distinct(distinct, len(present), WARN):
             notes.append(
                 f"{source_of(frame)}: column {name!r} has {distinct} distinct values in "
-                f"{len(present)} rows, like an id; one-hot encoding it gives the model "
-                f"{distinct} inputs that say nothing about new rows. Leave it out with "
-                f"data.exclude: [{name}]"
+                f"{len(present)} rows ({len(present) / distinct:.1f} rows a value); one-hot "
+                f"encoding gives the model {distinct} inputs, each learnt from a few rows, "
+                f"that say little about new rows. Leave it out with data.exclude: [{name}]"
             )
     return notes
 
 
-def id_like(distinct: int, present: int) -> bool:
-    """The id rule for a text column: more than ID_SHARE of its ``present`` values distinct,
-    over more than ID_ROWS rows (``nncli init`` leaves such columns out with data.exclude)."""
-    return present > ID_ROWS and distinct > ID_SHARE * present
+def too_distinct(distinct: int, present: int, share: float = LEAVE_OUT) -> bool:
+    """The one rule for a text column with too many distinct values to learn from: more than
+    ``share`` of its ``present`` values distinct, over more than ID_ROWS rows. ``nncli init``
+    leaves such columns out at LEAVE_OUT (data.exclude); ``train`` warns at WARN."""
+    return present > ID_ROWS and distinct > share * present
 
 
 def check_targets(

@@ -39,12 +39,13 @@ from nncli.data.dataset import (
 )
 from nncli.data.encoder import Encoder
 from nncli.data.missing import apply_missing
-from nncli.errors import DataError, ShapeError, SpecError
+from nncli.errors import DataError, OptionHint, ShapeError, SpecError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 STATE_VERSION = 1
+UNKNOWN_HINT = OptionHint("--unknown", "--unknown ignore encodes them as all zeros")
 
 
 class TabularEncoder(Encoder):
@@ -182,7 +183,7 @@ class TabularEncoder(Encoder):
                 text = np.where(absent, column.fill, text)
                 codes = column.codes(text)
                 if unknown == "error" and (codes < 0).any():
-                    raise self._unseen(frame, column, text, codes < 0, "--unknown ignore")
+                    raise self._unseen(frame, column, text, codes < 0, UNKNOWN_HINT)
                 blocks.append(column.encode(codes))
         with np.errstate(over="ignore", invalid="ignore"):  # checked just below
             x = np.concatenate(blocks, axis=1).astype(self.dtype)
@@ -266,14 +267,14 @@ class TabularEncoder(Encoder):
         column: CategoricalColumn,
         text: np.ndarray,
         unseen: np.ndarray,
-        flag: str | None,
+        hint: OptionHint | None,
     ) -> DataError:
-        hint = f"; {flag} encodes them as all zeros" if flag else ""
         return DataError(
             f"column {column.name!r} has values not seen in training: "
             f"{describe_values(text[unseen])} on {describe_rows(frame, unseen)} "
-            f"(known: {describe_values(np.array(column.categories))}){hint}",
+            f"(known: {describe_values(np.array(column.categories))})",
             where=source_of(frame),
+            hint=hint,
         )
 
     # -- checkpoint state ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 
 from nncli.data.dataset import Dataset, distinct_texts, state_text
 from nncli.data.encoder import Encoder
+from nncli.data.formats import not_utf8
 from nncli.data.onehot import one_hot
 from nncli.data.split import part_size
 from nncli.data.table import resolve
@@ -104,11 +105,7 @@ def read_text(path: Path) -> TextFile:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise DataError(
-            f"line {line}: byte 0x{raw[err.start]:02x} is not UTF-8 text; save the file as UTF-8",
-            where=str(path),
-        ) from None
+        raise not_utf8(path, raw, err.start) from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise DataError("the file holds no text", where=str(path))

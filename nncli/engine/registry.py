@@ -35,6 +35,21 @@ SYNONYMS = {
     "maxpooling2d": "maxpool2d",
     "averagepooling2d": "avgpool2d",
     "avgpooling2d": "avgpool2d",
+    "maxpooling1d": "maxpool1d",
+    "averagepooling1d": "avgpool1d",
+    "avgpooling1d": "avgpool1d",
+    "globalaveragepooling1d": "global_avgpool",
+    "globalaveragepooling2d": "global_avgpool",
+    "globalavgpool1d": "global_avgpool",
+    "globalavgpool2d": "global_avgpool",
+    "globalmaxpooling1d": "global_maxpool",
+    "globalmaxpooling2d": "global_maxpool",
+    "globalmaxpool1d": "global_maxpool",
+    "globalmaxpool2d": "global_maxpool",
+    "batchnormalization": "batchnorm",
+    "batchnorm1d": "batchnorm",
+    "batchnorm2d": "batchnorm",
+    "layernormalization": "layernorm",
     "simplernn": "rnn",
     # initialisers
     "kaimingnormal": "he_normal",
@@ -52,6 +67,9 @@ SYNONYMS = {
     "numepochs": "epochs",
     "outfeatures": "units",
     "outchannels": "filters",
+    "hiddensize": "units",
+    "numembeddings": "input_dim",
+    "embeddingdim": "output_dim",
     "stride": "strides",
     "inputshape": "model.input",
     "inputdim": "model.input",
@@ -62,6 +80,19 @@ SYNONYMS = {
     "valacc": "val_accuracy",
 }
 
+# Other libraries' names with no one counterpart here: folded name -> (a name that must be among
+# the choices, so the line is said only where it applies, e.g. among layer types; what to write).
+SPATIAL = ("dropout", "nearest: 'dropout', which drops single values rather than whole channels")
+USE_INSTEAD = {
+    "bidirectional": ("lstm", "here a setting: rnn, lstm and gru take bidirectional: true"),
+    "spatialdropout": SPATIAL,
+    "spatialdropout1d": SPATIAL,
+    "spatialdropout2d": SPATIAL,
+    "spatialdropout3d": SPATIAL,
+    "activation": ("relu", "an activation is a layer: type: relu, or activation: relu on dense"),
+    "timedistributed": ("dense", "a dense layer after return_sequences: true acts on each step"),
+}
+
 
 def fold(name: object) -> str:
     """``Mean_Squared-Error`` -> ``meansquarederror``: how synonyms are looked up."""
@@ -70,12 +101,16 @@ def fold(name: object) -> str:
 
 def did_you_mean(name: object, choices: list[str]) -> str:
     """`` (did you mean 'cross_entropy'?)`` from the synonym table, a spelling that differs only
-    in case and underscores, or a close match; else an empty string."""
+    in case and underscores, what to write instead (``USE_INSTEAD``), or a close match; else an
+    empty string."""
     folded = fold(name)
     target = SYNONYMS.get(folded)
     if target is not None and (target in choices or "." in target):
         return f" (did you mean {target!r}?)"
     same = [c for c in choices if fold(c) == folded]
+    needed, instead = USE_INSTEAD.get(folded, (None, ""))
+    if not same and needed in choices:
+        return f" ({instead})"
     matches = same or difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
 

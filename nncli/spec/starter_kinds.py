@@ -59,12 +59,11 @@ def _column_lines(found: Profile) -> list[str]:
     lines = []
     ids = found.left_out
     if ids:
-        lines.append(
-            pair("exclude", names(ids), "left out: like an id, one distinct value per row", 1)
-        )
+        why = "left out: about one value a row, nothing a new row could share"
+        lines.append(pair("exclude", names(ids), why, 1))
         lines += [
-            f"  #   {c.name}: {c.distinct} distinct values in {found.rows} rows, nothing a new "
-            "row could share"
+            f"  #   {c.name}: {c.distinct} distinct values in {found.rows - c.missing} rows "
+            f"({(found.rows - c.missing) / c.distinct:.1f} a value): too few rows to learn from"
             for c in ids
         ]
     text = [c for c in found.features if c.role == "categorical"]
@@ -87,16 +86,21 @@ def _column_lines(found: Profile) -> list[str]:
 
 
 def _missing_lines(found: Profile) -> list[str]:
-    """``missing:`` as the data needs it, saying what nncli does with empty cells."""
+    """``na_values`` (placeholders found among numbers) and ``missing:`` as the data needs it,
+    saying what nncli does with empty cells."""
     if not found.missing:
         return [pair("missing", "error", "no empty cells: stop at any in new data", 1)]
+    na = []
+    if found.na_values:
+        why = "these cells stand for missing numbers, so they are empty cells too"
+        na = [pair("na_values", names(found.na_values), why, 1)]
     columns = [c for c in [*found.features, found.target] if c.missing]
     where = listed([f"{c.name} {c.missing}" for c in columns])
     why = (
         f"{found.missing} empty cells ({where}): a number gets the training rows' mean, text "
         "the most frequent value; a row with no target is left out"
     )
-    return [pair("missing", "fill", why, 1)]
+    return [*na, pair("missing", "fill", why, 1)]
 
 
 def csv_starter(found: Profile, path: str) -> tuple[list[str], Training]:
@@ -189,15 +193,7 @@ def images_starter(found: Profile, path: str) -> tuple[list[str], Training]:
         pair("normalize", "standard", "pixels to mean 0, std 1 per channel (training images)", 1),
         pair("validation_split", "0.2", "20% of images held out, per class", 1),
     ]
-    layers, side, filters = [], min(height, width), 16
-    while side >= 4 and len(layers) < 6:  # each block halves the side, down to 2 or 3 pixels
-        conv = f"{{type: conv2d, filters: {filters}, kernel_size: 3, padding: same, {RELU}}}"
-        why = "more filters, on a wider view" if layers else "3x3 filters find local patterns"
-        layers += [
-            _layer(conv, why),
-            _layer("{type: maxpool2d, pool_size: 2}", "halves height and width"),
-        ]
-        side, filters = side // 2, filters * 2
+    layers = _conv_blocks(height, width)
     model = [
         "model:",
         pair("", "layers:", "a small CNN: convolution and pooling blocks, then dense", 1),
@@ -208,6 +204,24 @@ def images_starter(found: Profile, path: str) -> tuple[list[str], Training]:
     ]
     rows = found.rows - part_size(0.2, found.rows)
     return data + ["", *model], Training(0.003, 30, _batch(rows, 32), 5, "images")
+
+
+def _conv_blocks(height: int, width: int) -> list[str]:
+    """Up to three conv + pool blocks, each halving the sides, down to 2 or 3 pixels; a pool
+    over an odd side pads it (``padding: same``: the last row or column is kept, not dropped,
+    so the starter validates without a warning)."""
+    layers, filters = [], 16
+    while min(height, width) >= 4 and len(layers) < 6:
+        conv = f"{{type: conv2d, filters: {filters}, kernel_size: 3, padding: same, {RELU}}}"
+        why = "more filters, on a wider view" if layers else "3x3 filters find local patterns"
+        odd = [name for name, side in (("height", height), ("width", width)) if side % 2]
+        pool, pool_why = "{type: maxpool2d, pool_size: 2}", "halves height and width"
+        if odd:
+            pool = "{type: maxpool2d, pool_size: 2, padding: same}"
+            pool_why = f"halves height and width; same: the odd {' and '.join(odd)} kept whole"
+        layers += [_layer(conv, why), _layer(pool, pool_why)]
+        height, width, filters = -(-height // 2), -(-width // 2), filters * 2
+    return layers
 
 
 def sequences_starter(found: Profile, path: str) -> tuple[list[str], Training]:
