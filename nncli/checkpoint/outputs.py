@@ -4,8 +4,8 @@
 ``runs.check_claims``).
 
 ``check_output``, in order, before any work:
-1. never onto an input (a file, another name for it, anything inside an input folder) nor, for
-   anything but a checkpoint, onto an HDF5 file (``folder.check_outputs``);
+1. never onto an input (a file, another name for it, anything inside an input folder) nor onto
+   an HDF5 file (``folder.check_outputs``);
 2. a file: never a folder, a FIFO or a device (``folder.check_kind``);
 3. never a file of a run in its folder: a checkpoint, ``.latest.h5``, ``.best.h5``, history,
    resolved spec or lock, nor a data file a run there trained on (``runs.owner``); and, unless
@@ -37,18 +37,17 @@ def check_output(
     force: bool = False,
     own: Callable[[Path], bool] | None = None,
     spec: bool = False,
-    checkpoint: bool = False,
     makes_folder: bool = False,
     option: str = "--output",
 ) -> bool:
     """SpecError (exit 2) or CheckpointError (exit 4) when the command may not write ``path``
     (the module's rule) -> whether a file is there, which the command replaces. ``own``:
     recognises the command's earlier output, replaced without ``force``; ``spec``: the command
-    writes a spec (init, tune's best.yaml); ``checkpoint``: it writes an HDF5 checkpoint;
-    ``makes_folder``: a missing folder is made, not refused."""
+    writes a spec (init, tune's best.yaml); ``makes_folder``: a missing folder is made, not
+    refused."""
     path = Path(path)
     try:
-        folder.check_outputs([path], inputs, table=not checkpoint)
+        folder.check_outputs([path], inputs, table=True)
     except SpecError as exc:
         exc.field = option
         raise
@@ -98,11 +97,12 @@ def check_writable(path: Path, makes_folder: bool = False, option: str = "--outp
     written (a read-only file system, no permission)."""
     parent = Path(os.path.abspath(path)).parent
     if not parent.is_dir() and not makes_folder:
-        raise SpecError(f"no such folder: {path.parent}", field=option)
+        what = "not a folder" if os.path.lexists(parent) else "no such folder"
+        raise SpecError(f"{what}: {path.parent}", field=option)
     while not os.path.lexists(parent) and parent != parent.parent:
         parent = parent.parent
-    if not parent.is_dir():
-        raise SpecError(f"{parent} is a file, not a folder", field=option)
+    if not parent.is_dir():  # a file where a folder would go
+        raise CheckpointError(f"cannot write ({os.strerror(errno.ENOTDIR)})", where=str(parent))
     if not os.access(parent, os.W_OK | os.X_OK):
         raise CheckpointError(f"cannot write ({_why_not(parent)})", where=str(path))
 
