@@ -98,7 +98,7 @@ def test_the_lock_goes_on_errors_and_so_do_the_folders_made_for_it(work: Path):
     assert list((work / "keep").iterdir()) == []  # a folder it did not make stays
 
 
-def test_hold_is_exclusive_within_one_process_and_takes_an_unlocked_file(tmp_path: Path):
+def test_hold_is_exclusive_within_one_process_and_takes_an_unlocked_lock_file(tmp_path: Path):
     with folder_lock.hold(tmp_path / "a" / "b") as lock:
         assert lock.read_text().split()[0] == str(os.getpid())
         busy = pytest.raises(SpecError, match="in use by another nncli run")
@@ -107,10 +107,54 @@ def test_hold_is_exclusive_within_one_process_and_takes_an_unlocked_file(tmp_pat
         assert lock.exists()
     assert not (tmp_path / "a").exists()
     (tmp_path / "c").mkdir()
-    (tmp_path / "c" / ".nncli.lock").write_text("junk")  # a file, but nobody locks it
+    (tmp_path / "c" / ".nncli.lock").write_text("4242 a-host\n")  # nncli's, but nobody locks it
     with folder_lock.hold(tmp_path / "c") as lock:
         assert lock.read_text().split()[0] == str(os.getpid())
     assert list((tmp_path / "c").iterdir()) == []
+
+
+LOCK_IMPOSTORS = {  # what may sit where a run's lock goes -> the words of its refusal
+    "symlink": "symbolic link",  # ln -s ../victim.txt out/.nncli.lock
+    "dangling": "symbolic link",  # ln -s nowhere out/.nncli.lock
+    "hardlink": "hard link",  # ln victim.txt out/.nncli.lock
+    "foreign": "did not write",  # a file of the user's, named like a lock
+    "fifo": "not a regular file",
+}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="links and FIFOs as POSIX makes them")
+@pytest.mark.parametrize("kind", sorted(LOCK_IMPOSTORS))
+def test_a_lock_file_nncli_did_not_write_is_refused_and_what_it_reaches_is_unchanged(
+    work: Path, kind: str
+):
+    victim, out = work / "victim.txt", work / "out"
+    victim.write_text("precious\n")
+    out.mkdir()
+    lock = out / ".nncli.lock"
+    make = {
+        "symlink": lambda: lock.symlink_to(Path("..", "victim.txt")),
+        "dangling": lambda: lock.symlink_to("nowhere"),
+        "hardlink": lambda: os.link(victim, lock),
+        "foreign": lambda: lock.write_text("my notes\n"),
+        "fifo": lambda: os.mkfifo(lock),
+    }
+    make[kind]()
+    kept = {p: sha(p) for p in (victim, lock) if p.is_file()}
+    result = invoke("train", work / "iris.yaml", "--output", out / "model.h5")
+    one_error_line(result, 4, str(lock), LOCK_IMPOSTORS[kind], "remove it")
+    assert {p: sha(p) for p in kept} == kept  # the file the link reaches, byte for byte
+    assert os.path.lexists(lock) and not (work / "nowhere").exists()
+    assert sorted(p.name for p in out.iterdir()) == [".nncli.lock"]  # nothing trained
+
+
+def test_a_run_records_its_claims_in_its_lock(tmp_path: Path):
+    with folder_lock.hold(tmp_path, name=".a.nncli.lock", claims=["a.h5", "a.history.csv"]):
+        [holder] = folder_lock.holders(tmp_path)
+    assert (holder.pid, holder.host) == (os.getpid(), socket.gethostname())
+    assert holder.claims == ["a.h5", "a.history.csv"] and holder.lock.name == ".a.nncli.lock"
+    assert folder_lock.holders(tmp_path) == []  # released: the file went
+    (tmp_path / ".b.nncli.lock").write_text(f"{dead_pid()} {socket.gethostname()}\n[]\n")
+    assert folder_lock.holders(tmp_path) == []  # a dead run's lock holds nothing
 
 
 # -- outputs that would land on inputs -------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Where outputs may go (nncli/outputs.py): never onto an input, never over a file without
-consent, each checkpoint with its own files, modes from the umask, and a stopped run's
-temporary files removed by the next run."""
+"""Where outputs may go (nncli/checkpoint/folder.py, runs.py): never onto an input, never over
+a file without consent, never onto another run's files, each checkpoint with its own files,
+modes from the umask, and a stopped run's temporary files removed by the next run."""
 
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ from pathlib import Path
 import pytest
 from helpers import IRIS, invoke, iris_spec, one_error_line, sha
 
+from nncli import spec as spec_module
 from nncli.checkpoint import folder as outputs
 from nncli.checkpoint import model as model_io
+from nncli.checkpoint import runs
+from nncli.commands import train as train_command
 from nncli.errors import SpecError
+from nncli.training.callbacks import Callback
 
 IRIS_SPEC = iris_spec("{epochs: 2, batch_size: 16, checkpoint_every: 1}")
 
@@ -63,11 +67,12 @@ def test_predict_replaces_an_earlier_predictions_file_and_says_so(work: Path, tr
     target = work / "predictions.csv"
     first = invoke("predict", trained, work / "iris.csv", "--output", target)
     assert first.exit_code == 0 and first.stderr.strip() == f"wrote 150 predictions to {target}"
-    target.write_text("old\n")
-    again = invoke("predict", trained, work / "iris.csv", "--output", target)
+    target.write_text(target.read_text().splitlines()[0] + "\nold\n")  # its header: predict's
+    again = invoke("predict", trained, work / "iris.csv", "--output", target, "--proba")
     assert again.exit_code == 0, again.stderr
     assert again.stderr.strip() == f"replaced {target}: wrote 150 predictions"
     assert len(target.read_text().splitlines()) == 151
+    assert target.read_text().startswith("prediction,proba_")
 
 
 def test_check_outputs_refuses_an_hdf5_file_only_for_tables(tmp_path: Path):
@@ -141,6 +146,47 @@ def test_checkpoints_in_one_folder_keep_their_own_history_and_resolved_spec(work
     assert not (run / "history.csv").exists() and not list(run.glob(".*"))
 
 
+class StartsAnother(Callback):
+    """At its run's first epoch, starts a second run into the same folder (``nncli train``)."""
+
+    def __init__(self, *args: object):
+        self.args, self.result = args, None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        if self.result is None:
+            self.result = invoke("train", *self.args)
+
+
+@pytest.mark.parametrize("first", ["model.latest.h5", "model.h5"])
+def test_two_runs_at_once_never_share_a_file_name(work: Path, first: str):
+    """``--output cc/model.latest.h5`` is the periodic checkpoint of a ``cc/model.h5`` run with
+    checkpoint_every: whichever starts second stops (exit 2), naming the running one."""
+    cc = work / "cc"
+    second = "model.h5" if first == "model.latest.h5" else "model.latest.h5"
+    other = StartsAnother(work / "iris.yaml", "--output", cc / second, "--force")
+    spec = spec_module.load(work / "iris.yaml")
+    done = train_command.train(spec, output=cc / first, callbacks=[other])
+    line = one_error_line(other.result, 2, f"{cc / 'model.latest.h5'}", f"process {os.getpid()}")
+    assert "running" in line and f"the run {cc / first}" in line
+    assert set(hashes(cc)) <= {p.name for p in outputs.run_files(cc / first).written()}
+    assert model_io.load(cc / "model.latest.h5").training["epoch"] == 2  # the first run's, whole
+    assert model_io.load(done.output).training["epoch"] == 2
+
+
+@pytest.mark.parametrize("first", ["model.latest.h5", "model.h5"])
+def test_a_name_an_ended_runs_files_use_is_refused_even_with_force(work: Path, first: str):
+    cc = work / "cc"
+    second = "model.h5" if first == "model.latest.h5" else "model.latest.h5"
+    assert invoke("train", work / "iris.yaml", "--output", cc / first, "--quiet").exit_code == 0
+    before = hashes(cc)
+    result = invoke("train", work / "iris.yaml", "--output", cc / second, "--force")
+    line = one_error_line(result, 2, str(cc / "model.latest.h5"), f"the run {cc / first}")
+    assert "never replaced" in line and "process" not in line  # it has ended
+    assert hashes(cc) == before  # sha256 of every file, model.latest.h5 among them
+    again = invoke("train", work / "iris.yaml", "--output", cc / first, "--force", "--quiet")
+    assert again.exit_code == 0, again.stderr  # the run itself may be run again
+
+
 def test_run_files_keep_plain_names_for_the_default_checkpoint(tmp_path: Path):
     plain, named = outputs.run_files(tmp_path / "model.h5"), outputs.run_files(tmp_path / "a.h5")
     assert [p.name for p in plain.written()] == [
@@ -171,44 +217,68 @@ def test_every_output_takes_its_mode_from_the_umask(work: Path, umask: int):
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path.name
 
 
-# -- a stopped run's temporary files ---------------------------------------------------------------
+# -- a stopped run's temporary files: a checkpoint of the folder's, an HDF5 file in progress ----
+IN_PROGRESS = outputs.HDF5_SIGNATURE + b"partial"  # what a save killed midway leaves
+
+
 def test_the_next_run_removes_a_stopped_runs_temporary_files_and_says_so(work: Path):
     out = work / "out"
     out.mkdir()
     pid = dead_pid()
     stale = out / f".model.latest.h5.tmp-{pid}-0a1b2c3d"
-    stale_text = out / f".history.csv.tmp-{pid}-deadbeef"
+    stale_best = out / f".model.best.h5.tmp-{pid}-deadbeef"
     live = out / f".model.latest.h5.tmp-{os.getppid()}-0a1b2c3d"  # alive, not ours
-    for path in (stale, stale_text, live):
-        path.write_bytes(b"\x89HDF partial")
+    for path in (stale, stale_best, live):
+        path.write_bytes(IN_PROGRESS)
     result = invoke("train", work / "iris.yaml", "--quiet")
     assert result.exit_code == 0, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nncli: note: removed 2 temporary files")
-    assert stale.name in lines[0] and stale_text.name in lines[0]
-    assert not stale.exists() and not stale_text.exists() and live.exists()
+    assert stale.name in lines[0] and stale_best.name in lines[0]
+    assert not stale.exists() and not stale_best.exists() and live.exists()
 
 
-def test_remove_stale_temps_touches_only_dead_writers_temporary_files(tmp_path: Path):
+def test_remove_stale_temps_touches_only_dead_writers_checkpoints_in_progress(tmp_path: Path):
     pid = dead_pid()
-    names = [
-        f".a.h5.tmp-{pid}-00ff",  # dead writer: removed
-        f".a.h5.tmp-{os.getpid()}-00ff",  # this process: kept
-        f"a.h5.tmp-{pid}-00ff",  # not hidden: not a name nncli writes
-        f".a.h5.tmp-{pid}-xyz",  # not hex
-        f".nncli.lock.stale-{pid}-00ff",  # the lock's business
-    ]
-    for name in names:
-        (tmp_path / name).write_text("x")
-    assert outputs.remove_stale_temps(tmp_path) == [tmp_path / names[0]]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
-    assert outputs.remove_stale_temps(tmp_path / "missing") == []
+    names = {
+        f".a.h5.tmp-{pid}-00ff": IN_PROGRESS,  # a.h5's save, writer dead: removed
+        f".a.latest.h5.tmp-{pid}-00ff": IN_PROGRESS,  # its periodic checkpoint's: removed
+        f".a.h5.tmp-{os.getpid()}-00ff": IN_PROGRESS,  # this process: kept
+        f".a.h5.tmp-{pid}-0aff": b"not an HDF5 file",  # a name like nncli's, not its content
+        f".notes.txt.tmp-{pid}-00ff": IN_PROGRESS,  # no checkpoint of this folder
+        f".history.csv.tmp-{pid}-00ff": IN_PROGRESS,  # a run's file, not a checkpoint
+        f"a.h5.tmp-{pid}-00ff": IN_PROGRESS,  # not hidden: not a name nncli writes
+        f".a.h5.tmp-{pid}-xyz": IN_PROGRESS,  # not hex
+        f".nncli.lock.stale-{pid}-00ff": IN_PROGRESS,  # the lock's business
+    }
+    for name, content in names.items():
+        (tmp_path / name).write_bytes(content)
+    target = tmp_path / "elsewhere.h5"
+    target.write_bytes(IN_PROGRESS)
+    (tmp_path / f".b.h5.tmp-{pid}-0bff").symlink_to(target)  # a link is never a save
+    before = {p.name: sha(p) for p in tmp_path.iterdir()}
+    removed = runs.remove_stale_temps(tmp_path, outputs.run_files(tmp_path / "a.h5"))
+    assert [p.name for p in removed] == sorted(list(names)[:2])
+    assert {p.name: sha(p) for p in tmp_path.iterdir()} == {
+        k: v for k, v in before.items() if k not in list(names)[:2]
+    }
+    (tmp_path / "b.h5").write_bytes(IN_PROGRESS)  # b.h5 now a checkpoint here; its link stays
+    assert runs.remove_stale_temps(tmp_path) == []
+    assert runs.remove_stale_temps(tmp_path / "missing") == []
+
+
+def test_a_temporary_file_of_another_checkpoint_in_the_folder_is_removed_too(tmp_path: Path):
+    (tmp_path / "b.h5").write_bytes(IN_PROGRESS)  # another run's checkpoint in the folder
+    stale = tmp_path / f".b.best.h5.tmp-{dead_pid()}-00ff"
+    stale.write_bytes(IN_PROGRESS)
+    assert runs.remove_stale_temps(tmp_path, outputs.run_files(tmp_path / "a.h5")) == [stale]
 
 
 def test_no_temporary_file_is_removed_while_another_host_holds_a_lock_there(tmp_path: Path):
     stale = tmp_path / f".a.h5.tmp-{dead_pid()}-00ff"  # dead here, maybe alive on that host
-    stale.write_text("x")
+    stale.write_bytes(IN_PROGRESS)
+    files = outputs.run_files(tmp_path / "a.h5")
     (tmp_path / ".b.nncli.lock").write_text("4242 some-other-host\n")
-    assert outputs.remove_stale_temps(tmp_path) == [] and stale.exists()
+    assert runs.remove_stale_temps(tmp_path, files) == [] and stale.exists()
     (tmp_path / ".b.nncli.lock").unlink()
-    assert outputs.remove_stale_temps(tmp_path) == [stale] and not stale.exists()
+    assert runs.remove_stale_temps(tmp_path, files) == [stale] and not stale.exists()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import secrets
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
         "nncli_version": nncli.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    _check_space(folder, path, ckpt)
     try:
         try:
             with h5py.File(tmp, "x", locking=False) as f:
@@ -55,12 +59,72 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
             if isinstance(e, CheckpointError) and e.where is None:
                 e.where = str(path)
             raise
-    except OSError as e:
-        reason = os.strerror(e.errno) if e.errno else str(e)
-        raise CheckpointError(f"cannot write the checkpoint ({reason})", where=str(path)) from e
+    except (OSError, RuntimeError) as e:  # h5py: RuntimeError("... errno = 28 ...") on a full disk
+        error = cannot_write(e, path, "the checkpoint")
+        if error is None and isinstance(e, RuntimeError):
+            raise  # no reason from the system: a bug, not the disk
+        raise error or CheckpointError(f"cannot write the checkpoint ({e})", where=str(path)) from e
     with contextlib.suppress(OSError):  # makes the rename durable; not every system can
         _fsync(folder, os.O_RDONLY)
     ckpt.meta = meta
+
+
+def _errnos(exc: BaseException) -> list[int]:
+    """The error numbers behind a failed write, nearest first: an OSError's, or the
+    ``errno = 28`` of an HDF5 message (h5py raises RuntimeError, often after a second one)."""
+    found = []
+    for cause in (exc, exc.__context__, exc.__cause__):
+        if isinstance(cause, OSError) and cause.errno:
+            found.append(cause.errno)
+        found += [int(n) for n in re.findall(r"errno = ([0-9]+)", str(cause or "")) if int(n)]
+    return found
+
+
+def cannot_write(exc: BaseException, path: Path, what: str = "") -> CheckpointError | None:
+    """The CheckpointError (exit 4) of a write that failed for a reason the system gave
+    (``cannot write (Read-only file system)``; a full disk also says that what was there
+    stays), or None when ``exc`` carries no such reason (a bug, not the disk)."""
+    numbers = _errnos(exc)
+    if not numbers:
+        return None
+    kept = "; the earlier file, if any, is unchanged" if errno.ENOSPC in numbers else ""
+    what = f" {what}" if what else ""
+    return CheckpointError(f"cannot write{what} ({os.strerror(numbers[0])}){kept}", where=str(path))
+
+
+def _check_space(folder: Path, path: Path, ckpt: Checkpoint) -> None:
+    """CheckpointError (exit 4) before HDF5 starts when the folder's free space is less than
+    the arrays alone will take: HDF5 fails badly on a full disk (it may even crash the process
+    after its error), so a save that cannot fit is not begun."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:  # no folder (the open says so), or a system that cannot tell
+        return
+    needed = _least_size(ckpt)
+    if free < needed:
+        raise CheckpointError(
+            f"cannot write the checkpoint ({os.strerror(errno.ENOSPC)}: it needs at least "
+            f"{needed / 1024:.1f} KiB, {free / 1024:.1f} KiB are free); the earlier file, if "
+            "any, is unchanged",
+            where=str(path),
+        )
+
+
+def _least_size(ckpt: Checkpoint) -> int:
+    """Bytes the checkpoint's arrays and text take in any file: a lower bound of its size."""
+
+    def size(value: Any) -> int:
+        if isinstance(value, dict):
+            return sum(size(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return sum(size(v) for v in value)
+        if isinstance(value, str):
+            return len(value.encode("utf-8", "replace"))
+        return np.asarray(value).nbytes if isinstance(value, (np.ndarray, np.generic)) else 8
+
+    layers = [(layer.params, layer.state) for layer in ckpt.layers]
+    optimizer = ckpt.optimizer.state if ckpt.optimizer is not None else {}
+    return size([ckpt.spec_yaml, layers, optimizer, ckpt.data, ckpt.training])
 
 
 def _stamp(f: h5py.File) -> None:

@@ -40,6 +40,9 @@ def predict(
     output: Path | None = typer.Option(
         None, "--output", help="Write the predictions to this CSV file (default: stdout)."
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an --output file that is not an earlier predictions file."
+    ),
     proba: bool = typer.Option(False, "--proba", help="Add a proba_<label> column per class."),
     keep: list[str] = typer.Option(
         [], "--keep", help="Copy this input column through (e.g. an id); repeatable."
@@ -62,10 +65,11 @@ def predict(
         from nncli.commands import apply, forecast
         from nncli.commands import predict as predict_command
 
-        apply.check_table_output(output, [checkpoint, *data])
+        own = predict_command.is_predictions
+        replaces = apply.check_table_output(output, [checkpoint, *data], force=force, own=own)
         if steps is not None:
             frame = forecast.forecast_files(checkpoint, data, steps=steps, device=device)
-            _write_table(frame, output)
+            _write_table(frame, output, replaces)
             return
         frame = predict_command.predict_files(
             checkpoint,
@@ -77,12 +81,12 @@ def predict(
             skip_bad=skip_bad,
             warn=_warn,
         )
-        _write_table(frame, output)
+        _write_table(frame, output, replaces)
 
     run(action, debug)
 
 
-def _write_table(frame: Any, output: Path | None) -> None:
+def _write_table(frame: Any, output: Path | None, replaces: bool) -> None:
     """The predictions as CSV on stdout, or in ``output`` and said where they went (a replaced
     file is named as such, as ``-o`` tools do)."""
     from nncli.commands.predict import write_table
@@ -91,7 +95,8 @@ def _write_table(frame: Any, output: Path | None) -> None:
         frame.to_csv(sys.stdout, index=False, lineterminator="\n")
         return
     rows = len(frame)
-    if write_table(frame, output):
+    write_table(frame, output)
+    if replaces:
         typer.echo(f"replaced {output}: wrote {rows} predictions", err=True)
     else:
         typer.echo(f"wrote {rows} predictions to {output}", err=True)
@@ -151,6 +156,9 @@ def evaluate(
     output: Path | None = typer.Option(
         None, "--output", help="Write the results as JSON to this file (tables still shown)."
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an --output file that is not an earlier evaluation."
+    ),
     skip_bad: bool = SKIP_BAD,
     debug: bool = DEBUG,
 ) -> None:
@@ -163,7 +171,8 @@ def evaluate(
         from nncli.commands import evaluate as evaluate_command
         from nncli.commands.apply import check_table_output
 
-        check_table_output(output, [checkpoint, data])  # refused before any work
+        own = evaluate_command.is_evaluation  # refused before any work:
+        replaces = check_table_output(output, [checkpoint, data], force=force, own=own)
         result = evaluate_command.evaluate_file(
             checkpoint,
             data,
@@ -176,8 +185,8 @@ def evaluate(
         _note(result["scored"])
         evaluation = evaluate_command.as_data(result, data)
         if output is not None:
-            replaced = evaluate_command.write_json(evaluation, output, [checkpoint, data])
-            typer.echo(f"{'replaced' if replaced else 'wrote'} {output}", err=True)
+            evaluate_command.write_json(evaluation, output)
+            typer.echo(f"{'replaced' if replaces else 'wrote'} {output}", err=True)
         if json_:
             typer.echo(json.dumps(evaluation, indent=2))
             return

@@ -49,6 +49,9 @@ def tune(
     cv: int | None = typer.Option(
         None, "--cv", parser=POSITIVE_INT, help="Score each trial by the mean over K folds."
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace a trials.csv, best.yaml or best/ that tune did not write."
+    ),
     set_: list[str] = SET,
     device: str | None = SPEC_DEVICE,
     worker: int | None = typer.Option(None, "--worker", hidden=True),
@@ -86,6 +89,7 @@ def tune(
                 worker=worker,
                 on_start=on_start,
                 on_trial=lambda row: shown[0](row),
+                force=force,
             )
         finally:
             for trial_report in shown:

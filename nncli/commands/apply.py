@@ -112,10 +112,18 @@ def warn_skipped(skipped: list[str], warn: Callable[[str], None] | None) -> None
         warn(note)
 
 
-def check_table_output(output: Path | None, inputs: list[Path]) -> None:
-    """SpecError (exit 2) before any work when ``--output`` is an input, lies in an input
-    folder or is an HDF5 file (``nncli.checkpoint.folder.check_outputs``)."""
-    from nncli.checkpoint.folder import check_outputs
+def check_table_output(
+    output: Path | None,
+    inputs: list[Path],
+    *,
+    force: bool = False,
+    own: Callable[[Path], bool] | None = None,
+) -> bool:
+    """The one output rule (``nncli.checkpoint.outputs``) for ``--output``, before any work:
+    SpecError (exit 2) when it is an input, lies in an input folder, is an HDF5 file, a spec or
+    a file of a run in its folder, or exists and is not the command's earlier output (``own``)
+    without ``force``; CheckpointError (exit 4) when its folder cannot be written. -> whether
+    a file is there to be replaced."""
+    from nncli.checkpoint.outputs import check_output
 
-    if output is not None:
-        check_outputs([output], inputs, table=True)
+    return output is not None and check_output(output, inputs, force=force, own=own)

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 
 from nncli.checkpoint import folder as outputs
+from nncli.checkpoint.outputs import check_output, make_folder
 from nncli.commands.train import TrainingRun, fit_arrays
 from nncli.commands.workers import wait_all
 from nncli.data import folds as fold_rows
 from nncli.engine.schedules import improves_upwards
-from nncli.errors import DataError, Interrupted, SpecError
+from nncli.errors import DataError, Interrupted
 from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback
 from nncli.training.loop import evaluate
@@ -227,9 +228,8 @@ def cv(
         for result in done:
             outputs.write_text_atomic(_fold_file(out, result.fold), json.dumps(result.__dict__))
         return CvResult(done, "", monitored(spec)[0])
-    outputs.check_outputs([table], [path, getattr(spec.data, "path", None)])
-    if table.exists() and not force:
-        raise SpecError(f"{table} exists; pass --force to replace it or choose another --output")
+    inputs = [path, getattr(spec.data, "path", None)]
+    check_output(table, inputs, force=force, makes_folder=True)
     if workers > 1:
         args = [str(path), "--folds", str(folds), "--output", str(out)]
         args += [a for o in overrides for a in ("--set", o)]
@@ -237,14 +237,14 @@ def cv(
         result = _in_workers(spec, folds, workers, out, args, on_fold)
     else:
         result = cross_validate(spec, folds, on_fold=on_fold, device=device)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     outputs.write_text_atomic(table, csv_text(result))
     result.files = [table]
     return result
 
 
 def _fold_file(out: Path, number: int) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     return out / f".fold-{number}.json"
 
 

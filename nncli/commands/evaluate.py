@@ -23,6 +23,8 @@ from nncli.training.guards import require_finite
 from nncli.training.loop import evaluate, predict
 from nncli.training.metrics import classification_report, predicted_classes
 
+MAX_JSON = 1 << 28  # bytes of an existing --output read to recognise an earlier evaluation
+
 
 def evaluate_file(
     checkpoint: Path,
@@ -118,17 +120,32 @@ def as_data(result: dict[str, Any], data: Path) -> dict[str, Any]:
     return out
 
 
-def write_json(evaluation: dict[str, Any], output: Path, inputs: list[Path]) -> bool:
-    """Write ``evaluation`` as JSON to ``output`` (never onto an input or an HDF5 file); True
-    when it replaced a file."""
+def write_json(evaluation: dict[str, Any], output: Path) -> None:
+    """Write ``evaluation`` as JSON to ``output``, atomically (checked before the work by
+    ``apply.check_table_output`` with ``is_evaluation``)."""
     import json
 
-    from nncli.checkpoint.folder import check_outputs, write_text_atomic
+    from nncli.checkpoint.folder import write_text_atomic
 
-    check_outputs([output], inputs, table=True)
-    replaced = output.exists()
     write_text_atomic(output, json.dumps(evaluation, indent=2) + "\n")
-    return replaced
+
+
+def is_evaluation(path: Path) -> bool:
+    """Whether ``path`` is JSON an earlier ``evaluate --output`` wrote (an object with its
+    ``data``, ``rows`` and ``metrics``), which ``--output`` replaces without ``--force``."""
+    import json
+
+    try:
+        if path.stat().st_size > MAX_JSON:
+            return False
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return (
+        isinstance(found, dict)
+        and isinstance(found.get("metrics"), dict)
+        and all(key in found for key in ("data", "rows"))
+    )
 
 
 def spec_metrics(spec_yaml: str) -> list[str]:

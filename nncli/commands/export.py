@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from nncli.errors import CheckpointError, SpecError
+from nncli.errors import SpecError
 
 FORMATS = {".onnx": "onnx"}
 
@@ -53,22 +52,20 @@ def export_checkpoint(
     force: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Write ``checkpoint`` as ``output`` -> what was written (path, format, opset, nodes,
-    whether an earlier file was replaced). Outputs follow
-    ``nncli.checkpoint.folder.check_outputs``."""
-    from nncli.checkpoint.folder import check_outputs
+    whether an earlier file was replaced). Outputs follow the one output rule
+    (``nncli.checkpoint.outputs``): an existing file needs ``force``."""
+    from nncli.checkpoint.outputs import check_output
 
     export_format(output, fmt)
-    check_outputs([output], [checkpoint])
-    if output.exists() and not force:
-        raise SpecError(f"{output} exists; pass --force to replace it", field="--output")
+    replaced = check_output(output, [checkpoint], force=force)
     require_onnx()
     from nncli import export
+    from nncli.checkpoint.folder import write_atomic
 
     opset = export.DEFAULT_OPSET if opset is None else opset
     check_opset(opset)
     model = onnx_of(checkpoint, opset)
-    replaced = output.exists()
-    write_bytes_atomic(output, model.SerializeToString())
+    write_atomic(output, model.SerializeToString())
     return {"path": output, "format": "onnx", "opset": opset, "nodes": len(model.graph.node),
             "replaced": replaced}  # fmt: skip
 
@@ -85,20 +82,3 @@ def onnx_of(checkpoint: Path, opset: int) -> Any:
     built = export.onnx_model(model, stored_encoder(model), opset)
     onnx.checker.check_model(built, full_check=True)
     return built
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """A temporary file beside ``path``, then a rename (mode from the umask)."""
-    from nncli.checkpoint.folder import temp_path
-
-    tmp = temp_path(path)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write ({exc.strerror})", where=str(path)) from None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nncli.checkpoint import folder
+from nncli.checkpoint.outputs import check_output
 from nncli.data.profile import Profile, profile
 from nncli.errors import SpecError
 from nncli.spec.resolve import Resolved
@@ -42,14 +44,7 @@ def init(
     ``train --skip-bad`` will). Never onto the data, never over a file without ``force``."""
     data = Path(data)
     out = _output(data, output)
-    try:
-        folder.check_outputs([out], [data])
-    except SpecError as exc:
-        exc.field = "--output"
-        raise
-    replaced = out.exists()
-    if replaced and not force:
-        raise SpecError(f"{out} exists; pass --force to replace it", field="--output")
+    replaced = check_output(out, [data], force=force, spec=True)
     found = profile(data, target)
     path = _data_path(data, out)
     command = " ".join(["nncli init", str(data), *(["--target", target] if target else [])])
@@ -108,11 +103,9 @@ def _write_checked(
     from nncli import spec as spec_module
     from nncli.commands.validate import validate
 
-    if not out.parent.is_dir():
-        raise SpecError(f"no such folder: {out.parent}", field="--output")
     tmp = folder.temp_path(out)
     try:
-        tmp.write_text(render(None), encoding="utf-8")
+        _write(tmp, render(None), out)
         seen: list[Resolved] = []
         try:
             checked = validate(tmp, on_resolved=seen.append, skip_bad=skip_bad, warn=warn)
@@ -123,11 +116,24 @@ def _write_checked(
             spec_module.to_dict(seen[0].spec)
         ):
             raise RuntimeError(f"the starter spec for {out} changed when commented")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
+        _write(tmp, text, out)
+        try:
+            os.replace(tmp, out)
+        except OSError as exc:
+            raise folder.cannot_write(exc, out) or exc from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return checked
+
+
+def _write(tmp: Path, text: str, out: Path) -> None:
+    """The spec's text into ``out``'s temporary file (CheckpointError, exit 4, when the system
+    refuses)."""
+    try:
+        tmp.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise folder.cannot_write(exc, out) or exc from None
 
 
 def _notes(found: Profile) -> list[str]:

@@ -34,23 +34,21 @@ def plot(
     ``replaced``, ``size`` (width, height in pixels) and ``picture`` (the data drawn).
 
     Default output beside the checkpoint: ``model.h5`` -> ``model.png`` (``model.filters.png``,
-    ``model.activations.png``); outputs follow ``nncli.checkpoint.folder.check_outputs`` and
-    an existing one is kept unless ``force``; the options and outputs are checked before the
+    ``model.activations.png``); outputs follow the one output rule (``nncli.checkpoint.outputs``:
+    an existing one is kept unless ``force``); the options and outputs are checked before the
     checkpoint is read, and nothing is written before the picture is drawn."""
     from nncli import plots
-    from nncli.checkpoint.folder import check_outputs
-    from nncli.commands.export import write_bytes_atomic
+    from nncli.checkpoint.folder import write_atomic
+    from nncli.checkpoint.outputs import check_output
     from nncli.plots import draw
 
     what = _which(data, filters, layer, activations)
     plots.require()
     checkpoint = Path(checkpoint)
     output = Path(output) if output is not None else default_output(checkpoint, what)
-    check_outputs([output], [checkpoint, data, activations], table=True)
+    replaced = check_output(output, [checkpoint, data, activations], force=force)
     if not output.name.lower().endswith(".png"):
         raise SpecError(f"expected a .png file, got {output.name!r}", field="--output")
-    if output.exists() and not force:
-        raise SpecError(f"{output} exists; pass --force to replace it", field="--output")
     model = model_io.load(checkpoint)
     pictures = {
         "curves": lambda: curves(model, checkpoint, data, warn),
@@ -59,8 +57,7 @@ def plot(
     }
     picture = pictures[what]()
     png = draw.render(picture)
-    replaced = output.exists()
-    write_bytes_atomic(output, png)
+    write_atomic(output, png)
     return {"path": output, "replaced": replaced, "size": draw.size(picture), "picture": picture}
 
 

@@ -3,6 +3,7 @@ encoder it stores (``nncli.commands.forecast`` rolls time-series forecasts for `
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,11 @@ from nncli.commands.apply import (
     stored_encoder,
     warn_skipped,
 )
-from nncli.errors import CheckpointError, DataError, SpecError
+from nncli.errors import DataError, SpecError
 from nncli.training.guards import require_finite
 from nncli.training.loop import predict
+
+MAX_HEADER = 1 << 20  # characters of a header line read to recognise a predictions file
 
 
 def predict_files(
@@ -70,14 +73,30 @@ def predict_files(
     return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
 
 
-def write_table(frame: Any, output: Path) -> bool:
-    """The table as CSV to ``output`` (written atomically) -> whether it replaced an earlier
-    file (the command line writes a table without ``--output`` to stdout)."""
+def write_table(frame: Any, output: Path) -> None:
+    """The table as CSV to ``output``, written atomically (checked before the work by
+    ``apply.check_table_output`` with ``is_predictions``; the command line writes a table
+    without ``--output`` to stdout)."""
     from nncli.checkpoint.folder import write_text_atomic
 
-    replaced = Path(output).exists()
+    write_text_atomic(Path(output), frame.to_csv(index=False, lineterminator="\n"))
+
+
+def is_predictions(path: Path) -> bool:
+    """Whether ``path`` is an earlier predictions file, which ``--output`` replaces without
+    ``--force``: a CSV file whose header ends with the columns predict writes last, a
+    ``prediction`` or ``prediction_<target>`` block, then any ``proba_<label>`` columns."""
     try:
-        write_text_atomic(Path(output), frame.to_csv(index=False, lineterminator="\n"))
-    except OSError as exc:
-        raise CheckpointError(f"cannot write ({exc.strerror})", where=str(output)) from None
-    return replaced
+        with open(path, encoding="utf-8", newline="") as file:
+            header = next(csv.reader([file.readline(MAX_HEADER)]), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    end = len(header)
+    while end and header[end - 1].startswith("proba_"):
+        end -= 1
+    start = end
+    while start and (
+        header[start - 1] == "prediction" or header[start - 1].startswith("prediction_")
+    ):
+        start -= 1
+    return start < end

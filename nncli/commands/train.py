@@ -17,7 +17,9 @@ import numpy as np
 
 from nncli.checkpoint import folder as outputs
 from nncli.checkpoint import model as model_io
+from nncli.checkpoint import runs
 from nncli.checkpoint.lock import hold
+from nncli.checkpoint.outputs import check_writable
 from nncli.commands.resume import resume as resume_from
 from nncli.commands.resume import resume_command
 from nncli.data.digest import content_digest
@@ -70,7 +72,8 @@ def train(
     world: World = SINGLE,
 ) -> TrainResult:
     """Refuse outputs on inputs, hold the checkpoint's lock, refuse to replace files without
-    ``force``, remove a stopped run's temporary files (told to ``note``), then train
+    ``force`` and another run's files at all, remove a stopped run's temporary files (told to
+    ``note``), then train
     (``overrides``: the ``--set`` values, repeated in the resume command an interruption
     prints). ``skip_bad``: leave out unreadable images; ``warn`` gets the data's warnings;
     ``on_resolved`` gets the resolved run (the device it chose) before training starts.
@@ -85,11 +88,14 @@ def train(
     out, files = refuse_outputs_on_inputs(spec, output, resume)
     if not world.lead:  # rank 0 checks and holds the outputs; the others only train
         return _train(spec, output=out, smoke=False, **run)
-    with hold(out.parent, *([warn] if warn else []), name=files.lock.name):
+    check_writable(out, makes_folder=True)
+    claims = [path.name for path in files.written()]  # what other runs there leave alone
+    with hold(out.parent, *([warn] if warn else []), name=files.lock.name, claims=claims):
         outputs.check_replace(files, force=force, resume=resume)
-        removed = outputs.remove_stale_temps(out.parent)
+        runs.check_claims(files)
+        removed = runs.remove_stale_temps(out.parent, files)
         if removed and note:
-            note(outputs.removed_note(removed))
+            note(runs.removed_note(removed))
         return _train(spec, output=out, smoke=False, **run)
 
 

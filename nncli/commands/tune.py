@@ -10,8 +10,6 @@ written in, no ``search:``) are written from the study, which is what every proc
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import shlex
 import shutil
@@ -24,15 +22,23 @@ from typing import Any
 
 from nncli.checkpoint import folder as outputs
 from nncli.checkpoint.lock import hold
+from nncli.checkpoint.outputs import make_folder
 from nncli.commands.cv import cross_validate, monitored
 from nncli.commands.train import train
+from nncli.commands.tune_files import (
+    BEST,
+    BEST_HEADER,
+    best_trial,
+    check_outputs,
+    promote,
+    trials_csv,
+)
 from nncli.commands.workers import wait_all
 from nncli.errors import DataError, DivergedError, Interrupted, SpecError
 from nncli.spec import search
 from nncli.training.callbacks import MonitorReport, kept_value
 from nncli.training.guards import SignalStop
 
-BEST = "best"  # DIR/best/model.h5: the best trial's checkpoint
 WARMUP = 5  # the pruner waits for the first epochs // WARMUP epochs of every trial
 BEST_LOCK_WAIT = 120.0  # seconds a worker waits while another moves its trial to best/
 
@@ -93,12 +99,14 @@ def tune(
     worker: int | None = None,
     on_start: Callable[[list[str], str], None] | None = None,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
+    force: bool = False,
 ) -> TuneResult:
     """Run ``trials`` more trials of the study (in ``workers`` processes), then write
     ``trials.csv``, ``best.yaml`` and ``best/model.h5``. ``worker``: this process is one of
     another's workers (it runs trials and writes nothing else). ``on_start(keys, monitor)``
     hears what is searched before the first trial, ``on_trial`` each trial this process ran,
-    as a row of ``trials.csv``."""
+    as a row of ``trials.csv``. Files of an earlier tune are replaced (the study goes on);
+    any other file in their place needs ``force``."""
     from nncli import spec as spec_module
 
     overrides = list(overrides)
@@ -107,8 +115,11 @@ def tune(
     out = Path(output) if output is not None else Path("runs", f"{spec.name}-tune")
     out = Path(os.path.abspath(out))
     written = [out / "study.db", out / "trials.csv", out / "best.yaml", out / BEST / "model.h5"]
-    outputs.check_outputs(written, [path, getattr(spec.data, "path", None)])
-    out.mkdir(parents=True, exist_ok=True)
+    inputs = [path, getattr(spec.data, "path", None)]
+    outputs.check_outputs(written, inputs)
+    if worker is None:
+        check_outputs(out, inputs, force, storage is None)
+    make_folder(out)
     url = storage or f"sqlite:///{out / 'study.db'}"
     settings = TuneSettings(Path(path), trials, out, url, study or spec.name, sampler, cv)
     settings.timeout, settings.overrides, settings.device = timeout, overrides, device
@@ -220,7 +231,7 @@ def _run_trials(
             with hold(out, name=".best.lock", wait=BEST_LOCK_WAIT):
                 best = shared.best()
                 if best is not None and best[0] == row["number"]:
-                    _promote(folder, out / BEST, row["number"])
+                    promote(folder, out / BEST, row["number"])
         shutil.rmtree(folder, ignore_errors=True)
         if on_trial is not None:
             on_trial(row)
@@ -259,17 +270,6 @@ def _cv_value(
     return result.objective(), {"epochs": sum(f.epochs for f in result.folds)}
 
 
-def _promote(folder: Path, best: Path, number: int) -> None:
-    """A trial's run files replace the best ones, each file by one rename; ``trial.txt`` last
-    says whose they are."""
-    best.mkdir(exist_ok=True)
-    (best / "trial.txt").unlink(missing_ok=True)
-    for file in folder.iterdir():
-        if not file.name.startswith(".") and file.is_file():
-            os.replace(file, best / file.name)
-    outputs.write_text_atomic(best / "trial.txt", f"{number}\n")
-
-
 def _in_workers(settings: TuneSettings, workers: int) -> None:
     """``workers`` processes (``nncli tune ... --worker I``) share the trials and the study."""
     shares = [settings.trials // workers + (i < settings.trials % workers) for i in range(workers)]
@@ -304,21 +304,13 @@ def _write_outputs(
     if best is None:
         return [table]
     number, values, value = best
-    header = f"# nncli tune: trial {number} of study {settings.study!r}, "
+    header = f"{BEST_HEADER}{number} of study {settings.study!r}, "
     header += f"{monitored(spec)[0]} {value:.6g}; train it with: nncli train best.yaml\n"
     written = out / "best.yaml"
     outputs.write_text_atomic(written, header + best_yaml(settings, shared.params, values))
     if settings.cv and train_best and best_trial(out) != number:
         _train_best(settings, written, number)  # folds keep no checkpoint: train it once
     return [table, written] + ([out / BEST / "model.h5"] if best_trial(out) == number else [])
-
-
-def best_trial(out: Path) -> int | None:
-    """The trial whose checkpoint ``DIR/best/model.h5`` is (``DIR/best/trial.txt``)."""
-    try:
-        return int((out / BEST / "trial.txt").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def best_yaml(settings: TuneSettings, params: list[search.Param], values: dict) -> str:
@@ -335,17 +327,6 @@ def _train_best(settings: TuneSettings, best: Path, number: int) -> None:
     folder = settings.output / ".trial-best"
     try:
         train(spec_module.load(best), output=folder / "model.h5", force=True)
-        _promote(folder, settings.output / BEST, number)
+        promote(folder, settings.output / BEST, number)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def trials_csv(rows: list[dict[str, Any]], keys: list[str]) -> str:
-    """number, state, value, each parameter, epochs, seconds: one row per trial."""
-    columns = ["number", "state", "value", *keys, "epochs", "seconds"]
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
-    return text.getvalue()
