@@ -1,6 +1,7 @@
 """What several test modules share: the bundled data sets, a small iris spec, the command line
 through CliRunner, the check that an error is one line on stderr, and how closely two float32
-results must agree (``float32_tolerance``, ``assert_close_float32``, ``chain_terms``).
+results must agree (``float32_tolerance``, ``assert_close_float32``; for a network's outputs
+``assert_network_close`` with ``chain_terms`` and ``output_reach``).
 
 A plain module (``from helpers import ...``): pyproject's ``pythonpath = ["tests"]`` puts this
 folder on sys.path; fixtures stay in the modules or in conftest.py.
@@ -151,3 +152,32 @@ def chain_terms(net, steps: int = 1) -> int:
         per_call = fan_in + 1 + LIBM_ULPS
         total += per_call * (steps if "weight_hh" in layer.params else 1)
     return total + steps + int(np.prod(net.output_shape))
+
+
+def assert_network_close(
+    actual, expected, net, x, steps: int = 1, mask=None, more: int = 0, unscale=(0.0, 1.0)
+):
+    """Two float32 computations of ``net``'s outputs on ``x`` (another batch size, padding,
+    another runtime) agree as float32 allows: ``chain_terms(net, steps) + more`` terms at the
+    size the last sum reaches (``output_reach``); outputs in a file's units, ``offset + scale *
+    output``, pass ``unscale=(offset, scale)``."""
+    offset, scale = unscale
+    reach = abs(offset) + scale * output_reach(net, x, mask)
+    magnitude = max(np.abs(np.asarray(expected, np.float64)).max(), reach)
+    assert_close_float32(actual, expected, chain_terms(net, steps) + more, magnitude)
+
+
+def output_reach(net, x, mask=None) -> float:
+    """The largest |value| the last sum of ``net`` reaches on ``x``: its pre-activation (logits)
+    or its output, whichever is larger. The magnitude for comparing outputs of a network whose
+    output activation squashes that sum (softmax, sigmoid: slope at most 1/2, so an error in
+    the sum moves a probability by less)."""
+    last = net.layers[-1]
+    kept = last.fused_output, last.logits
+    last.fused_output = True  # the layer keeps its pre-activation as it does for a fused loss
+    try:
+        y = net.forward(np.asarray(x, dtype=net.backend.dtype), mask=mask)
+        z = y if last.logits is None else last.logits
+    finally:
+        last.fused_output, last.logits = kept
+    return float(max(np.abs(y).max(initial=0.0), np.abs(z).max(initial=0.0)))

@@ -1,5 +1,6 @@
 """nncli export: every layer type and every bundled spec as ONNX, checked by onnx's full check
-and run by ONNX Runtime, which must give what nncli gives (predict, or the network) within 1e-5."""
+and run by ONNX Runtime, which must give what nncli gives (predict, or the network) within what
+float32 allows two code paths (helpers.assert_close_float32 over the network's chain of sums)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import DATASETS, ROOT, invoke, one_error_line, sha
+from helpers import DATASETS, ROOT, assert_network_close, invoke, one_error_line, sha
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -23,7 +24,6 @@ from nncli.engine.network import Sequential  # noqa: E402
 from nncli.export.graph import Graph  # noqa: E402
 from nncli.export.onnx_graph import CONVERTERS, convert_network  # noqa: E402
 
-TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 SPECS = sorted(p.stem for p in (ROOT / "models").glob("*.yaml"))
 QUICK = {"shakespeare-char": ["--set", "data.max_chars=4000"]}  # one epoch of 200,000 is slow
 
@@ -36,6 +36,13 @@ def session(path_or_model) -> ort.InferenceSession:
 
 def run_onnx(path_or_model, x: np.ndarray) -> np.ndarray:
     return session(path_or_model).run(["output"], {"input": np.asarray(x, np.float32)})[0]
+
+
+def assert_like_nncli(got, want, net: Sequential, x, steps: int = 1, mask=None) -> None:
+    """ONNX Runtime (MLAS) against nncli (numpy, BLAS, numba): two float32 code paths, as close
+    as float32 allows over the network's chain of sums and the scaling nodes at either end, at
+    the size its last sum reaches on ``x`` (the network's input: logits behind a softmax)."""
+    assert_network_close(got, want, net, x, steps, mask, more=4)
 
 
 # ---------------------------------------------------------------- every layer type
@@ -149,7 +156,7 @@ def test_every_layer_type_runs_in_onnx_runtime_as_in_nncli(name):
     rng = np.random.default_rng(0)
     for steps in [shape[0], shape[0] + 3] if sequences else [None]:  # any number of steps
         x = network_input(name, shape, rng, steps)
-        np.testing.assert_allclose(run_onnx(model, x), net.forward(x), **TOLERANCE)
+        assert_like_nncli(run_onnx(model, x), net.forward(x), net, x, steps or 1)
 
 
 def test_a_padded_sequence_runs_alone_in_onnx_as_in_a_masked_nncli_batch():
@@ -163,8 +170,8 @@ def test_a_padded_sequence_runs_alone_in_onnx_as_in_a_masked_nncli_batch():
     mask = np.arange(5)[None, :] < np.array(lengths)[:, None]
     together = net.forward(x, mask=mask)
     for i, length in enumerate(lengths):
-        np.testing.assert_allclose(run_onnx(model, x[i : i + 1, :length])[0], together[i],
-                                   **TOLERANCE)  # fmt: skip
+        got = run_onnx(model, x[i : i + 1, :length])[0]
+        assert_like_nncli(got, together[i], net, x, 5, mask)
 
 
 def test_the_networks_above_cover_every_registered_layer_type():
@@ -248,7 +255,7 @@ def test_a_table_model_in_onnx_runtime_gives_what_predict_gives(exported, name, 
     want = expected_columns(predicted(ckpt, data, tmp_path))
     if model.data.get("loss") == "binary_cross_entropy":
         got = np.concatenate([1 - got, got], axis=1)
-    np.testing.assert_allclose(got, want, **TOLERANCE)
+    assert_like_nncli(got, want, model.net, encoder.transform(pd.read_csv(data)))
 
 
 @pytest.mark.slow
@@ -276,8 +283,8 @@ def test_an_image_model_takes_pixels_and_gives_predicts_probabilities(exported, 
     pixels = encoder.read_frame(folder).pixels
     assert pixels.min() >= 0 and pixels.max() <= 1
     got = run_onnx(path, pixels)
-    np.testing.assert_allclose(got, expected_columns(predicted(ckpt, folder, tmp_path)),
-                               **TOLERANCE)  # fmt: skip
+    want = expected_columns(predicted(ckpt, folder, tmp_path))
+    assert_like_nncli(got, want, model_io.load(ckpt).net, encoder.transform(folder))
 
 
 def sequence_inputs(encoder, frame: pd.DataFrame) -> list[np.ndarray]:
@@ -308,9 +315,11 @@ def test_a_sequence_model_with_several_recurrent_layers_gives_what_predict_gives
         data = tmp_path / "few.csv"
         frame[frame["walk"].isin(frame["walk"].unique()[:6])].to_csv(data, index=False)
         want = expected_columns(predicted(ckpt, data, tmp_path))
-        got = np.concatenate([run_onnx(path, x[None]) for x in sequence_inputs(
-            encoder, pd.read_csv(data))])  # fmt: skip
-        np.testing.assert_allclose(got, want, **TOLERANCE)
+        inputs = sequence_inputs(encoder, pd.read_csv(data))
+        got = np.concatenate([run_onnx(path, x[None]) for x in inputs])
+        steps = max(len(x) for x in inputs)
+        x, mask = encoder.inputs(pd.read_csv(data))
+        assert_like_nncli(got, want, model_io.load(ckpt).net, x, steps, mask)
 
 
 @pytest.mark.slow
@@ -321,14 +330,16 @@ def test_a_time_series_model_forecasts_in_the_files_units(exported, tmp_path):
     frame = pd.read_csv(DATASETS / "sunspots_yearly.csv")
     values = frame[encoder.feature_names].to_numpy(np.float32)
     want = expected_columns(predicted(ckpt, DATASETS / "sunspots_yearly.csv", tmp_path))
-    np.testing.assert_allclose(run_onnx(path, values[None, -encoder.window :]), want, **TOLERANCE)
-    # every window, against the network: float32 holds a series near 100 to ~1e-5, so the
-    # forecasts are compared in the model's scaled units (file units / the target's scale)
     x, _, _ = encoder.labelled(frame)
-    raw = values[np.arange(len(x))[:, None] + np.arange(encoder.window)]
     target = encoder.target_columns[0]
+    got = run_onnx(path, values[None, -encoder.window :])
+    unscale = (target.offset, target.scale)  # in the file's units
+    assert_network_close(got, want, model.net, x, encoder.window, more=4, unscale=unscale)
+    # every window, against the network, in the model's scaled units (file units / the
+    # target's scale)
+    raw = values[np.arange(len(x))[:, None] + np.arange(encoder.window)]
     scaled = (run_onnx(path, raw).astype(np.float64) - target.offset) / target.scale
-    np.testing.assert_allclose(scaled, model.net.forward(x), **TOLERANCE)
+    assert_like_nncli(scaled, model.net.forward(x), model.net, x, encoder.window)
 
 
 @pytest.mark.slow
@@ -339,8 +350,8 @@ def test_a_text_model_takes_one_hot_symbols(exported, tmp_path):
     text.write_text((DATASETS / "shakespeare.txt").read_text()[:300])
     x, _ = encoder.inputs(encoder.read_frame(text))
     got = run_onnx(path, x)[:, -1]
-    np.testing.assert_allclose(got, expected_columns(predicted(ckpt, text, tmp_path)),
-                               **TOLERANCE)  # fmt: skip
+    want = expected_columns(predicted(ckpt, text, tmp_path))
+    assert_like_nncli(got, want, model_io.load(ckpt).net, x, x.shape[1])
 
 
 # ---------------------------------------------------------------- the command's rules

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_close_float32, chain_terms, float32_tolerance
+from helpers import (
+    assert_close_float32,
+    assert_network_close,
+    chain_terms,
+    float32_tolerance,
+    output_reach,
+)
 
 from nncli.engine.network import Sequential
 
@@ -74,3 +80,16 @@ def test_chain_terms_counts_each_layers_fan_in_and_each_recurrent_step():
     lstm = Sequential([{"type": "lstm", "units": 8}, {"type": "dense", "units": 1}], (5, 2))
     per_step = 2 + 8 + 1 + 16  # weight_ih's and weight_hh's fan-in, bias, activation
     assert chain_terms(lstm, steps=5) == 5 * per_step + (8 + 1 + 16) + 5 + 1
+
+
+def test_output_reach_is_the_last_sums_size_behind_a_softmax_and_changes_nothing():
+    net = Sequential([{"type": "dense", "units": 3, "activation": "softmax"}], (2,))
+    net.set_weights({"0.dense.weight": [[10, 0], [0, -10], [1, 1]], "0.dense.bias": [0, 0, 0]})
+    x = np.array([[1.0, 2.0]], np.float32)
+    before = net.forward(x)
+    assert output_reach(net, x) == 20.0  # logits (10, -20, 3); the probabilities are at most 1
+    assert net.layers[-1].fused_output is False and net.layers[-1].logits is None
+    np.testing.assert_array_equal(net.forward(x), before)
+    assert_network_close(before + 50 * EPS, before, net, x)  # 50 eps of 20: well inside
+    with pytest.raises(AssertionError):
+        assert_network_close(before + 1e-3, before, net, x)
