@@ -22,6 +22,7 @@ from nncli.commands.apply import stored_encoder  # noqa: E402
 from nncli.data.columns import NumericColumn  # noqa: E402
 from nncli.engine.network import Sequential  # noqa: E402
 from nncli.export.graph import Graph  # noqa: E402
+from nncli.export.inputs import table_scaling  # noqa: E402
 from nncli.export.onnx_graph import CONVERTERS, convert_network  # noqa: E402
 
 SPECS = sorted(p.stem for p in (ROOT / "models").glob("*.yaml"))
@@ -38,11 +39,11 @@ def run_onnx(path_or_model, x: np.ndarray) -> np.ndarray:
     return session(path_or_model).run(["output"], {"input": np.asarray(x, np.float32)})[0]
 
 
-def assert_like_nncli(got, want, net: Sequential, x, steps: int = 1, mask=None) -> None:
+def assert_like_nncli(got, want, net: Sequential, x, steps=1, mask=None, more=0) -> None:
     """ONNX Runtime (MLAS) against nncli (numpy, BLAS, numba): two float32 code paths, as close
     as float32 allows over the network's chain of sums and the scaling nodes at either end, at
     the size its last sum reaches on ``x`` (the network's input: logits behind a softmax)."""
-    assert_network_close(got, want, net, x, steps, mask, more=4)
+    assert_network_close(got, want, net, x, steps, mask, more=4 + more)
 
 
 # ---------------------------------------------------------------- every layer type
@@ -242,6 +243,28 @@ def first_rows(source: Path, tmp_path: Path, rows: int = 40) -> Path:
     return path
 
 
+def rounding_terms(encoder, raw: np.ndarray, scaled: np.ndarray) -> int:
+    """The ONNX input is the table rounded to float32 (predict scales the file's float64
+    numbers): that rounding in scaled units, counted in terms of the scaled values' size."""
+    _, scale = table_scaling(encoder)
+    off = np.nan_to_num(np.abs(raw.astype(np.float32) - raw)) / scale
+    return int(np.ceil(off.max() / (np.finfo(np.float32).eps * np.abs(scaled).max())))
+
+
+def onnx_rows(encoder, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """A frame as the ONNX input -> (float64 values, float32 input): numbers in the file's
+    units, categories one-hot, an empty cell NaN (all of a category's one-hot columns)."""
+    table = raw_table(encoder)
+    table.dtype = np.float64
+    x = table.transform(frame.fillna(frame.mode().iloc[0]))  # any value; NaN goes in below
+    start = 0
+    for column in encoder.columns:
+        width = len(column.names)
+        x[frame[column.name].isna().to_numpy(), start : start + width] = np.nan
+        start += width
+    return x, x.astype(np.float32)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["penguins", "iris", "xor", "neuron", "digits-mlp"])
 def test_a_table_model_in_onnx_runtime_gives_what_predict_gives(exported, name, tmp_path):
@@ -250,12 +273,13 @@ def test_a_table_model_in_onnx_runtime_gives_what_predict_gives(exported, name, 
     encoder = stored_encoder(model)
     source = DATASETS / Path(model.spec_yaml.split("path: ")[1].split()[0]).name
     data = first_rows(source, tmp_path)
-    x = raw_table(encoder).transform(pd.read_csv(data))
+    raw, x = onnx_rows(encoder, pd.read_csv(data))
     got = run_onnx(path, x)
     want = expected_columns(predicted(ckpt, data, tmp_path))
     if model.data.get("loss") == "binary_cross_entropy":
         got = np.concatenate([1 - got, got], axis=1)
-    assert_like_nncli(got, want, model.net, encoder.transform(pd.read_csv(data)))
+    scaled = encoder.transform(pd.read_csv(data))
+    assert_like_nncli(got, want, model.net, scaled, more=rounding_terms(encoder, raw, scaled))
 
 
 @pytest.mark.slow
@@ -415,3 +439,59 @@ def test_without_the_onnx_package_export_says_what_to_install(small, tmp_path, m
     one_error_line(invoke("export", small, "--output", tmp_path / "m.onnx"), 2,
                    "pip install 'nncli[onnx]'")  # fmt: skip
     assert not (tmp_path / "m.onnx").exists()
+
+
+# ---------------------------------------------------------------- missing values
+CARS_SPEC = """\
+version: 1
+seed: 0
+data: {kind: csv, path: cars.csv, target: mpg, categorical: [origin], missing: fill,
+       validation_split: 0.2}
+model:
+  layers: [{type: dense, units: 8, activation: relu}, {type: dense, units: 1}]
+loss: mse
+optimizer: {type: adam, learning_rate: 0.01}
+training: {epochs: 3, batch_size: 16}
+"""
+
+
+@pytest.fixture(scope="module")
+def cars(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """A car table like auto_mpg with empty cells in numbers and a category, trained with
+    ``missing: fill`` and exported: (data, checkpoint, onnx)."""
+    folder = tmp_path_factory.mktemp("cars")
+    rng = np.random.default_rng(0)
+    n = 60
+    weight = rng.normal(3000, 800, n).round()
+    year = rng.integers(70, 83, n).astype(float)
+    origin = rng.choice(["usa", "europe", "japan"], n, p=[0.6, 0.2, 0.2])
+    mpg = (50 - weight / 150 + (year - 70) * 0.8 + rng.normal(0, 2, n)).round(1)
+    frame = pd.DataFrame({"weight": weight, "year": year, "origin": origin, "mpg": mpg})
+    frame.loc[[3, 17, 41], "weight"] = np.nan
+    frame.loc[[17, 29], "year"] = np.nan
+    frame.loc[[5, 41, 52], "origin"] = np.nan
+    frame.to_csv(folder / "cars.csv", index=False)
+    (folder / "cars.yaml").write_text(CARS_SPEC)
+    ckpt, out = folder / "model.h5", folder / "cars.onnx"
+    assert invoke("train", folder / "cars.yaml", "--output", ckpt, "--quiet").exit_code == 0
+    assert invoke("export", ckpt, "--output", out).exit_code == 0
+    return folder / "cars.csv", ckpt, out
+
+
+def test_empty_cells_get_the_training_fill_in_the_graph_as_predict_gives_them(cars, tmp_path):
+    data, ckpt, path = cars
+    model = model_io.load(ckpt)
+    encoder = stored_encoder(model)
+    frame = pd.read_csv(data)
+    raw, x = onnx_rows(encoder, frame)
+    assert np.isnan(x).any(axis=1).sum() == 6  # rows 3, 5, 17, 29, 41, 52
+    got = run_onnx(path, x)
+    want = expected_columns(predicted(ckpt, data, tmp_path))
+    assert np.isfinite(got).all()
+    scaled = encoder.transform(frame)
+    assert_like_nncli(got, want, model.net, scaled, more=rounding_terms(encoder, raw, scaled))
+    props = {p.key: p.value for p in onnx.load(path).metadata_props}
+    inputs = json.loads(props["nncli.inputs"])
+    assert inputs["missing"] == "fill"
+    assert inputs["fill"]["origin"] == "usa"
+    assert inputs["fill"]["weight"] == pytest.approx(frame["weight"].mean(), rel=0.05)
