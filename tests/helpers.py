@@ -1,5 +1,7 @@
 """What several test modules share: the bundled data sets, a small iris spec, the command line
-through CliRunner and the check that an error is one line on stderr.
+through CliRunner, the check that an error is one line on stderr, and how closely two float32
+results must agree (``float32_tolerance``, ``assert_close_float32``; for a network's outputs
+``assert_network_close`` with ``chain_terms`` and ``output_reach``).
 
 A plain module (``from helpers import ...``): pyproject's ``pythonpath = ["tests"]`` puts this
 folder on sys.path; fixtures stay in the modules or in conftest.py.
@@ -118,3 +120,101 @@ def csv_cfg(path: Path, **settings) -> types.SimpleNamespace:
     )
     values.update(settings)
     return types.SimpleNamespace(**values)
+
+
+FLOAT32_EPS = float(np.finfo(np.float32).eps)  # 2**-23: the gap between 1 and the next float32
+LIBM_ULPS = 16  # roundings allowed a layer's exp/tanh/sigmoid: libm, numba and MLAS differ by ulps
+
+
+def float32_tolerance(magnitude, terms: int = 1):
+    """How far apart two float32 computations of the same sum may lie:
+    ``2 * gamma_n * magnitude`` with ``gamma_n = n u / (1 - n u)``, ``u = eps / 2`` (about
+    ``n * eps * magnitude``), n = ``terms``, eps = ``np.finfo(np.float32).eps``.
+
+    Why: a float32 sum of n terms (or a dot product of length n), computed in any order (one
+    after another, pairwise, in a BLAS kernel's blocks, with or without fused multiply-adds), is
+    within ``gamma_n * sum|terms|`` of the exact sum (Higham, Accuracy and Stability of Numerical
+    Algorithms, 2nd ed., sections 3.1 and 4.2); two such computations, on two processors or by
+    two code paths, are therefore within twice that of each other. ``magnitude`` is
+    ``sum|terms|``: the largest |value| where the terms do not cancel (a mean, a loss). For a
+    chain of sums (a network), pass the sum of the chain's lengths (``chain_terms``) and a
+    magnitude in the result's units: a first-order bound, sound while the chain does not amplify
+    an early error by more than its own growth, and generous in practice, since rounding errors
+    of independent signs grow like sqrt(n), not n. A sound bound, not a tight one: it says what
+    a processor may do, not what this one does.
+    """
+    if terms < 1:
+        raise ValueError(f"terms: expected at least 1, got {terms}")
+    u = FLOAT32_EPS / 2
+    gamma = terms * u / (1 - terms * u)
+    return 2 * gamma * np.abs(np.asarray(magnitude, dtype=np.float64))
+
+
+def assert_close_float32(actual, expected, terms: int = 1, magnitude=None) -> None:
+    """Check float32 results against expected ones as float32 arithmetic allows:
+    ``|actual - expected| <= float32_tolerance(magnitude, terms)`` for every element, where
+    ``magnitude`` defaults to the largest |value| expected (the scale of the values compared;
+    pass ``sum|terms|`` where the sum cancels, or an array for per-element scales).
+    NaN matches NaN only. The message names the worst element and the tolerance it missed."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    if magnitude is None:
+        finite = np.abs(expected[np.isfinite(expected)])
+        magnitude = finite.max(initial=0.0)
+    tolerance = np.broadcast_to(float32_tolerance(magnitude, terms), actual.shape)
+    both_nan = np.isnan(actual) & np.isnan(expected)
+    off = np.where(both_nan, 0.0, np.abs(actual - expected))
+    bad = ~(off <= tolerance)  # NaN against a number is bad
+    if bad.any():
+        excess = np.where(bad, np.nan_to_num(off - tolerance, nan=np.inf), -np.inf)
+        worst = tuple(int(i) for i in np.unravel_index(np.argmax(excess), off.shape))
+        raise AssertionError(
+            f"{int(bad.sum())} of {off.size} float32 results differ by more than "
+            f"{terms} terms of eps allow; worst at {worst}: got {float(actual[worst])!r}, "
+            f"expected {float(expected[worst])!r}, off by {float(off[worst]):.3g} > tolerance "
+            f"{float(tolerance[worst]):.3g}"
+        )
+
+
+def chain_terms(net, steps: int = 1) -> int:
+    """A generous count of the float32 roundings on the way to one output of ``net`` (a built
+    ``Sequential``), for ``float32_tolerance``: each layer's fan-in (the 2-D-or-more weights'
+    ``size / rows``) plus its bias plus ``LIBM_ULPS`` for its activation, repeated each step for
+    a recurrent layer (one with ``weight_hh``), plus ``steps`` for a pool over time and the
+    output's width for a softmax's sum."""
+    total = 0
+    for layer in net.layers:
+        fan_in = sum(p.size // p.shape[0] for p in layer.params.values() if p.ndim >= 2)
+        per_call = fan_in + 1 + LIBM_ULPS
+        total += per_call * (steps if "weight_hh" in layer.params else 1)
+    return total + steps + int(np.prod(net.output_shape))
+
+
+def assert_network_close(
+    actual, expected, net, x, steps: int = 1, mask=None, more: int = 0, unscale=(0.0, 1.0)
+):
+    """Two float32 computations of ``net``'s outputs on ``x`` (another batch size, padding,
+    another runtime) agree as float32 allows: ``chain_terms(net, steps) + more`` terms at the
+    size the last sum reaches (``output_reach``); outputs in a file's units, ``offset + scale *
+    output``, pass ``unscale=(offset, scale)``."""
+    offset, scale = unscale
+    reach = abs(offset) + scale * output_reach(net, x, mask)
+    magnitude = max(np.abs(np.asarray(expected, np.float64)).max(), reach)
+    assert_close_float32(actual, expected, chain_terms(net, steps) + more, magnitude)
+
+
+def output_reach(net, x, mask=None) -> float:
+    """The largest |value| the last sum of ``net`` reaches on ``x``: its pre-activation (logits)
+    or its output, whichever is larger. The magnitude for comparing outputs of a network whose
+    output activation squashes that sum (softmax, sigmoid: slope at most 1/2, so an error in
+    the sum moves a probability by less)."""
+    last = net.layers[-1]
+    kept = last.fused_output, last.logits
+    last.fused_output = True  # the layer keeps its pre-activation as it does for a fused loss
+    try:
+        y = net.forward(np.asarray(x, dtype=net.backend.dtype), mask=mask)
+        z = y if last.logits is None else last.logits
+    finally:
+        last.fused_output, last.logits = kept
+    return float(max(np.abs(y).max(initial=0.0), np.abs(z).max(initial=0.0)))

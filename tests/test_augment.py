@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import invoke
+from helpers import assert_close_float32, invoke
 from PIL import Image
 
 from nncli.checkpoint import model as model_io
@@ -85,12 +85,13 @@ def test_shift_moves_whole_pixels_and_fills_the_border():
 def test_rotation_turns_about_the_centre():
     x = batch(n=20, c=1, h=9, w=9)
     out = Augmenter(rotate=40.0)(x, epoch_rng(1))
-    np.testing.assert_allclose(out[:, :, 4, 4], x[:, :, 4, 4], atol=1e-6)  # the centre stays
+    # the centre stays: bilinear weights (float32, each a product of two) over 4 pixels in [0, 1)
+    assert_close_float32(out[:, :, 4, 4], x[:, :, 4, 4], terms=12, magnitude=1.0)
     assert np.abs(out - x).max(axis=(1, 2, 3)).min() > 1e-3  # every sample turned a little
     # a constant image on a background of the same value stays constant (bilinear weights sum 1)
     flat = np.full((5, 1, 9, 9), 0.25, dtype=np.float32)
     turned = Augmenter(rotate=90.0, fill=(0.25,))(flat, epoch_rng(2))
-    np.testing.assert_allclose(turned, 0.25, atol=1e-6)
+    assert_close_float32(turned, flat, terms=12)
 
 
 def test_rotation_of_a_point_lands_where_the_angle_says():

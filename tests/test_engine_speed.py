@@ -135,8 +135,8 @@ def test_relu_runs_behind_the_max_pool_with_the_same_outputs_and_gradients(monke
     from nncli.engine import kernels
     from nncli.engine.activations import ReLU
 
-    if not kernels_on:
-        monkeypatch.setattr(kernels, "_kernels", False)
+    monkeypatch.delenv("NNCLI_KERNELS", raising=False)  # both paths, whatever the suite runs
+    monkeypatch.setattr(kernels, "_kernels", None if kernels_on else False)
     layers = [
         {"type": "conv2d", "filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"},
         {"type": "maxpool2d", "pool_size": 2},

@@ -1,5 +1,6 @@
 """nncli export: every layer type and every bundled spec as ONNX, checked by onnx's full check
-and run by ONNX Runtime, which must give what nncli gives (predict, or the network) within 1e-5."""
+and run by ONNX Runtime, which must give what nncli gives (predict, or the network) within what
+float32 allows two code paths (helpers.assert_close_float32 over the network's chain of sums)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import DATASETS, ROOT, invoke, one_error_line, sha
+from helpers import DATASETS, ROOT, assert_network_close, invoke, one_error_line, sha
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -21,9 +22,9 @@ from nncli.commands.apply import stored_encoder  # noqa: E402
 from nncli.data.columns import NumericColumn  # noqa: E402
 from nncli.engine.network import Sequential  # noqa: E402
 from nncli.export.graph import Graph  # noqa: E402
+from nncli.export.inputs import table_scaling  # noqa: E402
 from nncli.export.onnx_graph import CONVERTERS, convert_network  # noqa: E402
 
-TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 SPECS = sorted(p.stem for p in (ROOT / "models").glob("*.yaml"))
 QUICK = {"shakespeare-char": ["--set", "data.max_chars=4000"]}  # one epoch of 200,000 is slow
 
@@ -36,6 +37,13 @@ def session(path_or_model) -> ort.InferenceSession:
 
 def run_onnx(path_or_model, x: np.ndarray) -> np.ndarray:
     return session(path_or_model).run(["output"], {"input": np.asarray(x, np.float32)})[0]
+
+
+def assert_like_nncli(got, want, net: Sequential, x, steps=1, mask=None, more=0) -> None:
+    """ONNX Runtime (MLAS) against nncli (numpy, BLAS, numba): two float32 code paths, as close
+    as float32 allows over the network's chain of sums and the scaling nodes at either end, at
+    the size its last sum reaches on ``x`` (the network's input: logits behind a softmax)."""
+    assert_network_close(got, want, net, x, steps, mask, more=4 + more)
 
 
 # ---------------------------------------------------------------- every layer type
@@ -149,7 +157,7 @@ def test_every_layer_type_runs_in_onnx_runtime_as_in_nncli(name):
     rng = np.random.default_rng(0)
     for steps in [shape[0], shape[0] + 3] if sequences else [None]:  # any number of steps
         x = network_input(name, shape, rng, steps)
-        np.testing.assert_allclose(run_onnx(model, x), net.forward(x), **TOLERANCE)
+        assert_like_nncli(run_onnx(model, x), net.forward(x), net, x, steps or 1)
 
 
 def test_a_padded_sequence_runs_alone_in_onnx_as_in_a_masked_nncli_batch():
@@ -163,8 +171,8 @@ def test_a_padded_sequence_runs_alone_in_onnx_as_in_a_masked_nncli_batch():
     mask = np.arange(5)[None, :] < np.array(lengths)[:, None]
     together = net.forward(x, mask=mask)
     for i, length in enumerate(lengths):
-        np.testing.assert_allclose(run_onnx(model, x[i : i + 1, :length])[0], together[i],
-                                   **TOLERANCE)  # fmt: skip
+        got = run_onnx(model, x[i : i + 1, :length])[0]
+        assert_like_nncli(got, together[i], net, x, 5, mask)
 
 
 def test_the_networks_above_cover_every_registered_layer_type():
@@ -235,6 +243,28 @@ def first_rows(source: Path, tmp_path: Path, rows: int = 40) -> Path:
     return path
 
 
+def rounding_terms(encoder, raw: np.ndarray, scaled: np.ndarray) -> int:
+    """The ONNX input is the table rounded to float32 (predict scales the file's float64
+    numbers): that rounding in scaled units, counted in terms of the scaled values' size."""
+    _, scale = table_scaling(encoder)
+    off = np.nan_to_num(np.abs(raw.astype(np.float32) - raw)) / scale
+    return int(np.ceil(off.max() / (np.finfo(np.float32).eps * np.abs(scaled).max())))
+
+
+def onnx_rows(encoder, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """A frame as the ONNX input -> (float64 values, float32 input): numbers in the file's
+    units, categories one-hot, an empty cell NaN (all of a category's one-hot columns)."""
+    table = raw_table(encoder)
+    table.dtype = np.float64
+    x = table.transform(frame.fillna(frame.mode().iloc[0]))  # any value; NaN goes in below
+    start = 0
+    for column in encoder.columns:
+        width = len(column.names)
+        x[frame[column.name].isna().to_numpy(), start : start + width] = np.nan
+        start += width
+    return x, x.astype(np.float32)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["penguins", "iris", "xor", "neuron", "digits-mlp"])
 def test_a_table_model_in_onnx_runtime_gives_what_predict_gives(exported, name, tmp_path):
@@ -243,12 +273,13 @@ def test_a_table_model_in_onnx_runtime_gives_what_predict_gives(exported, name, 
     encoder = stored_encoder(model)
     source = DATASETS / Path(model.spec_yaml.split("path: ")[1].split()[0]).name
     data = first_rows(source, tmp_path)
-    x = raw_table(encoder).transform(pd.read_csv(data))
+    raw, x = onnx_rows(encoder, pd.read_csv(data))
     got = run_onnx(path, x)
     want = expected_columns(predicted(ckpt, data, tmp_path))
     if model.data.get("loss") == "binary_cross_entropy":
         got = np.concatenate([1 - got, got], axis=1)
-    np.testing.assert_allclose(got, want, **TOLERANCE)
+    scaled = encoder.transform(pd.read_csv(data))
+    assert_like_nncli(got, want, model.net, scaled, more=rounding_terms(encoder, raw, scaled))
 
 
 @pytest.mark.slow
@@ -276,8 +307,8 @@ def test_an_image_model_takes_pixels_and_gives_predicts_probabilities(exported, 
     pixels = encoder.read_frame(folder).pixels
     assert pixels.min() >= 0 and pixels.max() <= 1
     got = run_onnx(path, pixels)
-    np.testing.assert_allclose(got, expected_columns(predicted(ckpt, folder, tmp_path)),
-                               **TOLERANCE)  # fmt: skip
+    want = expected_columns(predicted(ckpt, folder, tmp_path))
+    assert_like_nncli(got, want, model_io.load(ckpt).net, encoder.transform(folder))
 
 
 def sequence_inputs(encoder, frame: pd.DataFrame) -> list[np.ndarray]:
@@ -308,9 +339,11 @@ def test_a_sequence_model_with_several_recurrent_layers_gives_what_predict_gives
         data = tmp_path / "few.csv"
         frame[frame["walk"].isin(frame["walk"].unique()[:6])].to_csv(data, index=False)
         want = expected_columns(predicted(ckpt, data, tmp_path))
-        got = np.concatenate([run_onnx(path, x[None]) for x in sequence_inputs(
-            encoder, pd.read_csv(data))])  # fmt: skip
-        np.testing.assert_allclose(got, want, **TOLERANCE)
+        inputs = sequence_inputs(encoder, pd.read_csv(data))
+        got = np.concatenate([run_onnx(path, x[None]) for x in inputs])
+        steps = max(len(x) for x in inputs)
+        x, mask = encoder.inputs(pd.read_csv(data))
+        assert_like_nncli(got, want, model_io.load(ckpt).net, x, steps, mask)
 
 
 @pytest.mark.slow
@@ -321,14 +354,16 @@ def test_a_time_series_model_forecasts_in_the_files_units(exported, tmp_path):
     frame = pd.read_csv(DATASETS / "sunspots_yearly.csv")
     values = frame[encoder.feature_names].to_numpy(np.float32)
     want = expected_columns(predicted(ckpt, DATASETS / "sunspots_yearly.csv", tmp_path))
-    np.testing.assert_allclose(run_onnx(path, values[None, -encoder.window :]), want, **TOLERANCE)
-    # every window, against the network: float32 holds a series near 100 to ~1e-5, so the
-    # forecasts are compared in the model's scaled units (file units / the target's scale)
     x, _, _ = encoder.labelled(frame)
-    raw = values[np.arange(len(x))[:, None] + np.arange(encoder.window)]
     target = encoder.target_columns[0]
+    got = run_onnx(path, values[None, -encoder.window :])
+    unscale = (target.offset, target.scale)  # in the file's units
+    assert_network_close(got, want, model.net, x, encoder.window, more=4, unscale=unscale)
+    # every window, against the network, in the model's scaled units (file units / the
+    # target's scale)
+    raw = values[np.arange(len(x))[:, None] + np.arange(encoder.window)]
     scaled = (run_onnx(path, raw).astype(np.float64) - target.offset) / target.scale
-    np.testing.assert_allclose(scaled, model.net.forward(x), **TOLERANCE)
+    assert_like_nncli(scaled, model.net.forward(x), model.net, x, encoder.window)
 
 
 @pytest.mark.slow
@@ -339,8 +374,8 @@ def test_a_text_model_takes_one_hot_symbols(exported, tmp_path):
     text.write_text((DATASETS / "shakespeare.txt").read_text()[:300])
     x, _ = encoder.inputs(encoder.read_frame(text))
     got = run_onnx(path, x)[:, -1]
-    np.testing.assert_allclose(got, expected_columns(predicted(ckpt, text, tmp_path)),
-                               **TOLERANCE)  # fmt: skip
+    want = expected_columns(predicted(ckpt, text, tmp_path))
+    assert_like_nncli(got, want, model_io.load(ckpt).net, x, x.shape[1])
 
 
 # ---------------------------------------------------------------- the command's rules
@@ -404,3 +439,59 @@ def test_without_the_onnx_package_export_says_what_to_install(small, tmp_path, m
     one_error_line(invoke("export", small, "--output", tmp_path / "m.onnx"), 2,
                    "pip install 'nncli[onnx]'")  # fmt: skip
     assert not (tmp_path / "m.onnx").exists()
+
+
+# ---------------------------------------------------------------- missing values
+CARS_SPEC = """\
+version: 1
+seed: 0
+data: {kind: csv, path: cars.csv, target: mpg, categorical: [origin], missing: fill,
+       validation_split: 0.2}
+model:
+  layers: [{type: dense, units: 8, activation: relu}, {type: dense, units: 1}]
+loss: mse
+optimizer: {type: adam, learning_rate: 0.01}
+training: {epochs: 3, batch_size: 16}
+"""
+
+
+@pytest.fixture(scope="module")
+def cars(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """A car table like auto_mpg with empty cells in numbers and a category, trained with
+    ``missing: fill`` and exported: (data, checkpoint, onnx)."""
+    folder = tmp_path_factory.mktemp("cars")
+    rng = np.random.default_rng(0)
+    n = 60
+    weight = rng.normal(3000, 800, n).round()
+    year = rng.integers(70, 83, n).astype(float)
+    origin = rng.choice(["usa", "europe", "japan"], n, p=[0.6, 0.2, 0.2])
+    mpg = (50 - weight / 150 + (year - 70) * 0.8 + rng.normal(0, 2, n)).round(1)
+    frame = pd.DataFrame({"weight": weight, "year": year, "origin": origin, "mpg": mpg})
+    frame.loc[[3, 17, 41], "weight"] = np.nan
+    frame.loc[[17, 29], "year"] = np.nan
+    frame.loc[[5, 41, 52], "origin"] = np.nan
+    frame.to_csv(folder / "cars.csv", index=False)
+    (folder / "cars.yaml").write_text(CARS_SPEC)
+    ckpt, out = folder / "model.h5", folder / "cars.onnx"
+    assert invoke("train", folder / "cars.yaml", "--output", ckpt, "--quiet").exit_code == 0
+    assert invoke("export", ckpt, "--output", out).exit_code == 0
+    return folder / "cars.csv", ckpt, out
+
+
+def test_empty_cells_get_the_training_fill_in_the_graph_as_predict_gives_them(cars, tmp_path):
+    data, ckpt, path = cars
+    model = model_io.load(ckpt)
+    encoder = stored_encoder(model)
+    frame = pd.read_csv(data)
+    raw, x = onnx_rows(encoder, frame)
+    assert np.isnan(x).any(axis=1).sum() == 6  # rows 3, 5, 17, 29, 41, 52
+    got = run_onnx(path, x)
+    want = expected_columns(predicted(ckpt, data, tmp_path))
+    assert np.isfinite(got).all()
+    scaled = encoder.transform(frame)
+    assert_like_nncli(got, want, model.net, scaled, more=rounding_terms(encoder, raw, scaled))
+    props = {p.key: p.value for p in onnx.load(path).metadata_props}
+    inputs = json.loads(props["nncli.inputs"])
+    assert inputs["missing"] == "fill"
+    assert inputs["fill"]["origin"] == "usa"
+    assert inputs["fill"]["weight"] == pytest.approx(frame["weight"].mean(), rel=0.05)

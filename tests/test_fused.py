@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import LIBM_ULPS, assert_close_float32
 
 from nncli import fakegpu
 from nncli.backend import get_backend, gpu_available, to_host
@@ -164,7 +165,8 @@ def test_optimizer_kernels_match_the_reference_on_a_gpu(settings):
         g = rng.normal(size=(64, 33)).astype(np.float32)
         reference.step(host, {"w": g})
         kernel.step(on_gpu, {"w": device.asarray(g)})
-    np.testing.assert_allclose(to_host(on_gpu["w"]), host["w"], rtol=2e-5, atol=1e-6)
+    # CUDA contracts to fused multiply-adds: 5 steps of an update of about 10 roundings and a sqrt
+    assert_close_float32(to_host(on_gpu["w"]), host["w"], terms=5 * (10 + LIBM_ULPS))
 
 
 @needs_gpu

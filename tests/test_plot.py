@@ -1,7 +1,9 @@
-"""``nncli plot``: learning curves (with the best epoch, an early stop and the learning rate),
-the confusion matrix evaluate computes, a conv layer's filters and one image's feature maps;
-checked on the data handed to matplotlib (its ``plot``, ``axvline`` and ``imshow`` calls are
-recorded), the PNG's documented size, the missing-matplotlib line and the output rules."""
+"""``nncli plot``: learning curves (with the best epoch, an early stop, the learning rate and a
+log axis for a loss that falls by orders of magnitude), the confusion matrix evaluate computes,
+a regression's predictions against the actual values and its residuals, a conv layer's filters
+and one image's feature maps; checked on the data handed to matplotlib (its ``plot``,
+``scatter``, ``axvline``, ``axhline``, ``set_yscale`` and ``imshow`` calls are recorded), the
+PNG's documented size, the missing-matplotlib line and the output rules."""
 
 from __future__ import annotations
 
@@ -13,7 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DATASETS, IRIS, invoke, iris_spec, one_error_line, sha
+from helpers import (
+    DATASETS,
+    IRIS,
+    assert_close_float32,
+    chain_terms,
+    invoke,
+    iris_spec,
+    one_error_line,
+    sha,
+)
 
 pytest.importorskip("matplotlib")
 
@@ -39,6 +50,16 @@ model:
 loss: cross_entropy
 optimizer: {type: adam, learning_rate: 0.01}
 training: {epochs: 2, batch_size: 16}
+output: out/model.h5
+"""
+REGRESSION_SPEC = """version: 1
+seed: 0
+data: {kind: csv, path: iris.csv, target: petal_width_cm, validation_split: 0.2}
+model:
+  layers: [{type: dense, units: 8, activation: relu}, {type: dense, units: 1}]
+loss: mse
+optimizer: {type: adam, learning_rate: 0.01}
+training: {epochs: 3, batch_size: 16}
 output: out/model.h5
 """
 
@@ -75,14 +96,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ),
         "plain": train(root / "plain", iris_spec("{epochs: 3, batch_size: 16}")),
         "stopped": train(root / "stopped", iris_spec(STOPPING)),
+        "regression": train(root / "regression", REGRESSION_SPEC),
         "cnn": digits / "out" / "model.h5",
     }
 
 
 @pytest.fixture
 def drawn(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
-    """Every ``plot``, ``axvline`` and ``imshow`` call matplotlib gets, with its arrays."""
-    calls: dict[str, list] = {"plot": [], "axvline": [], "imshow": []}
+    """Every ``plot``, ``scatter``, ``axvline``, ``axhline``, ``set_yscale`` and ``imshow``
+    call matplotlib gets, with its arrays."""
+    names = ("plot", "scatter", "axvline", "axhline", "set_yscale", "imshow")
+    calls: dict[str, list] = {name: [] for name in names}
     for name in calls:
         original = getattr(Axes, name)
 
@@ -165,6 +189,68 @@ def test_confusion_counts_and_labels_are_evaluates(runs, drawn, tmp_path):
     (colours,), _ = drawn["imshow"][0]
     np.testing.assert_array_equal(colours, confusion.colours)
     assert png_size(tmp_path / "c.png") == (2 * 560, 2 * 420)  # 2 curve panels + confusion
+
+
+def test_a_regression_on_data_plots_predicted_against_actual_and_the_residuals(
+    runs, drawn, tmp_path
+):
+    data = runs["regression"].parents[1] / "iris.csv"
+    done = plot(runs["regression"], data=data, output=tmp_path / "r.png")
+    (fit,) = done["picture"].fits
+    assert done["picture"].confusion is None and fit.name == "petal_width_cm"
+    truth = np.loadtxt(data, delimiter=",", skiprows=1, usecols=3)  # the file's own units
+    assert_close_float32(fit.actual, truth, magnitude=truth)  # read as float32: one rounding
+    written = tmp_path / "predicted.csv"
+    assert invoke("predict", runs["regression"], data, "--output", written).exit_code == 0
+    predicted = np.loadtxt(written, delimiter=",", skiprows=1)
+    net = model_io.load(runs["regression"]).net
+    assert_close_float32(fit.predicted, predicted, chain_terms(net))
+    np.testing.assert_array_equal(fit.residuals, fit.actual - fit.predicted)
+    evaluated = json.loads(
+        invoke("evaluate", runs["regression"], data, "--part", "all", "--json").stdout
+    )
+    rmse = np.sqrt(np.mean(fit.residuals**2))
+    assert_close_float32(rmse, evaluated["metrics"]["rmse"], terms=2 * len(truth))
+    assert fit.title.startswith("iris.csv: 150 rows, rmse ")
+    # matplotlib got exactly these: the scatter, y = x over both ranges, the residuals, y = 0
+    (args, _), (residual_args, _) = drawn["scatter"]
+    np.testing.assert_array_equal(args[0], fit.actual)
+    np.testing.assert_array_equal(args[1], fit.predicted)
+    np.testing.assert_array_equal(residual_args[0], fit.predicted)
+    np.testing.assert_array_equal(residual_args[1], fit.residuals)
+    both = np.concatenate([fit.actual, fit.predicted])
+    low, high = both.min(), both.max()
+    diagonal = [(list(a[0]), list(a[1])) for a, k in drawn["plot"] if k.get("label") == "y = x"]
+    assert diagonal == [([low, high], [low, high])]
+    assert [args[0] for args, _ in drawn["axhline"]] == [0.0]
+    # loss, mae, rmse panels; the pair of fit panels on a row of its own
+    assert [p.title for p in done["picture"].panels] == ["loss", "mae", "rmse"]
+    assert png_size(tmp_path / "r.png") == done["size"] == (2 * 560, 3 * 420)
+
+
+def test_a_regression_fit_through_the_command_line(runs, tmp_path):
+    data = runs["regression"].parents[1] / "iris.csv"
+    result = invoke("plot", runs["regression"], "--data", data, "--output", tmp_path / "r.png")
+    assert result.exit_code == 0, result.stderr
+    assert f"wrote {tmp_path / 'r.png'} (1120x1260 px)" in result.stderr
+
+
+def test_a_loss_falling_by_orders_of_magnitude_gets_a_log_axis(drawn):
+    epochs = np.arange(1, 6)
+    falling = {"epoch": epochs, "loss": np.array([12.0, 1.5, 0.2, 0.05, 0.01]),
+               "val_loss": np.array([9.0, 2.0, 0.3, 0.1, 0.08]),
+               "accuracy": np.array([0.3, 0.6, 0.8, 0.9, 0.95])}  # fmt: skip
+    loss, accuracy = panels.curve_panels(falling, schedule=False)
+    assert (loss.title, loss.log) == ("loss", True)  # 12 / 0.01: three decades
+    assert (accuracy.title, accuracy.log) == ("accuracy", False)  # 0.95 / 0.3
+    draw.render(panels.Curves("t", [loss, accuracy]))
+    assert [args for args, _ in drawn["set_yscale"]] == [("log",)]
+    flat = {"epoch": epochs, "loss": np.array([1.0, 0.5, 0.3, 0.2, 0.011])}  # 91x: linear
+    assert not panels.curve_panels(flat, schedule=False)[0].log
+    odd = ([10.0, 1.0, 0.0, 0.0, 0.0], [10.0, 1.0, -0.5, 0.01, 0.001], [1e3, np.nan, 1, 1, 1])
+    for values in odd:  # a zero, a negative, a NaN
+        history = {"epoch": epochs, "loss": np.array(values)}
+        assert not panels.curve_panels(history, schedule=False)[0].log, values
 
 
 # -- filters and feature maps ------------------------------------------------------------------

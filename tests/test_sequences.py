@@ -8,7 +8,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import ROOT, invoke, one_error_line
+from helpers import (
+    ROOT,
+    assert_close_float32,
+    assert_network_close,
+    chain_terms,
+    invoke,
+    one_error_line,
+)
 
 from nncli import data
 from nncli.checkpoint import model as model_io
@@ -88,7 +95,7 @@ def test_scaling_comes_from_the_training_part_only(series: Path, tmp_path: Path)
     np.testing.assert_array_equal(ds2.x_train, ds.x_train)
     # targets are scaled like the inputs, and decode maps them back to the file's units
     back = ds.encoder.decode(ds.y_val)["prediction"]
-    np.testing.assert_allclose(back, np.arange(24, 30), atol=1e-4)
+    assert_close_float32(back, np.arange(24, 30), terms=3)  # scaled into float32 and back
 
 
 def test_window_longer_than_the_series(series: Path):
@@ -149,18 +156,18 @@ def test_forecast_and_rolling_steps_through_the_cli(wave_model: Path):
     frame = encoder.read_frame(recent)
     window = encoder.inputs(frame)[0]
     expected = encoder.decode(predict(model.net, window))["prediction"][0]
-    assert first == pytest.approx(expected, rel=1e-6)  # in the file's units
+    assert_close_float32(first, expected, chain_terms(model.net, 8))  # in the file's units
 
     result = invoke("predict", wave_model, recent, "--steps", "3")
     assert result.exit_code == 0, result.stderr
     rows = [line.split(",") for line in result.stdout.strip().splitlines()[1:]]
     assert [r[0] for r in rows] == ["1", "2", "3"]
-    assert float(rows[0][1]) == pytest.approx(first, rel=1e-6)
+    assert_close_float32(float(rows[0][1]), first)
     # step 2 is the model applied to the window with the first forecast fed back
     scaled = predict(model.net, window)
     fed = np.concatenate([window[:, 1:], scaled[:, None, :]], axis=1)
     second = encoder.decode(predict(model.net, fed))["prediction"][0]
-    assert float(rows[1][1]) == pytest.approx(second, rel=1e-5)
+    assert_close_float32(float(rows[1][1]), second, chain_terms(model.net, 8))
 
     result = invoke("evaluate", wave_model, folder / "wave.csv", "--part", "all")
     assert result.exit_code == 0, result.stderr
@@ -183,19 +190,25 @@ def test_series_metrics_are_in_the_files_units(wave_model: Path):
     def errors(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return ds.encoder.unscale_targets(predict(model.net, x)) - ds.encoder.unscale_targets(y)
 
-    last = model.training["history"]
-    diff = errors(ds.x_val, ds.y_val)
-    assert last["val_rmse"][-1] == pytest.approx(np.sqrt(np.mean(diff**2)), rel=1e-4)
-    assert last["val_mae"][-1] == pytest.approx(np.mean(np.abs(diff)), rel=1e-4)
-    assert last["val_loss"][-1] == pytest.approx(np.mean((diff / scale) ** 2), rel=1e-3)
+    def check(metrics: dict, x: np.ndarray, y: np.ndarray) -> None:
+        """float32 predictions (another batch size: another BLAS path) then float32 batch means
+        of 16: an error dp in a scaled prediction moves RMSE and MAE by scale * dp at most, the
+        loss by 2 sqrt(loss) dp."""
+        diff, reach = errors(x, y), float(np.abs(predict(model.net, x)).max())
+        terms, loss = chain_terms(model.net, 8) + 16, np.mean((diff / scale) ** 2)
+        for name, want, magnitude in [
+            ("rmse", np.sqrt(np.mean(diff**2)), scale * reach),
+            ("mae", np.mean(np.abs(diff)), scale * reach),
+            ("loss", loss, 2 * np.sqrt(loss) * reach),
+        ]:
+            assert_close_float32(metrics[name], want, terms, magnitude=magnitude + want)
 
+    last = model.training["history"]
+    check({k: last[f"val_{k}"][-1] for k in ("rmse", "mae", "loss")}, ds.x_val, ds.y_val)
     result = evaluate_file(wave_model, folder / "wave.csv")
     x, y, _ = ds.encoder.labelled(ds.encoder.read_frame(folder / "wave.csv"))
-    diff = errors(x, y)
     assert result["rows"] == len(x) == 112
-    assert result["metrics"]["rmse"] == pytest.approx(np.sqrt(np.mean(diff**2)), rel=1e-4)
-    assert result["metrics"]["mae"] == pytest.approx(np.mean(np.abs(diff)), rel=1e-4)
-    assert result["metrics"]["loss"] == pytest.approx(np.mean((diff / scale) ** 2), rel=1e-3)
+    check(result["metrics"], x, y)
 
 
 def test_rolling_needs_the_inputs_among_the_targets(tmp_path: Path, wave_model: Path):
@@ -333,7 +346,7 @@ def test_grouped_sequences_are_padded_with_a_mask(grouped: Path):
     # ids in the order they first appear; steps sorted by t; padding at the end
     assert ds.x_train.shape == (6, 4, 3) and ds.mask_train.shape == (6, 4)
     np.testing.assert_array_equal(ds.mask_train.sum(axis=1), [3, 4, 1, 2, 2, 3])
-    np.testing.assert_allclose(ds.x_train[0, :3, 0], [0.1, 0.3, 0.5], rtol=1e-6)
+    assert_close_float32(ds.x_train[0, :3, 0], [0.1, 0.3, 0.5], magnitude=[0.1, 0.3, 0.5])
     np.testing.assert_array_equal(ds.x_train[1, :, 0], [1.0, 0.0, -1.0, -2.0])
     assert (ds.x_train[~ds.mask_train] == 0).all()
     assert encoder.labels == ["down", "up"]
@@ -346,7 +359,7 @@ def test_per_step_targets(grouped: Path):
     cfg = seq_cfg(grouped, target="x", features=["kind"], target_per="step")
     ds = data.load(cfg, grouped.parent, 0, "mse")
     assert ds.y_train.shape == (6, 4, 1) and ds.output_width == 1
-    np.testing.assert_allclose(ds.y_train[0, :, 0], [0.1, 0.3, 0.5, 0.0], rtol=1e-6)
+    assert_close_float32(ds.y_train[0, :, 0], [0.1, 0.3, 0.5, 0.0], magnitude=[0.1, 0.3, 0.5, 0])
     columns = ds.encoder.id_columns(ds.encoder.read_frame(grouped))
     assert list(columns) == ["id", "t"]
     assert list(columns["id"][:4]) == ["b", "b", "b", "a"] and list(columns["t"][:3]) == list("012")
@@ -407,7 +420,7 @@ def test_predictions_equal_each_sequence_alone(grouped: Path):
         alone = frame[frame["id"] == name]
         x, mask = encoder.inputs(alone)
         assert mask.all()  # one sequence: no padding
-        np.testing.assert_allclose(predict(model.net, x)[0], together[i], rtol=1e-5, atol=1e-6)
+        assert_network_close(predict(model.net, x)[0], together[i], model.net, x, 4)
 
     result = invoke("evaluate", checkpoint, grouped)
     assert result.exit_code == 0 and "(6 rows)" in result.stdout
@@ -471,7 +484,11 @@ def test_sunspots_lstm_beats_the_naive_forecast(tmp_path: Path):
     print(f"sunspots validation RMSE: lstm {lstm_rmse:.2f}, naive {naive_rmse:.2f}")
     assert lstm_rmse < 0.8 * naive_rmse
     best = model.training["best_epoch"]  # restored: the history's line for it is the README's
-    assert model.training["history"]["val_rmse"][best - 1] == pytest.approx(lstm_rmse, rel=1e-4)
+    # float32 predictions then batch means: a scaled prediction's error dp moves RMSE by scale dp
+    reach = float(model.target_scale[0]) * np.abs(predict(model.net, ds.x_val)).max()
+    terms = chain_terms(model.net, encoder.window) + len(ds.x_val)
+    held = model.training["history"]["val_rmse"][best - 1]
+    assert_close_float32(held, lstm_rmse, terms, magnitude=reach + lstm_rmse)
 
 
 def test_a_categorical_token_column_goes_in_as_ids(grouped: Path):

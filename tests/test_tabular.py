@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import IRIS, PENGUINS, csv_cfg
+from helpers import IRIS, PENGUINS, assert_close_float32, csv_cfg
 
 from nncli.data import load
 from nncli.data.csv_reader import read_table
@@ -45,26 +45,31 @@ def test_iris_loads_with_one_hot_species_and_stratified_split():
 
 def test_standardisation_uses_the_training_rows_only():
     ds = load(csv_cfg(IRIS, validation_split=0.3), Path("."), seed=3, loss="cross_entropy")
-    np.testing.assert_allclose(ds.x_train.mean(axis=0), 0.0, atol=1e-5)
-    np.testing.assert_allclose(ds.x_train.std(axis=0), 1.0, atol=1e-5)
+    # standardised in float64, stored as float32 (one rounding each), summed over the rows
+    rows, reach = len(ds.x_train), np.abs(ds.x_train).max()
+    assert_close_float32(ds.x_train.mean(axis=0), np.zeros(4), rows + 1, magnitude=reach)
+    assert_close_float32(ds.x_train.std(axis=0), np.ones(4), 2 * rows + 4, magnitude=reach**2)
     assert np.abs(ds.x_val.mean(axis=0)).max() > 1e-3  # the validation rows were not used
     state = ds.encoder.to_state()["numeric"]
     raw_train = ds.x_train * state["scale"] + state["offset"]
     raw_val = ds.x_val * state["scale"] + state["offset"]
     full = read_table(IRIS)["sepal_length_cm"].astype(float).to_numpy()
     # the two parts are the file's rows; the statistics are the training rows' own
-    np.testing.assert_allclose(np.sort(np.r_[raw_train[:, 0], raw_val[:, 0]]), np.sort(full))
-    np.testing.assert_allclose(state["offset"][0], raw_train[:, 0].mean(), rtol=1e-6)
-    np.testing.assert_allclose(state["scale"][0], raw_train[:, 0].std(), rtol=1e-5)
+    # a float32 rounding of x, times the scale: within eps of |x| * scale + |offset|
+    reach = np.abs(ds.x_train[:, 0]).max() * state["scale"][0] + abs(state["offset"][0])
+    assert_close_float32(np.sort(np.r_[raw_train[:, 0], raw_val[:, 0]]), np.sort(full), 2, reach)
+    assert_close_float32(raw_train[:, 0].mean(), state["offset"][0], 2, reach)
+    assert_close_float32(raw_train[:, 0].std(), state["scale"][0], 4, reach)
     assert abs(state["offset"][0] - full.mean()) > 1e-4
 
 
 def test_minmax_and_none_normalisation():
     mm = load(csv_cfg(IRIS, normalize="minmax"), Path("."), 0, "cross_entropy")
-    np.testing.assert_allclose(mm.x_train.min(axis=0), 0.0, atol=1e-6)
-    np.testing.assert_allclose(mm.x_train.max(axis=0), 1.0, atol=1e-6)
+    assert_close_float32(mm.x_train.min(axis=0), np.zeros(4), magnitude=1.0)
+    assert_close_float32(mm.x_train.max(axis=0), np.ones(4))
     raw = load(csv_cfg(IRIS, normalize="none"), Path("."), 0, "cross_entropy")
-    np.testing.assert_allclose(raw.x_train[0], [5.1, 3.5, 1.4, 0.2], rtol=1e-6)
+    first = [5.1, 3.5, 1.4, 0.2]
+    assert_close_float32(raw.x_train[0], first, magnitude=first)  # one rounding each
 
 
 def test_penguins_text_features_are_one_hot_with_sorted_categories():
@@ -242,7 +247,8 @@ def test_regression_multi_target_is_unscaled():
     assert ds.feature_names[-3:] == ["species=setosa", "species=versicolor", "species=virginica"]
     both = np.r_[ds.y_train, ds.y_val]
     expected = read_table(IRIS)[["petal_length_cm", "petal_width_cm"]].astype(float).to_numpy()
-    np.testing.assert_allclose(np.sort(both, axis=0), np.sort(expected, axis=0), rtol=1e-6)
+    expected = np.sort(expected, axis=0)
+    assert_close_float32(np.sort(both, axis=0), expected, magnitude=expected)  # one rounding
     with pytest.raises(DataError, match=r"needs numbers; column 'species' has 'setosa'"):
         load(csv_cfg(IRIS), Path("."), 0, "mse")
 

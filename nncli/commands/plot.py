@@ -1,6 +1,7 @@
 """``nncli plot``: a picture of a checkpoint as a PNG: the learning curves from its stored
-history (with a confusion matrix on ``--data`` for a classifier, the counts ``nncli evaluate``
-computes), a conv layer's learned filters (``--filters``), or the feature maps of one image
+history (on ``--data``, a confusion matrix for a classifier, the counts ``nncli evaluate``
+computes, or for a regression each target's predictions against the actual values and the
+residuals), a conv layer's learned filters (``--filters``), or the feature maps of one image
 through each conv2d layer (``--activations``). What each picture plots is built here and in
 ``nncli.plots.panels``; ``nncli.plots.draw`` only draws it."""
 
@@ -69,7 +70,10 @@ def _which(data: Path | None, filters: bool, layer: int | None, activations: Pat
     if layer is not None and not filters:
         raise SpecError("--layer chooses the layer --filters draws; add --filters", field="--layer")
     if data is not None and (filters or activations is not None):
-        raise SpecError("--data is for the learning curves' confusion matrix", field="--data")
+        raise SpecError(
+            "--data adds a confusion matrix or a regression's fit to the learning curves",
+            field="--data",
+        )
     return "filters" if filters else "activations" if activations is not None else "curves"
 
 
@@ -84,7 +88,8 @@ def curves(
     data: Path | None,
     warn: Callable[[str], None] | None = None,
 ) -> Any:
-    """The learning curves of the stored history; on ``data``, the confusion matrix too."""
+    """The learning curves of the stored history; on ``data``, a classifier's confusion matrix
+    or a regression's predicted-against-actual and residual panels too."""
     from nncli.plots import panels
 
     history = {k: np.asarray(v) for k, v in model.training.get("history", {}).items()}
@@ -97,8 +102,13 @@ def curves(
     title = f"{name}: {int(history['epoch'][-1])} epochs"
     if marks.best_epoch is not None:
         title += f", best {marks.monitor} {marks.best_value:.4g} at epoch {marks.best_epoch}"
-    confusion = None if data is None else confusion_panel(model, checkpoint, data, warn)
-    return panels.Curves(title, panels.curve_panels(history, schedule), marks, confusion)
+    confusion, fits = None, []
+    if data is not None and model.data.get("task") == "regression":
+        fits = fit_panels(model, data, warn)
+    elif data is not None:
+        confusion = confusion_panel(model, checkpoint, data, warn)
+    curve_panels = panels.curve_panels(history, schedule)
+    return panels.Curves(title, curve_panels, marks, confusion, fits)
 
 
 def training_settings(
@@ -130,7 +140,8 @@ def confusion_panel(
 
     if model.labels is None:
         raise SpecError(
-            f"--data draws a confusion matrix, and {checkpoint} is not a classifier",
+            f"--data draws a classifier's confusion matrix or a regression's fit, and "
+            f"{checkpoint} is neither",
             field="--data",
         )
     result = evaluate_file(checkpoint, data, warn=warn)
@@ -139,6 +150,46 @@ def confusion_panel(
     title = f"{Path(data).name}: {result['rows']} rows" + (f", {scores}" if scores else "")
     labels = [str(label) for label in result["labels"]]
     return Confusion(title, labels, np.asarray(report["confusion"]).astype(np.int64))
+
+
+def fit_panels(
+    model: model_io.Model, data: Path, warn: Callable[[str], None] | None = None
+) -> list[Any]:
+    """Each target's predictions on ``data`` against its actual values, both decoded to the
+    file's units as ``predict`` writes them (per-step targets: every real step)."""
+    from nncli.commands import apply
+    from nncli.plots import panels
+    from nncli.training.guards import require_finite
+    from nncli.training.loop import predict
+
+    encoder = apply.stored_encoder(model)
+    apply.check_input_kind(model, encoder, data)
+    x, y, mask = encoder.labelled(apply.read_data(encoder, data, warn=warn))
+    require_finite(x, "the inputs", str(data))
+    require_finite(y, "the targets", str(data))
+    steps = {} if mask is None else {"mask": mask}
+    predicted = encoder.decode(predict(model.net, x, mask=mask), **steps)
+    actual = encoder.decode(y, **steps)
+    names = target_names(model.spec_yaml, list(actual))
+    return panels.fits(
+        Path(data).name,
+        dict(zip(names, actual.values(), strict=True)),
+        dict(zip(names, predicted.values(), strict=True)),
+    )
+
+
+def target_names(spec_yaml: str, columns: list[str]) -> list[str]:
+    """The targets' names for decoded ``columns``: ``prediction_<name>`` gives its own, a lone
+    ``prediction`` the spec's ``data.target`` (or "target" when the spec cannot be read)."""
+    from nncli.spec import loads
+
+    if columns != ["prediction"]:
+        return [column.removeprefix("prediction_") for column in columns]
+    try:
+        target = loads(spec_yaml, "the checkpoint's spec").data.target
+    except SpecError:
+        return ["target"]
+    return [target if isinstance(target, str) else target[0]]
 
 
 def conv_layers(model: model_io.Model, types: tuple[str, ...] = CONV_TYPES) -> list[Any]:

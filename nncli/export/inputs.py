@@ -3,8 +3,8 @@
 The ONNX input is the data as the user has it: CSV features in the file's units with categorical
 columns one-hot (the encoder's ``feature_names`` order), image pixels in [0, 1], sequences and
 time series in the file's units, text as one-hot symbols. ``KINDS`` maps each data kind to its
-``DataForm``: the first nodes (x - offset) / scale, the last ones for a time series' targets
-(y scale + offset), and the JSON that ``nncli.inputs`` stores.
+``DataForm``: the first nodes (a table's empty cells filled, then (x - offset) / scale), the last
+ones for a time series' targets (y scale + offset), and the JSON that ``nncli.inputs`` stores.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from nncli.errors import CheckpointError
 from nncli.export.graph import Graph
 
 
-def scale_nodes(g: Graph, x: str, offset: Any, scale: Any) -> str:
-    """(x - offset) / scale, broadcast over the leading axes."""
-    centred = g.node("Sub", [x, g.weight("offset", offset)], hint="centred")
-    return g.node("Div", [centred, g.weight("scale", scale)], hint="scaled")
+def scale_nodes(g: Graph, x: str, offset: Any, scale: Any, dtype: Any = np.float32) -> str:
+    """(x - offset) / scale, broadcast over the leading axes, with constants in ``dtype``."""
+    centred = g.node("Sub", [x, g.weight("offset", offset, dtype)], hint="centred")
+    return g.node("Div", [centred, g.weight("scale", scale, dtype)], hint="scaled")
 
 
 def table_scaling(table: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -38,16 +38,42 @@ def table_scaling(table: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.array(offset), np.array(scale)
 
 
+def table_fill(table: Any) -> np.ndarray:
+    """(F,) what an empty cell becomes in each encoded column with ``missing: fill``: a number's
+    training mean, a category's most frequent training value one-hot."""
+    values: list[float] = []
+    for column in table.columns:
+        if isinstance(column, NumericColumn):
+            values.append(column.fill)
+        else:
+            values += column.encode(column.codes(np.array([column.fill])))[0].tolist()
+    return np.array(values, dtype=np.float64)
+
+
 def table_inputs(g: Graph, table: Any, x: str) -> str:
-    return scale_nodes(g, x, *table_scaling(table))
+    """An empty cell, NaN (a category: NaN in its one-hot columns), takes the training fill when
+    the model was trained with ``missing: fill``, as predict does; then (x - offset) / scale.
+    Both in float64 as nncli does them (float32 would round a number far from its mean, a year
+    near 2007 with a spread of 1, to a few digits), the result float32 as nncli feeds it."""
+    from onnx import TensorProto
+
+    wide = g.node("Cast", [x], to=TensorProto.DOUBLE)
+    if table.missing == "fill":
+        fill = g.weight("fill", table_fill(table), np.float64)
+        wide = g.node("Where", [g.node("IsNaN", [wide]), fill, wide], hint="filled")
+    scaled = scale_nodes(g, wide, *table_scaling(table), np.float64)
+    return g.node("Cast", [scaled], to=TensorProto.FLOAT)
 
 
 def table_description(table: Any) -> dict[str, Any]:
     categories = {
         c.name: list(c.categories) for c in table.columns if isinstance(c, CategoricalColumn)
     }
-    return {"columns": table.feature_names, "features": table.feature_columns,
-            "categories": categories}  # fmt: skip
+    described = {"columns": table.feature_names, "features": table.feature_columns,
+                 "categories": categories, "missing": table.missing}  # fmt: skip
+    if table.missing == "fill":
+        described["fill"] = {c.name: c.fill for c in table.columns}
+    return described
 
 
 def image_inputs(g: Graph, encoder: Any, x: str) -> str:

@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from nncli.plots.panels import Confusion, CurvePanel, Curves, FeatureMaps, FilterGrid, grid_shape
+from nncli.plots.panels import (
+    Confusion,
+    CurvePanel,
+    Curves,
+    FeatureMaps,
+    FilterGrid,
+    Fit,
+    grid_shape,
+)
 
 DPI = 100
 PANEL = (560, 420)  # one learning-curve or confusion panel
@@ -71,9 +79,14 @@ def draw_curves(figure: Any, picture: Curves) -> None:
     axes = list(figure.subplots(rows, cols, squeeze=False).ravel())
     for ax, panel in zip(axes, picture.panels, strict=False):
         draw_curve_panel(ax, panel, picture)
+    used = len(picture.panels)
     if picture.confusion is not None:
-        draw_confusion(axes[len(picture.panels)], picture.confusion)
-    for ax in axes[picture.panel_count :]:
+        draw_confusion(axes[used], picture.confusion)
+        used += 1
+    for i, fit in enumerate(picture.fits):
+        first = picture.fit_start + 2 * i
+        draw_fit(axes[first], axes[first + 1], fit)
+    for ax in axes[used : picture.fit_start if picture.fits else None]:
         ax.set_axis_off()
     figure.suptitle(picture.title)
 
@@ -90,10 +103,31 @@ def draw_curve_panel(ax: Any, panel: CurvePanel, picture: Curves) -> None:
     if marks.stop_epoch is not None:
         restored = ", best restored" if marks.restored else ""
         ax.axvline(marks.stop_epoch, color=STOP, linestyle=":", label=f"early stop{restored}")
-    ax.set_title(panel.title)
+    ax.set_title(panel.title + (" (log scale)" if panel.log else ""))
+    if panel.log:
+        ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
+
+
+def draw_fit(ax: Any, residual_ax: Any, fit: Fit) -> None:
+    """Predicted against actual with y = x, then the residuals against the prediction with
+    y = 0; a point's size shrinks as their number grows, so thousands stay readable."""
+    size = float(np.clip(2000 / max(len(fit.actual), 1), 2, 30))
+    ax.scatter(fit.actual, fit.predicted, s=size, alpha=0.6)
+    ax.plot(fit.diagonal, fit.diagonal, color="black", linewidth=1, label="y = x")
+    ax.set_xlabel(f"actual {fit.name}")
+    ax.set_ylabel(f"predicted {fit.name}")
+    ax.set_title(fit.title, fontsize="small")
+    ax.legend(fontsize="small")
+    residual_ax.scatter(fit.predicted, fit.residuals, s=size, alpha=0.6)
+    residual_ax.axhline(0.0, color="black", linewidth=1)
+    residual_ax.set_xlabel(f"predicted {fit.name}")
+    residual_ax.set_ylabel("residual (actual - predicted)")
+    residual_ax.set_title(f"residuals of {fit.name}", fontsize="small")
+    for axis in (ax, residual_ax):
+        axis.grid(alpha=0.3)
 
 
 def draw_confusion(ax: Any, confusion: Confusion) -> None:

@@ -3,8 +3,10 @@ matplotlib (``nncli.plots.draw`` draws exactly these and nothing else, so a test
 them with the checkpoint's history instead of pixels). numpy only here.
 
 - ``Curves``: one ``CurvePanel`` per quantity (loss first, then each metric; training and
-  validation series side by side), the learning rate's panel when a schedule ran, the best
-  epoch and an early stop as marks, and optionally a ``Confusion`` panel.
+  validation series side by side; a log y axis for one that falls by orders of magnitude), the
+  learning rate's panel when a schedule ran, the best epoch and an early stop as marks, and
+  optionally a ``Confusion`` panel (a classifier) or one ``Fit`` per target (a regression:
+  predicted against actual, and the residuals).
 - ``FilterGrid``: one tile per filter of a conv layer.
 - ``FeatureMaps``: the input image, then one ``LayerMaps`` per conv2d layer.
 """
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 HIDDEN_KEYS = ("epoch", "time", "lr")  # logged every epoch, but not curves of their own
+LOG_SPAN = 100.0  # a panel whose values stay positive and span more than this: log y axis
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Marks:
 class CurvePanel:
     title: str
     series: list[Series]
+    log: bool = False  # a log y axis: the values stay positive and span orders of magnitude
 
 
 @dataclass(frozen=True)
@@ -63,14 +67,45 @@ class Confusion:
 
 
 @dataclass(frozen=True)
+class Fit:
+    """One regression target on labelled data, in the file's units: ``predicted[i]`` is what
+    the model gives for the row whose true value is ``actual[i]``. Two panels: predicted
+    against actual with the line y = x (a perfect model's points lie on it), and the residuals
+    ``actual - predicted`` against the prediction with the line y = 0."""
+
+    name: str
+    title: str  # the data and its scores
+    actual: np.ndarray
+    predicted: np.ndarray
+
+    @property
+    def residuals(self) -> np.ndarray:
+        return self.actual - self.predicted
+
+    @property
+    def diagonal(self) -> np.ndarray:
+        """The two ends of y = x, spanning every actual and predicted value."""
+        both = np.concatenate([self.actual, self.predicted])
+        return np.array([both.min(), both.max()])
+
+
+@dataclass(frozen=True)
 class Curves:
     title: str
     panels: list[CurvePanel]
     marks: Marks = field(default_factory=Marks)
     confusion: Confusion | None = None
+    fits: list[Fit] = field(default_factory=list)
+
+    @property
+    def fit_start(self) -> int:
+        """The grid cell of the first fit panel: each fit's pair of panels on a row of its own."""
+        return len(self.panels) + len(self.panels) % 2
 
     @property
     def panel_count(self) -> int:
+        if self.fits:
+            return self.fit_start + 2 * len(self.fits)
         return len(self.panels) + (self.confusion is not None)
 
 
@@ -114,11 +149,35 @@ def curve_panels(history: dict[str, np.ndarray], schedule: bool) -> list[CurvePa
             for key, label in ((name, "training"), (f"val_{name}", "validation"))
             if key in history
         ]
-        panels.append(CurvePanel(name, series))
+        panels.append(CurvePanel(name, series, spans_decades(series)))
     if schedule and "lr" in history:
-        lr = np.asarray(history["lr"], dtype=np.float64)
-        panels.append(CurvePanel("learning rate", [Series("learning rate", epochs, lr)]))
+        lr = [Series("learning rate", epochs, np.asarray(history["lr"], dtype=np.float64))]
+        panels.append(CurvePanel("learning rate", lr, spans_decades(lr)))
     return panels
+
+
+def spans_decades(series: list[Series]) -> bool:
+    """True when every value is positive and finite and the largest is more than ``LOG_SPAN``
+    times the smallest (a loss that falls from 10 to 0.01): on a linear axis such a curve is
+    flat after its first epochs, on a log one each decade gets the same height."""
+    values = np.concatenate([s.values for s in series]) if series else np.array([])
+    if not len(values) or not np.isfinite(values).all() or values.min() <= 0:
+        return False
+    return bool(values.max() > LOG_SPAN * values.min())
+
+
+def fits(title: str, actual: dict[str, np.ndarray], predicted: dict[str, np.ndarray]) -> list[Fit]:
+    """One ``Fit`` per target from decoded columns (``{target: values}``, the same keys), each
+    titled with ``title``, the rows and its RMSE and MAE in the target's units."""
+    out = []
+    for name, truth in actual.items():
+        truth = np.asarray(truth, dtype=np.float64)
+        guess = np.asarray(predicted[name], dtype=np.float64)
+        error = truth - guess
+        rmse, mae = np.sqrt(np.mean(error**2)), np.mean(np.abs(error))
+        scores = f"{len(truth)} rows, rmse {rmse:.4g}, mae {mae:.4g}"
+        out.append(Fit(name, f"{title}: {scores}", truth, guess))
+    return out
 
 
 def early_stop_marks(
