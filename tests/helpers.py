@@ -44,6 +44,21 @@ output: out/model.h5
 """
 
 
+def text_spec(folder: Path, data: str, layers: str, top: str = "", optimizer: str = "") -> Path:
+    """``folder/text.yaml`` on the first 3,000 characters of shakespeare.txt (copied beside it):
+    ``data`` the text section's settings, ``layers`` a flow-style list, ``top`` more top-level
+    lines, ``optimizer`` more adam settings; one epoch in batches of 32 into out/model.h5."""
+    (folder / "text.txt").write_text((DATASETS / "shakespeare.txt").read_text()[:3000])
+    spec = folder / "text.yaml"
+    spec.write_text(
+        f"version: 1\nseed: 0\n{top}data: {{kind: text, path: text.txt, {data}}}\n"
+        f"model: {{layers: {layers}}}\nloss: cross_entropy\n"
+        f"optimizer: {{type: adam, learning_rate: 0.01{optimizer}}}\n"
+        "training: {epochs: 1, batch_size: 32}\noutput: out/model.h5\n"
+    )
+    return spec
+
+
 def torch_reference() -> types.ModuleType:
     """PyTorch, the oracle of every comparison with another implementation.
 

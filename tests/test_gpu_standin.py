@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DATASETS, IRIS, invoke, one_error_line
+from helpers import DATASETS, IRIS, invoke, one_error_line, text_spec
 
 from nncli import fakegpu
 from nncli.backend import get_backend, parse_device, to_host
@@ -135,6 +135,11 @@ LAYERS = {
     " activation: softmax}]",
     "recurrent": "[{type: lstm, units: 6, return_sequences: true}, {type: gru, units: 5},"
     " {type: dense, units: auto, activation: softmax}]",
+    "transformer": "[{type: dense, units: 4}, {type: positional, max_length: 40},"
+    " {type: attention, heads: 2, causal: true, dropout: 0.1},"
+    " {type: positional, encoding: sinusoidal, max_length: 40},"
+    " {type: transformer, heads: 2, feedforward: 8, dropout: 0.2, activation: gelu},"
+    " global_avgpool, {type: dense, units: auto, activation: softmax}]",
 }
 DATA = {
     "dense": "{kind: csv, path: iris.csv, target: species, validation_split: 0.2}",
@@ -142,12 +147,15 @@ DATA = {
     "conv": "{kind: csv, path: digits.csv, target: label, validation_split: 0.25}",
     "recurrent": "{kind: sequences, path: walks.csv, id: walk, order: t, features: [value],"
     " target: drift, target_per: sequence, validation_split: 0.25}",
+    "transformer": "{kind: sequences, path: walks.csv, id: walk, order: t, features: [value],"
+    " target: drift, target_per: sequence, validation_split: 0.25}",
 }
 OPTIMIZERS = {
     "dense": "{type: adam, learning_rate: 0.01, clip_norm: 1.0}",
     "batchnorm": "{type: sgd, learning_rate: 0.05, momentum: 0.9, nesterov: true}",
     "conv": "{type: adamw, learning_rate: 0.01}",
     "recurrent": "{type: rmsprop, learning_rate: 0.01}",
+    "transformer": "{type: adam, learning_rate: 0.01}",
 }
 
 
@@ -218,16 +226,14 @@ def test_train_resume_predict_evaluate_match_the_cpu(tmp_path, standin, kind):
 
 
 def test_generate_matches_the_cpu(tmp_path, standin):
-    (tmp_path / "text.txt").write_text((DATASETS / "shakespeare.txt").read_text()[:3000])
-    spec = tmp_path / "text.yaml"
-    spec.write_text(
-        "version: 1\nseed: 0\ndtype: float64\n"
-        "data: {kind: text, path: text.txt, level: word, sequence_length: 8}\n"
-        "model: {layers: [{type: embedding, input_dim: auto, output_dim: 4},"
+    spec = text_spec(
+        tmp_path,
+        "level: word, sequence_length: 8",
+        "[{type: embedding, input_dim: auto, output_dim: 4},"
         " {type: lstm, units: 8, return_sequences: true},"
-        " {type: dense, units: auto, activation: softmax}]}\n"
-        "loss: cross_entropy\noptimizer: {type: adam, learning_rate: 0.01, clip_norm: 5.0}\n"
-        "training: {epochs: 1, batch_size: 32}\n"
+        " {type: dense, units: auto, activation: softmax}]",
+        top="dtype: float64\n",
+        optimizer=", clip_norm: 5.0",
     )
     cpu = _run(spec, "cpu", tmp_path / "cpu.h5", 1)
     _close(cpu, _run(spec, "gpu", tmp_path / "gpu.h5", 1))

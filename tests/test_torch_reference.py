@@ -158,6 +158,134 @@ def test_dropout_is_inverted_dropout_with_its_mask():
     np.testing.assert_array_equal(layer.forward(x), reference(torch.tensor(x)).numpy())
 
 
+# -- attention, positions and transformer blocks ----------------------------------------------
+def sequence_batch(in_shape: tuple[int, int], lengths: list[int] | None, seed: int):
+    """x (N, T, F), dy (zero at padded steps, as a masked loss gives) and the mask (None when
+    every sequence fills the T steps)."""
+    rng = np.random.default_rng(seed)
+    n = 3 if lengths is None else len(lengths)
+    x, dy = rng.normal(size=(n, *in_shape)), rng.normal(size=(n, *in_shape))
+    if lengths is None:
+        return x, dy, None
+    mask = np.arange(in_shape[0])[None, :] < np.array(lengths)[:, None]
+    return x, dy * mask[..., None], mask
+
+
+def torch_masks(torch, steps: int, causal: bool, mask):
+    """PyTorch's boolean masks (True: may not attend): the causal (T, T) one and the key
+    padding (N, T) one, each None when not asked for."""
+    future = torch.triu(torch.ones(steps, steps, dtype=torch.bool), 1) if causal else None
+    padding = None if mask is None else torch.tensor(~mask)
+    return future, padding
+
+
+def compare_with_module(torch, layer, module, names: dict, x, dy, mask, run) -> None:
+    """Our layer against a PyTorch module holding the same parameters (``names``: ours ->
+    PyTorch's): y on the real steps, dL/dx and every parameter gradient within 1e-9."""
+    assert sorted(names.values()) == sorted(name for name, _ in module.named_parameters())
+    with torch.no_grad():
+        for ours, theirs in names.items():
+            module.get_parameter(theirs).copy_(torch.tensor(layer.params[ours]))
+    layer.mask = mask
+    y = layer.forward(x, training=True)
+    tx = torch.tensor(x, requires_grad=True)
+    want = run(module, tx)
+    (want * torch.tensor(dy)).sum().backward()
+    real = np.ones(x.shape[:2], bool) if mask is None else mask
+    np.testing.assert_allclose(y[real], want.detach().numpy()[real], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(layer.backward(dy), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+    for ours, theirs in names.items():
+        want_grad = module.get_parameter(theirs).grad.numpy()
+        np.testing.assert_allclose(layer.grads[ours], want_grad, rtol=1e-9, atol=1e-12)
+
+
+ATTENTION_CASES = [  # (heads, causal, F, lengths of a padded batch or None)
+    (2, False, 6, None),
+    (3, True, 6, None),
+    (2, False, 4, [5, 2, 4]),
+    (2, True, 4, [3, 5, 1]),
+]
+
+
+@pytest.mark.parametrize("heads, causal, features, lengths", ATTENTION_CASES)
+def test_attention_is_torch_multihead_attention(heads, causal, features, lengths):
+    """nn.MultiheadAttention(F, H, batch_first=True), the causal mask as its attn_mask and the
+    padding as its key_padding_mask."""
+    torch = torch_reference()
+    in_shape = (5, features)
+    layer = built("attention", {"heads": heads, "causal": causal}, in_shape)
+    module = torch.nn.MultiheadAttention(features, heads, batch_first=True, dtype=torch.float64)
+    x, dy, mask = sequence_batch(in_shape, lengths, seed=12)
+    future, padding = torch_masks(torch, in_shape[0], causal, mask)
+
+    def run(module, tx):
+        return module(tx, tx, tx, key_padding_mask=padding, attn_mask=future, need_weights=False)[0]
+
+    compare_with_module(torch, layer, module, layer.torch_names, x, dy, mask, run)
+
+
+TRANSFORMER_CASES = [  # (settings, lengths of a padded batch or None)
+    ({"norm_first": True, "activation": "relu"}, None),
+    ({"norm_first": False, "activation": "gelu"}, None),
+    ({"norm_first": True, "activation": "gelu", "causal": True}, [5, 2, 4]),
+    ({"norm_first": False, "activation": "relu"}, [1, 5, 3]),
+]
+
+
+@pytest.mark.parametrize("settings, lengths", TRANSFORMER_CASES)
+def test_transformer_is_torch_transformer_encoder_layer(settings, lengths):
+    """nn.TransformerEncoderLayer(F, H, D, 0.0, activation, batch_first=True, norm_first=...),
+    whose parameter names are ours; causal as its src_mask, padding as src_key_padding_mask."""
+    torch = torch_reference()
+    in_shape, heads, feedforward = (5, 6), 2, 7
+    layer = built(
+        "transformer", {"heads": heads, "feedforward": feedforward, "dropout": 0.0, **settings},
+        in_shape,
+    )  # fmt: skip
+    module = torch.nn.TransformerEncoderLayer(
+        in_shape[1], heads, feedforward, 0.0, settings["activation"], batch_first=True,
+        norm_first=settings["norm_first"], dtype=torch.float64,
+    )  # fmt: skip
+    x, dy, mask = sequence_batch(in_shape, lengths, seed=13)
+    future, padding = torch_masks(torch, in_shape[0], settings.get("causal", False), mask)
+
+    def run(module, tx):
+        return module(tx, src_mask=future, src_key_padding_mask=padding)
+
+    names = {name: name for name in layer.params}
+    compare_with_module(torch, layer, module, names, x, dy, mask, run)
+
+
+def test_positions_are_a_parameter_table_or_the_sinusoidal_one():
+    """Learned: y = x + P[:T] with P (max_length, F) a parameter, its rows past T getting no
+    gradient. Sinusoidal: the table PyTorch's transformer tutorial builds."""
+    import math
+
+    torch = torch_reference()
+
+    class Learned(torch.nn.Module):
+        def __init__(self, rows: int, features: int):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(rows, features, dtype=torch.float64))
+
+        def forward(self, tx):
+            return tx + self.weight[: tx.shape[1]]
+
+    layer = built("positional", {"max_length": 7}, (5, 4))
+    x, dy, _ = sequence_batch((5, 4), None, seed=14)
+    names = {"weight": "weight"}
+    compare_with_module(torch, layer, Learned(7, 4), names, x, dy, None, lambda m, tx: m(tx))
+
+    position = torch.arange(9, dtype=torch.float64).unsqueeze(1)
+    div = torch.exp(torch.arange(0, 6, 2, dtype=torch.float64) * (-math.log(10000.0) / 6))
+    pe = torch.zeros(9, 6, dtype=torch.float64)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(position * div), torch.cos(position * div)
+    sinusoidal = built("positional", {"max_length": 9, "encoding": "sinusoidal"}, (5, 6))
+    x = np.random.default_rng(15).normal(size=(2, 5, 6))
+    want = x + pe[:5].numpy()
+    np.testing.assert_allclose(sinusoidal.forward(x), want, rtol=1e-12, atol=1e-15)
+
+
 def activation_twins(torch):
     f = torch.nn.functional
     return {
@@ -307,6 +435,7 @@ def test_optimizers(name, flat):
 def compared_here() -> set[str]:
     return (
         set(LAYER_CASES) | {"maxpool2d", "avgpool2d", "flatten", "reshape", "dropout"}
+        | {"attention", "transformer", "positional"}
         | set(ACTIVATIONS.names()) | {name for name, _ in LOSS_CASES}
         | {"sgd", "adam", "rmsprop", "adagrad"}
     )  # fmt: skip

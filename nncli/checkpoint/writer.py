@@ -170,7 +170,10 @@ def _write(f: h5py.File, ckpt: Checkpoint, meta: dict) -> None:
         _set_attr(opt, "type", ckpt.optimizer.type)
         opt.attrs["step"] = np.int64(ckpt.optimizer.step)
         for param, slots in ckpt.optimizer.state.items():
-            layer_name, _, name = param.rpartition(".")  # "0.dense.weight" -> 0.dense/weight
+            # "0.dense.weight" -> 0.dense/weight; "1.transformer.norm1.weight" -> 1.transformer/
+            # norm1.weight, as under /model (a composed layer's parameter names hold dots)
+            index, kind, name = param.split(".", 2)
+            layer_name = f"{index}.{kind}"
             layer_name, name = (
                 check_name(n, f"optimizer state {param!r}") for n in (layer_name, name)
             )

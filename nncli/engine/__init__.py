@@ -13,6 +13,7 @@ from nncli.engine.registry import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPT
 # the modules whose import registers layers (activations are layers too), in any order
 LAYER_MODULES = (
     "activations",
+    "attention",
     "conv",
     "conv1d",
     "dense",
@@ -23,8 +24,10 @@ LAYER_MODULES = (
     "normalization",
     "pool",
     "pool1d",
+    "positional",
     "recurrent",
     "shape",
+    "transformer",
 )
 # the modules whose import registers the other registries' entries
 OTHER_MODULES = ("initializers", "losses", "optimizers", "schedules")

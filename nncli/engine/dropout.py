@@ -41,18 +41,22 @@ class Dropout(Layer):
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
-        if not training or self.rate == 0.0:
-            self.scale = None
-            return x
+        self.scale = self.draw_scale(x.shape) if training else None
+        return x if self.scale is None else x * self.scale
+
+    def draw_scale(self, shape: Shape) -> Any:
+        """keep / (1 - rate) on the device for an input of ``shape`` (None when the rate is 0):
+        the next mask from the generator. Attention draws its weights' masks through it too."""
+        if self.rate == 0.0:
+            return None
         share = self.batch_share
         if share is None:
-            keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
+            keep = self.rng.random(shape, dtype=np.float32) >= self.rate
         else:  # the global batch's masks, so every process count draws the same ones
             first, rows = share
-            keep = self.rng.random((rows, *x.shape[1:]), dtype=np.float32) >= self.rate
-            keep = keep[first : first + len(x)]
-        self.scale = self.backend.asarray(keep) / (1.0 - self.rate)
-        return x * self.scale
+            keep = self.rng.random((rows, *shape[1:]), dtype=np.float32) >= self.rate
+            keep = keep[first : first + shape[0]]
+        return self.backend.asarray(keep) / (1.0 - self.rate)
 
     def backward(self, dy: Any) -> Any:
         return dy if self.scale is None else dy * self.scale

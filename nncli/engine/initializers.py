@@ -93,6 +93,17 @@ class Zeros(Initializer):
         return np.zeros(shape)
 
 
+class LinearDefault(Initializer):
+    """w ~ U(-1 / sqrt(fan_in), 1 / sqrt(fan_in)): PyTorch's nn.Linear default for its weight
+    and bias alike (kaiming_uniform with a = sqrt 5), used inside the transformer layers."""
+
+    type_name = "linear_default"  # not registered: the attention and transformer layers' own
+
+    def __call__(self, shape, fan_in, fan_out, rng):
+        limit = 1.0 / np.sqrt(fan_in)
+        return rng.uniform(-limit, limit, size=shape)
+
+
 class Orthogonal(Initializer):
     """Each (H, H) gate block of W_hh an orthogonal matrix (QR of a Gaussian, signs fixed), so
     repeated multiplication by W_hh neither grows nor shrinks the state at the start."""

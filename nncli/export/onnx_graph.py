@@ -18,6 +18,7 @@ from nncli.engine.registry import ACTIVATIONS as ENGINE_ACTIVATIONS
 from nncli.engine.registry import did_you_mean
 from nncli.errors import SpecError
 from nncli.export.activations import ACTIVATIONS, activate
+from nncli.export.attention import attention, positional, transformer
 from nncli.export.graph import Graph
 from nncli.export.recurrent import RECURRENT
 
@@ -210,23 +211,30 @@ def embedding(g: Graph, layer: Any, x: str) -> str:
 
 
 CONVERTERS.update(RECURRENT)
+CONVERTERS.update(attention=attention, positional=positional)
 for _name in ENGINE_ACTIVATIONS.names():  # an activation layer: its activation does the work
     CONVERTERS.setdefault(_name, identity)
+
+
+def convert_layer(g: Graph, layer: Any, x: str) -> str:
+    """One layer followed by its activation -> the output's name."""
+    convert = CONVERTERS.get(layer.type_name)
+    if convert is None:
+        raise SpecError(
+            f"{layer.label} has no ONNX converter (types with one: "
+            f"{', '.join(sorted(CONVERTERS))})" + did_you_mean(layer.type_name, list(CONVERTERS))
+        )
+    x = convert(g, layer, x)
+    return x if layer.activation is None else activate(g, layer.activation, x)
+
+
+CONVERTERS["transformer"] = transformer(convert_layer)  # its parts through convert_layer
 
 
 def convert_network(g: Graph, net: Any, x: str) -> str:
     """Every layer of ``net`` in order, each followed by its activation -> the output's name."""
     for layer in net.layers:
-        convert = CONVERTERS.get(layer.type_name)
-        if convert is None:
-            raise SpecError(
-                f"{layer.label} has no ONNX converter (types with one: "
-                f"{', '.join(sorted(CONVERTERS))})"
-                + did_you_mean(layer.type_name, list(CONVERTERS))
-            )
-        x = convert(g, layer, x)
-        if layer.activation is not None:
-            x = activate(g, layer.activation, x)
+        x = convert_layer(g, layer, x)
     return x
 
 

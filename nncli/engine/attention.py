@@ -1,0 +1,173 @@
+"""Multi-head self-attention (PyTorch's ``nn.MultiheadAttention(F, H, batch_first=True)``)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nncli.backend import array_module
+from nncli.engine import checks
+from nncli.engine.dropout import Dropout
+from nncli.engine.initializers import GlorotUniform, LinearDefault
+from nncli.engine.layer import Layer, Shape
+from nncli.engine.registry import LAYERS
+from nncli.errors import ShapeError, SpecError
+
+
+def head_size(layer: Layer, features: int, heads: int) -> int:
+    """F / H, the width of one head; a SpecError naming the layer, F and heads otherwise."""
+    if features % heads:
+        divisors = [h for h in range(1, features + 1) if features % h == 0]
+        field = "heads" if layer.index is None else f"layers[{layer.index}].heads"
+        raise SpecError(
+            f"{layer.label}: heads must divide the input's {features} features, got heads "
+            f"{heads} (F = {features} takes {', '.join(map(str, divisors))})",
+            field=field,
+        )
+    return features // heads
+
+
+def masked_softmax(scores: Any, allowed: Any) -> Any:
+    """softmax over the last axis of the ``allowed`` entries alone (0 elsewhere); a row with
+    nothing allowed gives zeros instead of PyTorch's NaN."""
+    xp = array_module(scores)
+    if allowed is None:
+        e = xp.exp(scores - scores.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    scores = xp.where(allowed, scores, -xp.inf)
+    top = scores.max(axis=-1, keepdims=True)
+    e = xp.exp(scores - xp.where(top > -xp.inf, top, 0))  # exp(-inf) = 0 where not allowed
+    total = e.sum(axis=-1, keepdims=True)
+    return e / xp.where(total > 0, total, 1)
+
+
+@LAYERS.register("attention")
+class Attention(Layer):
+    """y = concat_h(softmax(q_h k_h^T / sqrt(d) + masks) v_h) W_out^T + b_out,
+    [q, k, v] = x W_in^T + b_in, split into H heads of d = F / H features each.
+
+    x (N, T, F) -> y (N, T, F); in_proj_weight (3F, F), in_proj_bias (3F,), out_proj_weight
+    (F, F), out_proj_bias (F,) (PyTorch's q, k, v blocks). Padded steps (the network's mask) are
+    masked as keys (PyTorch's ``key_padding_mask``) and output zeros; ``causal`` lets step t see
+    steps <= t only. ``dropout`` drops attention weights in training, as PyTorch does.
+    """
+
+    examples: ClassVar = [
+        ({"heads": 2}, (4, 6)),
+        ({"heads": 3, "causal": True, "dropout": 0.25}, (5, 6)),
+    ]
+    any_steps = True
+    # the parameters' names inside PyTorch's module (its out projection is a Linear submodule):
+    # what the transformer layer calls them under ``self_attn.``
+    torch_names: ClassVar = {
+        "in_proj_weight": "in_proj_weight",
+        "in_proj_bias": "in_proj_bias",
+        "out_proj_weight": "out_proj.weight",
+        "out_proj_bias": "out_proj.bias",
+    }
+
+    def __init__(self, heads: int, causal: bool = False, dropout: float = 0.0):
+        super().__init__(None)
+        self.heads = checks.positive_int("heads", heads)
+        self.causal = checks.boolean("causal", causal)
+        self.weight_dropout = Dropout(checks.number("dropout", dropout, 0.0, 1.0, high_open=True))
+
+    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        f = in_shape[-1]
+        return {
+            "in_proj_weight": (3 * f, f),
+            "in_proj_bias": (3 * f,),
+            "out_proj_weight": (f, f),
+            "out_proj_bias": (f,),
+        }
+
+    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+        if len(in_shape) != 2:
+            got = ", ".join(["N", *map(str, in_shape)])
+            raise ShapeError(f"{self.label} expects sequences (N, T, F), got ({got})")
+        features = in_shape[-1]
+        self.head_size = head_size(self, features, self.heads)
+        self.params["in_proj_weight"] = GlorotUniform()(
+            (3 * features, features), features, 3 * features, rng
+        )
+        self.params["in_proj_bias"] = np.zeros(3 * features)
+        self.params["out_proj_weight"] = LinearDefault()((features, features), features, 0, rng)
+        self.params["out_proj_bias"] = np.zeros(features)
+        steps = in_shape[0]  # the weights' dropout acts on (N, H, T, T); it draws nothing here
+        self.weight_dropout.build((self.heads, steps, steps), self.backend, rng)
+        return in_shape
+
+    def set_rng(self, rng: np.random.Generator) -> None:
+        self.weight_dropout.set_rng(rng)
+
+    def reset_rng(self) -> None:
+        self.weight_dropout.reset_rng()
+
+    def _allowed(self, x: Any) -> Any:
+        """(N or 1, 1, T, T) booleans: which key each query may see; None when all of them."""
+        xp, steps = self.backend.xp, x.shape[1]
+        allowed = None
+        if self.causal:
+            position = xp.arange(steps)
+            allowed = position[None, :] <= position[:, None]  # key <= query
+        real = self.real_steps(x)  # (N, T, 1)
+        if real is not None:
+            keys = real[:, None, None, :, 0]
+            allowed = keys if allowed is None else keys & allowed
+        return allowed
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        self.check_input(x)
+        p, (n, steps, features) = self.params, x.shape
+        self.x = x
+        qkv = x @ p["in_proj_weight"].T + p["in_proj_bias"]  # (N, T, 3F)
+        qkv = qkv.reshape(n, steps, 3, self.heads, self.head_size).transpose(2, 0, 3, 1, 4)
+        self.q, self.k, self.v = qkv[0], qkv[1], qkv[2]  # (N, H, T, d) each
+        self.scale = 1.0 / np.sqrt(self.head_size)
+        scores = (self.q * self.scale) @ self.k.swapaxes(-1, -2)  # (N, H, T, T)
+        self.weights = masked_softmax(scores, self._allowed(x))
+        self.weight_dropout.batch_share = self.batch_share
+        self.drop = self.weight_dropout.draw_scale(scores.shape) if training else None
+        self.kept = self.weights if self.drop is None else self.weights * self.drop
+        heads = self.kept @ self.v  # (N, H, T, d)
+        self.o = heads.transpose(0, 2, 1, 3).reshape(n, steps, features)
+        y = self.o @ p["out_proj_weight"].T + p["out_proj_bias"]
+        self.real = self.real_steps(x, x.dtype)
+        return y if self.real is None else y * self.real
+
+    def backward(self, dy: Any) -> Any:
+        """Back through the out projection, the weighted sum, the softmax (ds = a (da -
+        sum(da a))), the scaled product and the in projection."""
+        xp, p, g = self.backend.xp, self.params, self.grads
+        n, steps, features = dy.shape
+        if self.real is not None:
+            dy = dy * self.real
+        dy_rows = dy.reshape(-1, features)
+        xp.matmul(dy_rows.T, self.o.reshape(-1, features), out=g["out_proj_weight"])
+        g["out_proj_bias"][...] = dy_rows.sum(axis=0)
+        do = dy @ p["out_proj_weight"]
+        do = do.reshape(n, steps, self.heads, self.head_size).transpose(0, 2, 1, 3)
+        dv = self.kept.swapaxes(-1, -2) @ do
+        dweights = do @ self.v.swapaxes(-1, -2)
+        if self.drop is not None:
+            dweights = dweights * self.drop
+        a = self.weights
+        dscores = a * (dweights - (dweights * a).sum(axis=-1, keepdims=True))
+        dq = (dscores @ self.k) * self.scale
+        dk = dscores.swapaxes(-1, -2) @ (self.q * self.scale)
+        dqkv = xp.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4).reshape(n, steps, 3 * features)
+        dqkv_rows = dqkv.reshape(-1, 3 * features)
+        xp.matmul(dqkv_rows.T, self.x.reshape(-1, features), out=g["in_proj_weight"])
+        g["in_proj_bias"][...] = dqkv_rows.sum(axis=0)
+        if self.skip_input_grad:
+            return None
+        return dqkv @ p["in_proj_weight"]
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": self.type_name,
+            "heads": self.heads,
+            "causal": self.causal,
+            "dropout": self.weight_dropout.rate,
+        }
