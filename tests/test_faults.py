@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -21,6 +22,7 @@ from helpers import IRIS, invoke, iris_spec, one_error_line, sha
 
 from nncli.checkpoint import model as model_io
 from nncli.engine.network import Sequential
+from nncli.training.callbacks import Callback
 
 BATCHES = 8  # iris: 120 training rows in batches of 16
 
@@ -275,24 +277,79 @@ def test_a_signal_leaves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(
     assert_same_arrays(out / "model.h5", uninterrupted)  # no batch repeated or skipped
 
 
+@pytest.mark.slow
+def test_sigterm_without_checkpoint_every_keeps_the_last_epoch_and_its_command_finishes_the_run(
+    tmp_path: Path, uninterrupted: Path
+):
+    spec = write_blobs(tmp_path)
+    spec.write_text(LONG_SPEC.replace(", checkpoint_every: 1", ""))
+    out = tmp_path / "out"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "nncli", "train", spec.name],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        for line in run.stdout:  # one line an epoch: stop in the fourth
+            if line.startswith("epoch  3/"):
+                run.send_signal(signal.SIGTERM)
+                break
+        stdout, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 143, stderr
+    line = stderr.strip().splitlines()[-1]
+    latest = out / "model.latest.h5"
+    assert f"last good checkpoint: {latest}; resume with: " in line
+    done = model_io.load(latest).training["epoch"]
+    assert 3 <= done < 40 and f"after epoch {done};" in line
+    assert sorted(p.name for p in out.iterdir()) == ["model.latest.h5"]
+    command = shlex.split(line.split("; resume with: ")[1])
+    resumed = subprocess.run(
+        [sys.executable, "-m", "nncli", *command[1:]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_arrays(out / "model.h5", uninterrupted)
+
+
 # -- a fault in the middle of a save while resuming ------------------------------------------------
-def fail_mid_save(monkeypatch, exc: BaseException, after: int = 3) -> None:
-    """The ``after``-th dataset written from now on raises ``exc`` (a part-written file)."""
+def fail_mid_save(monkeypatch, exc: BaseException | Callable, after: int = 3) -> None:
+    """The ``after``-th dataset written from now on raises ``exc``, or calls it (a function that
+    raises): a part-written file."""
     original, calls = h5py.Group.create_dataset, [0]
 
     def create_dataset(self, *args, **kwargs):
         calls[0] += 1
         if calls[0] == after:
+            if callable(exc):
+                exc()
             raise exc
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(h5py.Group, "create_dataset", create_dataset)
 
 
+def ctrl_c_twice() -> None:
+    """Two real SIGINTs: the guard's handler notes the first and raises at the second, at once
+    (a first one alone lets the save finish)."""
+    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)  # the handler runs (and raises) within this sleep
+    raise AssertionError("the second SIGINT did not stop the save")
+
+
 @pytest.mark.parametrize(
     ("exc", "code", "needle"),
     [
-        (KeyboardInterrupt(), 130, "training interrupted after epoch 3"),  # while saving it
+        (ctrl_c_twice, 130, "training interrupted after epoch 3"),  # while saving it
         (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), 4, "No space left on device"),
     ],
     ids=["ctrl-c", "disk-full"],
@@ -352,6 +409,133 @@ def test_resume_from_latest_keeps_the_best_weights_from_before_the_interruption(
     assert model_io.load(tmp_path / "cut" / "model.h5").training["best_epoch"] < 3
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+# -- Ctrl-C keeps the last completed epoch, checkpoint_every or not ------------------------------
+KEPT_SPEC = """\
+version: 1
+seed: 4
+dtype: {dtype}
+data: {{kind: csv, path: iris.csv, target: species, validation_split: 0.2}}
+model:
+  layers:
+    - {{type: dense, units: 8, activation: relu}}
+    - {{type: dropout, rate: 0.2}}
+    - {{type: dense, units: auto, activation: softmax}}
+loss: cross_entropy
+optimizer:
+  type: adam
+  learning_rate: 0.02
+  schedule: {{type: plateau, monitor: val_accuracy, patience: 0, factor: 0.5}}
+training:
+  epochs: 8
+  batch_size: 16
+  # mode max on a falling val_loss: an early epoch stays the best, so resuming needs its weights
+  early_stopping: {{monitor: val_loss, mode: max, patience: 20, restore_best: true}}
+output: {output}
+"""
+
+
+class CtrlC(Callback):
+    """Raises KeyboardInterrupt (as the signal guard does) after ``batch`` of ``epoch``, or at
+    the end of ``epoch`` when ``batch`` is None."""
+
+    def __init__(self, epoch: int, batch: int | None = None, before=lambda: None):
+        self.epoch, self.batch, self.before = epoch, batch, before
+
+    def on_batch_end(self, epoch, batch, batches, loss, seen):
+        if (epoch, batch) == (self.epoch, self.batch):
+            self.before()
+            raise KeyboardInterrupt
+
+    def on_epoch_end(self, epoch, logs):
+        if self.batch is None and epoch == self.epoch:
+            self.before()
+            raise KeyboardInterrupt
+
+
+def kept_spec(folder: Path, name: str, dtype: str = "float32", sets=()):
+    from nncli import spec as spec_module
+
+    shutil.copy(IRIS, folder / "iris.csv")
+    text = KEPT_SPEC.format(dtype=dtype, output=f"{name}/model.h5")
+    (folder / f"{name}.yaml").write_text(text)
+    return spec_module.load(folder / f"{name}.yaml", list(sets))
+
+
+def history_without_time(path: Path) -> dict[str, np.ndarray]:
+    columns = model_io.load(path).training["history"]
+    return {k: np.asarray(v) for k, v in columns.items() if k != "time"}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch", [3, None], ids=["mid-epoch", "at-epoch-end"])
+def test_ctrl_c_without_checkpoint_every_saves_the_last_epoch_and_its_command_resumes_exactly(
+    tmp_path: Path, dtype: str, batch: int | None
+):
+    from nncli.commands import train as train_command
+    from nncli.errors import Interrupted
+
+    train_command.train(kept_spec(tmp_path, "straight", dtype))
+    straight = tmp_path / "straight" / "model.h5"
+    cut = tmp_path / "cut"
+    stop_epoch = 5 if batch is not None else 4  # either way epoch 4 is the last completed one
+    with pytest.raises(Interrupted) as err:
+        train_command.train(kept_spec(tmp_path, "cut", dtype), callbacks=[CtrlC(stop_epoch, batch)])
+    latest = cut / "model.latest.h5"
+    message = str(err.value)
+    assert err.value.exit_code == 130
+    assert f"after epoch 4; last good checkpoint: {latest}; resume with: " in message
+    assert sorted(p.name for p in cut.iterdir()) == ["model.latest.h5"]  # nothing else, no litter
+    saved = model_io.load(latest).training
+    assert saved["epoch"] == 4 and saved["best_epoch"] < 4  # mode max: an early epoch is best
+    assert len(saved["history"]["epoch"]) == 4
+    assert len(set(saved["history"]["lr"])) > 1  # the plateau schedule has reduced the rate
+
+    command = shlex.split(message.split("; resume with: ")[1])
+    resumed = invoke(*command[1:])  # the printed command, word for word
+    assert resumed.exit_code == 0, resumed.stderr
+    assert_same_arrays(cut / "model.h5", straight)  # weights and optimizer slots, bit for bit
+    a, b = model_io.load(cut / "model.h5").training, model_io.load(straight).training
+    for key in ("epoch", "best_epoch", "best_value"):
+        assert a[key] == b[key], key
+    for name, weights in b["resume_weights"].items():  # the last epoch's, beside the best
+        np.testing.assert_array_equal(a["resume_weights"][name], weights, err_msg=name)
+    x, y = history_without_time(cut / "model.h5"), history_without_time(straight)
+    assert x.keys() == y.keys()
+    for key in x:
+        np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+
+
+def test_ctrl_c_in_the_first_epoch_saves_nothing_and_says_so(tmp_path: Path):
+    from nncli.commands import train as train_command
+    from nncli.errors import Interrupted
+
+    with pytest.raises(Interrupted) as err:
+        train_command.train(kept_spec(tmp_path, "cut"), callbacks=[CtrlC(1, 2)])
+    assert "after epoch 0; last good checkpoint: none; no epoch had completed" in str(err.value)
+    assert not (tmp_path / "cut").exists()
+
+
+@pytest.mark.parametrize(
+    ("every", "stop", "saved"), [(1, 3, 2), (2, 4, 3)], ids=["saved-already", "one-epoch-newer"]
+)
+def test_ctrl_c_with_checkpoint_every_writes_latest_only_when_it_lags(
+    tmp_path: Path, every: int, stop: int, saved: int
+):
+    """Epoch ``saved`` is the last completed; the periodic latest file holds it already (then it
+    is left byte-identical) or an older epoch (then it is replaced by epoch ``saved``)."""
+    from nncli.commands import train as train_command
+    from nncli.errors import Interrupted
+
+    latest, seen = tmp_path / "cut" / "model.latest.h5", {}
+    spec = kept_spec(tmp_path, "cut", sets=[f"training.checkpoint_every={every}"])
+    with pytest.raises(Interrupted) as err:
+        hook = CtrlC(stop, 2, before=lambda: seen.setdefault("sha", sha(latest)))
+        train_command.train(spec, callbacks=[hook])
+    assert f"after epoch {saved}; last good checkpoint: {latest}" in str(err.value)
+    assert model_io.load(latest).training["epoch"] == saved
+    assert (sha(latest) == seen["sha"]) == (saved % every == 0)
 
 
 # -- SIGKILL in the middle of a save ---------------------------------------------------------------

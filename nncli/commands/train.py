@@ -21,7 +21,7 @@ from nncli.commands.resume import resume as resume_from
 from nncli.commands.resume import resume_command
 from nncli.errors import CheckpointError, DataError, DivergedError, Interrupted
 from nncli.spec.resolve import Resolved, resolve
-from nncli.training.callbacks import Callback, History, PeriodicCheckpoints
+from nncli.training.callbacks import Callback, History, LastEpoch, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
 from nncli.training.loop import FitConfig, evaluate, fit, predict
 from nncli.training.parallel import SINGLE, World, run_facts
@@ -211,6 +211,8 @@ class TrainingRun:
         self.history, self.initial_epoch, self.best = History(), 0, None
         self.resumed_from: Path | None = None
         self.periodic: PeriodicCheckpoints | None = None
+        self.last_epoch: LastEpoch | None = None  # what an interruption saves (rank 0)
+        self.kept: Path | None = None  # where it saved it
 
     def resume(self, path: Path) -> None:
         ready = self.ready
@@ -254,15 +256,22 @@ class TrainingRun:
     def last_good(self) -> Path | None:
         """The newest complete checkpoint of this run, or the one it resumed from."""
         periodic = self.periodic
+        if self.kept is not None:
+            return self.kept
         return periodic.last_good if periodic and periodic.last_good else self.resumed_from
 
     def callbacks(self, extra: list[Callback], periodic: bool) -> list[Callback]:
-        """Finite weights first, the caller's, periodic checkpoints, the signal guard last
-        (an epoch's checkpoints are complete before a signal stops the run)."""
+        """Finite weights first, the state an interruption saves, the caller's, periodic
+        checkpoints, the signal guard last (an epoch's checkpoints are complete before a signal
+        stops the run)."""
         every = self.spec.training.checkpoint_every
+        ready, es = self.ready, self.ready.early_stopping
+        if periodic and self.world.lead:
+            self.last_epoch = LastEpoch(
+                ready.net, ready.optimizer, ready.schedule, self.history, es
+            )
         if every and periodic:
             files = outputs.run_files(self.out)
-            es = self.ready.early_stopping
             self.periodic = PeriodicCheckpoints(
                 every, self.save, files.latest, files.best, es, self.history
             )
@@ -271,7 +280,8 @@ class TrainingRun:
         given = [c for c in extra if isinstance(c, SignalStop)]
         guard = given[-1] if given else SignalStop(self.world.any if self.world.parallel else None)
         extra = [c for c in extra if not isinstance(c, SignalStop)]
-        return [FiniteWeights(self.ready.net), *extra, guard]
+        kept = [self.last_epoch] if self.last_epoch is not None else []
+        return [FiniteWeights(ready.net), *kept, *extra, guard]
 
     def fit(
         self,
@@ -294,12 +304,35 @@ class TrainingRun:
         try:
             # a diverging run overflows on its way to NaN; the check after each batch reports it
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"), stop.installed():
-                self.history = fit(ready.net, ready.loss, ready.optimizer, x, y, config)
+                try:
+                    self.history = fit(ready.net, ready.loss, ready.optimizer, x, y, config)
+                except KeyboardInterrupt:
+                    if not stop.forced:  # saved under the guard: a second signal abandons it
+                        self.keep_last_epoch()
+                    raise
         except KeyboardInterrupt as exc:
             raise self.interrupted(exc, overrides, device) from None
         except DivergedError as exc:
             self.explain(exc)
             raise
+
+    def keep_last_epoch(self) -> None:
+        """Ctrl-C or SIGTERM: back to the end of the last completed epoch, saved as the run's
+        ``.latest.h5`` (what its resume command continues) unless that holds it already. With
+        early stopping's best weights from another epoch, the file takes the final checkpoint's
+        layout: the best weights as the model, the last epoch's as ``resume_weights``."""
+        state = self.last_epoch.restore() if self.last_epoch is not None else None
+        periodic = self.periodic
+        if state is None or (periodic is not None and periodic.saved_epoch == state.epoch):
+            return
+        es, last = self.ready.early_stopping, None
+        best = state.best_weights if es is not None and es.restore_best else None
+        if best is not None and state.best_epoch != state.epoch:
+            self.ready.net.set_weights(best)
+            last = state.weights
+        latest = outputs.run_files(self.out).latest
+        self.save(latest, resume_weights=last)
+        self.kept = latest
 
     def interrupted(
         self, exc: KeyboardInterrupt, overrides: Sequence[str], device: str | None
@@ -309,7 +342,9 @@ class TrainingRun:
         how = (
             f"; resume with: {resume_command(self.spec, last, self.out, overrides, device)}"
             if last
-            else "; no checkpoint was saved yet (set training.checkpoint_every)"
+            else "; no epoch had completed, nothing was saved"
+            if not history.epochs
+            else "; nothing was saved"
         )
         return Interrupted(
             f"training interrupted after epoch {done}; last good checkpoint: {last or 'none'}{how}",

@@ -160,13 +160,74 @@ class PeriodicCheckpoints(Callback):
         self.every, self.save, self.latest, self.best = every, save, latest, best
         self.es, self.history = early_stopping, history
         self.last_good: Path | None = None
+        self.saved_epoch: int | None = None  # the epoch ``latest`` holds
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         if epoch % self.every == 0:
             self.save(self.latest)
-            self.last_good = self.latest
+            self.last_good, self.saved_epoch = self.latest, epoch
         if self.es is not None and self.history.best_epoch == epoch:
             self.save(self.best)
+
+
+@dataclass
+class EpochState:
+    """A run at the end of ``epoch``, on the host: weights (parameters and state), optimizer
+    slots and step, the schedule's state, how many history rows, and early stopping's best."""
+
+    epoch: int
+    weights: dict[str, np.ndarray]
+    slots: dict[str, dict[str, np.ndarray]]
+    step: int
+    schedule: dict[str, Any] | None
+    rows: int
+    best_epoch: int | None
+    best_value: float | None
+    best_weights: dict[str, np.ndarray] | None
+
+
+class LastEpoch(Callback):
+    """Keeps the state at the end of the last completed epoch (host copies, replaced each
+    epoch), so that a run stopped in the middle of the next one can save it: ``restore`` puts it
+    back into the network, optimizer, schedule and history. Put it right after the checks of an
+    epoch's weights and before any callback that may stop the run."""
+
+    def __init__(self, net: Any, optimizer: Any, schedule: Any, history: History, stopper: Any):
+        self.net, self.optimizer, self.schedule = net, optimizer, schedule
+        self.history, self.stopper = history, stopper
+        self.state: EpochState | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        history, optimizer = self.history, self.optimizer
+        slots = {
+            n: {s: np.array(a) for s, a in v.items()} for n, v in optimizer.export_state().items()
+        }
+        self.state = EpochState(  # built whole, then kept: a signal never leaves half of one
+            epoch=epoch,
+            weights=self.net.get_weights(),
+            slots=slots,
+            step=optimizer.step_count,
+            schedule=None if self.schedule is None else dict(self.schedule.state()),
+            rows=len(history.epochs),
+            best_epoch=history.best_epoch,
+            best_value=history.best_value,
+            best_weights=None if self.stopper is None else self.stopper.best_weights,
+        )
+
+    def restore(self) -> EpochState | None:
+        """Put the kept state back (the history loses any later row) -> it, or None when no
+        epoch has completed."""
+        state = self.state
+        if state is None:
+            return None
+        self.net.set_weights(state.weights)
+        self.optimizer.load_state(state.slots, state.step, self.net.backend)
+        if self.schedule is not None and state.schedule is not None:
+            self.schedule.load_state(state.schedule)
+        history = self.history
+        del history.epochs[state.rows :]
+        history.best_epoch, history.best_value = state.best_epoch, state.best_value
+        return state
 
 
 class MonitorReport(Callback):

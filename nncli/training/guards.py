@@ -53,10 +53,12 @@ class SignalStop(Callback):
         if at not in ("batch", "epoch"):
             raise ValueError(f"at: expected batch or epoch, got {at!r}")
         self.signum: int | None = None
+        self.forced = False  # a second signal: stop at once, save nothing more
         self.together, self.at = together, at
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:  # asked twice: stop now
+            self.forced = True
             raise stopped(signum)
         self.signum = signum
 
