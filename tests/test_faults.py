@@ -122,6 +122,48 @@ def test_divergence_exits_5_and_never_saves_over_the_last_good_checkpoint(
     assert leftovers(out) == []  # no lock, no temporary file
 
 
+def test_a_loss_that_grows_a_thousandfold_warns_once_even_under_quiet(work: Path):
+    """lr 1e6: every loss finite (about 1e12 at epoch 1, from 1.1 before training), exit 0;
+    one warning line on stderr naming the growth and the learning rate's spec line."""
+    rate = "optimizer.learning_rate=1e6"
+    result = invoke("train", work / "iris.yaml", "--set", rate, "--epochs", "6", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("nncli: warning: the training loss grew from ")
+    for needle in ("before training", "at epoch 1", "1000 times", "diverging", "--set"):
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_a_resumed_run_measures_growth_from_its_first_epoch(work: Path):
+    from nncli.training.callbacks import History
+    from nncli.training.guards import LossGrowth
+
+    said: list[str] = []
+    history = History(epochs=[{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}])
+    growth = LossGrowth(said.append, lambda: pytest.fail("a resumed run measured again"), history)
+    growth.on_train_begin({"initial_epoch": 2})
+    for epoch, loss in [(3, 400.0), (4, 600.0), (5, 700.0), (6, 1e6)]:
+        history.epochs.append({"epoch": epoch, "loss": loss})
+        growth.on_epoch_end(epoch, history.epochs[-1])
+    assert len(said) == 1 and "from 0.5 at epoch 1 to 600 at epoch 4" in said[0]
+
+
+@pytest.mark.parametrize("loss", [float("inf"), float("nan")])
+def test_non_finite_losses_and_a_zero_first_loss_do_not_warn(loss: float):
+    from nncli.training.callbacks import History
+    from nncli.training.guards import LossGrowth
+
+    said: list[str] = []
+    for first in (1.0, 0.0):
+        growth = LossGrowth(said.append, lambda first=first: first, History())
+        growth.on_train_begin({"initial_epoch": 0})
+        growth.on_epoch_end(1, {"epoch": 1, "loss": loss})
+        growth.on_epoch_end(2, {"epoch": 2, "loss": 5.0})
+    assert said == []
+
+
 # -- NaN and infinity in the data ------------------------------------------------------------------
 def with_cell(src: Path, dst: Path, line: int, column: int, value: str) -> Path:
     rows = src.read_text().splitlines()

@@ -17,9 +17,9 @@ import numpy as np
 from nncli.checkpoint import folder as outputs
 from nncli.checkpoint import model as model_io
 from nncli.checkpoint.lock import hold
+from nncli.commands import stopping
 from nncli.commands.resume import resume as resume_from
-from nncli.commands.resume import resume_command
-from nncli.errors import CheckpointError, DataError, DivergedError, Interrupted
+from nncli.errors import CheckpointError, DataError, DivergedError
 from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback, History, LastEpoch, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
@@ -118,6 +118,7 @@ def _train(
     tmp = tempfile.TemporaryDirectory(prefix="nncli-smoke-") if smoke else None
     out = Path(tmp.name) / "model.h5" if tmp else Path(output or spec.output)
     run = TrainingRun(spec, ready, out, world)
+    run.warn = warn
     if resume is not None:
         run.resume(resume)
     run.fit(x, y, config, [*callbacks], periodic=not smoke, overrides=overrides, device=device)
@@ -213,6 +214,7 @@ class TrainingRun:
         self.periodic: PeriodicCheckpoints | None = None
         self.last_epoch: LastEpoch | None = None  # what an interruption saves (rank 0)
         self.kept: Path | None = None  # where it saved it
+        self.warn: Callable[[str], None] | None = None  # hears a loss that grows a thousandfold
 
     def resume(self, path: Path) -> None:
         ready = self.ready
@@ -296,7 +298,7 @@ class TrainingRun:
     ) -> None:
         """Train; an interruption or a divergence names the last good checkpoint."""
         ready = self.ready
-        config.callbacks = self.callbacks(extra, periodic)
+        config.callbacks = self.callbacks([*extra, *stopping.growth(self, x, y, config)], periodic)
         config.early_stopping, config.initial_epoch = ready.early_stopping, self.initial_epoch
         config.history, config.best_weights = self.history, self.best
         config.schedule = ready.schedule
@@ -308,58 +310,13 @@ class TrainingRun:
                     self.history = fit(ready.net, ready.loss, ready.optimizer, x, y, config)
                 except KeyboardInterrupt:
                     if not stop.forced:  # saved under the guard: a second signal abandons it
-                        self.keep_last_epoch()
+                        stopping.keep_last_epoch(self)
                     raise
         except KeyboardInterrupt as exc:
-            raise self.interrupted(exc, overrides, device) from None
+            raise stopping.interrupted(self, exc, overrides, device) from None
         except DivergedError as exc:
-            self.explain(exc)
+            stopping.explain(self, exc)
             raise
-
-    def keep_last_epoch(self) -> None:
-        """Ctrl-C or SIGTERM: back to the end of the last completed epoch, saved as the run's
-        ``.latest.h5`` (what its resume command continues) unless that holds it already. With
-        early stopping's best weights from another epoch, the file takes the final checkpoint's
-        layout: the best weights as the model, the last epoch's as ``resume_weights``."""
-        state = self.last_epoch.restore() if self.last_epoch is not None else None
-        periodic = self.periodic
-        if state is None or (periodic is not None and periodic.saved_epoch == state.epoch):
-            return
-        es, last = self.ready.early_stopping, None
-        best = state.best_weights if es is not None and es.restore_best else None
-        if best is not None and state.best_epoch != state.epoch:
-            self.ready.net.set_weights(best)
-            last = state.weights
-        latest = outputs.run_files(self.out).latest
-        self.save(latest, resume_weights=last)
-        self.kept = latest
-
-    def interrupted(
-        self, exc: KeyboardInterrupt, overrides: Sequence[str], device: str | None
-    ) -> Interrupted:
-        last, history = self.last_good(), self.history
-        done = history.epochs[-1]["epoch"] if history.epochs else self.initial_epoch
-        how = (
-            f"; resume with: {resume_command(self.spec, last, self.out, overrides, device)}"
-            if last
-            else "; no epoch had completed, nothing was saved"
-            if not history.epochs
-            else "; nothing was saved"
-        )
-        return Interrupted(
-            f"training interrupted after epoch {done}; last good checkpoint: {last or 'none'}{how}",
-            exit_code=getattr(exc, "exit_code", 130),
-        )
-
-    def explain(self, exc: DivergedError) -> None:
-        """Add the likely cause (the learning rate, and where the spec sets it)."""
-        spec, last = self.spec, self.last_good()
-        lr_place = spec.line_of("optimizer.learning_rate") or spec.line_of("optimizer")
-        exc.message += (
-            f"; likely cause: a learning rate too large ({self.ready.optimizer.learning_rate}"
-            f"{', ' + lr_place if lr_place else ''}); last good checkpoint: "
-            f"{last if last else 'none saved yet'}"
-        )
 
     def save_outputs(self) -> TrainResult:
         """The final checkpoint (with the test part's scores), resolved spec and history."""
