@@ -510,20 +510,33 @@ def history_without_time(path: Path) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in columns.items() if k != "time"}
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("batch", [3, None], ids=["mid-epoch", "at-epoch-end"])
+@pytest.mark.parametrize(
+    ("dtype", "batch", "device"),
+    [
+        ("float32", 3, "cpu"),
+        ("float64", 3, "cpu"),
+        ("float32", None, "cpu"),
+        ("float64", None, "cpu"),
+        ("float32", 3, "gpu"),  # the strict CuPy stand-in: the state comes back from the device
+    ],
+    ids=["mid-epoch-f32", "mid-epoch-f64", "at-epoch-end-f32", "at-epoch-end-f64", "gpu-stand-in"],
+)
 def test_ctrl_c_without_checkpoint_every_saves_the_last_epoch_and_its_command_resumes_exactly(
-    tmp_path: Path, dtype: str, batch: int | None
+    tmp_path: Path, monkeypatch, dtype: str, batch: int | None, device: str
 ):
     from nncli.commands import train as train_command
     from nncli.errors import Interrupted
 
-    train_command.train(kept_spec(tmp_path, "straight", dtype))
+    if device == "gpu":
+        monkeypatch.setenv("NNCLI_FAKE_GPU", "1")
+    sets = [f"device={device}"]
+    train_command.train(kept_spec(tmp_path, "straight", dtype, sets))
     straight = tmp_path / "straight" / "model.h5"
     cut = tmp_path / "cut"
     stop_epoch = 5 if batch is not None else 4  # either way epoch 4 is the last completed one
     with pytest.raises(Interrupted) as err:
-        train_command.train(kept_spec(tmp_path, "cut", dtype), callbacks=[CtrlC(stop_epoch, batch)])
+        spec = kept_spec(tmp_path, "cut", dtype, sets)
+        train_command.train(spec, callbacks=[CtrlC(stop_epoch, batch)], overrides=sets)
     latest = cut / "model.latest.h5"
     message = str(err.value)
     assert err.value.exit_code == 130
@@ -535,6 +548,7 @@ def test_ctrl_c_without_checkpoint_every_saves_the_last_epoch_and_its_command_re
     assert len(set(saved["history"]["lr"])) > 1  # the plateau schedule has reduced the rate
 
     command = shlex.split(message.split("; resume with: ")[1])
+    assert command[3:5] == ["--set", f"device={device}"]
     resumed = invoke(*command[1:])  # the printed command, word for word
     assert resumed.exit_code == 0, resumed.stderr
     assert_same_arrays(cut / "model.h5", straight)  # weights and optimizer slots, bit for bit
