@@ -31,8 +31,8 @@ def keep_last_epoch(run: Any) -> None:
     es, last = run.ready.early_stopping, None
     best = state.best_weights if es is not None and es.restore_best else None
     if best is not None and state.best_epoch != state.epoch:
+        last = run.ready.net.get_weights()  # the last epoch's, on the host
         run.ready.net.set_weights(best)
-        last = state.weights
     latest = outputs.run_files(run.out).latest
     run.save(latest, resume_weights=last)
     run.kept = latest

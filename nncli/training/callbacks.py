@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from nncli.backend import array_module
 from nncli.engine.registry import did_you_mean
 from nncli.engine.schedules import improves_upwards
 from nncli.errors import SpecError
@@ -172,12 +173,13 @@ class PeriodicCheckpoints(Callback):
 
 @dataclass
 class EpochState:
-    """A run at the end of ``epoch``, on the host: weights (parameters and state), optimizer
-    slots and step, the schedule's state, how many history rows, and early stopping's best."""
+    """A run at the end of ``epoch``: copies of the weights (parameters and state) and of the
+    optimizer's slots where they live (on a GPU they stay there), the optimizer's step, the
+    schedule's state, how many history rows, and early stopping's best."""
 
     epoch: int
-    weights: dict[str, np.ndarray]
-    slots: dict[str, dict[str, np.ndarray]]
+    weights: dict[str, Any]
+    slots: dict[str, dict[str, Any]]
     step: int
     schedule: dict[str, Any] | None
     rows: int
@@ -186,26 +188,31 @@ class EpochState:
     best_weights: dict[str, np.ndarray] | None
 
 
+def _copies(arrays: Any) -> dict[str, Any]:
+    """A copy of each array on its own device: no transfer, no synchronisation."""
+    return {name: array_module(a).copy(a) for name, a in arrays.items()}
+
+
 class LastEpoch(Callback):
-    """Keeps the state at the end of the last completed epoch (host copies, replaced each
-    epoch), so that a run stopped in the middle of the next one can save it: ``restore`` puts it
-    back into the network, optimizer, schedule and history. Put it right after the checks of an
-    epoch's weights and before any callback that may stop the run."""
+    """Keeps the state at the end of the last completed epoch (replaced each epoch), so that a
+    run stopped in the middle of the next one can save it: ``restore`` writes it back into the
+    network, optimizer, schedule and history. Put it right after the checks of an epoch's
+    weights and before any callback that may stop the run."""
 
     def __init__(self, net: Any, optimizer: Any, schedule: Any, history: History, stopper: Any):
         self.net, self.optimizer, self.schedule = net, optimizer, schedule
         self.history, self.stopper = history, stopper
         self.state: EpochState | None = None
 
+    def _arrays(self) -> dict[str, Any]:
+        return {**self.net.named_parameters(), **self.net.named_state()}
+
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         history, optimizer = self.history, self.optimizer
-        slots = {
-            n: {s: np.array(a) for s, a in v.items()} for n, v in optimizer.export_state().items()
-        }
         self.state = EpochState(  # built whole, then kept: a signal never leaves half of one
             epoch=epoch,
-            weights=self.net.get_weights(),
-            slots=slots,
+            weights=_copies(self._arrays()),
+            slots={name: _copies(slots) for name, slots in optimizer.state.items()},
             step=optimizer.step_count,
             schedule=None if self.schedule is None else dict(self.schedule.state()),
             rows=len(history.epochs),
@@ -215,13 +222,18 @@ class LastEpoch(Callback):
         )
 
     def restore(self) -> EpochState | None:
-        """Put the kept state back (the history loses any later row) -> it, or None when no
-        epoch has completed."""
+        """Write the kept state back, in place (the history loses any later row) -> it, or None
+        when no epoch has completed."""
         state = self.state
         if state is None:
             return None
-        self.net.set_weights(state.weights)
-        self.optimizer.load_state(state.slots, state.step, self.net.backend)
+        for name, array in self._arrays().items():
+            array[...] = state.weights[name]
+        optimizer = self.optimizer
+        for name, slots in state.slots.items():
+            for slot, array in slots.items():
+                optimizer.state[name][slot][...] = array
+        optimizer.step_count = state.step
         if self.schedule is not None and state.schedule is not None:
             self.schedule.load_state(state.schedule)
         history = self.history
