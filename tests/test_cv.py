@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -128,3 +129,14 @@ training: {epochs: 2, batch_size: 16}
     assert result.scheme == "forward-chaining"
     trained = [f.train_rows for f in result.folds]
     assert trained == sorted(trained) and len(set(trained)) == 3
+
+
+def test_cv_needs_no_optuna(iris_folder, monkeypatch):
+    """README: `cv` needs no extra (only `tune` needs Optuna)."""
+    for name in [m for m in sys.modules if m == "optuna" or m.startswith("optuna.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now fails
+    result = invoke("cv", iris_folder / "spec.yaml", "--folds", 2, "--output", iris_folder / "o")
+    assert result.exit_code == 0, result.stderr
+    assert (iris_folder / "o" / "cv.csv").is_file()
+    assert sys.modules["optuna"] is None  # nothing imported it meanwhile

@@ -449,7 +449,7 @@ def test_a_checkpoint_from_a_newer_nncli_exits_4(small, tmp_path):
 def test_without_the_onnx_package_export_says_what_to_install(small, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now fails
     one_error_line(invoke("export", small, "--output", tmp_path / "m.onnx"), 2,
-                   "pip install 'nncli[onnx]'")  # fmt: skip
+                   'pip install -e ".[onnx]"')  # fmt: skip
     assert not (tmp_path / "m.onnx").exists()
 
 

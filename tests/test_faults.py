@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -21,6 +22,7 @@ from helpers import IRIS, invoke, iris_spec, one_error_line, sha
 
 from nncli.checkpoint import model as model_io
 from nncli.engine.network import Sequential
+from nncli.training.callbacks import Callback
 
 BATCHES = 8  # iris: 120 training rows in batches of 16
 
@@ -118,6 +120,48 @@ def test_divergence_exits_5_and_never_saves_over_the_last_good_checkpoint(
     assert all(np.isfinite(w).all() for w in weights.values())
     assert not (out / "model.h5").exists() and not (out / "model.best.h5").exists()
     assert leftovers(out) == []  # no lock, no temporary file
+
+
+def test_a_loss_that_grows_a_thousandfold_warns_once_even_under_quiet(work: Path):
+    """lr 1e6: every loss finite (about 1e12 at epoch 1, from 1.1 before training), exit 0;
+    one warning line on stderr naming the growth and the learning rate's spec line."""
+    rate = "optimizer.learning_rate=1e6"
+    result = invoke("train", work / "iris.yaml", "--set", rate, "--epochs", "6", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("nncli: warning: the training loss grew from ")
+    for needle in ("before training", "at epoch 1", "1000 times", "diverging", "--set"):
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_a_resumed_run_measures_growth_from_its_first_epoch(work: Path):
+    from nncli.training.callbacks import History
+    from nncli.training.guards import LossGrowth
+
+    said: list[str] = []
+    history = History(epochs=[{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}])
+    growth = LossGrowth(said.append, lambda: pytest.fail("a resumed run measured again"), history)
+    growth.on_train_begin({"initial_epoch": 2})
+    for epoch, loss in [(3, 400.0), (4, 600.0), (5, 700.0), (6, 1e6)]:
+        history.epochs.append({"epoch": epoch, "loss": loss})
+        growth.on_epoch_end(epoch, history.epochs[-1])
+    assert len(said) == 1 and "from 0.5 at epoch 1 to 600 at epoch 4" in said[0]
+
+
+@pytest.mark.parametrize("loss", [float("inf"), float("nan")])
+def test_non_finite_losses_and_a_zero_first_loss_do_not_warn(loss: float):
+    from nncli.training.callbacks import History
+    from nncli.training.guards import LossGrowth
+
+    said: list[str] = []
+    for first in (1.0, 0.0):
+        growth = LossGrowth(said.append, lambda first=first: first, History())
+        growth.on_train_begin({"initial_epoch": 0})
+        growth.on_epoch_end(1, {"epoch": 1, "loss": loss})
+        growth.on_epoch_end(2, {"epoch": 2, "loss": 5.0})
+    assert said == []
 
 
 # -- NaN and infinity in the data ------------------------------------------------------------------
@@ -275,24 +319,79 @@ def test_a_signal_leaves_a_checkpoint_and_resuming_matches_an_uninterrupted_run(
     assert_same_arrays(out / "model.h5", uninterrupted)  # no batch repeated or skipped
 
 
+@pytest.mark.slow
+def test_sigterm_without_checkpoint_every_keeps_the_last_epoch_and_its_command_finishes_the_run(
+    tmp_path: Path, uninterrupted: Path
+):
+    spec = write_blobs(tmp_path)
+    spec.write_text(LONG_SPEC.replace(", checkpoint_every: 1", ""))
+    out = tmp_path / "out"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "nncli", "train", spec.name],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        for line in run.stdout:  # one line an epoch: stop in the fourth
+            if line.startswith("epoch  3/"):
+                run.send_signal(signal.SIGTERM)
+                break
+        stdout, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 143, stderr
+    line = stderr.strip().splitlines()[-1]
+    latest = out / "model.latest.h5"
+    assert f"last good checkpoint: {latest}; resume with: " in line
+    done = model_io.load(latest).training["epoch"]
+    assert 3 <= done < 40 and f"after epoch {done};" in line
+    assert sorted(p.name for p in out.iterdir()) == ["model.latest.h5"]
+    command = shlex.split(line.split("; resume with: ")[1])
+    resumed = subprocess.run(
+        [sys.executable, "-m", "nncli", *command[1:]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_arrays(out / "model.h5", uninterrupted)
+
+
 # -- a fault in the middle of a save while resuming ------------------------------------------------
-def fail_mid_save(monkeypatch, exc: BaseException, after: int = 3) -> None:
-    """The ``after``-th dataset written from now on raises ``exc`` (a part-written file)."""
+def fail_mid_save(monkeypatch, exc: BaseException | Callable, after: int = 3) -> None:
+    """The ``after``-th dataset written from now on raises ``exc``, or calls it (a function that
+    raises): a part-written file."""
     original, calls = h5py.Group.create_dataset, [0]
 
     def create_dataset(self, *args, **kwargs):
         calls[0] += 1
         if calls[0] == after:
+            if callable(exc):
+                exc()
             raise exc
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(h5py.Group, "create_dataset", create_dataset)
 
 
+def ctrl_c_twice() -> None:
+    """Two real SIGINTs: the guard's handler notes the first and raises at the second, at once
+    (a first one alone lets the save finish)."""
+    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)  # the handler runs (and raises) within this sleep
+    raise AssertionError("the second SIGINT did not stop the save")
+
+
 @pytest.mark.parametrize(
     ("exc", "code", "needle"),
     [
-        (KeyboardInterrupt(), 130, "training interrupted after epoch 3"),  # while saving it
+        (ctrl_c_twice, 130, "training interrupted after epoch 3"),  # while saving it
         (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), 4, "No space left on device"),
     ],
     ids=["ctrl-c", "disk-full"],
@@ -352,6 +451,147 @@ def test_resume_from_latest_keeps_the_best_weights_from_before_the_interruption(
     assert model_io.load(tmp_path / "cut" / "model.h5").training["best_epoch"] < 3
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+# -- Ctrl-C keeps the last completed epoch, checkpoint_every or not ------------------------------
+KEPT_SPEC = """\
+version: 1
+seed: 4
+dtype: {dtype}
+data: {{kind: csv, path: iris.csv, target: species, validation_split: 0.2}}
+model:
+  layers:
+    - {{type: dense, units: 8, activation: relu}}
+    - {{type: dropout, rate: 0.2}}
+    - {{type: dense, units: auto, activation: softmax}}
+loss: cross_entropy
+optimizer:
+  type: adam
+  learning_rate: 0.02
+  schedule: {{type: plateau, monitor: val_accuracy, patience: 0, factor: 0.5}}
+training:
+  epochs: 8
+  batch_size: 16
+  # mode max on a falling val_loss: an early epoch stays the best, so resuming needs its weights
+  early_stopping: {{monitor: val_loss, mode: max, patience: 20, restore_best: true}}
+output: {output}
+"""
+
+
+class CtrlC(Callback):
+    """Raises KeyboardInterrupt (as the signal guard does) after ``batch`` of ``epoch``, or at
+    the end of ``epoch`` when ``batch`` is None."""
+
+    def __init__(self, epoch: int, batch: int | None = None, before=lambda: None):
+        self.epoch, self.batch, self.before = epoch, batch, before
+
+    def on_batch_end(self, epoch, batch, batches, loss, seen):
+        if (epoch, batch) == (self.epoch, self.batch):
+            self.before()
+            raise KeyboardInterrupt
+
+    def on_epoch_end(self, epoch, logs):
+        if self.batch is None and epoch == self.epoch:
+            self.before()
+            raise KeyboardInterrupt
+
+
+def kept_spec(folder: Path, name: str, dtype: str = "float32", sets=()):
+    from nncli import spec as spec_module
+
+    shutil.copy(IRIS, folder / "iris.csv")
+    text = KEPT_SPEC.format(dtype=dtype, output=f"{name}/model.h5")
+    (folder / f"{name}.yaml").write_text(text)
+    return spec_module.load(folder / f"{name}.yaml", list(sets))
+
+
+def history_without_time(path: Path) -> dict[str, np.ndarray]:
+    columns = model_io.load(path).training["history"]
+    return {k: np.asarray(v) for k, v in columns.items() if k != "time"}
+
+
+@pytest.mark.parametrize(
+    ("dtype", "batch", "device"),
+    [
+        ("float32", 3, "cpu"),
+        ("float64", 3, "cpu"),
+        ("float32", None, "cpu"),
+        ("float64", None, "cpu"),
+        ("float32", 3, "gpu"),  # the strict CuPy stand-in: the state comes back from the device
+    ],
+    ids=["mid-epoch-f32", "mid-epoch-f64", "at-epoch-end-f32", "at-epoch-end-f64", "gpu-stand-in"],
+)
+def test_ctrl_c_without_checkpoint_every_saves_the_last_epoch_and_its_command_resumes_exactly(
+    tmp_path: Path, monkeypatch, dtype: str, batch: int | None, device: str
+):
+    from nncli.commands import train as train_command
+    from nncli.errors import Interrupted
+
+    if device == "gpu":
+        monkeypatch.setenv("NNCLI_FAKE_GPU", "1")
+    sets = [f"device={device}"]
+    train_command.train(kept_spec(tmp_path, "straight", dtype, sets))
+    straight = tmp_path / "straight" / "model.h5"
+    cut = tmp_path / "cut"
+    stop_epoch = 5 if batch is not None else 4  # either way epoch 4 is the last completed one
+    with pytest.raises(Interrupted) as err:
+        spec = kept_spec(tmp_path, "cut", dtype, sets)
+        train_command.train(spec, callbacks=[CtrlC(stop_epoch, batch)], overrides=sets)
+    latest = cut / "model.latest.h5"
+    message = str(err.value)
+    assert err.value.exit_code == 130
+    assert f"after epoch 4; last good checkpoint: {latest}; resume with: " in message
+    assert sorted(p.name for p in cut.iterdir()) == ["model.latest.h5"]  # nothing else, no litter
+    saved = model_io.load(latest).training
+    assert saved["epoch"] == 4 and saved["best_epoch"] < 4  # mode max: an early epoch is best
+    assert len(saved["history"]["epoch"]) == 4
+    assert len(set(saved["history"]["lr"])) > 1  # the plateau schedule has reduced the rate
+
+    command = shlex.split(message.split("; resume with: ")[1])
+    assert command[3:5] == ["--set", f"device={device}"]
+    resumed = invoke(*command[1:])  # the printed command, word for word
+    assert resumed.exit_code == 0, resumed.stderr
+    assert_same_arrays(cut / "model.h5", straight)  # weights and optimizer slots, bit for bit
+    a, b = model_io.load(cut / "model.h5").training, model_io.load(straight).training
+    for key in ("epoch", "best_epoch", "best_value"):
+        assert a[key] == b[key], key
+    for name, weights in b["resume_weights"].items():  # the last epoch's, beside the best
+        np.testing.assert_array_equal(a["resume_weights"][name], weights, err_msg=name)
+    x, y = history_without_time(cut / "model.h5"), history_without_time(straight)
+    assert x.keys() == y.keys()
+    for key in x:
+        np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+
+
+def test_ctrl_c_in_the_first_epoch_saves_nothing_and_says_so(tmp_path: Path):
+    from nncli.commands import train as train_command
+    from nncli.errors import Interrupted
+
+    with pytest.raises(Interrupted) as err:
+        train_command.train(kept_spec(tmp_path, "cut"), callbacks=[CtrlC(1, 2)])
+    assert "after epoch 0; last good checkpoint: none; no epoch had completed" in str(err.value)
+    assert not (tmp_path / "cut").exists()
+
+
+@pytest.mark.parametrize(
+    ("every", "stop", "saved"), [(1, 3, 2), (2, 4, 3)], ids=["saved-already", "one-epoch-newer"]
+)
+def test_ctrl_c_with_checkpoint_every_writes_latest_only_when_it_lags(
+    tmp_path: Path, every: int, stop: int, saved: int
+):
+    """Epoch ``saved`` is the last completed; the periodic latest file holds it already (then it
+    is left byte-identical) or an older epoch (then it is replaced by epoch ``saved``)."""
+    from nncli.commands import train as train_command
+    from nncli.errors import Interrupted
+
+    latest, seen = tmp_path / "cut" / "model.latest.h5", {}
+    spec = kept_spec(tmp_path, "cut", sets=[f"training.checkpoint_every={every}"])
+    with pytest.raises(Interrupted) as err:
+        hook = CtrlC(stop, 2, before=lambda: seen.setdefault("sha", sha(latest)))
+        train_command.train(spec, callbacks=[hook])
+    assert f"after epoch {saved}; last good checkpoint: {latest}" in str(err.value)
+    assert model_io.load(latest).training["epoch"] == saved
+    assert (sha(latest) == seen["sha"]) == (saved % every == 0)
 
 
 # -- SIGKILL in the middle of a save ---------------------------------------------------------------

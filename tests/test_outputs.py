@@ -282,3 +282,43 @@ def test_no_temporary_file_is_removed_while_another_host_holds_a_lock_there(tmp_
     assert runs.remove_stale_temps(tmp_path, files) == [] and stale.exists()
     (tmp_path / ".b.nncli.lock").unlink()
     assert runs.remove_stale_temps(tmp_path, files) == [stale] and not stale.exists()
+
+
+# -- where outputs land: one rule -----------------------------------------------------------------
+def test_paths_in_a_spec_follow_the_spec_and_the_rest_the_current_folder(tmp_path, monkeypatch):
+    """README, "Where paths point": data paths and ``output:`` written in a spec are relative to
+    the spec's folder; ``--output``, ``--set`` paths and the default ``runs/<name>/`` to the
+    current folder."""
+    specs, here = tmp_path / "specs", tmp_path / "here"
+    specs.mkdir()
+    here.mkdir()
+    shutil.copy(IRIS, specs / "iris.csv")
+    shutil.copy(IRIS, here / "local.csv")
+    text = iris_spec("{epochs: 1, batch_size: 16}")  # data iris.csv, output out/model.h5
+    (specs / "a.yaml").write_text(text)
+    (specs / "b.yaml").write_text(text.replace("output: out/model.h5\n", ""))
+    monkeypatch.chdir(here)
+    cases = [
+        (["../specs/a.yaml"], specs / "out" / "model.h5"),  # output: written in the spec
+        (["../specs/b.yaml"], here / "runs" / "b" / "model.h5"),  # no output: the default
+        (["../specs/a.yaml", "--output", "o/m.h5"], here / "o" / "m.h5"),
+        (["../specs/a.yaml", "--set", "output=s/m.h5"], here / "s" / "m.h5"),
+        (
+            ["../specs/a.yaml", "--set", "data.path=local.csv", "--output", "d/m.h5"],
+            here / "d/m.h5",
+        ),
+    ]
+    for args, checkpoint in cases:
+        result = invoke("train", *args, "--quiet")
+        assert result.exit_code == 0, (args, result.stderr)
+        assert checkpoint.is_file(), (args, sorted(map(str, tmp_path.rglob("*.h5"))))
+    data = {p: model_io.load(p).spec_yaml for _, p in cases}
+    assert f"path: {specs / 'iris.csv'}" in data[specs / "out" / "model.h5"]  # the spec's folder
+    assert f"path: {here / 'local.csv'}" in data[here / "d" / "m.h5"]  # --set: the current one
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.h5")) == sorted(
+        p.relative_to(tmp_path).as_posix() for _, p in cases
+    )  # nothing anywhere else
+    for args, table in [([], here / "runs" / "b-cv"), (["--output", "c"], here / "c")]:
+        result = invoke("cv", "../specs/b.yaml", "--folds", 2, *args)
+        assert result.exit_code == 0, (args, result.stderr)
+        assert (table / "cv.csv").is_file()

@@ -29,7 +29,10 @@ def train(
         None, "--epochs", parser=POSITIVE_INT, help="Override training.epochs."
     ),
     output: Path | None = typer.Option(
-        None, "--output", help="Checkpoint path (default: the spec's output, runs/<name>/model.h5)."
+        None,
+        "--output",
+        help="Checkpoint path, relative to the current folder (default: the spec's output:, "
+        "relative to the spec's folder, else runs/<name>/model.h5 here).",
     ),
     resume: Path | None = typer.Option(None, "--resume", help="Continue from this checkpoint."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
@@ -46,7 +49,8 @@ def train(
         "--workers",
         parser=POSITIVE_INT,
         help="Train as K processes on this machine (mpiexec from the mpi extra); each takes "
-        "a share of every batch and the result equals one process's.",
+        "a share of every batch and the result equals one process's up to rounding (float64: "
+        "the same weights; float32: within rounding, so early stopping may pick another epoch).",
     ),
     skip_bad: bool = SKIP_BAD,
     debug: bool = DEBUG,

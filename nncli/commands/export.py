@@ -43,7 +43,7 @@ def require_onnx() -> None:
         import onnx  # noqa: F401
     except ImportError:
         raise SpecError(
-            "exporting to ONNX needs the onnx package: pip install 'nncli[onnx]'", field="--format"
+            'exporting to ONNX needs the onnx package: pip install -e ".[onnx]"', field="--format"
         ) from None
 
 

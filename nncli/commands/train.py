@@ -20,12 +20,12 @@ from nncli.checkpoint import model as model_io
 from nncli.checkpoint import runs
 from nncli.checkpoint.lock import hold
 from nncli.checkpoint.outputs import check_writable
+from nncli.commands import stopping
 from nncli.commands.resume import resume as resume_from
-from nncli.commands.resume import resume_command
 from nncli.data.digest import content_digest
-from nncli.errors import CheckpointError, DataError, DivergedError, Interrupted
+from nncli.errors import CheckpointError, DataError, DivergedError
 from nncli.spec.resolve import Resolved, resolve
-from nncli.training.callbacks import Callback, History, PeriodicCheckpoints
+from nncli.training.callbacks import Callback, History, LastEpoch, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
 from nncli.training.loop import FitConfig, evaluate, fit, predict
 from nncli.training.parallel import SINGLE, World, run_facts
@@ -126,6 +126,7 @@ def _train(
     tmp = tempfile.TemporaryDirectory(prefix="nncli-smoke-") if smoke else None
     out = Path(tmp.name) / "model.h5" if tmp else Path(output or spec.output)
     run = TrainingRun(spec, ready, out, world)
+    run.warn = warn
     if resume is not None:
         run.resume(resume)
     run.fit(x, y, config, [*callbacks], periodic=not smoke, overrides=overrides, device=device)
@@ -219,6 +220,9 @@ class TrainingRun:
         self.history, self.initial_epoch, self.best = History(), 0, None
         self.resumed_from: Path | None = None
         self.periodic: PeriodicCheckpoints | None = None
+        self.last_epoch: LastEpoch | None = None  # what an interruption saves (rank 0)
+        self.kept: Path | None = None  # where it saved it
+        self.warn: Callable[[str], None] | None = None  # hears a loss that grows a thousandfold
 
     def resume(self, path: Path) -> None:
         ready = self.ready
@@ -268,15 +272,22 @@ class TrainingRun:
     def last_good(self) -> Path | None:
         """The newest complete checkpoint of this run, or the one it resumed from."""
         periodic = self.periodic
+        if self.kept is not None:
+            return self.kept
         return periodic.last_good if periodic and periodic.last_good else self.resumed_from
 
     def callbacks(self, extra: list[Callback], periodic: bool) -> list[Callback]:
-        """Finite weights first, the caller's, periodic checkpoints, the signal guard last
-        (an epoch's checkpoints are complete before a signal stops the run)."""
+        """Finite weights first, the state an interruption saves, the caller's, periodic
+        checkpoints, the signal guard last (an epoch's checkpoints are complete before a signal
+        stops the run)."""
         every = self.spec.training.checkpoint_every
+        ready, es = self.ready, self.ready.early_stopping
+        if periodic and self.world.lead:
+            self.last_epoch = LastEpoch(
+                ready.net, ready.optimizer, ready.schedule, self.history, es
+            )
         if every and periodic:
             files = outputs.run_files(self.out)
-            es = self.ready.early_stopping
             self.periodic = PeriodicCheckpoints(
                 every, self.save, files.latest, files.best, es, self.history
             )
@@ -285,7 +296,8 @@ class TrainingRun:
         given = [c for c in extra if isinstance(c, SignalStop)]
         guard = given[-1] if given else SignalStop(self.world.any if self.world.parallel else None)
         extra = [c for c in extra if not isinstance(c, SignalStop)]
-        return [FiniteWeights(self.ready.net), *extra, guard]
+        kept = [self.last_epoch] if self.last_epoch is not None else []
+        return [FiniteWeights(ready.net), *kept, *extra, guard]
 
     def fit(
         self,
@@ -300,7 +312,7 @@ class TrainingRun:
     ) -> None:
         """Train; an interruption or a divergence names the last good checkpoint."""
         ready = self.ready
-        config.callbacks = self.callbacks(extra, periodic)
+        config.callbacks = self.callbacks([*extra, *stopping.growth(self, x, y, config)], periodic)
         config.early_stopping, config.initial_epoch = ready.early_stopping, self.initial_epoch
         config.history, config.best_weights = self.history, self.best
         config.schedule = ready.schedule
@@ -308,37 +320,17 @@ class TrainingRun:
         try:
             # a diverging run overflows on its way to NaN; the check after each batch reports it
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"), stop.installed():
-                self.history = fit(ready.net, ready.loss, ready.optimizer, x, y, config)
+                try:
+                    self.history = fit(ready.net, ready.loss, ready.optimizer, x, y, config)
+                except KeyboardInterrupt:
+                    if not stop.forced:  # saved under the guard: a second signal abandons it
+                        stopping.keep_last_epoch(self)
+                    raise
         except KeyboardInterrupt as exc:
-            raise self.interrupted(exc, overrides, device) from None
+            raise stopping.interrupted(self, exc, overrides, device) from None
         except DivergedError as exc:
-            self.explain(exc)
+            stopping.explain(self, exc)
             raise
-
-    def interrupted(
-        self, exc: KeyboardInterrupt, overrides: Sequence[str], device: str | None
-    ) -> Interrupted:
-        last, history = self.last_good(), self.history
-        done = history.epochs[-1]["epoch"] if history.epochs else self.initial_epoch
-        how = (
-            f"; resume with: {resume_command(self.spec, last, self.out, overrides, device)}"
-            if last
-            else "; no checkpoint was saved yet (set training.checkpoint_every)"
-        )
-        return Interrupted(
-            f"training interrupted after epoch {done}; last good checkpoint: {last or 'none'}{how}",
-            exit_code=getattr(exc, "exit_code", 130),
-        )
-
-    def explain(self, exc: DivergedError) -> None:
-        """Add the likely cause (the learning rate, and where the spec sets it)."""
-        spec, last = self.spec, self.last_good()
-        lr_place = spec.line_of("optimizer.learning_rate") or spec.line_of("optimizer")
-        exc.message += (
-            f"; likely cause: a learning rate too large ({self.ready.optimizer.learning_rate}"
-            f"{', ' + lr_place if lr_place else ''}); last good checkpoint: "
-            f"{last if last else 'none saved yet'}"
-        )
 
     def save_outputs(self) -> TrainResult:
         """The final checkpoint (with the test part's scores), resolved spec and history."""

@@ -36,7 +36,7 @@ def _optuna() -> Any:
         import optuna
     except ImportError:
         raise SpecError(
-            "nncli tune needs Optuna: pip install 'nncli[tune]'", field="--trials"
+            'nncli tune needs Optuna: pip install -e ".[tune]"', field="--trials"
         ) from None
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials.csv and our lines say it all
     logging.getLogger("optuna").propagate = False

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from nncli.backend import array_module
 from nncli.engine.registry import did_you_mean
 from nncli.engine.schedules import improves_upwards
 from nncli.errors import SpecError
@@ -160,13 +161,85 @@ class PeriodicCheckpoints(Callback):
         self.every, self.save, self.latest, self.best = every, save, latest, best
         self.es, self.history = early_stopping, history
         self.last_good: Path | None = None
+        self.saved_epoch: int | None = None  # the epoch ``latest`` holds
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         if epoch % self.every == 0:
             self.save(self.latest)
-            self.last_good = self.latest
+            self.last_good, self.saved_epoch = self.latest, epoch
         if self.es is not None and self.history.best_epoch == epoch:
             self.save(self.best)
+
+
+@dataclass
+class EpochState:
+    """A run at the end of ``epoch``: copies of the weights (parameters and state) and of the
+    optimizer's slots where they live (on a GPU they stay there), the optimizer's step, the
+    schedule's state, how many history rows, and early stopping's best."""
+
+    epoch: int
+    weights: dict[str, Any]
+    slots: dict[str, dict[str, Any]]
+    step: int
+    schedule: dict[str, Any] | None
+    rows: int
+    best_epoch: int | None
+    best_value: float | None
+    best_weights: dict[str, np.ndarray] | None
+
+
+def _copies(arrays: Any) -> dict[str, Any]:
+    """A copy of each array on its own device: no transfer, no synchronisation."""
+    return {name: array_module(a).copy(a) for name, a in arrays.items()}
+
+
+class LastEpoch(Callback):
+    """Keeps the state at the end of the last completed epoch (replaced each epoch), so that a
+    run stopped in the middle of the next one can save it: ``restore`` writes it back into the
+    network, optimizer, schedule and history. Put it right after the checks of an epoch's
+    weights and before any callback that may stop the run."""
+
+    def __init__(self, net: Any, optimizer: Any, schedule: Any, history: History, stopper: Any):
+        self.net, self.optimizer, self.schedule = net, optimizer, schedule
+        self.history, self.stopper = history, stopper
+        self.state: EpochState | None = None
+
+    def _arrays(self) -> dict[str, Any]:
+        return {**self.net.named_parameters(), **self.net.named_state()}
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        history, optimizer = self.history, self.optimizer
+        self.state = EpochState(  # built whole, then kept: a signal never leaves half of one
+            epoch=epoch,
+            weights=_copies(self._arrays()),
+            slots={name: _copies(slots) for name, slots in optimizer.state.items()},
+            step=optimizer.step_count,
+            schedule=None if self.schedule is None else dict(self.schedule.state()),
+            rows=len(history.epochs),
+            best_epoch=history.best_epoch,
+            best_value=history.best_value,
+            best_weights=None if self.stopper is None else self.stopper.best_weights,
+        )
+
+    def restore(self) -> EpochState | None:
+        """Write the kept state back, in place (the history loses any later row) -> it, or None
+        when no epoch has completed."""
+        state = self.state
+        if state is None:
+            return None
+        for name, array in self._arrays().items():
+            array[...] = state.weights[name]
+        optimizer = self.optimizer
+        for name, slots in state.slots.items():
+            for slot, array in slots.items():
+                optimizer.state[name][slot][...] = array
+        optimizer.step_count = state.step
+        if self.schedule is not None and state.schedule is not None:
+            self.schedule.load_state(state.schedule)
+        history = self.history
+        del history.epochs[state.rows :]
+        history.best_epoch, history.best_value = state.best_epoch, state.best_value
+        return state
 
 
 class MonitorReport(Callback):

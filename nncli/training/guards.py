@@ -11,6 +11,7 @@ batch, or after the epoch's checkpoints are complete. A second signal raises at 
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -19,10 +20,13 @@ from typing import Any
 import numpy as np
 
 from nncli.errors import DataError, DivergedError
-from nncli.training.callbacks import Callback
+from nncli.training.callbacks import Callback, History
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 CHUNK = 4096  # rows per finiteness check: bounded temporaries for large image sets
+# an epoch's mean loss above this many times the run's first loss: diverging. Training lowers
+# the loss from where the untrained network starts; noise between epochs is a small factor.
+GROWTH = 1000.0
 
 
 def stopped(signum: int) -> KeyboardInterrupt:
@@ -53,10 +57,12 @@ class SignalStop(Callback):
         if at not in ("batch", "epoch"):
             raise ValueError(f"at: expected batch or epoch, got {at!r}")
         self.signum: int | None = None
+        self.forced = False  # a second signal: stop at once, save nothing more
         self.together, self.at = together, at
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:  # asked twice: stop now
+            self.forced = True
             raise stopped(signum)
         self.signum = signum
 
@@ -104,6 +110,36 @@ class FiniteWeights(Callback):
             if not bool(xp.isfinite(p).all()):
                 what = f"the weights {name} became non-finite"
                 raise diverged(epoch, self.batch, what, self.loss)
+
+
+class LossGrowth(Callback):
+    """Divergence that has not reached infinity yet (``FiniteChecks`` stops that): ``warn`` once
+    when an epoch's training loss exceeds ``GROWTH`` times the run's first loss, which is the
+    untrained network's (``first()``, measured when a fresh run begins) or, for a resumed run,
+    its first epoch's. The run goes on; ``hint`` ends the line (what to change)."""
+
+    def __init__(
+        self, warn: Callable[[str], None], first: Callable[[], float], history: History, hint=""
+    ):
+        self.warn, self.first, self.history, self.hint = warn, first, history, hint
+        self.reference, self.since, self.warned = math.nan, "", False
+
+    def on_train_begin(self, info: dict[str, Any]) -> None:
+        epochs = self.history.epochs
+        if info["initial_epoch"] and epochs:
+            self.reference, self.since = float(epochs[0]["loss"]), f"at epoch {epochs[0]['epoch']}"
+        else:
+            self.reference, self.since = float(self.first()), "before training"
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        loss, first = float(logs.get("loss", math.nan)), self.reference
+        if self.warned or not (math.isfinite(loss) and first > 0 and loss > GROWTH * first):
+            return
+        self.warned = True
+        self.warn(
+            f"the training loss grew from {first:.4g} {self.since} to {loss:.4g} at epoch "
+            f"{epoch}, over {GROWTH:.0f} times: the run is diverging{self.hint}"
+        )
 
 
 def require_finite(array: np.ndarray | None, what: str, where: str) -> None:
