@@ -11,6 +11,8 @@ import hashlib
 import types
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from typer.testing import CliRunner
 
 from nncli.cli import app
@@ -80,3 +82,23 @@ def csv_cfg(path: Path, **settings) -> types.SimpleNamespace:
     )
     values.update(settings)
     return types.SimpleNamespace(**values)
+
+
+def image_folder(root: Path) -> Path:
+    """Two class folders, ``dark`` and ``light``, of six 8x8 grayscale PNGs each."""
+    rng = np.random.default_rng(0)
+    for c, label in enumerate(("dark", "light")):
+        for k in range(6):
+            pixels = (rng.integers(0, 90, (8, 8)) + 150 * c).astype(np.uint8)
+            (root / label).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(root / label / f"{k}.png")
+    return root
+
+
+IMAGE_SPEC = """\
+data: {kind: images, path: d, validation_split: 0.0}
+model: {layers: [flatten, {type: dense, units: auto, activation: softmax}]}
+loss: cross_entropy
+training: {epochs: 1, batch_size: 4}
+output: out/model.h5
+"""

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import IRIS, csv_cfg, invoke, iris_spec, one_error_line
-from PIL import Image
+from helpers import IMAGE_SPEC, IRIS, csv_cfg, image_folder, invoke, iris_spec, one_error_line
 
 from nncli import data
 from nncli.data.table_encoder import TabularEncoder
@@ -159,25 +158,6 @@ def test_a_delimiter_is_one_character(tmp_path: Path, value: str):
 
 
 # -- 4. a file of the wrong kind -----------------------------------------------------------------
-
-
-def image_folder(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    for c, label in enumerate(("dark", "light")):
-        for k in range(6):
-            pixels = (rng.integers(0, 90, (8, 8)) + 150 * c).astype(np.uint8)
-            (root / label).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(pixels).save(root / label / f"{k}.png")
-    return root
-
-
-IMAGE_SPEC = """\
-data: {kind: images, path: d, validation_split: 0.0}
-model: {layers: [flatten, {type: dense, units: auto, activation: softmax}]}
-loss: cross_entropy
-training: {epochs: 1, batch_size: 4}
-output: out/model.h5
-"""
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nncli.errors import DataError
+from nncli.files import require_regular
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,6 +41,7 @@ def read_table(
     import pandas as pd
 
     path = Path(path)
+    require_regular(path, DataError)  # /dev/zero never ends, a named pipe may never start
     # pandas pads a short row with missing values without a word; the csv pass catches ragged
     # rows (and bad bytes, empty files) first, with the exact line.
     header = _check_records(path, delimiter)
