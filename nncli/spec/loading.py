@@ -31,8 +31,8 @@ from nncli.spec.fields import (
     Device,
     Dtype,
     Invalid,
-    NonNegInt,
     OptFilePath,
+    Seed,
     SpecName,
     Version,
     short,
@@ -62,7 +62,7 @@ class Spec(Section):
 
     version: Version = VERSION
     name: SpecName = None  # filled: the spec file's stem
-    seed: NonNegInt = 0
+    seed: Seed = 0
     device: Device = "cpu"
     dtype: Dtype = "float32"
     data: Data
