@@ -78,6 +78,14 @@ class Conv2D(Layer):
             self.params["bias"] = self.bias_initializer((self.filters,), fan_in, fan_out, rng)
         return (self.filters, *self.windows.out_size)
 
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        shapes = {"weight": (self.filters, in_shape[0], *self.kernel_size)}
+        return shapes | ({"bias": (self.filters,)} if self.use_bias else {})
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        plan = windows.plan(self.label, in_shape, self.kernel_size, self.strides, self.padding)
+        return (self.filters, *plan.out_size)
+
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
         xp, n = self.backend.xp, x.shape[0]

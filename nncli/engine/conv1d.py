@@ -143,6 +143,15 @@ class Conv1D(Layer):
             self.params["bias"] = self.bias_initializer((self.filters,), fan_in, fan_out, rng)
         return (out, self.filters)
 
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        shapes = {"weight": (self.filters, in_shape[-1], self.windows.size)}
+        return shapes | ({"bias": (self.filters,)} if self.use_bias else {})
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if len(in_shape) != 2:
+            raise SpecError(f"{self.label} expects (N, T, F) input, got (N, {in_shape})")
+        return (self.windows.check_length(self.label, in_shape[0]), self.filters)
+
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
         xp, win = self.backend.xp, self.windows

@@ -52,6 +52,18 @@ class Dense(Layer):
             self.params["bias"] = self.bias_initializer((units,), fan_in, units, rng)
         return (*in_shape[:-1], units)
 
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        shapes = {"weight": (self._units(), in_shape[-1])}
+        return shapes | ({"bias": (self._units(),)} if self.use_bias else {})
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return (*in_shape[:-1], self._units())
+
+    def _units(self) -> int:
+        if self.units == "auto":
+            raise ValueError("units: auto must be resolved from the data before build")
+        return self.units
+
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
         self.x = x

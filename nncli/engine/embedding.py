@@ -52,6 +52,14 @@ class Embedding(Layer):
         )
         return (*in_shape, self.output_dim)
 
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        if self.input_dim == "auto":
+            raise ValueError("input_dim: auto must be resolved from the data before build")
+        return {"weight": (self.input_dim, self.output_dim)}
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return (*in_shape, self.output_dim)
+
     def check_input(self, x: Any) -> None:
         """Ids (N, T) of any length T: a shorter prompt or a trimmed padded batch is fine."""
         if x.ndim != 1 + len(self.in_shape or ()):

@@ -93,6 +93,22 @@ class Layer:
             )
         return self.backend.xp.asarray(self.mask, dtype=dtype)[..., None]
 
+    # -- shapes without allocating: a network's memory is known before it is built, and stored
+    # weights can be checked against their layer's config (tests compare every layer with a build)
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        """{name: shape} of the ``params`` ``build`` makes for ``in_shape``, without allocating
+        any. Layers with parameters override it."""
+        return {}
+
+    def state_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        """{name: shape} of the ``state`` ``build`` makes (batchnorm's running statistics)."""
+        return {}
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        """The output shape ``build`` gives for ``in_shape``, without allocating. A layer without
+        arrays allocates nothing in ``_build``, so that answers; layers with arrays override it."""
+        return tuple(int(d) for d in self._build(tuple(in_shape), np.random.default_rng(0)))
+
     def config(self) -> dict[str, Any]:
         """The spec keys that rebuild this layer."""
         cfg: dict[str, Any] = {"type": self.type_name}

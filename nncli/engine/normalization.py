@@ -73,6 +73,19 @@ class BatchNorm(Layer):
         self.state["running_var"] = np.ones(channels)
         return in_shape
 
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        channels = self.output_shape(in_shape)[0 if len(in_shape) == 3 else -1]
+        return {"weight": (channels,), "bias": (channels,)}
+
+    def state_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        shapes = self.param_shapes(in_shape)
+        return {"running_mean": shapes["weight"], "running_var": shapes["weight"]}
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if len(in_shape) not in (1, 2, 3):
+            raise ShapeError(f"{self.label} expects (N, F), (N, T, F) or (N, C, H, W) input")
+        return tuple(in_shape)
+
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
         xp, shape = self.backend.xp, self.broadcast
@@ -178,6 +191,12 @@ class LayerNorm(Layer):
         self.params["weight"] = np.ones(in_shape[-1])
         self.params["bias"] = np.zeros(in_shape[-1])
         return in_shape
+
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        return {"weight": (in_shape[-1],), "bias": (in_shape[-1],)}
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return tuple(in_shape)
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
