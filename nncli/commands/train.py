@@ -18,7 +18,7 @@ from nncli.checkpoint import folder as outputs
 from nncli.checkpoint import model as model_io
 from nncli.checkpoint.lock import hold
 from nncli.commands.resume import resume as resume_from
-from nncli.commands.resume import resume_command
+from nncli.commands.resume import resume_advice
 from nncli.errors import CheckpointError, DataError, DivergedError, Interrupted, SpecError
 from nncli.files import output_problem
 from nncli.spec.resolve import Resolved, resolve
@@ -312,13 +312,9 @@ class TrainingRun:
     ) -> Interrupted:
         last, history = self.last_good(), self.history
         done = history.epochs[-1]["epoch"] if history.epochs else self.initial_epoch
-        how = (
-            f"; resume with: {resume_command(self.spec, last, self.out, overrides, device)}"
-            if last
-            else "; no checkpoint was saved yet (set training.checkpoint_every)"
-        )
+        how = resume_advice(self.spec, last, self.out, overrides, device)
         return Interrupted(
-            f"training interrupted after epoch {done}; last good checkpoint: {last or 'none'}{how}",
+            f"training interrupted after epoch {done}{how}",
             exit_code=getattr(exc, "exit_code", 130),
         )
 
