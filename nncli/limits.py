@@ -3,9 +3,11 @@ instead of a MemoryError, or minutes of work, halfway through.
 
 - Memory: estimates of what a run would allocate (padded sequences, parameters with their
   gradients and optimizer slots) must stay within ``memory_limit()``: ``NNCLI_MAX_MEMORY``
-  when set (``16GiB``, ``500MB``, a number of bytes), else half the memory this process may
-  use (the machine's physical memory, or less under ``ulimit -v`` or a cgroup's limit): the
-  estimate counts the named arrays only, and a run also holds batches, activations and copies.
+  when set (``16GiB``, ``500MB``, a number of bytes), else a quarter of the memory this process
+  may use (the machine's physical memory, or less under ``ulimit -v`` or a cgroup's limit).
+  Each estimate counts its named arrays only: with the data and the parameters each held to a
+  quarter, half is left for what no estimate counts, a batch's activations above all (for
+  sequences they grow with the same padded length), copies made while batching, the libraries.
 - Columns: a CSV header may name at most ``column_limit()`` columns (``NNCLI_MAX_COLUMNS``,
   default 100,000): every column costs pandas and the encoder work, and a header of a million
   columns is far more often a broken file than a data set.
@@ -23,7 +25,7 @@ from nncli.errors import SpecError
 MEMORY_VARIABLE = "NNCLI_MAX_MEMORY"
 COLUMNS_VARIABLE = "NNCLI_MAX_COLUMNS"
 MAX_COLUMNS = 100_000
-MEMORY_SHARE = 0.5  # of what the process may use: the rest holds batches, activations, copies
+MEMORY_SHARE = 0.25  # of what the process may use, for each estimate (the module's docstring)
 UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
 UNITS |= {"ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4}
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*$", re.IGNORECASE)
@@ -83,7 +85,8 @@ def memory_limit() -> tuple[int | None, str]:
     available = available_memory()
     if available is None:
         return None, "no limit"
-    return int(available * MEMORY_SHARE), f"half of the {size_text(available)} this process may use"
+    how = f"a quarter of the {size_text(available)} the process may use"
+    return int(available * MEMORY_SHARE), how
 
 
 def over_memory(need: int) -> str | None:
