@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import typer
@@ -131,7 +133,25 @@ def with_hint(exc: Any) -> str:
 
 
 def run(action: Callable[[], Any], debug: bool) -> Any:
-    """Call ``action``; turn nncli's errors into one line and an exit code."""
+    """Call ``action``; turn nncli's errors into one line and an exit code. Python warnings
+    (numpy's RuntimeWarnings) are held: after success each is one ``nncli: warning:`` line,
+    after an error the error line stands alone; ``--debug`` shows them as Python does."""
+    if debug:
+        return _run(action, debug)
+    with warnings.catch_warnings(record=True) as caught:
+        result = _run(action, debug)  # an error exits from here, its line alone
+    for line in dict.fromkeys(_warning_line(w) for w in caught):
+        warn(line)
+    return result
+
+
+def _warning_line(caught: warnings.WarningMessage) -> str:
+    """A Python warning as one line: the message, its kind and where it was raised."""
+    where = f"{Path(caught.filename).name}:{caught.lineno}"
+    return f"{' '.join(str(caught.message).split())} ({caught.category.__name__}, {where})"
+
+
+def _run(action: Callable[[], Any], debug: bool) -> Any:
     from nncli.errors import NncliError, SpecErrors
 
     try:

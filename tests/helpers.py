@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from nncli.cli import app
@@ -100,7 +101,6 @@ output: out/model.h5
 
 def image_folder(root: Path) -> Path:
     """Two class folders, dark and light, of six 8x8 grayscale PNGs each."""
-    from PIL import Image
 
     rng = np.random.default_rng(0)
     for c, label in enumerate(("dark", "light")):

@@ -410,3 +410,45 @@ def test_a_signal_outside_training_exits_with_its_own_code():
     with pytest.raises(typer.Exit) as exited:
         cli.run(ctrl_c, debug=False)
     assert exited.value.exit_code == 130  # a plain Ctrl-C
+
+
+OVERFLOW = """\
+data: {kind: csv, path: big.csv, target: y, normalize: none, validation_split: 0.0}
+model: {layers: [{type: dense, units: 1}]}
+loss: mse
+training: {batch_size: 2}
+"""
+
+
+def test_numpy_warnings_never_come_before_the_error_line(tmp_path: Path):
+    """Targets of 1e30 overflow the squared error: numpy's RuntimeWarning (two lines, with the
+    source line) used to print before the exit line; the error line now stands alone. In a
+    child process, so Python shows warnings as it does for users (pytest records them)."""
+    rows = ["a,b,y", "1e30,1,1e30", "-1e30,2,1e30", "1e30,3,2", "2,4,3", "5,5,1", "1,2,1"]
+    (tmp_path / "big.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "spec.yaml").write_text(OVERFLOW)
+    command = [sys.executable, "-m", "nncli", "validate", "spec.yaml"]
+    job = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert job.returncode == 5, job.stderr
+    lines = job.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nncli: error: "), job.stderr
+    assert lines[0].endswith("big.csv: one forward pass on 2 rows gave the loss inf"), lines
+    debug = subprocess.run([*command, "--debug"], cwd=tmp_path, capture_output=True, text=True)
+    assert "RuntimeWarning: overflow" in debug.stderr  # --debug shows everything
+
+
+def test_a_warning_in_a_command_that_succeeds_is_one_warning_line(capsys):
+    import warnings
+
+    from nncli.usage import run
+
+    def action() -> int:
+        for _ in range(2):  # the same warning twice is said once
+            warnings.warn("overflow encountered in exp", RuntimeWarning, stacklevel=1)
+        return 7
+
+    assert run(action, debug=False) == 7
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("nncli: warning: overflow encountered in exp (RuntimeWarning, ")
+    assert "test_cli.py:" in lines[0]

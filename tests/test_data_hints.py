@@ -10,15 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import (
-    IMAGE_SPEC,
-    IRIS,
-    csv_cfg,
-    image_folder,
-    invoke,
-    iris_spec,
-    one_error_line,
-)
+from helpers import IMAGE_SPEC, IRIS, csv_cfg, image_folder, invoke, iris_spec, one_error_line
 
 from nncli import data
 from nncli.data.table_encoder import TabularEncoder

@@ -155,3 +155,61 @@ def test_a_given_initializer_is_kept_in_config_and_a_default_is_not(settings, fi
     assert create(config).config() == config
     bare = {k: v for k, v in settings.items() if k != field}
     assert field not in create(bare).config()
+
+
+def _shape_cases() -> list:
+    """Every registered layer's examples, and each recurrent one both ways round."""
+    from nncli.engine.registry import LAYERS
+
+    cases = []
+    for name in LAYERS.names():
+        for i, (settings, shape) in enumerate(LAYERS.get(name).examples):
+            cases.append(pytest.param(name, settings, shape, id=f"{name}-{i}"))
+            if "bidirectional" in LAYERS.settings(name) and not settings.get("bidirectional"):
+                both = {**settings, "bidirectional": True}
+                cases.append(pytest.param(name, both, shape, id=f"{name}-{i}-bidirectional"))
+    return cases
+
+
+@pytest.mark.parametrize(("name", "settings", "shape"), _shape_cases())
+def test_shapes_known_without_allocating_are_the_built_ones(name, settings, shape):
+    """``param_shapes``, ``state_shapes`` and ``output_shape`` (the memory check before a build)
+    give what a build makes, and a layer that makes arrays answers without building them."""
+    from nncli.backend import get_backend
+    from nncli.engine.layer import Layer
+    from nncli.engine.network import make_layer
+
+    planned = make_layer({"type": name, **settings}, 0)
+    built = make_layer({"type": name, **settings}, 0)
+    out = built.build(shape, get_backend("cpu", "float64"), np.random.default_rng(0))
+    assert planned.param_shapes(shape) == {k: tuple(v.shape) for k, v in built.params.items()}
+    assert planned.state_shapes(shape) == {k: tuple(v.shape) for k, v in built.state.items()}
+    assert planned.output_shape(shape) == out
+    if built.params or built.state:
+        assert type(planned).output_shape is not Layer.output_shape, "it would build to answer"
+    assert not planned.params and not planned.state
+
+
+def test_planned_arrays_follow_the_shapes_through_the_network():
+    from nncli.engine.network import planned_arrays
+
+    layers = [
+        {"type": "conv2d", "filters": 3, "kernel_size": 3},
+        "batchnorm",
+        {"type": "maxpool2d", "pool_size": 2},
+        "flatten",
+        {"type": "dense", "units": 5},
+    ]
+    net = Sequential(layers, (1, 8, 8))
+    planned = planned_arrays(layers, (1, 8, 8))
+    assert [p.label for p in planned] == [layer.label for layer in net.layers]
+    for p, layer in zip(planned, net.layers, strict=True):
+        assert p.params == {k: tuple(v.shape) for k, v in layer.params.items()}
+        assert p.state == {k: tuple(v.shape) for k, v in layer.state.items()}
+    assert sum(p.count() for p in planned) == net.parameter_count()
+    too_small = [{"type": "conv2d", "filters": 1, "kernel_size": 8}, *layers[1:]]
+    with pytest.raises(SpecError) as built:  # the build's own error, before any weight is drawn
+        Sequential(too_small, (1, 8, 8))
+    with pytest.raises(SpecError) as plan:
+        planned_arrays(too_small, (1, 8, 8))
+    assert str(plan.value) == str(built.value) and "too small for a 2x2 window" in str(plan.value)

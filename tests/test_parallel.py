@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DATASETS, IRIS, invoke
+from helpers import DATASETS, IRIS, invoke, one_error_line
 from PIL import Image
 
 from nncli.checkpoint import model as model_io
@@ -108,10 +108,9 @@ def fails(*args, **kwargs):
 train.fit = fails
 app()
 """
-DIE_ON_THIS_RANK = """\
+KILL_IN_EPOCH_3 = """\
 import os, signal
 from nncli.training.parallel import World
-from nncli.cli import app
 
 steps, real_sum = [], World.sum_gradients
 
@@ -122,8 +121,8 @@ def sum_gradients(self, grads):  # SIGKILL in the 3rd epoch's 3rd step (5 steps 
     real_sum(self, grads)
 
 World.sum_gradients = sum_gradients
-app()
 """
+DIE_ON_THIS_RANK = KILL_IN_EPOCH_3 + "from nncli.cli import app\napp()\n"
 
 CTRL_C_ON_RANK_0 = """\
 import os, signal
@@ -317,6 +316,91 @@ def test_workers_is_taken_out_of_the_ranks_arguments():
     assert launch_command.without_workers(args) == ["spec.yaml", "--epochs", "3", "--quiet"]
 
 
+FAKE_MPIEXEC = """\
+#!{python}
+# what MPICH's mpiexec does when rank 1 (process 4242) is killed: rank 0's lines pass first,
+# then its report on stdout, exit 9; each rank wrote its process id for the launcher
+import os, sys, pathlib
+pids = pathlib.Path(os.environ["NNCLI_RANK_PIDS"])
+(pids / "rank-0").write_text("4241")
+(pids / "rank-1").write_text("4242")
+{before}
+print("epoch 1/4  loss 1.3")
+print("")
+print("=" * 83)
+print("=   BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES")
+print("=   PID 4242 RUNNING AT vm")
+print("=   EXIT CODE: 9")
+print("=" * 83)
+print("YOUR APPLICATION TERMINATED WITH THE EXIT STRING: Killed (signal 9)")
+sys.exit({code})
+"""
+
+
+def fake_mpiexec(tmp_path: Path, monkeypatch, before: str = "", code: int = 9) -> None:
+    """``--workers`` runs a script that plays mpiexec's part (no MPI needed)."""
+    script = tmp_path / "mpiexec"
+    script.write_text(FAKE_MPIEXEC.format(python=sys.executable, before=before, code=code))
+    script.chmod(0o755)
+    monkeypatch.setattr(launch_command, "mpiexec_path", lambda: str(script))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        launch_command.importlib.util, "find_spec", lambda n: n == "mpi4py" or real(n)
+    )
+
+
+def test_a_killed_rank_is_one_line_naming_it_and_the_resume_command(tmp_path, monkeypatch):
+    """mpiexec kills rank 0 before it can speak, so the launcher speaks: its report becomes
+    one line with the rank, the signal and the command that resumes from the newest checkpoint
+    (written after the job started), and the job exits 128 + 9 as a shell would say."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(IRIS, "iris.csv")
+    Path("dense.yaml").write_text(DENSE)
+    latest = "pathlib.Path('out/model.latest.h5').parent.mkdir(); "
+    latest += "pathlib.Path('out/model.latest.h5').write_bytes(b'x')"
+    fake_mpiexec(tmp_path, monkeypatch, before=latest)
+    result = invoke("train", "dense.yaml", "--workers", "2", "--set", "training.epochs=4")
+    assert result.exit_code == 137, result.stderr
+    assert result.stdout.splitlines() == ["epoch 1/4  loss 1.3"]  # the report is not shown
+    line = one_error_line(result, 137, "rank 1 was killed by signal 9 (SIGKILL)")
+    checkpoint = tmp_path / "out" / "model.latest.h5"
+    assert f"; last good checkpoint: {checkpoint}; resume with: nncli train " in line
+    assert line.endswith(
+        f"dense.yaml --set training.epochs=4 --resume {checkpoint} --output "
+        f"{tmp_path / 'out' / 'model.h5'}"
+    )
+
+
+def test_a_rank_killed_before_any_checkpoint_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(IRIS, "iris.csv")
+    Path("dense.yaml").write_text(DENSE)
+    fake_mpiexec(tmp_path, monkeypatch)
+    result = invoke("train", "dense.yaml", "--workers", "2")
+    one_error_line(result, 137, "rank 1 was killed", "no checkpoint was saved yet")
+
+
+def test_a_rank_that_said_its_error_keeps_its_line_and_code(tmp_path, monkeypatch):
+    """A rank's own error line is the job's one line: mpiexec's report after it is dropped."""
+    monkeypatch.chdir(tmp_path)
+    said = "print('nncli: error: rank 1: rank.csv: injected failure', file=sys.stderr)"
+    fake_mpiexec(tmp_path, monkeypatch, before=said, code=3)
+    result = invoke("train", "dense.yaml", "--workers", "2")
+    one_error_line(result, 3, "rank 1: rank.csv: injected failure")
+    assert "BAD TERMINATION" not in result.stdout
+
+
+def test_the_killed_rank_is_read_from_mpich_and_open_mpi_reports():
+    mpich = ["=   PID 31 RUNNING AT vm\n", "EXIT STRING: Segmentation fault (signal 11)\n"]
+    assert launch_command.killed_rank(11, mpich, {30: 0, 31: 1}) == (1, 11)
+    open_mpi = ["mpiexec noticed that process rank 2 with PID 9 on node x exited on signal 9"]
+    assert launch_command.killed_rank(137, open_mpi, {}) == (2, 9)
+    assert launch_command.killed_rank(137, [], {}) == (None, 9)
+    assert launch_command.killed_rank(-15, [], {}) == (None, 15)
+    for code in (0, 1, 3, 130, 143):  # nncli's own exit codes
+        assert launch_command.killed_rank(code, [], {}) is None
+
+
 # -- two ranks through mpiexec -----------------------------------------------------------------
 def test_each_rank_of_a_machine_takes_its_own_gpu():
     world = _FakeWorld(rank=3, size=4)
@@ -445,6 +529,42 @@ def test_a_killed_rank_takes_the_job_down(folder):
     latest = folder / "die" / "model.latest.h5"
     assert int(model_io.load(latest, "cpu", "float64").training["epoch"]) == 2
     done = one_process(folder, "dense.yaml", "--resume", latest, "--output", "die/model.h5")
+    assert_same_weights(reference(folder, "dense"), done)
+
+
+KILL_RANK_1 = """\
+import os
+
+if os.environ.get("PMI_RANK") == "1":  # rank 1 of a --workers job dies in epoch 3
+    import kill_in_epoch_3  # noqa: F401
+"""
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_workers_report_a_killed_rank_and_its_resume_command_resumes(folder, tmp_path):
+    """``--workers 2``, rank 1 SIGKILLed in epoch 3 (a sitecustomize in the ranks' path): one
+    line naming rank 1 and the signal, exit 137, and the command it prints resumes from epoch
+    2's checkpoint to the uninterrupted run's weights."""
+    (tmp_path / "sitecustomize.py").write_text(KILL_RANK_1)
+    (tmp_path / "kill_in_epoch_3.py").write_text(KILL_IN_EPOCH_3)
+    paths = [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]
+    command = [sys.executable, "-m", "nncli", "train", "dense.yaml", "--workers", "2"]
+    command += ["--quiet", "--set", "training.checkpoint_every=1", "--output", "kill/model.h5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(paths)}
+    try:
+        job = subprocess.run(
+            command, cwd=folder, env=env, capture_output=True, text=True, timeout=HANG_GUARD
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"hang guard: the job still ran after {HANG_GUARD} s")
+    assert job.returncode == 137, job.stderr
+    lines = job.stderr.strip().splitlines()
+    assert len(lines) == 1 and "rank 1 was killed by signal 9 (SIGKILL)" in lines[0], job.stderr
+    assert not job.stdout.strip(), job.stdout  # mpiexec's own report is replaced by the line
+    words = shlex.split(lines[0].split("; resume with: ")[1])
+    assert words[:2] == ["nncli", "train"] and "kill/model.latest.h5" in words
+    done = one_process(folder, *words[2:])
     assert_same_weights(reference(folder, "dense"), done)
 
 

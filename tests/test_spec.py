@@ -367,6 +367,40 @@ def test_unsafe_and_unknown_tags_are_refused_without_side_effects(tmp_path, monk
     assert not (tmp_path / "X").exists()
 
 
+@pytest.mark.parametrize(
+    "value, found",
+    [("1e23", "1e+23"), ("100000000000000000000000", "100000000000000000000000"),
+     ("4294967296", "4294967296"), ("-1", "-1"), ("1.5", "1.5")],
+)  # fmt: skip
+def test_a_seed_is_an_integer_in_numpys_seed_range(value, found):
+    """A seed past 2**32 - 1 used to validate and then crash the checkpoint's save (exit 1)."""
+    err = error_of(CSV + f"seed: {value}\n")
+    assert err.where == "spec.yaml:13:7" and err.field == "seed"
+    assert (
+        err.message == f"expected an integer from 0 to 4294967295 (numpy's seed range), got {found}"
+    )
+    assert loads(CSV + "seed: 4294967295\n", "spec.yaml").seed == 2**32 - 1
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("a" * 251, "expected a name of at most 250 bytes (it names the folder runs/<name>), "
+         "got one of 251"),
+        ("é" * 126, "at most 250 bytes (it names the folder runs/<name>), got one of 252"),
+        ('"a\\tb"', "expected a name without slashes or control characters"),
+        ("a/b", "expected a name without slashes or control characters"),
+        ("..", "expected a name without slashes or control characters"),
+    ],
+)  # fmt: skip
+def test_a_name_is_one_file_name_everywhere_it_is_used(value, message):
+    """``name`` becomes runs/<name> and runs/<name>-tune: a 300-character name used to validate
+    and then fail the run with "file name too long"."""
+    err = error_of(CSV + f"name: {value}\n")
+    assert err.field == "name" and message in err.message, err.message
+    assert loads(CSV + f"name: {'a' * 250}\n", "spec.yaml").name == "a" * 250
+
+
 def test_several_errors_are_reported_at_once_in_file_order():
     text = CSV.replace("units: 16", "units: 0").replace("type: sgd", "type: adamm")
     with pytest.raises(SpecErrors) as info:

@@ -32,6 +32,7 @@ from nncli.checkpoint.format import (
     object_lines,
 )
 from nncli.errors import CheckpointError
+from nncli.files import require_regular
 
 
 def load(
@@ -65,6 +66,7 @@ def _check_file(path: Path) -> int:
     try:
         if path.is_dir():
             raise bad("is a folder, not a checkpoint file")
+        require_regular(path, CheckpointError)  # a named pipe would block, a device never end
         with open(path, "rb") as fh:
             head = fh.read(len(HDF5_SIGNATURE))
         size = path.stat().st_size

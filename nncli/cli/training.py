@@ -57,12 +57,12 @@ def train(
 ) -> None:
     """Train the network a spec describes and write its checkpoint (under mpiexec or srun, as
     one of several processes sharing each batch)."""
+    overrides = list(set_) + ([f"training.epochs={epochs}"] if epochs is not None else [])
     if workers is not None:
-        _launch(workers, debug)
+        _launch(workers, debug, (spec, overrides, output, resume, device))
     from nncli.training import parallel
 
     world = run(parallel.world, debug)
-    overrides = list(set_) + ([f"training.epochs={epochs}"] if epochs is not None else [])
     options = dict(output=output, resume=resume, force=force, smoke=smoke, device=device)
     options.update(overrides=overrides, skip_bad=skip_bad)
     action = partial(_train, spec, quiet or not world.lead, world, options)
@@ -103,14 +103,22 @@ def _train(spec: Path, quiet: bool, world: Any, options: dict[str, Any]) -> None
             out.print(line)
 
 
-def _launch(workers: int, debug: bool) -> None:
-    """``--workers K``: this command again as K MPI processes; exit with the job's code."""
+def _launch(workers: int, debug: bool, run_args: tuple) -> None:
+    """``--workers K``: this command again as K MPI processes; exit with the job's code (a
+    killed rank: one line naming it and how to resume, ``run_args`` the run's spec, overrides,
+    output, resume and device)."""
     import sys
 
-    from nncli.commands.launch import launch
+    from nncli.commands.launch import launch, resume_hint
 
     args = sys.argv[sys.argv.index("train") + 1 :] if "train" in sys.argv else []
-    raise typer.Exit(run(lambda: launch(args, workers), debug))
+    options = dict(relay=_relay, after_kill=resume_hint(*run_args), debug=debug)
+    raise typer.Exit(run(lambda: launch(args, workers, **options), debug))
+
+
+def _relay(line: str, err: bool) -> None:
+    """A line of the job's stdout or stderr, passed on as it came."""
+    typer.echo(line, err=err, nl=False)
 
 
 def _shared(action: Callable[[], None], world: Any, debug: bool) -> None:

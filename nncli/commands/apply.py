@@ -11,6 +11,7 @@ from nncli import data
 from nncli.checkpoint import model as model_io
 from nncli.data.kinds import KINDS
 from nncli.errors import CheckpointError, DataError
+from nncli.files import require_regular
 
 
 def stored_encoder(model: model_io.Model, what: str = "data") -> Any:
@@ -42,10 +43,12 @@ READS = {  # what a model of each data kind is applied to, for messages
 
 def check_input_kind(model: model_io.Model, encoder: Any, path: Path) -> None:
     """DataError when ``path`` is plainly not what the model reads: an image or a folder for
-    a table model, a table or other text file for an image model."""
+    a table model, a table or other text file for an image model; or no file at all (a device,
+    a named pipe)."""
     from nncli.data.image_files import looks_like_image
 
     path, kind = Path(path), encoder.kind
+    require_regular(path, DataError, folder=True)  # sniffing a named pipe would block
     if not path.exists() or kind not in READS:
         return  # the reader names a missing file
     if kind == "images":

@@ -11,6 +11,7 @@ import numpy as np
 from nncli import data
 from nncli.checkpoint import model as model_io
 from nncli.errors import SpecError
+from nncli.files import not_regular
 from nncli.spec import build
 from nncli.spec.resolve import input_shape
 from nncli.training.callbacks import beside
@@ -20,6 +21,8 @@ def _is_checkpoint(path: Path) -> bool:
     """An HDF5 file by its name or its first bytes (a spec is YAML text)."""
     if path.suffix.lower() in (".h5", ".hdf5"):
         return True
+    if not_regular(path):  # never sniffed: the spec reader names what it is
+        return False
     try:
         with open(path, "rb") as f:
             return f.read(8) == b"\x89HDF\r\n\x1a\n"

@@ -57,6 +57,18 @@ def resume_command(spec: Any, last: Path, out: Path, overrides: Sequence[str], d
     return shlex.join(words + (["--device", device] if device else []))
 
 
+def resume_advice(
+    spec: Any, last: Path | None, out: Path, overrides: Sequence[str], device: Any
+) -> str:
+    """How a stopped run's message ends: the last good checkpoint and the command that resumes
+    from it, or that none was saved."""
+    if last is None:
+        saved = "no checkpoint was saved yet (set training.checkpoint_every)"
+        return f"; last good checkpoint: none; {saved}"
+    command = resume_command(spec, last, out, overrides, device)
+    return f"; last good checkpoint: {last}; resume with: {command}"
+
+
 def resume(
     path: Path,
     spec: Any,

@@ -23,7 +23,8 @@ from nncli.checkpoint.outputs import check_writable
 from nncli.commands import stopping
 from nncli.commands.resume import resume as resume_from
 from nncli.data.digest import content_digest
-from nncli.errors import CheckpointError, DataError, DivergedError
+from nncli.errors import CheckpointError, DataError, DivergedError, SpecError
+from nncli.files import output_problem
 from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback, History, LastEpoch, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
@@ -45,9 +46,14 @@ class TrainResult:
 def refuse_outputs_on_inputs(
     spec: Any, output: Path | None = None, resume: Path | None = None
 ) -> tuple[Path, outputs.RunFiles]:
-    """The run's checkpoint path and files, after checking no file the run writes is one of its
-    inputs (the spec, the data, and the checkpoint it resumes from unless it continues it)."""
+    """The run's checkpoint path and files, after checking the path can hold a checkpoint
+    (``files.output_problem``) and no file the run writes is one of its inputs (the spec, the
+    data, and the checkpoint it resumes from unless it continues it)."""
     out = Path(output or spec.output)
+    problem = output_problem(out)
+    if problem is not None:
+        field, where = ("--output", None) if output else ("output", spec.line_of("output"))
+        raise SpecError(f"cannot write a checkpoint there: {problem}", field=field, where=where)
     files = outputs.run_files(out)
     inputs = [getattr(spec.data, key, None) for key in ("path", "validation", "test")]
     inputs += [spec.source, None if outputs.continues(files, resume) else resume]

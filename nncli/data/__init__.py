@@ -17,6 +17,7 @@ from nncli.data.dataset import Dataset, state_text, task_for_loss
 from nncli.data.encoder import Encoder
 from nncli.data.kinds import KINDS, DataKind
 from nncli.errors import CheckpointError, DataError, NncliError, SpecError
+from nncli.files import require_regular
 
 __all__ = [
     "KINDS",
@@ -69,13 +70,17 @@ def load(
 
 def check_paths(cfg: Any, base_dir: Path) -> None:
     """DataError naming the ``data.path``/``validation``/``test`` key whose file is missing,
-    with a close match among the names in its folder."""
+    with a close match among the names in its folder, or is no regular file (a device, a named
+    pipe; an image folder may be a folder)."""
     for key in ("path", "validation", "test"):
         value = getattr(cfg, key, None)
         if value is None:
             continue
         path = Path(value) if Path(value).is_absolute() else base_dir / value
         if path.exists():
+            require_regular(
+                _shown(path), DataError, folder=cfg.kind == "images", field=f"data.{key}"
+            )
             continue
         try:
             names = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []

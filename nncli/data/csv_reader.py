@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nncli.errors import DataError
+from nncli.files import require_regular
+from nncli.limits import COLUMNS_VARIABLE, column_limit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,6 +42,7 @@ def read_table(
     import pandas as pd
 
     path = Path(path)
+    require_regular(path, DataError)  # /dev/zero never ends, a named pipe may never start
     # pandas pads a short row with missing values without a word; the csv pass catches ragged
     # rows (and bad bytes, empty files) first, with the exact line.
     header = _check_records(path, delimiter)
@@ -95,20 +98,23 @@ def _records(path: Path, delimiter: str = ",") -> Iterator[tuple[int, list[str]]
 
 
 def _check_records(path: Path, delimiter: str = ",") -> list[str]:
-    """The header's column names, after checking every record has one field per column."""
+    """The header's column names, after checking every record has one field per column and
+    the header has at most ``limits.column_limit()`` columns (before any per-column work)."""
     header = _plain_header(path, delimiter)
     if header is not None:
-        return header
+        return _check_width(header, path)
     records = _records(path, delimiter)
     first = next(records, None)
     if first is None:
         raise DataError("the file is empty; expected a header row and data rows", where=str(path))
-    header = [name.strip() for name in first[1]]
+    header = _check_width([name.strip() for name in first[1]], path)
+    seen: set[str] = set()  # a wide header: one lookup a name, not a scan of those before it
     for i, name in enumerate(header):
         if not name:
             raise DataError(f"column {i + 1} of the header has no name", where=str(path))
-        if name in header[:i]:
+        if name in seen:
             raise DataError(f"column {name!r} appears twice in the header", where=str(path))
+        seen.add(name)
     n_rows = 0
     for line, fields in records:
         n_rows += 1
@@ -119,6 +125,18 @@ def _check_records(path: Path, delimiter: str = ",") -> list[str]:
             )
     if n_rows == 0:
         raise DataError("the file has a header but no data rows", where=str(path))
+    return header
+
+
+def _check_width(header: list[str], path: Path) -> list[str]:
+    """The header, unless it names more columns than ``column_limit()`` (DataError)."""
+    limit = column_limit()
+    if len(header) > limit:
+        raise DataError(
+            f"the header has {len(header):,} columns; nncli reads at most {limit:,} "
+            f"({COLUMNS_VARIABLE}=<count> raises the limit)",
+            where=str(path),
+        )
     return header
 
 
@@ -251,7 +269,8 @@ def _column_text(
         "dtype": object,
         "sep": delimiter,
     }
-    header = [str(n).strip() for n in pd.read_csv(path, nrows=0, **options).columns]
+    first = next(_records(Path(path), delimiter), None)  # the csv module's header: pandas
+    header = [] if first is None else [n.strip() for n in first[1]]  # takes seconds for a wide one
     if name not in header:
         return None
     cells = pd.read_csv(

@@ -17,8 +17,9 @@ def check_names(
     """``error`` (DataError) at the first of ``names`` not in ``choices`` (``what`` names those),
     for the spec ``field`` that lists it, with a did-you-mean, or with the delimiter the file
     seems to use when ``choices`` is a one-column header."""
+    known = set(choices)  # a wide header: one lookup a name, not a scan of the header
     for name in names:
-        if name not in choices:
+        if name not in known:
             from nncli.engine.registry import did_you_mean  # only on this error path
 
             hint = delimiter_hint(choices) or did_you_mean(name, choices)
@@ -63,17 +64,19 @@ def feature_columns(
     exclude = list(getattr(cfg, "exclude", None) or [])
     check_names(features, "data.features", header, source)
     check_names(exclude, "data.exclude", header, source, error=SpecError)
+    roles, excluded = set(reserved), set(exclude)
     for names, field, other in ((features, "data.features", role), (exclude, "data.exclude", role)):
-        both = [name for name in names if name in reserved]
+        both = [name for name in names if name in roles]
         if both:
             raise DataError(f"column {both[0]!r} is also {other}", field=field)
-    both = [name for name in features if name in exclude]
+    both = [name for name in features if name in excluded]
     if both:
         raise SpecError(
             f"column {both[0]!r} is in both data.features and data.exclude; keep it in one",
             field="data.exclude",
         )
-    features = features or [name for name in header if name not in [*reserved, *exclude]]
+    left_out = roles | excluded
+    features = features or [name for name in header if name not in left_out]
     if not features:
         raise DataError(f"{source} has no columns besides {role}", field="data.features")
     categorical = list(getattr(cfg, "categorical", None) or [])

@@ -3,8 +3,10 @@
 Pillow reads PNG, JPEG, BMP and GIF (the first frame); every image is converted to grayscale (L)
 or RGB, resized to ``size`` (H, W) when given, and scaled to [0, 1] (16-bit grayscale by 65535).
 Out: float32 (N, C, H, W), C = 1 or 3. A file Pillow cannot read (not an image, truncated,
-corrupt, over Pillow's decompression-bomb limit, which stays on) is a DataError naming it, or,
-with ``skip_bad``, left out and counted. Hidden files (a leading dot) are never read.
+corrupt, over Pillow's decompression-bomb limit, which stays on; an entry that is no regular
+file: a named pipe, a device, a symbolic link loop or one pointing nowhere) is a DataError
+naming it, or, with ``skip_bad``, left out and counted. Hidden files (a leading dot) are never
+read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from nncli.data.labels import label_order
 from nncli.errors import DataError, OptionHint
+from nncli.files import require_regular
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -74,17 +77,20 @@ def list_images(path: Path) -> tuple[list[Path], list[str] | None, list[str] | N
     classes are None for an unlabelled folder or a file.
 
     A folder with sub-folders is labelled: each sub-folder is a class and holds its images (their
-    own sub-folders are not read). A folder without sub-folders holds unlabelled images.
+    own sub-folders are not read). A folder without sub-folders holds unlabelled images. Every
+    entry that is not a folder is an image to read, so one that cannot be (a named pipe, a link
+    loop) is reported as unreadable rather than passed over in silence.
     """
     path = Path(path)
-    if path.is_file():
-        return [path], None, None, []
     if not path.is_dir():
-        raise DataError(f"no such image file or folder: {path}")
+        if not (path.exists() or path.is_symlink()):
+            raise DataError(f"no such image file or folder: {path}")
+        require_regular(path, DataError)
+        return [path], None, None, []
     entries = _visible(path)
     folders = [p for p in entries if p.is_dir()]
     if not folders:
-        files = [p for p in entries if p.is_file()]
+        files = entries
         if not files:
             raise DataError("the folder holds no images and no class sub-folders", where=str(path))
         return files, None, None, []
@@ -98,7 +104,7 @@ def list_images(path: Path) -> tuple[list[Path], list[str] | None, list[str] | N
     by_name = {p.name: p for p in folders}
     files, labels, classes = [], [], label_order(by_name)
     for label in classes:  # one step per class folder, not per image
-        inside = [p for p in _visible(by_name[label]) if p.is_file()]
+        inside = [p for p in _visible(by_name[label]) if not p.is_dir()]
         files += inside
         labels += [label] * len(inside)
     return files, labels, classes, notes
@@ -126,6 +132,7 @@ def read_image(
     file if unreadable."""
     from PIL import Image
 
+    require_regular(path, DataError, hint=SKIP_HINT)  # a named pipe would block the decoder
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice it; both are refusals here

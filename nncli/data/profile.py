@@ -25,6 +25,7 @@ from nncli.data.header import DELIMITERS, check_names, sniff_delimiter
 from nncli.data.labels import label_order
 from nncli.data.table import ID_ROWS, mostly_numbers, stray_text, too_distinct
 from nncli.errors import DataError, SpecError
+from nncli.files import require_regular
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,6 +110,7 @@ def profile(path: Path, target: str | None = None) -> Profile:
 
         names = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []
         raise DataError(f"no such file or folder: {path}{did_you_mean(path.name, names)}")
+    require_regular(path, DataError, folder=True)  # sniffing a named pipe would block
     if path.is_dir() or not looks_like_table(path):
         if target is not None:
             what = (

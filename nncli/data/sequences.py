@@ -35,6 +35,7 @@ from nncli.data.split import split_parts
 from nncli.data.table import apply_missing, check_targets, numeric_features, resolve
 from nncli.data.table_encoder import TabularEncoder
 from nncli.errors import CheckpointError, DataError, ShapeError, SpecError
+from nncli.limits import over_memory, size_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,6 +70,10 @@ class Groups:
         out[self.seq, self.pos] = values
         return out
 
+    def padded_steps(self) -> int:
+        """Steps in the padded arrays: N sequences times the longest's length."""
+        return len(self.ids) * int(self.lengths.max(initial=0))
+
     def first_rows(self) -> np.ndarray:
         """Index into ``rows`` of each sequence's first step (N,)."""
         return np.flatnonzero(self.pos == 0)
@@ -79,6 +84,25 @@ class Groups:
         renumber = np.full(len(self.ids), -1)
         renumber[which] = np.arange(len(which))
         return Groups(self.ids[which], self.rows[keep], renumber[self.seq[keep]], self.pos[keep])
+
+
+def check_padding(parts: list[Groups], step_bytes: int, source: str) -> None:
+    """DataError before any padding when the padded arrays of ``parts`` (each (N, T, ...), T
+    its longest sequence) at ``step_bytes`` bytes a step would pass the memory limit, naming the
+    longest sequence and the memory it would take (``limits.over_memory``)."""
+    need = sum(g.padded_steps() for g in parts) * step_bytes
+    over = over_memory(need)
+    if over is None:
+        return
+    longest = max(parts, key=lambda g: int(g.lengths.max(initial=0)))
+    i = int(np.argmax(longest.lengths))
+    n = sum(len(g.ids) for g in parts)
+    raise DataError(
+        f"sequence {longest.ids[i]!r} has {int(longest.lengths[i]):,} steps: padding the {n:,} "
+        f"sequences to the longest takes {size_text(need)}, {over}; or shorten or split the "
+        "longest sequences",
+        where=source,
+    )
 
 
 def group(frame: pd.DataFrame, id_column: str, order: str | None) -> Groups:
@@ -164,6 +188,14 @@ class SequenceEncoder(Encoder):
     def read_frame(self, path: str | Path) -> pd.DataFrame:
         return self.table.read_frame(path)
 
+    def step_bytes(self, targets: bool = False) -> int:
+        """Bytes one padded step takes: its inputs (F values, or one int32 id), the mask's byte,
+        and with ``targets`` a per-step target's values."""
+        itemsize = np.dtype(self.table.dtype).itemsize
+        width = 4 if self.input_form == "ids" else len(self.feature_names) * itemsize
+        per_step = targets and self.target_per == "step"
+        return width + 1 + (self.table.output_width * itemsize if per_step else 0)
+
     def group(self, frame: pd.DataFrame) -> Groups:
         columns = [self.id_column] + ([self.order] if self.order else [])
         require_columns(frame, columns, "sequence")
@@ -172,8 +204,10 @@ class SequenceEncoder(Encoder):
     def inputs(
         self, frame: pd.DataFrame, unknown: str = "error", groups: Groups | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """x (N, T, F) padded at the end, and the mask (N, T) of real steps."""
+        """x (N, T, F) padded at the end, and the mask (N, T) of real steps; DataError first
+        when they would pass the memory limit (``check_padding``)."""
         groups = groups or self.group(frame)
+        check_padding([groups], self.step_bytes(), source_of(frame))
         x = self.table.transform(frame.iloc[groups.rows], unknown=unknown)
         if self.input_form == "ids":  # one-hot rows -> their category; an unseen one -> K
             x = np.where(x.any(axis=1), x.argmax(axis=1), x.shape[1]).astype(np.int32)
@@ -348,6 +382,9 @@ def load(
     )
     table.dtype = dtype
     encoder = SequenceEncoder(table, cfg.id, cfg.order, cfg.target_per, input_form)
+
+    # every part's padded inputs, masks and targets at once, before any is made
+    check_padding([groups.subset(p) for p in parts], encoder.step_bytes(True), str(path))
 
     def encode(chosen: np.ndarray) -> tuple[Any, Any, Any]:
         if len(chosen) == 0:

@@ -78,7 +78,8 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
     frame = apply_missing(frame, features, targets, missing, na_values, notes=notes)
     numeric = numeric_features(frame, features, categorical, na_values)
     strata = check_targets(frame, targets, task, loss, na_values)
-    one_hot = [name for name in features if name not in numeric]  # text and data.categorical
+    numbers = set(numeric)  # a set: a wide header costs linear time, not quadratic
+    one_hot = [name for name in features if name not in numbers]  # text and data.categorical
     notes += distinct_warnings(frame, one_hot, na_values)
     split = getattr(cfg, "split_column", None)
     if split:  # the file's own split; validation_split may draw from its train rows
@@ -153,7 +154,7 @@ def numeric_features(
     frame: pd.DataFrame, features: list[str], categorical: list[str], na_values: Sequence[str]
 ) -> list[str]:
     """Features whose present values are all numbers (and not listed as categorical)."""
-    numeric = []
+    numeric, categorical = [], set(categorical)
     for name in features:
         if name in categorical:
             continue

@@ -89,6 +89,7 @@ class TabularEncoder(Encoder):
         """Fit on the training rows: scaling statistics, categories, fill values, class labels."""
         na_values = list(na_values or [])
         columns: list[NumericColumn | CategoricalColumn] = []
+        numeric = set(numeric)  # a wide table: one lookup a column, not a scan
         for name in features:
             if name in numeric:
                 values, absent, _ = cell_numbers(frame[name], na_values)

@@ -29,6 +29,7 @@ from nncli.data.onehot import one_hot
 from nncli.data.split import part_size
 from nncli.data.table import resolve
 from nncli.errors import DataError, ShapeError, SpecError
+from nncli.files import require_regular
 
 STATE_VERSION = 1
 WORD = re.compile(r"\w+|[^\w\s]|\n")  # words, single punctuation marks, line breaks
@@ -96,6 +97,7 @@ class TextFile:
 def read_text(path: Path) -> TextFile:
     """UTF-8 text, line endings as ``\\n`` -> TextFile; DataError if missing, empty, not UTF-8."""
     path = Path(path)
+    require_regular(path, DataError)  # /dev/zero never ends, a named pipe may never start
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

@@ -12,7 +12,7 @@ from nncli.engine.dropout import Dropout
 from nncli.engine.initializers import GlorotUniform, LinearDefault
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
-from nncli.errors import ShapeError, SpecError
+from nncli.errors import SpecError
 
 
 def head_size(layer: Layer, features: int, heads: int) -> int:
@@ -73,7 +73,7 @@ class Attention(Layer):
         self.causal = checks.boolean("causal", causal)
         self.weight_dropout = Dropout(checks.number("dropout", dropout, 0.0, 1.0, high_open=True))
 
-    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
         f = in_shape[-1]
         return {
             "in_proj_weight": (3 * f, f),
@@ -82,10 +82,13 @@ class Attention(Layer):
             "out_proj_bias": (f,),
         }
 
+    def output_shape(self, in_shape: Shape) -> Shape:
+        self.require_sequences(in_shape)
+        head_size(self, in_shape[-1], self.heads)
+        return tuple(in_shape)
+
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
-        if len(in_shape) != 2:
-            got = ", ".join(["N", *map(str, in_shape)])
-            raise ShapeError(f"{self.label} expects sequences (N, T, F), got ({got})")
+        self.output_shape(in_shape)
         features = in_shape[-1]
         self.head_size = head_size(self, features, self.heads)
         self.params["in_proj_weight"] = GlorotUniform()(

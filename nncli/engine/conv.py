@@ -65,10 +65,6 @@ class Conv2D(Layer):
         if self.activation is not None:
             self.activation.inplace = True  # y is this layer's own fresh array
 
-    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
-        shapes = {"weight": (self.filters, in_shape[0], *self.kernel_size)}
-        return {**shapes, "bias": (self.filters,)} if self.use_bias else shapes
-
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         self.windows = windows.plan(
             self.label, in_shape, self.kernel_size, self.strides, self.padding
@@ -81,6 +77,14 @@ class Conv2D(Layer):
         if self.use_bias:
             self.params["bias"] = self.bias_initializer(shapes["bias"], fan_in, fan_out, rng)
         return (self.filters, *self.windows.out_size)
+
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        shapes = {"weight": (self.filters, in_shape[0], *self.kernel_size)}
+        return shapes | ({"bias": (self.filters,)} if self.use_bias else {})
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        plan = windows.plan(self.label, in_shape, self.kernel_size, self.strides, self.padding)
+        return (self.filters, *plan.out_size)
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)

@@ -131,21 +131,24 @@ class Conv1D(Layer):
         if self.activation is not None:
             self.activation.inplace = True  # z is this layer's own fresh array
 
-    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
-        if len(in_shape) != 2:
-            raise SpecError(f"{self.label} expects (N, T, F) input, got (N, {in_shape})")
-        shapes = {"weight": (self.filters, in_shape[1], self.windows.size)}
-        return {**shapes, "bias": (self.filters,)} if self.use_bias else shapes
-
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+        out_shape = self.output_shape(in_shape)  # checks the input is (N, T, F) and long enough
         shapes = self.array_shapes(in_shape)
-        steps, channels, k = in_shape[0], in_shape[1], self.windows.size
-        out = self.windows.check_length(self.label, steps)
+        channels, k = in_shape[1], self.windows.size
         fan_in, fan_out = channels * k, self.filters * k
         self.params["weight"] = self.kernel_initializer(shapes["weight"], fan_in, fan_out, rng)
         if self.use_bias:
             self.params["bias"] = self.bias_initializer(shapes["bias"], fan_in, fan_out, rng)
-        return (out, self.filters)
+        return out_shape
+
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        shapes = {"weight": (self.filters, in_shape[-1], self.windows.size)}
+        return shapes | ({"bias": (self.filters,)} if self.use_bias else {})
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if len(in_shape) != 2:
+            raise SpecError(f"{self.label} expects (N, T, F) input, got (N, {in_shape})")
+        return (self.windows.check_length(self.label, in_shape[0]), self.filters)
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)

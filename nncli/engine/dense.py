@@ -43,12 +43,6 @@ class Dense(Layer):
         if self.activation is not None:
             self.activation.inplace = True  # z is this layer's own fresh array
 
-    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
-        if self.units == "auto":
-            raise ValueError("units: auto must be resolved from the data before build")
-        shapes = {"weight": (self.units, in_shape[-1])}
-        return {**shapes, "bias": (self.units,)} if self.use_bias else shapes
-
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         shapes = self.array_shapes(in_shape)
         fan_in, units = in_shape[-1], self.units
@@ -56,6 +50,18 @@ class Dense(Layer):
         if self.use_bias:
             self.params["bias"] = self.bias_initializer(shapes["bias"], fan_in, units, rng)
         return (*in_shape[:-1], units)
+
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        shapes = {"weight": (self._units(), in_shape[-1])}
+        return shapes | ({"bias": (self._units(),)} if self.use_bias else {})
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return (*in_shape[:-1], self._units())
+
+    def _units(self) -> int:
+        if self.units == "auto":
+            raise ValueError("units: auto must be resolved from the data before build")
+        return self.units
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)

@@ -43,16 +43,19 @@ class Embedding(Layer):
             "embeddings_initializer", embeddings_initializer or None, {"type": "normal", "std": 1.0}
         )
 
-    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
-        if self.input_dim == "auto":
-            raise ValueError("input_dim: auto must be resolved from the data before build")
-        return {"weight": (self.input_dim, self.output_dim)}
-
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         shape = self.array_shapes(in_shape)["weight"]
         self.params["weight"] = self.embeddings_initializer(
             shape, self.input_dim, self.output_dim, rng
         )
+        return (*in_shape, self.output_dim)
+
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        if self.input_dim == "auto":
+            raise ValueError("input_dim: auto must be resolved from the data before build")
+        return {"weight": (self.input_dim, self.output_dim)}
+
+    def output_shape(self, in_shape: Shape) -> Shape:
         return (*in_shape, self.output_dim)
 
     def check_input(self, x: Any) -> None:

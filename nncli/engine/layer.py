@@ -67,10 +67,11 @@ class Layer:
 
     # -- to override -------------------------------------------------------------------------
     def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
-        """The shape of every parameter and state array ``_build`` makes for ``in_shape``,
-        worked out without making one: a checkpoint's loader compares them with the arrays it
-        holds before anything is allocated. Layers without arrays keep this default."""
-        return {}
+        """Every parameter and state array ``build`` makes for ``in_shape`` (``param_shapes``
+        and ``state_shapes``), worked out without making one: a checkpoint's loader compares
+        them with the arrays it holds, and ``validate`` estimates memory, before anything is
+        allocated."""
+        return {**self.param_shapes(in_shape), **self.state_shapes(in_shape)}
 
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         """Make parameters (on the host, from ``rng``) and return the output shape."""
@@ -98,6 +99,22 @@ class Layer:
                 f"got {tuple(self.mask.shape)}"
             )
         return self.backend.xp.asarray(self.mask, dtype=dtype)[..., None]
+
+    # -- shapes without allocating: a network's memory is known before it is built, and stored
+    # weights can be checked against their layer's config (tests compare every layer with a build)
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        """{name: shape} of the ``params`` ``build`` makes for ``in_shape``, without allocating
+        any. Layers with parameters override it."""
+        return {}
+
+    def state_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        """{name: shape} of the ``state`` ``build`` makes (batchnorm's running statistics)."""
+        return {}
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        """The output shape ``build`` gives for ``in_shape``, without allocating. A layer without
+        arrays allocates nothing in ``_build``, so that answers; layers with arrays override it."""
+        return tuple(int(d) for d in self._build(tuple(in_shape), np.random.default_rng(0)))
 
     def config(self) -> dict[str, Any]:
         """The spec keys that rebuild this layer."""
@@ -136,6 +153,12 @@ class Layer:
         self.state = {k: backend.asarray(v) for k, v in self.state.items()}
         assert not set(self.state) & set(self.params), "state and parameter names overlap"
         return self.out_shape
+
+    def require_sequences(self, in_shape: Shape) -> None:
+        """ShapeError unless ``in_shape`` is a sequence's (T, F): the batch's (N, T, F)."""
+        if len(in_shape) != 2:
+            got = ", ".join(["N", *map(str, in_shape)])
+            raise ShapeError(f"{self.label} expects sequences (N, T, F), got ({got})")
 
     def check_input(self, x: Any) -> None:
         """Raise ``ShapeError`` when ``x`` is not ``(N, *in_shape)`` (for ``any_steps`` layers:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,39 @@ def make_layer(config: str | dict[str, Any] | Layer, index: int) -> Layer:
             raise
     layer.index = index
     return layer
+
+
+@dataclass
+class LayerArrays:
+    """What one layer of a network will hold, known before it is built (``planned_arrays``)."""
+
+    label: str  # "layers[0] (dense)"
+    params: dict[str, Shape]
+    state: dict[str, Shape]
+
+    def count(self, which: str = "params") -> int:
+        return sum(math.prod(shape) for shape in getattr(self, which).values())
+
+
+def planned_arrays(layers: list[Any], input_shape: Shape) -> list[LayerArrays]:
+    """The parameter and state shapes each layer of ``layers`` (configs) will make on
+    ``input_shape``, without allocating any array: what a network takes is known (and can be
+    refused) before ``Sequential`` draws a single weight."""
+    shape = tuple(int(d) for d in input_shape)
+    planned = []
+    for i, config in enumerate(layers):
+        layer = make_layer(config, i)
+        planned.append(
+            LayerArrays(layer.label, layer.param_shapes(shape), layer.state_shapes(shape))
+        )
+        shape = _nonempty(layer, layer.output_shape(shape))
+    return planned
+
+
+def _nonempty(layer: Layer, shape: Shape) -> Shape:
+    if any(d < 1 for d in shape):
+        raise SpecError(f"{layer.label} gives an empty output {shape}", field="layers")
+    return shape
 
 
 class Sequential:
@@ -63,9 +98,7 @@ class Sequential:
         for layer in self.layers:
             if check is not None:  # may refuse the layer before it allocates its arrays
                 check(layer, shape)
-            shape = layer.build(shape, self.backend, rng)
-            if any(d < 1 for d in shape):
-                raise SpecError(f"{layer.label} gives an empty output {shape}", field="layers")
+            shape = _nonempty(layer, layer.build(shape, self.backend, rng))
         self.output_shape = shape
         # where a backward pass without dL/d(input) stops (len(layers): nothing to train)
         self._first_trainable = next(

@@ -60,12 +60,6 @@ class BatchNorm(Layer):
         self.momentum = checks.number("momentum", momentum, 0.0, 1.0)
         self.epsilon = checks.number("epsilon", epsilon, 0.0, low_open=True)
 
-    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
-        if len(in_shape) not in (1, 2, 3):
-            raise ShapeError(f"{self.label} expects (N, F), (N, T, F) or (N, C, H, W) input")
-        channels = (in_shape[0] if len(in_shape) == 3 else in_shape[-1],)
-        return dict.fromkeys(("weight", "bias", "running_mean", "running_var"), channels)
-
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         (channels,) = self.array_shapes(in_shape)["weight"]
         self.axes = {1: (0,), 2: (0, 1), 3: (0, 2, 3)}[len(in_shape)]
@@ -76,6 +70,19 @@ class BatchNorm(Layer):
         self.state["running_mean"] = np.zeros(channels)
         self.state["running_var"] = np.ones(channels)
         return in_shape
+
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        channels = self.output_shape(in_shape)[0 if len(in_shape) == 3 else -1]
+        return {"weight": (channels,), "bias": (channels,)}
+
+    def state_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        shapes = self.param_shapes(in_shape)
+        return {"running_mean": shapes["weight"], "running_var": shapes["weight"]}
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if len(in_shape) not in (1, 2, 3):
+            raise ShapeError(f"{self.label} expects (N, F), (N, T, F) or (N, C, H, W) input")
+        return tuple(in_shape)
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
@@ -178,13 +185,16 @@ class LayerNorm(Layer):
         super().__init__(None)
         self.epsilon = checks.number("epsilon", epsilon, 0.0, low_open=True)
 
-    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
-        return {"weight": in_shape[-1:], "bias": in_shape[-1:]}
-
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         self.params["weight"] = np.ones(in_shape[-1])
         self.params["bias"] = np.zeros(in_shape[-1])
         return in_shape
+
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        return {"weight": (in_shape[-1],), "bias": (in_shape[-1],)}
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return tuple(in_shape)
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)

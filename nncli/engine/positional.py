@@ -45,22 +45,24 @@ class Positional(Layer):
         self.max_length = checks.positive_int("max_length", max_length)
         self.encoding = checks.choice("encoding", encoding, ENCODINGS)
 
-    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
         learned = self.encoding == "learned"
         return {"weight": (self.max_length, in_shape[-1])} if learned else {}
 
-    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
-        if len(in_shape) != 2:
-            got = ", ".join(["N", *map(str, in_shape)])
-            raise ShapeError(f"{self.label} expects sequences (N, T, F), got ({got})")
-        steps, features = in_shape
-        if steps > self.max_length:
+    def output_shape(self, in_shape: Shape) -> Shape:
+        self.require_sequences(in_shape)
+        if in_shape[0] > self.max_length:
             field = "max_length" if self.index is None else f"layers[{self.index}].max_length"
             raise SpecError(
-                f"{self.label}: expected max_length of at least the input's {steps} steps, "
-                f"got {self.max_length}",
+                f"{self.label}: expected max_length of at least the input's {in_shape[0]} "
+                f"steps, got {self.max_length}",
                 field=field,
             )
+        return tuple(in_shape)
+
+    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
+        self.output_shape(in_shape)
+        features = in_shape[-1]
         shape = (self.max_length, features)
         if self.encoding == "learned":
             self.params["weight"] = rng.normal(0.0, 0.02, size=shape)

@@ -63,20 +63,10 @@ class Recurrent(Layer):
         )
 
     # -- build and shapes --------------------------------------------------------------------
-    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
-        if len(in_shape) != 2:
-            got = ", ".join(["N", *map(str, in_shape)])
-            raise ShapeError(f"{self.label} expects sequences (N, T, F), got ({got})")
-        size = self.gates * self.units
-        shapes = {"weight_ih": (size, in_shape[1]), "weight_hh": (size, self.units)}
-        shapes |= {name: (size,) for name in self.bias_names}
-        if self.bidirectional:  # the twin's, under the same names ending in _reverse
-            shapes |= {name + SUFFIX: shape for name, shape in shapes.items()}
-        return shapes
-
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
-        shapes = self.array_shapes(in_shape)
-        steps, features = in_shape
+        out_shape = self.output_shape(in_shape)  # checks the input is (N, T, F)
+        shapes = self.param_shapes(in_shape)
+        features = in_shape[1]
         size = self.gates * self.units
         self.params["weight_ih"] = self.kernel_initializer(shapes["weight_ih"], features, size, rng)
         self.params["weight_hh"] = self.recurrent_initializer(
@@ -92,8 +82,20 @@ class Recurrent(Layer):
         self.gate_scale = self.backend.asarray(scale) if self.sigmoid_gates else None
         # the reverse direction's weights are drawn after the forward direction's
         self.reverse = Reverse(self, in_shape, rng) if self.bidirectional else None
+        return out_shape
+
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        size = self.gates * self.units
+        shapes = {"weight_ih": (size, in_shape[-1]), "weight_hh": (size, self.units)}
+        shapes |= {name: (size,) for name in self.bias_names}
+        if self.bidirectional:  # the twin's, under the same names ending in _reverse
+            shapes |= {name + SUFFIX: shape for name, shape in shapes.items()}
+        return shapes
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        self.require_sequences(in_shape)
         width = self.units * (2 if self.bidirectional else 1)
-        return (steps, width) if self.return_sequences else (width,)
+        return (in_shape[0], width) if self.return_sequences else (width,)
 
     def check_input(self, x: Any) -> None:
         """Raise ``ShapeError`` unless ``x`` is (N, T, F) with the built F; any T >= 1 is fine."""

@@ -16,7 +16,6 @@ from nncli.engine.initializers import LinearDefault
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.normalization import LayerNorm
 from nncli.engine.registry import LAYERS
-from nncli.errors import ShapeError
 
 FEEDFORWARD_ACTIVATIONS = ["relu", "gelu"]
 
@@ -109,20 +108,22 @@ class Transformer(Layer):
         """The input of a part: the feedforward's (T, D) inside, the block's (T, F) elsewhere."""
         return (in_shape[0], self.feedforward) if name in ("dropout", "linear2") else in_shape
 
-    def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
         shapes = {}
         for name, part in self._parts(in_shape[-1]).items():
             renamed = part.torch_names if isinstance(part, Attention) else {}
-            for key, shape in part.array_shapes(self._part_shape(name, in_shape)).items():
+            for key, shape in part.param_shapes(self._part_shape(name, in_shape)).items():
                 shapes[f"{name}.{renamed.get(key, key)}"] = shape
         return shapes
 
+    def output_shape(self, in_shape: Shape) -> Shape:
+        self.require_sequences(in_shape)
+        head_size(self, in_shape[-1], self.heads)
+        return tuple(in_shape)
+
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
-        if len(in_shape) != 2:
-            got = ", ".join(["N", *map(str, in_shape)])
-            raise ShapeError(f"{self.label} expects sequences (N, T, F), got ({got})")
+        self.output_shape(in_shape)
         features = in_shape[-1]
-        head_size(self, features, self.heads)
         self.parts = self._parts(features)
         for name, part in self.parts.items():
             part.build(self._part_shape(name, in_shape), self.backend, rng)

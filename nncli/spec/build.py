@@ -6,15 +6,19 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 from nncli.backend import Backend, get_backend
 from nncli.engine import LAYERS, LOSSES, OPTIMIZERS
 from nncli.engine.losses import Loss
-from nncli.engine.network import Sequential
+from nncli.engine.network import LayerArrays, Sequential, planned_arrays
 from nncli.engine.optimizers import Optimizer
 from nncli.engine.schedules import SCHEDULES, Schedule
 from nncli.errors import NncliError, SpecError
+from nncli.limits import over_memory, size_text
 
 
 def _at(spec: Any, error: NncliError, prefix: str) -> NncliError:
@@ -84,9 +88,32 @@ def network(
 ) -> Sequential:
     try:
         layers = resolve_layers(spec.model.layers, output_width, vocabulary_size)
+        check_memory(spec, planned_arrays(layers, input_shape), backend.dtype)
         return Sequential(layers, input_shape, backend=backend, seed=spec.seed)
     except NncliError as exc:
         raise _at(spec, exc, "model") from None
+
+
+def check_memory(spec: Any, planned: list[LayerArrays], dtype: Any) -> None:
+    """SpecError before any weight is drawn when the parameters, their gradients and the
+    optimizer's slots (and the layers' state) would pass the memory limit, naming the
+    largest layer (``limits.over_memory``)."""
+    slots = optimizer(spec).slots
+    itemsize = np.dtype(dtype).itemsize
+    params = sum(layer.count() for layer in planned)
+    need = (params * (2 + len(slots)) + sum(layer.count("state") for layer in planned)) * itemsize
+    over = over_memory(need)
+    if over is None:
+        return
+    index, largest = max(enumerate(planned), key=lambda pair: pair[1].count())
+    name, shape = max(largest.params.items(), key=lambda item: math.prod(item[1]))
+    copies = f"weights, gradients{f' and {len(slots)} optimizer slots' if slots else ''}"
+    raise SpecError(
+        f"the network's {params:,} parameters take {size_text(need)} ({copies}, "
+        f"{np.dtype(dtype).name}), {over}; the largest layer is {largest.label} with "
+        f"{largest.count():,} ({name} {shape})",
+        field=f"layers[{index}]",
+    )
 
 
 def loss(spec: Any) -> Loss:

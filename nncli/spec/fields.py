@@ -106,10 +106,34 @@ def _delimiter(value: Any) -> str:
     return value
 
 
+NAME_BYTES = 250  # runs/<name>-tune must still fit a file system's 255-byte names
+SEED_MAX = 2**32 - 1  # numpy's seed range (np.random.seed), and every tool's that follows it
+
+
 def _spec_name(value: Any) -> str:
-    if not isinstance(value, str) or value in ("", ".", "..") or any(c in value for c in "/\\\0"):
+    """A name that is one file name everywhere it is used (runs/<name>, runs/<name>-tune)."""
+    if (
+        not isinstance(value, str)
+        or value in ("", ".", "..")
+        or any(c in value for c in "/\\")
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+    ):
         raise SpecError(
-            f"expected a name without slashes (used for runs/<name>), got {short(value)}"
+            "expected a name without slashes or control characters (used for runs/<name>), "
+            f"got {short(value)}"
+        )
+    if len(value.encode("utf-8", "surrogatepass")) > NAME_BYTES:
+        raise SpecError(
+            f"expected a name of at most {NAME_BYTES} bytes (it names the folder runs/<name>), "
+            f"got one of {len(value.encode('utf-8', 'surrogatepass'))}"
+        )
+    return value
+
+
+def _seed(value: Any) -> int:
+    if not checks.is_int(value) or not 0 <= value <= SEED_MAX:
+        raise SpecError(
+            f"expected an integer from 0 to {SEED_MAX} (numpy's seed range), got {short(value)}"
         )
     return value
 
@@ -170,5 +194,6 @@ BatchSize = Annotated[int | str, checked(_batch_size)]
 # -- the top level's fields (the Spec itself lives in loading.py)
 Version = Annotated[int, checked(_version)]
 SpecName = Annotated[str | None, checked(_spec_name, optional=True)]
+Seed = Annotated[int, checked(_seed)]
 Device = Annotated[str, checked(_device)]
 Dtype = Annotated[str, one_of("float32", "float64")]

@@ -23,6 +23,7 @@ from pydantic import Field, PrivateAttr, ValidationError
 from nncli.engine import checks
 from nncli.engine.registry import did_you_mean
 from nncli.errors import SpecError, SpecErrors
+from nncli.files import require_regular
 from nncli.spec import document
 from nncli.spec.document import Document, Path_, make_error
 from nncli.spec.fields import (
@@ -30,8 +31,8 @@ from nncli.spec.fields import (
     Device,
     Dtype,
     Invalid,
-    NonNegInt,
     OptFilePath,
+    Seed,
     SpecName,
     Version,
     short,
@@ -61,7 +62,7 @@ class Spec(Section):
 
     version: Version = VERSION
     name: SpecName = None  # filled: the spec file's stem
-    seed: NonNegInt = 0
+    seed: Seed = 0
     device: Device = "cpu"
     dtype: Dtype = "float32"
     data: Data
@@ -219,6 +220,8 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
     """Read and validate a spec file (see ``loads``)."""
     name = str(path)
     try:
+        if not Path(path).is_dir():  # a device never ends, a named pipe may never start
+            require_regular(path, SpecError)
         if os.path.getsize(path) > document.MAX_BYTES:
             raise SpecError(f"the spec is larger than {document.MAX_BYTES // 1024} KiB", where=name)
         raw = Path(path).read_bytes()

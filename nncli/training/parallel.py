@@ -17,6 +17,7 @@ Only buffer (upper-case) mpi4py calls are used: nothing is pickled.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -40,6 +41,9 @@ CHUNK_BYTES = 1 << 30  # one message at most: MPI counts in int
 FAULT_BYTES = 4096
 FACT_BYTES = 96  # each agreement fact travels as this many UTF-8 bytes
 SELF_ABORT_S = 10.0  # a failing rank aborts the job itself when rank 0 has not after this long
+# set by ``--workers`` (commands/launch.py): a folder where each rank writes its process id, so
+# the launcher can name the rank mpiexec reports killed
+PIDS_VARIABLE = "NNCLI_RANK_PIDS"
 
 
 class RankFailed(NncliError):
@@ -300,7 +304,16 @@ def world() -> World:
         ) from None
     comm = MPI.COMM_WORLD
     _detected = World(comm, MPI) if comm.Get_size() > 1 else SINGLE
+    _tell_launcher(_detected.rank)
     return _detected
+
+
+def _tell_launcher(rank: int) -> None:
+    """Write this rank's process id where ``--workers``'s launcher reads it (if it asked)."""
+    folder = os.environ.get(PIDS_VARIABLE)
+    if folder:
+        with contextlib.suppress(OSError):  # only a name in a message is lost
+            (Path(folder) / f"rank-{rank}").write_text(str(os.getpid()), encoding="utf-8")
 
 
 def run_facts(spec_text: str, data_paths: list[Path], version: str) -> dict[str, str]:
