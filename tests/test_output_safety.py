@@ -21,7 +21,7 @@ from nncli import checkpoint
 from nncli.checkpoint import folder as outputs
 from nncli.checkpoint import lock as folder_lock
 from nncli.checkpoint import model as model_io
-from nncli.errors import SpecError
+from nncli.errors import CheckpointError, SpecError
 
 IRIS_SPEC = iris_spec("{epochs: 2, batch_size: 16}")
 
@@ -392,3 +392,22 @@ def test_a_lock_taken_with_wait_waits_for_its_holder(tmp_path):
         assert got == []  # still waiting while the lock is held
     waiter.join(30)
     assert got == [True]
+
+
+def test_a_lock_that_never_appears_is_a_checkpoint_error_not_endless_recursion(
+    tmp_path: Path, monkeypatch
+):
+    """On a file system where creating the lock reports a missing file even after its folder
+    is made (procfs), hold tries a few times and then says so (exit 4)."""
+    from nncli.checkpoint import lock
+
+    calls = []
+
+    def missing(path, flags, mode=0o777):
+        calls.append(path)
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(lock.os, "open", missing)
+    with pytest.raises(CheckpointError, match="cannot create the lock file"), lock.hold(tmp_path):
+        pass
+    assert len(calls) == 3

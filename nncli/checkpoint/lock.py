@@ -148,24 +148,28 @@ def _refused(lock: Path, why: str) -> CheckpointError:
     )
 
 
-def _open(lock: Path) -> tuple[int, bool]:
+def _open(lock: Path, tries: int = 3) -> tuple[int, bool]:
     """(descriptor, whether this call created the file). A new file is created exclusively;
     an existing one is opened without following a link and must be a regular file with one
-    name (never some other file a link would reach)."""
+    name (never some other file a link would reach). A lock that vanishes between the two
+    steps is tried again, ``tries`` times in all (a file system where it never appears, such
+    as /proc, ends in a CheckpointError rather than endless recursion)."""
+    if tries < 1:
+        raise CheckpointError("cannot create the lock file (it vanishes)", where=str(lock))
     try:
         return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o644), True
     except FileExistsError:  # a run's lock, a dead run's, or something else: look at it
         pass
     except FileNotFoundError:  # the folder went (a failed run removed it): make it again
         _make_folders(lock.parent)
-        return _open(lock)
+        return _open(lock, tries - 1)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise CheckpointError(f"cannot create the lock file ({reason})", where=str(lock)) from None
     try:
         fd = os.open(lock, os.O_RDWR | NOFOLLOW | NONBLOCK)
     except FileNotFoundError:  # removed by its finishing run meanwhile: create it
-        return _open(lock)
+        return _open(lock, tries - 1)
     except OSError as exc:
         if exc.errno == errno.ELOOP or os.path.islink(lock):
             raise _refused(lock, "is a symbolic link") from None
