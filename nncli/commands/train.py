@@ -50,9 +50,10 @@ def refuse_outputs_on_inputs(
     (``files.output_problem``) and no file the run writes is one of its inputs (the spec, the
     data, and the checkpoint it resumes from unless it continues it)."""
     out = Path(output or spec.output)
+    field, where = ("--output", None) if output else ("output", spec.line_of("output"))
+    outputs.check_kind(out, field, example=out / "model.h5")  # a folder: name a file inside it
     problem = output_problem(out)
     if problem is not None:
-        field, where = ("--output", None) if output else ("output", spec.line_of("output"))
         raise SpecError(f"cannot write a checkpoint there: {problem}", field=field, where=where)
     files = outputs.run_files(out)
     inputs = [getattr(spec.data, key, None) for key in ("path", "validation", "test")]
