@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's pictures, made by nncli's own commands: trains the iris classifier (a step
+# The pictures of docs/guides/seeing-a-model.md, made by nncli's own commands: trains the iris classifier (a step
 # schedule, early stopping) and the digits CNN in a temporary folder, then draws them with
 # `nncli plot` into docs/. Needs nncli installed with the plot extra: pip install -e ".[plot]".
 # About half a minute on one CPU core; the same pictures every time (seeded runs).
