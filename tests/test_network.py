@@ -110,11 +110,11 @@ def test_every_engine_module_defining_a_layer_is_registered():
     from nncli.engine.registry import LAYERS
 
     defining = set()
-    for info in pkgutil.iter_modules(engine.__path__):
-        module = importlib.import_module(f"nncli.engine.{info.name}")
+    for info in pkgutil.walk_packages(engine.__path__, "nncli.engine."):
+        module = importlib.import_module(info.name)
         classes = [c for c in vars(module).values() if inspect.isclass(c) and c is not Layer]
         if any(issubclass(c, Layer) and c.__module__ == module.__name__ for c in classes):
-            defining.add(info.name)
+            defining.add(info.name.removeprefix("nncli.engine."))
     assert defining == set(engine.LAYER_MODULES)
     registered_in = {LAYERS.get(name).__module__ for name in LAYERS.names()}
     assert registered_in <= {f"nncli.engine.{name}" for name in engine.LAYER_MODULES}
