@@ -5,7 +5,7 @@ This is the only module that imports cupy, and it does so lazily. With ``NNCLI_F
 
 Data crosses between host and device only here: ``Backend.asarray`` / ``to_device`` (host ->
 device) and ``to_host`` (device -> host). ``elementwise`` builds the fused CuPy kernels the
-engine asks for (``nncli.engine.fused``), only on a real GPU.
+engine asks for (``nncli.engine.kernels``), only on a real GPU.
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ ROOMS = {  # outside library -> the only places that may import it
     "matplotlib": ("nncli/plots/",),
     "optuna": ("nncli/search/",),
     "mpi4py": ("nncli/training/parallel.py", "nncli/fakenccl.py"),  # the stand-in NCCL's wire
-    "numba": ("nncli/engine/kernels.py",),  # compiles kernel_loops.py's loops, handed the jit
+    "numba": ("nncli/engine/kernels.py",),  # compiles the loops each operation hands it (jit)
 }
 
 

@@ -10,8 +10,8 @@ import pytest
 from helpers import DATASETS, invoke, one_error_line
 
 from nncli.backend import get_backend
-from nncli.engine.attention import masked_softmax
 from nncli.engine.gradcheck import check_layer
+from nncli.engine.layers.attention import masked_softmax
 from nncli.engine.network import Sequential, make_layer
 from nncli.errors import SpecError
 

@@ -12,8 +12,8 @@ from helpers import DATASETS, assert_network_close, invoke, torch_reference
 
 from nncli.backend import get_backend
 from nncli.checkpoint import model as model_io
-from nncli.engine.bidirectional import flip, flip_order
 from nncli.engine.gradcheck import check_layer, numeric_gradient, relative_error
+from nncli.engine.layers.recurrent.bidirectional import flip, flip_order
 from nncli.engine.network import Sequential
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError, SpecError

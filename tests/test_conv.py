@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from nncli.backend import get_backend, gpu_available, to_host
-from nncli.engine.conv import Conv2D
 from nncli.engine.gradcheck import check_layer
-from nncli.engine.pool import MaxPool2D
+from nncli.engine.layers.conv2d import Conv2D
+from nncli.engine.layers.pool2d import MaxPool2D
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError, SpecError
 

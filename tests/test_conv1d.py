@@ -5,8 +5,8 @@ import pytest
 from helpers import torch_reference
 
 from nncli.backend import get_backend
-from nncli.engine.conv1d import Conv1D
 from nncli.engine.gradcheck import check_layer
+from nncli.engine.layers.conv1d import Conv1D
 from nncli.engine.network import Sequential
 from nncli.errors import SpecError
 

@@ -5,7 +5,7 @@ import pytest
 from helpers import torch_reference
 
 from nncli.backend import get_backend
-from nncli.engine.embedding import Embedding
+from nncli.engine.layers.embedding import Embedding
 from nncli.errors import DataError, ShapeError, SpecError
 
 F64 = get_backend("cpu", "float64")

@@ -103,7 +103,7 @@ def test_first_layer_input_gradient_only_when_it_can_be_wanted():
 def test_training_backward_stops_at_the_first_layer_with_parameters(monkeypatch):
     """Behind a reshape the first conv computes no col2im (counted), and every gradient is the
     one a backward with the input gradient gives."""
-    from nncli.engine import windows
+    from nncli.engine.layers import windows
 
     layers = [
         {"type": "reshape", "shape": [1, 6, 6]},

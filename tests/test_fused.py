@@ -1,6 +1,7 @@
-"""Fused GPU kernels (nncli/engine/fused.py): the numpy references equal the engine's unfused
-math exactly, the stand-in goes through them, and on a real GPU (skipped without one) each
-CuPy kernel matches its reference."""
+"""Fused GPU kernels (``kernels.gpu_kernel``, declared beside their operations: the optimizers' in
+nncli/engine/optimizer_kernels.py, the cells' in nncli/engine/layers/recurrent/lstm.py and gru.py):
+the numpy references equal the engine's unfused math exactly, the stand-in goes through them, and
+on a real GPU (skipped without one) each CuPy kernel matches its reference."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from helpers import LIBM_ULPS, assert_close_float32
 
 from nncli import fakegpu
 from nncli.backend import get_backend, gpu_available, to_host
-from nncli.engine import fused
+from nncli.engine import kernels, optimizer_kernels
+from nncli.engine.layers.recurrent import gru, lstm
 from nncli.engine.network import Sequential
 from nncli.engine.registry import OPTIMIZERS
 
@@ -34,8 +36,8 @@ def _optimizer(settings: dict):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("settings", OPTIMIZER_CASES, ids=lambda s: "-".join(map(str, s.values())))
 def test_optimizer_references_equal_the_engine_update_exactly(monkeypatch, settings, dtype):
-    """The engine's in-place numpy update on the host against fused.py's reference on the
-    stand-in (which is what a GPU run without CuPy kernels computes), five steps."""
+    """The engine's in-place numpy update on the host against optimizer_kernels.py's reference on
+    the stand-in (which is what a GPU run without CuPy kernels computes), five steps."""
     monkeypatch.setenv("NNCLI_FAKE_GPU", "1")
     device = get_backend("gpu", np.dtype(dtype).name)
     rng = np.random.default_rng(0)
@@ -65,11 +67,11 @@ def test_lstm_reference_equals_the_cell_math_exactly():
     i, f, g, o = (t[k * h : (k + 1) * h] for k in range(4))
     i, f, o = (s * 0.5 + 0.5 for s in (i, f, o))
     c_new = f * c + i * g
-    (h_new, c_ref), (gates, _, tanh_c) = fused.lstm_forward(a.copy(), c, h)
+    (h_new, c_ref), (gates, _, tanh_c) = lstm.cell_forward(a.copy(), c, h)
     np.testing.assert_array_equal(c_ref, c_new)
     np.testing.assert_array_equal(h_new, o * np.tanh(c_new))
     dh, dc, dgi = rng.normal(size=(h, n)), rng.normal(size=(h, n)), np.empty((4 * h, n))
-    dc_prev = fused.lstm_backward(dh, dc, (gates, c, tanh_c), dgi, h)
+    dc_prev = lstm.cell_backward(dh, dc, (gates, c, tanh_c), dgi, h)
     d = (1 - tanh_c * tanh_c) * o * dh + dc
     expected = [(d * g) * ((1 - i) * i), (d * c) * ((1 - f) * f), (d * i) * (1 - g * g)]
     expected.append((dh * tanh_c) * ((1 - o) * o))
@@ -84,10 +86,10 @@ def test_gru_reference_equals_the_cell_math_exactly():
     rz = np.tanh(gh[: 2 * h] + gi[: 2 * h]) * 0.5 + 0.5
     r, z = rz[:h], rz[h:]
     new = np.tanh(r * gh[2 * h :] + gi[2 * h :])
-    (h_new,), cache = fused.gru_forward(gi, gh.copy(), h_prev, h)
+    (h_new,), cache = gru.cell_forward(gi, gh.copy(), h_prev, h)
     np.testing.assert_array_equal(h_new, (h_prev - new) * z + new)
     dh, dgi, dgh = rng.normal(size=(h, n)), np.empty((3 * h, n)), np.empty((3 * h, n))
-    dh_prev = fused.gru_backward(dh, cache, dgi, dgh, h)
+    dh_prev = gru.cell_backward(dh, cache, dgi, dgh, h)
     dn = (dh * (1 - z)) * (1 - new * new)
     dr = (dn * gh[2 * h :]) * (r * (1 - r))
     dz = (dh * (h_prev - new)) * (z * (1 - z))
@@ -97,11 +99,11 @@ def test_gru_reference_equals_the_cell_math_exactly():
 
 
 def test_the_stand_in_goes_through_every_fused_step(monkeypatch):
-    """A GPU run asks fused.py for its kernels (the stand-in then runs the references): the
+    """A GPU run asks kernels.py for its kernels (the stand-in then runs the references): the
     dispatch a real GPU takes is the one CI exercises."""
     monkeypatch.setenv("NNCLI_FAKE_GPU", "1")
     asked: list[str] = []
-    monkeypatch.setattr(fused, "_kernel", lambda x, name: asked.append(name))
+    monkeypatch.setattr(kernels, "gpu_kernel", lambda x, name: asked.append(name))
     device = get_backend("gpu", "float64")
     layers = [{"type": "lstm", "units": 3, "return_sequences": True}, {"type": "gru", "units": 2}]
     net = Sequential(layers, (4, 2), device, seed=0)
@@ -109,7 +111,7 @@ def test_the_stand_in_goes_through_every_fused_step(monkeypatch):
     for settings in OPTIMIZER_CASES[::2] + OPTIMIZER_CASES[-1:]:
         net.backward(net.forward(x, training=True))
         _optimizer(settings).step(net.named_parameters(), net.named_gradients())
-    assert set(asked) == set(fused.KERNELS)
+    assert set(asked) == set(kernels.CUDA)
     fakegpu.COUNTS.clear()
 
 
@@ -120,7 +122,7 @@ def test_each_kernel_is_called_with_its_parameters(monkeypatch):
     called: dict[str, int] = {}
 
     def fake(x, name):
-        ins, outs, operation = fused.KERNELS[name]
+        ins, outs, operation = kernels.CUDA[name]
         params = [p.split()[-1] for p in (ins + ", " + outs).split(", ")]
         assert not {"i", "n", "_ind"} & set(params), name
         assert all(p in operation for p in params), name
@@ -133,19 +135,19 @@ def test_each_kernel_is_called_with_its_parameters(monkeypatch):
 
         return kernel
 
-    monkeypatch.setattr(fused, "_kernel", fake)
+    monkeypatch.setattr(kernels, "gpu_kernel", fake)
     rng, h, n = np.random.default_rng(4), 3, 2
     p, g, m, v = (rng.normal(size=6) for _ in range(4))
-    fused.adam(p, g, m, v, 0.9, 0.999, 0.01, 1e-8, 1)
-    fused.sgd_momentum(p, g, m, 0.9, 0.1, True, False)
-    fused.rmsprop(p, g, v, 0.9, 0.01, 1e-8)
+    optimizer_kernels.adam_on_device(p, g, m, v, 0.9, 0.999, 0.01, 1e-8, 1)
+    optimizer_kernels.sgd_momentum_on_device(p, g, m, 0.9, 0.1, True, False)
+    optimizer_kernels.rmsprop_on_device(p, g, v, 0.9, 0.01, 1e-8)
     a, c, dh = _gates(rng, h, n, 4), rng.normal(size=(h, n)), rng.normal(size=(h, n))
-    _, cache = fused.lstm_forward(a, c, h)
-    fused.lstm_backward(dh, dh, cache, np.empty((4 * h, n)), h)
+    _, cache = lstm.cell_forward(a, c, h)
+    lstm.cell_backward(dh, dh, cache, np.empty((4 * h, n)), h)
     gi, gh = _gates(rng, h, n, 3), _gates(rng, h, n, 3)
-    _, cache = fused.gru_forward(gi, gh, c, h)
-    fused.gru_backward(dh, cache, np.empty((3 * h, n)), np.empty((3 * h, n)), h)
-    assert set(called) == set(fused.KERNELS)
+    _, cache = gru.cell_forward(gi, gh, c, h)
+    gru.cell_backward(dh, cache, np.empty((3 * h, n)), np.empty((3 * h, n)), h)
+    assert set(called) == set(kernels.CUDA)
 
 
 # -- on a real GPU -------------------------------------------------------------------------------
@@ -173,24 +175,24 @@ def test_optimizer_kernels_match_the_reference_on_a_gpu(settings):
 def test_recurrent_kernels_match_the_reference_on_a_gpu():
     device, rng, h, n = get_backend("gpu", "float64"), np.random.default_rng(3), 5, 7
     a, c = _gates(rng, h, n, 4), rng.normal(size=(h, n))
-    host = fused.lstm_forward(a.copy(), c, h)
-    gpu = fused.lstm_forward(device.asarray(a), device.asarray(c), h)
+    host = lstm.cell_forward(a.copy(), c, h)
+    gpu = lstm.cell_forward(device.asarray(a), device.asarray(c), h)
     for want, got in zip(host[0] + host[1], gpu[0] + gpu[1], strict=True):
         np.testing.assert_allclose(to_host(got), want, rtol=1e-12, atol=1e-14)
     dh, dc = rng.normal(size=(h, n)), rng.normal(size=(h, n))
     dgi_host, dgi_gpu = np.empty((4 * h, n)), device.xp.empty((4 * h, n))
-    want = fused.lstm_backward(dh, dc, host[1], dgi_host, h)
-    got = fused.lstm_backward(device.asarray(dh), device.asarray(dc), gpu[1], dgi_gpu, h)
+    want = lstm.cell_backward(dh, dc, host[1], dgi_host, h)
+    got = lstm.cell_backward(device.asarray(dh), device.asarray(dc), gpu[1], dgi_gpu, h)
     np.testing.assert_allclose(to_host(got), want, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(to_host(dgi_gpu), dgi_host, rtol=1e-12, atol=1e-14)
     gi, gh, h_prev = _gates(rng, h, n, 3), _gates(rng, h, n, 3), rng.normal(size=(h, n))
-    host = fused.gru_forward(gi, gh.copy(), h_prev, h)
-    gpu = fused.gru_forward(*(device.asarray(v) for v in (gi, gh, h_prev)), h)
+    host = gru.cell_forward(gi, gh.copy(), h_prev, h)
+    gpu = gru.cell_forward(*(device.asarray(v) for v in (gi, gh, h_prev)), h)
     np.testing.assert_allclose(to_host(gpu[0][0]), host[0][0], rtol=1e-12, atol=1e-14)
     grads_host = (np.empty((3 * h, n)), np.empty((3 * h, n)))
     grads_gpu = (device.xp.empty((3 * h, n)), device.xp.empty((3 * h, n)))
-    want = fused.gru_backward(dh, host[1], *grads_host, h)
-    got = fused.gru_backward(device.asarray(dh), gpu[1], *grads_gpu, h)
+    want = gru.cell_backward(dh, host[1], *grads_host, h)
+    got = gru.cell_backward(device.asarray(dh), gpu[1], *grads_gpu, h)
     np.testing.assert_allclose(to_host(got), want, rtol=1e-12, atol=1e-14)
     for want, got in zip(grads_host, grads_gpu, strict=True):
         np.testing.assert_allclose(to_host(got), want, rtol=1e-12, atol=1e-14)

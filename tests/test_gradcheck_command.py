@@ -9,7 +9,7 @@ import pytest
 from helpers import IRIS, ROOT, invoke, iris_spec, one_error_line
 
 from nncli.commands.gradcheck import TOLERANCE, gradcheck
-from nncli.engine.dense import Dense
+from nncli.engine.layers.dense import Dense
 
 MODELS = sorted((ROOT / "models").glob("*.yaml"))
 

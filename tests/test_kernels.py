@@ -11,8 +11,8 @@ from helpers import LIBM_ULPS, assert_close_float32
 
 from nncli.backend import get_backend
 from nncli.engine import kernels
+from nncli.engine.layers.recurrent.lstm import LSTM
 from nncli.engine.optimizers import Adam, AdamW
-from nncli.engine.recurrent import LSTM
 
 pytest.importorskip("numba")
 
@@ -82,7 +82,7 @@ def test_lstm_kernels_match_the_numpy_cell(numpy_only, dtype, sequences):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape", [(64, 16, 8), (300, 20)])
 def test_batchnorm_kernels_match_the_numpy_layer(numpy_only, dtype, shape):
-    from nncli.engine.normalization import BatchNorm
+    from nncli.engine.layers.normalization import BatchNorm
 
     backend = get_backend("cpu", dtype)
     rng = np.random.default_rng(4)
@@ -109,7 +109,7 @@ def test_batchnorm_kernels_match_the_numpy_layer(numpy_only, dtype, shape):
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("size", [(28, 28), (9, 7)])
 def test_max_pool_kernel_matches_the_numpy_pool_exactly(numpy_only, relu, size):
-    from nncli.engine.pool import MaxPool2D
+    from nncli.engine.layers.pool2d import MaxPool2D
 
     backend = get_backend("cpu")
     rng = np.random.default_rng(6)

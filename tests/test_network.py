@@ -110,14 +110,42 @@ def test_every_engine_module_defining_a_layer_is_registered():
     from nncli.engine.registry import LAYERS
 
     defining = set()
-    for info in pkgutil.iter_modules(engine.__path__):
-        module = importlib.import_module(f"nncli.engine.{info.name}")
+    for info in pkgutil.walk_packages(engine.__path__, "nncli.engine."):
+        module = importlib.import_module(info.name)
         classes = [c for c in vars(module).values() if inspect.isclass(c) and c is not Layer]
         if any(issubclass(c, Layer) and c.__module__ == module.__name__ for c in classes):
-            defining.add(info.name)
+            defining.add(info.name.removeprefix("nncli.engine."))
     assert defining == set(engine.LAYER_MODULES)
     registered_in = {LAYERS.get(name).__module__ for name in LAYERS.names()}
     assert registered_in <= {f"nncli.engine.{name}" for name in engine.LAYER_MODULES}
+
+
+def test_the_network_uses_only_what_layer_declares():
+    """Every member the network and the gradient check read, set or call on a layer is declared
+    on ``Layer`` with a default, and nothing in nncli asks a layer with getattr/hasattr or reaches
+    into a layer's private (``_``) state from outside its class."""
+    import ast
+    import re
+
+    from helpers import ROOT
+
+    from nncli.engine.layer import Layer
+
+    declared = set(dir(Layer)) | set(vars(Layer()))
+    for name in ("network.py", "gradcheck.py"):
+        tree = ast.parse((ROOT / "nncli" / "engine" / name).read_text(encoding="utf-8"))
+        used = {
+            node.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("layer", "after")
+        }
+        assert used and used <= declared, (name, sorted(used - declared))
+    asking = re.compile(r"(getattr|hasattr|setattr)\((layer|part|twin|outer|after)\b|\blayer\._")
+    for path in sorted((ROOT / "nncli").rglob("*.py")):
+        found = asking.findall(path.read_text(encoding="utf-8"))
+        assert not found, f"{path.relative_to(ROOT)}: {found}"
 
 
 @pytest.mark.parametrize(

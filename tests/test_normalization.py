@@ -6,8 +6,8 @@ from helpers import torch_reference
 
 from nncli.backend import get_backend
 from nncli.engine.gradcheck import check_layer
+from nncli.engine.layers.normalization import BatchNorm, LayerNorm
 from nncli.engine.network import Sequential
-from nncli.engine.normalization import BatchNorm, LayerNorm
 from nncli.errors import ShapeError
 
 F64 = get_backend("cpu", "float64")

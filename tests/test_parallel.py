@@ -26,7 +26,7 @@ from PIL import Image
 
 from nncli.checkpoint import model as model_io
 from nncli.commands import launch as launch_command
-from nncli.engine.dropout import Dropout
+from nncli.engine.layers.dropout import Dropout
 from nncli.errors import SpecError
 from nncli.training.parallel import World, launched_size
 

@@ -7,7 +7,7 @@ import pytest
 
 from nncli.backend import get_backend, gpu_available, to_host
 from nncli.engine.gradcheck import check_layer
-from nncli.engine.pool import AvgPool2D, MaxPool2D
+from nncli.engine.layers.pool2d import AvgPool2D, MaxPool2D
 from nncli.engine.registry import LAYERS
 from nncli.errors import SpecError
 

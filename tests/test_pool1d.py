@@ -5,7 +5,7 @@ import pytest
 from helpers import torch_reference
 
 from nncli.backend import get_backend
-from nncli.engine.pool1d import AvgPool1D, MaxPool1D
+from nncli.engine.layers.pool1d import AvgPool1D, MaxPool1D
 from nncli.errors import SpecError
 
 F64 = get_backend("cpu", "float64")

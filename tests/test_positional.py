@@ -9,8 +9,8 @@ from helpers import invoke, one_error_line
 from test_attention import walks_spec
 
 from nncli.backend import get_backend
+from nncli.engine.layers.positional import sinusoidal_table
 from nncli.engine.network import make_layer
-from nncli.engine.positional import sinusoidal_table
 from nncli.errors import ShapeError, SpecError
 
 F64 = get_backend("cpu", "float64")

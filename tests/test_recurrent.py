@@ -8,8 +8,9 @@ from helpers import torch_reference
 
 from nncli.backend import get_backend
 from nncli.engine.gradcheck import check_layer, numeric_gradient, relative_error
-from nncli.engine.gru import GRU
-from nncli.engine.recurrent import LSTM, SimpleRNN
+from nncli.engine.layers.recurrent.gru import GRU
+from nncli.engine.layers.recurrent.lstm import LSTM
+from nncli.engine.layers.recurrent.rnn import SimpleRNN
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError, SpecError
 

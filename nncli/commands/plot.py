@@ -260,10 +260,6 @@ def feature_maps(model: model_io.Model, image: Path) -> Any:
 
 def layer_outputs(net: Any, x: np.ndarray) -> list[tuple[Any, np.ndarray]]:
     """(layer, its output for the first row, on the host) for every layer, in order."""
-    backend, out = net.backend, []
+    backend = net.backend
     y = backend.xp.asarray(x, dtype=backend.dtype)
-    for layer in net.layers:
-        layer.mask = None  # images have no padded steps
-        y = layer.forward(y, False)
-        out.append((layer, backend.to_host(y)[0]))
-    return out
+    return [(layer, backend.to_host(out)[0]) for layer, out in net.outputs(y)]

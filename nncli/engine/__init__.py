@@ -1,8 +1,9 @@
 """nncli's neural-network engine: layers, losses, optimizers and the Sequential network.
 
-Importing this package registers every layer, activation, loss, optimizer and initialiser. A new
-layer module is named once, in ``LAYER_MODULES``; tests/test_network.py fails for an engine module
-that defines a layer without being listed here.
+Importing this package registers every layer, activation, loss, optimizer and initialiser. The
+layers live in ``layers/``, one module (or folder) per operation; a new layer module is named once,
+in ``LAYER_MODULES``; tests/test_network.py fails for an engine module that defines a layer
+without being listed here.
 """
 
 from importlib import import_module
@@ -10,24 +11,27 @@ from importlib import import_module
 from nncli.engine.network import Sequential
 from nncli.engine.registry import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS
 
-# the modules whose import registers layers (activations are layers too), in any order
+# every module that defines a layer class (importing them registers the layers; activations
+# are layers too), in any order
 LAYER_MODULES = (
-    "activations",
-    "attention",
-    "conv",
-    "conv1d",
-    "dense",
-    "dropout",
-    "embedding",
-    "global_pool",
-    "gru",
-    "normalization",
-    "pool",
-    "pool1d",
-    "positional",
-    "recurrent",
-    "shape",
-    "transformer",
+    "layers.activation",
+    "layers.attention",
+    "layers.conv1d",
+    "layers.conv2d",
+    "layers.dense",
+    "layers.dropout",
+    "layers.embedding",
+    "layers.global_pool",
+    "layers.normalization",
+    "layers.pool1d",
+    "layers.pool2d",
+    "layers.positional",
+    "layers.recurrent.gru",
+    "layers.recurrent.loop",
+    "layers.recurrent.lstm",
+    "layers.recurrent.rnn",
+    "layers.shape",
+    "layers.transformer",
 )
 # the modules whose import registers the other registries' entries
 OTHER_MODULES = ("initializers", "losses", "optimizers", "schedules")

@@ -61,7 +61,7 @@ def check_layer(
     rng = np.random.default_rng(seed)
     if layer.backend is None:
         layer.build(in_shape, backend, rng)
-    ids = layer.integer_input and getattr(layer, layer.integer_input)
+    ids = layer.id_count()
     x = backend.asarray(
         rng.integers(0, ids, size=(batch, *in_shape))
         if ids
@@ -71,8 +71,7 @@ def check_layer(
     r = backend.asarray(rng.normal(size=(batch, *layer.out_shape)))
 
     def loss() -> float:
-        if hasattr(layer, "reset_rng"):
-            layer.reset_rng()
+        layer.reset_rng()
         return float((layer.forward(x, training) * r).sum())
 
     loss()

@@ -1,16 +1,24 @@
-"""Fused CPU loops (numba) for the work numpy can only do as many whole-array passes.
+"""How an operation's fused kernels run: its numba loops on the CPU, its CUDA source on a GPU.
 
-Each kernel computes what the numpy code beside its caller computes: Adam and the pools bit for
-bit, batchnorm with float64 statistics and the LSTM step with a rational tanh to float32
-rounding. That numpy code stays the reference (and the only path on the GPU, without numba,
-for small arrays, or with ``NNCLI_KERNELS=numpy``), and the tests compare the two. One pass
-instead of a dozen matters where the arrays are small enough that every numpy call's fixed cost
-shows (an LSTM step: 32 x 512 gates) or where the pass count is the whole cost (Adam: 12 passes
-over every parameter). The layers' loops live in ``kernel_loops.py``.
+The kernels themselves sit beside the numpy code they stand in for, in the operation's own module
+(``layers/normalization.py``, ``layers/pool2d.py``, ``layers/recurrent/lstm.py``,
+``layers/recurrent/lstm_fused.py``, ``layers/recurrent/gru.py``, ``optimizer_kernels.py``); this
+module only loads and dispatches them, and knows no operation.
 
-numba is a default dependency where it has wheels (environment markers in pyproject.toml) and
-absent elsewhere, so nncli never requires it. It is imported, and the kernels compiled (cached
-on disk after the first time), only when a kernel is first used.
+CPU: one pass instead of a dozen matters where the arrays are small enough that every numpy
+call's fixed cost shows (an LSTM step: 32 x 512 gates) or where the pass count is the whole
+cost (Adam: 12 passes over every parameter). An operation writes its loops for ``numba.njit``
+in a function that is handed the decorators (``loops(jit, inline) -> {name: loop}``), so nothing
+but this module imports numba; ``compiled(loops)`` compiles them (cached on disk after the
+first time) when they are first used. numba is a default dependency where it has wheels
+(environment markers in pyproject.toml) and absent elsewhere, so nncli never requires it; the
+numpy code stays the reference (and the only path without numba, for small arrays, or with
+``NNCLI_KERNELS=numpy``), and the tests compare the two.
+
+GPU: an operation declares each kernel's CUDA source once (``cuda(name, ...)``, collected in
+``CUDA``); ``gpu_kernel(x, name)`` gives the ``cupy.ElementwiseKernel`` that
+``backend.elementwise`` builds from it on a real GPU, and None on the strict stand-in
+(``NNCLI_FAKE_GPU``), where the operation runs its numpy reference on the device arrays.
 """
 
 from __future__ import annotations
@@ -18,24 +26,47 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from nncli.engine.kernel_loops import batchnorm_loops, lstm_loops, pool_loops
+from nncli.backend import elementwise, on_real_gpu
 
 MIN_SIZE = 4096  # elements; below this numpy's few calls cost less than a kernel call would
-_kernels: Any = None  # None: not loaded yet; False: unavailable
+_kernels: Any = None  # None: not loaded yet; False: unavailable; else the numba decorators
+_compiled: dict[Callable[..., Any], dict[str, Any]] = {}
+
+# name -> (in_params, out_params, CUDA operation), declared by each operation's module
+CUDA: dict[str, tuple[str, str, str]] = {}
 
 
+class Decorators(NamedTuple):
+    """What an operation's loops are written for: ``jit`` compiles a loop (cached on disk),
+    ``inline`` a helper that the loops calling it inline."""
+
+    jit: Any
+    inline: Any
+
+
+# -- the CPU: numba ------------------------------------------------------------------------------
 def _load() -> Any:
     global _kernels
     if _kernels is None:
         _kernels = False
         if os.environ.get("NNCLI_KERNELS", "").lower() != "numpy":
             with contextlib.suppress(ImportError):  # numba is optional
-                _kernels = _compile()
+                _kernels = _decorators()
     return _kernels
+
+
+def _decorators() -> Decorators:
+    import numba  # noqa: PLC0415 - optional
+
+    return Decorators(
+        jit=numba.njit(cache=True, error_model="numpy", nogil=True),
+        inline=numba.njit(inline="always", error_model="numpy"),
+    )
 
 
 def active() -> str:
@@ -61,118 +92,28 @@ def usable(*arrays: Any) -> bool:
     return bool(_load())
 
 
-def adam(p, g, m, v, beta1, beta2, learning_rate, epsilon, t, decay=1.0) -> None:  # noqa: ANN001
-    """Adam's update of ``optimizers.Adam.update``, in place, in one pass; ``decay`` multiplies
-    p first (AdamW's 1 - lr weight_decay; 1 for Adam leaves p exactly as it is)."""
-    import math
-
-    root = math.sqrt(1 - beta2**t)
-    step = learning_rate / (1 - beta1**t)
-    f = p.dtype.type
-    _kernels.adam(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), f(1 - beta1),
-                  f(beta2), f(1 - beta2), f(epsilon * root), f(1 / (step * root)),
-                  f(decay))  # fmt: skip
+def compiled(loops: Callable[[Any, Any], dict[str, Any]]) -> dict[str, Any]:
+    """An operation's numba loops, ``loops(jit, inline)``, made once (call after ``usable``)."""
+    made = _compiled.get(loops)
+    if made is None:
+        decorators = _load()
+        made = _compiled[loops] = loops(decorators.jit, decorators.inline)
+    return made
 
 
-def lstm_cell(t, c, c_out) -> None:  # noqa: ANN001
-    """The LSTM cell of ``LSTM.step_forward`` after numpy's tanh of all four gates ``t``
-    (4H, N): the i, f, o blocks become 0.5 t + 0.5 (sigmoids), in place, and
-    c_out = f c + i g. (tanh stays numpy's: vectorised, where a compiled loop calls libm.)"""
-    _kernels.lstm_cell(t, c, c_out)
+# -- the GPU: CUDA elementwise kernels -----------------------------------------------------------
+def cuda(name: str, in_params: str, out_params: str, operation: str) -> str:
+    """Declare the kernel ``name`` (outputs are read before they are written where they hold
+    the step's input); returns the name."""
+    CUDA[name] = (in_params, out_params, operation)
+    return name
 
 
-def lstm_backward(dh, dc, a, c, tanh_c, dgi, dc_prev) -> None:  # noqa: ANN001
-    """The LSTM cell of ``LSTM.step_backward``: fills dgi and dc_prev."""
-    _kernels.lstm_backward(dh, dc, a, c, tanh_c, dgi, dc_prev)
+def on_device(x: Any) -> bool:
+    """True for a GPU array (CuPy's or the stand-in's): the fused path; numpy keeps its own."""
+    return not isinstance(x, (np.ndarray, np.generic))
 
 
-def batchnorm_forward(x, weight, bias, epsilon, xhat, y, stats) -> Any:  # noqa: ANN001
-    """``BatchNorm.forward`` in training on rows x (R, C): fills xhat, y and stats (2, C)
-    float64 (the batch mean and biased variance); returns 1 / sqrt(var + epsilon) (C,)."""
-    return _kernels.batchnorm_forward(x, weight, bias, x.dtype.type(epsilon), xhat, y, stats)
-
-
-def batchnorm_backward(dy, xhat, inv, weight, dweight, dbias, dx) -> None:  # noqa: ANN001
-    """``BatchNorm.backward`` after a training forward on rows (R, C): fills the parameter
-    gradients and dx."""
-    _kernels.batchnorm_backward(dy, xhat, inv, weight, dweight, dbias, dx)
-
-
-def maxpool2_forward(x, y, index, relu) -> None:  # noqa: ANN001
-    """2x2 stride-2 max pooling on planes (P, H, W): fills y and index (P, H // 2, W // 2),
-    index uint8; ``relu`` applies max(., 0) to y (see ``kernel_loops.pool_loops``)."""
-    _kernels.maxpool2_forward(x, y, index, relu)
-
-
-def maxpool2_backward(dy, y, index, relu, dx) -> None:  # noqa: ANN001
-    """Writes every cell of dx (P, H', W') with H', W' the even part of H, W."""
-    _kernels.maxpool2_backward(dy, y, index, relu, dx)
-
-
-def lstm_step(work, t, gi, hs) -> None:  # noqa: ANN001
-    """LSTM step t on float32 in one pass (``kernel_loops.lstm_loops``): gates, c, tanh(c)
-    into ``work[t]``, h into ``hs[:, t]``; gi (4H, T, N), hs (H, T, N), whole arrays so the
-    compiled loop knows their layout."""
-    _kernels.lstm_step(work, t, gi, hs)
-
-
-def lstm_step_backward(work, t, dh, dc, dgi) -> None:  # noqa: ANN001
-    """Its backward: fills dgi[:, t] of dgi (4H, T, N), and turns dc from dL/dc_t into
-    dL/dc_{t-1} in place."""
-    _kernels.lstm_step_backward(work, t, dh, dc, dgi)
-
-
-def _compile() -> Any:
-    import numba  # noqa: PLC0415 - optional
-
-    jit = numba.njit(cache=True, error_model="numpy", nogil=True)
-
-    @jit
-    def adam_kernel(p, g, m, v, a1, b2, a2, e2, k, decay):  # noqa: ANN001
-        for j in range(p.size):
-            p[j] *= decay
-            gj = g[j]
-            mj = m[j] + (gj - m[j]) * a1
-            vj = v[j] * b2 + (gj * gj) * a2
-            m[j] = mj
-            v[j] = vj
-            p[j] -= mj / ((np.sqrt(vj) + e2) * k)
-
-    @jit
-    def lstm_cell_kernel(t, c, c_out):  # noqa: ANN001
-        half = t.dtype.type(0.5)
-        units = c.shape[0]
-        for j in range(units):
-            for n in range(c.shape[1]):
-                i = t[j, n] * half + half
-                f = t[units + j, n] * half + half
-                o = t[3 * units + j, n] * half + half
-                t[j, n], t[units + j, n], t[3 * units + j, n] = i, f, o
-                c_out[j, n] = f * c[j, n] + i * t[2 * units + j, n]
-
-    @jit
-    def lstm_backward_kernel(dh, dc, a, c, tanh_c, dgi, dc_prev):  # noqa: ANN001
-        one = a.dtype.type(1)
-        units = c.shape[0]
-        for j in range(units):
-            for n in range(c.shape[1]):
-                i, f = a[j, n], a[units + j, n]
-                g, o = a[2 * units + j, n], a[3 * units + j, n]
-                tc = tanh_c[j, n]
-                d = (one - tc * tc) * o * dh[j, n] + dc[j, n]
-                dgi[j, n] = d * g * ((one - i) * i)
-                dgi[units + j, n] = d * c[j, n] * ((one - f) * f)
-                dgi[2 * units + j, n] = d * i * (one - g * g)
-                dgi[3 * units + j, n] = dh[j, n] * tc * ((one - o) * o)
-                dc_prev[j, n] = d * f
-
-    class Kernels:
-        adam = staticmethod(adam_kernel)
-        lstm_cell = staticmethod(lstm_cell_kernel)
-        lstm_backward = staticmethod(lstm_backward_kernel)
-
-    inline = numba.njit(inline="always", error_model="numpy")
-    loops = {**batchnorm_loops(jit), **pool_loops(jit), **lstm_loops(jit, inline)}
-    for name, loop in loops.items():
-        setattr(Kernels, name, staticmethod(loop))
-    return Kernels
+def gpu_kernel(x: Any, name: str) -> Any:
+    """The compiled kernel ``name`` on a real GPU, else None (the numpy reference runs)."""
+    return elementwise(name, *CUDA[name]) if on_real_gpu(x) else None

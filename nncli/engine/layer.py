@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nncli.backend import Backend
+from nncli.engine.activations import make_activation
 from nncli.engine.initializers import Initializer, make_initializer
 from nncli.errors import ShapeError
 
@@ -23,8 +24,15 @@ Shape = tuple[int, ...]
 
 
 class Layer:
-    """Base class: shape checks, the optional output activation, and bookkeeping."""
+    """Base class: shape checks, the optional output activation, and bookkeeping.
 
+    Every hook and flag a layer has is declared here with its default, so the network and the
+    layers' own parts set and call them without asking whether they exist: what the network
+    sets on a layer is a public attribute below, what a layer may do differently is a method
+    it overrides. No code outside a layer's module reads or sets its private (``_``) state.
+    """
+
+    # -- what the class declares -------------------------------------------------------------
     type_name: ClassVar[str] = "layer"
     # (settings, input shape) pairs the registry-driven gradient check builds; every layer
     # registers at least one, so a new layer is checked the day it is registered
@@ -33,25 +41,25 @@ class Layer:
     # after a recurrent layer with return_sequences the steps T differ from batch to batch
     any_steps: ClassVar[bool] = False
     # the input is integer ids below this setting's value (embedding), not real numbers: the
-    # gradient check draws ids and checks no input gradient
+    # gradient check draws ids (``id_count``) and checks no input gradient
     integer_input: ClassVar[str | None] = None
-    # set by the network on its first layer while training: nobody needs dL/dx there, so
-    # ``backward`` may return None instead of computing it
+
+    # -- what the network sets (a composed layer passes them on to its parts) ----------------
+    # on its first layer while training: nobody needs dL/dx there, so ``backward`` may return
+    # None instead of computing it
     skip_input_grad: bool = False
-    # data parallelism (nncli/training/parallel.py): the network sets these while a batch is
-    # shared between processes. ``batch_sum`` sums a 1-D array of per-batch statistics over
-    # every process (batchnorm); ``batch_share`` is (first row, global rows) of this process's
-    # rows in the global batch (dropout draws the global batch's masks and keeps its rows).
+    # data parallelism (nncli/training/parallel.py): set while a batch is shared between
+    # processes. ``batch_sum`` sums a 1-D array of per-batch statistics over every process
+    # (batchnorm); ``batch_share`` is (first row, global rows) of this process's rows in the
+    # global batch (dropout draws the global batch's masks and keeps its rows).
     # None: this process holds the whole batch, as in a single-process run.
     batch_sum: Any = None
     batch_share: tuple[int, int] | None = None
-    # set by the network when a max-pool right behind applies this layer's ReLU instead
-    # (max and ReLU commute, gradients included, and the pool's output is 4x smaller)
+    # when the layer right behind took this layer's ReLU over (``take_relu``): the output
+    # is the pre-activation, and ``backward`` passes dy straight through
     activation_deferred: bool = False
 
     def __init__(self, activation: str | dict | None = None):
-        from nncli.engine.activations import make_activation
-
         self.activation = make_activation(activation) if activation is not None else None
         self.params: dict[str, Any] = {}
         self.grads: dict[str, Any] = {}
@@ -59,11 +67,34 @@ class Layer:
         self.in_shape: Shape | None = None
         self.out_shape: Shape | None = None
         self.backend: Backend | None = None
-        self.index: int | None = None
+        self.index: int | None = None  # the place in the network, set by it (labels errors)
         self.mask: Any = None  # (N, T) booleans for padded sequences, set by the network
-        self.fused_output = False  # the loss takes this layer's pre-activation (logits)
-        self.logits: Any = None
+        self.fused_output = False  # set by the network: the loss takes the logits
+        self.logits: Any = None  # the pre-activation, kept while ``fused_output``
         self.initializers: dict[str, Initializer] = {}  # field -> initialiser given in the spec
+        # after build: how each output size was worked out, and what it throws away (a
+        # summary's notes and warnings; conv2d and the 2-D pools fill them)
+        self.size_notes: list[str] = []
+        self.warnings: list[str] = []
+
+    # -- hooks with defaults, for the layers that differ -------------------------------------
+    def set_rng(self, rng: np.random.Generator) -> None:
+        """Take the generator for training-time randomness (dropout's masks), handed over by
+        the network each epoch. Layers without randomness ignore it."""
+
+    def reset_rng(self) -> None:
+        """Draw the same randomness on every call (for the numerical gradient check)."""
+
+    def take_relu(self) -> bool:
+        """Asked by the network of the layer right behind one whose activation is a ReLU: True
+        when this layer applies that ReLU to its own output instead (a max-pool, where the two
+        commute), so the layer before leaves it out (``activation_deferred``)."""
+        return False
+
+    def id_count(self) -> int | None:
+        """For ``integer_input`` layers, how many ids the input takes (0 .. count - 1); None
+        for real-valued input."""
+        return None
 
     # -- to override -------------------------------------------------------------------------
     def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:

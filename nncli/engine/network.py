@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,6 @@ from nncli.backend import Backend, get_backend, to_host
 from nncli.engine.activations import ReLU
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.optimizers import FlatParameters
-from nncli.engine.pool import MaxPool2D
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError, SpecError
 
@@ -115,13 +114,23 @@ class Sequential:
         (each layer gets the mask of its own input, see ``Layer.output_mask``).
 
         Each layer checks its own input shape, so a mismatch names the layer."""
+        y = x
+        for _layer, y in self.outputs(x, training, mask):  # noqa: B007 - y: the last output
+            pass
+        return y
+
+    def outputs(
+        self, x: Any, training: bool = False, mask: Any = None
+    ) -> Iterator[tuple[Layer, Any]]:
+        """Each layer with its output, in order, as ``forward`` runs them (``nncli plot``
+        shows the conv layers' outputs)."""
         self._training = training
         for layer in self.layers:
             layer.mask = mask
             x = layer.forward(x, training)
             if mask is not None:
                 mask = layer.output_mask(mask)
-        return x
+            yield layer, x
 
     def backward(self, dy: Any, input_grad: bool | None = None) -> Any:
         """dL/d(output) -> dL/d(input); fills every layer's ``grads``.
@@ -143,19 +152,18 @@ class Sequential:
         return dy if input_grad else None
 
     def _commute_relu_and_max_pools(self) -> None:
-        """A ReLU right before a max-pool runs after it, inside the pool: max(relu(x)) =
-        relu(max(x)), and both send a window's gradient to its first maximum when it is
-        positive and nowhere otherwise, so the outputs and gradients are the same while the
-        ReLU and its mask touch a quarter of the values (2x2 pools)."""
+        """A ReLU right before a max-pool runs after it, inside the pool (``take_relu``):
+        max(relu(x)) = relu(max(x)), and both send a window's gradient to its first maximum
+        when it is positive and nowhere otherwise, so the outputs and gradients are the same
+        while the ReLU and its mask touch a quarter of the values (2x2 pools)."""
         for layer, after in zip(self.layers, self.layers[1:], strict=False):
-            if isinstance(after, MaxPool2D) and type(layer.activation) is ReLU:
-                layer.activation_deferred = after.relu = True
+            if type(layer.activation) is ReLU and after.take_relu():
+                layer.activation_deferred = True
 
     def set_rng(self, rng: np.random.Generator) -> None:
         """Hand the generator for dropout (and any other training-time randomness) to layers."""
         for layer in self.layers:
-            if hasattr(layer, "set_rng"):
-                layer.set_rng(rng)
+            layer.set_rng(rng)
 
     def share_batches(self, batch_sum: Any) -> None:
         """Run each global batch split between processes: ``batch_sum`` sums a 1-D array over
@@ -284,8 +292,8 @@ class Sequential:
                     "non_trainable": layer.state_count(),
                     "weights": weights,
                     "biases": layer.parameter_count() - weights,
-                    "notes": list(getattr(layer, "size_notes", [])),
-                    "warnings": list(getattr(layer, "warnings", [])),
+                    "notes": list(layer.size_notes),
+                    "warnings": list(layer.warnings),
                 }
             )
         return rows

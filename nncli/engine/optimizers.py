@@ -9,7 +9,9 @@ Fused updates: when the parameters come as a :class:`FlatParameters` (``Sequenti
 over so: every parameter a view into one 1-D buffer, every gradient a view into another), the
 state slots become views into flat buffers too and ``update`` runs once over all parameters,
 a dozen whole-array passes per step instead of a dozen per parameter. The per-parameter path is
-the same ``update`` on each array, so both give the same numbers.
+the same ``update`` on each array, so both give the same numbers. Where it pays, an update runs
+as one pass (``optimizer_kernels.py``: Adam in numba on the CPU, every momentum update as a
+CUDA kernel on a GPU); the numpy code here is the reference.
 
 Subnormals: a moment whose gradient stays 0 (a dead ReLU unit) decays geometrically and after
 about 700 Adam steps reaches float32's subnormal range, where every pass over it gets several
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from nncli.backend import Backend, array_module, to_host
-from nncli.engine import checks, fused, kernels
+from nncli.engine import checks, kernels, optimizer_kernels
 from nncli.engine.registry import OPTIMIZERS
 
 FLUSH_EVERY = 100  # steps; Adam's m takes 158 steps (0.9^t) from the threshold to subnormal
@@ -80,7 +82,7 @@ class Optimizer:
         ``clip_norm`` is set; else None). A non-finite norm leaves the parameters untouched."""
         flat = _flat_pair(params, grads)
         norm = None
-        if self.clip_norm is not None and flat is not None and fused.on_device(flat[1]):
+        if self.clip_norm is not None and flat is not None and kernels.on_device(flat[1]):
             norm, flat = self._clip_on_device(flat)
         elif self.clip_norm is not None:
             if flat is not None:
@@ -220,8 +222,10 @@ class SGD(Optimizer):
             p -= self.learning_rate * g
             return
         b, first = state["momentum"], self.step_count == 1
-        if fused.on_device(p):  # one kernel on a GPU (fused.py)
-            fused.sgd_momentum(p, g, b, self.momentum, self.learning_rate, first, self.nesterov)
+        if kernels.on_device(p):  # one kernel on a GPU (optimizer_kernels.py)
+            optimizer_kernels.sgd_momentum_on_device(
+                p, g, b, self.momentum, self.learning_rate, first, self.nesterov
+            )
             return
         if first:
             b[...] = g
@@ -266,10 +270,10 @@ class Adam(Optimizer):
         m, v, t, decay = state["m"], state["v"], self.step_count, self.decay()
         lr, eps = self.learning_rate, self.epsilon
         if kernels.usable(p, g, m, v):  # the same arithmetic in one fused pass (numba)
-            kernels.adam(p, g, m, v, self.beta1, self.beta2, lr, eps, t, decay)
+            optimizer_kernels.adam_numba(p, g, m, v, self.beta1, self.beta2, lr, eps, t, decay)
             return
-        if fused.on_device(p):  # one kernel on a GPU (fused.py)
-            fused.adam(p, g, m, v, self.beta1, self.beta2, lr, eps, t, decay)
+        if kernels.on_device(p):  # one kernel on a GPU (optimizer_kernels.py)
+            optimizer_kernels.adam_on_device(p, g, m, v, self.beta1, self.beta2, lr, eps, t, decay)
             return
         xp, tmp = array_module(p), self._scratch(p)
         if decay != 1.0:
@@ -335,8 +339,8 @@ class RMSprop(Optimizer):
 
     def update(self, p, g, state):
         v = state["v"]
-        if fused.on_device(p):  # one kernel on a GPU (fused.py)
-            fused.rmsprop(p, g, v, self.rho, self.learning_rate, self.epsilon)
+        if kernels.on_device(p):  # one kernel on a GPU (optimizer_kernels.py)
+            optimizer_kernels.rmsprop_on_device(p, g, v, self.rho, self.learning_rate, self.epsilon)
             return
         v *= self.rho
         v += (1 - self.rho) * (g * g)

@@ -1,4 +1,8 @@
-"""Batch and layer normalisation (PyTorch's BatchNorm1d/2d and LayerNorm)."""
+"""Batch and layer normalisation (PyTorch's BatchNorm1d/2d and LayerNorm).
+
+Training-mode batchnorm over rows (N, F) or (N, T, F) without a mask runs as two fused passes
+each way on the CPU (numba: ``batchnorm_loops`` below the layer, loaded by ``kernels.py``); the
+numpy code of ``BatchNorm.forward`` and ``backward`` is the reference and every other path."""
 
 from __future__ import annotations
 
@@ -125,8 +129,8 @@ class BatchNorm(Layer):
         rows = x.reshape(-1, features)
         self.xhat, y = np.empty_like(x), np.empty_like(x)
         stats = np.empty((2, features))
-        inv = kernels.batchnorm_forward(
-            rows, self.params["weight"], self.params["bias"], self.epsilon,
+        inv = kernels.compiled(batchnorm_loops)["forward"](
+            rows, self.params["weight"], self.params["bias"], rows.dtype.type(self.epsilon),
             self.xhat.reshape(rows.shape), y.reshape(rows.shape), stats,
         )  # fmt: skip
         self.inv, self.n = inv.reshape(self.broadcast), rows.shape[0]
@@ -136,7 +140,7 @@ class BatchNorm(Layer):
     def _backward_rows(self, dy: Any) -> Any:
         features = dy.shape[-1]
         dx = np.empty_like(dy)
-        kernels.batchnorm_backward(
+        kernels.compiled(batchnorm_loops)["backward"](
             dy.reshape(-1, features), self.xhat.reshape(-1, features), self.inv.reshape(-1),
             self.params["weight"], self.grads["weight"], self.grads["bias"],
             dx.reshape(-1, features),
@@ -169,6 +173,66 @@ class BatchNorm(Layer):
 
     def config(self) -> dict[str, Any]:
         return {"type": self.type_name, "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+def batchnorm_loops(jit: Any, inline: Any) -> dict[str, Any]:
+    """Training-mode batchnorm on x (R, C), each column over its R rows, for ``numba.njit``:
+    two passes forward (statistics in float64; then xhat and y), two backward (sums; then dx),
+    against numpy's ~20. ``forward`` fills xhat, y and stats (2, C) float64 (the batch mean and
+    biased variance) and returns 1 / sqrt(var + epsilon) (C,); ``backward`` fills the parameter
+    gradients and dx."""
+
+    @jit
+    def forward(x, weight, bias, eps, xhat, y, stats):  # noqa: ANN001
+        rows, cols = x.shape
+        s = np.zeros(cols)
+        for r in range(rows):
+            for c in range(cols):
+                s[c] += x[r, c]
+        mean = np.empty(cols, dtype=x.dtype)
+        for c in range(cols):
+            mean[c] = s[c] / rows
+        q = np.zeros(cols)
+        for r in range(rows):
+            for c in range(cols):
+                d = x[r, c] - mean[c]
+                q[c] += d * d
+        inv = np.empty(cols, dtype=x.dtype)
+        for c in range(cols):
+            stats[0, c] = mean[c]
+            stats[1, c] = q[c] / rows
+            inv[c] = 1.0 / np.sqrt(q[c] / rows + eps)
+        for r in range(rows):
+            for c in range(cols):
+                h = (x[r, c] - mean[c]) * inv[c]
+                xhat[r, c] = h
+                y[r, c] = h * weight[c] + bias[c]
+        return inv
+
+    @jit
+    def backward(dy, xhat, inv, weight, dweight, dbias, dx):  # noqa: ANN001
+        rows, cols = dy.shape
+        sd = np.zeros(cols)
+        sdx = np.zeros(cols)
+        for r in range(rows):
+            for c in range(cols):
+                g = dy[r, c]
+                sd[c] += g
+                sdx[c] += g * xhat[r, c]
+        scale = np.empty(cols, dtype=dy.dtype)
+        mean_d = np.empty(cols, dtype=dy.dtype)
+        mean_dx = np.empty(cols, dtype=dy.dtype)
+        for c in range(cols):
+            dweight[c] = sdx[c]
+            dbias[c] = sd[c]
+            scale[c] = inv[c] * weight[c]
+            mean_d[c] = sd[c] / rows
+            mean_dx[c] = sdx[c] / rows
+        for r in range(rows):
+            for c in range(cols):
+                dx[r, c] = scale[c] * (dy[r, c] - mean_d[c] - xhat[r, c] * mean_dx[c])
+
+    return {"forward": forward, "backward": backward}
 
 
 @LAYERS.register("layernorm")

@@ -1,4 +1,5 @@
-"""Recurrent layers: one step cell per kind (rnn, lstm, gru) and one loop over time for all.
+"""The time loop every recurrent layer shares; each kind's step cell is in its own module
+(``rnn.py``, ``lstm.py``, ``gru.py``), the reverse direction in ``bidirectional.py``.
 
 h_t = cell(W_ih x_t + b, W_hh h_{t-1}, state_{t-1}); x (N, T, F) -> y (N, units) or (N, T, units).
 
@@ -19,16 +20,28 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nncli.engine import checks, fused, kernels, lstm_fused
-from nncli.engine.bidirectional import SUFFIX, Reverse
-from nncli.engine.cell_activations import CELL_ACTIVATIONS
-from nncli.engine.dense import bias_sum
+from nncli.engine import checks
 from nncli.engine.initializers import Orthogonal
 from nncli.engine.layer import Layer, Shape
-from nncli.engine.registry import LAYERS
+from nncli.engine.layers.dense import bias_sum
+from nncli.engine.layers.recurrent.bidirectional import SUFFIX, Reverse
 from nncli.errors import ShapeError
 
 State = tuple[Any, ...]
+
+
+class WorkArrays:
+    """Work arrays a layer keeps from batch to batch, by name (zeros when made): allocating
+    these few MB afresh costs page faults on every batch."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, Any] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any, xp: Any) -> Any:
+        buffer = self.arrays.get(name)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+            buffer = self.arrays[name] = xp.zeros(shape, dtype=dtype)
+        return buffer
 
 
 class Recurrent(Layer):
@@ -61,6 +74,7 @@ class Recurrent(Layer):
         self.recurrent_initializer = self.initializer(
             "recurrent_initializer", recurrent_initializer, Orthogonal()
         )
+        self.work = WorkArrays()  # the loop's arrays, kept between batches
 
     # -- build and shapes --------------------------------------------------------------------
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
@@ -135,9 +149,10 @@ class Recurrent(Layer):
         gi = xp.matmul(w_ih, self.x_fm)  # (T, G*H, N)
         gi += b_ih[:, None]
 
-        hs = self._reuse("_hs", (steps + 1, self.units, n), x.dtype)  # hs[t] = h before step t
+        # hs[t] = h before step t; hs[0] is never written, so it stays 0
+        hs = self.work.get("hs", (steps + 1, self.units, n), x.dtype, xp)
         # W_hh h of every step, each written in place by its matmul, then the cell's to keep
-        hidden = self._reuse("_hidden", (steps, w_hh.shape[0], n), x.dtype)
+        hidden = self.work.get("hidden", (steps, w_hh.shape[0], n), x.dtype, xp)
         state: State = tuple(hs[0] for _ in range(self.states))
         self.caches = []
         for t in range(steps):
@@ -167,8 +182,8 @@ class Recurrent(Layer):
         """The forward direction's backpropagation through time: dL/dy -> dL/dx (or None)."""
         xp, p, mask = self.backend.xp, self.params, self.time_mask
         steps, h, n = self.hs.shape[0] - 1, self.units, self.hs.shape[2]
-        dgi = self._reuse("_dgi", (steps, self.gates * h, n), self.hs.dtype)
-        dgh = self._reuse("_dgh", dgi.shape, dgi.dtype) if self.separate_hidden_grad else dgi
+        dgi = self.work.get("dgi", (steps, self.gates * h, n), self.hs.dtype, xp)
+        dgh = self.work.get("dgh", dgi.shape, dgi.dtype, xp) if self.separate_hidden_grad else dgi
         w_hh_t = xp.ascontiguousarray(p["weight_hh"].T)  # (H, G*H)
 
         zeros = xp.zeros((h, n), dtype=dgi.dtype)
@@ -218,15 +233,6 @@ class Recurrent(Layer):
         dx = xp.matmul(p["weight_ih"].T, dgi)  # (T, F, N)
         return xp.ascontiguousarray(dx.transpose(2, 0, 1))
 
-    def _reuse(self, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
-        """A work array kept from batch to batch (zeros when made): allocating these few MB
-        afresh costs page faults on every batch. hs[0] is never written, so it stays 0."""
-        buffer = self.__dict__.get(name)
-        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
-            buffer = self.backend.xp.zeros(shape, dtype=dtype)
-            setattr(self, name, buffer)
-        return buffer
-
     # -- what a kind supplies ----------------------------------------------------------------
     def step_forward(self, gi: Any, gh: Any, state: State, out: Any = None) -> tuple[State, Any]:
         """One step: gi = W_ih x_t + b (G*H, N), gh = W_hh h_{t-1} (+ b_hh) (G*H, N), an array
@@ -251,93 +257,3 @@ class Recurrent(Layer):
         cfg["return_sequences"] = self.return_sequences
         cfg.update({"bidirectional": True} if self.bidirectional else {})  # as before it: absent
         return {**cfg, **self.initializer_config()}
-
-
-@LAYERS.register("rnn")
-class SimpleRNN(Recurrent):
-    """h_t = f(W_ih x_t + W_hh h_{t-1} + b), f = tanh or relu.
-
-    weight_ih (H, F), weight_hh (H, H), bias (H,) = PyTorch's b_ih + b_hh.
-    """
-
-    examples: ClassVar = [
-        ({"units": 3}, (4, 2)),
-        ({"units": 3, "activation": "relu", "return_sequences": True}, (3, 2)),
-        ({"units": 2, "bidirectional": True}, (3, 2)),
-    ]
-
-    def __init__(
-        self,
-        units: int,
-        return_sequences: bool = False,
-        kernel_initializer: str | dict | None = None,
-        recurrent_initializer: str | dict | None = None,
-        activation: str = "tanh",
-        bidirectional: bool = False,
-    ):
-        super().__init__(
-            units, return_sequences, kernel_initializer, recurrent_initializer, bidirectional
-        )
-        name = checks.choice("activation", activation, list(CELL_ACTIVATIONS))
-        self.cell_activation = CELL_ACTIVATIONS[name]
-
-    def step_forward(self, gi, gh, state, out=None):
-        z = gh
-        z += gi
-        h = self.cell_activation.forward(self.backend.xp, z, out)
-        return (h,), h
-
-    def step_backward(self, dstate, h, dgi, dgh):
-        self.backend.xp.multiply(dstate[0], self.cell_activation.slope(h), out=dgi)
-        return (None,)
-
-    def config(self):
-        cfg = super().config()
-        cfg["activation"] = self.cell_activation.name
-        return cfg
-
-
-@LAYERS.register("lstm")
-class LSTM(Recurrent):
-    """[i f g o] = [s s tanh s](W_ih x_t + W_hh h + b); c' = f c + i g; h' = o tanh(c').
-
-    s is the sigmoid. weight_ih (4H, F), weight_hh (4H, H), bias (4H,) = PyTorch's b_ih + b_hh,
-    gate blocks in the order input, forget, cell, output.
-    """
-
-    examples: ClassVar = [
-        ({"units": 3}, (4, 2)),
-        ({"units": 2, "return_sequences": True}, (3, 2)),
-        ({"units": 2, "return_sequences": True, "bidirectional": True}, (3, 2)),
-    ]
-    gates = 4
-    sigmoid_gates = (0, 1, 3)
-    states = 2
-    ran_fused = False  # the last forward ran the fused float32 loop (lstm_fused.py)
-
-    def run(self, x: Any) -> Any:
-        return lstm_fused.run(self, x) if lstm_fused.usable(self, x) else super().run(x)
-
-    def run_backward(self, dy: Any) -> Any:
-        return lstm_fused.run_backward(self, dy) if self.ran_fused else super().run_backward(dy)
-
-    def step_forward(self, gi, gh, state, out=None):
-        a, c, h = gh, state[1], self.units
-        a += gi
-        if not kernels.usable(a, c):  # numpy, and one kernel on a GPU (fused.py)
-            return fused.lstm_forward(a, c, h, out)
-        xp = self.backend.xp
-        xp.tanh(a, out=a)  # one tanh for all four gates
-        c_new = xp.empty_like(c)
-        kernels.lstm_cell(a, c, c_new)  # the gates' affine and c' in one pass (numba)
-        tanh_c = xp.tanh(c_new)
-        return (xp.multiply(a[3 * h :], tanh_c, out=out), c_new), (a, c, tanh_c)
-
-    def step_backward(self, dstate, cache, dgi, dgh):
-        dh, dc = dstate
-        a, c, tanh_c = cache
-        if not kernels.usable(a, dgi, dh, dc, c, tanh_c):  # numpy, or one kernel on a GPU
-            return (None, fused.lstm_backward(dh, dc, cache, dgi, self.units))
-        dc_prev = self.backend.xp.empty_like(c)
-        kernels.lstm_backward(dh, dc, a, c, tanh_c, dgi, dc_prev)  # one pass (numba)
-        return (None, dc_prev)

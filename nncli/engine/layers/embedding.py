@@ -58,6 +58,9 @@ class Embedding(Layer):
     def output_shape(self, in_shape: Shape) -> Shape:
         return (*in_shape, self.output_dim)
 
+    def id_count(self) -> int:
+        return self.input_dim
+
     def check_input(self, x: Any) -> None:
         """Ids (N, T) of any length T: a shorter prompt or a trimmed padded batch is fine."""
         if x.ndim != 1 + len(self.in_shape or ()):

@@ -6,8 +6,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nncli.engine import checks, windows
+from nncli.engine import checks
 from nncli.engine.layer import Layer, Shape
+from nncli.engine.layers import windows
 from nncli.engine.registry import LAYERS
 
 CHUNK = 64  # samples per im2col block at inference (measured: 64 beat 32, 128 and 256)
@@ -55,8 +56,6 @@ class Conv2D(Layer):
         self.use_bias = checks.boolean("use_bias", use_bias)
         self.kernel_initializer = self.initializer("kernel_initializer", kernel_initializer)
         self.bias_initializer = self.initializer("bias_initializer", bias_initializer, "zeros")
-        self.size_notes: list[str] = []
-        self.warnings: list[str] = []
         self._padded: Any = None  # the zero-bordered input buffer, reused across batches
         self._ones: Any = None
         self._dz: Any = None  # dL/dz laid out like the columns, reused across batches

@@ -9,8 +9,8 @@ import numpy as np
 
 from nncli.backend import array_module
 from nncli.engine import checks
-from nncli.engine.dense import bias_sum
 from nncli.engine.layer import Layer, Shape
+from nncli.engine.layers.dense import bias_sum
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError, SpecError
 

@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nncli.engine import checks
-from nncli.engine.conv1d import TimeWindows, padding_arg
 from nncli.engine.layer import Layer, Shape
+from nncli.engine.layers.conv1d import TimeWindows, padding_arg
 from nncli.engine.registry import LAYERS
 from nncli.errors import SpecError
 

@@ -8,9 +8,9 @@ import numpy as np
 
 from nncli.backend import array_module
 from nncli.engine import checks
-from nncli.engine.dropout import Dropout
 from nncli.engine.initializers import GlorotUniform, LinearDefault
 from nncli.engine.layer import Layer, Shape
+from nncli.engine.layers.dropout import Dropout
 from nncli.engine.registry import LAYERS
 from nncli.errors import SpecError
 

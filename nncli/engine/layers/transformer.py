@@ -9,12 +9,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nncli.engine import checks
-from nncli.engine.attention import Attention, head_size
-from nncli.engine.dense import Dense
-from nncli.engine.dropout import Dropout
 from nncli.engine.initializers import LinearDefault
 from nncli.engine.layer import Layer, Shape
-from nncli.engine.normalization import LayerNorm
+from nncli.engine.layers.attention import Attention, head_size
+from nncli.engine.layers.dense import Dense
+from nncli.engine.layers.dropout import Dropout
+from nncli.engine.layers.normalization import LayerNorm
 from nncli.engine.registry import LAYERS
 
 FEEDFORWARD_ACTIVATIONS = ["relu", "gelu"]
@@ -144,13 +144,11 @@ class Transformer(Layer):
 
     def set_rng(self, rng: np.random.Generator) -> None:
         for part in self.parts.values():
-            if isinstance(part, (Attention, Dropout)):
-                part.set_rng(rng)
+            part.set_rng(rng)
 
     def reset_rng(self) -> None:
         for part in self.parts.values():
-            if isinstance(part, (Attention, Dropout)):
-                part.reset_rng()
+            part.reset_rng()
 
     @staticmethod
     def _run(block: list[Layer], x: Any, training: bool) -> Any:

@@ -6,8 +6,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nncli.engine import checks, kernels, windows
+from nncli.engine import checks, kernels
 from nncli.engine.layer import Layer, Shape
+from nncli.engine.layers import windows
 from nncli.engine.registry import LAYERS
 from nncli.errors import SpecError
 
@@ -40,8 +41,6 @@ class Pool2D(Layer):
                 f"got {padding!r}",
                 field="padding",
             )
-        self.size_notes: list[str] = []
-        self.warnings: list[str] = []
         self._padded: Any = None  # the bordered input buffer, reused across batches
 
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
@@ -73,8 +72,9 @@ class MaxPool2D(Pool2D):
 
     The gradient of each window goes to its maximum; on ties to the FIRST maximum in row-major
     order within the window (as PyTorch does). Padded cells hold -inf, so they never win.
-    2x2 windows with stride 2 run as one fused pass (numba, ``kernels.maxpool2_forward``) that
-    stores each window's argmax; the numpy code below is the reference.
+    2x2 windows with stride 2 run as one fused pass (numba, ``maxpool2_loops`` below) that
+    stores each window's argmax; the numpy code here is the reference.
+    ``relu``: the ReLU of the layer before, moved behind the pool (``take_relu``).
     """
 
     examples: ClassVar = [
@@ -83,7 +83,15 @@ class MaxPool2D(Pool2D):
     ]
 
     fill = -np.inf
-    relu = False  # set by the network: apply the ReLU of the layer before (y = max(y, 0))
+    relu = False  # apply the ReLU of the layer before (y = max(y, 0)): see ``take_relu``
+
+    def take_relu(self) -> bool:
+        """Run the ReLU of the layer before on this pool's output: max(relu(x)) = relu(max(x)),
+        and both send a window's gradient to its first maximum when it is positive and nowhere
+        otherwise, so outputs and gradients are the same while the ReLU and its mask touch a
+        quarter of the values (2x2 pools)."""
+        self.relu = True
+        return True
 
     def forward(self, x: Any, training: bool = False) -> Any:
         xp = self.backend.xp
@@ -116,8 +124,9 @@ class MaxPool2D(Pool2D):
         oh, ow = self.windows.out_size
         y = np.empty((n, c, oh, ow), dtype=x.dtype)
         self.argmax = np.empty((n * c, oh, ow), dtype=np.uint8)
-        kernels.maxpool2_forward(x.reshape(n * c, h, w), y.reshape(n * c, oh, ow), self.argmax,
-                                 self.relu)  # fmt: skip
+        kernels.compiled(maxpool2_loops)["forward"](
+            x.reshape(n * c, h, w), y.reshape(n * c, oh, ow), self.argmax, self.relu
+        )
         self.view, self.y, self.in_full = None, y, x.shape
         return y
 
@@ -128,8 +137,9 @@ class MaxPool2D(Pool2D):
         dx = (np.empty if even else np.zeros)(self.in_full, dtype=dy.dtype)
         planes = dx.reshape(n * c, h, w)[:, : 2 * oh, : 2 * ow]
         dy = np.ascontiguousarray(dy).reshape(n * c, oh, ow)
-        kernels.maxpool2_backward(dy, self.y.reshape(n * c, oh, ow), self.argmax, self.relu,
-                                  planes)  # fmt: skip
+        kernels.compiled(maxpool2_loops)["backward"](
+            dy, self.y.reshape(n * c, oh, ow), self.argmax, self.relu, planes
+        )
         return dx
 
     def backward(self, dy: Any) -> Any:
@@ -149,6 +159,57 @@ class MaxPool2D(Pool2D):
                 claimed |= hit
             windows.add_at(dx, self.windows, i, j, dy * hit)
         return windows.unpad(dx, self.windows)
+
+
+def maxpool2_loops(jit: Any, inline: Any) -> dict[str, Any]:
+    """2x2 max pooling, stride 2, on planes x (P, H, W) -> y (P, H // 2, W // 2) and the
+    position 0-3 of each window's first maximum (row-major, as numpy's reference; 4 for a
+    window holding a NaN, whose maximum is NaN and which passes no gradient). ``relu``: the
+    output is max(y, 0), the ReLU of the layer before moved behind the pool (they commute).
+    ``backward`` writes every cell of dx (P, H', W'), H' and W' the even parts of H and W."""
+
+    @jit
+    def forward(x, y, index, relu):  # noqa: ANN001
+        planes, oh, ow = y.shape
+        zero, nan = x.dtype.type(0), x.dtype.type(np.nan)
+        for p in range(planes):
+            for i in range(oh):
+                r0, r1, yr, kr = x[p, 2 * i], x[p, 2 * i + 1], y[p, i], index[p, i]
+                for j in range(ow):
+                    a, b, c, d = r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]
+                    m, k = a, np.uint8(0)
+                    better = b > m
+                    m, k = (b, np.uint8(1)) if better else (m, k)
+                    better = c > m
+                    m, k = (c, np.uint8(2)) if better else (m, k)
+                    better = d > m
+                    m, k = (d, np.uint8(3)) if better else (m, k)
+                    bad = (a != a) | (b != b) | (c != c) | (d != d)
+                    m, k = (nan, np.uint8(4)) if bad else (m, k)
+                    if relu:
+                        m = m if (m > zero) | bad else zero
+                    yr[j] = m
+                    kr[j] = k
+
+    @jit
+    def backward(dy, y, index, relu, dx):  # noqa: ANN001
+        planes, oh, ow = dy.shape
+        zero = dy.dtype.type(0)
+        for p in range(planes):
+            for i in range(oh):
+                gr, yr, kr = dy[p, i], y[p, i], index[p, i]
+                d0, d1 = dx[p, 2 * i], dx[p, 2 * i + 1]
+                for j in range(ow):
+                    g = gr[j]
+                    if relu:
+                        g = g if yr[j] > zero else zero
+                    k = kr[j]
+                    d0[2 * j] = g if k == 0 else zero
+                    d0[2 * j + 1] = g if k == 1 else zero
+                    d1[2 * j] = g if k == 2 else zero
+                    d1[2 * j + 1] = g if k == 3 else zero
+
+    return {"forward": forward, "backward": backward}
 
 
 @LAYERS.register("avgpool2d")

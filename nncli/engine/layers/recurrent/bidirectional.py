@@ -20,7 +20,7 @@ import numpy as np
 from nncli.engine.layer import Shape
 
 if TYPE_CHECKING:
-    from nncli.engine.recurrent import Recurrent
+    from nncli.engine.layers.recurrent.loop import Recurrent
 
 SUFFIX = "_reverse"
 
