@@ -18,6 +18,6 @@ from nncli.cli import (  # noqa: F401  (each module registers its commands)
     training,
 )
 from nncli.cli.app import app
-from nncli.usage import run
+from nncli.cli.usage import run
 
 __all__ = ["app", "run"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 import nncli
-from nncli.usage import Commands, complete_device
+from nncli.cli.usage import Commands, complete_device
 
 app = typer.Typer(
     cls=Commands,

@@ -9,9 +9,9 @@ from typing import Any
 import typer
 
 from nncli.cli.app import DEBUG, DEVICE, SKIP_BAD, app
-from nncli.usage import COUNT, NON_NEGATIVE, POSITIVE_INT, run
-from nncli.usage import note as _note
-from nncli.usage import warn as _warn
+from nncli.cli.usage import COUNT, NON_NEGATIVE, POSITIVE_INT, run
+from nncli.cli.usage import note as _note
+from nncli.cli.usage import warn as _warn
 
 
 def _one_of(*choices: str) -> Any:
@@ -167,7 +167,7 @@ def evaluate(
     def action() -> None:
         import json
 
-        from nncli import report
+        from nncli.cli import report
         from nncli.commands import evaluate as evaluate_command
         from nncli.commands.apply import check_table_output
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 
 from nncli.cli.app import DEBUG, DEVICE, SKIP_BAD, SPEC_DEVICE, app
-from nncli.usage import POSITIVE_INT, complete_set, run
-from nncli.usage import note as _note
-from nncli.usage import warn as _warn
+from nncli.cli.usage import POSITIVE_INT, complete_set, run
+from nncli.cli.usage import note as _note
+from nncli.cli.usage import warn as _warn
 
 
 @app.command()
@@ -26,7 +26,7 @@ def inspect(
     def action() -> None:
         import json
 
-        from nncli import report
+        from nncli.cli import report
         from nncli.commands import inspect as inspect_command
 
         summary = inspect_command.inspect(target, data)
@@ -83,7 +83,7 @@ def gradcheck(
     rows; exit 1 when any relative error is over 1e-5."""
 
     def action() -> bool:
-        from nncli import report
+        from nncli.cli import report
         from nncli.commands import gradcheck as gradcheck_command
 
         checked = gradcheck_command.gradcheck(

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from nncli.cli.app import DEBUG, app
-from nncli.usage import COUNT, run
-from nncli.usage import warn as _warn
+from nncli.cli.usage import COUNT, run
+from nncli.cli.usage import warn as _warn
 
 
 @app.command()

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from nncli.cli.app import DEBUG, SPEC_DEVICE, app
-from nncli.usage import NON_NEGATIVE, POSITIVE_INT, complete_set, run
-from nncli.usage import terminated as _terminated
+from nncli.cli.usage import NON_NEGATIVE, POSITIVE_INT, complete_set, run
+from nncli.cli.usage import terminated as _terminated
 
 SET = typer.Option(
     [], "--set", autocompletion=complete_set, help="Override a spec field: KEY=VALUE; repeatable."
@@ -62,7 +62,7 @@ def tune(
     def action() -> None:
         import signal
 
-        from nncli import report
+        from nncli.cli import report
         from nncli.commands import tune as tune_command
 
         signal.signal(signal.SIGTERM, _terminated)
@@ -123,7 +123,7 @@ def cv(
     def action() -> None:
         import signal
 
-        from nncli import report
+        from nncli.cli import report
         from nncli.commands import cv as cv_command
 
         signal.signal(signal.SIGTERM, _terminated)

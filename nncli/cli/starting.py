@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from nncli.cli.app import DEBUG, SKIP_BAD, app
-from nncli.usage import note, run, warn
+from nncli.cli.usage import note, run, warn
 
 
 @app.command()

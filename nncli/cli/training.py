@@ -10,10 +10,10 @@ from typing import Any
 import typer
 
 from nncli.cli.app import DEBUG, SKIP_BAD, SPEC_DEVICE, app
-from nncli.usage import POSITIVE_INT, complete_set, run
-from nncli.usage import note as _note
-from nncli.usage import terminated as _terminated
-from nncli.usage import warn as _warn
+from nncli.cli.usage import POSITIVE_INT, complete_set, run
+from nncli.cli.usage import note as _note
+from nncli.cli.usage import terminated as _terminated
+from nncli.cli.usage import warn as _warn
 
 
 @app.command()
@@ -77,8 +77,8 @@ def _train(spec: Path, quiet: bool, world: Any, options: dict[str, Any]) -> None
     when several processes share the run)."""
     import signal
 
-    from nncli import report
     from nncli import spec as spec_module
+    from nncli.cli import report
     from nncli.commands import train as train_command
 
     signal.signal(signal.SIGTERM, _terminated)

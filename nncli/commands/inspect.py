@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from nncli import data
+from nncli.bounds.files import not_regular
 from nncli.checkpoint import model as model_io
 from nncli.errors import SpecError
-from nncli.files import not_regular
 from nncli.spec import build
 from nncli.spec.resolve import input_shape
 from nncli.training.callbacks import beside

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from nncli.bounds.files import output_problem
 from nncli.checkpoint import folder as outputs
 from nncli.checkpoint import model as model_io
 from nncli.checkpoint import runs
@@ -24,7 +25,6 @@ from nncli.commands import stopping
 from nncli.commands.resume import resume as resume_from
 from nncli.data.digest import content_digest
 from nncli.errors import CheckpointError, DataError, DivergedError, SpecError
-from nncli.files import output_problem
 from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback, History, LastEpoch, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop

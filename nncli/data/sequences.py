@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nncli.bounds.limits import over_memory, size_text
 from nncli.data.csv_reader import (
     all_numbers,
     canonical_numbers,
@@ -35,7 +36,6 @@ from nncli.data.split import split_parts
 from nncli.data.table import apply_missing, check_targets, numeric_features, resolve
 from nncli.data.table_encoder import TabularEncoder
 from nncli.errors import CheckpointError, DataError, ShapeError, SpecError
-from nncli.limits import over_memory, size_text
 
 if TYPE_CHECKING:
     import pandas as pd
