@@ -1,7 +1,7 @@
 """Where arrays live: numpy on the CPU, CuPy on the GPU, behind one ``xp``.
 
 This is the only module that imports cupy, and it does so lazily. With ``NNCLI_FAKE_GPU=1``,
-``device: gpu`` runs on the strict stand-in of ``nncli.fakegpu`` instead (CI has no GPU).
+``device: gpu`` runs on the strict stand-in of ``nncli.testing.fakegpu`` instead (CI has no GPU).
 
 Data crosses between host and device only here: ``Backend.asarray`` / ``to_device`` (host ->
 device) and ``to_host`` (device -> host). ``elementwise`` builds the fused CuPy kernels the
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from nncli import fakegpu
 from nncli.errors import BackendError
+from nncli.testing import fakegpu
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 DEVICES = ("cpu", "gpu", "gpu:N", "cuda:N", "auto")
@@ -279,12 +279,12 @@ def _pinned_copy(cupy: Any, host: tuple, dtypes: list, default: Any) -> tuple[tu
 
 def nccl(backend: Backend) -> Any | None:
     """The NCCL module GPU ranks sum with (nncli/training/nccl.py): ``cupy.cuda.nccl``, or the
-    stand-in's (``nncli.fakenccl``) under NNCLI_FAKE_GPU; None on the CPU or when CuPy finds no
-    NCCL library (its ``available`` is False)."""
+    stand-in's (``nncli.testing.fakenccl``) under NNCLI_FAKE_GPU; None on the CPU or when CuPy
+    finds no NCCL library (its ``available`` is False)."""
     if backend.name != "gpu":
         return None
     if backend.stand_in:
-        from nncli import fakenccl  # noqa: PLC0415 - only GPU ranks on the stand-in need it
+        from nncli.testing import fakenccl  # noqa: PLC0415 - only GPU ranks on the stand-in need it
 
         module = fakenccl
     else:

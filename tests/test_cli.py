@@ -440,7 +440,7 @@ def test_numpy_warnings_never_come_before_the_error_line(tmp_path: Path):
 def test_a_warning_in_a_command_that_succeeds_is_one_warning_line(capsys):
     import warnings
 
-    from nncli.usage import run
+    from nncli.cli.usage import run
 
     def action() -> int:
         for _ in range(2):  # the same warning twice is said once

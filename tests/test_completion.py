@@ -10,8 +10,8 @@ import sys
 import pytest
 from helpers import invoke
 
+from nncli.cli.usage import complete_device, complete_set
 from nncli.engine.registry import LAYERS, LOSSES, OPTIMIZERS
-from nncli.usage import complete_device, complete_set
 
 
 def complete(words: str) -> list[str]:

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from helpers import DATASETS, ROOT, invoke
 
-from nncli import report
 from nncli import spec as spec_module
+from nncli.cli import report
 from nncli.commands import train as train_command
 from nncli.data.image_files import read_frame
 

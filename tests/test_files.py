@@ -1,6 +1,7 @@
-"""Which paths nncli reads and writes (nncli/files.py): a device, a named pipe or a link loop is
-refused by name before it is opened (data exit 3, checkpoints exit 4, specs exit 2), and a
-checkpoint path under /proc, on a device or through a file is refused before anything is made.
+"""Which paths nncli reads and writes (nncli/bounds/files.py): a device, a named pipe or a link
+loop is refused by name before it is opened (data exit 3, checkpoints exit 4, specs exit 2),
+and a checkpoint path under /proc, on a device or through a file is refused before anything
+is made.
 
 Runs that could hang or fill memory if a check were missing run in a subprocess under an
 address-space limit and a hang guard, so a regression fails the test instead of the machine.
@@ -17,8 +18,8 @@ from pathlib import Path
 import pytest
 from helpers import IMAGE_SPEC, IRIS, image_folder, invoke, iris_spec, one_error_line
 
+from nncli.bounds.files import not_regular, output_problem, require_regular
 from nncli.errors import DataError
-from nncli.files import not_regular, output_problem, require_regular
 
 HANG_GUARD = 60  # seconds: a reader blocked on a named pipe fails the test instead of CI
 MEMORY_CAP = 2 << 30  # bytes of address space: reading /dev/zero whole would pass it at once

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from helpers import LIBM_ULPS, assert_close_float32
 
-from nncli import fakegpu
 from nncli.backend import get_backend, gpu_available, to_host
 from nncli.engine import kernels, optimizer_kernels
 from nncli.engine.layers.recurrent import gru, lstm
 from nncli.engine.network import Sequential
 from nncli.engine.registry import OPTIMIZERS
+from nncli.testing import fakegpu
 
 OPTIMIZER_CASES = [
     {"type": "adam", "learning_rate": 0.01},

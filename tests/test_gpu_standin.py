@@ -1,7 +1,7 @@
-"""The GPU path without a GPU: the strict CuPy stand-in (``NNCLI_FAKE_GPU=1``, nncli/fakegpu.py)
-refuses host/device mixes as CuPy does, and the whole train, resume, predict, evaluate and
-generate path runs on it with the CPU's numbers, moving one batch at a time and reading the
-loss and metrics once an epoch."""
+"""The GPU path without a GPU: the strict CuPy stand-in (``NNCLI_FAKE_GPU=1``,
+nncli/testing/fakegpu.py) refuses host/device mixes as CuPy does, and the whole train, resume,
+predict, evaluate and generate path runs on it with the CPU's numbers, moving one batch at a
+time and reading the loss and metrics once an epoch."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from helpers import DATASETS, IRIS, invoke, one_error_line, text_spec
 
-from nncli import fakegpu
 from nncli.backend import get_backend, parse_device, to_host
 from nncli.checkpoint import load as load_checkpoint
 from nncli.commands.evaluate import evaluate_file
@@ -21,6 +20,7 @@ from nncli.commands.predict import predict_files
 from nncli.commands.train import train
 from nncli.errors import BackendError
 from nncli.spec import load
+from nncli.testing import fakegpu
 from nncli.training.callbacks import Callback
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import assert_close_float32, chain_terms
 
-from nncli import report
+from nncli.cli import report
 from nncli.engine import OPTIMIZERS
 from nncli.engine.losses import make_loss
 from nncli.engine.network import Sequential

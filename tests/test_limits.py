@@ -1,4 +1,4 @@
-"""The bounds checked before large work (nncli/limits.py): padded sequences and a network's
+"""The bounds checked before large work (nncli/bounds/limits.py): padded sequences and a network's
 parameters against the memory limit, a CSV header's columns against the column limit, and
 header handling that grows linearly with the columns.
 
@@ -19,7 +19,8 @@ from types import SimpleNamespace
 import pytest
 from helpers import DATASETS, IRIS, invoke, iris_spec, one_error_line
 
-from nncli import data, limits
+from nncli import data
+from nncli.bounds import limits
 from nncli.data import csv_reader
 from nncli.errors import DataError, SpecError
 
@@ -67,7 +68,8 @@ def test_sizes_read_as_people_write_them(monkeypatch):
 
 @needs_rlimit
 def test_the_default_memory_limit_is_a_quarter_of_what_the_process_may_use(tmp_path: Path):
-    code = "from nncli import limits; print(limits.memory_limit()[0], limits.available_memory())"
+    code = "from nncli.bounds import limits; "
+    code += "print(limits.memory_limit()[0], limits.available_memory())"
     job = subprocess.run(
         [sys.executable, "-c", f"import resource; resource.setrlimit(resource.RLIMIT_AS, "
          f"({CAP}, {CAP})); {code}"],

@@ -1,5 +1,5 @@
 """GPU ranks sum through NCCL (nncli/training/nccl.py) on the strict stand-in's NCCL
-(nncli/fakenccl.py, ``NNCLI_FAKE_GPU=1``): once a step, never through the host, with the
+(nncli/testing/fakenccl.py, ``NNCLI_FAKE_GPU=1``): once a step, never through the host, with the
 single-process weights; a failing rank still ends the job from inside NCCL's wait; the host path
 with ``NNCLI_NCCL=0`` and, with one warning line, when a rank's CuPy has no NCCL.
 
@@ -21,8 +21,8 @@ from helpers import IRIS
 from test_parallel import DENSE, MPIEXEC, assert_same_weights, needs_mpi, one_process, run_job
 
 from nncli import backend as backend_module
-from nncli import fakegpu, fakenccl
 from nncli.backend import get_backend
+from nncli.testing import fakegpu, fakenccl
 from nncli.training import nccl
 from nncli.training.parallel import World
 
@@ -31,7 +31,7 @@ STEPS = 4 * 5  # 4 epochs of 120 training rows in batches of 25
 SUMS_A_STEP = 1 + 3  # the gradients, and batchnorm's two forward sums and one backward sum
 COUNTED = """\
 import json, os
-from nncli import fakegpu
+from nncli.testing import fakegpu
 from nncli.cli import app
 
 try:

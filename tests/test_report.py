@@ -6,8 +6,8 @@ from pathlib import Path
 
 from helpers import IRIS, invoke, iris_spec
 
+from nncli.cli.report import SPARKS, end_of_training, sparkline, train_summary
 from nncli.commands.train import TrainResult
-from nncli.report import SPARKS, end_of_training, sparkline, train_summary
 from nncli.training.callbacks import History
 
 

@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 from h5py import h5t
 
+from nncli.bounds.files import require_regular
 from nncli.checkpoint.format import (
     FORMAT,
     FORMAT_VERSION,
@@ -32,7 +33,6 @@ from nncli.checkpoint.format import (
     object_lines,
 )
 from nncli.errors import CheckpointError
-from nncli.files import require_regular
 
 
 def load(

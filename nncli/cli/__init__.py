@@ -1,5 +1,7 @@
-"""The command line: each command parses, calls one library function, renders, and maps an
-``NncliError`` to its exit code with one line on stderr (a traceback only with ``--debug``).
+"""The command line: each command parses, calls one library function and renders; the app
+(``cli/app.py``) gives every command ``--debug``, SIGTERM as Ctrl-C, and maps an ``NncliError``
+to its exit code with one line on stderr (a traceback only with ``--debug``). ``usage.py`` words
+usage errors and holds the exit-code map, ``report.py`` draws what the user sees.
 
 One module per group of commands, all registering on the one ``app`` of ``cli/app.py``:
 ``training.py`` (train), ``applying.py`` (predict, generate, evaluate), ``checking.py`` (inspect,
@@ -18,6 +20,6 @@ from nncli.cli import (  # noqa: F401  (each module registers its commands)
     training,
 )
 from nncli.cli.app import app
-from nncli.usage import run
+from nncli.cli.usage import run
 
 __all__ = ["app", "run"]

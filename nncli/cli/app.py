@@ -1,14 +1,72 @@
 """The Typer application every command registers on, the options several commands share, and
-``nncli --version``. Each group of commands lives in its own module of this package."""
+``nncli --version``. Each group of commands lives in its own module of this package.
+
+The one command-line boundary is here: ``App.command`` gives every command the one ``--debug``
+option (last among its options, where each command declared it before), handles SIGTERM as
+Ctrl-C while it runs (``usage.terminated``) and runs it inside ``usage.run``, which maps nncli's
+errors to one line and an exit code. A command parses, calls one library function and renders;
+it may return an exit code (said after its warnings), or None for 0."""
 
 from __future__ import annotations
+
+import functools
+import inspect
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import typer
 
 import nncli
-from nncli.usage import Commands, complete_device
+from nncli.cli.usage import Commands, complete_device, run, terminated
 
-app = typer.Typer(
+DEBUG = typer.Option(False, "--debug", help="Show the full traceback on errors.")
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM raises ``stopped(SIGTERM)`` (a KeyboardInterrupt with exit code 143) while a
+    command runs, in the main thread (the only one that may take a signal)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def bounded(command: Callable[..., int | None]) -> Callable[..., None]:
+    """``command`` as the app runs it: its own options, then ``--debug``; SIGTERM handled and
+    nncli's errors mapped (``run``); a returned code ends the process with that code."""
+    signature = inspect.signature(command, eval_str=True)
+    debug = inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, default=DEBUG)
+
+    @functools.wraps(command)
+    def at_the_boundary(*args: Any, debug: bool = False, **kwargs: Any) -> None:
+        with sigterm_as_ctrl_c():
+            code = run(functools.partial(command, *args, **kwargs), debug)
+        if code:
+            raise typer.Exit(code)
+
+    parameters = [*signature.parameters.values(), debug.replace(annotation=bool)]
+    at_the_boundary.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    at_the_boundary.__annotations__ = {**command.__annotations__, "debug": "bool"}
+    return at_the_boundary
+
+
+class App(typer.Typer):
+    """Typer's application, every command of which passes the one boundary (``bounded``)."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        register = super().command(*args, **kwargs)
+        return lambda command: register(bounded(command))
+
+
+app = App(
     cls=Commands,
     add_completion=True,
     no_args_is_help=True,
@@ -16,7 +74,6 @@ app = typer.Typer(
     help="Train, apply and inspect neural networks described in YAML specs.",
 )
 
-DEBUG = typer.Option(False, "--debug", help="Show the full traceback on errors.")
 SKIP_BAD = typer.Option(
     False, "--skip-bad", help="Leave out image files that cannot be read, and say how many."
 )

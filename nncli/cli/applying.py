@@ -8,10 +8,10 @@ from typing import Any
 
 import typer
 
-from nncli.cli.app import DEBUG, DEVICE, SKIP_BAD, app
-from nncli.usage import COUNT, NON_NEGATIVE, POSITIVE_INT, run
-from nncli.usage import note as _note
-from nncli.usage import warn as _warn
+from nncli.cli.app import DEVICE, SKIP_BAD, app
+from nncli.cli.usage import COUNT, NON_NEGATIVE, POSITIVE_INT
+from nncli.cli.usage import note as _note
+from nncli.cli.usage import warn as _warn
 
 
 def _one_of(*choices: str) -> Any:
@@ -56,34 +56,29 @@ def predict(
         parser=POSITIVE_INT,
         help="Time-series models: forecast K steps, feeding each forecast back as the next row.",
     ),
-    debug: bool = DEBUG,
 ) -> None:
     """Apply a checkpoint to new data (CSV files, or image folders and files): one row of
     predictions per input row or image."""
+    from nncli.commands import apply, forecast
+    from nncli.commands import predict as predict_command
 
-    def action() -> None:
-        from nncli.commands import apply, forecast
-        from nncli.commands import predict as predict_command
-
-        own = predict_command.is_predictions
-        replaces = apply.check_table_output(output, [checkpoint, *data], force=force, own=own)
-        if steps is not None:
-            frame = forecast.forecast_files(checkpoint, data, steps=steps, device=device)
-            _write_table(frame, output, replaces)
-            return
-        frame = predict_command.predict_files(
-            checkpoint,
-            data,
-            proba=proba,
-            keep=keep,
-            unknown=unknown,
-            device=device,
-            skip_bad=skip_bad,
-            warn=_warn,
-        )
+    own = predict_command.is_predictions
+    replaces = apply.check_table_output(output, [checkpoint, *data], force=force, own=own)
+    if steps is not None:
+        frame = forecast.forecast_files(checkpoint, data, steps=steps, device=device)
         _write_table(frame, output, replaces)
-
-    run(action, debug)
+        return
+    frame = predict_command.predict_files(
+        checkpoint,
+        data,
+        proba=proba,
+        keep=keep,
+        unknown=unknown,
+        device=device,
+        skip_bad=skip_bad,
+        warn=_warn,
+    )
+    _write_table(frame, output, replaces)
 
 
 def _write_table(frame: Any, output: Path | None, replaces: bool) -> None:
@@ -121,19 +116,14 @@ def generate(
         0, "--seed", parser=COUNT, help="Seeds the sampling: the same seed, the same text."
     ),
     device: str = DEVICE,
-    debug: bool = DEBUG,
 ) -> None:
     """Sample text from a text model: the prompt, then --length symbols drawn one by one."""
+    from nncli.commands import generate as generate_command
 
-    def action() -> None:
-        from nncli.commands import generate as generate_command
-
-        text = generate_command.generate(
-            checkpoint, prompt, length=length, temperature=temperature, seed=seed, device=device
-        )
-        typer.echo(text)
-
-    run(action, debug)
+    text = generate_command.generate(
+        checkpoint, prompt, length=length, temperature=temperature, seed=seed, device=device
+    )
+    typer.echo(text)
 
 
 @app.command()
@@ -160,39 +150,34 @@ def evaluate(
         False, "--force", help="Replace an --output file that is not an earlier evaluation."
     ),
     skip_bad: bool = SKIP_BAD,
-    debug: bool = DEBUG,
 ) -> None:
     """Score a checkpoint on labelled data: loss, metrics, and per-class results."""
+    import json
 
-    def action() -> None:
-        import json
+    from nncli.cli import report
+    from nncli.commands import evaluate as evaluate_command
+    from nncli.commands.apply import check_table_output
 
-        from nncli import report
-        from nncli.commands import evaluate as evaluate_command
-        from nncli.commands.apply import check_table_output
-
-        own = evaluate_command.is_evaluation  # refused before any work:
-        replaces = check_table_output(output, [checkpoint, data], force=force, own=own)
-        result = evaluate_command.evaluate_file(
-            checkpoint,
-            data,
-            device=device,
-            skip_bad=skip_bad,
-            warn=_warn,
-            unknown=unknown,
-            part=part,
-        )
-        _note(result["scored"])
-        evaluation = evaluate_command.as_data(result, data)
-        if output is not None:
-            evaluate_command.write_json(evaluation, output)
-            typer.echo(f"{'replaced' if replaces else 'wrote'} {output}", err=True)
-        if json_:
-            typer.echo(json.dumps(evaluation, indent=2))
-            return
-        out = report.console()
-        which = "" if result["part"] == "all" else f", {result['part']} part"
-        for table in report.evaluation_tables(result, f"{data}{which} ({result['rows']} rows)"):
-            out.print(table)
-
-    run(action, debug)
+    own = evaluate_command.is_evaluation  # refused before any work:
+    replaces = check_table_output(output, [checkpoint, data], force=force, own=own)
+    result = evaluate_command.evaluate_file(
+        checkpoint,
+        data,
+        device=device,
+        skip_bad=skip_bad,
+        warn=_warn,
+        unknown=unknown,
+        part=part,
+    )
+    _note(result["scored"])
+    evaluation = evaluate_command.as_data(result, data)
+    if output is not None:
+        evaluate_command.write_json(evaluation, output)
+        typer.echo(f"{'replaced' if replaces else 'wrote'} {output}", err=True)
+    if json_:
+        typer.echo(json.dumps(evaluation, indent=2))
+        return
+    out = report.console()
+    which = "" if result["part"] == "all" else f", {result['part']} part"
+    for table in report.evaluation_tables(result, f"{data}{which} ({result['rows']} rows)"):
+        out.print(table)

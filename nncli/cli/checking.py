@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
-from nncli.cli.app import DEBUG, DEVICE, SKIP_BAD, SPEC_DEVICE, app
-from nncli.usage import POSITIVE_INT, complete_set, run
-from nncli.usage import note as _note
-from nncli.usage import warn as _warn
+from nncli.cli.app import DEVICE, SKIP_BAD, SPEC_DEVICE, app
+from nncli.cli.usage import POSITIVE_INT, complete_set
+from nncli.cli.usage import note as _note
+from nncli.cli.usage import warn as _warn
 
 
 @app.command()
@@ -19,26 +19,21 @@ def inspect(
         None, "--data", help="A data file whose header gives the input shape (specs only)."
     ),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    debug: bool = DEBUG,
 ) -> None:
     """Show every layer's output shape and parameter count."""
+    import json
 
-    def action() -> None:
-        import json
+    from nncli.cli import report
+    from nncli.commands import inspect as inspect_command
 
-        from nncli import report
-        from nncli.commands import inspect as inspect_command
-
-        summary = inspect_command.inspect(target, data)
-        if json_:
-            typer.echo(json.dumps(summary, indent=2))
-            return
-        out = report.console()
-        out.print(report.summary_table(summary["layers"], summary["title"], summary["footer"]))
-        for warning in summary["warnings"]:
-            typer.echo(f"nncli: warning: {warning}", err=True)
-
-    run(action, debug)
+    summary = inspect_command.inspect(target, data)
+    if json_:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    out = report.console()
+    out.print(report.summary_table(summary["layers"], summary["title"], summary["footer"]))
+    for warning in summary["warnings"]:
+        typer.echo(f"nncli: warning: {warning}", err=True)
 
 
 @app.command()
@@ -49,23 +44,18 @@ def validate(
     ),
     device: str | None = SPEC_DEVICE,
     skip_bad: bool = SKIP_BAD,
-    debug: bool = DEBUG,
 ) -> None:
     """Train without the training: every check train makes before its first batch (spec, data,
     input shape, early-stopping monitor, device), then one forward and backward pass on two
     rows."""
+    from nncli.commands import validate as validate_command
 
-    def action() -> None:
-        from nncli.commands import validate as validate_command
-
-        checked = validate_command.validate(
-            spec, list(set_), device=device, note=_note, skip_bad=skip_bad, warn=_warn
-        )
-        for line in checked:
-            typer.echo(line)
-        typer.echo("OK")
-
-    run(action, debug)
+    checked = validate_command.validate(
+        spec, list(set_), device=device, note=_note, skip_bad=skip_bad, warn=_warn
+    )
+    for line in checked:
+        typer.echo(line)
+    typer.echo("OK")
 
 
 @app.command()
@@ -77,23 +67,17 @@ def gradcheck(
         [], "--set", autocompletion=complete_set, help="Override a spec field: KEY=VALUE."
     ),
     device: str = DEVICE,
-    debug: bool = DEBUG,
-) -> None:
+) -> int:
     """Compare every parameter's gradient with central differences, in float64 on a few real
     rows; exit 1 when any relative error is over 1e-5."""
+    from nncli.cli import report
+    from nncli.commands import gradcheck as gradcheck_command
 
-    def action() -> bool:
-        from nncli import report
-        from nncli.commands import gradcheck as gradcheck_command
-
-        checked = gradcheck_command.gradcheck(
-            spec, data=data, rows=rows, overrides=list(set_), device=device
-        )
-        report.console().print(report.gradcheck_table(checked))
-        return all(p["ok"] for p in checked["parameters"])
-
-    if not run(action, debug):
-        raise typer.Exit(1)
+    checked = gradcheck_command.gradcheck(
+        spec, data=data, rows=rows, overrides=list(set_), device=device
+    )
+    report.console().print(report.gradcheck_table(checked))
+    return 0 if all(p["ok"] for p in checked["parameters"]) else 1
 
 
 @app.command()
@@ -107,15 +91,10 @@ def export(
         None, "--format", help="onnx (default: from the output's suffix)."
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
-    debug: bool = DEBUG,
 ) -> None:
     """Write a checkpoint as an ONNX model: scaling inside, outputs as predict gives them."""
+    from nncli.commands.export import export_checkpoint
 
-    def action() -> None:
-        from nncli.commands.export import export_checkpoint
-
-        done = export_checkpoint(checkpoint, output, opset=opset, fmt=format_, force=force)
-        verb = "replaced" if done["replaced"] else "wrote"
-        typer.echo(f"{verb} {output} (ONNX opset {done['opset']}, {done['nodes']} nodes)", err=True)
-
-    run(action, debug)
+    done = export_checkpoint(checkpoint, output, opset=opset, fmt=format_, force=force)
+    verb = "replaced" if done["replaced"] else "wrote"
+    typer.echo(f"{verb} {output} (ONNX opset {done['opset']}, {done['nodes']} nodes)", err=True)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from nncli.cli.app import DEBUG, app
-from nncli.usage import COUNT, run
-from nncli.usage import warn as _warn
+from nncli.cli.app import app
+from nncli.cli.usage import COUNT
+from nncli.cli.usage import warn as _warn
 
 
 @app.command()
@@ -34,20 +34,15 @@ def plot(
     activations: Path | None = typer.Option(
         None, "--activations", help="Draw this image's feature maps through each conv2d layer."
     ),
-    debug: bool = DEBUG,
 ) -> None:
     """Draw a checkpoint as a PNG: learning curves (best epoch, early stop, learning rate), with
     --data a confusion matrix; or --filters; or --activations IMAGE."""
+    from nncli.commands import plot as plot_command
 
-    def action() -> None:
-        from nncli.commands import plot as plot_command
-
-        done = plot_command.plot(
-            checkpoint, data=data, output=output, force=force, filters=filters, layer=layer,
-            activations=activations, warn=_warn,
-        )  # fmt: skip
-        verb = "replaced" if done["replaced"] else "wrote"
-        width, height = done["size"]
-        typer.echo(f"{verb} {done['path']} ({width}x{height} px)", err=True)
-
-    run(action, debug)
+    done = plot_command.plot(
+        checkpoint, data=data, output=output, force=force, filters=filters, layer=layer,
+        activations=activations, warn=_warn,
+    )  # fmt: skip
+    verb = "replaced" if done["replaced"] else "wrote"
+    width, height = done["size"]
+    typer.echo(f"{verb} {done['path']} ({width}x{height} px)", err=True)

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from nncli.cli.app import DEBUG, SPEC_DEVICE, app
-from nncli.usage import NON_NEGATIVE, POSITIVE_INT, complete_set, run
-from nncli.usage import terminated as _terminated
+from nncli.cli.app import SPEC_DEVICE, app
+from nncli.cli.usage import NON_NEGATIVE, POSITIVE_INT, complete_set
 
 SET = typer.Option(
     [], "--set", autocompletion=complete_set, help="Override a spec field: KEY=VALUE; repeatable."
@@ -55,50 +54,42 @@ def tune(
     set_: list[str] = SET,
     device: str | None = SPEC_DEVICE,
     worker: int | None = typer.Option(None, "--worker", hidden=True),
-    debug: bool = DEBUG,
 ) -> None:
     """Search the spec's search: space; continue the study on a second run."""
+    from nncli.cli import report
+    from nncli.commands import tune as tune_command
 
-    def action() -> None:
-        import signal
+    out = report.console()
+    shown: list = []
 
-        from nncli import report
-        from nncli.commands import tune as tune_command
+    def on_start(keys: list[str], monitor: str) -> None:
+        alone = worker is None and workers == 1  # workers print a line per trial
+        shown.append(report.TrialReport(out, keys, monitor, live=alone))
 
-        signal.signal(signal.SIGTERM, _terminated)
-        out = report.console()
-        shown: list = []
-
-        def on_start(keys: list[str], monitor: str) -> None:
-            alone = worker is None and workers == 1  # workers print a line per trial
-            shown.append(report.TrialReport(out, keys, monitor, live=alone))
-
-        try:
-            result = tune_command.tune(
-                spec,
-                trials,
-                output=output,
-                storage=storage,
-                study=study,
-                workers=workers,
-                timeout=timeout,
-                sampler=sampler,
-                cv=cv,
-                overrides=list(set_),
-                device=device,
-                worker=worker,
-                on_start=on_start,
-                on_trial=lambda row: shown[0](row),
-                force=force,
-            )
-        finally:
-            for trial_report in shown:
-                trial_report.stop()
-        if worker is None:
-            for line in report.tune_summary(result):
-                out.print(line)
-
-    run(action, debug)
+    try:
+        result = tune_command.tune(
+            spec,
+            trials,
+            output=output,
+            storage=storage,
+            study=study,
+            workers=workers,
+            timeout=timeout,
+            sampler=sampler,
+            cv=cv,
+            overrides=list(set_),
+            device=device,
+            worker=worker,
+            on_start=on_start,
+            on_trial=lambda row: shown[0](row),
+            force=force,
+        )
+    finally:
+        for trial_report in shown:
+            trial_report.stop()
+    if worker is None:
+        for line in report.tune_summary(result):
+            out.print(line)
 
 
 @app.command()
@@ -116,33 +107,25 @@ def cv(
     device: str | None = SPEC_DEVICE,
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors."),
     fold: list[int] = typer.Option([], "--fold", hidden=True),
-    debug: bool = DEBUG,
 ) -> None:
     """K-fold cross-validation: stratified for classes, an expanding window for time series."""
+    from nncli.cli import report
+    from nncli.commands import cv as cv_command
 
-    def action() -> None:
-        import signal
-
-        from nncli import report
-        from nncli.commands import cv as cv_command
-
-        signal.signal(signal.SIGTERM, _terminated)
-        out = report.console()
-        on_fold = None if quiet else (lambda f: out.print(report.fold_line(f)))
-        result = cv_command.cv(
-            spec,
-            folds,
-            output=output,
-            workers=workers,
-            force=force,
-            overrides=list(set_),
-            device=device,
-            on_fold=on_fold,
-            only=fold,
-        )
-        if not fold and not quiet:
-            out.print(report.cv_table(result))
-            for path in result.files:
-                out.print(f"saved {path}")
-
-    run(action, debug)
+    out = report.console()
+    on_fold = None if quiet else (lambda f: out.print(report.fold_line(f)))
+    result = cv_command.cv(
+        spec,
+        folds,
+        output=output,
+        workers=workers,
+        force=force,
+        overrides=list(set_),
+        device=device,
+        on_fold=on_fold,
+        only=fold,
+    )
+    if not fold and not quiet:
+        out.print(report.cv_table(result))
+        for path in result.files:
+            out.print(f"saved {path}")

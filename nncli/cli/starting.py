@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from nncli.cli.app import DEBUG, SKIP_BAD, app
-from nncli.usage import note, run, warn
+from nncli.cli.app import SKIP_BAD, app
+from nncli.cli.usage import note, warn
 
 
 @app.command()
@@ -23,21 +23,16 @@ def init(
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing spec."),
     skip_bad: bool = SKIP_BAD,
-    debug: bool = DEBUG,
 ) -> None:
     """Write a commented starter spec for DATA that trains as it is: the target, the task, the
     columns, missing values, a small network, the loss, adam and early stopping."""
+    from nncli.commands.init import init as init_command
 
-    def action() -> None:
-        from nncli.commands.init import init as init_command
-
-        started = init_command(data, target=target, output=output, force=force, skip_bad=skip_bad)
-        for line in started.warnings:
-            warn(line)
-        for line in started.notes:
-            note(line)
-        verb = "replaced" if started.replaced else "wrote"
-        typer.echo(f"{verb} {started.output}: {started.summary}")
-        typer.echo(f"checked as nncli validate does; train it with: {started.train_command}")
-
-    run(action, debug)
+    started = init_command(data, target=target, output=output, force=force, skip_bad=skip_bad)
+    for line in started.warnings:
+        warn(line)
+    for line in started.notes:
+        note(line)
+    verb = "replaced" if started.replaced else "wrote"
+    typer.echo(f"{verb} {started.output}: {started.summary}")
+    typer.echo(f"checked as nncli validate does; train it with: {started.train_command}")

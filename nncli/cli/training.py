@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from nncli.cli.app import DEBUG, SKIP_BAD, SPEC_DEVICE, app
-from nncli.usage import POSITIVE_INT, complete_set, run
-from nncli.usage import note as _note
-from nncli.usage import terminated as _terminated
-from nncli.usage import warn as _warn
+from nncli.cli.app import SKIP_BAD, SPEC_DEVICE, app
+from nncli.cli.usage import POSITIVE_INT, complete_set, told
+from nncli.cli.usage import note as _note
+from nncli.cli.usage import warn as _warn
 
 
 @app.command()
 def train(
+    ctx: typer.Context,
     spec: Path = typer.Argument(..., help="The YAML spec to train."),
     set_: list[str] = typer.Option(
         [],
@@ -53,35 +52,34 @@ def train(
         "the same weights; float32: within rounding, so early stopping may pick another epoch).",
     ),
     skip_bad: bool = SKIP_BAD,
-    debug: bool = DEBUG,
-) -> None:
+) -> int | None:
     """Train the network a spec describes and write its checkpoint (under mpiexec or srun, as
     one of several processes sharing each batch)."""
+    debug = ctx.params["debug"]  # the app's one --debug (cli/app.py)
     overrides = list(set_) + ([f"training.epochs={epochs}"] if epochs is not None else [])
     if workers is not None:
-        _launch(workers, debug, (spec, overrides, output, resume, device))
+        return _launch(workers, debug, (spec, overrides, output, resume, device))
     from nncli.training import parallel
 
-    world = run(parallel.world, debug)
+    world = parallel.world()
     options = dict(output=output, resume=resume, force=force, smoke=smoke, device=device)
     options.update(overrides=overrides, skip_bad=skip_bad)
     action = partial(_train, spec, quiet or not world.lead, world, options)
-    if world.parallel:
-        _shared(action, world, debug)
-    else:
-        run(action, debug)
+    if not world.parallel:
+        return action()
+    code = parallel.run_rank(world, action, tell=partial(told, debug=debug))
+    if code:  # the error's line stands alone (rank 0 said it; the others say nothing)
+        raise typer.Exit(code)
+    return None
 
 
 def _train(spec: Path, quiet: bool, world: Any, options: dict[str, Any]) -> None:
     """Load the spec, train with the progress report, print the summary (rank 0 alone prints
     when several processes share the run)."""
-    import signal
-
-    from nncli import report
     from nncli import spec as spec_module
+    from nncli.cli import report
     from nncli.commands import train as train_command
 
-    signal.signal(signal.SIGTERM, _terminated)
     loaded = spec_module.load(spec, options["overrides"])
     if loaded.search is not None and world.lead:
         from nncli.spec.search import ignored
@@ -103,8 +101,8 @@ def _train(spec: Path, quiet: bool, world: Any, options: dict[str, Any]) -> None
             out.print(line)
 
 
-def _launch(workers: int, debug: bool, run_args: tuple) -> None:
-    """``--workers K``: this command again as K MPI processes; exit with the job's code (a
+def _launch(workers: int, debug: bool, run_args: tuple) -> int:
+    """``--workers K``: this command again as K MPI processes -> the job's exit code (a
     killed rank: one line naming it and how to resume, ``run_args`` the run's spec, overrides,
     output, resume and device)."""
     import sys
@@ -113,41 +111,9 @@ def _launch(workers: int, debug: bool, run_args: tuple) -> None:
 
     args = sys.argv[sys.argv.index("train") + 1 :] if "train" in sys.argv else []
     options = dict(relay=_relay, after_kill=resume_hint(*run_args), debug=debug)
-    raise typer.Exit(run(lambda: launch(args, workers, **options), debug))
+    return launch(args, workers, **options)
 
 
 def _relay(line: str, err: bool) -> None:
     """A line of the job's stdout or stderr, passed on as it came."""
     typer.echo(line, err=err, nl=False)
-
-
-def _shared(action: Callable[[], None], world: Any, debug: bool) -> None:
-    """One of several ranks: rank 0 prints as a single process does, and aborts the job after
-    an error the other ranks may not share; another rank prints nothing and hands its error to
-    rank 0 (which names the rank), or exits quietly with an error every rank raised."""
-    from nncli.training.parallel import collective, failure
-
-    failed: list[BaseException] = []
-
-    def watched() -> None:
-        try:
-            action()
-        except BaseException as exc:
-            failed.append(exc)
-            raise
-
-    if not world.lead:
-        try:
-            watched()
-        except BaseException as exc:
-            line, code = failure(exc)
-            if not collective(exc):
-                world.report(line, code)
-            raise typer.Exit(code) from None
-        return
-    try:
-        run(watched, debug)
-    except typer.Exit as exc:
-        if exc.exit_code and failed and not collective(failed[0]):
-            world.abort(exc.exit_code)
-        raise

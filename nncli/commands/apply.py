@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from nncli import data
+from nncli.bounds.files import require_regular
 from nncli.checkpoint import model as model_io
 from nncli.data.kinds import KINDS
 from nncli.errors import CheckpointError, DataError
-from nncli.files import require_regular
 
 
 def stored_encoder(model: model_io.Model, what: str = "data") -> Any:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,8 +32,11 @@ from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback
 from nncli.training.loop import evaluate
 
+if TYPE_CHECKING:
+    from nncli.spec import Spec
 
-def monitored(spec: Any) -> tuple[str, bool]:
+
+def monitored(spec: Spec) -> tuple[str, bool]:
     """(the metric a search optimises, whether higher is better): the early-stopping monitor
     (default ``val_loss``), its ``mode`` when not ``auto``."""
     es = spec.training.early_stopping
@@ -99,7 +102,7 @@ def pooled(ds: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return x, y, mask
 
 
-def plan(spec: Any, ds: Any, folds: int) -> tuple[str, list[fold_rows.Fold]]:
+def plan(spec: Spec, ds: Any, folds: int) -> tuple[str, list[fold_rows.Fold]]:
     """The folds of the pooled rows and how they were cut."""
     _, y, _ = pooled(ds)
     if spec.data.kind == "timeseries":
@@ -132,7 +135,7 @@ def _fold_data(ready: Resolved, rows: fold_rows.Fold) -> Any:
 
 
 def train_fold(
-    spec: Any,
+    spec: Spec,
     number: int,
     folds: int,
     callbacks: Sequence[Callback] = (),
@@ -171,7 +174,7 @@ def train_fold(
 
 
 def cross_validate(
-    spec: Any,
+    spec: Spec,
     folds: int,
     *,
     callbacks: Callable[[int], Sequence[Callback]] | None = None,
@@ -249,7 +252,7 @@ def _fold_file(out: Path, number: int) -> Path:
 
 
 def _in_workers(
-    spec: Any,
+    spec: Spec,
     folds: int,
     workers: int,
     out: Path,

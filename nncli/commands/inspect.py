@@ -4,17 +4,20 @@ checkpoint or from a spec (its input shape from ``model.input`` or a data file).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nncli import data
+from nncli.bounds.files import not_regular
 from nncli.checkpoint import model as model_io
 from nncli.errors import SpecError
-from nncli.files import not_regular
 from nncli.spec import build
 from nncli.spec.resolve import input_shape
 from nncli.training.callbacks import beside
+
+if TYPE_CHECKING:
+    from nncli.spec import Spec
 
 
 def _is_checkpoint(path: Path) -> bool:
@@ -56,7 +59,7 @@ def _summary(net: Any, title: str, extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _spec_network(spec: Any, data_file: Path | None) -> tuple[Any, Any]:
+def _spec_network(spec: Spec, data_file: Path | None) -> tuple[Any, Any]:
     """The network a spec describes, its input shape from ``model.input`` or the data."""
     backend = build.backend_for(spec, "cpu")
     if spec.model.input is not None and data_file is None:

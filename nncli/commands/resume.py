@@ -8,13 +8,16 @@ import math
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nncli.checkpoint import model as model_io
 from nncli.errors import SpecError
 from nncli.training.callbacks import History
+
+if TYPE_CHECKING:
+    from nncli.spec import Spec
 
 # what a resumed run may change: where the files are, and the learning rate
 RESUME_MAY_CHANGE = {"data": ("path", "validation", "test"), "optimizer": ("learning_rate",)}
@@ -49,7 +52,7 @@ def first_difference(a: Any, b: Any, where: str = "") -> str | None:
     return None if a == b else (where.lstrip(".") or ".")
 
 
-def resume_command(spec: Any, last: Path, out: Path, overrides: Sequence[str], device: Any) -> str:
+def resume_command(spec: Spec, last: Path, out: Path, overrides: Sequence[str], device: Any) -> str:
     """The exact command line that continues an interrupted run (quoted for a POSIX shell)."""
     words = ["nncli", "train", str(spec.source or "SPEC")]
     words += [w for o in overrides for w in ("--set", o)]
@@ -58,7 +61,7 @@ def resume_command(spec: Any, last: Path, out: Path, overrides: Sequence[str], d
 
 
 def resume_advice(
-    spec: Any, last: Path | None, out: Path, overrides: Sequence[str], device: Any
+    spec: Spec, last: Path | None, out: Path, overrides: Sequence[str], device: Any
 ) -> str:
     """How a stopped run's message ends: the last good checkpoint and the command that resumes
     from it, or that none was saved."""
@@ -71,7 +74,7 @@ def resume_advice(
 
 def resume(
     path: Path,
-    spec: Any,
+    spec: Spec,
     net: Any,
     optimizer: Any,
     encoder_state: dict,
@@ -111,7 +114,7 @@ def resume(
     return int(training.get("epoch", count)), history, best_weights(path, model, spec.dtype)
 
 
-def settings_difference(stored_yaml: str, spec: Any) -> str | None:
+def settings_difference(stored_yaml: str, spec: Spec) -> str | None:
     """The first loss, optimizer or data setting the checkpoint was trained with that ``spec``
     changes (an optimizer's slots mean nothing to another one; the data's scaling, features and
     target are the encoding). The stored spec is only compared, never used to find files."""

@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nncli.bounds.files import output_problem
 from nncli.checkpoint import folder as outputs
 from nncli.checkpoint import model as model_io
 from nncli.checkpoint import runs
@@ -24,13 +25,15 @@ from nncli.commands import stopping
 from nncli.commands.resume import resume as resume_from
 from nncli.data.digest import content_digest
 from nncli.errors import CheckpointError, DataError, DivergedError, SpecError
-from nncli.files import output_problem
 from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback, History, LastEpoch, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
 from nncli.training.loop import FitConfig, evaluate, fit, predict
 from nncli.training.parallel import SINGLE, World, run_facts
 from nncli.training.spread import share_dataset
+
+if TYPE_CHECKING:
+    from nncli.spec import Spec
 
 SMOKE_ROWS = 64
 
@@ -44,7 +47,7 @@ class TrainResult:
 
 
 def refuse_outputs_on_inputs(
-    spec: Any, output: Path | None = None, resume: Path | None = None
+    spec: Spec, output: Path | None = None, resume: Path | None = None
 ) -> tuple[Path, outputs.RunFiles]:
     """The run's checkpoint path and files, after checking the path can hold a checkpoint
     (``files.output_problem``) and no file the run writes is one of its inputs (the spec, the
@@ -63,7 +66,7 @@ def refuse_outputs_on_inputs(
 
 
 def train(
-    spec: Any,
+    spec: Spec,
     *,
     output: Path | None = None,
     resume: Path | None = None,
@@ -107,7 +110,7 @@ def train(
 
 
 def _train(
-    spec: Any,
+    spec: Spec,
     *,
     output: Path | None,
     resume: Path | None,
@@ -152,7 +155,7 @@ def _train(
 
 
 def _resolve(
-    spec: Any, device: str, skip_bad: bool, warn: Callable | None, world: World
+    spec: Spec, device: str, skip_bad: bool, warn: Callable | None, world: World
 ) -> Resolved:
     """``resolve`` the run; with several ranks, rank 0 alone reads the data and sends the
     others what they need of it (nncli/training/spread.py)."""
@@ -166,7 +169,7 @@ def _resolve(
     return resolve(spec, device=device, dataset=ds)
 
 
-def _facts(spec: Any) -> dict[str, str]:
+def _facts(spec: Spec) -> dict[str, str]:
     """What every rank must hold alike before a shared run starts (``World.agree``)."""
     from nncli import __version__
     from nncli.spec import resolved_yaml
@@ -175,7 +178,7 @@ def _facts(spec: Any) -> dict[str, str]:
     return run_facts(resolved_yaml(spec), [Path(p) for p in paths if p], __version__)
 
 
-def fit_arrays(spec: Any, ds: Any, smoke: bool) -> tuple[np.ndarray, np.ndarray, FitConfig]:
+def fit_arrays(spec: Spec, ds: Any, smoke: bool) -> tuple[np.ndarray, np.ndarray, FitConfig]:
     """(x, y, how to fit them) from the spec's training section and the loaded data; a smoke
     run takes at most ``SMOKE_ROWS`` rows for one epoch."""
     x, y, mask, validation = ds.x_train, ds.y_train, ds.mask_train, None
@@ -199,7 +202,7 @@ def fit_arrays(spec: Any, ds: Any, smoke: bool) -> tuple[np.ndarray, np.ndarray,
     return x, y, config
 
 
-def data_state(spec: Any, ds: Any) -> dict[str, Any]:
+def data_state(spec: Spec, ds: Any) -> dict[str, Any]:
     """What a checkpoint stores about its data: kind, input shape, task, the fitted encoder."""
     state = {
         "kind": spec.data.kind,
@@ -218,7 +221,7 @@ def data_state(spec: Any, ds: Any) -> dict[str, Any]:
 class TrainingRun:
     """One run's state between its steps: the history, where it saves, its last good file."""
 
-    def __init__(self, spec: Any, ready: Resolved, out: Path, world: World = SINGLE):
+    def __init__(self, spec: Spec, ready: Resolved, out: Path, world: World = SINGLE):
         from nncli.spec import resolved_yaml
 
         self.spec, self.ready, self.out, self.world = spec, ready, out, world

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nncli.checkpoint import folder as outputs
 from nncli.checkpoint.lock import hold
@@ -38,6 +38,9 @@ from nncli.errors import DataError, DivergedError, Interrupted, SpecError
 from nncli.spec import search
 from nncli.training.callbacks import MonitorReport, kept_value
 from nncli.training.guards import SignalStop
+
+if TYPE_CHECKING:
+    from nncli.spec import Spec
 
 WARMUP = 5  # the pruner waits for the first epochs // WARMUP epochs of every trial
 BEST_LOCK_WAIT = 120.0  # seconds a worker waits while another moves its trial to best/
@@ -153,7 +156,7 @@ def tune(
 
 
 def _space(
-    spec: Any, path: Path, overrides: list[str], device: str | None, check: bool, cv: int | None
+    spec: Spec, path: Path, overrides: list[str], device: str | None, check: bool, cv: int | None
 ) -> list[search.Param]:
     """The ``search:`` space; with ``check`` every bound and choice is resolved (data, shapes,
     batch size against the rows) before the first trial, and the monitor must be logged."""
@@ -244,7 +247,7 @@ def _run_trials(
 
 
 def _cv_value(
-    spec: Any, settings: TuneSettings, report: Callable, stop: SignalStop
+    spec: Spec, settings: TuneSettings, report: Callable, stop: SignalStop
 ) -> tuple[float, dict]:
     """The mean over ``--cv`` folds, the running mean reported after each fold."""
     monitor = monitored(spec)[0]
@@ -291,7 +294,7 @@ def _interrupted(settings: TuneSettings, exc: BaseException) -> Interrupted:
 
 
 def _write_outputs(
-    settings: TuneSettings, shared: Any, spec: Any, train_best: bool = True
+    settings: TuneSettings, shared: Any, spec: Spec, train_best: bool = True
 ) -> list[Path]:
     """``trials.csv`` and, once a trial has completed, ``best.yaml`` (and, with ``--cv``, the
     best values trained once on the spec's own split into ``best/model.h5``). The files list

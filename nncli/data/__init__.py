@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nncli.bounds.files import require_regular
 from nncli.data.dataset import Dataset, state_text, task_for_loss
 from nncli.data.encoder import Encoder
 from nncli.data.kinds import KINDS, DataKind
 from nncli.errors import CheckpointError, DataError, NncliError, SpecError
-from nncli.files import require_regular
 
 __all__ = [
     "KINDS",

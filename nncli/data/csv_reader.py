@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nncli.bounds.files import require_regular
+from nncli.bounds.limits import COLUMNS_VARIABLE, column_limit
 from nncli.errors import DataError
-from nncli.files import require_regular
-from nncli.limits import COLUMNS_VARIABLE, column_limit
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nncli.bounds.limits import over_memory, size_text
 from nncli.data.csv_reader import (
     cell_text,
     describe_rows,
@@ -17,7 +18,6 @@ from nncli.data.csv_reader import (
     source_of,
 )
 from nncli.errors import DataError
-from nncli.limits import over_memory, size_text
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from nncli.bounds.files import require_regular
 from nncli.data.labels import label_order
 from nncli.errors import DataError, OptionHint
-from nncli.files import require_regular
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")

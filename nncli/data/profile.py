@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nncli.bounds.files import require_regular
 from nncli.data.csv_reader import cell_numbers, cell_text, read_table
 from nncli.data.formats import foreign
 from nncli.data.header import DELIMITERS, check_names, sniff_delimiter
 from nncli.data.labels import label_order
 from nncli.data.table import ID_ROWS, mostly_numbers, stray_text, too_distinct
 from nncli.errors import DataError, SpecError
-from nncli.files import require_regular
 
 if TYPE_CHECKING:
     import pandas as pd

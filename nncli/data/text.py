@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from nncli.bounds.files import require_regular
 from nncli.data.dataset import Dataset, distinct_texts, state_text
 from nncli.data.encoder import Encoder
 from nncli.data.formats import not_utf8
@@ -29,7 +30,6 @@ from nncli.data.onehot import one_hot
 from nncli.data.split import part_size
 from nncli.data.table import resolve
 from nncli.errors import DataError, ShapeError, SpecError
-from nncli.files import require_regular
 
 STATE_VERSION = 1
 WORD = re.compile(r"\w+|[^\w\s]|\n")  # words, single punctuation marks, line breaks

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 
 from nncli.backend import Backend, get_backend
+from nncli.bounds.limits import over_memory, size_text
 from nncli.engine import LAYERS, LOSSES, OPTIMIZERS
 from nncli.engine.losses import Loss
 from nncli.engine.network import LayerArrays, Sequential, planned_arrays
 from nncli.engine.optimizers import Optimizer
 from nncli.engine.schedules import SCHEDULES, Schedule
 from nncli.errors import NncliError, SpecError
-from nncli.limits import over_memory, size_text
 
 
 def _at(spec: Any, error: NncliError, prefix: str) -> NncliError:

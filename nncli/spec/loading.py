@@ -20,10 +20,10 @@ from typing import Any
 import yaml
 from pydantic import Field, PrivateAttr, ValidationError
 
+from nncli.bounds.files import require_regular
 from nncli.engine import checks
 from nncli.engine.registry import did_you_mean
 from nncli.errors import SpecError, SpecErrors
-from nncli.files import require_regular
 from nncli.spec import document
 from nncli.spec.document import Document, Path_, make_error
 from nncli.spec.fields import (

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,28 @@ def failure(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, SystemExit):
         return "exited", exc.code if isinstance(exc.code, int) else 1
     return f"internal error ({type(exc).__name__}: {exc})", 1
+
+
+def run_rank(world: World, action: Callable[[], None], tell: Callable[[BaseException], int]) -> int:
+    """Run ``action`` as this rank's part of a shared run -> its exit code (0: done). The
+    rank-failure policy: rank 0 tells its error as a single process does (``tell``, the command
+    line's: the one line -> the exit code); another rank says nothing and hands its line and
+    code to rank 0, which names the rank. Unless every rank raised the error at the same point
+    (``collective``), the job then ends at once with that code: the other ranks may be waiting
+    in a collective this rank will never join."""
+    try:
+        action()
+    except BaseException as exc:
+        if world.lead:
+            code = tell(exc)
+            if code and not collective(exc):
+                world.abort(code)
+            return code
+        line, code = failure(exc)
+        if not collective(exc):
+            world.report(line, code)
+        return code
+    return 0
 
 
 def share_of(rows: int, rank: int, size: int) -> slice:

@@ -12,7 +12,7 @@ With ``NNCLI_FAKE_GPU=1``, ``device: gpu`` gets this module's ``xp`` instead of 
   ``Backend.to_host``); ``xp.asarray`` of a host array raises, so every transfer is counted.
 
 ``DeviceArray.data.ptr`` is the device pointer CuPy hands to libraries; ``memory_at`` gives the
-device's own side (the stand-in NCCL, ``nncli.fakenccl``) the memory behind a live one, and
+device's own side (the stand-in NCCL, ``nncli.testing.fakenccl``) the memory behind a live one, and
 ``xp.cuda`` has CuPy's current stream, whose ``record()`` event is ``done`` once the work queued
 on it (the stand-in NCCL's sums) has finished.
 
@@ -289,7 +289,7 @@ class _Module:
     ndarray = DeviceArray
     stand_in = True
     cuda = SimpleNamespace(get_current_stream=lambda: STREAMS[0])  # CuPy's, for NCCL's calls
-    __name__ = "nncli.fakegpu.xp"
+    __name__ = "nncli.testing.fakegpu.xp"
 
     def asarray(self, x: Any, dtype: Any = None) -> DeviceArray:
         if isinstance(x, DeviceArray):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from nncli import fakegpu
+from nncli.testing import fakegpu
 
 available = os.environ.get("NNCLI_FAKE_NCCL", "1").strip() != "0"
 

@@ -1,7 +1,8 @@
 """Command-line usage: options checked as they are parsed, and click's usage errors (unknown
 option, bad value, missing argument) printed as one ``nncli: error: ...`` line with exit 2, the
-way every other error is printed, instead of click's usage panel; ``run``, which turns nncli's
-errors into that line and their exit code; and the shell completion of option values.
+way every other error is printed, instead of click's usage panel; ``run`` and ``told`` (the
+exit-code map), which turn nncli's errors into that line and their exit code; and the shell
+completion of option values.
 """
 
 from __future__ import annotations
@@ -118,12 +119,6 @@ def quiet_stdout() -> None:
     os.close(devnull)
 
 
-def fail(lines: list[str], code: int) -> None:
-    for line in lines:
-        typer.echo(f"nncli: error: {line}", err=True)
-    raise typer.Exit(code)
-
-
 def with_hint(exc: Any) -> str:
     """An error's line, with its ``OptionHint`` when the command being run takes that option."""
     hint = exc.hint
@@ -152,35 +147,43 @@ def _warning_line(caught: warnings.WarningMessage) -> str:
 
 
 def _run(action: Callable[[], Any], debug: bool) -> Any:
-    from nncli.errors import NncliError, SpecErrors
-
     try:
         result = action()
         sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
         return result
     except typer.Exit:
         raise
-    except NncliError as exc:
-        if debug:
-            traceback.print_exc()
-        fail(exc.lines() if isinstance(exc, SpecErrors) else [with_hint(exc)], exc.exit_code)
-    except KeyboardInterrupt as exc:  # a signal outside training (training raises Interrupted)
-        if debug:
-            traceback.print_exc()
-        fail(["interrupted"], getattr(exc, "exit_code", 130))
-    except BrokenPipeError:  # `nncli predict ... | head`: the reader took what it wanted
+    except (Exception, KeyboardInterrupt) as exc:
+        raise typer.Exit(told(exc, debug)) from None
+
+
+def told(exc: BaseException, debug: bool) -> int:
+    """The exit-code map (ARCHITECTURE.md, "Errors and exit codes"), the one place an error
+    becomes what the user sees: ``exc`` as one ``nncli: error:`` line (with its traceback under
+    ``--debug``) -> the code the process ends with. An ``Exit`` was said already."""
+    from nncli.errors import NncliError, SpecErrors
+
+    if isinstance(exc, typer.Exit):
+        return exc.exit_code
+    if isinstance(exc, BrokenPipeError):  # `nncli predict ... | head`: the reader took its fill
         quiet_stdout()
-        raise typer.Exit(CLOSED_PIPE) from None
-    except Exception as exc:  # a bug in nncli: say so, and how to see more
-        if debug:
-            traceback.print_exc()
-        fail(
-            [
-                f"internal error ({type(exc).__name__}: {exc}); run with --debug for the "
-                "traceback and report it"
-            ],
-            1,
-        )
+        return CLOSED_PIPE
+    if debug:
+        traceback.print_exception(exc)
+    if isinstance(exc, NncliError):
+        lines = exc.lines() if isinstance(exc, SpecErrors) else [with_hint(exc)]
+        code = exc.exit_code
+    elif isinstance(exc, KeyboardInterrupt):  # a signal outside training (training: Interrupted)
+        lines, code = ["interrupted"], getattr(exc, "exit_code", 130)
+    else:  # a bug in nncli: say so, and how to see more
+        lines = [
+            f"internal error ({type(exc).__name__}: {exc}); run with --debug for the "
+            "traceback and report it"
+        ]
+        code = 1
+    for line in lines:
+        typer.echo(f"nncli: error: {line}", err=True)
+    return code
 
 
 def terminated(signum: int, frame: Any) -> None:
