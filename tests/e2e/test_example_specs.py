@@ -11,7 +11,7 @@ from nncli.checkpoint import model as model_io
 from nncli.cli import app
 from nncli.training.loop import predict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_iris_reaches_095_validation_accuracy_and_reloads_identically(tmp_path: Path):
