@@ -1,4 +1,4 @@
-"""Full runs of the example specs reach the accuracy the README promises."""
+"""Full runs of the example specs (models/) reach the accuracy the README promises."""
 
 from pathlib import Path
 
