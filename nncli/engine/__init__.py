@@ -1,8 +1,8 @@
 """nncli's neural-network engine: layers, losses, optimizers and the Sequential network.
 
 Importing this package registers every layer, activation, loss, optimizer and initialiser. A new
-layer module is named once, in ``LAYER_MODULES``; tests/test_network.py fails for an engine module
-that defines a layer without being listed here.
+layer module is named once, in ``LAYER_MODULES``; tests/engine/test_network.py fails for an engine
+module that defines a layer without being listed here.
 """
 
 from importlib import import_module

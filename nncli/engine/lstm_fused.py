@@ -3,7 +3,7 @@ one matrix product W_hh h and one pass for gates, cell state, tanh and h (forwar
 and one product back. numpy's tanh of float32 runs ~40 us for one step's 16k gates (W3), about
 as long as the step's matrix product; the kernels' rational tanh vectorises (see
 ``kernel_loops.lstm_loops``). ``Recurrent.run`` / ``run_backward`` stay the reference, and
-``tests/test_kernels.py`` compares the two."""
+``tests/engine/test_numba_kernels.py`` compares the two."""
 
 from __future__ import annotations
 
