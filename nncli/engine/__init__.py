@@ -2,8 +2,8 @@
 
 Importing this package registers every layer, activation, loss, optimizer and initialiser. The
 layers live in ``layers/``, one module (or folder) per operation; a new layer module is named once,
-in ``LAYER_MODULES``; tests/test_network.py fails for an engine module that defines a layer
-without being listed here.
+in ``LAYER_MODULES``; tests/engine/test_network.py fails for an engine module that defines a
+layer without being listed here.
 """
 
 from importlib import import_module

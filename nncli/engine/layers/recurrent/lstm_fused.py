@@ -3,7 +3,7 @@ one matrix product W_hh h and one pass for gates, cell state, tanh and h (forwar
 and one product back. numpy's tanh of float32 runs ~40 us for one step's 16k gates (W3), about
 as long as the step's matrix product; the loops' rational tanh vectorises (``step_loops``
 below, loaded by ``kernels.py``). ``Recurrent.run`` / ``run_backward`` with the LSTM's cell
-(``lstm.py``) stay the reference, and ``tests/test_kernels.py`` compares the two."""
+(``lstm.py``) stay the reference, and ``tests/engine/test_numba_kernels.py`` compares the two."""
 
 from __future__ import annotations
 

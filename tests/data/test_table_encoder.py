@@ -1,4 +1,5 @@
-"""Encoders: fitting, the predict-side transform, decoding outputs, and the checkpoint state."""
+"""The table encoder (nncli/data/table_encoder.py): fitting, the predict-side transform,
+decoding outputs, and the checkpoint state."""
 
 from __future__ import annotations
 

@@ -451,4 +451,4 @@ def test_a_warning_in_a_command_that_succeeds_is_one_warning_line(capsys):
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("nncli: warning: overflow encountered in exp (RuntimeWarning, ")
-    assert "test_cli.py:" in lines[0]
+    assert "test_command_line.py:" in lines[0]

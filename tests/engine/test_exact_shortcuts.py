@@ -1,7 +1,8 @@
-"""What the engine's speed work must not change: flat parameter buffers behave like separate
-arrays, fused optimizer steps keep the per-name state format and resume bit for bit, the Adam
-state is flushed before it turns subnormal, reused work arrays never leak into outputs, and the
-first layer's input gradient is skipped only when nobody can want it."""
+"""The engine's shortcuts change no number (asserted exactly, no time measured): flat parameter
+buffers behave like separate arrays, fused optimizer steps keep the per-name state format and
+resume bit for bit, the Adam state is flushed before it turns subnormal, reused work arrays never
+leak into outputs, the first layer's input gradient is skipped only when nobody can want it, and
+a ReLU run behind a max pool gives the plain order's outputs and gradients."""
 
 from __future__ import annotations
 

@@ -152,7 +152,7 @@ def test_each_kernel_is_called_with_its_parameters(monkeypatch):
 
 # -- on a real GPU -------------------------------------------------------------------------------
 needs_gpu = pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")
-MODELS = Path(__file__).resolve().parents[1] / "models"
+MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 @needs_gpu

@@ -1,6 +1,7 @@
-"""Where outputs may go (nncli/checkpoint/folder.py, runs.py): never onto an input, never over
-a file without consent, never onto another run's files, each checkpoint with its own files,
-modes from the umask, and a stopped run's temporary files removed by the next run."""
+"""The run folder (nncli/checkpoint/folder.py, runs.py), where train and predict may write:
+never onto an input, never over a file without consent, never onto another run's files, each
+checkpoint with its own files, modes from the umask, and a stopped run's temporary files removed
+by the next run."""
 
 from __future__ import annotations
 

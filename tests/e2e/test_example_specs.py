@@ -1,4 +1,4 @@
-"""Full runs of the example specs reach the accuracy the README promises."""
+"""Full runs of the example specs (models/) reach the accuracy the README promises."""
 
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from nncli.checkpoint import model as model_io
 from nncli.cli import app
 from nncli.training.loop import predict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_iris_reaches_095_validation_accuracy_and_reloads_identically(tmp_path: Path):

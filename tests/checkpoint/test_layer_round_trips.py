@@ -1,4 +1,7 @@
-"""The new layers, losses and optimizer from a spec: train, inspect, save, reload, resume."""
+"""Layers with settings and state from a spec (batchnorm, layernorm, conv1d, the pools, embedding;
+huber, label smoothing, adamw) through train, inspect and the checkpoint: each reloads to the
+same predictions, batchnorm's running statistics are saved, and a resumed run equals a straight
+one."""
 
 import json
 import shutil

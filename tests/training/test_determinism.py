@@ -20,7 +20,7 @@ from nncli.checkpoint import model as model_io
 from nncli.engine.network import Sequential
 from nncli.training.loop import predict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 PENGUINS_SPEC = """\
 version: 1

@@ -1,5 +1,5 @@
 """Rank 0 reads, the other ranks get what they need (nncli/training/spread.py, data/shipping.py):
-the pieces without MPI. The 2-rank runs through mpiexec are in test_parallel.py."""
+the pieces without MPI. The 2-rank runs through mpiexec are in e2e/test_parallel.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The engine learns: XOR, a noisy sine curve; the same seed gives the same weights."""
+"""``fit`` (nncli/training/loop.py) learns: XOR, a noisy sine curve; early stopping and the
+weights it keeps; the same seed gives the same weights."""
 
 import json
 import subprocess

@@ -54,6 +54,13 @@ NEVER_PRINTED = [
     ("nncli/checkpoint/folder.py", "--resume {}", "--resume", "tune", "trials never resume"),
     ("nncli/commands/resume.py", "--resume", "--resume", "tune", "trials never resume"),
     (
+        "nncli/checkpoint/folder.py",
+        "--output",
+        "--output",
+        "validate",
+        "check_kind's default; validate's refuse_outputs_on_inputs passes the spec's output key",
+    ),
+    (
         "nncli/commands/parts.py",
         "--part",
         "--part",
