@@ -1,5 +1,6 @@
-"""What ``nncli predict`` and ``nncli evaluate`` share: a checkpoint applied to new data through
-the encoders stored in it. Nothing here takes a path from the checkpoint's embedded spec."""
+"""What ``nncli predict`` and ``nncli evaluate`` share (``Predictor`` applies them): a checkpoint
+applied to new data through the encoders stored in it. Nothing here takes a path from the
+checkpoint's embedded spec."""
 
 from __future__ import annotations
 
@@ -25,11 +26,6 @@ def stored_encoder(model: model_io.Model, what: str = "data") -> Any:
         raise CheckpointError(
             f"the stored {what} encoder is incomplete ({exc})", where=str(model.path)
         ) from None
-
-
-def model_inputs(encoder: Any, frame: Any, unknown: str = "error") -> tuple[Any, Any]:
-    """(x, mask): sequence encoders give padded inputs and their mask; the others x alone."""
-    return encoder.inputs(frame, unknown=unknown)
 
 
 READS = {  # what a model of each data kind is applied to, for messages
@@ -58,6 +54,17 @@ def check_input_kind(model: model_io.Model, encoder: Any, path: Path) -> None:
     if found:
         raise DataError(
             f"{path} is {found}, but this model reads {READS[kind]}{_trained_on(model)}"
+        )
+
+
+def check_rows_kind(model: model_io.Model, encoder: Any, what: str) -> None:
+    """DataError when the model reads no table, so ``what`` (records, a data frame: rows of a
+    table handed in rather than a file) cannot stand in for its data."""
+    if not encoder.tabular:
+        kind = encoder.kind
+        raise DataError(
+            f"predicting from {what} takes a model of tables; this model reads "
+            f"{READS.get(kind, kind)}{_trained_on(model)}"
         )
 
 

@@ -9,18 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from nncli.checkpoint import model as model_io
 from nncli.commands import parts
-from nncli.commands.apply import (
-    all_skipped,
-    check_input_kind,
-    read_data,
-    stored_encoder,
-    warn_skipped,
-)
+from nncli.commands.predictor import Predictor
 from nncli.errors import SpecError
 from nncli.training.guards import require_finite
-from nncli.training.loop import evaluate, predict
+from nncli.training.loop import evaluate
 from nncli.training.metrics import classification_report, predicted_classes
 
 MAX_JSON = 1 << 28  # bytes of an existing --output read to recognise an earlier evaluation
@@ -35,6 +28,21 @@ def evaluate_file(
     unknown: str = "error",
     part: str | None = "all",
 ) -> dict[str, Any]:
+    """Loss and metrics; for classification also per-class precision/recall/F1 and confusion
+    (``score_file`` with the checkpoint loaded on ``device``)."""
+    predictor = Predictor.load(checkpoint, device)
+    return score_file(predictor, path, skip_bad=skip_bad, warn=warn, unknown=unknown, part=part)
+
+
+def score_file(
+    predictor: Predictor,
+    path: Path,
+    *,
+    skip_bad: bool = False,
+    warn: Callable[[str], None] | None = None,
+    unknown: str = "error",
+    part: str | None = "all",
+) -> dict[str, Any]:
     """Loss and metrics; for classification also per-class precision/recall/F1 and confusion.
 
     ``part``: train, validation or test (split again as training split the file, which must be
@@ -43,17 +51,15 @@ def evaluate_file(
     the training file they count as zeros, as in training). Rows training would have left out
     for a missing target are left out, and ``warn`` says so. The result's ``scored`` says which
     rows were scored."""
-    model = model_io.load(checkpoint, device)
-    encoder = stored_encoder(model)
-    check_input_kind(model, encoder, path)
-    chosen = parts.choose(model, encoder, path, part, skip_bad=skip_bad, warn=warn)
+    predictor.check_input(path)  # before the split reads it
+    chosen = parts.choose(predictor, path, part, skip_bad=skip_bad, warn=warn)
     x, y, mask = chosen.x, chosen.y, chosen.mask
     if x is None:
-        x, y, mask = _whole_file(
-            encoder, path, skip_bad, warn, "ignore" if chosen.trained_on else unknown
-        )
+        unknown = "ignore" if chosen.trained_on else unknown
+        x, y, mask = predictor.read_labelled(path, skip_bad=skip_bad, warn=warn, unknown=unknown)
     require_finite(x, "the inputs", str(path))
     require_finite(y, "the targets", str(path))
+    model = predictor.model
     metrics = evaluate(
         model.net,
         model.loss,
@@ -67,29 +73,13 @@ def evaluate_file(
     result.update(total=chosen.total or len(x), scored=chosen.line(len(x)))
     labels = model.labels
     if labels is not None and y.ndim == 2:
-        p = predict(model.net, x, mask=mask)
+        p = predictor.outputs(x, mask)
         n = len(labels)
         report = classification_report(
             np.asarray(predicted_classes(y)), np.asarray(predicted_classes(p)), n
         )
         result.update(labels=labels, report=report)
     return result
-
-
-def _whole_file(
-    encoder: Any, path: Path, skip_bad: bool, warn: Callable[[str], None] | None, unknown: str
-) -> tuple[Any, Any, Any]:
-    """(x, y, mask) of every labelled row of ``path`` that training would have kept."""
-    skipped: list[str] = []
-    frame = read_data(encoder, path, skip_bad, warn, skipped)
-    if skipped and not len(frame):
-        raise all_skipped(skipped, [path])
-    warn_skipped(skipped, warn)
-    notes: list[str] = []
-    frame = encoder.scored_rows(frame, notes)
-    for note in notes if warn else ():
-        warn(note)
-    return encoder.labelled(frame, unknown=unknown)  # windows: each with its target, not the last
 
 
 def as_data(result: dict[str, Any], data: Path) -> dict[str, Any]:

@@ -75,10 +75,9 @@ def onnx_of(checkpoint: Path, opset: int) -> Any:
     import onnx
 
     from nncli import export
-    from nncli.checkpoint import model as model_io
-    from nncli.commands.apply import stored_encoder
+    from nncli.commands.predictor import Predictor
 
-    model = model_io.load(checkpoint)
-    built = export.onnx_model(model, stored_encoder(model), opset)
+    predictor = Predictor.load(checkpoint)
+    built = export.onnx_model(predictor.model, predictor.encoder, opset)
     onnx.checker.check_model(built, full_check=True)
     return built

@@ -13,17 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from nncli.checkpoint import model as model_io
-from nncli.commands.apply import stored_encoder
+from nncli.commands.predictor import Predictor
 from nncli.errors import SpecError
-from nncli.training.loop import predict
 
 
-def rolled(net: Any, window: np.ndarray, feedback: np.ndarray, steps: int) -> np.ndarray:
+def rolled(
+    predictor: Predictor, window: np.ndarray, feedback: np.ndarray, steps: int
+) -> np.ndarray:
     """x (1, W, F) scaled, feedback (F,) target index per input -> forecasts (steps, k) scaled."""
     forecasts = []
     for _ in range(steps):  # a loop over time steps: each needs the one before
-        forecast = predict(net, window)  # (1, k)
+        forecast = predictor.outputs(window)  # (1, k)
         forecasts.append(forecast[0])
         next_row = forecast[:, feedback].astype(window.dtype)[:, None]  # (1, 1, F)
         window = np.concatenate([window[:, 1:], next_row], axis=1)
@@ -36,8 +36,8 @@ def forecast_files(checkpoint: Path, paths: list[Path], *, steps: int, device: s
 
     if steps < 1:
         raise SpecError(f"expected a positive number of steps, got {steps}", field="--steps")
-    model = model_io.load(checkpoint, device)
-    encoder = stored_encoder(model)
+    predictor = Predictor.load(checkpoint, device)
+    encoder = predictor.encoder
     if encoder.kind != "timeseries":
         raise SpecError(
             f"rolling forecasts need a time-series model; {checkpoint} is a "
@@ -48,6 +48,6 @@ def forecast_files(checkpoint: Path, paths: list[Path], *, steps: int, device: s
     tables = []
     for path in paths:
         window, _ = encoder.inputs(encoder.read_frame(path))
-        forecasts = rolled(model.net, window, feedback, steps)
+        forecasts = rolled(predictor, window, feedback, steps)
         tables.append(pd.DataFrame({"step": np.arange(1, steps + 1), **encoder.decode(forecasts)}))
     return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]

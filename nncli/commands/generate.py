@@ -16,10 +16,10 @@ import numpy as np
 
 from nncli.checkpoint import model as model_io
 from nncli.commands.apply import stored_encoder
+from nncli.commands.predictor import Predictor
 from nncli.data.dataset import state_text
 from nncli.data.text import TextEncoder
 from nncli.errors import SpecError
-from nncli.training.loop import predict
 
 TINY = 1e-30  # log(0) guard: a symbol the model gives no probability stays out of reach
 
@@ -71,18 +71,19 @@ def generate(
     if length < 0:
         raise SpecError(f"expected 0 or more symbols, got {length}", field="--length")
     model = model_io.load(checkpoint, device)
-    encoder = text_encoder(model)
+    predictor = Predictor(model, text_encoder(model))  # the kind is checked before the encoder
+    encoder = predictor.encoder
     ids = encoder.ids(prompt, what="--prompt")
     if len(ids) == 0:
         raise SpecError(
             f"expected at least one {encoder.level} to start from, got {prompt!r}", field="--prompt"
         )
-    softmax_output = model.net.output_activation == "softmax"
+    softmax_output = predictor.net.output_activation == "softmax"
     rng = np.random.default_rng(seed)
     symbols = list(ids.tolist())
     for _ in range(length):
         context = np.array(symbols[-encoder.sequence_length :])
-        output = predict(model.net, encoder.window_inputs(context[None]))[0, -1]
+        output = predictor.outputs(encoder.window_inputs(context[None]))[0, -1]
         p = next_distribution(output, temperature, softmax_output)
         symbols.append(int(np.argmax(p)) if temperature == 0 else _draw(p, rng))
     return encoder.continuation(prompt, np.array(symbols[len(ids) :], dtype=np.int64))

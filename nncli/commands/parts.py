@@ -20,6 +20,7 @@ import numpy as np
 
 from nncli import data
 from nncli.checkpoint import model as model_io
+from nncli.commands.predictor import Predictor
 from nncli.data.dataset import Dataset, state_text
 from nncli.data.digest import content_digest
 from nncli.errors import SpecError
@@ -68,8 +69,7 @@ def trained_on(model: model_io.Model, path: Path) -> bool | None:
 
 
 def choose(
-    model: model_io.Model,
-    encoder: Any,
+    predictor: Predictor,
     path: Path,
     part: str | None,
     *,
@@ -82,8 +82,8 @@ def choose(
     training did not make, or for a split that cannot be made again."""
     if part is not None and part not in PARTS:
         raise SpecError(f"expected one of {', '.join(PARTS)}, got {part!r}", field="--part")
-    known = trained_on(model, path)
-    whole = Part("all", known, Path(path).name, UNITS.get(encoder.kind, "rows"))
+    known = trained_on(predictor.model, path)
+    whole = Part("all", known, Path(path).name, UNITS.get(predictor.kind, "rows"))
     if part == "all" or (part is None and known is False):
         return whole
     if part is None and known is None:
@@ -98,7 +98,7 @@ def choose(
             f"it has no {part} part; --part all scores every one of its {whole.units}",
             field="--part",
         )
-    ds, failed = split_again(model, encoder, path, skip_bad=skip_bad, warn=warn)
+    ds, failed = split_again(predictor, path, skip_bad=skip_bad, warn=warn)
     if failed and part is None:
         whole.note = f" (it cannot be split as in training: {failed})"
         return whole
@@ -136,8 +136,7 @@ def _count(x: Any) -> int:
 
 
 def split_again(
-    model: model_io.Model,
-    encoder: Any,
+    predictor: Predictor,
     path: Path,
     *,
     skip_bad: bool = False,
@@ -148,8 +147,9 @@ def split_again(
     validation or test file of the spec is left out: it took no rows of this one)."""
     from nncli.spec import loads
 
+    encoder = predictor.encoder
     try:
-        spec = loads(model.spec_yaml, "the checkpoint's spec")
+        spec = loads(predictor.model.spec_yaml, "the checkpoint's spec")
     except SpecError as exc:
         return None, f"this nncli cannot read the checkpoint's spec ({exc.message})"
     update: dict[str, Any] = {"path": Path(os.path.abspath(path))}

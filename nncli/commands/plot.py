@@ -135,7 +135,8 @@ def confusion_panel(
     warn: Callable[[str], None] | None = None,
 ) -> Any:
     """The confusion matrix ``nncli evaluate`` computes on ``data`` (its counts, its labels)."""
-    from nncli.commands.evaluate import evaluate_file
+    from nncli.commands.evaluate import score_file
+    from nncli.commands.predictor import Predictor
     from nncli.plots.panels import Confusion
 
     if model.labels is None:
@@ -144,7 +145,7 @@ def confusion_panel(
             f"{checkpoint} is neither",
             field="--data",
         )
-    result = evaluate_file(checkpoint, data, warn=warn)
+    result = score_file(Predictor.of(model), data, warn=warn)  # the model read once
     report = result["report"]
     scores = ", ".join(f"{k} {v:.4g}" for k, v in result["metrics"].items() if k != "loss")
     title = f"{Path(data).name}: {result['rows']} rows" + (f", {scores}" if scores else "")
@@ -157,19 +158,16 @@ def fit_panels(
 ) -> list[Any]:
     """Each target's predictions on ``data`` against its actual values, both decoded to the
     file's units as ``predict`` writes them (per-step targets: every real step)."""
-    from nncli.commands import apply
+    from nncli.commands.predictor import Predictor
     from nncli.plots import panels
     from nncli.training.guards import require_finite
-    from nncli.training.loop import predict
 
-    encoder = apply.stored_encoder(model)
-    apply.check_input_kind(model, encoder, data)
-    x, y, mask = encoder.labelled(apply.read_data(encoder, data, warn=warn))
+    predictor = Predictor.of(model)
+    x, y, mask = predictor.encoder.labelled(predictor.read_file(data, warn=warn))
     require_finite(x, "the inputs", str(data))
     require_finite(y, "the targets", str(data))
-    steps = {} if mask is None else {"mask": mask}
-    predicted = encoder.decode(predict(model.net, x, mask=mask), **steps)
-    actual = encoder.decode(y, **steps)
+    predicted = predictor.decode(predictor.outputs(x, mask), mask)
+    actual = predictor.decode(y, mask)
     names = target_names(model.spec_yaml, list(actual))
     return panels.fits(
         Path(data).name,
@@ -230,10 +228,12 @@ def learned_filters(model: model_io.Model, index: int | None) -> Any:
 def feature_maps(model: model_io.Model, image: Path) -> Any:
     """The one image, encoded as ``predict`` encodes it, and each conv2d layer's output."""
     from nncli.commands import apply
+    from nncli.commands.predictor import Predictor
     from nncli.plots import panels
     from nncli.training.guards import require_finite
 
-    encoder = apply.stored_encoder(model)
+    predictor = Predictor.of(model)
+    encoder = predictor.encoder
     if encoder.kind != "images":
         raise SpecError(
             f"--activations shows an image going through an image model; this model reads "
@@ -247,8 +247,7 @@ def feature_maps(model: model_io.Model, image: Path) -> Any:
     image = Path(image)
     if image.is_dir():
         raise DataError("--activations takes one image file, got a folder", where=str(image))
-    apply.check_input_kind(model, encoder, image)
-    x, _ = apply.model_inputs(encoder, apply.read_data(encoder, image))
+    x, _ = encoder.inputs(predictor.read_file(image))
     require_finite(x, "the inputs", str(image))
     outputs = [
         (f"layers[{layer.index}] (conv2d): {len(out)} maps of {out.shape[1]}x{out.shape[2]}", out)

@@ -314,14 +314,21 @@ def _spell(text: str) -> str:
 
 
 def source_of(frame: pd.DataFrame) -> str:
-    """The file a frame was read from, for messages."""
-    return frame.attrs.get("nncli_path", "data")
+    """The file a frame was read from (or the name of rows handed in: ``records``), for
+    messages."""
+    return frame.attrs.get("nncli_path", frame.attrs.get("nncli_rows", "data"))
 
 
 def describe_rows(frame: pd.DataFrame, mask: np.ndarray) -> str:
-    """Rows where ``mask`` holds -> "lines 5, 273 (2 of 344 rows)", at most SHOW lines listed."""
+    """Rows where ``mask`` holds -> "lines 5, 273 (2 of 344 rows)", at most SHOW lines listed;
+    rows handed in rather than read (``attrs["nncli_rows"]``) by index: "records[4]"."""
     positions = np.flatnonzero(mask)
     labels = frame.index.to_numpy()[positions[:SHOW]]
+    name = frame.attrs.get("nncli_rows")
+    if name and not frame.attrs.get("nncli_path"):
+        shown = ", ".join(f"{name}[{label!r}]" for label in labels.tolist())
+        more = ", ..." if len(positions) > SHOW else ""
+        return f"{shown}{more} ({len(positions)} of {len(frame)} rows)"
     lines = positions[:SHOW] + 2
     path = frame.attrs.get("nncli_path")
     if path and labels.dtype.kind in "iu":  # index labels are the file's record numbers

@@ -22,6 +22,9 @@ class Encoder:
 
     kind: str = ""
     task: str = ""
+    # its frames are tables of rows (a CSV file's): a frame or records in memory can stand in
+    # for a file (``Predictor.predict_frame`` / ``predict_records``)
+    tabular: bool = False
     # "ids": symbols go in as integer ids (N, T) for an embedding first layer; "onehot": as
     # one-hot rows. Stored in the state; a checkpoint without it is "onehot".
     input_form: str = "onehot"

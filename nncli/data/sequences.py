@@ -44,6 +44,7 @@ class SequenceEncoder(Encoder):
     """Rows of sequences -> padded (N, T, F) inputs, mask and targets; outputs -> predictions."""
 
     kind = "sequences"
+    tabular = True
 
     def __init__(
         self,

@@ -52,6 +52,7 @@ class TabularEncoder(Encoder):
     """Feature columns -> float32 (N, F); targets -> float32 (N, K | 1 | k); outputs -> labels."""
 
     kind = "csv"
+    tabular = True
 
     def __init__(
         self,

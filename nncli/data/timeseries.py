@@ -64,6 +64,7 @@ class TimeseriesEncoder(Encoder):
     """Rows of a series -> scaled windows (N, window, F); outputs (N, k) -> the file's units."""
 
     kind = "timeseries"
+    tabular = True
     task = "regression"
 
     def __init__(

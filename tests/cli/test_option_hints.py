@@ -4,11 +4,12 @@ The hint texts are collected from the source, not from a list kept by hand: ever
 nncli (messages, fields, notes; an f-string with its values as ``{}``) that a command's Typer
 function can reach is parsed for ``--options``. Reaching follows names as Python resolves them:
 a function of the same module, an imported function, class or module-level constant (a
-registry dict reaches what it lists), ``module.function``; ``obj.method`` reaches every method of
-that name in nncli. It over-approximates (a message may be counted for a command that never
-prints it), so it misses none but the layer registries' (layers name no options). An option
-after ``nncli <command>`` in the same sentence belongs to that command. An ``OptionHint``'s
-option is left to the command line, which prints the hint only for a command that takes it:
+registry dict reaches what it lists), ``module.function``, ``Class.method`` of a class imported
+by name (``Predictor.load``); ``obj.method`` reaches every method of that name in nncli. It
+over-approximates (a message may be counted for a command that never prints it), so it misses
+none but the layer registries' (layers name no options). An option after ``nncli <command>`` in
+the same sentence belongs to that command. An ``OptionHint``'s option is left to the command
+line, which prints the hint only for a command that takes it:
 ``test_an_option_hint_shows_only_where_the_option_is``.
 """
 
@@ -279,6 +280,15 @@ class Reach:
                 todo += cls.bases
         return out if found else None
 
+    def class_method(self, module_name: str, name: str, attr: str) -> list[Code]:
+        """``Class.attr`` where ``name`` imports an nncli class (``Predictor.load``): its method
+        or one of its bases'; nothing for another library's name."""
+        source, real = self.modules[module_name].imports[name]
+        module = self.modules.get(source)
+        if module is None or real not in module.classes:
+            return []
+        return self.own(Code(source, "", owner=real), attr) or []
+
     def callees(self, code: Code) -> list[Code]:
         found = []
         for name in code.names:
@@ -286,7 +296,8 @@ class Reach:
         for base, attr, called in code.attributes:
             module = self.module_of(code.module, base)
             if module is None and base in self.modules[code.module].imports:
-                continue  # np.where, shutil.copy: another library's
+                found += self.class_method(code.module, base, attr)
+                continue  # else np.where, shutil.copy: another library's
             own = self.own(code, attr) if base in ("self", "cls") and code.owner else None
             if module is not None:
                 found += self.named(module, attr)
@@ -381,7 +392,8 @@ def test_every_never_printed_text_is_still_there():
 def test_the_reach_finds_what_it_should(analysed):
     """The analysis itself: the image loader's messages are reached from init (through
     validate, the data room's registry dict and the image kind's loader), the table encoder's
-    from evaluate, and predict's --keep message not from train."""
+    from evaluate, the checkpoint's checks from export (through ``Predictor.load``, a method of
+    an imported class), and predict's --keep message not from train."""
     reach, commands = analysed
     where = {
         cmd: {c.where.rsplit(":", 1)[0] for c in reach.all_from(start)}
@@ -389,6 +401,7 @@ def test_the_reach_finds_what_it_should(analysed):
     }
     assert "nncli/data/image_files.py" in where["init"]
     assert "nncli/data/table_encoder.py" in where["evaluate"]
+    assert "nncli/checkpoint/contents.py" in where["export"]
     keep = {
         c.where
         for c in reach.all_from(commands["train"])

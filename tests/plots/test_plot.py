@@ -286,7 +286,7 @@ def test_filter_tiles_rgb_and_conv1d():
 
 
 def test_activations_one_panel_per_conv_layer_from_the_image_predict_encodes(runs):
-    from nncli.commands.apply import model_inputs, read_data, stored_encoder
+    from nncli.commands.apply import read_data, stored_encoder
 
     image = next((runs["cnn"].parents[1] / "digits" / "7").iterdir())
     done = plot(runs["cnn"], activations=image, force=True)
@@ -294,7 +294,7 @@ def test_activations_one_panel_per_conv_layer_from_the_image_predict_encodes(run
     assert [len(layer.maps) for layer in maps.layers] == [4, 6]  # the two conv2d layers
     assert maps.layers[0].maps[0].shape == (8, 8) and maps.layers[1].maps[0].shape == (4, 4)
     encoder = stored_encoder(model_io.load(runs["cnn"]))
-    x, _ = model_inputs(encoder, read_data(encoder, image))
+    x, _ = encoder.inputs(read_data(encoder, image))
     np.testing.assert_array_equal(maps.image, x[0, 0])
     assert png_size(done["path"]) == (800, (40 + 100) + (40 + 100) + (40 + 100))
 
