@@ -7,8 +7,8 @@ from pathlib import Path
 from helpers import IRIS, invoke, iris_spec
 
 from nncli.commands.train import TrainResult
+from nncli.engine.history import History
 from nncli.report import SPARKS, end_of_training, sparkline, train_summary
-from nncli.training.callbacks import History
 
 
 def test_sparkline_maps_lowest_to_highest():

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from nncli.checkpoint import model as model_io
+from nncli.engine.history import History
 from nncli.errors import SpecError
-from nncli.training.callbacks import History
 
 # what a resumed run may change: where the files are, and the learning rate
 RESUME_MAY_CHANGE = {"data": ("path", "validation", "test"), "optimizer": ("learning_rate",)}

@@ -23,10 +23,11 @@ from nncli.checkpoint.outputs import check_writable
 from nncli.commands import stopping
 from nncli.commands.resume import resume as resume_from
 from nncli.data.digest import content_digest
+from nncli.engine.history import History
 from nncli.errors import CheckpointError, DataError, DivergedError, SpecError
 from nncli.files import output_problem
 from nncli.spec.resolve import Resolved, resolve
-from nncli.training.callbacks import Callback, History, LastEpoch, PeriodicCheckpoints
+from nncli.training.callbacks import Callback, LastEpoch, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
 from nncli.training.loop import FitConfig, evaluate, fit, predict
 from nncli.training.parallel import SINGLE, World, run_facts
