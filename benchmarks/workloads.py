@@ -17,7 +17,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "datasets" / "digits.csv"
 SEED = 0
-SHUFFLE_STREAM = 2  # nncli.data.batches.STREAM_SHUFFLE
+SHUFFLE_STREAM = 2  # nncli.data.streams.STREAM_SHUFFLE
 
 
 @dataclass(frozen=True)

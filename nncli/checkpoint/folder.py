@@ -29,8 +29,8 @@ from nncli.checkpoint.format import HDF5_SIGNATURE
 from nncli.checkpoint.lock import LOCK_NAME
 from nncli.checkpoint.model import history_columns
 from nncli.checkpoint.writer import cannot_write
+from nncli.engine.history import History
 from nncli.errors import OptionHint, SpecError
-from nncli.training.callbacks import History
 
 PLAIN_STEM = "model"  # the default output's files keep their plain names: history.csv
 ANOTHER_OUTPUT = OptionHint("--output", "choose another --output")  # validate has none

@@ -14,11 +14,11 @@ from nncli import checkpoint
 from nncli.backend import Backend, get_backend, versions
 from nncli.checkpoint.contents import Contents, check_built, layer_check
 from nncli.engine import LOSSES
+from nncli.engine.history import History
 from nncli.engine.losses import Loss
 from nncli.engine.network import Sequential
 from nncli.engine.optimizers import Optimizer
 from nncli.errors import CheckpointError, NncliError
-from nncli.training.callbacks import History
 
 
 @dataclass

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from nncli.training.callbacks import Callback, History, beside
+from nncli.engine.history import History
+from nncli.training.callbacks import Callback, beside
 
 if TYPE_CHECKING:
     from nncli.commands.train import TrainResult

@@ -26,6 +26,7 @@ from nncli.checkpoint.outputs import check_output, make_folder
 from nncli.commands.train import TrainingRun, fit_arrays
 from nncli.commands.workers import wait_all
 from nncli.data import folds as fold_rows
+from nncli.data.dataset import Part
 from nncli.engine.schedules import improves_upwards
 from nncli.errors import DataError, Interrupted
 from nncli.spec.resolve import Resolved, resolve
@@ -89,15 +90,13 @@ def _column(monitor: str) -> str:
 
 def pooled(ds: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The training and validation parts as one set of rows (in time order for time series)."""
-    parts = [(ds.x_train, ds.y_train, ds.mask_train)]
-    if ds.x_val is not None and len(ds.x_val):
-        parts.append((ds.x_val, ds.y_val, ds.mask_val))
-    if not all(isinstance(x, np.ndarray) for x, _, _ in parts):
-        kind = type(parts[0][0]).__name__
+    parts = [ds.parts["train"]] + ([ds.parts["validation"]] if ds.rows("validation") else [])
+    if not all(isinstance(p.x, np.ndarray) for p in parts):
+        kind = type(parts[0].x).__name__
         raise DataError(f"cross-validation needs arrays of rows, got {kind} (text windows)")
-    x = np.concatenate([p[0] for p in parts])
-    y = np.concatenate([p[1] for p in parts])
-    masks = [p[2] for p in parts]
+    x = np.concatenate([p.x for p in parts])
+    y = np.concatenate([p.y for p in parts])
+    masks = [p.mask for p in parts]
     mask = None if any(m is None for m in masks) else np.concatenate(masks)
     return x, y, mask
 
@@ -122,15 +121,10 @@ def _fold_data(ready: Resolved, rows: fold_rows.Fold) -> Any:
 
     return replace(
         ready.ds,
-        x_train=x[train],
-        y_train=y[train],
-        mask_train=part(mask, train),
-        x_val=x[val],
-        y_val=y[val],
-        mask_val=part(mask, val),
-        x_test=None,
-        y_test=None,
-        mask_test=None,
+        parts={
+            "train": Part(x[train], y[train], part(mask, train)),
+            "validation": Part(x[val], y[val], part(mask, val)),
+        },
     )
 
 
@@ -154,12 +148,13 @@ def train_fold(
     except Interrupted as exc:
         exc.message = f"interrupted in fold {number} of {folds}"
         raise
+    held = ds.parts["validation"]
     scores = evaluate(
         ready.net,
         ready.loss,
-        ds.x_val,
-        ds.y_val,
-        mask=ds.mask_val,
+        held.x,
+        held.y,
+        mask=held.mask,
         target_scale=ds.target_scale,
         metrics=spec.metrics,
     )
@@ -169,7 +164,7 @@ def train_fold(
         epochs=len(run.history.epochs),
         seconds=time.perf_counter() - started,
         train_rows=len(x),
-        val_rows=len(ds.x_val),
+        val_rows=len(held),
     )
 
 

@@ -43,10 +43,11 @@ def gradcheck(
     spec = spec_module.load(path, [*overrides, *extra])
     ready = resolve(spec, device=device)
     net, ds = ready.net, ready.ds
-    n = min(rows, len(ds.x_train))
+    train = ds.parts["train"]
+    n = min(rows, len(train))
     xp = net.backend
-    x, y = xp.asarray(ds.x_train[:n]), xp.asarray(ds.y_train[:n])
-    mask = None if ds.mask_train is None else xp.asarray(ds.mask_train[:n], dtype=bool)
+    x, y = xp.asarray(train.x[:n]), xp.asarray(train.y[:n])
+    mask = None if train.mask is None else xp.asarray(train.mask[:n], dtype=bool)
     fused = net.fuse_output(ready.loss.fused_activation)
 
     def value() -> float:

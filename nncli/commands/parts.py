@@ -21,13 +21,12 @@ import numpy as np
 from nncli import data
 from nncli.checkpoint import model as model_io
 from nncli.commands.predictor import Predictor
-from nncli.data.dataset import Dataset, state_text
+from nncli.data.dataset import PART_NAMES, Dataset, state_text
 from nncli.data.digest import content_digest
 from nncli.errors import SpecError
 
 PARTS = ("train", "validation", "test", "all")
 HELD_OUT = ("test", "validation")  # the default on the training file: the first it holds
-SPLIT = {"train": "train", "validation": "val", "test": "test"}  # Dataset's x_<name>
 UNITS = {"images": "images", "sequences": "sequences", "timeseries": "windows", "text": "windows"}
 NO_DIGEST = "this checkpoint records no digest of its training data"
 
@@ -114,7 +113,7 @@ def choose(
 
 def _picked(ds: Dataset, part: str | None, whole: Part) -> Part:
     """The asked part of a split file, or the held-out one; ``whole`` when none is held out."""
-    sizes = {name: _count(getattr(ds, f"x_{SPLIT[name]}")) for name in SPLIT}
+    sizes = {name: ds.rows(name) for name in PART_NAMES}
     chosen = part or next((name for name in HELD_OUT if sizes[name]), None)
     if chosen is None:
         whole.note = ": training held out no part of it"
@@ -125,14 +124,10 @@ def _picked(ds: Dataset, part: str | None, whole: Part) -> Part:
             f"training made no {chosen} part of {whole.name} (its parts: {made} {whole.units})",
             field="--part",
         )
-    split = SPLIT[chosen]
-    x, y, mask = (getattr(ds, f"{what}_{split}") for what in ("x", "y", "mask"))
-    total = sum(sizes.values())
-    return Part(chosen, whole.trained_on, whole.name, whole.units, x, y, mask, total)
-
-
-def _count(x: Any) -> int:
-    return 0 if x is None else len(x)
+    picked, total = ds.parts[chosen], sum(sizes.values())
+    return Part(
+        chosen, whole.trained_on, whole.name, whole.units, picked.x, picked.y, picked.mask, total
+    )
 
 
 def split_again(

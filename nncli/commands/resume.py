@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nncli.checkpoint import model as model_io
+from nncli.engine.history import History
 from nncli.errors import SpecError
-from nncli.training.callbacks import History
 
 if TYPE_CHECKING:
     from nncli.spec import Spec

@@ -24,9 +24,10 @@ from nncli.checkpoint.outputs import check_writable
 from nncli.commands import stopping
 from nncli.commands.resume import resume as resume_from
 from nncli.data.digest import content_digest
+from nncli.engine.history import History
 from nncli.errors import CheckpointError, DataError, DivergedError, SpecError
 from nncli.spec.resolve import Resolved, resolve
-from nncli.training.callbacks import Callback, History, LastEpoch, PeriodicCheckpoints
+from nncli.training.callbacks import Callback, LastEpoch, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
 from nncli.training.loop import FitConfig, evaluate, fit, predict
 from nncli.training.parallel import SINGLE, World, run_facts
@@ -181,10 +182,11 @@ def _facts(spec: Spec) -> dict[str, str]:
 def fit_arrays(spec: Spec, ds: Any, smoke: bool) -> tuple[np.ndarray, np.ndarray, FitConfig]:
     """(x, y, how to fit them) from the spec's training section and the loaded data; a smoke
     run takes at most ``SMOKE_ROWS`` rows for one epoch."""
-    x, y, mask, validation = ds.x_train, ds.y_train, ds.mask_train, None
-    validation_mask = ds.mask_val
-    if ds.x_val is not None and len(ds.x_val):
-        validation = (ds.x_val, ds.y_val)
+    train, held = ds.parts["train"], ds.parts.get("validation")
+    x, y, mask, validation = train.x, train.y, train.mask, None
+    validation_mask = None if held is None else held.mask
+    if ds.rows("validation"):
+        validation = (held.x, held.y)
     epochs, batch_size = spec.training.epochs, spec.training.batch_size
     if smoke:
         x, y = x[:SMOKE_ROWS], y[:SMOKE_ROWS]
@@ -346,13 +348,14 @@ class TrainingRun:
         """The final checkpoint (with the test part's scores), resolved spec and history."""
         ready, history, ds = self.ready, self.history, self.ready.ds
         test = None  # the final model (best weights when restored) on the held-out test part
-        if ds.x_test is not None and len(ds.x_test):
+        if ds.rows("test"):
+            part = ds.parts["test"]
             test = evaluate(
                 ready.net,
                 ready.loss,
-                ds.x_test,
-                ds.y_test,
-                mask=ds.mask_test,
+                part.x,
+                part.y,
+                mask=part.mask,
                 target_scale=ds.target_scale,
                 metrics=self.spec.metrics,
                 world=self.world,

@@ -175,7 +175,7 @@ def _space(
     monitor = monitored(spec)[0]
     if check and not cv and monitor.startswith("val_"):
         ds = resolve(spec, device=device).ds
-        if ds.x_val is None or not len(ds.x_val):
+        if not ds.rows("validation"):
             raise SpecError(
                 f"tune optimises {monitor}, which needs validation data: set "
                 "data.validation_split or data.validation, or pass --cv K",

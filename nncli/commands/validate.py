@@ -37,8 +37,9 @@ def validate(
     refuse_outputs_on_inputs(spec)  # as train does first (a smoke run writes elsewhere)
     ready = resolve(spec, device=device, skip_bad=skip_bad, warn=warn)
     net, ds, loss = ready.net, ready.ds, ready.loss
-    n = min(2, len(ds.x_train))
-    x, y = net.backend.asarray(ds.x_train[:n]), net.backend.asarray(ds.y_train[:n])
+    train = ds.parts["train"]
+    n = min(2, len(train))
+    x, y = net.backend.asarray(train.x[:n]), net.backend.asarray(train.y[:n])
     fused = net.fuse_output(loss.fused_activation)
     value = float(loss_value(net, loss, net.forward(x, training=True), y, None, fused))
     if not math.isfinite(value):
@@ -49,8 +50,8 @@ def validate(
     lines = [
         f"spec {path}: valid",
         ready.device,
-        f"data {ds.source}: {len(ds.x_train)} training rows"
-        + (f", {len(ds.x_val)} validation rows" if ds.x_val is not None else ""),
+        f"data {ds.source}: {len(train)} training rows"
+        + (f", {ds.rows('validation')} validation rows" if "validation" in ds.parts else ""),
         f"model: {net.parameter_count():,} parameters, input {ds.input_shape}, "
         f"output {net.output_shape}",
         f"one forward and backward pass on {n} rows: loss {value:.4g}",

@@ -60,24 +60,42 @@ def class_predictions(
     return columns
 
 
+PART_NAMES = ("train", "validation", "test")
+
+
+@dataclass
+class Part:
+    """One part's examples: ``x`` (N, *input_shape) (text's lazy windows, a shared run's
+    ``Spread``), ``y`` (N, K) targets, ``mask`` (N, T) True at real steps of padded sequences
+    (else None)."""
+
+    x: Any
+    y: Any
+    mask: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        assert len(self.x) == len(self.y), "x and y of a part have the same rows"
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def parts_of(**given: Part | None) -> dict[str, Part]:
+    """``train=Part(...), validation=None, ...`` -> the parts there are, in PART_NAMES order."""
+    assert set(given) <= set(PART_NAMES), f"parts are {PART_NAMES}, got {sorted(given)}"
+    return {name: given[name] for name in PART_NAMES if given.get(name) is not None}
+
+
 @dataclass
 class Dataset:
-    """Training, validation and test arrays (the last two may be None) and the encoder fitted
-    on the training part only."""
+    """``parts``: ``{"train": Part(x, y, mask), "validation": ..., "test": ...}``, the training
+    part always, the others when the data has them; the encoder fitted on the training part
+    only."""
 
     task: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray | None
-    y_val: np.ndarray | None
-    x_test: np.ndarray | None
-    y_test: np.ndarray | None
+    parts: dict[str, Part]
     encoder: Encoder
     source: str
-    # (N, T) booleans, True at real steps, for padded variable-length sequences; else None
-    mask_train: np.ndarray | None = None
-    mask_val: np.ndarray | None = None
-    mask_test: np.ndarray | None = None
     # (x_batch, rng) -> changed x_batch, applied by ``fit`` to training batches only (images)
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
     # (k,) scaled targets times this are in the file's units (time series); None: unscaled
@@ -86,24 +104,24 @@ class Dataset:
     warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        for x, y in (
-            (self.x_train, self.y_train),
-            (self.x_val, self.y_val),
-            (self.x_test, self.y_test),
-        ):
-            assert (x is None) == (y is None), "x and y of a part come together"
-            assert x is None or len(x) == len(y), "x and y of a part have the same rows"
+        assert "train" in self.parts, "a Dataset has a training part"
+        assert set(self.parts) <= set(PART_NAMES), f"parts are {PART_NAMES}"
+
+    def rows(self, name: str) -> int:
+        """The examples of part ``name``; 0 when the data has no such part."""
+        part = self.parts.get(name)
+        return 0 if part is None else len(part)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """One sample's shape, without the batch: (F,) for tables."""
-        return tuple(int(d) for d in self.x_train.shape[1:])
+        return tuple(int(d) for d in self.parts["train"].x.shape[1:])
 
     @property
     def output_width(self) -> int:
         """Units the last layer needs: K classes, 1 for binary, k regression targets (the last
         axis, also for per-step targets (N, T, K))."""
-        return int(self.y_train.shape[-1])
+        return int(self.parts["train"].y.shape[-1])
 
     @property
     def labels(self) -> list[str] | None:

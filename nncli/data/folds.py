@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nncli.data.streams import STREAM_FOLDS, rng_for
 from nncli.errors import DataError
-from nncli.training.batching import STREAM_FOLDS, rng_for
 
 Fold = tuple[np.ndarray, np.ndarray]  # (training rows, validation rows), each sorted
 

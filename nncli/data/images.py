@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from nncli.data.augment import Augmenter
-from nncli.data.dataset import CLASSIFICATION_LOSSES, Dataset, task_for_loss
+from nncli.data.dataset import CLASSIFICATION_LOSSES, Dataset, Part, parts_of, task_for_loss
 from nncli.data.image_encoder import ImageEncoder, class_codes
 from nncli.data.image_files import all_skipped, read_frame, skipped_note
 from nncli.data.labels import check_class_count
@@ -62,7 +62,7 @@ def load(
     )
     encoder.dtype = dtype  # pixels of new data are read and scaled in it too
 
-    def part(name: str, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def part(name: str, rows: np.ndarray) -> Part | None:
         if files.get(name):
             other = encoder.read_frame(resolve(files[name], base_dir), skip_bad)
             notes.extend(other.warnings)
@@ -71,22 +71,15 @@ def load(
                 if other.skipped:
                     raise all_skipped(other.skipped, other.source)
                 raise DataError(f"no {name} images", where=other.source)
-            return encoder.transform(other), encoder.targets(other)
+            return Part(encoder.transform(other), encoder.targets(other))
         if name != "train" and len(rows) == 0:
-            return None, None
-        return encoder.scale(frame.pixels[rows]), encoder.encode(codes[rows])
+            return None
+        return Part(encoder.scale(frame.pixels[rows]), encoder.encode(codes[rows]))
 
-    x_train, y_train = part("train", train)
-    x_val, y_val = part("validation", val)
-    x_test, y_test = part("test", test)
+    chosen = {"train": train, "validation": val, "test": test}
     return Dataset(
         task_for_loss(loss),
-        x_train,
-        y_train,
-        x_val,
-        y_val,
-        x_test,
-        y_test,
+        parts_of(**{name: part(name, rows) for name, rows in chosen.items()}),
         encoder,
         str(path),
         augment=augmenter(getattr(cfg, "augment", None), encoder),

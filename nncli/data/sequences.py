@@ -25,7 +25,7 @@ from nncli.data.csv_reader import (
     require_columns,
     source_of,
 )
-from nncli.data.dataset import Dataset, state_text, task_for_loss
+from nncli.data.dataset import PART_NAMES, Dataset, Part, parts_of, state_text, task_for_loss
 from nncli.data.encoder import Encoder
 from nncli.data.groups import Groups, check_padding, group
 from nncli.data.header import check_names, feature_columns
@@ -279,26 +279,12 @@ def load(
     # every part's padded inputs, masks and targets at once, before any is made
     check_padding([groups.subset(p) for p in parts], encoder.step_bytes(True), str(path))
 
-    def encode(chosen: np.ndarray) -> tuple[Any, Any, Any]:
+    def encode(chosen: np.ndarray) -> Part | None:
         if len(chosen) == 0:
-            return None, None, None
+            return None
         sub = groups.subset(chosen)
         x, mask = encoder.inputs(frame, unknown="ignore", groups=sub)
-        return x, encoder.targets(frame, groups=sub), mask
+        return Part(x, encoder.targets(frame, groups=sub), mask)
 
-    (x_tr, y_tr, m_tr), (x_va, y_va, m_va), (x_te, y_te, m_te) = (encode(p) for p in parts)
-    return Dataset(
-        task,
-        x_tr,
-        y_tr,
-        x_va,
-        y_va,
-        x_te,
-        y_te,
-        encoder,
-        str(path),
-        mask_train=m_tr,
-        mask_val=m_va,
-        mask_test=m_te,
-        warnings=notes,
-    )
+    encoded = parts_of(**{name: encode(p) for name, p in zip(PART_NAMES, parts, strict=True)})
+    return Dataset(task, encoded, encoder, str(path), warnings=notes)

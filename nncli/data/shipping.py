@@ -17,24 +17,35 @@ from typing import Any
 import numpy as np
 
 from nncli.data.augment import Augmenter
-from nncli.data.dataset import Dataset
+from nncli.data.dataset import Dataset, Part
 
-PARTS = ("train", "val", "test")
-WHOLE = ("y_train", "y_val", "y_test", "mask_train", "mask_val", "mask_test", "target_scale")
+TARGET_SCALE = "target_scale"
+
+
+def _whole_arrays(ds: Dataset) -> dict[str, np.ndarray]:
+    """What every rank holds whole, by name: each part's targets (``<part>.y``) and mask of
+    padded steps (``<part>.mask``), and the target scale."""
+    whole = {}
+    for name, part in ds.parts.items():
+        whole[f"{name}.y"] = part.y
+        if part.mask is not None:
+            whole[f"{name}.mask"] = part.mask
+    if ds.target_scale is not None:
+        whole[TARGET_SCALE] = ds.target_scale
+    return {name: np.ascontiguousarray(a) for name, a in whole.items()}
 
 
 def pack(ds: Dataset) -> tuple[bytes, dict[str, np.ndarray]]:
     """(the description, the arrays every rank holds whole, by name) of a loaded Dataset."""
     if ds.augment is not None and not isinstance(ds.augment, Augmenter):
         raise TypeError(f"cannot send augmentation {type(ds.augment).__name__} to other ranks")
-    whole = {name: getattr(ds, name) for name in WHOLE if getattr(ds, name) is not None}
-    arrays = {name: np.ascontiguousarray(a) for name, a in whole.items()}
+    arrays = _whole_arrays(ds)
     described = {
         "task": ds.task,
         "source": ds.source,
         "encoder": _jsonable(ds.encoder.to_state()),
         "augment": None if ds.augment is None else _jsonable(dataclasses.asdict(ds.augment)),
-        "inputs": {p: _layout(getattr(ds, f"x_{p}")) for p in PARTS},
+        "inputs": {name: _layout(part.x) for name, part in ds.parts.items()},
         "arrays": {name: _layout(a) for name, a in arrays.items()},
     }
     return json.dumps(described).encode(), arrays
@@ -52,23 +63,25 @@ def unpack(description: bytes, arrays: dict[str, np.ndarray], inputs: Any) -> Da
     from nncli.data import encoder_from_state
 
     given = json.loads(description)
-    parts = {}
-    for part in PARTS:
-        layout = given["inputs"][part]
-        parts[f"x_{part}"] = None if layout is None else inputs(part, *_shape_dtype(layout))
+    parts = {
+        name: Part(
+            inputs(name, *_shape_dtype(layout)), arrays[f"{name}.y"], arrays.get(f"{name}.mask")
+        )
+        for name, layout in given["inputs"].items()
+    }
     aug = given["augment"]
     return Dataset(
         task=given["task"],
+        parts=parts,
         encoder=encoder_from_state(_arrays_back(given["encoder"])),
         source=given["source"],
         augment=None if aug is None else Augmenter(**{k: _tuple(v) for k, v in aug.items()}),
-        **parts,
-        **{name: arrays.get(name) for name in WHOLE},
+        target_scale=arrays.get(TARGET_SCALE),
     )
 
 
-def _layout(a: np.ndarray | None) -> list | None:
-    return None if a is None else [list(a.shape), a.dtype.str]
+def _layout(a: np.ndarray) -> list:
+    return [list(a.shape), a.dtype.str]
 
 
 def _shape_dtype(layout: list) -> tuple[tuple[int, ...], np.dtype]:

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from nncli.data.streams import STREAM_SPLIT, rng_for
 from nncli.errors import DataError, SpecError
-from nncli.training.batching import STREAM_SPLIT, rng_for
 
 PARTS = ("validation", "test")
 MARKS = ("train", "validation", "test")  # a split column's values (any case)

@@ -22,7 +22,7 @@ from nncli.data.csv_reader import (
     read_table,
     source_of,
 )
-from nncli.data.dataset import Dataset, task_for_loss
+from nncli.data.dataset import Dataset, Part, parts_of, task_for_loss
 from nncli.data.header import check_names, feature_columns
 from nncli.data.labels import check_class_count
 from nncli.data.missing import apply_missing
@@ -101,21 +101,19 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
     )
     encoder.dtype = dtype
 
-    def encode(part: str, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def encode(part: str, rows: np.ndarray) -> Part | None:
         if files.get(part):
             other = encoder.read_frame(resolve(files[part], base_dir), numbers=True)
             other = apply_missing(other, features, targets, missing, na_values, True, notes)
-            return encoder.transform(other), encoder.targets(other)
+            return Part(encoder.transform(other), encoder.targets(other))
         if part != "train" and len(rows) == 0:
-            return None, None
+            return None
         sub = frame.iloc[rows]
-        return encoder.transform(sub, unknown="ignore"), encoder.targets(sub)
+        return Part(encoder.transform(sub, unknown="ignore"), encoder.targets(sub))
 
-    x_train, y_train = encode("train", train)
-    x_val, y_val = encode("validation", val)
-    x_test, y_test = encode("test", test)
-    parts = (x_train, y_train, x_val, y_val, x_test, y_test)
-    return Dataset(task, *parts, encoder, str(path), warnings=notes)
+    chosen = {"train": train, "validation": val, "test": test}
+    parts = parts_of(**{name: encode(name, rows) for name, rows in chosen.items()})
+    return Dataset(task, parts, encoder, str(path), warnings=notes)
 
 
 def _columns(cfg: Any, header: list[str], path: Path) -> tuple[list[str], list[str], list[str]]:

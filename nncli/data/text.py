@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from nncli.bounds.files import require_regular
-from nncli.data.dataset import Dataset, distinct_texts, state_text
+from nncli.data.dataset import Dataset, Part, distinct_texts, state_text
 from nncli.data.encoder import Encoder
 from nncli.data.formats import not_utf8
 from nncli.data.onehot import one_hot
@@ -343,7 +343,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, input_form: str = "oneh
     n = len(ids)
     n_val = part_size(float(cfg.validation_split), n)
     n_train = n - n_val
-    parts: dict[str, tuple[Any, Any]] = {"validation": (None, None)}
+    parts: dict[str, Part] = {}
     for part, (low, high) in {"train": (0, n_train), "validation": (n_train, n)}.items():
         if part == "validation" and n_val == 0:
             continue
@@ -357,7 +357,5 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, input_form: str = "oneh
                 where=str(path),
                 field="data.sequence_length",
             )
-        parts[part] = encoder.windows(ids, np.arange(low, high - length, stride))
-    return Dataset(
-        "classification", *parts["train"], *parts["validation"], None, None, encoder, str(path)
-    )
+        parts[part] = Part(*encoder.windows(ids, np.arange(low, high - length, stride)))
+    return Dataset("classification", parts, encoder, str(path))

@@ -26,7 +26,7 @@ from nncli.data.csv_reader import (
     require_columns,
     source_of,
 )
-from nncli.data.dataset import Dataset, state_text, task_for_loss
+from nncli.data.dataset import Dataset, Part, state_text, task_for_loss
 from nncli.data.encoder import Encoder
 from nncli.data.header import check_names
 from nncli.data.split import part_size
@@ -291,11 +291,10 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
     target_rows = starts + window - 1 + horizon
     bounds = {"train": (0, n_train), "validation": (n_train, n_train + n_val)}
     bounds["test"] = (n_train + n_val, n)
-    parts: dict[str, tuple[Any, Any]] = {}
+    parts: dict[str, Part] = {}
     for part, (low, high) in bounds.items():
         chosen = starts[(target_rows >= low) & (target_rows < high)]
         if part != "train" and high == low:
-            parts[part] = (None, None)
             continue
         if len(chosen) == 0:
             raise DataError(
@@ -304,12 +303,10 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
                 where=str(path),
                 field=f"data.{part}_split" if part != "train" else "data.stride",
             )
-        parts[part] = encoder.windows(series, target_values, chosen)[:2]
+        parts[part] = Part(*encoder.windows(series, target_values, chosen))
     return Dataset(
         "regression",
-        *parts["train"],
-        *parts["validation"],
-        *parts["test"],
+        parts,
         encoder,
         str(path),
         target_scale=np.array([c.scale for c in encoder.target_columns]),

@@ -29,6 +29,8 @@ from nncli.training.guards import require_finite
 from nncli.training.metrics import RunningMetrics
 from nncli.training.scores import SCORES
 
+SAID = {"validation": "val"}  # a part's word in the finite-data messages (as they have read)
+
 
 @dataclass
 class Resolved:
@@ -62,7 +64,7 @@ def resolve(
     net = build.network(spec, shape, ds.output_width, backend, vocabulary)
     loss, optimizer = build.loss(spec), build.optimizer(spec)
     _check_output(spec, net)
-    _check_batch_size(spec, len(ds.x_train))
+    _check_batch_size(spec, ds.rows("train"))
     _check_metrics(spec, loss.task)
     early_stopping = _early_stopping(spec, loss.task, ds, optimizer)
     schedule = _schedule(spec, loss.task, ds, optimizer)
@@ -88,10 +90,11 @@ def _dataset(spec: Any, skip_bad: bool, warn: Callable[[str], None] | None) -> D
     )
     for note in ds.warnings if warn else ():
         warn(note)
-    for part in ("train", "val", "test"):  # the loaders check their own files; this is a net
-        require_finite(getattr(ds, f"x_{part}"), f"the {part} inputs", ds.source)
-        require_finite(getattr(ds, f"y_{part}"), f"the {part} targets", ds.source)
-    if len(ds.x_train) == 0:
+    for name, part in ds.parts.items():  # the loaders check their own files; this is a net
+        word = SAID.get(name, name)
+        require_finite(part.x, f"the {word} inputs", ds.source)
+        require_finite(part.y, f"the {word} targets", ds.source)
+    if ds.rows("train") == 0:
         raise DataError("the training part is empty", where=ds.source)
     return ds
 
@@ -161,7 +164,7 @@ def _check_monitor(
 ) -> None:
     """A monitored metric must be one the run logs (``val_*`` only with validation data)."""
     where = spec.line_of(field) or spec.line_of(field.rsplit(".", 1)[0])
-    has_validation = ds.x_val is not None and len(ds.x_val) > 0
+    has_validation = ds.rows("validation") > 0
     if monitor.startswith("val_") and not has_validation:
         raise SpecError(
             f"monitor {monitor!r} needs validation data "
@@ -221,7 +224,7 @@ def _class_weight(spec: Any, ds: Dataset, loss: Loss) -> None:
         )
     labels = [str(v) for v in ds.labels or []]
     if given == "balanced":
-        y = ds.y_train.reshape(-1, ds.y_train.shape[-1])
+        y = ds.parts["train"].y.reshape(-1, ds.parts["train"].y.shape[-1])
         counts = y.sum(axis=0, dtype=np.float64)
         weights = np.where(counts > 0, counts.sum() / (len(labels) * np.maximum(counts, 1)), 0.0)
         loss.class_weight = [float(w) for w in weights]

@@ -1,5 +1,6 @@
-"""Mini-batch order. Derived from the seed and the epoch alone, so a run resumed at any epoch
-sees exactly the batches an uninterrupted run would, and no global random state matters."""
+"""Mini-batch order. Derived from the seed and the epoch alone (``STREAM_SHUFFLE`` of the seeded
+streams, nncli/data/streams.py), so a run resumed at any epoch sees exactly the batches an
+uninterrupted run would, and no global random state matters."""
 
 from __future__ import annotations
 
@@ -7,13 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-# Streams of randomness drawn from one seed, kept apart so that adding one never shifts another.
-STREAM_SPLIT, STREAM_SHUFFLE, STREAM_DROPOUT, STREAM_AUGMENT = 1, 2, 3, 4
-STREAM_FOLDS = 5  # cross-validation folds (data/folds.py)
-
-
-def rng_for(seed: int, stream: int, epoch: int = 0) -> np.random.Generator:
-    return np.random.default_rng([int(seed), stream, int(epoch)])
+from nncli.data.streams import STREAM_SHUFFLE, rng_for
 
 
 def resolve_batch_size(batch_size: int | str, n: int) -> int:

@@ -1,6 +1,6 @@
-"""What ``fit`` reports to and what may stop it: the ``Callback`` hooks, the per-epoch
-``History``, early stopping (a callback that keeps the best weights) and the periodic
-checkpoints of ``training.checkpoint_every``."""
+"""What ``fit`` reports to and what may stop it: the ``Callback`` hooks, early stopping (a
+callback that keeps the best weights, recorded in the run's ``History``,
+nncli/engine/history.py) and the periodic checkpoints of ``training.checkpoint_every``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from nncli.backend import array_module
+from nncli.engine.history import EarlyStop, History
 from nncli.engine.registry import did_you_mean
 from nncli.engine.schedules import improves_upwards
 from nncli.errors import SpecError
@@ -29,40 +30,6 @@ class Callback:
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool | None: ...
 
     def on_train_end(self, history: History) -> None: ...
-
-
-@dataclass
-class EarlyStop:
-    """Why early stopping ended a run: ``epoch`` was the last trained, and ``monitor`` had not
-    improved on its ``best_epoch`` for more than ``patience`` epochs; ``restored``: the network
-    holds the best epoch's weights (else the last epoch's)."""
-
-    epoch: int
-    monitor: str
-    patience: int
-    best_epoch: int
-    best_value: float
-    restored: bool
-
-
-@dataclass
-class History:
-    """Per-epoch logs plus what early stopping found (``monitor``: the metric ``best_*`` is of;
-    ``restored``: the network ends with the best epoch's weights, not the last epoch's)."""
-
-    epochs: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int | None = None
-    best_value: float | None = None
-    stopped_early: bool = False
-    monitor: str | None = None
-    early_stop: EarlyStop | None = None
-    restored: bool = False
-    last_weights: dict[str, np.ndarray] | None = (
-        None  # the last epoch's, when the best were restored
-    )
-
-    def column(self, key: str) -> list[float]:
-        return [e.get(key, math.nan) for e in self.epochs]
 
 
 @dataclass

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from nncli.engine.history import History
 from nncli.errors import DataError, DivergedError
-from nncli.training.callbacks import Callback, History
+from nncli.training.callbacks import Callback
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 CHUNK = 4096  # rows per finiteness check: bounded temporaries for large image sets

@@ -20,19 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from nncli.data.streams import STREAM_AUGMENT, STREAM_DROPOUT, rng_for
+from nncli.engine.history import History
 from nncli.engine.losses import Loss
 from nncli.engine.network import Sequential
 from nncli.engine.optimizers import Optimizer
 from nncli.engine.schedules import Schedule
 from nncli.errors import DataError, SpecError
-from nncli.training.batching import (
-    STREAM_AUGMENT,
-    STREAM_DROPOUT,
-    epoch_batches,
-    resolve_batch_size,
-    rng_for,
-)
-from nncli.training.callbacks import Callback, EarlyStopping, History
+from nncli.training.batching import epoch_batches, resolve_batch_size
+from nncli.training.callbacks import Callback, EarlyStopping
 from nncli.training.deferred import FiniteChecks, mean_norm
 from nncli.training.metrics import RunningMetrics
 from nncli.training.parallel import SINGLE, World

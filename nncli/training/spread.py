@@ -127,7 +127,7 @@ def share_dataset(world: World, ds: Dataset | None) -> Dataset:
     for name, (shape, dtype) in sorted(layouts(description).items()):
         buffer = arrays[name] if world.lead else np.empty(shape, dtype=dtype)
         arrays[name] = world.broadcast(buffer)
-    whole = {p: getattr(ds, f"x_{p}") for p in ("train", "val", "test")} if world.lead else {}
+    whole = {name: part.x for name, part in ds.parts.items()} if world.lead else {}
 
     def inputs(part: str, shape: tuple, dtype: Any) -> Spread:
         return Spread(world, whole.get(part), shape, dtype)

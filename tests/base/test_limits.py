@@ -105,7 +105,10 @@ def test_the_padding_estimate_is_the_bytes_of_the_padded_arrays(tmp_path, monkey
     cfg = sequences_cfg(path, target_per=per)
     monkeypatch.setenv(limits.MEMORY_VARIABLE, "0")
     ds = data.load(cfg, tmp_path, 0, "cross_entropy")
-    parts = [(ds.x_train, ds.mask_train, ds.y_train), (ds.x_val, ds.mask_val, ds.y_val)]
+    parts = [
+        (ds.parts["train"].x, ds.parts["train"].mask, ds.parts["train"].y),
+        (ds.parts["validation"].x, ds.parts["validation"].mask, ds.parts["validation"].y),
+    ]
     exact = sum(x.nbytes + m.nbytes + (y.nbytes if per == "step" else 0) for x, m, y in parts)
     monkeypatch.setenv(limits.MEMORY_VARIABLE, str(exact))
     data.load(cfg, tmp_path, 0, "cross_entropy")

@@ -14,8 +14,8 @@ from helpers import DATASETS, assert_network_close, invoke
 
 from nncli import spec as spec_module
 from nncli.checkpoint import model as model_io
+from nncli.engine.history import History
 from nncli.spec import build
-from nncli.training.callbacks import History
 from nncli.training.loop import predict
 
 IRIS = """\

@@ -12,9 +12,9 @@ import pytest
 from nncli import checkpoint
 from nncli.checkpoint import model
 from nncli.engine import LAYERS, LOSSES
+from nncli.engine.history import History
 from nncli.engine.network import Sequential
 from nncli.errors import CheckpointError
-from nncli.training.callbacks import History
 
 EXAMPLES = [
     (name, settings, shape)

@@ -203,7 +203,7 @@ import numpy as np
 from nncli.checkpoint import model as model_io
 from nncli.engine import LOSSES
 from nncli.engine.network import Sequential
-from nncli.training.callbacks import History
+from nncli.engine.history import History
 path, stop = Path(sys.argv[1]), Path(sys.argv[2])
 net = Sequential([{"type": "dense", "units": 96}, {"type": "dense", "units": 96}], (96,))
 data = {"kind": "csv", "input_shape": [96], "dtype": "float32"}

@@ -8,7 +8,7 @@ from helpers import IRIS, invoke, iris_spec
 
 from nncli.cli.report import SPARKS, end_of_training, sparkline, train_summary
 from nncli.commands.train import TrainResult
-from nncli.training.callbacks import History
+from nncli.engine.history import History
 
 
 def test_sparkline_maps_lowest_to_highest():

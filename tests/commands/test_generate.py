@@ -140,7 +140,7 @@ def test_shakespeare_below_the_unigram_entropy(tmp_path: Path):
 
     loaded = spec_module.load(spec)
     ds = data.load(loaded.data, loaded.base_dir, loaded.seed, loaded.loss)
-    counts = np.bincount(ds.x_train.symbols().ravel(), minlength=ds.encoder.size)
+    counts = np.bincount(ds.parts["train"].x.symbols().ravel(), minlength=ds.encoder.size)
     p = counts[counts > 0] / counts.sum()
     entropy = float(-(p * np.log(p)).sum())  # nats per character
     history = (out.parent / "history.csv").read_text().splitlines()

@@ -92,11 +92,17 @@ def _accuracies(spec_path: Path) -> tuple[float, float]:
     x, y, config = fit_arrays(spec, ds, smoke=False)
     run = TrainingRun(spec, ready, spec_path.with_suffix(".h5"))
     run.fit(x, y, config, [], periodic=False, overrides=(), device=None)
-    ours = evaluate(ready.net, ready.loss, ds.x_val, ds.y_val)["accuracy"]
+    ours = evaluate(ready.net, ready.loss, ds.parts["validation"].x, ds.parts["validation"].y)[
+        "accuracy"
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its note that 200 iterations did not converge
-        mlp = neural.MLPClassifier(random_state=0).fit(ds.x_train, ds.y_train.argmax(axis=1))
-    theirs = float(np.mean(mlp.predict(ds.x_val) == ds.y_val.argmax(axis=1)))
+        mlp = neural.MLPClassifier(random_state=0).fit(
+            ds.parts["train"].x, ds.parts["train"].y.argmax(axis=1)
+        )
+    theirs = float(
+        np.mean(mlp.predict(ds.parts["validation"].x) == ds.parts["validation"].y.argmax(axis=1))
+    )
     return float(ours), theirs
 
 

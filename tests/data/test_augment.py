@@ -18,7 +18,7 @@ from nncli.commands.predict import predict_files
 from nncli.data import images
 from nncli.data.augment import Augmenter
 from nncli.data.image_encoder import ImageEncoder
-from nncli.training.batching import STREAM_AUGMENT, rng_for
+from nncli.data.streams import STREAM_AUGMENT, rng_for
 
 
 def batch(n: int = 16, c: int = 2, h: int = 7, w: int = 9, seed: int = 0) -> np.ndarray:

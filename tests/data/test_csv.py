@@ -27,14 +27,14 @@ def test_iris_loads_with_one_hot_species_and_stratified_split():
     ds = load(csv_cfg(IRIS, validation_split=0.2), Path("."), seed=0, loss="cross_entropy")
     assert ds.task == "classification"
     assert ds.labels == ["setosa", "versicolor", "virginica"]
-    assert ds.x_train.shape == (120, 4) and ds.x_val.shape == (30, 4)
-    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.float32
+    assert ds.parts["train"].x.shape == (120, 4) and ds.parts["validation"].x.shape == (30, 4)
+    assert ds.parts["train"].x.dtype == np.float32 and ds.parts["train"].y.dtype == np.float32
     assert ds.input_shape == (4,) and ds.output_width == 3
-    assert ds.x_test is None and ds.y_test is None
-    np.testing.assert_array_equal(ds.y_train.sum(axis=1), 1.0)
+    assert "test" not in ds.parts
+    np.testing.assert_array_equal(ds.parts["train"].y.sum(axis=1), 1.0)
     # 50 per class: 10 of each go to validation, 40 stay for training
-    np.testing.assert_array_equal(ds.y_val.sum(axis=0), [10, 10, 10])
-    np.testing.assert_array_equal(ds.y_train.sum(axis=0), [40, 40, 40])
+    np.testing.assert_array_equal(ds.parts["validation"].y.sum(axis=0), [10, 10, 10])
+    np.testing.assert_array_equal(ds.parts["train"].y.sum(axis=0), [40, 40, 40])
     assert ds.feature_names == [
         "sepal_length_cm",
         "sepal_width_cm",
@@ -46,17 +46,20 @@ def test_iris_loads_with_one_hot_species_and_stratified_split():
 def test_standardisation_uses_the_training_rows_only():
     ds = load(csv_cfg(IRIS, validation_split=0.3), Path("."), seed=3, loss="cross_entropy")
     # standardised in float64, stored as float32 (one rounding each), summed over the rows
-    rows, reach = len(ds.x_train), np.abs(ds.x_train).max()
-    assert_close_float32(ds.x_train.mean(axis=0), np.zeros(4), rows + 1, magnitude=reach)
-    assert_close_float32(ds.x_train.std(axis=0), np.ones(4), 2 * rows + 4, magnitude=reach**2)
-    assert np.abs(ds.x_val.mean(axis=0)).max() > 1e-3  # the validation rows were not used
+    rows, reach = len(ds.parts["train"].x), np.abs(ds.parts["train"].x).max()
+    assert_close_float32(ds.parts["train"].x.mean(axis=0), np.zeros(4), rows + 1, magnitude=reach)
+    assert_close_float32(
+        ds.parts["train"].x.std(axis=0), np.ones(4), 2 * rows + 4, magnitude=reach**2
+    )
+    # the validation rows were not used
+    assert np.abs(ds.parts["validation"].x.mean(axis=0)).max() > 1e-3
     state = ds.encoder.to_state()["numeric"]
-    raw_train = ds.x_train * state["scale"] + state["offset"]
-    raw_val = ds.x_val * state["scale"] + state["offset"]
+    raw_train = ds.parts["train"].x * state["scale"] + state["offset"]
+    raw_val = ds.parts["validation"].x * state["scale"] + state["offset"]
     full = read_table(IRIS)["sepal_length_cm"].astype(float).to_numpy()
     # the two parts are the file's rows; the statistics are the training rows' own
     # a float32 rounding of x, times the scale: within eps of |x| * scale + |offset|
-    reach = np.abs(ds.x_train[:, 0]).max() * state["scale"][0] + abs(state["offset"][0])
+    reach = np.abs(ds.parts["train"].x[:, 0]).max() * state["scale"][0] + abs(state["offset"][0])
     assert_close_float32(np.sort(np.r_[raw_train[:, 0], raw_val[:, 0]]), np.sort(full), 2, reach)
     assert_close_float32(raw_train[:, 0].mean(), state["offset"][0], 2, reach)
     assert_close_float32(raw_train[:, 0].std(), state["scale"][0], 4, reach)
@@ -65,11 +68,11 @@ def test_standardisation_uses_the_training_rows_only():
 
 def test_minmax_and_none_normalisation():
     mm = load(csv_cfg(IRIS, normalize="minmax"), Path("."), 0, "cross_entropy")
-    assert_close_float32(mm.x_train.min(axis=0), np.zeros(4), magnitude=1.0)
-    assert_close_float32(mm.x_train.max(axis=0), np.ones(4))
+    assert_close_float32(mm.parts["train"].x.min(axis=0), np.zeros(4), magnitude=1.0)
+    assert_close_float32(mm.parts["train"].x.max(axis=0), np.ones(4))
     raw = load(csv_cfg(IRIS, normalize="none"), Path("."), 0, "cross_entropy")
     first = [5.1, 3.5, 1.4, 0.2]
-    assert_close_float32(raw.x_train[0], first, magnitude=first)  # one rounding each
+    assert_close_float32(raw.parts["train"].x[0], first, magnitude=first)  # one rounding each
 
 
 def test_penguins_text_features_are_one_hot_with_sorted_categories():
@@ -90,8 +93,9 @@ def test_penguins_text_features_are_one_hot_with_sorted_categories():
         "year=2008",
         "year=2009",
     ]
-    assert len(ds.x_train) + len(ds.x_val) == 333  # 11 rows with a missing value dropped
-    onehot = ds.x_train[:, [0, 1, 2]]
+    # 11 rows with a missing value dropped
+    assert len(ds.parts["train"].x) + len(ds.parts["validation"].x) == 333
+    onehot = ds.parts["train"].x[:, [0, 1, 2]]
     np.testing.assert_array_equal(onehot.sum(axis=1), 1.0)
 
 
@@ -101,7 +105,7 @@ def test_categories_sort_numbers_as_numbers(tmp_path):
     ds = load(csv_cfg(path, target="label", categorical=["code"]), tmp_path, 0, "cross_entropy")
     assert ds.feature_names == ["code=2", "code=9", "code=10"]  # and "10.0" is "10"
     assert ds.labels == ["0", "1"]
-    np.testing.assert_array_equal(ds.x_train[[0, 3]], [[0, 0, 1], [0, 0, 1]])
+    np.testing.assert_array_equal(ds.parts["train"].x[[0, 3]], [[0, 0, 1], [0, 0, 1]])
 
 
 # -- splits --------------------------------------------------------------------------------------
@@ -114,10 +118,13 @@ def test_same_seed_same_split_other_seed_other_split_global_seed_ignored():
     np.random.seed(2)
     b = load(cfg, Path("."), seed=5, loss="cross_entropy")
     c = load(cfg, Path("."), seed=6, loss="cross_entropy")
-    np.testing.assert_array_equal(a.x_val, b.x_val)
-    np.testing.assert_array_equal(a.x_test, b.x_test)
-    assert a.x_val.shape == c.x_val.shape and not np.array_equal(a.x_val, c.x_val)
-    np.testing.assert_array_equal(a.y_test.sum(axis=0), [5, 5, 5])  # test: 15 of 150, stratified
+    np.testing.assert_array_equal(a.parts["validation"].x, b.parts["validation"].x)
+    np.testing.assert_array_equal(a.parts["test"].x, b.parts["test"].x)
+    assert a.parts["validation"].x.shape == c.parts["validation"].x.shape and not np.array_equal(
+        a.parts["validation"].x, c.parts["validation"].x
+    )
+    # test: 15 of 150, stratified
+    np.testing.assert_array_equal(a.parts["test"].y.sum(axis=0), [5, 5, 5])
 
 
 def test_split_is_not_the_last_rows():
@@ -150,9 +157,10 @@ def test_separate_validation_and_test_files_use_the_training_encoder(tmp_path):
     test = write(tmp_path, "x,colour,species\n0,green,a\n", "s.csv")
     cfg = csv_cfg(train, validation="v.csv", validation_split=0.5, normalize="none")
     ds = load(cfg, tmp_path, 0, "cross_entropy")
-    assert len(ds.x_train) == 4  # validation_split is not used with a validation file
-    np.testing.assert_array_equal(ds.x_val, [[4, 1, 0]])  # x, colour=blue, colour=red
-    np.testing.assert_array_equal(ds.y_val, [[0, 1]])
+    assert len(ds.parts["train"].x) == 4  # validation_split is not used with a validation file
+    # x, colour=blue, colour=red
+    np.testing.assert_array_equal(ds.parts["validation"].x, [[4, 1, 0]])
+    np.testing.assert_array_equal(ds.parts["validation"].y, [[0, 1]])
     with pytest.raises(DataError, match=r"'green'.*line 2"):
         load(csv_cfg(train, test=str(test)), tmp_path, 0, "cross_entropy")
 
@@ -171,11 +179,11 @@ def test_missing_error_names_the_file_column_and_lines():
 def test_missing_drop_and_fill(tmp_path):
     path = write(tmp_path, "a,b,species\n1,x,p\n,y,q\n3,,p\n5,y,\n7,y,q\n9,y,p\n")
     dropped = load(csv_cfg(path, missing="drop", normalize="none"), tmp_path, 0, "cross_entropy")
-    np.testing.assert_array_equal(dropped.x_train[:, 0], [1, 7, 9])
+    np.testing.assert_array_equal(dropped.parts["train"].x[:, 0], [1, 7, 9])
     filled = load(csv_cfg(path, missing="fill", normalize="none"), tmp_path, 0, "cross_entropy")
     # the row without a target goes; a -> training mean (1+3+7+9)/4, b -> most frequent 'y'
-    np.testing.assert_array_equal(filled.x_train[:, 0], [1, 5, 3, 7, 9])
-    np.testing.assert_array_equal(filled.x_train[2, 1:], [0, 1])  # b=x, b=y
+    np.testing.assert_array_equal(filled.parts["train"].x[:, 0], [1, 5, 3, 7, 9])
+    np.testing.assert_array_equal(filled.parts["train"].x[2, 1:], [0, 1])  # b=x, b=y
     state = filled.encoder.to_state()
     assert state["numeric"]["fill"][0] == 5.0 and state["categorical"]["fill"] == ["y"]
     with pytest.raises(DataError, match=r"'species'.*line 5"):
@@ -189,7 +197,7 @@ def test_na_in_a_text_column_is_a_category_unless_listed(tmp_path):
     with pytest.raises(DataError, match=r"'grade'.*lines 2, 5"):
         load(csv_cfg(path, na_values=["NA"]), tmp_path, 0, "cross_entropy")
     listed = load(csv_cfg(path, na_values=["NA"], missing="drop"), tmp_path, 0, "cross_entropy")
-    assert listed.feature_names == ["x", "grade=A", "grade=B"] and len(listed.x_train) == 2
+    assert listed.feature_names == ["x", "grade=A", "grade=B"] and len(listed.parts["train"].x) == 2
 
 
 def test_a_typo_in_a_numeric_column_is_an_error_a_text_column_is_not(tmp_path):
@@ -229,7 +237,7 @@ def test_binary_cross_entropy_gives_one_zero_one_column(tmp_path):
     path = write(tmp_path, "x,species\n1,yes\n2,no\n3,yes\n4,no\n")
     ds = load(csv_cfg(path), tmp_path, 0, "binary_cross_entropy")
     assert ds.labels == ["no", "yes"] and ds.output_width == 1
-    np.testing.assert_array_equal(ds.y_train, [[1], [0], [1], [0]])
+    np.testing.assert_array_equal(ds.parts["train"].y, [[1], [0], [1], [0]])
     with pytest.raises(DataError, match="exactly 2 classes.*3"):
         load(csv_cfg(IRIS), Path("."), 0, "binary_cross_entropy")
 
@@ -245,7 +253,7 @@ def test_regression_multi_target_is_unscaled():
     ds = load(cfg, Path("."), 0, "mse")
     assert ds.task == "regression" and ds.labels is None and ds.output_width == 2
     assert ds.feature_names[-3:] == ["species=setosa", "species=versicolor", "species=virginica"]
-    both = np.r_[ds.y_train, ds.y_val]
+    both = np.r_[ds.parts["train"].y, ds.parts["validation"].y]
     expected = read_table(IRIS)[["petal_length_cm", "petal_width_cm"]].astype(float).to_numpy()
     expected = np.sort(expected, axis=0)
     assert_close_float32(np.sort(both, axis=0), expected, magnitude=expected)  # one rounding
@@ -264,7 +272,9 @@ def test_bom_crlf_and_quoted_commas(tmp_path):
     assert list(frame["name"]) == ["Smith, John", "Doe", 'Q "R"']
     ds = load(csv_cfg(path, normalize="none"), tmp_path, 0, "cross_entropy")
     assert ds.feature_names == ["name=Doe", 'name=Q "R"', "name=Smith, John", "x"]
-    np.testing.assert_array_equal(ds.x_train, [[0, 0, 1, 1.5], [1, 0, 0, 2.5], [0, 1, 0, 3]])
+    np.testing.assert_array_equal(
+        ds.parts["train"].x, [[0, 0, 1, 1.5], [1, 0, 0, 2.5], [0, 1, 0, 3]]
+    )
 
 
 @pytest.mark.parametrize(
@@ -325,7 +335,7 @@ def test_numbers_columns_are_parsed_without_per_column_text(tmp_path, monkeypatc
         ds = load(
             csv_cfg(path, target="label", validation_split=0.25), tmp_path, 0, "cross_entropy"
         )
-        assert ds.x_train.shape == (30, width) and ds.labels == ["0", "1", "2"]
+        assert ds.parts["train"].x.shape == (30, width) and ds.labels == ["0", "1", "2"]
         counts.append(len(calls))
     assert counts[0] == counts[1]
 
@@ -389,14 +399,15 @@ def test_float64_inputs_and_targets_are_never_rounded_through_float32(tmp_path: 
     path = write(tmp_path, FINE)
     cfg = csv_cfg(path, target="y", normalize="none")
     ds = load(cfg, tmp_path, 0, "mse", dtype="float64")
-    assert ds.x_train.dtype == ds.y_train.dtype == np.float64
-    np.testing.assert_array_equal(ds.x_train[:, 0], [0.1, 0.2, 0.7, 1.3])  # float32 would differ
+    assert ds.parts["train"].x.dtype == ds.parts["train"].y.dtype == np.float64
+    # float32 would differ
+    np.testing.assert_array_equal(ds.parts["train"].x[:, 0], [0.1, 0.2, 0.7, 1.3])
     np.testing.assert_array_equal(
-        ds.y_train[:, 0], [1.0000000001, 2.0000000002, 3.0000000003, 4.0000000004]
+        ds.parts["train"].y[:, 0], [1.0000000001, 2.0000000002, 3.0000000003, 4.0000000004]
     )
     again = type(ds.encoder).from_state(ds.encoder.to_state())  # predict reads float64 too
     assert again.transform(path).dtype == np.float64
-    assert load(cfg, tmp_path, 0, "mse").x_train.dtype == np.float32  # the default
+    assert load(cfg, tmp_path, 0, "mse").parts["train"].x.dtype == np.float32  # the default
     assert "dtype" not in load(cfg, tmp_path, 0, "mse").encoder.to_state()  # old states unchanged
 
 
@@ -405,5 +416,5 @@ def test_float64_sequences_keep_their_values(tmp_path: Path):
     cfg = csv_cfg(path, kind="sequences", id="id", order="t", target="label")
     cfg.target_per, cfg.normalize, cfg.test_split = "sequence", "none", 0.0
     ds = load(cfg, tmp_path, 0, "cross_entropy", dtype="float64")
-    assert ds.x_train.dtype == np.float64
-    np.testing.assert_array_equal(ds.x_train[0, :, 0], [0.1, 0.2])
+    assert ds.parts["train"].x.dtype == np.float64
+    np.testing.assert_array_equal(ds.parts["train"].x[0, :, 0], [0.1, 0.2])

@@ -131,7 +131,7 @@ def test_a_one_column_header_names_the_delimiter_it_seems_to_use(tmp_path, sep, 
     assert f"seems to use {written!r}" in message and f'data.delimiter: "{written}"' in message
     ds = data.load(csv_cfg(path, delimiter=sep), tmp_path, 0, "cross_entropy")
     plain = data.load(csv_cfg(IRIS), tmp_path, 0, "cross_entropy")
-    np.testing.assert_array_equal(ds.x_train, plain.x_train)
+    np.testing.assert_array_equal(ds.parts["train"].x, plain.parts["train"].x)
 
 
 def test_predict_and_evaluate_read_the_training_delimiter(tmp_path: Path):
@@ -279,6 +279,6 @@ def test_sequences_take_exclude_and_delimiter(tmp_path: Path):
     cfg = dict(kind="sequences", id="id", order="t", target="label", target_per="sequence")
     cfg.update(exclude=["note"], delimiter=";")
     ds = data.load(csv_cfg(path, **cfg), tmp_path, 0, "cross_entropy")
-    assert ds.feature_names == ["x"] and ds.x_train.shape == (6, 3, 1)
+    assert ds.feature_names == ["x"] and ds.parts["train"].x.shape == (6, 3, 1)
     state = ds.encoder.to_state()
     assert data.encoder_from_state(state).read_frame(path).shape == (18, 5)

@@ -62,8 +62,8 @@ def test_labels_are_folder_names_sorted_numbers_as_numbers(tmp_path: Path):
     ds = load(folder(tmp_path / "d", {"10": 2, "2": 2, "1": 2}))
     assert ds.labels == ["1", "2", "10"]
     # one-hot columns follow that order: the "1" folder's images (values 21, 22) are column 0
-    first = np.flatnonzero(ds.y_train[:, 0])
-    assert_close_float32(ds.x_train[first, 0, 0, 0] * 255, [21, 22], terms=2)
+    first = np.flatnonzero(ds.parts["train"].y[:, 0])
+    assert_close_float32(ds.parts["train"].x[first, 0, 0, 0] * 255, [21, 22], terms=2)
 
 
 def test_png_jpeg_bmp_gif_first_frame(tmp_path: Path):
@@ -112,8 +112,8 @@ def test_image_size_resizes_and_sizes_must_agree_without_it(tmp_path: Path):
     save(tmp_path / "d" / "a" / "big.png", np.full((20, 12), 90))
     save(tmp_path / "d" / "b" / "small.png", np.full((6, 5), 90))
     ds = load(tmp_path / "d", image_size=[4, 3])
-    assert ds.x_train.shape == (2, 1, 4, 3) and ds.input_shape == (1, 4, 3)
-    assert_close_float32(ds.x_train, np.full(ds.x_train.shape, 90 / 255))
+    assert ds.parts["train"].x.shape == (2, 1, 4, 3) and ds.input_shape == (1, 4, 3)
+    assert_close_float32(ds.parts["train"].x, np.full(ds.parts["train"].x.shape, 90 / 255))
     with pytest.raises(DataError, match=r"small\.png.*6x5.*big\.png is 20x12.*image_size"):
         load(tmp_path / "d")
 
@@ -124,15 +124,17 @@ def test_hidden_files_are_ignored_and_stray_images_warned(tmp_path: Path):
     (root / ".hidden").mkdir()
     save(root / "loose.png", np.zeros((6, 5)))
     ds = load(root)
-    assert len(ds.x_train) == 4 and ds.labels == ["a", "b"]
+    assert len(ds.parts["train"].x) == 4 and ds.labels == ["a", "b"]
     assert any("loose.png" in w and "ignored 1 image" in w for w in ds.warnings)
 
 
 # -- scaling and splits ------------------------------------------------------------------------
 def test_pixels_scaled_to_unit_range_without_normalize(tmp_path: Path):
     ds = load(folder(tmp_path / "d", {"a": 3, "b": 3}))
-    assert ds.x_train.dtype == np.float32 and ds.x_train.shape == (6, 1, 6, 5)
-    np.testing.assert_allclose(np.sort(ds.x_train[:, 0, 0, 0]) * 255, [1, 2, 3, 11, 12, 13])
+    assert ds.parts["train"].x.dtype == np.float32 and ds.parts["train"].x.shape == (6, 1, 6, 5)
+    np.testing.assert_allclose(
+        np.sort(ds.parts["train"].x[:, 0, 0, 0]) * 255, [1, 2, 3, 11, 12, 13]
+    )
 
 
 def test_float64_pixels_are_never_rounded_through_float32(tmp_path: Path):
@@ -140,8 +142,8 @@ def test_float64_pixels_are_never_rounded_through_float32(tmp_path: Path):
     ds = data.load(
         cfg(root, normalize="standard"), root.parent, 0, "cross_entropy", dtype="float64"
     )
-    assert ds.x_train.dtype == ds.y_train.dtype == np.float64
-    values = np.sort(np.unique(ds.x_train))
+    assert ds.parts["train"].x.dtype == ds.parts["train"].y.dtype == np.float64
+    values = np.sort(np.unique(ds.parts["train"].x))
     raw = np.array([1, 2, 3, 11, 12, 13], dtype=np.float64) / 255  # float32 would differ
     mean, std = raw.mean(), raw.std()
     np.testing.assert_allclose(values, np.sort((raw - mean) / std), rtol=1e-14)  # f32: 1e-8
@@ -157,14 +159,15 @@ def test_standardisation_is_fitted_on_the_training_part_only(tmp_path: Path):
         for k in range(20):
             save(tmp_path / "d" / label / f"{k}.png", rng.integers(0, 256, (5, 5, 3)))
     ds = load(tmp_path / "d", color="rgb", normalize="standard", test_split=0.25)
-    x = ds.x_train.astype(np.float64)
+    x = ds.parts["train"].x.astype(np.float64)
     reach = np.abs(x).max()  # each pixel standardised then rounded to float32 once or twice
     assert_close_float32(x.mean(axis=(0, 2, 3)), np.zeros(3), terms=2, magnitude=reach)
     assert_close_float32(x.std(axis=(0, 2, 3)), np.ones(3), terms=4, magnitude=reach**2)
-    assert np.abs(ds.x_test.mean(axis=(0, 2, 3))).max() > 1e-3  # not fitted on the test part
+    # not fitted on the test part
+    assert np.abs(ds.parts["test"].x.mean(axis=(0, 2, 3))).max() > 1e-3
     encoder = ds.encoder
-    pixels = ds.x_train * encoder.std[:, None, None] + encoder.mean[:, None, None]
-    reach = np.abs(ds.x_train).max() * encoder.std.max() + encoder.mean.max()
+    pixels = ds.parts["train"].x * encoder.std[:, None, None] + encoder.mean[:, None, None]
+    reach = np.abs(ds.parts["train"].x).max() * encoder.std.max() + encoder.mean.max()
     assert_close_float32(pixels.mean(axis=(0, 2, 3)), encoder.mean, terms=4, magnitude=reach)
     assert encoder.mean.shape == (3,) and encoder.feature_names == ["red", "green", "blue"]
 
@@ -173,15 +176,19 @@ def test_splits_are_seeded_and_stratified(tmp_path: Path):
     root = folder(tmp_path / "d", {"a": 10, "b": 20})
 
     def values(ds: data.Dataset, part: str) -> list[int]:
-        x = getattr(ds, f"x_{part}")
+        x = ds.parts[part].x
         return sorted(np.rint(x[:, 0, 0, 0] * 255).astype(int).tolist())
 
     ds = load(root, seed=5, validation_split=0.2, test_split=0.3)
-    assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (15, 6, 9)
-    for part, (n_a, n_b) in (("test", (3, 6)), ("val", (2, 4))):
-        y = getattr(ds, f"y_{part}")
+    assert (len(ds.parts["train"].x), len(ds.parts["validation"].x), len(ds.parts["test"].x)) == (
+        15,
+        6,
+        9,
+    )
+    for part, (n_a, n_b) in (("test", (3, 6)), ("validation", (2, 4))):
+        y = ds.parts[part].y
         assert y.sum(axis=0).tolist() == [n_a, n_b]  # each class in proportion
-    every = values(ds, "train") + values(ds, "val") + values(ds, "test")
+    every = values(ds, "train") + values(ds, "validation") + values(ds, "test")
     assert sorted(every) == list(range(1, 11)) + list(range(11, 31))  # each image once
     again = load(root, seed=5, validation_split=0.2, test_split=0.3)
     assert values(again, "test") == values(ds, "test")
@@ -193,7 +200,7 @@ def test_separate_validation_folder(tmp_path: Path):
     train = folder(tmp_path / "train", {"a": 4, "b": 4})
     folder(tmp_path / "val", {"a": 1, "b": 2})
     ds = load(train, validation=tmp_path / "val")
-    assert len(ds.x_train) == 8 and ds.y_val.sum(axis=0).tolist() == [1, 2]
+    assert len(ds.parts["train"].x) == 8 and ds.parts["validation"].y.sum(axis=0).tolist() == [1, 2]
     folder(tmp_path / "odd", {"a": 1, "zebra": 1})
     with pytest.raises(DataError, match="'zebra' is not one of the model's classes"):
         load(train, validation=tmp_path / "odd")
@@ -223,7 +230,7 @@ def test_regression_loss_is_refused(tmp_path: Path):
 
 def test_binary_cross_entropy_takes_two_classes(tmp_path: Path):
     ds = load(folder(tmp_path / "d", {"no": 2, "yes": 3}), loss="binary_cross_entropy")
-    assert ds.y_train.shape == (5, 1) and ds.y_train.sum() == 3
+    assert ds.parts["train"].y.shape == (5, 1) and ds.parts["train"].y.sum() == 3
     assert ds.encoder.decode(np.array([[0.2], [0.9]]))["prediction"].tolist() == ["no", "yes"]
 
 
@@ -329,7 +336,7 @@ def test_encoder_state_round_trip(tmp_path: Path):
     assert again.image_size == (6, 5) and again.color == "rgb" and not again.resize
     np.testing.assert_array_equal(again.mean, ds.encoder.mean)
     np.testing.assert_array_equal(
-        again.transform(tmp_path / "d" / "1" / "000.png")[0], ds.x_train[0]
+        again.transform(tmp_path / "d" / "1" / "000.png")[0], ds.parts["train"].x[0]
     )
 
 

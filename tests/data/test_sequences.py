@@ -46,13 +46,17 @@ def test_windows_and_horizon_shapes(series: Path):
     n_train = 30 - 6  # validation: round(0.2 * 30) rows at the tail
     starts = np.arange(0, 30 - 5 - 3 + 1, 2)
     train_starts = starts[starts + 5 - 1 + 3 < n_train]
-    assert ds.x_train.shape == (len(train_starts), 5, 2)
-    assert ds.y_train.shape == (len(train_starts), 1)
+    assert ds.parts["train"].x.shape == (len(train_starts), 5, 2)
+    assert ds.parts["train"].y.shape == (len(train_starts), 1)
     assert ds.input_shape == (5, 2) and ds.output_width == 1
-    np.testing.assert_array_equal(ds.x_train[:, :, 0], train_starts[:, None] + np.arange(5))
-    np.testing.assert_array_equal(ds.x_train[:, :, 1], 100 + train_starts[:, None] + np.arange(5))
+    np.testing.assert_array_equal(
+        ds.parts["train"].x[:, :, 0], train_starts[:, None] + np.arange(5)
+    )
+    np.testing.assert_array_equal(
+        ds.parts["train"].x[:, :, 1], 100 + train_starts[:, None] + np.arange(5)
+    )
     # the target is `horizon` rows after the window's last row
-    np.testing.assert_array_equal(ds.y_train[:, 0], train_starts + 4 + 3)
+    np.testing.assert_array_equal(ds.parts["train"].y[:, 0], train_starts + 4 + 3)
 
 
 def test_float64_series_are_not_rounded_through_float32(tmp_path: Path):
@@ -60,9 +64,9 @@ def test_float64_series_are_not_rounded_through_float32(tmp_path: Path):
     path = tmp_path / "fine.csv"
     path.write_text("t,a,b\n" + "\n".join(rows) + "\n")
     ds = data.load(series_cfg(path), tmp_path, 0, "mse", dtype="float64")
-    assert ds.x_train.dtype == ds.y_train.dtype == np.float64
-    np.testing.assert_array_equal(ds.x_train[0, :, 0], [0.1, 1.1, 2.1, 3.1, 4.1])
-    np.testing.assert_array_equal(ds.x_train[0, :2, 1], [0.000000001, 1.000000001])
+    assert ds.parts["train"].x.dtype == ds.parts["train"].y.dtype == np.float64
+    np.testing.assert_array_equal(ds.parts["train"].x[0, :, 0], [0.1, 1.1, 2.1, 3.1, 4.1])
+    np.testing.assert_array_equal(ds.parts["train"].x[0, :2, 1], [0.000000001, 1.000000001])
     again = type(ds.encoder).from_state(ds.encoder.to_state())
     assert again.scaled_series(again.read_frame(path)).dtype == np.float64
 
@@ -72,11 +76,11 @@ def test_split_is_chronological(series: Path):
     ds = data.load(cfg, series.parent, 0, "mse")
     n_test, n_val = 3, 6
     n_train = 30 - n_test - n_val
-    assert ds.y_train[:, 0].max() < n_train
-    assert set(ds.y_val[:, 0]) == set(range(n_train, n_train + n_val))
-    assert set(ds.y_test[:, 0]) == set(range(30 - n_test, 30))
+    assert ds.parts["train"].y[:, 0].max() < n_train
+    assert set(ds.parts["validation"].y[:, 0]) == set(range(n_train, n_train + n_val))
+    assert set(ds.parts["test"].y[:, 0]) == set(range(30 - n_test, 30))
     # a validation window's history reaches back into the training rows: a forecaster knows them
-    assert ds.x_val[0, 0, 0] < n_train
+    assert ds.parts["validation"].x[0, 0, 0] < n_train
 
 
 def test_scaling_comes_from_the_training_part_only(series: Path, tmp_path: Path):
@@ -92,9 +96,9 @@ def test_scaling_comes_from_the_training_part_only(series: Path, tmp_path: Path)
     other.write_text("\n".join(lines) + "\n")
     ds2 = data.load(series_cfg(other, normalize="standard"), tmp_path, 0, "mse")
     assert ds2.encoder.input_columns[0].offset == column.offset
-    np.testing.assert_array_equal(ds2.x_train, ds.x_train)
+    np.testing.assert_array_equal(ds2.parts["train"].x, ds.parts["train"].x)
     # targets are scaled like the inputs, and decode maps them back to the file's units
-    back = ds.encoder.decode(ds.y_val)["prediction"]
+    back = ds.encoder.decode(ds.parts["validation"].y)["prediction"]
     assert_close_float32(back, np.arange(24, 30), terms=3)  # scaled into float32 and back
 
 
@@ -204,7 +208,11 @@ def test_series_metrics_are_in_the_files_units(wave_model: Path):
             assert_close_float32(metrics[name], want, terms, magnitude=magnitude + want)
 
     last = model.training["history"]
-    check({k: last[f"val_{k}"][-1] for k in ("rmse", "mae", "loss")}, ds.x_val, ds.y_val)
+    check(
+        {k: last[f"val_{k}"][-1] for k in ("rmse", "mae", "loss")},
+        ds.parts["validation"].x,
+        ds.parts["validation"].y,
+    )
     result = evaluate_file(wave_model, folder / "wave.csv")
     x, y, _ = ds.encoder.labelled(ds.encoder.read_frame(folder / "wave.csv"))
     assert result["rows"] == len(x) == 112
@@ -246,8 +254,8 @@ def test_char_vocabulary_and_shifted_targets(tmp_path: Path):
     encoder = ds.encoder
     assert encoder.vocabulary == sorted(set("abcabdabcabdabcabdxyzw"))
     assert ds.input_shape == (4, len(encoder.vocabulary)) and ds.output_width == 8
-    x, y = ds.x_train[:], ds.y_train[:]
-    assert x.shape == y.shape == (len(ds.x_train), 4, 8) and x.dtype == np.float32
+    x, y = ds.parts["train"].x[:], ds.parts["train"].y[:]
+    assert x.shape == y.shape == (len(ds.parts["train"].x), 4, 8) and x.dtype == np.float32
     assert (x.sum(axis=2) == 1).all()
     # the target at step t is the symbol at step t + 1
     ids_x, ids_y = x.argmax(axis=2), y.argmax(axis=2)
@@ -255,7 +263,7 @@ def test_char_vocabulary_and_shifted_targets(tmp_path: Path):
     assert encoder.join(ids_x[0]) == "abca" and encoder.join(ids_y[0]) == "bcab"
     # non-overlapping windows (stride = sequence_length); validation is the tail
     assert [encoder.join(w) for w in ids_x] == ["abca", "bdab", "cabd"]
-    assert encoder.join(ds.x_val[:].argmax(axis=2)[0]) == "bdxy"
+    assert encoder.join(ds.parts["validation"].x[:].argmax(axis=2)[0]) == "bdxy"
 
 
 def test_word_vocabulary(tmp_path: Path):
@@ -300,7 +308,7 @@ def test_max_chars_caps_the_text(tmp_path: Path):
     path = tmp_path / "t.txt"
     path.write_text("abcd" * 100)
     ds = data.load(text_cfg(path, max_chars=40, validation_split=0.0), tmp_path, 0, "cross_entropy")
-    assert len(ds.x_train) == 9  # 40 symbols: starts 0, 4, .., 32 (each needs 5)
+    assert len(ds.parts["train"].x) == 9  # 40 symbols: starts 0, 4, .., 32 (each needs 5)
 
 
 # -- grouped sequences -----------------------------------------------------------------------------
@@ -344,13 +352,13 @@ def test_grouped_sequences_are_padded_with_a_mask(grouped: Path):
     assert isinstance(encoder, SequenceEncoder)
     assert encoder.feature_names == ["x", "kind=p", "kind=q"]
     # ids in the order they first appear; steps sorted by t; padding at the end
-    assert ds.x_train.shape == (6, 4, 3) and ds.mask_train.shape == (6, 4)
-    np.testing.assert_array_equal(ds.mask_train.sum(axis=1), [3, 4, 1, 2, 2, 3])
-    assert_close_float32(ds.x_train[0, :3, 0], [0.1, 0.3, 0.5], magnitude=[0.1, 0.3, 0.5])
-    np.testing.assert_array_equal(ds.x_train[1, :, 0], [1.0, 0.0, -1.0, -2.0])
-    assert (ds.x_train[~ds.mask_train] == 0).all()
+    assert ds.parts["train"].x.shape == (6, 4, 3) and ds.parts["train"].mask.shape == (6, 4)
+    np.testing.assert_array_equal(ds.parts["train"].mask.sum(axis=1), [3, 4, 1, 2, 2, 3])
+    assert_close_float32(ds.parts["train"].x[0, :3, 0], [0.1, 0.3, 0.5], magnitude=[0.1, 0.3, 0.5])
+    np.testing.assert_array_equal(ds.parts["train"].x[1, :, 0], [1.0, 0.0, -1.0, -2.0])
+    assert (ds.parts["train"].x[~ds.parts["train"].mask] == 0).all()
     assert encoder.labels == ["down", "up"]
-    np.testing.assert_array_equal(ds.y_train.argmax(axis=1), [1, 0, 1, 0, 1, 0])
+    np.testing.assert_array_equal(ds.parts["train"].y.argmax(axis=1), [1, 0, 1, 0, 1, 0])
     ids = encoder.id_columns(encoder.read_frame(grouped))
     assert list(ids) == ["id"] and list(ids["id"]) == ["b", "a", "c", "d", "e", "f"]
 
@@ -358,13 +366,15 @@ def test_grouped_sequences_are_padded_with_a_mask(grouped: Path):
 def test_per_step_targets(grouped: Path):
     cfg = seq_cfg(grouped, target="x", features=["kind"], target_per="step")
     ds = data.load(cfg, grouped.parent, 0, "mse")
-    assert ds.y_train.shape == (6, 4, 1) and ds.output_width == 1
-    assert_close_float32(ds.y_train[0, :, 0], [0.1, 0.3, 0.5, 0.0], magnitude=[0.1, 0.3, 0.5, 0])
+    assert ds.parts["train"].y.shape == (6, 4, 1) and ds.output_width == 1
+    assert_close_float32(
+        ds.parts["train"].y[0, :, 0], [0.1, 0.3, 0.5, 0.0], magnitude=[0.1, 0.3, 0.5, 0]
+    )
     columns = ds.encoder.id_columns(ds.encoder.read_frame(grouped))
     assert list(columns) == ["id", "t"]
     assert list(columns["id"][:4]) == ["b", "b", "b", "a"] and list(columns["t"][:3]) == list("012")
     output = np.arange(24.0).reshape(6, 4, 1)
-    decoded = ds.encoder.decode(output, mask=ds.mask_train)["prediction"]
+    decoded = ds.encoder.decode(output, mask=ds.parts["train"].mask)["prediction"]
     np.testing.assert_array_equal(decoded[:4], [0, 1, 2, 4])  # real steps only, in order
 
 
@@ -476,17 +486,21 @@ def test_sunspots_lstm_beats_the_naive_forecast(tmp_path: Path):
     loaded = spec_module.load(spec)
     ds = data.load(loaded.data, loaded.base_dir, loaded.seed, loaded.loss)
     encoder = ds.encoder
-    truth = encoder.unscale_targets(ds.y_val)[:, 0]
-    naive = encoder.unscale_targets(ds.x_val[:, -1, :1])[:, 0]  # the window's last year
-    lstm = encoder.unscale_targets(predict(model.net, ds.x_val))[:, 0]
+    truth = encoder.unscale_targets(ds.parts["validation"].y)[:, 0]
+    naive = encoder.unscale_targets(ds.parts["validation"].x[:, -1, :1])[
+        :, 0
+    ]  # the window's last year
+    lstm = encoder.unscale_targets(predict(model.net, ds.parts["validation"].x))[:, 0]
     naive_rmse = float(np.sqrt(np.mean((naive - truth) ** 2)))
     lstm_rmse = float(np.sqrt(np.mean((lstm - truth) ** 2)))
     print(f"sunspots validation RMSE: lstm {lstm_rmse:.2f}, naive {naive_rmse:.2f}")
     assert lstm_rmse < 0.8 * naive_rmse
     best = model.training["best_epoch"]  # restored: the history's line for it is the README's
     # float32 predictions then batch means: a scaled prediction's error dp moves RMSE by scale dp
-    reach = float(model.target_scale[0]) * np.abs(predict(model.net, ds.x_val)).max()
-    terms = chain_terms(model.net, encoder.window) + len(ds.x_val)
+    reach = (
+        float(model.target_scale[0]) * np.abs(predict(model.net, ds.parts["validation"].x)).max()
+    )
+    terms = chain_terms(model.net, encoder.window) + len(ds.parts["validation"].x)
     held = model.training["history"]["val_rmse"][best - 1]
     assert_close_float32(held, lstm_rmse, terms, magnitude=reach + lstm_rmse)
 
@@ -495,8 +509,8 @@ def test_a_categorical_token_column_goes_in_as_ids(grouped: Path):
     cfg = seq_cfg(grouped, features=["kind"], categorical=["kind"])
     ds = data.load(cfg, grouped.parent, 0, "cross_entropy", input_form="ids")
     encoder = ds.encoder
-    assert ds.x_train.shape == (6, 4) and ds.x_train.dtype == np.int32
-    np.testing.assert_array_equal(ds.x_train[0, :3], [0, 1, 0])  # b: p q p (t 0, 1, 2)
+    assert ds.parts["train"].x.shape == (6, 4) and ds.parts["train"].x.dtype == np.int32
+    np.testing.assert_array_equal(ds.parts["train"].x[0, :3], [0, 1, 0])  # b: p q p (t 0, 1, 2)
     assert encoder.vocabulary_size == 3  # p, q and one id for a value training never saw
     frame = encoder.read_frame(grouped).replace({"kind": {"q": "r"}})
     x, _ = encoder.inputs(frame, unknown="ignore")

@@ -44,24 +44,30 @@ def rows(x: np.ndarray | None) -> list[int]:
 
 def test_the_column_gives_each_row_its_part_and_is_no_feature(tmp_path: Path):
     ds = loaded(gun_point(tmp_path))
-    assert rows(ds.x_train) == list(range(10)) and rows(ds.x_test) == list(range(10, 30))
-    assert ds.x_val is None
+    assert rows(ds.parts["train"].x) == list(range(10)) and rows(ds.parts["test"].x) == list(
+        range(10, 30)
+    )
+    assert "validation" not in ds.parts
     assert ds.feature_names == ["n", "a", "b"]  # not split=train, split=test
 
 
 def test_validation_split_draws_from_the_rows_marked_train(tmp_path: Path):
     ds = loaded(gun_point(tmp_path), validation_split=0.2)
-    assert len(ds.x_val) == part_size(0.2, 10)
-    assert sorted(rows(ds.x_train) + rows(ds.x_val)) == list(range(10))
-    assert rows(ds.x_test) == list(range(10, 30))
+    assert len(ds.parts["validation"].x) == part_size(0.2, 10)
+    assert sorted(rows(ds.parts["train"].x) + rows(ds.parts["validation"].x)) == list(range(10))
+    assert rows(ds.parts["test"].x) == list(range(10, 30))
     again = loaded(gun_point(tmp_path), validation_split=0.2)  # seeded: the same rows
-    assert rows(again.x_val) == rows(ds.x_val)
+    assert rows(again.parts["validation"].x) == rows(ds.parts["validation"].x)
 
 
 def test_any_case_is_read_and_a_bad_value_names_its_line(tmp_path: Path):
     marks = ["TRAIN"] * 10 + ["Validation"] * 5 + ["test"] * 15
     ds = loaded(gun_point(tmp_path, marks))
-    assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (10, 5, 15)
+    assert (len(ds.parts["train"].x), len(ds.parts["validation"].x), len(ds.parts["test"].x)) == (
+        10,
+        5,
+        15,
+    )
     with pytest.raises(DataError) as caught:
         loaded(gun_point(tmp_path, [*MARKS[:3], "tset", *MARKS[4:]]))
     message = str(caught.value)

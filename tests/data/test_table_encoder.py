@@ -230,8 +230,8 @@ def test_regression_state_round_trip():
     ds = load(csv_cfg(IRIS, target=["petal_length_cm", "petal_width_cm"]), Path("."), 0, "mse")
     rebuilt = encoder_from_state(_as_checkpoint_gives_back(ds.encoder.to_state()))
     frame = ds.encoder.read_frame(IRIS)
-    np.testing.assert_array_equal(rebuilt.transform(frame), ds.x_train)
-    np.testing.assert_array_equal(rebuilt.targets(frame), ds.y_train)
+    np.testing.assert_array_equal(rebuilt.transform(frame), ds.parts["train"].x)
+    np.testing.assert_array_equal(rebuilt.targets(frame), ds.parts["train"].y)
     assert rebuilt.labels is None and rebuilt.output_width == 2
 
 

@@ -102,7 +102,7 @@ def test_balanced_weighs_n_over_classes_times_count(work: Path):
     rows = (work / "iris.csv").read_text().splitlines()
     (work / "iris.csv").write_text("\n".join(rows[:121]) + "\n")  # 50, 50 and 20 of each
     ready = resolve(spec_module.load(spec_with(work, "balanced")))
-    counts = ready.ds.y_train.sum(axis=0, dtype=np.float64)
+    counts = ready.ds.parts["train"].y.sum(axis=0, dtype=np.float64)
     want = counts.sum() / (3 * counts)
     np.testing.assert_allclose(ready.loss.class_weight, want, rtol=1e-12)
     assert len(set(counts.tolist())) > 1  # the split is uneven, so the weights differ

@@ -137,7 +137,7 @@ def test_a_loss_that_grows_a_thousandfold_warns_once_even_under_quiet(work: Path
 
 
 def test_a_resumed_run_measures_growth_from_its_first_epoch(work: Path):
-    from nncli.training.callbacks import History
+    from nncli.engine.history import History
     from nncli.training.guards import LossGrowth
 
     said: list[str] = []
@@ -152,7 +152,7 @@ def test_a_resumed_run_measures_growth_from_its_first_epoch(work: Path):
 
 @pytest.mark.parametrize("loss", [float("inf"), float("nan")])
 def test_non_finite_losses_and_a_zero_first_loss_do_not_warn(loss: float):
-    from nncli.training.callbacks import History
+    from nncli.engine.history import History
     from nncli.training.guards import LossGrowth
 
     said: list[str] = []

@@ -12,9 +12,10 @@ from helpers import assert_close_float32, chain_terms
 
 from nncli.cli import report
 from nncli.engine import OPTIMIZERS
+from nncli.engine.history import History
 from nncli.engine.losses import make_loss
 from nncli.engine.network import Sequential
-from nncli.training.callbacks import EarlyStopping, History
+from nncli.training.callbacks import EarlyStopping
 from nncli.training.loop import evaluate, fit, predict
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)

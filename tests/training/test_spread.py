@@ -71,15 +71,13 @@ def test_a_dataset_travels_whole_but_its_inputs(name):
     back = unpack(description, sent, inputs)
     _same(ds.encoder.to_state(), back.encoder.to_state())  # predict and resume read the same
     assert back.task == ds.task and back.source == ds.source
-    for part in ("train", "val", "test"):
-        x = getattr(ds, f"x_{part}")
-        assert (getattr(back, f"x_{part}") is None) == (x is None)
-        for name_ in (f"y_{part}", f"mask_{part}"):
-            a, b = getattr(ds, name_), getattr(back, name_)
+    assert back.parts.keys() == ds.parts.keys()
+    for part, sent_part in back.parts.items():
+        for a, b in ((ds.parts[part].y, sent_part.y), (ds.parts[part].mask, sent_part.mask)):
             assert (a is None) == (b is None)
             if a is not None:
                 assert a.dtype == b.dtype and np.array_equal(a, b)
-    assert asked == [p for p in ("train", "val", "test") if getattr(ds, f"x_{p}") is not None]
+    assert asked == list(ds.parts)
     if ds.target_scale is not None:
         assert np.array_equal(back.target_scale, ds.target_scale)
 
