@@ -169,7 +169,7 @@ def _space(
     params = search.space(spec, reload if check else None)
     if not params:
         raise SpecError(
-            "the spec has no search: section; add one (README: Choosing hyperparameters)",
+            "the spec has no search: section; add one (docs/guides/choosing-hyperparameters.md)",
             where=str(path),
         )
     monitor = monitored(spec)[0]

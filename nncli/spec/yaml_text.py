@@ -9,7 +9,7 @@ import textwrap
 from nncli.data.profile import Column
 from nncli.spec import document
 
-COMMENT_AT = 34  # the column comments start at, as in the README's spec reference
+COMMENT_AT = 34  # the column comments start at, as in the spec reference (docs/spec.md)
 WIDTH = 100  # longer comments go on their own lines above the key
 SHOW = 6  # names a comment lists before "..."
 

@@ -108,7 +108,8 @@ def batch_positions(world: World, batches: Iterable[Any]) -> Callable[[int], np.
 
 
 def held_bytes(x: Any) -> int:
-    """The bytes of inputs this rank holds (for the README's memory figures and the tests)."""
+    """The bytes of inputs this rank holds (for the tests and the memory figures of
+    docs/guides/more-than-one-process.md)."""
     return int(x.nbytes) if hasattr(x, "nbytes") else 0
 
 
