@@ -76,6 +76,32 @@ def build(w: Workload, args: Any) -> tuple[Any, dict[str, str]]:
         net = SequenceCNN()
         names = {"0.conv1d": "conv1", "1.batchnorm": "bn1", "2.conv1d": "conv2",
                  "3.batchnorm": "bn2", "5.dense": "head"}  # fmt: skip
+    elif w.id == "W6":
+
+        class TransformerClassifier(nn.Module):
+            """nncli's transformer layers are PyTorch's encoder layers, parameters by name."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.blocks = nn.ModuleList(
+                    nn.TransformerEncoderLayer(
+                        64, 4, 128, dropout=0.0, batch_first=True, norm_first=True
+                    )
+                    for _ in range(2)
+                )
+                self.head = nn.Linear(64, 10)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                for block in self.blocks:
+                    x = block(x)
+                return self.head(x.mean(dim=1))
+
+        net = TransformerClassifier()
+        mapping = {f"3.dense.{p}": f"head.{p}" for p in ("weight", "bias")}
+        for i, block in enumerate(net.blocks):
+            names = [n for n, _ in block.named_parameters()]
+            mapping |= {f"{i}.transformer.{n}": f"blocks.{i}.{n}" for n in names}
+        return net, mapping
     else:
         net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
         names = {"0.dense": "0", "1.dense": "2"}

@@ -52,24 +52,26 @@ def loss_check(nncli_runs: list[dict], torch_runs: list[dict]) -> dict[str, Any]
 
 def compare(summary: dict[str, dict[str, Any]], wid: str) -> dict[str, Any] | None:
     """nncli / PyTorch for a workload: the time ratio, or the throughput ratio for inference."""
-    if "torch" not in summary or wid not in TARGETS:
+    if "torch" not in summary:
         return None
-    what, bound = TARGETS[wid]
+    what, bound = TARGETS.get(wid, ("time", None))  # a new workload: measured, no target yet
     ours, theirs = summary["nncli"][what]["median"], summary["torch"][what]["median"]
-    ratio = ours / theirs
-    met = ratio <= bound if what == "time" else ratio >= bound
-    out = {"what": what, "ratio": ratio, "target": bound, "met": met}
+    out = {"what": what, **_against(ours / theirs, bound, what)}
     if "nncli-numpy" in summary:
         ratio = summary["nncli-numpy"][what]["median"] / theirs
-        bound = NUMPY_TARGETS[wid]
-        met = ratio <= bound if what == "time" else ratio >= bound
-        out["numpy"] = {"ratio": ratio, "target": bound, "met": met}
+        out["numpy"] = _against(ratio, NUMPY_TARGETS.get(wid), what)
     out["memory_below"] = summary["nncli"]["peak_rss_mib"] < summary["torch"]["peak_rss_mib"]
     if "sklearn" in summary:
         out["faster_than_sklearn"] = (
             summary["nncli"]["time"]["median"] < summary["sklearn"]["time"]["median"]
         )
     return out
+
+
+def _against(ratio: float, bound: float | None, what: str) -> dict[str, Any]:
+    """A ratio and whether it meets its bound (None: a workload with no target yet)."""
+    met = None if bound is None else ratio <= bound if what == "time" else ratio >= bound
+    return {"ratio": ratio, "target": bound, "met": met}
 
 
 def _cell(s: dict[str, float], unit: str, scale: float = 1.0, digits: int = 3) -> str:
@@ -89,6 +91,8 @@ def _engine_cell(e: dict[str, Any] | None, kind: str) -> str:
 def _ratio_cell(cmp_: dict[str, Any] | None, part: dict[str, Any] | None) -> str:
     if not cmp_ or not part:
         return "n/a"
+    if part["target"] is None:
+        return f"{part['ratio']:.2f}x (no target yet)"
     sign = "<=" if cmp_["what"] == "time" else ">="
     mark = "met" if part["met"] else "NOT met"
     return f"{part['ratio']:.2f}x ({sign} {part['target']}: {mark})"

@@ -61,6 +61,12 @@ SEQ_CNN = [
     {"type": "dense", "units": 10, "activation": "softmax"},
 ]
 RNN = [{"type": "lstm", "units": 128}, {"type": "dense", "units": 10, "activation": "softmax"}]
+TRANSFORMER = [  # issue 26's W6: two pre-norm encoder blocks, mean over time, a linear head
+    {"type": "transformer", "heads": 4, "feedforward": 128, "dropout": 0.0},
+    {"type": "transformer", "heads": 4, "feedforward": 128, "dropout": 0.0},
+    {"type": "global_avgpool"},
+    {"type": "dense", "units": 10, "activation": "softmax"},
+]
 SMALL = [
     {"type": "dense", "units": 32, "activation": "relu"},
     {"type": "dense", "units": 10, "activation": "softmax"},
@@ -78,6 +84,8 @@ WORKLOADS = {
         ),
         Workload("W5", "conv1d 32 + batchnorm + conv1d 64 + batchnorm + global avgpool, "
                  "128 steps x 8 features, batch 64", SEQ_CNN, (128, 8), 2048, 64),
+        Workload("W6", "transformer classifier: 2 blocks, F 64, 4 heads, feed-forward 128, "
+                 "64 steps, batch 32", TRANSFORMER, (64, 64), 1024, 32),
         Workload("I1", "W1's MLP, inference at batch 1024", MLP, (784,), 10_240, 64, kind="infer"),
         Workload("I2", "W2's CNN, inference at batch 1024", CNN, (1, 28, 28), 4096, 64,
                  kind="infer"),
@@ -135,6 +143,8 @@ def gemm_flops(w: Workload) -> float:
         macs = 50 * (16 * 512 + 128 * 512) + 128 * 10
     elif w.id == "W5":
         macs = 128 * (8 * 3 * 32 + 32 * 3 * 64) + 64 * 10
+    elif w.id == "W6":  # per block: projections in and out, the feed-forward, scores and mixing
+        macs = 2 * (64 * (3 * 64 * 64 + 64 * 64 + 2 * 64 * 128) + 2 * 64 * 64 * 64) + 64 * 10
     else:
         macs = 64 * 32 + 32 * 10
     factor = 2 if w.kind == "infer" else 6
