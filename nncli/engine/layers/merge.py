@@ -29,7 +29,8 @@ class Merge(Layer):
         return self.input_labels[k] if k < len(self.input_labels) else f"input {k + 1}"
 
     def mismatch(self, shapes: list[Shape], expected: str) -> SpecError:
-        listed = " and ".join(f"{self.named(k)} {shown(s)}" for k, s in enumerate(shapes))
+        listed = [f"{self.named(k)} {shown(s)}" for k, s in enumerate(shapes)]
+        listed = ", ".join(listed[:-1]) + " and " + listed[-1]
         return SpecError(
             f"{self.label} joins outputs {expected}, got {listed}", field=f"{self.place}.inputs"
         )
@@ -122,8 +123,8 @@ class Concat(Merge):
         axis = self.axis - 1 if self.axis > 0 else rank + self.axis
         if not 0 <= axis < rank:
             raise SpecError(
-                f"{self.label} expects an axis between {-rank} and {rank} (not 0) for outputs "
-                f"of {rank + 1} axes with the batch's, got {self.axis}",
+                f"{self.label} joins outputs of {rank} axes after the batch's: expected an axis "
+                f"1 to {rank} or -{rank} to -1, got {self.axis}",
                 field=f"{self.place}.axis",
             )
         return axis
