@@ -193,6 +193,8 @@ def summary_table(
         shape = "(" + ", ".join(map(str, r["output_shape"])) + ")"
         split = f"{r['weights']:,} + {r['biases']:,}" if r["params"] else ""
         named = f"{r['name']}: " if r.get("name") else ""
+        if named and r["name"].endswith(f".{r['type']}"):  # a residual's part: 0.conv2d
+            named, name = "", r["name"] + name.removeprefix(r["type"])
         return [f"{indent}{named}{name}", shape, f"{r['params']:,}", split]
 
     for r in rows:
