@@ -26,7 +26,10 @@ from nncli.export.inputs import table_scaling  # noqa: E402
 from nncli.export.onnx_graph import CONVERTERS, convert_network  # noqa: E402
 
 SPECS = sorted(p.stem for p in (ROOT / "models").glob("*.yaml"))
-QUICK = {"shakespeare-char": ["--set", "data.max_chars=4000"]}  # one epoch of 200,000 is slow
+QUICK = {  # one epoch of 200,000 characters is slow
+    name: ["--set", "data.max_chars=4000"]
+    for name in ("shakespeare-char", "shakespeare-transformer")
+}
 
 
 def session(path_or_model) -> ort.InferenceSession:
@@ -314,7 +317,9 @@ def onnx_rows(encoder, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["penguins", "iris", "xor", "neuron", "digits-mlp"])
+@pytest.mark.parametrize(
+    "name", ["penguins", "penguins-wide-deep", "iris", "xor", "neuron", "digits-mlp"]
+)
 def test_a_table_model_in_onnx_runtime_gives_what_predict_gives(exported, name, tmp_path):
     ckpt, path = exported[name]
     model = model_io.load(ckpt)
@@ -344,8 +349,9 @@ def test_penguins_metadata_lists_the_columns_categories_labels_and_spec(exported
 
 
 @pytest.mark.slow
-def test_an_image_model_takes_pixels_and_gives_predicts_probabilities(exported, tmp_path):
-    ckpt, path = exported["digits-cnn"]
+@pytest.mark.parametrize("name", ["digits-cnn", "digits-resnet"])
+def test_an_image_model_takes_pixels_and_gives_predicts_probabilities(exported, tmp_path, name):
+    ckpt, path = exported[name]
     encoder = stored_encoder(model_io.load(ckpt))
     folder = tmp_path / "digits"
     for label in ("3", "7"):
@@ -421,6 +427,20 @@ def test_a_text_model_takes_one_hot_symbols(exported, tmp_path):
     text = tmp_path / "prompt.txt"
     text.write_text((DATASETS / "shakespeare.txt").read_text()[:300])
     x, _ = encoder.inputs(encoder.read_frame(text))
+    got = run_onnx(path, x)[:, -1]
+    want = expected_columns(predicted(ckpt, text, tmp_path))
+    assert_like_nncli(got, want, model_io.load(ckpt).net, x, x.shape[1])
+
+
+@pytest.mark.slow
+def test_a_causal_transformer_takes_symbol_ids_and_gives_predicts_probabilities(exported, tmp_path):
+    """shakespeare-transformer.yaml: an embedding first, so the graph takes ids (as floats)."""
+    ckpt, path = exported["shakespeare-transformer"]
+    encoder = stored_encoder(model_io.load(ckpt))
+    text = tmp_path / "prompt.txt"
+    text.write_text((DATASETS / "shakespeare.txt").read_text()[:300])
+    x, _ = encoder.inputs(encoder.read_frame(text))
+    assert x.ndim == 2  # ids, not one-hot rows
     got = run_onnx(path, x)[:, -1]
     want = expected_columns(predicted(ckpt, text, tmp_path))
     assert_like_nncli(got, want, model_io.load(ckpt).net, x, x.shape[1])
