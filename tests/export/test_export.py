@@ -226,6 +226,16 @@ def test_a_padded_sequence_runs_alone_in_onnx_as_in_a_masked_nncli_batch(name):
         assert_like_nncli(got, want, net, x, 5, mask)
 
 
+def test_a_causal_transformer_on_a_fixed_number_of_steps_runs_in_onnx_runtime():
+    """A time axis ONNX Runtime knows (a text model of ids, a time series' window): the causal
+    mask's Range must get true scalars, not 1-element tensors, or the model does not load."""
+    layers, shape = NETWORKS["transformer"]
+    net = Sequential(layers, shape, seed=1)
+    model = network_graph(net, ["N", *shape])
+    x = network_input("transformer", shape, np.random.default_rng(0))
+    assert_like_nncli(run_onnx(model, x), net.forward(x), net, x, shape[0])
+
+
 def test_the_networks_above_cover_every_registered_layer_type():
     from nncli.engine import LAYERS
 
