@@ -94,6 +94,8 @@ class Step:
     layer: Layer
     index: int
     inputs: tuple[int, ...]
+    first: int  # inputs[0]: the one input of most layers, the one whose mask a merge takes
+    several: bool  # a merge: it takes and returns lists
     release: tuple[int, ...]  # outputs (and the input) read for the last time here
     behind_params: bool  # a layer with parameters feeds it: it must return dL/d(its input)
     visited: bool  # it or a layer feeding it has parameters
@@ -151,7 +153,10 @@ class Network:
             behind = any(behind_params[source] for source in taken)
             behind_params[i] = behind or bool(layer.params)
             release = tuple(s for s in dict.fromkeys(taken) if last_read[s] == i)
-            steps.append(Step(layer, i, taken, release, behind, behind_params[i]))
+            several = layer.several_inputs
+            steps.append(
+                Step(layer, i, taken, taken[0], several, release, behind, behind_params[i])
+            )
         return steps
 
     @property
@@ -178,12 +183,13 @@ class Network:
         self._training = training
         values, masks = {INPUT: x}, {INPUT: mask}
         for step in self._steps:
-            layer, first = step.layer, step.inputs[0]
-            layer.mask = masks[first]
-            taken = [values[i] for i in step.inputs] if layer.several_inputs else values[first]
-            y = layer.forward(taken, training)
+            layer, first = step.layer, step.first
+            layer.mask = given = masks[first]
+            y = layer.forward(
+                [values[i] for i in step.inputs] if step.several else values[first], training
+            )
             values[step.index] = y
-            masks[step.index] = None if masks[first] is None else layer.output_mask(masks[first])
+            masks[step.index] = given if given is None else layer.output_mask(given)
             for source in step.release:
                 del values[source], masks[source]
             yield layer, y
@@ -211,8 +217,10 @@ class Network:
             dx = layer.backward(grads.pop(step.index))
             if layer.skip_input_grad:
                 continue
-            for source, d in zip(step.inputs, dx if layer.several_inputs else [dx], strict=True):
-                grads[source] = d if source not in grads else grads[source] + d
+            for source, d in (
+                zip(step.inputs, dx, strict=True) if step.several else [(step.first, dx)]
+            ):
+                grads[source] = grads[source] + d if source in grads else d
         return grads.get(INPUT) if input_grad else None
 
     def _commute_relu_and_max_pools(self) -> None:
