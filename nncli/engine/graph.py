@@ -8,12 +8,12 @@ each broken one as a ``SpecError`` whose field is the key at fault (``layers[4].
 
 from __future__ import annotations
 
+import difflib
 import heapq
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from nncli.engine.registry import did_you_mean
 from nncli.errors import SpecError
 
 INPUT = -1  # the data, among a layer's inputs given as positions in the network
@@ -57,6 +57,24 @@ class Wiring:
                 if source != INPUT:
                     taking[source].append(i)
         return taking
+
+    def releases(self) -> dict[int, tuple[int, ...]]:
+        """For each layer, the outputs (and the input) no layer running after it reads."""
+        last: dict[int, int] = {}
+        for i in self.order:
+            last.update({source: i for source in self.inputs[i]})
+        released: dict[int, list[int]] = {i: [] for i in self.order}
+        for source, i in last.items():
+            released[i].append(source)
+        return {i: tuple(sources) for i, sources in released.items()}
+
+    def behind(self, marked: list[bool]) -> list[bool]:
+        """For each layer, whether a ``marked`` layer feeds it, directly or through others."""
+        fed, behind = {INPUT: False}, [False] * len(self.inputs)
+        for i in self.order:
+            behind[i] = any(fed[source] for source in self.inputs[i])
+            fed[i] = behind[i] or marked[i]
+        return behind
 
     def label(self, i: int, kinds: list[Kind]) -> str:
         """``input``, ``'h' (layers[1], dense)`` for a named layer, else ``layers[2] (dense)``."""
@@ -153,8 +171,9 @@ class _Check:
             return INPUT
         if isinstance(entry, str) and entry in self.positions:
             return self.positions[entry]
-        known = [INPUT_NAME, *self.positions]
-        hint = did_you_mean(entry, known) if isinstance(entry, str) else ""
+        known = [INPUT_NAME, *self.positions]  # names, not keys: no synonyms from the registry
+        close = difflib.get_close_matches(entry, known, n=1) if isinstance(entry, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         message = f"expected a layer's name or 'input' ({', '.join(known)}), got {entry!r}{hint}"
         self.found.append(SpecError(message, field=field))
         return INPUT

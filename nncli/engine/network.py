@@ -143,21 +143,13 @@ class Network:
         self._flatten()
 
     def _plan(self) -> list[Step]:
-        last_read = {INPUT: -1}
-        for i in self.wiring.order:
-            last_read.update({source: i for source in self.wiring.inputs[i]})
-        behind_params: dict[int, bool] = {INPUT: False}
-        steps = []
-        for i in self.wiring.order:
-            layer, taken = self.layers[i], self.wiring.inputs[i]
-            behind = any(behind_params[source] for source in taken)
-            behind_params[i] = behind or bool(layer.params)
-            release = tuple(s for s in dict.fromkeys(taken) if last_read[s] == i)
-            several = layer.several_inputs
-            steps.append(
-                Step(layer, i, taken, taken[0], several, release, behind, behind_params[i])
-            )
-        return steps
+        wiring, params = self.wiring, [bool(layer.params) for layer in self.layers]
+        behind, release = wiring.behind(params), wiring.releases()
+        return [
+            Step(self.layers[i], i, wiring.inputs[i], wiring.inputs[i][0],
+                 self.layers[i].several_inputs, release[i], behind[i], behind[i] or params[i])
+            for i in wiring.order
+        ]  # fmt: skip
 
     @property
     def is_stack(self) -> bool:
