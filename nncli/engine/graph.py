@@ -20,6 +20,11 @@ INPUT = -1  # the data, among a layer's inputs given as positions in the network
 INPUT_NAME = "input"
 KEYS = ("name", "inputs")  # what any layer's mapping may hold beside its own settings
 NAME = re.compile(r"[A-Za-z0-9_]+")
+# a layer inside one that holds a stack of its own (residual) has no name or inputs
+INSIDE = (
+    "a layer inside {type} takes the one before it (the first takes the block's input) and is "
+    "not seen outside it; expected no {key!r}"
+)
 # a layer's type and whether it takes several inputs (a merge); None: not known (a misspelt
 # type, already an error), so its count of inputs is not checked
 Kind = tuple[str, bool | None]

@@ -15,10 +15,6 @@ from nncli.spec.fields import Invalid, Problem, short
 
 # a layer as written -> (its entry, the built layer or None, its problems): sections.py's check
 BuildEntry = Callable[[Any], tuple[dict[str, Any], Any, list[Problem]]]
-INSIDE = (
-    "a layer inside {type} takes the one before it (the first takes the block's input) and is "
-    "not seen outside it; expected no {key!r}"
-)
 
 
 def checked_layers(value: Any, build_entry: BuildEntry) -> list[dict[str, Any]]:
@@ -51,7 +47,9 @@ def _entries(
     for i, item in enumerate(value):
         own, keys = graph.split(item)
         if within is not None:
-            problems += [((i, key), INSIDE.format(type=within, key=key), True) for key in keys]
+            problems += [
+                ((i, key), graph.INSIDE.format(type=within, key=key), True) for key in keys
+            ]
         own, inner = _inner_layers(own, build_entry)
         problems += [((i, "layers", *sub), message, key) for sub, message, key in inner]
         entry, _, found = build_entry(own) if not inner else (own, None, [])

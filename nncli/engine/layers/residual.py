@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nncli.engine import checks
-from nncli.engine.graph import KEYS
+from nncli.engine.graph import INSIDE, KEYS
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.layers.conv1d import Conv1D
 from nncli.engine.layers.conv2d import Conv2D
@@ -18,19 +18,14 @@ from nncli.engine.network import make_layer
 from nncli.engine.registry import LAYERS
 from nncli.errors import SpecError
 
-CONV_BLOCK = [
-    {
-        "type": "conv2d",
-        "filters": 3,
-        "kernel_size": 3,
-        "strides": 2,
-        "padding": 1,
-        "use_bias": False,
-    },
+CONV_BLOCK = [  # a gradient-check example: ResNet's downsampling block, without its bias in
+    # front of batchnorm (which would have no gradient to check)
+    {"type": "conv2d", "filters": 3, "kernel_size": 3, "strides": 2, "padding": 1,
+     "use_bias": False},
     "batchnorm",
     "relu",
     {"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": "same"},
-]
+]  # fmt: skip
 
 
 def stride(size: int, out: int) -> int | None:
@@ -51,27 +46,14 @@ class Residual(Layer):
     """
 
     examples: ClassVar = [
-        (
-            {
-                "layers": [
-                    {"type": "dense", "units": 4, "activation": "tanh"},
-                    {"type": "dense", "units": 4},
-                ]
-            },
-            (4,),
-        ),
-        (
-            {"layers": [{"type": "dense", "units": 3}, "dropout"], "projection": True},
-            (5,),
-        ),
+        ({"layers": [{"type": "dense", "units": 4, "activation": "tanh"},
+                     {"type": "dense", "units": 4}]}, (4,)),
+        ({"layers": [{"type": "dense", "units": 3}, "dropout"], "projection": True}, (5,)),
         ({"layers": CONV_BLOCK, "projection": True, "activation": "tanh"}, (2, 5, 5)),
-        (
-            {"layers": [{"type": "conv1d", "filters": 3, "kernel_size": 3, "strides": 2}]}
-            | {"projection": True},
-            (7, 2),
-        ),
+        ({"layers": [{"type": "conv1d", "filters": 3, "kernel_size": 3, "strides": 2}],
+          "projection": True}, (7, 2)),
         ({"layers": [{"type": "residual", "layers": ["layernorm", "tanh"]}]}, (3, 4)),
-    ]
+    ]  # fmt: skip
 
     def __init__(
         self,
@@ -84,11 +66,8 @@ class Residual(Layer):
             raise SpecError(f"expected a non-empty list of layers, got {layers!r}", field="layers")
         for j, config in enumerate(layers):
             for key in (k for k in KEYS if isinstance(config, dict) and k in config):
-                raise SpecError(
-                    f"a layer inside residual takes the one before it (the first the block's "
-                    f"input) and is not seen outside it; expected no {key!r}",
-                    field=f"layers[{j}].{key}",
-                )
+                message = INSIDE.format(type=self.type_name, key=key)
+                raise SpecError(message, field=f"layers[{j}].{key}")
         self.parts = [make_layer(config, j) for j, config in enumerate(layers)]
         self.projection = checks.boolean("projection", projection)
         self.shortcut: Layer | None = None
