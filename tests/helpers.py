@@ -233,3 +233,44 @@ def output_reach(net, x, mask=None) -> float:
     finally:
         last.fused_output, last.logits = kept
     return float(max(np.abs(y).max(initial=0.0), np.abs(z).max(initial=0.0)))
+
+
+def assert_sgd_like_torch(net, module, names: dict[str, str], x, y, loss: str = "mse") -> None:
+    """A float64 network and a PyTorch ``module`` (double) from the same weights (``names``:
+    ours -> the module's), each trained by full-batch SGD for 3 steps (ours through
+    ``training.fit``): every weight, the running statistics included, and the predictions
+    (inference mode) within 1e-9. ``loss``: ``mse``, or ``cross_entropy`` on the module's
+    logits against one-hot ``y`` (our last layer's softmax fused with it)."""
+    from nncli.engine import LOSSES, OPTIMIZERS
+    from nncli.training.loop import fit
+
+    torch = torch_reference()
+    ours = {**net.named_parameters(), **net.named_state()}
+    assert sorted(names) == sorted(ours), sorted(set(names) ^ set(ours))
+    theirs = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+    with torch.no_grad():
+        for name, key in names.items():
+            theirs[key].copy_(torch.tensor(np.asarray(ours[name])))
+    optimizer = OPTIMIZERS.create("sgd", {"learning_rate": 0.1})
+    fit(net, LOSSES.create(loss), optimizer, x, y, epochs=3, batch_size="full", shuffle=False)
+    reference = torch.optim.SGD(module.parameters(), lr=0.1)
+    tx, ty = torch.tensor(x), torch.tensor(y)
+    if loss == "cross_entropy":
+        criterion, ty = torch.nn.CrossEntropyLoss(), ty.argmax(dim=1)
+    else:
+        criterion = torch.nn.MSELoss()
+    module.train()
+    for _ in range(3):
+        reference.zero_grad()
+        criterion(module(tx), ty).backward()
+        reference.step()
+    weights = net.get_weights()
+    for name, key in names.items():
+        np.testing.assert_allclose(
+            weights[name], theirs[key].detach().numpy(), rtol=1e-9, atol=1e-9, err_msg=name
+        )
+    module.eval()
+    with torch.no_grad():
+        want = module(tx)
+        want = torch.softmax(want, dim=1) if loss == "cross_entropy" else want
+    np.testing.assert_allclose(net.forward(x), want.numpy(), rtol=1e-9, atol=1e-9)

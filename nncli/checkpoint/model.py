@@ -16,7 +16,7 @@ from nncli.checkpoint.contents import Contents, check_built, layer_check
 from nncli.engine import LOSSES
 from nncli.engine.history import History
 from nncli.engine.losses import Loss
-from nncli.engine.network import Sequential
+from nncli.engine.network import Network
 from nncli.engine.optimizers import Optimizer
 from nncli.errors import CheckpointError, NncliError
 
@@ -25,7 +25,7 @@ from nncli.errors import CheckpointError, NncliError
 class Model:
     """A network with everything needed to apply it, and how it was trained."""
 
-    net: Sequential
+    net: Network
     loss: Loss
     data: dict[str, Any]  # input_shape, loss, task, labels, encoder state (kind-specific)
     spec_yaml: str = ""
@@ -49,16 +49,18 @@ class Model:
         return None if labels is None else list(labels)
 
 
-def _layer_records(net: Sequential) -> list[checkpoint.LayerRecord]:
+def _layer_records(net: Network) -> list[checkpoint.LayerRecord]:
+    """Each layer's arrays and config, its ``name``/``inputs`` included: the graph is stored in
+    the configs, and a stack's are those it always had."""
     return [
         checkpoint.LayerRecord(
             index=layer.index,
             type=layer.type_name,
-            config=layer.config(),
+            config=config,
             params={k: net.backend.to_host(v) for k, v in layer.params.items()},
             state={k: net.backend.to_host(v) for k, v in layer.state.items()},
         )
-        for layer in net.layers
+        for layer, config in zip(net.layers, net.config(), strict=True)
     ]
 
 
@@ -78,7 +80,7 @@ def history_columns(history: History) -> dict[str, np.ndarray]:
 def save(
     path: Path,
     *,
-    net: Sequential,
+    net: Network,
     loss: Loss,
     data: dict[str, Any],
     spec_yaml: str,
@@ -139,7 +141,7 @@ def load(path: str | Path, device: str = "cpu", dtype: str | None = None) -> Mod
     try:
         records = sorted(ckpt.layers, key=lambda r: r.index)
         configs = [dict(layer.config) for layer in records]
-        net = Sequential(configs, input_shape, backend=backend, check=layer_check(records))
+        net = Network(configs, input_shape, backend=backend, check=layer_check(records))
         net.set_weights(
             {
                 f"{r.index}.{r.type}.{k}": v

@@ -31,7 +31,10 @@ def inspect(
         typer.echo(json.dumps(summary, indent=2))
         return
     out = report.console()
-    out.print(report.summary_table(summary["layers"], summary["title"], summary["footer"]))
+    table = report.summary_table(
+        summary["layers"], summary["title"], summary["footer"], inputs=not summary["stack"]
+    )
+    out.print(table)
     for warning in summary["warnings"]:
         typer.echo(f"nncli: warning: {warning}", err=True)
 

@@ -173,23 +173,44 @@ def merged_notes(notes: list[str]) -> list[str]:
     return notes
 
 
-def summary_table(rows: list[dict[str, Any]], title: str, footer: dict[str, Any]) -> Table:
-    """Keras-style model summary: index, layer (type), output shape, parameters."""
+def summary_table(
+    rows: list[dict[str, Any]], title: str, footer: dict[str, Any], inputs: bool = False
+) -> Table:
+    """Keras-style model summary: index, layer (name: type), output shape, parameters; with
+    ``inputs`` (a network that is not a stack) the outputs each layer takes. A composed layer's
+    parts follow it, indented, with their own parameters."""
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("layer (type)", no_wrap=True)
+    if inputs:
+        table.add_column("inputs")
     table.add_column("output shape")
     table.add_column("params", justify="right")
     table.add_column("weights + biases", justify="right")
-    for r in rows:
+    blank = [""] * (1 if inputs else 0)
+
+    def cells(r: dict[str, Any], indent: str = "") -> list[str]:
         name = r["type"] + (f" ({r['activation']})" if r.get("activation") else "")
         shape = "(" + ", ".join(map(str, r["output_shape"])) + ")"
         split = f"{r['weights']:,} + {r['biases']:,}" if r["params"] else ""
-        table.add_row(str(r["index"]), name, shape, f"{r['params']:,}", split)
+        named = f"{r['name']}: " if r.get("name") else ""
+        if named and r["name"].endswith(f".{r['type']}"):  # a residual's part: 0.conv2d
+            named, name = "", r["name"] + name.removeprefix(r["type"])
+        return [f"{indent}{named}{name}", shape, f"{r['params']:,}", split]
+
+    for r in rows:
+        first, *rest = cells(r)
+        taken = [", ".join(str(i) for i in r.get("inputs", []))] if inputs else []
+        table.add_row(str(r["index"]), first, *taken, *rest)
+        for part in r.get("parts", []):
+            first, *rest = cells(part, "  ")
+            table.add_row("", f"[dim]{first}[/dim]", *blank, *rest)
         if r.get("non_trainable"):
-            table.add_row("", f"  [dim]+ {r['non_trainable']:,} non-trainable[/dim]", "", "", "")
+            table.add_row(
+                "", f"  [dim]+ {r['non_trainable']:,} non-trainable[/dim]", *blank, "", "", ""
+            )
         for note in merged_notes(r.get("notes", [])):
-            table.add_row("", f"  [dim]{note}[/dim]", "", "", "")
+            table.add_row("", f"  [dim]{note}[/dim]", *blank, "", "", "")
     table.caption = "  ".join(f"{k}: {v}" for k, v in footer.items())
     table.caption_justify = "left"
     return table

@@ -50,6 +50,7 @@ def _summary(net: Any, title: str, extra: dict[str, Any]) -> dict[str, Any]:
     return {
         "title": title,
         "input_shape": ["N", *net.input_shape],
+        "stack": net.is_stack,  # each layer takes the one before it: no inputs column
         "layers": rows,
         "total_params": count,
         "trainable_params": trainable,

@@ -1,4 +1,4 @@
-"""nncli's neural-network engine: layers, losses, optimizers and the Sequential network.
+"""nncli's neural-network engine: layers, losses, optimizers and the network.
 
 Importing this package registers every layer, activation, loss, optimizer and initialiser. The
 layers live in ``layers/``, one module (or folder) per operation; a new layer module is named once,
@@ -8,7 +8,7 @@ layer without being listed here.
 
 from importlib import import_module
 
-from nncli.engine.network import Sequential
+from nncli.engine.network import Network, Sequential
 from nncli.engine.registry import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS
 
 # every module that defines a layer class (importing them registers the layers; activations
@@ -22,6 +22,7 @@ LAYER_MODULES = (
     "layers.dropout",
     "layers.embedding",
     "layers.global_pool",
+    "layers.merge",
     "layers.normalization",
     "layers.pool1d",
     "layers.pool2d",
@@ -30,6 +31,7 @@ LAYER_MODULES = (
     "layers.recurrent.loop",
     "layers.recurrent.lstm",
     "layers.recurrent.rnn",
+    "layers.residual",
     "layers.shape",
     "layers.transformer",
 )
@@ -45,6 +47,7 @@ __all__ = [
     "LAYERS",
     "LAYER_MODULES",
     "LOSSES",
+    "Network",
     "OPTIMIZERS",
     "OTHER_MODULES",
     "Sequential",

@@ -44,7 +44,7 @@ def numeric_gradient(
 
 def check_layer(
     layer: Layer,
-    in_shape: tuple[int, ...],
+    in_shape: Any,
     *,
     batch: int = 3,
     seed: int = 0,
@@ -54,29 +54,41 @@ def check_layer(
 ) -> dict[str, float]:
     """Relative errors of dL/dx and of every dL/dparam for L = sum(forward(x) * r), r random.
 
-    Returns ``{"x": err, "weight": err, ...}``. Builds the layer in float64 when it is not built.
-    A layer taking integer ids (``integer_input``) gets random ids and must return no dL/dx.
+    Returns ``{"x": err, "weight": err, ...}``; a merge (``several_inputs``, ``in_shape`` a list
+    of shapes) ``{"x0": err, "x1": err, ...}``, one per input. Builds the layer in float64 when
+    it is not built. A layer taking integer ids (``integer_input``) gets random ids and must
+    return no dL/dx.
     """
     backend = backend or get_backend("cpu", "float64")
     rng = np.random.default_rng(seed)
     if layer.backend is None:
         layer.build(in_shape, backend, rng)
     ids = layer.id_count()
-    x = backend.asarray(
-        rng.integers(0, ids, size=(batch, *in_shape))
-        if ids
-        else rng.normal(size=(batch, *in_shape))
-    )
+    shapes = layer.in_shape if layer.several_inputs else [layer.in_shape]
+    xs = [
+        backend.asarray(
+            rng.integers(0, ids, size=(batch, *shape)) if ids else rng.normal(size=(batch, *shape))
+        )
+        for shape in shapes
+    ]
+    given = xs if layer.several_inputs else xs[0]
     layer.mask = None if mask is None else backend.asarray(mask, dtype=bool)
     r = backend.asarray(rng.normal(size=(batch, *layer.out_shape)))
 
     def loss() -> float:
         layer.reset_rng()
-        return float((layer.forward(x, training) * r).sum())
+        return float((layer.forward(given, training) * r).sum())
 
     loss()
     dx = layer.backward(r)
-    errors = {"x": 0.0 if ids and dx is None else relative_error(dx, numeric_gradient(loss, x))}
+    if layer.several_inputs:
+        errors = {
+            f"x{k}": relative_error(d, numeric_gradient(loss, x))
+            for k, (x, d) in enumerate(zip(xs, dx, strict=True))
+        }
+    else:
+        x = xs[0]
+        errors = {"x": 0.0 if ids and dx is None else relative_error(dx, numeric_gradient(loss, x))}
     analytic = {name: to_host(g).copy() for name, g in layer.grads.items()}
     for name, param in layer.params.items():
         errors[name] = relative_error(analytic[name], numeric_gradient(loss, param))

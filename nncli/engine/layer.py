@@ -23,6 +23,15 @@ from nncli.errors import ShapeError
 Shape = tuple[int, ...]
 
 
+def shape_of(dims: Any) -> Shape:
+    return tuple(int(d) for d in dims)
+
+
+def shapes_of(shapes: Any) -> tuple[Shape, ...]:
+    """A merge's input shapes, one per input."""
+    return tuple(shape_of(shape) for shape in shapes)
+
+
 class Layer:
     """Base class: shape checks, the optional output activation, and bookkeeping.
 
@@ -43,6 +52,10 @@ class Layer:
     # the input is integer ids below this setting's value (embedding), not real numbers: the
     # gradient check draws ids (``id_count``) and checks no input gradient
     integer_input: ClassVar[str | None] = None
+    # a merge (add, multiply, concat): ``forward`` takes a list of two or more arrays and
+    # ``backward`` returns the list of their gradients; the shapes ``build``, ``output_shape``
+    # and ``param_shapes`` take are then a list of shapes, one per input
+    several_inputs: ClassVar[bool] = False
 
     # -- what the network sets (a composed layer passes them on to its parts) ----------------
     # on its first layer while training: nobody needs dL/dx there, so ``backward`` may return
@@ -58,6 +71,11 @@ class Layer:
     # when the layer right behind took this layer's ReLU over (``take_relu``): the output
     # is the pre-activation, and ``backward`` passes dy straight through
     activation_deferred: bool = False
+    # what a merge's inputs are called in its errors (``'h'``, ``layers[2] (dense)``), set by
+    # the network; empty: ``input 1``, ``input 2``, ...
+    input_labels: tuple[str, ...] = ()
+    # set by a composed layer (residual) on its parts: the place of the whole, before theirs
+    within: str = ""
 
     def __init__(self, activation: str | dict | None = None):
         self.activation = make_activation(activation) if activation is not None else None
@@ -95,6 +113,11 @@ class Layer:
         """For ``integer_input`` layers, how many ids the input takes (0 .. count - 1); None
         for real-valued input."""
         return None
+
+    def sublayers(self) -> dict[str, Layer]:
+        """The layers a composed layer (residual, transformer) is made of, by the prefix of
+        their parameters' names, once built (``inspect`` counts each one's parameters)."""
+        return {}
 
     # -- to override -------------------------------------------------------------------------
     def array_shapes(self, in_shape: Shape) -> dict[str, Shape]:
@@ -171,12 +194,16 @@ class Layer:
         return {field: init.config() for field, init in self.initializers.items()}
 
     @property
+    def place(self) -> str:
+        """``layers[2]``, ``layers[2].layers[0]`` for a residual's part (the spec's path)."""
+        return "layer" if self.index is None else f"{self.within}layers[{self.index}]"
+
+    @property
     def label(self) -> str:
-        where = "layer" if self.index is None else f"layers[{self.index}]"
-        return f"{where} ({self.type_name})"
+        return f"{self.place} ({self.type_name})"
 
     def build(self, in_shape: Shape, backend: Backend, rng: np.random.Generator) -> Shape:
-        self.in_shape = tuple(int(d) for d in in_shape)
+        self.in_shape = shapes_of(in_shape) if self.several_inputs else shape_of(in_shape)
         self.backend = backend
         self.out_shape = tuple(int(d) for d in self._build(self.in_shape, rng))
         self.params = {k: backend.asarray(v) for k, v in self.params.items()}
@@ -191,14 +218,15 @@ class Layer:
             got = ", ".join(["N", *map(str, in_shape)])
             raise ShapeError(f"{self.label} expects sequences (N, T, F), got ({got})")
 
-    def check_input(self, x: Any) -> None:
+    def check_input(self, x: Any, shape: Shape | None = None) -> None:
         """Raise ``ShapeError`` when ``x`` is not ``(N, *in_shape)`` (for ``any_steps`` layers:
-        the same number of axes and the same last axis)."""
-        got, want = tuple(x.shape[1:]), self.in_shape
+        the same number of axes and the same last axis); a merge gives each input's ``shape``."""
+        want = self.in_shape if shape is None else shape
+        got = tuple(x.shape[1:])
         if self.any_steps and len(got) == len(want or ()):
             got, want = got[-1:], want[-1:]
         if got != want:
-            want = ", ".join(["N", *map(str, self.in_shape or ())])
+            want = ", ".join(["N", *map(str, self.in_shape if shape is None else shape)])
             raise ShapeError(f"{self.label} expects ({want}), got {tuple(x.shape)}")
 
     def _activate(self, z: Any) -> Any:

@@ -1,4 +1,5 @@
-"""``Sequential``: a stack of layers built from configs, with shape inference."""
+"""``Network``: layers built from configs and wired as a graph (a stack being the plain case),
+with shape inference, the forward and backward passes and the flat parameter buffers."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 import numpy as np
 
 from nncli.backend import Backend, get_backend, to_host
+from nncli.engine import graph
 from nncli.engine.activations import ReLU
+from nncli.engine.graph import INPUT, Wiring
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.optimizers import FlatParameters
 from nncli.engine.registry import LAYERS
@@ -45,19 +48,36 @@ class LayerArrays:
         return sum(math.prod(shape) for shape in getattr(self, which).values())
 
 
+def wired_layers(configs: list[Any]) -> tuple[list[Layer], Wiring]:
+    """Layer configs (with their ``name``/``inputs``) -> the layers and how they are wired."""
+    if not configs:
+        raise SpecError("expected at least one layer, got none", field="layers")
+    split = [graph.split(config) for config in configs]
+    layers = [make_layer(own, i) for i, (own, _) in enumerate(split)]
+    kinds = [(layer.type_name, layer.several_inputs) for layer in layers]
+    wiring = graph.wire([keys for _, keys in split], kinds)
+    for i, taken in enumerate(wiring.inputs):
+        layers[i].input_labels = tuple(wiring.label(source, kinds) for source in taken)
+    return layers, wiring
+
+
+def input_shapes(layer: Layer, taken: tuple[int, ...], shapes: dict[int, Shape]) -> Any:
+    """The input shape of a layer taking the outputs ``taken`` (a list for a merge)."""
+    return [shapes[i] for i in taken] if layer.several_inputs else shapes[taken[0]]
+
+
 def planned_arrays(layers: list[Any], input_shape: Shape) -> list[LayerArrays]:
     """The parameter and state shapes each layer of ``layers`` (configs) will make on
     ``input_shape``, without allocating any array: what a network takes is known (and can be
-    refused) before ``Sequential`` draws a single weight."""
-    shape = tuple(int(d) for d in input_shape)
-    planned = []
-    for i, config in enumerate(layers):
-        layer = make_layer(config, i)
-        planned.append(
-            LayerArrays(layer.label, layer.param_shapes(shape), layer.state_shapes(shape))
-        )
-        shape = _nonempty(layer, layer.output_shape(shape))
-    return planned
+    refused) before ``Network`` draws a single weight."""
+    made, wiring = wired_layers(layers)
+    shapes = {INPUT: tuple(int(d) for d in input_shape)}
+    planned: dict[int, LayerArrays] = {}
+    for i in wiring.order:
+        layer, shape = made[i], input_shapes(made[i], wiring.inputs[i], shapes)
+        planned[i] = LayerArrays(layer.label, layer.param_shapes(shape), layer.state_shapes(shape))
+        shapes[i] = _nonempty(layer, layer.output_shape(shape))
+    return [planned[i] for i in range(len(made))]
 
 
 def _nonempty(layer: Layer, shape: Shape) -> Shape:
@@ -66,13 +86,30 @@ def _nonempty(layer: Layer, shape: Shape) -> Shape:
     return shape
 
 
-class Sequential:
-    """y = layer_n(... layer_1(x)); backward runs the layers in reverse.
+@dataclass(frozen=True)
+class Step:
+    """One layer as the passes run it: what it takes, what no later layer reads once it ran,
+    and whether backward visits it when dL/d(input) is not wanted."""
 
-    ``layers`` are configs (or Layer objects); ``input_shape`` leaves out the batch, e.g. (4,)
-    or (1, 28, 28). Parameters are drawn on the host from ``seed``, then moved to ``backend``.
-    ``check(layer, in_shape)``, when given, sees each layer before it is built (a checkpoint's
-    loader compares ``layer.array_shapes(in_shape)`` with the arrays it holds).
+    layer: Layer
+    index: int
+    inputs: tuple[int, ...]
+    first: int  # inputs[0]: the one input of most layers, the one whose mask a merge takes
+    several: bool  # a merge: it takes and returns lists
+    release: tuple[int, ...]  # outputs (and the input) read for the last time here
+    behind_params: bool  # a layer with parameters feeds it: it must return dL/d(its input)
+    visited: bool  # it or a layer feeding it has parameters
+
+
+class Network:
+    """The layers as a graph, each run after the outputs it takes: y = the last layer's output.
+    A stack (each layer taking the one before it) runs and costs as a plain chain of layers.
+
+    ``layers`` are configs (or Layer objects), each may carry ``name`` and ``inputs``
+    (``graph.py``); ``input_shape`` leaves out the batch, e.g. (4,) or (1, 28, 28). Parameters
+    are drawn on the host from ``seed``, layer after layer in the order they run, then moved to
+    ``backend``. ``check(layer, in_shape)``, when given, sees each layer before it is built (a
+    checkpoint's loader compares ``layer.array_shapes(in_shape)`` with the arrays it holds).
 
     After the build every parameter is a view into one 1-D buffer and every gradient a view
     into another (``named_parameters`` / ``named_gradients`` hand them over as
@@ -87,31 +124,42 @@ class Sequential:
         seed: int = 0,
         check: Callable[[Layer, Shape], None] | None = None,
     ):
-        if not layers:
-            raise SpecError("expected at least one layer, got none", field="layers")
         self.backend = backend or get_backend()
         self.input_shape = tuple(int(d) for d in input_shape)
-        self.layers = [make_layer(cfg, i) for i, cfg in enumerate(layers)]
+        self.layers, self.wiring = wired_layers(layers)
         rng = np.random.default_rng(seed)
-        shape = self.input_shape
-        for layer in self.layers:
+        shapes = {INPUT: self.input_shape}
+        for i in self.wiring.order:
+            layer = self.layers[i]
+            shape = input_shapes(layer, self.wiring.inputs[i], shapes)
             if check is not None:  # may refuse the layer before it allocates its arrays
                 check(layer, shape)
-            shape = _nonempty(layer, layer.build(shape, self.backend, rng))
-        self.output_shape = shape
-        # where a backward pass without dL/d(input) stops (len(layers): nothing to train)
-        self._first_trainable = next(
-            (i for i, layer in enumerate(self.layers) if layer.params), len(self.layers)
-        )
+            shapes[i] = _nonempty(layer, layer.build(shape, self.backend, rng))
+        self.output_shape = shapes[len(self.layers) - 1]
+        self._steps = self._plan()
         self._commute_relu_and_max_pools()
         self._views: list[tuple[Layer, str, Any, Any]] = []
         self._training = False
         self._flatten()
 
+    def _plan(self) -> list[Step]:
+        wiring, params = self.wiring, [bool(layer.params) for layer in self.layers]
+        behind, release = wiring.behind(params), wiring.releases()
+        return [
+            Step(self.layers[i], i, wiring.inputs[i], wiring.inputs[i][0],
+                 self.layers[i].several_inputs, release[i], behind[i], behind[i] or params[i])
+            for i in wiring.order
+        ]  # fmt: skip
+
+    @property
+    def is_stack(self) -> bool:
+        return self.wiring.is_stack
+
     # -- computation ---------------------------------------------------------------------------
     def forward(self, x: Any, training: bool = False, mask: Any = None) -> Any:
         """(N, *input_shape) -> (N, *output_shape); ``mask`` (N, T) marks real sequence steps
-        (each layer gets the mask of its own input, see ``Layer.output_mask``).
+        (each layer gets the mask of its own input, see ``Layer.output_mask``; a merge the
+        mask of its first input).
 
         Each layer checks its own input shape, so a mismatch names the layer."""
         y = x
@@ -122,41 +170,61 @@ class Sequential:
     def outputs(
         self, x: Any, training: bool = False, mask: Any = None
     ) -> Iterator[tuple[Layer, Any]]:
-        """Each layer with its output, in order, as ``forward`` runs them (``nncli plot``
-        shows the conv layers' outputs)."""
+        """Each layer with its output, in the order ``forward`` runs them (``nncli plot``
+        shows the conv layers' outputs). An output no later layer reads is let go at once."""
         self._training = training
-        for layer in self.layers:
-            layer.mask = mask
-            x = layer.forward(x, training)
-            if mask is not None:
-                mask = layer.output_mask(mask)
-            yield layer, x
+        values, masks = {INPUT: x}, {INPUT: mask}
+        for step in self._steps:
+            layer, first = step.layer, step.first
+            layer.mask = given = masks[first]
+            y = layer.forward(
+                [values[i] for i in step.inputs] if step.several else values[first], training
+            )
+            values[step.index] = y
+            masks[step.index] = given if given is None else layer.output_mask(given)
+            for source in step.release:
+                del values[source], masks[source]
+            yield layer, y
 
     def backward(self, dy: Any, input_grad: bool | None = None) -> Any:
-        """dL/d(output) -> dL/d(input); fills every layer's ``grads``.
+        """dL/d(output) -> dL/d(input); fills every layer's ``grads``. Where an output feeds
+        several layers, their gradients add up.
 
         ``input_grad`` None: dL/d(input) only after an inference-mode forward. Training never
         needs the gradient with respect to its data, and the first layer's is often its largest
         matrix product, so after ``forward(training=True)`` it is skipped and None may come
-        back; True or False says so explicitly. Skipping it, the backward pass stops at the first
-        layer with parameters (that layer computes its parameter gradients only)."""
+        back; True or False says so explicitly. Skipping it, the backward pass leaves out every
+        layer no parameter stands behind, and a layer with parameters that has none behind it
+        computes its parameter gradients only."""
         if input_grad is None:
             input_grad = not self._training
-        # without dL/dx nothing in front of the first layer with parameters needs a gradient:
+        # without dL/dx nothing in front of the first layers with parameters needs a gradient:
         # behind a reshape or flatten the first conv would otherwise still run a whole col2im
-        stop = 0 if input_grad else self._first_trainable
-        for index in range(len(self.layers) - 1, stop - 1, -1):
-            layer = self.layers[index]
-            layer.skip_input_grad = not input_grad and index == stop
-            dy = layer.backward(dy)
-        return dy if input_grad else None
+        grads = {self._steps[-1].index: dy}
+        for step in reversed(self._steps):
+            if not (input_grad or step.visited):
+                continue
+            layer = step.layer
+            layer.skip_input_grad = not (input_grad or step.behind_params)
+            dx = layer.backward(grads.pop(step.index))
+            if layer.skip_input_grad:
+                continue
+            for source, d in (
+                zip(step.inputs, dx, strict=True) if step.several else [(step.first, dx)]
+            ):
+                grads[source] = grads[source] + d if source in grads else d
+        return grads.get(INPUT) if input_grad else None
 
     def _commute_relu_and_max_pools(self) -> None:
         """A ReLU right before a max-pool runs after it, inside the pool (``take_relu``):
         max(relu(x)) = relu(max(x)), and both send a window's gradient to its first maximum
         when it is positive and nowhere otherwise, so the outputs and gradients are the same
-        while the ReLU and its mask touch a quarter of the values (2x2 pools)."""
-        for layer, after in zip(self.layers, self.layers[1:], strict=False):
+        while the ReLU and its mask touch a quarter of the values (2x2 pools). Only where the
+        pool alone takes the output: another taker needs the ReLU done."""
+        for layer, takers in zip(self.layers, self.wiring.consumers(), strict=True):
+            after = self.layers[takers[0]] if len(takers) == 1 else None
+            if after is None or after.several_inputs:
+                continue
             if type(layer.activation) is ReLU and after.take_relu():
                 layer.activation_deferred = True
 
@@ -275,29 +343,49 @@ class Sequential:
         return sum(layer.parameter_count() for layer in self.layers)
 
     def config(self) -> list[dict[str, Any]]:
-        return [layer.config() for layer in self.layers]
+        """Each layer's config with its ``name``/``inputs`` as written (a stack's: none)."""
+        return [
+            {**layer.config(), **keys}
+            for layer, keys in zip(self.layers, self.wiring.written, strict=True)
+        ]
 
     def summary(self) -> list[dict[str, Any]]:
-        """One row per layer (index, type, output shape, parameter counts, notes) as data."""
+        """One row per layer (index, name, inputs, type, output shape, parameter counts, notes,
+        and a composed layer's parts as rows of their own) as data. ``inputs`` names the outputs
+        a layer takes: ``input``, a layer's name, or an unnamed layer's index."""
+        names = self.wiring.names
         rows = []
-        for layer in self.layers:
-            weights = sum(int(np.prod(p.shape)) for k, p in layer.params.items() if "bias" not in k)
-            rows.append(
-                {
-                    "index": layer.index,
-                    "type": layer.type_name,
-                    "activation": layer.output_activation,
-                    "output_shape": ["N", *layer.out_shape],
-                    "params": layer.parameter_count(),
-                    "non_trainable": layer.state_count(),
-                    "weights": weights,
-                    "biases": layer.parameter_count() - weights,
-                    "notes": list(layer.size_notes),
-                    "warnings": list(layer.warnings),
-                }
-            )
+        for layer, taken in zip(self.layers, self.wiring.inputs, strict=True):
+            row = {
+                "index": layer.index,
+                "name": names[layer.index],
+                "inputs": [graph.INPUT_NAME if i == INPUT else names[i] or i for i in taken],
+                **_counts(layer),
+                "notes": list(layer.size_notes),
+                "warnings": list(layer.warnings),
+            }
+            row["parts"] = [{"name": k, **_counts(part)} for k, part in layer.sublayers().items()]
+            rows.append(row)
         return rows
 
     def __repr__(self) -> str:
         inner = "\n".join(f"  {layer!r}" for layer in self.layers)
-        return f"Sequential(\n{inner}\n)  # {self.parameter_count()} parameters"
+        return f"Network(\n{inner}\n)  # {self.parameter_count()} parameters"
+
+
+def _counts(layer: Layer) -> dict[str, Any]:
+    """A layer's type, activation, output shape and parameter counts (a summary row's)."""
+    weights = sum(int(np.prod(p.shape)) for k, p in layer.params.items() if "bias" not in k)
+    return {
+        "type": layer.type_name,
+        "activation": layer.output_activation,
+        "output_shape": ["N", *layer.out_shape],
+        "params": layer.parameter_count(),
+        "non_trainable": layer.state_count(),
+        "weights": weights,
+        "biases": layer.parameter_count() - weights,
+    }
+
+
+# the name the network had while it could only be a stack; code written against it still runs
+Sequential = Network

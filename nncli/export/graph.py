@@ -30,7 +30,9 @@ class Graph:
     def weight(self, hint: str, value: Any, dtype: Any = np.float32) -> str:
         """A constant tensor (float32 by default; int64 for shapes and axes) -> its name."""
         name = self.name(hint)
-        array = np.ascontiguousarray(np.asarray(value, dtype=dtype))
+        # np.array keeps a scalar 0-d (ascontiguousarray would make it (1,), which Range refuses
+        # once ONNX Runtime knows a static time axis)
+        array = np.array(value, dtype=dtype, order="C")
         self.weights.append(self.numpy_helper.from_array(array, name))
         return name
 

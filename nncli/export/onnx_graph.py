@@ -14,15 +14,17 @@ from typing import Any
 import numpy as np
 
 from nncli.backend import to_host
+from nncli.engine.graph import INPUT
 from nncli.engine.registry import ACTIVATIONS as ENGINE_ACTIVATIONS
 from nncli.engine.registry import did_you_mean
 from nncli.errors import SpecError
 from nncli.export.activations import ACTIVATIONS, activate
 from nncli.export.attention import attention, positional, transformer
 from nncli.export.graph import Graph
+from nncli.export.merge import add, concat, multiply, residual
 from nncli.export.recurrent import RECURRENT
 
-Converter = Callable[[Graph, Any, str], str]
+Converter = Callable[[Graph, Any, Any], str]  # a merge takes a list of names
 CONVERTERS: dict[str, Converter] = {}
 CHANNELS_LAST = [0, 2, 1]  # (N, T, F) <-> (N, F, T)
 
@@ -212,12 +214,14 @@ def embedding(g: Graph, layer: Any, x: str) -> str:
 
 CONVERTERS.update(RECURRENT)
 CONVERTERS.update(attention=attention, positional=positional)
+CONVERTERS.update(add=add, multiply=multiply, concat=concat)
 for _name in ENGINE_ACTIVATIONS.names():  # an activation layer: its activation does the work
     CONVERTERS.setdefault(_name, identity)
 
 
-def convert_layer(g: Graph, layer: Any, x: str) -> str:
-    """One layer followed by its activation -> the output's name."""
+def convert_layer(g: Graph, layer: Any, x: Any) -> str:
+    """One layer followed by its activation -> the output's name (``x`` a list of names for a
+    merge)."""
     convert = CONVERTERS.get(layer.type_name)
     if convert is None:
         raise SpecError(
@@ -229,13 +233,17 @@ def convert_layer(g: Graph, layer: Any, x: str) -> str:
 
 
 CONVERTERS["transformer"] = transformer(convert_layer)  # its parts through convert_layer
+CONVERTERS["residual"] = residual(convert_layer)
 
 
 def convert_network(g: Graph, net: Any, x: str) -> str:
-    """Every layer of ``net`` in order, each followed by its activation -> the output's name."""
-    for layer in net.layers:
-        x = convert_layer(g, layer, x)
-    return x
+    """Every layer of ``net`` in the order it runs, each on the outputs it takes and followed by
+    its activation -> the output's name."""
+    names = {INPUT: x}
+    for i in net.wiring.order:
+        layer, taken = net.layers[i], [names[source] for source in net.wiring.inputs[i]]
+        names[i] = convert_layer(g, layer, taken if layer.several_inputs else taken[0])
+    return names[len(net.layers) - 1]
 
 
 __all__ = ["ACTIVATIONS", "CONVERTERS", "convert_network"]

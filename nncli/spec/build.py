@@ -13,7 +13,7 @@ import numpy as np
 
 from nncli.backend import Backend, get_backend
 from nncli.bounds.limits import over_memory, size_text
-from nncli.engine import LAYERS, LOSSES, OPTIMIZERS
+from nncli.engine import LAYERS, LOSSES, OPTIMIZERS, graph
 from nncli.engine.losses import Loss
 from nncli.engine.network import LayerArrays, Sequential, planned_arrays
 from nncli.engine.optimizers import Optimizer
@@ -34,14 +34,27 @@ def _at(spec: Any, error: NncliError, prefix: str) -> NncliError:
 
 
 def input_form(layers: list[Any]) -> str:
-    """ "ids" when the first layer takes integer ids (an embedding), else "onehot": how the data
-    gives symbols to the network."""
-    first = layers[0] if layers else {}
-    name = first if isinstance(first, str) else first.get("type")
+    """ "ids" when the layers that take the data take integer ids (an embedding first), else
+    "onehot": how the data gives symbols to the network."""
+    written = [graph.split(layer)[1] for layer in layers]
+    readers = [  # the first layer, and any that names ``input`` among its inputs
+        layer
+        for i, (layer, keys) in enumerate(zip(layers, written, strict=True))
+        if (i == 0 and "inputs" not in keys) or graph.INPUT_NAME in _listed(keys.get("inputs"))
+    ]
     try:
-        return "ids" if LAYERS.get(name).integer_input else "onehot"
+        ids = [LAYERS.get(_type(layer)).integer_input for layer in readers]
     except SpecError:
         return "onehot"  # an unknown name: the spec check words that
+    return "ids" if ids and all(ids) else "onehot"
+
+
+def _type(layer: Any) -> Any:
+    return layer if isinstance(layer, str) else layer.get("type")
+
+
+def _listed(inputs: Any) -> list[Any]:
+    return inputs if isinstance(inputs, list) else [inputs]
 
 
 def resolve_layers(

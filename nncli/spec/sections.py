@@ -45,6 +45,7 @@ from nncli.spec.fields import (
     one_of,
     short,
 )
+from nncli.spec.layers import checked_layers
 from nncli.training.scores import SCORES
 
 DEFAULT_OPTIMIZER = "adam"
@@ -246,16 +247,7 @@ def _build(registry: Registry, item: Any) -> tuple[dict[str, Any], Any, list[Pro
 
 
 def _layers(value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or not value:
-        raise Invalid.one(f"expected a non-empty list of layers, got {short(value)}")
-    entries, problems = [], []
-    for i, item in enumerate(value):
-        entry, _, found = _build(LAYERS, item)
-        entries.append(entry)
-        problems += [((i, *sub), message, key) for sub, message, key in found]
-    if problems:
-        raise Invalid(problems)
-    return entries
+    return checked_layers(value, partial(_build, LAYERS))
 
 
 def _optimizer(value: Any) -> dict[str, Any]:

@@ -140,6 +140,16 @@ LAYERS = {
     " {type: positional, encoding: sinusoidal, max_length: 40},"
     " {type: transformer, heads: 2, feedforward: 8, dropout: 0.2, activation: gelu},"
     " global_avgpool, {type: dense, units: auto, activation: softmax}]",
+    "graph": "[{type: dense, units: 8, activation: relu, name: stem}, {type: residual,"
+    " name: deep, layers: [{type: dense, units: 8}, batchnorm, relu, {type: dropout, rate: 0.2}]},"
+    " {type: dense, units: 8, activation: sigmoid, inputs: stem, name: gate},"
+    " {type: multiply, inputs: [deep, gate], name: gated},"
+    " {type: dense, units: 4, inputs: input, name: wide}, {type: concat, inputs: [gated, wide]},"
+    " {type: dense, units: auto, activation: softmax}]",
+    "resnet": "[{type: reshape, shape: [1, 8, 8]}, {type: conv2d, filters: 4, kernel_size: 3,"
+    " padding: same, activation: relu}, {type: residual, projection: true, activation: relu,"
+    " layers: [{type: conv2d, filters: 6, kernel_size: 3, strides: 2, padding: 1}, batchnorm,"
+    " relu]}, global_avgpool, {type: dense, units: auto, activation: softmax}]",
 }
 DATA = {
     "dense": "{kind: csv, path: iris.csv, target: species, validation_split: 0.2}",
@@ -149,6 +159,8 @@ DATA = {
     " target: drift, target_per: sequence, validation_split: 0.25}",
     "transformer": "{kind: sequences, path: walks.csv, id: walk, order: t, features: [value],"
     " target: drift, target_per: sequence, validation_split: 0.25}",
+    "graph": "{kind: csv, path: iris.csv, target: species, validation_split: 0.2}",
+    "resnet": "{kind: csv, path: digits.csv, target: label, validation_split: 0.25}",
 }
 OPTIMIZERS = {
     "dense": "{type: adam, learning_rate: 0.01, clip_norm: 1.0}",
@@ -156,6 +168,8 @@ OPTIMIZERS = {
     "conv": "{type: adamw, learning_rate: 0.01}",
     "recurrent": "{type: rmsprop, learning_rate: 0.01}",
     "transformer": "{type: adam, learning_rate: 0.01}",
+    "graph": "{type: adam, learning_rate: 0.01}",
+    "resnet": "{type: sgd, learning_rate: 0.05, momentum: 0.9}",
 }
 
 

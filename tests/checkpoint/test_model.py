@@ -20,7 +20,8 @@ EXAMPLES = [
     (name, settings, shape)
     for name in LAYERS.names()
     for settings, shape in LAYERS.get(name).examples[:1]
-    if Sequential([{"type": name, **settings}], shape).layers[0].params
+    if not LAYERS.get(name).several_inputs  # a merge has no weights
+    and Sequential([{"type": name, **settings}], shape).layers[0].params
 ]
 
 

@@ -95,7 +95,25 @@ optimizer: {type: sgd, learning_rate: 0.1, momentum: 0.9, clip_norm: 1.0}
 training: {epochs: 3, batch_size: 7}
 output: out/model.h5
 """
-SPECS = {"dense": DENSE, "conv": CONV, "recurrent": RECURRENT}
+GRAPH = """\
+version: 1
+seed: 9
+dtype: float64
+data: {kind: csv, path: iris.csv, target: species, validation_split: 0.2}
+model:
+  layers:
+    - {type: dense, units: 8, activation: relu, name: stem}
+    - {type: residual, name: deep, layers: [{type: dense, units: 8, use_bias: false}, batchnorm,
+                                             relu, {type: dropout, rate: 0.3}]}
+    - {type: dense, units: 3, inputs: input, name: wide}
+    - {type: concat, inputs: [deep, wide]}
+    - {type: dense, units: auto, activation: softmax}
+loss: cross_entropy
+optimizer: {type: sgd, learning_rate: 0.05, momentum: 0.9}
+training: {epochs: 3, batch_size: 25}
+output: out/model.h5
+"""
+SPECS = {"dense": DENSE, "conv": CONV, "recurrent": RECURRENT, "graph": GRAPH}
 
 RAISE_ON_THIS_RANK = """\
 import nncli.commands.train as train

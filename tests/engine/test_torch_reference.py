@@ -35,6 +35,10 @@ ELSEWHERE = {
     "rnn": "test_recurrent.py",
     "lstm": "test_recurrent.py",
     "gru": "test_recurrent.py",
+    "add": "test_merge.py",
+    "multiply": "test_merge.py",
+    "concat": "test_merge.py",
+    "residual": "test_residual.py",
     "huber": "test_losses.py",
     "adamw": "test_optimizers.py",
 }

@@ -26,7 +26,10 @@ from nncli.export.inputs import table_scaling  # noqa: E402
 from nncli.export.onnx_graph import CONVERTERS, convert_network  # noqa: E402
 
 SPECS = sorted(p.stem for p in (ROOT / "models").glob("*.yaml"))
-QUICK = {"shakespeare-char": ["--set", "data.max_chars=4000"]}  # one epoch of 200,000 is slow
+QUICK = {  # one epoch of 200,000 characters is slow
+    name: ["--set", "data.max_chars=4000"]
+    for name in ("shakespeare-char", "shakespeare-transformer")
+}
 
 
 def session(path_or_model) -> ort.InferenceSession:
@@ -139,6 +142,42 @@ NETWORKS = {
          {"type": "transformer", "heads": 1, "feedforward": 5}, {"type": "dense", "units": 2}],
         (9, 4),
     ),
+    "graph": (
+        [{"type": "dense", "units": 5, "activation": "tanh", "name": "stem"},
+         {"type": "residual", "layers": [{"type": "dense", "units": 5, "activation": "relu"},
+                                         "layernorm"], "activation": "relu"},
+         {"type": "residual", "layers": [{"type": "dense", "units": 3}], "projection": True,
+          "name": "down"},
+         {"type": "dense", "units": 3, "activation": "sigmoid", "inputs": "stem", "name": "gate"},
+         {"type": "multiply", "inputs": ["down", "gate"], "name": "gated"},
+         {"type": "dense", "units": 3, "inputs": "input", "name": "wide"},
+         {"type": "add", "inputs": ["gated", "wide"], "name": "total"},
+         {"type": "concat", "inputs": ["total", "stem"]},
+         {"type": "dense", "units": 2, "activation": "softmax"}],
+        (6,),
+    ),
+    "residual_images": (
+        [{"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": "same",
+          "activation": "relu"},
+         {"type": "residual", "name": "block", "projection": True, "activation": "relu",
+          "layers": [{"type": "conv2d", "filters": 4, "kernel_size": 3, "strides": 2, "padding": 1},
+                     "batchnorm", "relu", {"type": "conv2d", "filters": 4, "kernel_size": 3,
+                                           "padding": "same"}]},
+         {"type": "conv2d", "filters": 2, "kernel_size": 1, "strides": 2, "inputs": "input",
+          "name": "side"},
+         {"type": "concat", "axis": 1, "inputs": ["block", "side"]}, "global_avgpool",
+         {"type": "dense", "units": 2}],
+        (1, 7, 7),
+    ),
+    "residual_sequences": (
+        [{"type": "residual", "projection": True, "layers": [
+            {"type": "conv1d", "filters": 4, "kernel_size": 3, "strides": 2, "padding": 1,
+             "activation": "relu"}, {"type": "conv1d", "filters": 4, "kernel_size": 3,
+                                     "padding": "same"}]},
+         {"type": "residual", "layers": [{"type": "lstm", "units": 4, "return_sequences": True}]},
+         "global_avgpool"],
+        (9, 3),
+    ),
     "reshape": (
         [{"type": "reshape", "shape": [3, 4]}, {"type": "lstm", "units": 3},
          {"type": "reshape", "shape": [3, 1, 1]}, {"type": "conv2d", "filters": 2,
@@ -185,6 +224,16 @@ def test_a_padded_sequence_runs_alone_in_onnx_as_in_a_masked_nncli_batch(name):
         got = run_onnx(model, x[i : i + 1, :length])[0]
         want = together[i] if together.ndim == 2 else together[i, :length]  # real steps
         assert_like_nncli(got, want, net, x, 5, mask)
+
+
+def test_a_causal_transformer_on_a_fixed_number_of_steps_runs_in_onnx_runtime():
+    """A time axis ONNX Runtime knows (a text model of ids, a time series' window): the causal
+    mask's Range must get true scalars, not 1-element tensors, or the model does not load."""
+    layers, shape = NETWORKS["transformer"]
+    net = Sequential(layers, shape, seed=1)
+    model = network_graph(net, ["N", *shape])
+    x = network_input("transformer", shape, np.random.default_rng(0))
+    assert_like_nncli(run_onnx(model, x), net.forward(x), net, x, shape[0])
 
 
 def test_the_networks_above_cover_every_registered_layer_type():
@@ -278,7 +327,9 @@ def onnx_rows(encoder, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["penguins", "iris", "xor", "neuron", "digits-mlp"])
+@pytest.mark.parametrize(
+    "name", ["penguins", "penguins-wide-deep", "iris", "xor", "neuron", "digits-mlp"]
+)
 def test_a_table_model_in_onnx_runtime_gives_what_predict_gives(exported, name, tmp_path):
     ckpt, path = exported[name]
     model = model_io.load(ckpt)
@@ -308,8 +359,9 @@ def test_penguins_metadata_lists_the_columns_categories_labels_and_spec(exported
 
 
 @pytest.mark.slow
-def test_an_image_model_takes_pixels_and_gives_predicts_probabilities(exported, tmp_path):
-    ckpt, path = exported["digits-cnn"]
+@pytest.mark.parametrize("name", ["digits-cnn", "digits-resnet"])
+def test_an_image_model_takes_pixels_and_gives_predicts_probabilities(exported, tmp_path, name):
+    ckpt, path = exported[name]
     encoder = stored_encoder(model_io.load(ckpt))
     folder = tmp_path / "digits"
     for label in ("3", "7"):
@@ -385,6 +437,20 @@ def test_a_text_model_takes_one_hot_symbols(exported, tmp_path):
     text = tmp_path / "prompt.txt"
     text.write_text((DATASETS / "shakespeare.txt").read_text()[:300])
     x, _ = encoder.inputs(encoder.read_frame(text))
+    got = run_onnx(path, x)[:, -1]
+    want = expected_columns(predicted(ckpt, text, tmp_path))
+    assert_like_nncli(got, want, model_io.load(ckpt).net, x, x.shape[1])
+
+
+@pytest.mark.slow
+def test_a_causal_transformer_takes_symbol_ids_and_gives_predicts_probabilities(exported, tmp_path):
+    """shakespeare-transformer.yaml: an embedding first, so the graph takes ids (as floats)."""
+    ckpt, path = exported["shakespeare-transformer"]
+    encoder = stored_encoder(model_io.load(ckpt))
+    text = tmp_path / "prompt.txt"
+    text.write_text((DATASETS / "shakespeare.txt").read_text()[:300])
+    x, _ = encoder.inputs(encoder.read_frame(text))
+    assert x.ndim == 2  # ids, not one-hot rows
     got = run_onnx(path, x)[:, -1]
     want = expected_columns(predicted(ckpt, text, tmp_path))
     assert_like_nncli(got, want, model_io.load(ckpt).net, x, x.shape[1])

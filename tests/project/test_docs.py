@@ -5,7 +5,8 @@ it), and the spec reference (docs/spec.md) documents exactly the keys the spec's
 The reference marks each key table with the mapping it documents, ``<!-- keys: SCOPE -->`` on
 the line before it (a scope with no table documents no keys); each row's first cell is one key
 in backticks. SCOPE is ``spec`` (the top level), ``data KIND``, ``augment``, ``model``,
-``training``, ``early_stopping``, ``search``, or a registry (``layer``, ``activation``,
+``training``, ``early_stopping``, ``search``, ``wiring`` (``name``/``inputs``, which any layer
+takes beside its own settings), or a registry (``layer``, ``activation``,
 ``initializer``, ``loss``, ``optimizer``, ``schedule``) followed by the names the table is for.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 
+from nncli.engine import graph
 from nncli.engine.registry import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS
 from nncli.engine.schedules import SCHEDULES
 from nncli.spec.loading import Spec
@@ -165,6 +167,7 @@ def schema() -> dict[Scope, set[str]]:
     keys |= {("data", kind): set(cls.model_fields) for kind, cls in DATA_KINDS.items()}
     keys |= {(name, ""): set(cls.model_fields) for name, cls in SECTIONS.items()}
     keys[("search", "")] = set(RANGE_KEYS)
+    keys[("wiring", "")] = set(graph.KEYS)
     for kind, registry in REGISTRIES.items():
         for name in registry.names():
             if kind == "layer" and name in ACTIVATIONS:  # an activation is a layer too

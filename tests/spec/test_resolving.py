@@ -23,6 +23,8 @@ HEAVY = {
     "shakespeare-char.yaml",
     "shakespeare-words.yaml",
     "digits-cnn-batchnorm.yaml",
+    "digits-resnet.yaml",
+    "shakespeare-transformer.yaml",
 }  # seconds per smoke run: the slow mark
 CHEAP = ["iris.yaml", "neuron.yaml", "penguins.yaml", "sunspots-lstm.yaml", "xor.yaml"]
 

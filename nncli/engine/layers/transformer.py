@@ -3,7 +3,6 @@ attention, dense, layernorm and dropout layers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,33 +14,10 @@ from nncli.engine.layers.attention import Attention, head_size
 from nncli.engine.layers.dense import Dense
 from nncli.engine.layers.dropout import Dropout
 from nncli.engine.layers.normalization import LayerNorm
+from nncli.engine.layers.parts import Qualified
 from nncli.engine.registry import LAYERS
 
 FEEDFORWARD_ACTIVATIONS = ["relu", "gelu"]
-
-
-class Qualified(MutableMapping):
-    """A part's parameters (or gradients) as a live view of the block's, under their qualified
-    names (``linear1.weight``): the network moves every parameter into its flat buffer and
-    ``set_weights`` writes there, and the parts always see what the block holds."""
-
-    def __init__(self, held: Callable[[], dict[str, Any]], names: dict[str, str]):
-        self.held, self.names = held, names  # the block's dict (Layer.build replaces it)
-
-    def __getitem__(self, key: str) -> Any:
-        return self.held()[self.names[key]]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.held()[self.names[key]] = value
-
-    def __delitem__(self, key: str) -> None:
-        raise TypeError(f"a part's parameters are fixed; cannot remove {key!r}")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 @LAYERS.register("transformer")
@@ -141,6 +117,9 @@ class Transformer(Layer):
         """What the network set on this layer (the padding mask, the batch share) to each part."""
         for part in self.parts.values():
             part.mask, part.batch_share = self.mask, self.batch_share
+
+    def sublayers(self) -> dict[str, Layer]:
+        return dict(self.parts)
 
     def set_rng(self, rng: np.random.Generator) -> None:
         for part in self.parts.values():
