@@ -76,6 +76,41 @@ def build(w: Workload, args: Any) -> tuple[Any, dict[str, str]]:
         net = SequenceCNN()
         names = {"0.conv1d": "conv1", "1.batchnorm": "bn1", "2.conv1d": "conv2",
                  "3.batchnorm": "bn2", "5.dense": "head"}  # fmt: skip
+    elif w.id == "W7":
+
+        class Block(nn.Module):
+            def __init__(self, cin: int, cout: int, stride: int, projection: bool) -> None:
+                super().__init__()
+                self.conv1 = nn.Conv2d(cin, cout, 3, stride, padding=1)
+                self.bn1 = nn.BatchNorm2d(cout)
+                self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+                self.bn2 = nn.BatchNorm2d(cout)
+                self.proj = nn.Conv2d(cin, cout, 1, stride) if projection else None
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+                return torch.relu(y + (x if self.proj is None else self.proj(x)))
+
+        class ResidualCNN(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.blocks = nn.Sequential(
+                    Block(1, 16, 1, True), Block(16, 32, 2, True), Block(32, 32, 1, False)
+                )
+                self.head = nn.Linear(32, 10)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.head(self.blocks(x).mean(dim=(2, 3)))
+
+        net = ResidualCNN()
+        parts = {"0.conv2d": "conv1", "1.batchnorm": "bn1", "3.conv2d": "conv2",
+                 "4.batchnorm": "bn2", "projection": "proj"}  # fmt: skip
+        names = {"4.dense": "head"}
+        for i in range(3):
+            names |= {
+                f"{i}.residual.{ours}": f"blocks.{i}.{theirs}" for ours, theirs in parts.items()
+            }
+        names.pop("2.residual.projection")  # the third block keeps its shape: no shortcut layer
     elif w.id == "W6":
 
         class TransformerClassifier(nn.Module):

@@ -67,6 +67,32 @@ TRANSFORMER = [  # issue 26's W6: two pre-norm encoder blocks, mean over time, a
     {"type": "global_avgpool"},
     {"type": "dense", "units": 10, "activation": "softmax"},
 ]
+
+
+def residual_block(filters: int, strides: int, projection: bool) -> dict[str, Any]:
+    """ResNet's basic block: conv 3x3, batchnorm, relu, conv 3x3, batchnorm, + shortcut, relu."""
+    conv = {"type": "conv2d", "filters": filters, "kernel_size": 3, "padding": 1}
+    return {
+        "type": "residual",
+        "projection": projection,
+        "activation": "relu",
+        "layers": [
+            {**conv, "strides": strides},
+            {"type": "batchnorm"},
+            {"type": "relu"},
+            conv,
+            {"type": "batchnorm"},
+        ],
+    }
+
+
+RESNET = [  # issue 26's W7: 16 channels at 28x28, then 32 at 14x14 (a strided block), then 32
+    residual_block(16, 1, True),
+    residual_block(32, 2, True),
+    residual_block(32, 1, False),
+    {"type": "global_avgpool"},
+    {"type": "dense", "units": 10, "activation": "softmax"},
+]
 SMALL = [
     {"type": "dense", "units": 32, "activation": "relu"},
     {"type": "dense", "units": 10, "activation": "softmax"},
@@ -86,6 +112,8 @@ WORKLOADS = {
                  "128 steps x 8 features, batch 64", SEQ_CNN, (128, 8), 2048, 64),
         Workload("W6", "transformer classifier: 2 blocks, F 64, 4 heads, feed-forward 128, "
                  "64 steps, batch 32", TRANSFORMER, (64, 64), 1024, 32),
+        Workload("W7", "residual CNN: 3 blocks of two 3x3 conv + batchnorm, 16 then 32 channels, "
+                 "1x28x28, batch 64", RESNET, (1, 28, 28), 2048, 64),
         Workload("I1", "W1's MLP, inference at batch 1024", MLP, (784,), 10_240, 64, kind="infer"),
         Workload("I2", "W2's CNN, inference at batch 1024", CNN, (1, 28, 28), 4096, 64,
                  kind="infer"),
@@ -143,6 +171,13 @@ def gemm_flops(w: Workload) -> float:
         macs = 50 * (16 * 512 + 128 * 512) + 128 * 10
     elif w.id == "W5":
         macs = 128 * (8 * 3 * 32 + 32 * 3 * 64) + 64 * 10
+    elif w.id == "W7":  # two 3x3 convs a block and the 1x1 projections
+        macs = (
+            28 * 28 * (16 * 1 * 9 + 16 * 16 * 9 + 16)
+            + 14 * 14 * (32 * 16 * 9 + 32 * 32 * 9 + 32 * 16)
+            + 14 * 14 * (2 * 32 * 32 * 9)
+            + 32 * 10
+        )
     elif w.id == "W6":  # per block: projections in and out, the feed-forward, scores and mixing
         macs = 2 * (64 * (3 * 64 * 64 + 64 * 64 + 2 * 64 * 128) + 2 * 64 * 64 * 64) + 64 * 10
     else:
