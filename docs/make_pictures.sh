@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The pictures of docs/guides/seeing-a-model.md, made by nncli's own commands: trains the iris classifier (a step
+# The pictures of docs/guides/seeing-a-model.md (and the graph in networks-that-are-not-a-stack.md), made by nncli's own commands: trains the iris classifier (a step
 # schedule, early stopping) and the digits CNN in a temporary folder, then draws them with
 # `nncli plot` into docs/. Needs nncli installed with the plot extra: pip install -e ".[plot]".
 # About half a minute on one CPU core; the same pictures every time (seeded runs).
@@ -20,3 +20,6 @@ nncli plot "$digits" --data datasets/digits_png --output docs/digits-confusion.p
 nncli plot "$digits" --filters --output docs/digits-filters.png --force
 nncli plot "$digits" --activations datasets/digits_png/3/1004.png \
     --output docs/digits-activations.png --force
+
+nncli train models/penguins-wide-deep.yaml --quiet --output "$runs/penguins-wide-deep/model.h5"
+nncli plot "$runs/penguins-wide-deep/model.h5" --graph --output docs/penguins-wide-deep-graph.png --force

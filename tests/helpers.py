@@ -235,12 +235,16 @@ def output_reach(net, x, mask=None) -> float:
     return float(max(np.abs(y).max(initial=0.0), np.abs(z).max(initial=0.0)))
 
 
-def assert_sgd_like_torch(net, module, names: dict[str, str], x, y, loss: str = "mse") -> None:
+def assert_sgd_like_torch(
+    net, module, names: dict[str, str], x, y, loss: str = "mse", mask=None
+) -> None:
     """A float64 network and a PyTorch ``module`` (double) from the same weights (``names``:
     ours -> the module's), each trained by full-batch SGD for 3 steps (ours through
     ``training.fit``): every weight, the running statistics included, and the predictions
     (inference mode) within 1e-9. ``loss``: ``mse``, or ``cross_entropy`` on the module's
-    logits against one-hot ``y`` (our last layer's softmax fused with it)."""
+    logits against one-hot ``y`` (our last layer's softmax fused with it). ``mask`` (N, T):
+    the real steps of padded sequences, handed to ours; the module takes x alone, so it must
+    hold the same padding itself."""
     from nncli.engine import LOSSES, OPTIMIZERS
     from nncli.training.loop import fit
 
@@ -252,7 +256,10 @@ def assert_sgd_like_torch(net, module, names: dict[str, str], x, y, loss: str = 
         for name, key in names.items():
             theirs[key].copy_(torch.tensor(np.asarray(ours[name])))
     optimizer = OPTIMIZERS.create("sgd", {"learning_rate": 0.1})
-    fit(net, LOSSES.create(loss), optimizer, x, y, epochs=3, batch_size="full", shuffle=False)
+    fit(
+        net, LOSSES.create(loss), optimizer, x, y, epochs=3, batch_size="full", shuffle=False,
+        mask=mask,
+    )  # fmt: skip
     reference = torch.optim.SGD(module.parameters(), lr=0.1)
     tx, ty = torch.tensor(x), torch.tensor(y)
     if loss == "cross_entropy":
@@ -273,4 +280,4 @@ def assert_sgd_like_torch(net, module, names: dict[str, str], x, y, loss: str = 
     with torch.no_grad():
         want = module(tx)
         want = torch.softmax(want, dim=1) if loss == "cross_entropy" else want
-    np.testing.assert_allclose(net.forward(x), want.numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(net.forward(x, mask=mask), want.numpy(), rtol=1e-9, atol=1e-9)

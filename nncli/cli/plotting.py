@@ -1,5 +1,5 @@
 """Pictures of a checkpoint: `plot` (learning curves and a confusion matrix, filters, feature
-maps)."""
+maps, the graph of layers)."""
 
 from __future__ import annotations
 
@@ -34,14 +34,17 @@ def plot(
     activations: Path | None = typer.Option(
         None, "--activations", help="Draw this image's feature maps through each conv2d layer."
     ),
+    graph: bool = typer.Option(
+        False, "--graph", help="Draw the layers as boxes and the arrows between them."
+    ),
 ) -> None:
     """Draw a checkpoint as a PNG: learning curves (best epoch, early stop, learning rate), with
-    --data a confusion matrix; or --filters; or --activations IMAGE."""
+    --data a confusion matrix; or --filters; or --activations IMAGE; or --graph."""
     from nncli.commands import plot as plot_command
 
     done = plot_command.plot(
         checkpoint, data=data, output=output, force=force, filters=filters, layer=layer,
-        activations=activations, warn=_warn,
+        activations=activations, graph=graph, warn=_warn,
     )  # fmt: skip
     verb = "replaced" if done["replaced"] else "wrote"
     width, height = done["size"]

@@ -1,9 +1,10 @@
 """``nncli plot``: a picture of a checkpoint as a PNG: the learning curves from its stored
 history (on ``--data``, a confusion matrix for a classifier, the counts ``nncli evaluate``
 computes, or for a regression each target's predictions against the actual values and the
-residuals), a conv layer's learned filters (``--filters``), or the feature maps of one image
-through each conv2d layer (``--activations``). What each picture plots is built here and in
-``nncli.plots.panels``; ``nncli.plots.draw`` only draws it."""
+residuals), a conv layer's learned filters (``--filters``), the feature maps of one image
+through each conv2d layer (``--activations``), or the layers and their arrows (``--graph``).
+What each picture plots is built here and in ``nncli.plots.panels``; ``nncli.plots.draw`` only
+draws it."""
 
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ from nncli.checkpoint import model as model_io
 from nncli.errors import DataError, SpecError
 
 CONV_TYPES = ("conv2d", "conv1d")
-SUFFIXES = {"curves": ".png", "filters": ".filters.png", "activations": ".activations.png"}
+SUFFIXES = {
+    "curves": ".png",
+    "filters": ".filters.png",
+    "activations": ".activations.png",
+    "graph": ".graph.png",
+}
 
 
 def plot(
@@ -29,21 +35,23 @@ def plot(
     filters: bool = False,
     layer: int | None = None,
     activations: Path | None = None,
+    graph: bool = False,
     warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Draw one picture of ``checkpoint`` and write it atomically as a PNG -> ``path``,
     ``replaced``, ``size`` (width, height in pixels) and ``picture`` (the data drawn).
 
     Default output beside the checkpoint: ``model.h5`` -> ``model.png`` (``model.filters.png``,
-    ``model.activations.png``); outputs follow the one output rule (``nncli.checkpoint.outputs``:
-    an existing one is kept unless ``force``); the options and outputs are checked before the
-    checkpoint is read, and nothing is written before the picture is drawn."""
+    ``model.activations.png``, ``model.graph.png``); outputs follow the one output rule
+    (``nncli.checkpoint.outputs``: an existing one is kept unless ``force``); the options and
+    outputs are checked before the checkpoint is read, and nothing is written before the
+    picture is drawn."""
     from nncli import plots
     from nncli.checkpoint.folder import write_atomic
     from nncli.checkpoint.outputs import check_output
     from nncli.plots import draw
 
-    what = _which(data, filters, layer, activations)
+    what = _which(data, filters, layer, activations, graph)
     plots.require()
     checkpoint = Path(checkpoint)
     output = Path(output) if output is not None else default_output(checkpoint, what)
@@ -55,6 +63,7 @@ def plot(
         "curves": lambda: curves(model, checkpoint, data, warn),
         "filters": lambda: learned_filters(model, layer),
         "activations": lambda: feature_maps(model, activations),
+        "graph": lambda: layer_graph(model, checkpoint),
     }
     picture = pictures[what]()
     png = draw.render(picture)
@@ -62,23 +71,29 @@ def plot(
     return {"path": output, "replaced": replaced, "size": draw.size(picture), "picture": picture}
 
 
-def _which(data: Path | None, filters: bool, layer: int | None, activations: Path | None) -> str:
-    """curves, filters or activations, from the options; SpecError for a mix that means
-    nothing (``--layer`` without ``--filters``, ``--data`` with either of the others)."""
-    if filters and activations is not None:
-        raise SpecError("choose one of --filters and --activations", field="--filters")
+def _which(
+    data: Path | None, filters: bool, layer: int | None, activations: Path | None, graph: bool
+) -> str:
+    """curves, filters, activations or graph, from the options; SpecError for a mix that means
+    nothing (two pictures at once, ``--layer`` without ``--filters``, ``--data`` with a picture
+    other than the curves)."""
+    chosen = [flag for flag, on in (("--filters", filters), ("--activations", activations),
+                                    ("--graph", graph)) if on not in (False, None)]  # fmt: skip
+    if len(chosen) > 1:
+        raise SpecError(f"choose one of {' and '.join(chosen)}", field=chosen[0])
     if layer is not None and not filters:
         raise SpecError("--layer chooses the layer --filters draws; add --filters", field="--layer")
-    if data is not None and (filters or activations is not None):
+    if data is not None and chosen:
         raise SpecError(
             "--data adds a confusion matrix or a regression's fit to the learning curves",
             field="--data",
         )
-    return "filters" if filters else "activations" if activations is not None else "curves"
+    return chosen[0].removeprefix("--") if chosen else "curves"
 
 
 def default_output(checkpoint: Path, what: str) -> Path:
-    """Beside the checkpoint: ``a.h5`` -> ``a.png``, ``a.filters.png``, ``a.activations.png``."""
+    """Beside the checkpoint: ``a.h5`` -> ``a.png``, ``a.filters.png``, ``a.activations.png``,
+    ``a.graph.png``."""
     return checkpoint.with_name(checkpoint.with_suffix("").name + SUFFIXES[what])
 
 
@@ -188,6 +203,23 @@ def target_names(spec_yaml: str, columns: list[str]) -> list[str]:
     except SpecError:
         return ["target"]
     return [target if isinstance(target, str) else target[0]]
+
+
+def layer_graph(model: model_io.Model, checkpoint: Path) -> Any:
+    """The input and each layer (its config, name, inputs, output shape, parameters) as the
+    graph picture's boxes and arrows."""
+    from nncli.plots import panels
+
+    net = model.net
+    names, inputs = net.wiring.names, net.wiring.inputs
+    nodes = [
+        panels.GraphNode(layer.config(), names[i], inputs[i], layer.out_shape,
+                         layer.parameter_count())
+        for i, layer in enumerate(net.layers)
+    ]  # fmt: skip
+    name = Path(checkpoint.parent.name, checkpoint.name)
+    title = f"{name}: {len(nodes)} layers, {net.parameter_count():,} parameters"
+    return panels.graph_picture(title, net.input_shape, nodes)
 
 
 def conv_layers(model: model_io.Model, types: tuple[str, ...] = CONV_TYPES) -> list[Any]:

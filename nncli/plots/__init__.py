@@ -1,5 +1,6 @@
 """Pictures of a model: learning curves and a confusion matrix, a conv layer's filters, the
-feature maps of one image. The only room that imports matplotlib (the ``plot`` extra).
+feature maps of one image, the layers and their arrows. The only room that imports matplotlib
+(the ``plot`` extra).
 
 Two steps: ``panels`` turns arrays into what each picture plots (pure data, numpy only), and
 ``draw`` renders exactly that data as a PNG of a documented size. ``require`` is the check the

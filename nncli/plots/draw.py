@@ -4,12 +4,15 @@ pyplot, no display, no global state).
 
 Sizes in pixels (100 dpi): learning curves 560 x 420 a panel, two panels a row; filters 800
 wide, 100 a row of 8 tiles plus 60 for the title; feature maps 800 wide, each section (the
-input, then each conv2d layer) 40 for its title plus 100 a row of 8 maps.
+input, then each conv2d layer) 40 for its title plus 100 a row of 8 maps; the graph of layers
+240 a column (at least 2), 120 a row of boxes plus 50 for the title, each box 210 x 80.
 """
 
 from __future__ import annotations
 
 import io
+import textwrap
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +25,7 @@ from nncli.plots.panels import (
     FeatureMaps,
     FilterGrid,
     Fit,
+    GraphPicture,
     grid_shape,
 )
 
@@ -34,6 +38,11 @@ FILTER_HEADER = 60
 SECTION_HEADER = 40
 WRITE_COUNTS_UP_TO = 20  # classes; beyond that the cells are too small for numbers
 BEST, STOP = "tab:green", "tab:red"
+COLUMN, ROW, GRAPH_HEADER = 240, 120, 50  # the graph of layers
+GRAPH_COLUMNS = 2  # the narrowest picture, so the title fits
+BOX = (210, 80)
+LABEL_WIDTH = 34  # characters on a box's line before the label wraps
+FILL = {"input": "#e8e8e8", "layer": "#dbe9f6", "merge": "#fde0c5", "block": "#d9f0d3"}
 
 
 def curves_size(picture: Curves) -> tuple[int, int]:
@@ -55,13 +64,26 @@ def maps_size(picture: FeatureMaps) -> tuple[int, int]:
     return TILE * TILE_COLUMNS, sum(SECTION_HEADER + TILE * rows for rows in section_rows(picture))
 
 
+def graph_size(picture: GraphPicture) -> tuple[int, int]:
+    columns = max(2 * picture.span + 1, GRAPH_COLUMNS)
+    return round(COLUMN * columns), GRAPH_HEADER + ROW * picture.rows
+
+
+def box_centre(picture: GraphPicture, i: int) -> tuple[float, float]:
+    """Box i's centre in pixels from the picture's top left corner."""
+    width, _ = graph_size(picture)
+    box = picture.boxes[i]
+    return width / 2 + COLUMN * box.column, GRAPH_HEADER + ROW * box.row + ROW / 2
+
+
 def size(picture: Any) -> tuple[int, int]:
     """(width, height) in pixels of the PNG ``render`` makes of ``picture``."""
     return SIZES[type(picture)](picture)
 
 
 def render(picture: Any) -> bytes:
-    """PNG bytes of ``picture`` (a ``Curves``, ``FilterGrid`` or ``FeatureMaps``)."""
+    """PNG bytes of ``picture``: a ``Curves``, ``FilterGrid``, ``FeatureMaps`` or
+    ``GraphPicture``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -178,6 +200,49 @@ def draw_maps(figure: Any, picture: FeatureMaps) -> None:
         section.suptitle(layer.title)
 
 
+def draw_graph(figure: Any, picture: GraphPicture) -> None:
+    """Boxes as rounded patches with their text, arrows from a box's bottom to the top of each
+    box taking its output, on one axes whose data units are the picture's pixels (y down)."""
+    from matplotlib.patches import FancyBboxPatch
+
+    width, height = graph_size(picture)
+    figure.set_layout_engine("none")  # one axes over the whole figure, placed by hand
+    ax = figure.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.set_axis_off()
+    ax.text(width / 2, GRAPH_HEADER / 2, picture.title, ha="center", va="center")
+    half_w, half_h = BOX[0] / 2, BOX[1] / 2
+    for i, box in enumerate(picture.boxes):
+        x, y = box_centre(picture, i)
+        corner = (x - half_w, y - half_h)
+        style = "round,pad=0,rounding_size=8"
+        ax.add_patch(
+            FancyBboxPatch(corner, *BOX, boxstyle=style, facecolor=FILL[box.kind], edgecolor="grey")
+        )
+        label = textwrap.fill(box.label, LABEL_WIDTH)
+        lines = [label, box.shape] + ([f"{box.params:,} parameters"] if box.params else [])
+        ax.text(x, y, "\n".join(lines), ha="center", va="center", fontsize=8)
+    arrow = {"arrowstyle": "-|>", "color": "black", "shrinkA": 0, "shrinkB": 0}
+    for source, target, x1 in arrow_ends(picture):
+        (x0, y0), (_, y1) = box_centre(picture, source), box_centre(picture, target)
+        ax.annotate("", xy=(x1, y1 - half_h), xytext=(x0, y0 + half_h), arrowprops=arrow)
+
+
+def arrow_ends(picture: GraphPicture) -> list[tuple[int, int, float]]:
+    """(from, to, x where the arrow meets the top of its box): a merge's inputs land side by
+    side across its top, the first on the left, so the order of a concat reads off the picture."""
+    taken = Counter(target for _, target in picture.edges)
+    seen: Counter[int] = Counter()
+    ends = []
+    for source, target in picture.edges:
+        k, count = seen[target], taken[target]
+        seen[target] += 1
+        offset = (k - (count - 1) / 2) * BOX[0] / (count + 1)
+        ends.append((source, target, box_centre(picture, target)[0] + offset))
+    return ends
+
+
 def tile_axes(figure: Any, count: int) -> list[Any]:
     """A grid of ``TILE_COLUMNS`` axes a row without ticks; the first ``count`` are returned,
     the rest hidden."""
@@ -192,9 +257,11 @@ SIZES: dict[type, Callable[[Any], tuple[int, int]]] = {
     Curves: curves_size,
     FilterGrid: filters_size,
     FeatureMaps: maps_size,
+    GraphPicture: graph_size,
 }
 DRAW: dict[type, Callable[[Any, Any], None]] = {
     Curves: draw_curves,
     FilterGrid: draw_filters,
     FeatureMaps: draw_maps,
+    GraphPicture: draw_graph,
 }

@@ -9,12 +9,15 @@ them with the checkpoint's history instead of pixels). numpy only here.
   predicted against actual, and the residuals).
 - ``FilterGrid``: one tile per filter of a conv layer.
 - ``FeatureMaps``: the input image, then one ``LayerMaps`` per conv2d layer.
+- ``GraphPicture``: one ``Box`` per layer (and the input) on rows by run order, and the arrows.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -134,6 +137,142 @@ class FeatureMaps:
     title: str
     image: np.ndarray  # (H, W) grey or (H, W, 3) RGB, as the network saw it
     layers: list[LayerMaps]
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """One layer as the graph picture reads it: its config (``layer.config()``), its name,
+    the positions of the outputs it takes (-1: the input), its output shape (no batch) and
+    its parameter count."""
+
+    config: dict[str, Any]
+    name: str | None
+    inputs: tuple[int, ...]
+    shape: tuple[int, ...]
+    params: int
+
+
+@dataclass(frozen=True)
+class Box:
+    """One box of the graph picture: ``row`` 0 is the input's, a layer's 1 + the deepest of its
+    inputs'; ``column`` is the box's centre in column widths from the middle of the picture
+    (a row of m boxes: -(m-1)/2 .. (m-1)/2)."""
+
+    label: str  # "dense 64 relu", "'wide': dense 8"
+    shape: str  # "(N, 64)"
+    params: int
+    row: int
+    column: float
+    kind: str = "layer"  # "input", "layer", "merge" or "block" (residual, transformer)
+
+
+@dataclass(frozen=True)
+class GraphPicture:
+    """``boxes[0]`` is the input, ``boxes[i + 1]`` layer i; ``edges`` (from, to) index boxes,
+    a merge's in the order of its inputs."""
+
+    title: str
+    boxes: list[Box]
+    edges: list[tuple[int, int]]
+
+    @property
+    def rows(self) -> int:
+        return 1 + max(box.row for box in self.boxes)
+
+    @property
+    def span(self) -> float:
+        """The widest reach of a box from the middle, in column widths."""
+        return max(abs(box.column) for box in self.boxes)
+
+
+def layer_label(config: dict[str, Any]) -> str:
+    """``dense 64 relu``, ``conv2d 8 3x3 relu``, ``attention 4 heads causal``; a residual block
+    names its parts in order: ``residual: conv2d, batchnorm, relu (+ projection)``."""
+    kind = str(config.get("type"))
+    if kind == "residual":
+        parts = [p if isinstance(p, str) else str(p.get("type")) for p in config["layers"]]
+        shortcut = " + projection" if config.get("projection") else ""
+        return f"residual: {', '.join(parts)}{shortcut}"
+    words = [kind]
+    for key, say in SETTINGS.items():
+        value = config.get(key)
+        if value is not None and value is not False:
+            words.append(say(value, kind))
+    activation = config.get("activation")
+    if isinstance(activation, dict):
+        activation = activation.get("type")
+    if activation and activation != "linear":
+        words.append(str(activation))
+    return " ".join(words)
+
+
+def window(value: Any, kind: str) -> str:
+    """A kernel or pool size: ``3x3`` on images (a number meaning both sides), ``k3`` on
+    sequences."""
+    sides = list(value) if isinstance(value, list | tuple) else [value]
+    if kind.endswith("2d"):
+        sides = sides * (3 - len(sides))
+        return "x".join(map(str, sides))
+    return "k" + "x".join(map(str, sides))
+
+
+SETTINGS: dict[str, Callable[[Any, str], str]] = {  # the settings a box names, and how
+    "units": lambda v, _: str(v),
+    "filters": lambda v, _: str(v),
+    "output_dim": lambda v, _: str(v),
+    "kernel_size": window,
+    "pool_size": window,
+    "rate": lambda v, _: str(v),
+    "heads": lambda v, _: f"{v} heads",
+    "feedforward": lambda v, _: f"ff {v}",
+    "encoding": lambda v, _: str(v),
+    "causal": lambda v, _: "causal",
+}
+
+
+def graph_picture(title: str, input_shape: tuple[int, ...], nodes: list[GraphNode]) -> GraphPicture:
+    """The input and each layer as boxes on rows (a layer one row below its deepest input)."""
+    rows = [0]  # box 0: the input; box i + 1: layer i
+    for node in nodes:
+        rows.append(1 + max(rows[source + 1] for source in node.inputs))
+    columns = [0.0] * len(rows)
+    for row in range(1, max(rows) + 1):
+        members = [b for b in range(len(rows)) if rows[b] == row]
+        wanted = [float(np.mean([columns[s + 1] for s in nodes[b - 1].inputs])) for b in members]
+        for b, column in zip(members, spread(wanted), strict=True):
+            columns[b] = column
+    boxes = [Box("input", shown_shape(input_shape), 0, 0, 0.0, "input")]
+    for i, node in enumerate(nodes):
+        label, kind = layer_label(node.config), KINDS.get(str(node.config.get("type")), "layer")
+        if node.name:
+            label = f"{node.name!r}: {label}"
+        box = Box(label, shown_shape(node.shape), node.params, rows[i + 1], columns[i + 1], kind)
+        boxes.append(box)
+    edges = [(source + 1, i + 1) for i, node in enumerate(nodes) for source in node.inputs]
+    return GraphPicture(title, boxes, edges)
+
+
+def spread(wanted: list[float]) -> list[float]:
+    """Columns for one row's boxes, each wanting the mean column of its inputs (a chain goes
+    straight down, branches stay apart): in the order of what they want, at least one column
+    apart, the row's mean kept where the wanted mean is."""
+    order = sorted(range(len(wanted)), key=lambda k: (wanted[k], k))
+    placed: list[float] = []
+    for k in order:
+        placed.append(wanted[k] if not placed else max(wanted[k], placed[-1] + 1.0))
+    shift = float(np.mean(wanted) - np.mean(placed))
+    columns = [0.0] * len(wanted)
+    for k, column in zip(order, placed, strict=True):
+        columns[k] = column + shift
+    return columns
+
+
+KINDS = {"add": "merge", "multiply": "merge", "concat": "merge", "residual": "block",
+         "transformer": "block"}  # fmt: skip
+
+
+def shown_shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(["N", *map(str, shape)]) + ")"
 
 
 def curve_panels(history: dict[str, np.ndarray], schedule: bool) -> list[CurvePanel]:
