@@ -133,8 +133,22 @@ class Served:
         return self.predictor.encoder.row_columns()
 
     def prepare_rows(self, rows: list[dict[str, Any]]) -> Prepared:
-        """JSON rows (checked against the schema) -> their inputs; rows named ``rows[i]``."""
-        return self.predictor.prepare_records(rows, unknown=self.unknown, name="rows")
+        """JSON rows checked against the request schema (every column of the model but the
+        targets, a number column's values numbers or None) -> their inputs, as
+        ``Predictor.prepare_records`` makes them: the number columns go in as float64 (None:
+        NaN, a missing cell), which the encoder reads without making text of them, the same
+        values a CSV file's text gives. Rows named ``rows[i]``."""
+        import pandas as pd
+
+        cells = {}
+        for column in self.columns:
+            name = column["name"]
+            if column["role"] != "target":  # the schema drops the targets
+                kind = np.float64 if column["type"] == "number" else object
+                cells[name] = np.array([row[name] for row in rows], dtype=kind)
+        frame = pd.DataFrame(cells)
+        frame.attrs["nncli_rows"] = "rows"
+        return self.predictor.prepare(frame, unknown=self.unknown, where="rows", source="rows")
 
     def prepare_table(self, header: list[str], rows: list[list[str]]) -> Prepared:
         """A CSV body's header and rows of text -> their inputs, as the file would give them."""

@@ -92,7 +92,7 @@ def handlers(app: FastAPI, columns: Columns) -> None:
     @app.exception_handler(NncliError)
     async def model_error(request: Request, exc: NncliError) -> JSONResponse:
         field = exc.field or exc.where or "rows"
-        detail = {"field": field, "expected": None, "found": None, "message": exc.message}
+        detail = {"field": field, "expected": None, "found": None, "message": str(exc)}
         return JSONResponse({"error": str(exc), "detail": [detail]}, status_code=422)
 
     @app.exception_handler(RequestValidationError)

@@ -176,7 +176,9 @@ def problems(error: ValidationError, columns: Columns) -> list[Problem]:
             continue  # a union's members each fail: one problem a field
         kind, given, ctx = item["type"], item.get("input"), item.get("ctx") or {}
         if kind == "extra_forbidden" and column is not None:
-            found[field] = Problem(field, columns.unknown_column(column), "that column")
+            found[field] = Problem(field, columns.unknown_column(column), "an unknown column")
+        elif kind == "extra_forbidden":
+            found[field] = Problem(field, 'only "rows"', found_text(given))
         elif kind == "missing":
             expected = columns.expected(column) if column else "a field"
             found[field] = Problem(field, expected, "nothing (a missing column)")
@@ -209,7 +211,7 @@ def csv_table(text: str, columns: Columns) -> tuple[list[str], list[list[str]]]:
     if len(rows) > columns.max_rows:
         raise Refused([Problem("rows", f"at most {columns.max_rows} rows", f"{len(rows)} rows")])
     bad = [
-        Problem(f"header.{name}", columns.unknown_column(name), "that column")
+        Problem(f"header.{name}", columns.unknown_column(name), "an unknown column")
         for name in header
         if name not in columns.names
     ]
