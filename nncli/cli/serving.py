@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -39,12 +40,20 @@ def serve(
     max_rows: int = typer.Option(
         10_000, "--max-rows", parser=POSITIVE_INT, help="Most rows one request may hold."
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        parser=POSITIVE_INT,
+        help="BLAS threads of each process (default 1, or OPENBLAS_NUM_THREADS / "
+        "OMP_NUM_THREADS when set): one thread computes while another reads requests.",
+    ),
     device: str = DEVICE,
     unknown: str = UNKNOWN,
 ) -> None:
     """Answer HTTP requests with the checkpoint's predictions: POST /predict (JSON rows or a
     CSV table), GET /health, /info, /metrics, and the OpenAPI page at /docs. Stops on Ctrl-C or
     SIGTERM after answering the requests in flight."""
+    blas_threads(threads)
     from nncli.commands import serve as serve_command
     from nncli.serve.settings import Settings
 
@@ -58,3 +67,17 @@ def serve(
 
     serve_command.serve(checkpoint, settings, ready=ready)
     typer.echo("stopped", err=True)
+
+
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def blas_threads(threads: int | None) -> None:
+    """The BLAS threads of this process and its workers, set before numpy loads (a command's
+    imports come after the command line's, which load no numpy). A server's passes are small:
+    a BLAS spreading each over every core spins against the thread reading requests (and
+    other processes) and is many times slower than one thread."""
+    if threads is not None:
+        os.environ.update({name: str(threads) for name in BLAS_THREADS})
+    elif not any(name in os.environ for name in BLAS_THREADS):
+        os.environ.update({name: "1" for name in BLAS_THREADS})

@@ -140,13 +140,17 @@ class Served:
         values a CSV file's text gives. Rows named ``rows[i]``."""
         import pandas as pd
 
-        cells = {}
-        for column in self.columns:
-            name = column["name"]
-            if column["role"] != "target":  # the schema drops the targets
-                kind = np.float64 if column["type"] == "number" else object
-                cells[name] = np.array([row[name] for row in rows], dtype=kind)
-        frame = pd.DataFrame(cells)
+        given = [c for c in self.columns if c["role"] != "target"]  # the schema drops targets
+        names = [c["name"] for c in given]
+        if all(c["type"] == "number" for c in given):  # one float64 block (a wide table)
+            block = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
+            frame = pd.DataFrame(block, columns=names)
+        else:
+            kinds = [np.float64 if c["type"] == "number" else object for c in given]
+            frame = pd.DataFrame(
+                {name: np.array([row[name] for row in rows], dtype=kind)
+                 for name, kind in zip(names, kinds, strict=True)}
+            )  # fmt: skip
         frame.attrs["nncli_rows"] = "rows"
         return self.predictor.prepare(frame, unknown=self.unknown, where="rows", source="rows")
 

@@ -23,6 +23,7 @@ from nncli.data.csv_reader import (
     cell_missing,
     cell_numbers,
     cell_text,
+    clean_block,
     describe_rows,
     describe_values,
     not_numbers,
@@ -171,15 +172,7 @@ class TabularEncoder(Encoder):
             raise SpecError(f"expected unknown to be error or ignore, got {unknown!r}")
         frame = data if not isinstance(data, (str, Path)) else self.read_frame(data)
         require_columns(frame, self.feature_columns, "feature")
-        # numbers columns as numbers (no text unless a message needs it), the others as text
-        cells = {
-            column.name: (
-                cell_numbers(frame[column.name], self.na_values)
-                if isinstance(column, NumericColumn)
-                else cell_text(frame[column.name], self.na_values)
-            )
-            for column in self.columns
-        }
+        cells = self.cells(frame)
         if self.missing != "fill":
             for name, (_, absent, *_) in cells.items():
                 if absent.any():
@@ -209,6 +202,22 @@ class TabularEncoder(Encoder):
             x = np.concatenate(blocks, axis=1).astype(self.dtype)
         owners = [column.name for column in self.columns for _ in column.names]
         return _finite(x, owners, frame, self.na_values)
+
+    def cells(self, frame: pd.DataFrame) -> dict[str, tuple[np.ndarray, ...]]:
+        """Each feature's cells: a numbers column as ``cell_numbers`` reads it (no text unless
+        a message needs it; a table of clean numbers in one array, ``clean_block``), the others
+        as ``cell_text`` does."""
+        numeric = [c.name for c in self.columns if isinstance(c, NumericColumn)]
+        block = clean_block(frame, numeric, self.na_values)
+        if block is not None:
+            none = np.zeros(len(frame), dtype=bool)  # nothing missing, nothing bad
+            cells = {name: (block[:, j], none, none) for j, name in enumerate(numeric)}
+        else:
+            cells = {name: cell_numbers(frame[name], self.na_values) for name in numeric}
+        for column in self.columns:
+            if not isinstance(column, NumericColumn):
+                cells[column.name] = cell_text(frame[column.name], self.na_values)
+        return cells
 
     def complete_rows(self, frame: pd.DataFrame) -> np.ndarray:
         """(N,) bool: rows with every feature (and every target column present) given."""

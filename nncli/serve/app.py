@@ -171,15 +171,16 @@ def build_app(model: Model, settings: Settings) -> FastAPI:
         """Rows -> predictions (and a classifier's probabilities): JSON ``{"rows": [...]}``,
         or a ``text/csv`` table answered as CSV (what ``nncli predict --proba`` writes)."""
         kind = media_type(request)
-        body = await read_body(request, limit)
-        if kind == CSV:
-            prepared = model.prepare_table(*csv_table(csv_text(body), columns))
-        else:
-            try:
-                parsed = request_model.model_validate_json(body)
-            except ValidationError as exc:
-                raise Refused(problems(exc, columns)) from None
-            prepared = model.prepare_rows(parsed.model_dump(by_alias=True)["rows"])
+        with batcher.expect():
+            body = await read_body(request, limit)
+            if kind == CSV:
+                prepared = model.prepare_table(*csv_table(csv_text(body), columns))
+            else:
+                try:
+                    parsed = request_model.model_validate_json(body)
+                except ValidationError as exc:
+                    raise Refused(problems(exc, columns)) from None
+                prepared = model.prepare_rows(parsed.model_dump(by_alias=True)["rows"])
         outputs = await batcher.submit(prepared.x, prepared.mask)
         if kind == CSV:
             return Response(model.answer_csv(prepared, outputs), media_type=CSV)

@@ -2,13 +2,15 @@
 ``max_batch`` rows, so that an answer never depends on which requests shared its pass.
 
 Requests ``submit`` their encoded inputs (x (n, ...), and a sequence mask (n, T) or None) and
-wait; one worker task takes what is pending once ``max_batch`` rows are waiting or the oldest
-has waited ``max_wait`` seconds, and runs the passes in one thread of its own (the network is
-used by one pass at a time). Inputs of one shape are stacked and cut into passes of
-``max_batch`` rows; the last is padded with copies of its first row. A float32 matrix product
-picks its kernel by the size of the problem, so the same row can come out a few roundings
-apart in a batch of 3 and in one of 64; with every pass the same size, each row's outputs are
-those of the row alone, whoever it shared the pass with.
+wait; one worker task takes what is pending once ``max_batch`` rows are waiting, or the oldest
+has waited ``max_wait`` seconds, or no other request is being read (nobody to wait for), and
+runs the passes in one thread of its own (the network is used by one pass at a time; numpy
+lets the event loop read requests meanwhile). Inputs of one shape are stacked and cut into
+passes of ``max_batch`` rows; the last is padded with copies of its first row. A float32
+matrix product picks its kernel by the size of the problem (and nncli's own kernels run from a
+size on), so the same row can come out a few roundings apart in a batch of 3 and in one of 64;
+with every pass the same size, each row's outputs are those of the row alone, whoever it
+shared the pass with.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +85,7 @@ class Batcher:
         self.observe = observe
         self.pending: deque[Job] = deque()
         self.waiting_rows = 0
+        self.coming = 0  # requests begun and not yet submitted (``expect``)
         self.passes = self.rounds = 0
         self.task: asyncio.Task | None = None
         self.executor: ThreadPoolExecutor | None = None
@@ -106,6 +109,19 @@ class Batcher:
         if self.executor is not None:
             self.executor.shutdown(wait=True)
 
+    @contextlib.contextmanager
+    def expect(self) -> Iterator[None]:
+        """Around a request's reading and encoding: while any is under way, a pending job
+        waits (at most max_wait) for it to share its pass; with none coming, it waits for
+        nobody."""
+        self.coming += 1
+        try:
+            yield
+        finally:
+            self.coming -= 1
+            if self.arrived is not None:
+                self.arrived.set()  # a gathering round looks again
+
     async def submit(self, x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         """A request's inputs -> the network's outputs for them, row for row."""
         if self.task is None or self.arrived is None:
@@ -123,13 +139,15 @@ class Batcher:
             if not self.pending:
                 self.arrived.clear()
                 await self.arrived.wait()
+                continue  # woken by a job, or by a request that ended without one
             await self.gather()
             await loop.run_in_executor(self.executor, self.run, self.take(), loop)
 
     async def gather(self) -> None:
-        """Wait until max_batch rows are pending or the oldest job has waited max_wait."""
+        """Wait until max_batch rows are pending, or the oldest job has waited max_wait, or no
+        other request is on its way (``expect``)."""
         assert self.arrived is not None
-        while self.pending and self.waiting_rows < self.max_batch:
+        while self.pending and self.waiting_rows < self.max_batch and self.coming:
             left = self.pending[0].since + self.max_wait - time.monotonic()
             if left <= 0:
                 return

@@ -24,7 +24,8 @@ BACKLOG = 2048  # uvicorn's own default
 
 def listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port (port 0: a free one); SpecError (exit 2) naming the
-    address and the system's reason when it cannot be had."""
+    address and the system's reason when it cannot be had. Made with the protocol getaddrinfo
+    gives (IPPROTO_TCP), so asyncio sets TCP_NODELAY on its connections."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -90,14 +91,18 @@ def run(app: Any, settings: Settings, sock: socket.socket) -> None:
 
 def run_workers(factory: str, settings: Settings, sock: socket.socket) -> None:
     """``settings.workers`` processes, each building its app with ``factory`` (an import
-    string, ``module:function``) and so loading the model once, sharing the address; SIGTERM
-    or Ctrl-C stops them all gracefully."""
-    import uvicorn
+    string, ``module:function``) and so loading the model once, all accepting on ``sock``;
+    SIGTERM or Ctrl-C stops them all gracefully. (uvicorn's own ``workers=`` binds a socket
+    of protocol 0, whose connections asyncio leaves without TCP_NODELAY: each response's body
+    would wait for the client's delayed ACK.)"""
+    import inspect
 
-    host, port = sock.getsockname()[:2]
-    sock.close()  # uvicorn binds the address again for the processes it starts
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(factory, factory=True, workers=settings.workers, **options(settings))
+    server = uvicorn.Server(config)
+    takes_target = "target" in inspect.signature(Multiprocess.__init__).parameters
+    target = {"target": server.run} if takes_target else {}  # uvicorn before 0.30 takes one
     with signals_end_serving():
-        uvicorn.run(
-            factory, factory=True, host=host, port=port, workers=settings.workers,
-            **options(settings),
-        )  # fmt: skip
+        Multiprocess(config, sockets=[sock], **target).run()

@@ -4,6 +4,7 @@ a model that reads no rows and bad options are each one line and their exit code
 from __future__ import annotations
 
 import importlib.util
+import os
 
 from helpers import invoke, one_error_line, text_spec
 
@@ -44,3 +45,21 @@ def test_options_out_of_range_are_exit_2(models):
         result = invoke("serve", checkpoint, *options)
         assert result.exit_code == 2, (options, result.stderr)
         assert needle in result.stderr, (options, result.stderr)
+
+
+def test_each_server_process_computes_on_one_blas_thread_unless_told(monkeypatch):
+    """Small passes on a BLAS spread over every core spin against the thread reading
+    requests: the server's processes get one thread, unless --threads or the environment
+    says otherwise (set before numpy loads in the command's process)."""
+    from nncli.cli.serving import BLAS_THREADS, blas_threads
+
+    for name in BLAS_THREADS:
+        monkeypatch.delenv(name, raising=False)
+    blas_threads(None)
+    assert {name: os.environ[name] for name in BLAS_THREADS} == dict.fromkeys(BLAS_THREADS, "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    blas_threads(None)
+    assert "OPENBLAS_NUM_THREADS" not in os.environ  # the user's setting stands
+    blas_threads(2)
+    assert {os.environ[name] for name in BLAS_THREADS} == {"2"}

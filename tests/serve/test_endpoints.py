@@ -137,6 +137,7 @@ def test_metrics_count_requests_batches_and_passes(serving, models):
     assert 'nncli_requests_total{path="/predict",status="422"} 1.0' in text
     assert "nncli_forward_passes_total 2.0" in text
     assert "nncli_rows_total 6.0" in text
+    assert 'nncli_batch_rows_bucket{le="2.0"} 0.0' in text  # no empty round
     assert 'nncli_batch_rows_bucket{le="4.0"} 2.0' in text
     assert 'nncli_request_seconds_count{path="/predict"} 3.0' in text
 
