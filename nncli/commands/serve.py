@@ -10,6 +10,7 @@ Nothing is read from disk after the start: no request can name a file.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -128,9 +129,17 @@ class Served:
         check_rows_kind(predictor.model, predictor.encoder, "requests")
         return cls(predictor, settings.unknown, describe(predictor, checkpoint, digest))
 
-    @property
+    @functools.cached_property
     def columns(self) -> list[dict[str, Any]]:
         return self.predictor.encoder.row_columns()
+
+    @functools.cached_property
+    def header(self) -> Any:
+        """The columns a JSON row holds, as the pandas Index of its frames (made once: an Index
+        of text looks its string type up anew each time)."""
+        import pandas as pd
+
+        return pd.Index([c["name"] for c in self.columns if c["role"] != "target"])
 
     def prepare_rows(self, rows: list[dict[str, Any]]) -> Prepared:
         """JSON rows checked against the request schema (every column of the model but the
@@ -144,7 +153,7 @@ class Served:
         names = [c["name"] for c in given]
         if all(c["type"] == "number" for c in given):  # one float64 block (a wide table)
             block = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
-            frame = pd.DataFrame(block, columns=names)
+            frame = pd.DataFrame(block, columns=self.header, copy=False)
         else:
             kinds = [np.float64 if c["type"] == "number" else object for c in given]
             frame = pd.DataFrame(

@@ -182,15 +182,11 @@ class TabularEncoder(Encoder):
                         "every value",
                         where=source_of(frame),
                     )
+        scaled = self.scaled(frame, cells)
         blocks = []
         for column in self.columns:
             if isinstance(column, NumericColumn):
-                values, absent, bad = cells[column.name]
-                if bad.any():
-                    text = cell_text(frame[column.name], self.na_values)[0]
-                    raise not_numbers(frame, column.name, text, bad)
-                values[absent] = column.fill
-                blocks.append(column.encode(values))
+                blocks.append(scaled[column.name])
             else:
                 text, absent = cells[column.name]
                 text = np.where(absent, column.fill, text)
@@ -218,6 +214,27 @@ class TabularEncoder(Encoder):
             if not isinstance(column, NumericColumn):
                 cells[column.name] = cell_text(frame[column.name], self.na_values)
         return cells
+
+    def scaled(
+        self, frame: pd.DataFrame, cells: dict[str, tuple[np.ndarray, ...]]
+    ) -> dict[str, np.ndarray]:
+        """The number columns' cells, missing ones filled, as (x - offset) / scale in float64,
+        every column in one pass (a wide table is many columns): name -> (N, 1). DataError
+        naming the first column with a cell that is not a number."""
+        numeric = [c for c in self.columns if isinstance(c, NumericColumn)]
+        if not numeric:
+            return {}
+        values, absent, bad = (
+            np.stack([cells[c.name][part] for c in numeric], axis=1) for part in range(3)
+        )
+        if bad.any():
+            name = numeric[int(np.argmax(bad.any(axis=0)))].name
+            text = cell_text(frame[name], self.na_values)[0]
+            raise not_numbers(frame, name, text, cells[name][2])
+        fill, offset, scale = np.array([[c.fill, c.offset, c.scale] for c in numeric]).T
+        with np.errstate(over="ignore", invalid="ignore"):  # inf: _finite names its line
+            x = (np.where(absent, fill, values) - offset) / scale
+        return {c.name: x[:, j : j + 1] for j, c in enumerate(numeric)}
 
     def complete_rows(self, frame: pd.DataFrame) -> np.ndarray:
         """(N,) bool: rows with every feature (and every target column present) given."""
