@@ -137,21 +137,11 @@ class TabularEncoder(Encoder):
         return 1 if self.loss == "binary_cross_entropy" else len(self.label_column.categories)
 
     def row_columns(self) -> list[dict[str, Any]]:
-        """Each feature (a number scaled as (x - offset) / scale; a category one-hot over its
-        categories), then the targets: ``Encoder.row_columns``."""
-        fill = self.missing == "fill"
-        described: list[dict[str, Any]] = []
-        for column in self.columns:
-            if isinstance(column, NumericColumn):
-                scaling = {"offset": column.offset, "scale": column.scale}
-                kind = {"type": "number", "scaling": scaling}
-            else:
-                kind = {"type": "category", "categories": list(column.categories)}
-            missing = {"missing": "fill", "fill": column.fill} if fill else {"missing": "error"}
-            described.append({"name": column.name, "role": "feature", **kind, **missing})
+        """Each feature (``described``), then the targets: ``Encoder.row_columns``."""
+        features = [c.described(fill=self.missing == "fill") for c in self.columns]
         target = "category" if self.label_column is not None else "number"
-        return described + [
-            {"name": name, "role": "target", "type": target} for name in self.target_columns
+        return features + [
+            {"name": n, "role": "target", "type": target} for n in self.target_columns
         ]
 
     # -- new data --------------------------------------------------------------------------------

@@ -96,20 +96,12 @@ class TimeseriesEncoder(Encoder):
         return [column.name for column in self.target_columns]
 
     def row_columns(self) -> list[dict[str, Any]]:
-        """Each input column (a number scaled as (x - offset) / scale), then the targets that
-        are not inputs: ``Encoder.row_columns``. The last ``window`` rows make the forecast."""
-        inputs = [
-            {"name": c.name, "role": "feature", "type": "number", "missing": "error",
-             "scaling": {"offset": c.offset, "scale": c.scale}}
-            for c in self.input_columns
-        ]  # fmt: skip
+        """Each input column, then the targets that are not inputs: ``Encoder.row_columns``.
+        The last ``window`` rows make the forecast."""
+        inputs = [c.described() for c in self.input_columns]
         names = set(self.feature_names)
-        targets = [
-            {"name": name, "role": "target", "type": "number"}
-            for name in self.target_names
-            if name not in names
-        ]
-        return inputs + targets
+        targets = [n for n in self.target_names if n not in names]
+        return inputs + [{"name": n, "role": "target", "type": "number"} for n in targets]
 
     # -- scaling ---------------------------------------------------------------------------------
 
