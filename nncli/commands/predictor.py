@@ -67,6 +67,18 @@ class Predictions:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A frame encoded for the network (``Predictor.prepare``): ``x`` (N, ...) and the sequence
+    ``mask`` (N, T) on the host, with the ``--keep`` columns; ``Predictor.finish`` turns the
+    network's outputs for ``x`` into the frame's Predictions."""
+
+    frame: Any
+    x: Any
+    mask: np.ndarray | None
+    kept: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
 class Predictor:
     """A loaded checkpoint: ``model`` (network, loss, data section, training record, embedded
     spec, path) and ``encoder`` (the fitted encoder it stores). ``Predictor.load`` reads a
@@ -154,7 +166,7 @@ class Predictor:
         steps = {} if mask is None else {"mask": mask}
         return self.encoder.decode(outputs, proba=proba, **steps)
 
-    def predictions(
+    def prepare(
         self,
         frame: Any,
         *,
@@ -162,10 +174,10 @@ class Predictor:
         unknown: str = "error",
         where: str = "data",
         source: str = "the file",
-    ) -> Predictions:
-        """A frame (what ``read_file`` gives) -> its Predictions. ``keep``: columns of the frame
-        copied beside the predictions; ``unknown``: categories unseen in training (error, or
-        ignore: all zeros); ``where`` and ``source`` name the data in messages."""
+    ) -> Prepared:
+        """A frame -> its encoded inputs, checked, ready for ``outputs`` (``predictions`` in two
+        steps, so a server can join the inputs of several requests in one forward pass; its
+        options are ``predictions``')."""
         missing = [c for c in keep if c not in frame.columns]
         if missing:
             raise DataError(f"--keep column {missing[0]!r} is not in {source}", where=where)
@@ -176,13 +188,24 @@ class Predictor:
             exc.where = exc.where or where
             raise
         require_finite(x, "the inputs", where)  # the encoders name the column; a net
-        outputs = self.outputs(x, mask)
-        columns = dict(self.encoder.id_columns(frame))
-        columns.update(kept)
-        decoded = self.decode(outputs, mask, proba=True)
+        return Prepared(frame, x, mask, kept)
+
+    def finish(self, prepared: Prepared, outputs: np.ndarray) -> Predictions:
+        """A prepared frame and the network's outputs for its inputs -> its Predictions."""
+        columns = dict(self.encoder.id_columns(prepared.frame))
+        columns.update(prepared.kept)
+        decoded = self.decode(outputs, prepared.mask, proba=True)
         probabilities = {k: v for k, v in decoded.items() if k.startswith(PROBA)}
         columns.update({k: v for k, v in decoded.items() if k not in probabilities})
-        return Predictions(columns, probabilities, outputs, mask)
+        return Predictions(columns, probabilities, outputs, prepared.mask)
+
+    def predictions(self, frame: Any, **options: Any) -> Predictions:
+        """A frame (what ``read_file`` gives) -> its Predictions; ``options`` are ``prepare``'s:
+        ``keep``, columns of the frame copied beside the predictions; ``unknown``, categories
+        unseen in training (error, or ignore: all zeros); ``where`` and ``source``, the data's
+        names in messages."""
+        prepared = self.prepare(frame, **options)
+        return self.finish(prepared, self.outputs(prepared.x, prepared.mask))
 
     def predict_files(
         self,
@@ -235,11 +258,22 @@ class Predictor:
         """Records (one ``{column: value}`` dict a row, as JSON gives them) -> their
         Predictions, exactly as from a CSV file of those rows; a bad value is the file's error
         with the row named ``records[i]``. DataError for a model of images or text."""
+        prepared = self.prepare_records(records, keep=keep, unknown=unknown)
+        return self.finish(prepared, self.outputs(prepared.x, prepared.mask))
+
+    def prepare_records(
+        self,
+        records: Sequence[dict[str, Any]],
+        *,
+        keep: Sequence[str] = (),
+        unknown: str = "error",
+        name: str = "records",
+    ) -> Prepared:
+        """``predict_records`` up to the forward pass (``prepare``); rows named ``name[i]``."""
         check_rows_kind(self.model, self.encoder, "records")
-        frame = records_frame(records)
-        return self.predictions(
-            frame, keep=keep, unknown=unknown, where="records", source="the records"
-        )
+        frame = records_frame(records, name)
+        source = "the records" if name == "records" else name
+        return self.prepare(frame, keep=keep, unknown=unknown, where=name, source=source)
 
     def read_labelled(
         self,

@@ -47,6 +47,13 @@ class NumericColumn:
     def names(self) -> list[str]:
         return [self.name]
 
+    def described(self, role: str = "feature", fill: bool = False) -> dict[str, Any]:
+        """The column as a server's schema and ``/info`` show it (``Encoder.row_columns``);
+        ``fill``: a missing value takes ``self.fill`` (``data.missing: fill``)."""
+        scaling = {"offset": self.offset, "scale": self.scale}  # x -> (x - offset) / scale
+        kind = {"type": "number", "scaling": scaling}
+        return {"name": self.name, "role": role, **kind, **missing_rule(self.fill, fill)}
+
     def encode(self, values: np.ndarray) -> np.ndarray:
         """(N,) float64 -> (N, 1); overflow gives inf, which the encoder reports with its line."""
         with np.errstate(over="ignore", invalid="ignore"):
@@ -79,6 +86,11 @@ class CategoricalColumn:
     def names(self) -> list[str]:
         return [f"{self.name}={category}" for category in self.categories]
 
+    def described(self, role: str = "feature", fill: bool = False) -> dict[str, Any]:
+        """The column as a server's schema and ``/info`` show it (``Encoder.row_columns``)."""
+        kind = {"type": "category", "categories": list(self.categories)}
+        return {"name": self.name, "role": role, **kind, **missing_rule(self.fill, fill)}
+
     def codes(self, text: np.ndarray) -> np.ndarray:
         """(N,) text -> (N,) category index, -1 for a value not seen in training."""
         import pandas as pd
@@ -89,6 +101,11 @@ class CategoricalColumn:
     def encode(self, codes: np.ndarray) -> np.ndarray:
         """(N,) codes -> (N, K) one-hot; a code of -1 gives a row of zeros."""
         return one_hot(codes, len(self.categories))
+
+
+def missing_rule(value: Any, fill: bool) -> dict[str, Any]:
+    """How a column takes a missing value: filled with ``value``, or refused."""
+    return {"missing": "fill", "fill": value} if fill else {"missing": "error"}
 
 
 def numeric_state(columns: list[NumericColumn], fill: bool = True) -> dict:

@@ -212,6 +212,24 @@ def cell_numbers(
     return values, missing, bad
 
 
+def clean_block(frame: pd.DataFrame, names: list[str], na_values: Sequence[str] = ()) -> Any:
+    """The columns ``names`` as float64 (N, len(names)) when every one is a numbers column
+    ``cell_numbers`` reads without text (``_clean``: all finite, none a numeric ``na_values``
+    string), else None: one array for a wide table of numbers rather than a Series each."""
+    if not names or not frame.columns.is_unique:
+        return None
+    if not all(dtype.kind in "iuf" for dtype in frame.dtypes[names]):
+        return None
+    whole = len(names) == frame.shape[1] and bool((frame.columns == names).all())
+    part = frame if whole else frame[names]  # selecting columns costs more than the values
+    values = part.to_numpy(dtype=np.float64, copy=True)  # the caller fills its gaps
+    if not np.isfinite(values).all():
+        return None
+    if na_values and np.isin(values, _numeric(na_values)).any():
+        return None
+    return values
+
+
 def cell_missing(column: pd.Series, na_values: Sequence[str] = ()) -> np.ndarray:
     """A column -> missing, bool (N,), as ``cell_text`` finds it."""
     if _clean(column, na_values):

@@ -47,6 +47,14 @@ class Encoder:
         """One name per encoded input column (a table's ``island=Biscoe``, an image's channel)."""
         raise NotImplementedError
 
+    def row_columns(self) -> list[dict[str, Any]]:
+        """The columns one row of new data holds, for a kind whose data is rows (``tabular``):
+        ``{"name", "role": feature | id | order | target, "type": number | category | any}``
+        with what is applied to a feature (a number's ``scaling``, a category's ``categories``)
+        and ``missing`` (fill: an empty value takes ``fill``; error: every value is needed).
+        Targets may be given and are ignored. None here: the kind reads files."""
+        return []
+
     def read_frame(self, path: Any) -> Any:
         """A file (or folder) -> the frame ``transform``, ``targets`` and the rest take."""
         raise NotImplementedError

@@ -76,6 +76,13 @@ class SequenceEncoder(Encoder):
     def feature_names(self) -> list[str]:
         return self.table.feature_names
 
+    def row_columns(self) -> list[dict[str, Any]]:
+        """The sequence's id (and order) column, then the table's: ``Encoder.row_columns``."""
+        keys = [{"name": self.id_column, "role": "id", "type": "any"}]
+        if self.order:
+            keys.append({"name": self.order, "role": "order", "type": "any"})
+        return keys + self.table.row_columns()
+
     # -- new data --------------------------------------------------------------------------------
 
     def read_frame(self, path: str | Path) -> pd.DataFrame:

@@ -9,7 +9,7 @@ predictions.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from nncli.data.csv_reader import (
     cell_missing,
     cell_numbers,
     cell_text,
+    clean_block,
     describe_rows,
     describe_values,
     not_numbers,
@@ -135,6 +136,14 @@ class TabularEncoder(Encoder):
             return len(self.target_columns)
         return 1 if self.loss == "binary_cross_entropy" else len(self.label_column.categories)
 
+    def row_columns(self) -> list[dict[str, Any]]:
+        """Each feature (``described``), then the targets: ``Encoder.row_columns``."""
+        features = [c.described(fill=self.missing == "fill") for c in self.columns]
+        target = "category" if self.label_column is not None else "number"
+        return features + [
+            {"name": n, "role": "target", "type": target} for n in self.target_columns
+        ]
+
     # -- new data --------------------------------------------------------------------------------
 
     def read_frame(self, path: str | Path, numbers: bool = False) -> pd.DataFrame:
@@ -153,15 +162,7 @@ class TabularEncoder(Encoder):
             raise SpecError(f"expected unknown to be error or ignore, got {unknown!r}")
         frame = data if not isinstance(data, (str, Path)) else self.read_frame(data)
         require_columns(frame, self.feature_columns, "feature")
-        # numbers columns as numbers (no text unless a message needs it), the others as text
-        cells = {
-            column.name: (
-                cell_numbers(frame[column.name], self.na_values)
-                if isinstance(column, NumericColumn)
-                else cell_text(frame[column.name], self.na_values)
-            )
-            for column in self.columns
-        }
+        cells = self.cells(frame)
         if self.missing != "fill":
             for name, (_, absent, *_) in cells.items():
                 if absent.any():
@@ -171,15 +172,11 @@ class TabularEncoder(Encoder):
                         "every value",
                         where=source_of(frame),
                     )
+        scaled = self.scaled(frame, cells)
         blocks = []
         for column in self.columns:
             if isinstance(column, NumericColumn):
-                values, absent, bad = cells[column.name]
-                if bad.any():
-                    text = cell_text(frame[column.name], self.na_values)[0]
-                    raise not_numbers(frame, column.name, text, bad)
-                values[absent] = column.fill
-                blocks.append(column.encode(values))
+                blocks.append(scaled[column.name])
             else:
                 text, absent = cells[column.name]
                 text = np.where(absent, column.fill, text)
@@ -191,6 +188,43 @@ class TabularEncoder(Encoder):
             x = np.concatenate(blocks, axis=1).astype(self.dtype)
         owners = [column.name for column in self.columns for _ in column.names]
         return _finite(x, owners, frame, self.na_values)
+
+    def cells(self, frame: pd.DataFrame) -> dict[str, tuple[np.ndarray, ...]]:
+        """Each feature's cells: a numbers column as ``cell_numbers`` reads it (no text unless
+        a message needs it; a table of clean numbers in one array, ``clean_block``), the others
+        as ``cell_text`` does."""
+        numeric = [c.name for c in self.columns if isinstance(c, NumericColumn)]
+        block = clean_block(frame, numeric, self.na_values)
+        if block is not None:
+            none = np.zeros(len(frame), dtype=bool)  # nothing missing, nothing bad
+            cells = {name: (block[:, j], none, none) for j, name in enumerate(numeric)}
+        else:
+            cells = {name: cell_numbers(frame[name], self.na_values) for name in numeric}
+        for column in self.columns:
+            if not isinstance(column, NumericColumn):
+                cells[column.name] = cell_text(frame[column.name], self.na_values)
+        return cells
+
+    def scaled(
+        self, frame: pd.DataFrame, cells: dict[str, tuple[np.ndarray, ...]]
+    ) -> dict[str, np.ndarray]:
+        """The number columns' cells, missing ones filled, as (x - offset) / scale in float64,
+        every column in one pass (a wide table is many columns): name -> (N, 1). DataError
+        naming the first column with a cell that is not a number."""
+        numeric = [c for c in self.columns if isinstance(c, NumericColumn)]
+        if not numeric:
+            return {}
+        values, absent, bad = (
+            np.stack([cells[c.name][part] for c in numeric], axis=1) for part in range(3)
+        )
+        if bad.any():
+            name = numeric[int(np.argmax(bad.any(axis=0)))].name
+            text = cell_text(frame[name], self.na_values)[0]
+            raise not_numbers(frame, name, text, cells[name][2])
+        fill, offset, scale = np.array([[c.fill, c.offset, c.scale] for c in numeric]).T
+        with np.errstate(over="ignore", invalid="ignore"):  # inf: _finite names its line
+            x = (np.where(absent, fill, values) - offset) / scale
+        return {c.name: x[:, j : j + 1] for j, c in enumerate(numeric)}
 
     def complete_rows(self, frame: pd.DataFrame) -> np.ndarray:
         """(N,) bool: rows with every feature (and every target column present) given."""

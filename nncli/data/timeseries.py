@@ -95,6 +95,14 @@ class TimeseriesEncoder(Encoder):
     def target_names(self) -> list[str]:
         return [column.name for column in self.target_columns]
 
+    def row_columns(self) -> list[dict[str, Any]]:
+        """Each input column, then the targets that are not inputs: ``Encoder.row_columns``.
+        The last ``window`` rows make the forecast."""
+        inputs = [c.described() for c in self.input_columns]
+        names = set(self.feature_names)
+        targets = [n for n in self.target_names if n not in names]
+        return inputs + [{"name": n, "role": "target", "type": "number"} for n in targets]
+
     # -- scaling ---------------------------------------------------------------------------------
 
     def _scale(self, values: np.ndarray, columns: list[NumericColumn]) -> np.ndarray:

@@ -35,6 +35,7 @@ COMMANDS = {
     "export": ["model.h5", "--output", "model.onnx"],
     "tune": ["spec.yaml", "--trials", "1"],
     "cv": ["spec.yaml", "--folds", "2"],
+    "serve": ["model.h5"],
 }
 
 

@@ -68,6 +68,9 @@ NEVER_PRINTED = [
         "plot",
         "plot's confusion matrix asks for part='all', which returns before any --part message",
     ),
+    ("nncli/commands/predictor.py", "--keep column", "--keep", "serve", "a server keeps none"),
+    ("nncli/data/encoder.py", "--keep copies", "--keep", "serve", "a server keeps none"),
+    ("nncli/data/sequences.py", "--keep column", "--keep", "serve", "a server keeps none"),
 ]
 
 

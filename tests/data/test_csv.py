@@ -418,3 +418,23 @@ def test_float64_sequences_keep_their_values(tmp_path: Path):
     ds = load(cfg, tmp_path, 0, "cross_entropy", dtype="float64")
     assert ds.parts["train"].x.dtype == np.float64
     np.testing.assert_array_equal(ds.parts["train"].x[0, :, 0], [0.1, 0.2])
+
+
+def test_a_clean_table_of_numbers_is_read_as_one_block():
+    """``clean_block``: the numbers columns as one float64 array when ``cell_numbers`` would read
+    each without text; None (each column read alone) as soon as one would not."""
+    import pandas as pd
+
+    from nncli.data.csv_reader import cell_numbers, clean_block
+
+    frame = pd.DataFrame({"a": [1.5, 2.0], "b": [3, 4], "c": ["x", "y"]})
+    block = clean_block(frame, ["a", "b"])
+    np.testing.assert_array_equal(block, [[1.5, 3.0], [2.0, 4.0]])
+    for j, name in enumerate(["a", "b"]):
+        np.testing.assert_array_equal(block[:, j], cell_numbers(frame[name])[0])
+    block[0, 0] = 9  # a copy: the encoder fills gaps in place
+    assert frame["a"][0] == 1.5
+    assert clean_block(frame, ["a", "c"]) is None  # text
+    assert clean_block(frame.assign(a=[1.5, np.nan]), ["a", "b"]) is None  # a missing value
+    assert clean_block(frame, ["a", "b"], na_values=["4"]) is None  # 4 means missing here
+    assert clean_block(frame, []) is None

@@ -132,6 +132,11 @@ ROOMS = {  # outside library -> the only places that may import it
     "pandas": ("nncli/data/", "nncli/commands/"),
     "matplotlib": ("nncli/plots/",),
     "optuna": ("nncli/search/",),
+    # nncli serve: the HTTP side; its model side is commands/serve.py
+    "fastapi": ("nncli/serve/",),
+    "starlette": ("nncli/serve/",),
+    "uvicorn": ("nncli/serve/",),
+    "prometheus_client": ("nncli/serve/",),
     # the training room's collectives, and the stand-in NCCL's wire
     "mpi4py": ("nncli/training/parallel.py", "nncli/testing/fakenccl.py"),
     "numba": ("nncli/engine/kernels.py",),  # compiles the loops each operation hands it (jit)

@@ -1,0 +1,199 @@
+"""The FastAPI app of ``nncli serve``: ``build_app(model, settings)``.
+
+``GET /health``, ``GET /info``, ``POST /predict`` (JSON rows or a CSV table), ``GET /metrics``
+and the OpenAPI document at ``/docs`` with the request schema of the model's columns. Bad input
+is refused by name and never reaches a traceback: a ``Refused`` request (schema, size, content
+type) and an ``NncliError`` from the model's own checks are 422 (413 for a body over the limit,
+415 for a content type the endpoint does not read); only a bug answers 500, its traceback in
+the server's log.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import numpy as np
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+
+from nncli.errors import NncliError
+from nncli.serve.batching import Batcher
+from nncli.serve.metrics import Counted, Metrics
+from nncli.serve.schema import (
+    Columns,
+    Problem,
+    Refused,
+    ValidationError,
+    csv_table,
+    found_text,
+    place,
+    problems,
+)
+from nncli.serve.settings import Settings
+
+LOG = logging.getLogger("nncli.serve")
+CSV = "text/csv"
+JSON = "application/json"
+
+
+class Prepared(Protocol):
+    x: np.ndarray
+    mask: np.ndarray | None
+
+
+class Model(Protocol):
+    """What the app asks of a loaded model (``nncli.commands.serve.Served``)."""
+
+    info: dict[str, Any]
+    columns: list[dict[str, Any]]
+
+    def prepare_rows(self, rows: list[dict[str, Any]]) -> Prepared: ...
+    def prepare_table(self, header: list[str], rows: list[list[str]]) -> Prepared: ...
+    def forward(self, x: np.ndarray, mask: np.ndarray | None) -> np.ndarray: ...
+    def answer(self, prepared: Prepared, outputs: np.ndarray) -> dict[str, Any]: ...
+    def answer_csv(self, prepared: Prepared, outputs: np.ndarray) -> str: ...
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, refused (413) once it passes ``limit`` bytes: by its declared
+    Content-Length before a byte is read, else as it streams in."""
+    over = Problem("body", f"at most {limit:,} bytes (--max-body-mb)", "")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Refused([Problem(over.field, over.expected, f"{int(declared):,} bytes")], 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused([Problem(over.field, over.expected, f"more than {limit:,} bytes")], 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def media_type(request: Request) -> str:
+    """The body's media type: JSON unless the client says CSV; 415 for anything else."""
+    given = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
+    if given in (JSON, CSV) or given.endswith("+json") or not given:
+        return CSV if given == CSV else JSON
+    raise Refused([Problem("Content-Type", f"{JSON} or {CSV}", found_text(given))], 415)
+
+
+def handlers(app: FastAPI, columns: Columns) -> None:
+    """Refusals as 422/413/415 JSON, the model's errors as 422, a bug as 500 (logged)."""
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse(exc.content(), status_code=exc.status)
+
+    @app.exception_handler(NncliError)
+    async def model_error(request: Request, exc: NncliError) -> JSONResponse:
+        field = exc.field or exc.where or "rows"
+        detail = {"field": field, "expected": None, "found": None, "message": str(exc)}
+        return JSONResponse({"error": str(exc), "detail": [detail]}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        found = [Problem(place(tuple(e["loc"]))[0], e["msg"], found_text(e.get("input")))
+                 for e in exc.errors()]  # fmt: skip
+        return JSONResponse(Refused(found).content(), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        LOG.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        error = f"internal error ({type(exc).__name__}); the server's log has the traceback"
+        return JSONResponse({"error": error, "detail": []}, status_code=500)
+
+
+def openapi(app: FastAPI, request_model: Any) -> dict[str, Any]:
+    """The OpenAPI document, ``POST /predict``'s body the model's own request schema."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        body = request_model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(body.pop("$defs", {}))
+        components["PredictRequest"] = body
+        table = {"type": "string", "description": "A CSV table: a header line, then rows."}
+        schema["paths"]["/predict"]["post"]["requestBody"] = {
+            "required": True,
+            "content": {
+                JSON: {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
+                CSV: {"schema": table},
+            },
+        }
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def build_app(model: Model, settings: Settings) -> FastAPI:
+    """The app serving ``model`` under ``settings`` (batching, limits, unknown categories)."""
+    columns = Columns(model.columns, settings.unknown, settings.max_rows)
+    request_model = columns.request_model()
+    metrics = Metrics(settings.max_batch)
+    batcher = Batcher(
+        model.forward, settings.max_batch, settings.max_wait_ms / 1000, metrics.observe_round
+    )
+    limit = int(settings.max_body_mb * 1024 * 1024)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        await batcher.start()
+        yield
+        await batcher.stop()
+
+    title = f"nncli serve: {model.info.get('checkpoint', 'a model')}"
+    app = FastAPI(title=title, version=str(model.info.get("nncli", "")), lifespan=lifespan)
+    app.state.batcher, app.state.metrics = batcher, metrics
+    handlers(app, columns)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """200 once the model is loaded (it is loaded before the server listens)."""
+        return {"status": "ok"}
+
+    @app.get("/info")
+    async def info() -> dict[str, Any]:
+        """The model: task, input columns with their scaling, labels, spec, version, sha256."""
+        return {**model.info, "server": settings.public()}
+
+    @app.get("/metrics")
+    async def metrics_text() -> Response:
+        """Prometheus text: requests by status, latency, batch sizes, forward passes."""
+        return Response(metrics.text(), media_type=metrics.content_type)
+
+    @app.post("/predict", responses={413: {}, 415: {}, 422: {}})
+    async def predict(request: Request) -> Response:
+        """Rows -> predictions (and a classifier's probabilities): JSON ``{"rows": [...]}``,
+        or a ``text/csv`` table answered as CSV (what ``nncli predict --proba`` writes)."""
+        kind = media_type(request)
+        with batcher.expect():
+            body = await read_body(request, limit)
+            if kind == CSV:
+                prepared = model.prepare_table(*csv_table(csv_text(body), columns))
+            else:
+                try:
+                    parsed = request_model.model_validate_json(body)
+                except ValidationError as exc:
+                    raise Refused(problems(exc, columns)) from None
+                prepared = model.prepare_rows(parsed.model_dump(by_alias=True)["rows"])
+        outputs = await batcher.submit(prepared.x, prepared.mask)
+        if kind == CSV:
+            return Response(model.answer_csv(prepared, outputs), media_type=CSV)
+        return JSONResponse(model.answer(prepared, outputs))
+
+    app.openapi = lambda: openapi(app, request_model)  # type: ignore[method-assign]
+    app.add_middleware(Counted, metrics=metrics)
+    return app
+
+
+def csv_text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        found = f"bytes that are not UTF-8 at byte {err.start}"
+        raise Refused([Problem("body", "UTF-8 text", found)]) from None

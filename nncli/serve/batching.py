@@ -1,0 +1,206 @@
+"""Micro-batching: the inputs of concurrent requests joined into forward passes of exactly
+``max_batch`` rows, so that an answer never depends on which requests shared its pass.
+
+Requests ``submit`` their encoded inputs (x (n, ...), and a sequence mask (n, T) or None) and
+wait; one worker task takes what is pending once ``max_batch`` rows are waiting, or the oldest
+has waited ``max_wait`` seconds, or no other request is being read (nobody to wait for), and
+runs the passes in one thread of its own (the network is used by one pass at a time; numpy
+lets the event loop read requests meanwhile). Inputs of one shape are stacked and cut into
+passes of ``max_batch`` rows; the last is padded with copies of its first row. A float32
+matrix product picks its kernel by the size of the problem (and nncli's own kernels run from a
+size on), so the same row can come out a few roundings apart in a batch of 3 and in one of 64;
+with every pass the same size, each row's outputs are those of the row alone, whoever it
+shared the pass with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Forward = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+
+
+@dataclass
+class Job:
+    """One request's inputs, and where its outputs go."""
+
+    x: np.ndarray
+    mask: np.ndarray | None
+    done: asyncio.Future
+    since: float = field(default_factory=time.monotonic)
+
+    @property
+    def rows(self) -> int:
+        return len(self.x)
+
+    @property
+    def shape(self) -> tuple[Any, ...]:
+        """What must agree for two jobs to share a pass: per-row shapes and dtypes."""
+        mask = None if self.mask is None else (self.mask.shape[1:], self.mask.dtype.str)
+        return self.x.shape[1:], self.x.dtype.str, mask
+
+
+def padded(rows: np.ndarray, size: int) -> np.ndarray:
+    """(n, ...) -> (size, ...), the missing rows copies of the first (a real input, so the
+    pass computes nothing a real row would not)."""
+    if len(rows) == size:
+        return rows
+    return np.concatenate([rows, np.repeat(rows[:1], size - len(rows), axis=0)])
+
+
+def passes(
+    forward: Forward, x: np.ndarray, mask: np.ndarray | None, size: int
+) -> tuple[np.ndarray, int]:
+    """The outputs of every row of x in passes of exactly ``size`` rows -> (outputs, passes)."""
+    parts = []
+    for start in range(0, len(x), size):
+        stop = min(start + size, len(x))
+        piece = None if mask is None else padded(mask[start:stop], size)
+        parts.append(forward(padded(x[start:stop], size), piece)[: stop - start])
+    return np.concatenate(parts), len(parts)
+
+
+class Batcher:
+    """Joins concurrent requests' inputs into fixed-size forward passes (module docstring).
+    ``observe(rows, passes)`` hears of each round's real rows and its pass count; ``passes``
+    and ``rounds`` count them too."""
+
+    def __init__(
+        self,
+        forward: Forward,
+        max_batch: int,
+        max_wait: float,
+        observe: Callable[[int, int], None] | None = None,
+    ):
+        self.forward, self.max_batch, self.max_wait = forward, int(max_batch), float(max_wait)
+        self.observe = observe
+        self.pending: deque[Job] = deque()
+        self.waiting_rows = 0
+        self.coming = 0  # requests begun and not yet submitted (``expect``)
+        self.passes = self.rounds = 0
+        self.task: asyncio.Task | None = None
+        self.executor: ThreadPoolExecutor | None = None
+        self.arrived: asyncio.Event | None = None
+
+    async def start(self) -> None:
+        self.arrived = asyncio.Event()
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="nncli-forward")
+        self.task = asyncio.create_task(self.work(), name="nncli-batcher")
+
+    async def stop(self, patience: float = 5.0) -> None:
+        """Answer what is pending (waiting at most ``patience`` seconds), then end the worker
+        and its thread."""
+        deadline = time.monotonic() + patience
+        while self.pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+
+    @contextlib.contextmanager
+    def expect(self) -> Iterator[None]:
+        """Around a request's reading and encoding: while any is under way, a pending job
+        waits (at most max_wait) for it to share its pass; with none coming, it waits for
+        nobody."""
+        self.coming += 1
+        try:
+            yield
+        finally:
+            self.coming -= 1
+            if self.arrived is not None:
+                self.arrived.set()  # a gathering round looks again
+
+    async def submit(self, x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """A request's inputs -> the network's outputs for them, row for row."""
+        if self.task is None or self.arrived is None:
+            raise RuntimeError("the batcher is not running")
+        job = Job(x, mask, asyncio.get_running_loop().create_future())
+        self.pending.append(job)
+        self.waiting_rows += job.rows
+        self.arrived.set()
+        return await job.done
+
+    async def work(self) -> None:
+        assert self.arrived is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self.pending:
+                self.arrived.clear()
+                await self.arrived.wait()
+                continue  # woken by a job, or by a request that ended without one
+            await self.gather()
+            await loop.run_in_executor(self.executor, self.run, self.take(), loop)
+
+    async def gather(self) -> None:
+        """Wait until max_batch rows are pending, or the oldest job has waited max_wait, or no
+        other request is on its way (``expect``)."""
+        assert self.arrived is not None
+        while self.pending and self.waiting_rows < self.max_batch and self.coming:
+            left = self.pending[0].since + self.max_wait - time.monotonic()
+            if left <= 0:
+                return
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), left)
+            except asyncio.TimeoutError:  # noqa: UP041  (not the builtin before Python 3.11)
+                return
+
+    def take(self) -> list[Job]:
+        """The pending jobs up to max_batch rows (at least one job, however many rows)."""
+        jobs, rows = [], 0
+        while self.pending and (not jobs or rows + self.pending[0].rows <= self.max_batch):
+            job = self.pending.popleft()
+            jobs.append(job)
+            rows += job.rows
+        self.waiting_rows -= rows
+        return jobs
+
+    def run(self, jobs: list[Job], loop: asyncio.AbstractEventLoop) -> None:
+        """In the forward thread: one group of passes per input shape; each job's outputs (or
+        the error) handed back to the event loop."""
+        groups: dict[Any, list[Job]] = {}
+        for job in jobs:
+            groups.setdefault(job.shape, []).append(job)
+        count = 0
+        for group in groups.values():
+            x = np.concatenate([job.x for job in group])
+            masks = [job.mask for job in group]
+            mask = None if masks[0] is None else np.concatenate(masks)
+            try:
+                outputs, made = passes(self.forward, x, mask, self.max_batch)
+            except Exception as exc:  # a bug: every job of the group hears of it
+                for job in group:
+                    loop.call_soon_threadsafe(settle, job.done, None, exc)
+                continue
+            count += made
+            start = 0
+            for job in group:
+                answer = outputs[start : start + job.rows]
+                loop.call_soon_threadsafe(settle, job.done, answer, None)
+                start += job.rows
+        self.passes += count
+        self.rounds += 1
+        if self.observe is not None:
+            self.observe(sum(job.rows for job in jobs), count)
+
+
+def settle(done: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    """A job's future given its outputs or error, unless its request has gone."""
+    if done.done():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(result)

@@ -1,0 +1,81 @@
+"""The serve tests' models: the bundled table specs trained for an epoch or two, once a session,
+each with its whole data set; ``serving`` opens an app on one of them through FastAPI's test
+client (the batcher running, as under uvicorn)."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from helpers import DATASETS, ROOT, invoke
+
+pytest.importorskip("fastapi")
+pytest.importorskip("prometheus_client")
+pytest.importorskip("httpx")
+
+SPECS = {  # name -> (spec in models/, data set, epochs): every bundled spec of rows
+    "iris": ("iris.yaml", "iris.csv", 2),
+    "penguins": ("penguins.yaml", "penguins.csv", 2),
+    "walks": ("walks-gru.yaml", "walks.csv", 1),
+    "sunspots": ("sunspots-lstm.yaml", "sunspots_yearly.csv", 1),
+}
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """name -> (checkpoint, its data set's CSV file)."""
+    root = tmp_path_factory.mktemp("serve-models")
+    out = {}
+    for name, (spec, data, epochs) in SPECS.items():
+        text = (ROOT / "models" / spec).read_text().replace("../datasets/", "")
+        (root / f"{name}.yaml").write_text(text.replace("epochs:", f"epochs: {epochs} #"))
+        (root / data).write_bytes((DATASETS / data).read_bytes())
+        checkpoint = root / f"{name}.h5"
+        result = invoke("train", root / f"{name}.yaml", "--quiet", "--output", checkpoint)
+        assert result.exit_code == 0, result.stderr
+        out[name] = (checkpoint, root / data)
+    return out
+
+
+def rows_of(path: Path, limit: int | None = None) -> list[dict[str, str]]:
+    """A CSV file's rows as records of text (at most ``limit``)."""
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    return rows[:limit]
+
+
+def typed(records: list[dict[str, str]], numbers: set[str]) -> list[dict[str, object]]:
+    """Records as a JSON client sends them: the ``numbers`` columns as numbers, empty cells
+    as null."""
+
+    def value(name: str, text: str) -> object:
+        if text == "":
+            return None
+        return float(text) if name in numbers else text
+
+    return [{k: value(k, v) for k, v in record.items()} for record in records]
+
+
+@pytest.fixture
+def serving(models) -> Callable[..., contextmanager]:
+    """``with serving(name, **settings) as client``: a TestClient on that model's app."""
+    with warnings.catch_warnings():  # starlette's note that its client will move off httpx
+        warnings.filterwarnings("ignore", message="Using `httpx`")
+        from fastapi.testclient import TestClient
+
+    from nncli.commands.serve import Served
+    from nncli.serve.app import build_app
+    from nncli.serve.settings import Settings
+
+    @contextmanager
+    def open_app(name: str, raise_errors: bool = True, **given) -> Iterator[TestClient]:
+        settings = Settings(**given).check()
+        app = build_app(Served.load(models[name][0], settings), settings)
+        with TestClient(app, raise_server_exceptions=raise_errors) as client:
+            yield client
+
+    return open_app
