@@ -25,6 +25,7 @@ def require() -> None:
 
     missing = [name for name in LIBRARIES if importlib.util.find_spec(name) is None]
     if missing:
+        verb = "is" if len(missing) == 1 else "are"
         raise SpecError(
-            f"nncli serve needs {', '.join(missing)}, which is not installed: {INSTALL_HINT}"
+            f"nncli serve needs {', '.join(missing)}, which {verb} not installed: {INSTALL_HINT}"
         )

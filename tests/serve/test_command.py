@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 
+import pytest
 from helpers import invoke, one_error_line, text_spec
 
 
@@ -17,7 +18,18 @@ def test_without_the_extra_it_names_the_install_command(monkeypatch, models):
 
     monkeypatch.setattr(importlib.util, "find_spec", without_fastapi)
     result = invoke("serve", models["iris"][0])
-    one_error_line(result, 2, "nncli serve needs fastapi", 'pip install -e ".[serve]"')
+    one_error_line(
+        result, 2, "nncli serve needs fastapi, which is not", 'pip install -e ".[serve]"'
+    )
+
+
+def test_several_missing_libraries_are_named_together(monkeypatch):
+    from nncli import serve
+    from nncli.errors import SpecError
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    with pytest.raises(SpecError, match="fastapi, uvicorn, prometheus_client, which are not"):
+        serve.require()
 
 
 def test_a_file_that_is_no_checkpoint_is_exit_4(tmp_path):
