@@ -28,6 +28,14 @@ def head_size(layer: Layer, features: int, heads: int) -> int:
     return features // heads
 
 
+def heads_over_steps(layer: Layer, in_shape: Shape, heads: int) -> Shape:
+    """The output shape of ``heads`` heads over sequences (T, F): the input's, once the input
+    is a sequence and ``heads`` divides F (``head_size``)."""
+    layer.require_sequences(in_shape)
+    head_size(layer, in_shape[-1], heads)
+    return tuple(in_shape)
+
+
 def masked_softmax(scores: Any, allowed: Any) -> Any:
     """softmax over the last axis of the ``allowed`` entries alone (0 elsewhere); a row with
     nothing allowed gives zeros instead of PyTorch's NaN."""
@@ -83,9 +91,7 @@ class Attention(Layer):
         }
 
     def output_shape(self, in_shape: Shape) -> Shape:
-        self.require_sequences(in_shape)
-        head_size(self, in_shape[-1], self.heads)
-        return tuple(in_shape)
+        return heads_over_steps(self, in_shape, self.heads)
 
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         self.output_shape(in_shape)

@@ -10,7 +10,7 @@ import numpy as np
 from nncli.engine import checks
 from nncli.engine.initializers import LinearDefault
 from nncli.engine.layer import Layer, Shape
-from nncli.engine.layers.attention import Attention, head_size
+from nncli.engine.layers.attention import Attention, heads_over_steps
 from nncli.engine.layers.dense import Dense
 from nncli.engine.layers.dropout import Dropout
 from nncli.engine.layers.normalization import LayerNorm
@@ -93,9 +93,7 @@ class Transformer(Layer):
         return shapes
 
     def output_shape(self, in_shape: Shape) -> Shape:
-        self.require_sequences(in_shape)
-        head_size(self, in_shape[-1], self.heads)
-        return tuple(in_shape)
+        return heads_over_steps(self, in_shape, self.heads)
 
     def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
         self.output_shape(in_shape)
