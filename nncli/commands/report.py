@@ -49,7 +49,9 @@ def report(
     replaced = check_output(output, [*checkpoints, data], force=force)
     if output.suffix.lower() not in (".html", ".htm"):
         raise SpecError(f"expected an .html file, got {output.name!r}", field="--output")
-    runs = [run_of(c, data, part, device, warn) for c in checkpoints]
+    names = run_names(checkpoints)
+    pairs = zip(checkpoints, names, strict=True)
+    runs = [run_of(checkpoint, name, data, part, device, warn) for checkpoint, name in pairs]
     sections = page_sections(runs, data)
     title = "nncli report: " + ", ".join(run.name for run in runs)
     write_text_atomic(output, html.page(title, [run.name for run in runs], sections))
@@ -59,6 +61,19 @@ def report(
         "runs": runs,
         "sections": [s.id for s in sections],
     }
+
+
+def run_names(checkpoints: list[Path]) -> list[str]:
+    """Each checkpoint's name on the page: its folder and file (``iris/model.h5``), with as
+    many folders above as it takes to tell the runs apart (``a/out/model.h5``)."""
+    parts = [Path(c).absolute().parts for c in checkpoints]
+    depth = 2
+    while depth < max(len(p) for p in parts):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+        depth += 1
+    return [str(c) for c in checkpoints]
 
 
 def page_sections(runs: list[Run], data: Path | None) -> list[html.Section]:

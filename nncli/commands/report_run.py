@@ -56,12 +56,14 @@ class Run:
 
 def run_of(
     checkpoint: Path,
+    name: str,
     data: Path | None,
     part: str | None,
     device: str = "cpu",
     warn: Callable[[str], None] | None = None,
 ) -> Run:
-    """Read ``checkpoint`` once and gather what its report shows (``data``: the scores)."""
+    """Read ``checkpoint`` once and gather what its report shows under ``name`` (``data``: the
+    scores)."""
     from nncli.commands import plot
     from nncli.commands.inspect import checkpoint_summary
 
@@ -71,7 +73,7 @@ def run_of(
     curves = plot.curves(model, checkpoint, None) if len(history.get("epoch", ())) else None
     inspected = checkpoint_summary(model, checkpoint)
     run = Run(
-        str(Path(checkpoint.parent.name, checkpoint.name)), predictor,
+        name, predictor,
         summary_rows(predictor, inspected, history), inspected, curves, history, model.spec_yaml,
     )  # fmt: skip
     if data is not None:
