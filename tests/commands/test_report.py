@@ -111,9 +111,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     designed = designed_table(root / "designed.csv")
     return {
         "iris": train(root / "iris", iris_spec("{epochs: 3, batch_size: 16}"), IRIS, "iris.csv"),
-        "iris2": train(root / "iris2", iris_spec("{epochs: 5, batch_size: 8}"), IRIS, "iris.csv"),
         "designed": train(root / "designed", DESIGNED_SPEC, designed, "designed.csv"),
     }
+
+
+@pytest.fixture
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pictures as a PNG signature alone: the tests that read no picture skip matplotlib's
+    drawing (a second a figure on a busy machine); the page's pictures are checked above."""
+    from nncli.plots import draw
+
+    monkeypatch.setattr(draw, "render", lambda picture: b"\x89PNG\r\n\x1a\n")
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +173,7 @@ def test_roc_auc_is_scikit_learns_and_the_reliability_table_its_calibration_curv
     np.testing.assert_allclose(table[:, 1], observed, rtol=1e-12)
 
 
-def test_a_pure_noise_column_ranks_last_and_a_category_is_one_column(runs, tmp_path):
+def test_a_pure_noise_column_ranks_last_and_a_category_is_one_column(runs, tmp_path, quick):
     checkpoint = runs["designed"]
     output = tmp_path / "designed.html"
     done = report([checkpoint], data=checkpoint.parents[1] / "designed.csv", output=output)
@@ -186,7 +194,8 @@ def test_a_pure_noise_column_ranks_last_and_a_category_is_one_column(runs, tmp_p
 def test_several_checkpoints_stand_side_by_side(runs, tmp_path):
     output = tmp_path / "both.html"
     data = runs["iris"].parents[1] / "iris.csv"
-    result = invoke("report", runs["iris"], runs["iris2"], "--data", data, "--output", output)
+    other = train(tmp_path / "iris2", iris_spec("{epochs: 5, batch_size: 8}"), IRIS, "iris.csv")
+    result = invoke("report", runs["iris"], other, "--data", data, "--output", output)
     assert result.exit_code == 0, result.stderr
     page = Page(output.read_text(encoding="utf-8"))
     assert list(page.sections)[0] == "comparison"
@@ -197,14 +206,14 @@ def test_several_checkpoints_stand_side_by_side(runs, tmp_path):
     assert len(page.sections["comparison"]["images"]) == 1  # the learning curves, shared axes
 
 
-def test_without_data_the_page_shows_the_run_alone(runs, tmp_path):
+def test_without_data_the_page_shows_the_run_alone(runs, tmp_path, quick):
     result = invoke("report", runs["iris"], "--output", tmp_path / "alone.html")
     assert result.exit_code == 0, result.stderr
     page = Page((tmp_path / "alone.html").read_text(encoding="utf-8"))
     assert list(page.sections) == BASE
 
 
-def test_the_output_rules(runs, tmp_path):
+def test_the_output_rules(runs, tmp_path, quick):
     checkpoint = runs["iris"]
     data = checkpoint.parents[1] / "iris.csv"
     output = tmp_path / "r.html"
