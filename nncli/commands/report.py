@@ -290,9 +290,9 @@ def wrong(run: Run) -> str:
 def importance(run: Run) -> str:
     if run.importance is None:
         return html.note(run.notes.get("importance", "no importance computed"))
-    what = "accuracy" if run.scored is not None else "loss (its rise)"
+    what = "the drop in accuracy" if run.scored is not None else "the rise in the loss"
     rows = [[item.name, item.drop, item.spread] for item in run.importance]
-    intro = html.note(f"the drop in {what} when the column is shuffled, mean of {REPEATS} shuffles")
+    intro = html.note(f"{what} when the column is shuffled, mean of {REPEATS} shuffles")
     return intro + html.table(["column", "drop", "spread (std)"], rows)
 
 

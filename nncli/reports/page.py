@@ -13,7 +13,7 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; }
 h3 { font-size: 1em; margin: 0.4em 0; }
-.runs { display: grid; gap: 1.5em; grid-template-columns: repeat(var(--runs), minmax(0, 1fr)); }
+.runs { display: grid; gap: 1.5em; }
 .run { min-width: 0; overflow-x: auto; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.4em 0; }
 th, td { border: 1px solid #ddd; padding: 0.2em 0.5em; text-align: right; }
@@ -90,7 +90,8 @@ def page(title: str, runs: Sequence[str], sections: Sequence[Section], footer: s
     for section in sections:
         body.append(f'<section id="{section.id}"><h2>{text(section.title)}</h2>{section.intro}')
         columns = len(section.parts)
-        body.append(f'<div class="runs" style="--runs: {columns}">')
+        grid = f"grid-template-columns: repeat({columns}, minmax(0, 1fr))"
+        body.append(f'<div class="runs" style="{grid}">')
         for name, part in zip(runs, section.parts, strict=False):
             heading = f"<h3>{text(name)}</h3>" if len(runs) > 1 else ""
             body.append(f'<div class="run">{heading}{part}</div>')
