@@ -43,7 +43,7 @@ def report(
 
     if not checkpoints:
         raise SpecError("expected at least one checkpoint", field="CKPT")
-    plots.require()
+    plots.require("nncli report")
     checkpoints = [Path(c) for c in checkpoints]
     output = Path(output) if output is not None else checkpoints[0].with_name("report.html")
     replaced = check_output(output, [*checkpoints, data], force=force)

@@ -228,3 +228,12 @@ def test_the_output_rules(runs, tmp_path, quick):
     result = invoke("report", checkpoint, "--output", output, "--force")
     assert result.exit_code == 0 and "replaced" in result.stderr
     assert output.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_without_matplotlib_one_line_with_the_install_hint(runs, monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises
+    result = invoke("report", runs["iris"], "--output", tmp_path / "r.html")
+    one_error_line(result, 2, "nncli report", 'pip install -e ".[plot]"')
+    assert not (tmp_path / "r.html").exists()
