@@ -279,12 +279,12 @@ def wrong(run: Run) -> str:
     columns = []
     if run.predictor.kind in TABLE_KINDS:  # its columns in the file's terms
         columns = table_values(run.predictor, np.asarray(x)[chosen])
-    header = ["row", "true", "predicted", "probability", *(name for name, _ in columns)]
+    header = ["#", "true", "predicted", "probability", *(name for name, _ in columns)]
     rows = [
         [str(i), truth[j], guess[j], f"{confidence[j]:.4f}", *(v[j] for _, v in columns)]
         for j, i in enumerate(chosen)
     ]
-    return html.table(header, rows) + html.note("row: its place among the rows scored")
+    return html.table(header, rows) + html.note("#: the example's place among those scored, from 0")
 
 
 def importance(run: Run) -> str:

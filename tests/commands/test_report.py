@@ -237,3 +237,21 @@ def test_without_matplotlib_one_line_with_the_install_hint(runs, monkeypatch, tm
     result = invoke("report", runs["iris"], "--output", tmp_path / "r.html")
     one_error_line(result, 2, "nncli report", 'pip install -e ".[plot]"')
     assert not (tmp_path / "r.html").exists()
+
+
+def test_wrong_rows_are_the_most_confident_mistakes_shown_in_the_files_terms(runs):
+    from nncli.commands.predictor import Predictor
+    from nncli.commands.report_run import Scored, table_values, wrong_rows
+
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.05, 0.95], [0.7, 0.3]])
+    scored = Scored(["no", "yes"], np.array([0, 0, 0, 0, 1]), probabilities, None)
+    assert wrong_rows(scored).tolist() == [3, 1, 4, 2]  # 0.95, 0.8, 0.7, 0.6; row 0 is right
+    assert wrong_rows(scored, 2).tolist() == [3, 1]
+    checkpoint = runs["designed"]
+    predictor = Predictor.load(checkpoint)
+    frame = predictor.read_file(checkpoint.parents[1] / "designed.csv")
+    x, _ = predictor.encoder.inputs(frame)
+    shown = dict(table_values(predictor, np.asarray(x)[:5]))
+    assert list(shown) == ["a", "b", "colour", "noise"]
+    assert shown["colour"].tolist() == frame["colour"].astype(str).tolist()[:5]
+    np.testing.assert_allclose(shown["a"].astype(float), frame["a"].astype(float)[:5], rtol=1e-3)
