@@ -186,18 +186,24 @@ def fit_panels(
     """Each target's predictions on ``data`` against its actual values, both decoded to the
     file's units as ``predict`` writes them (per-step targets: every real step)."""
     from nncli.commands.predictor import Predictor
-    from nncli.plots import panels
     from nncli.training.guards import require_finite
 
     predictor = Predictor.of(model)
     x, y, mask = predictor.encoder.labelled(predictor.read_file(data, warn=warn))
     require_finite(x, "the inputs", str(data))
     require_finite(y, "the targets", str(data))
+    return fits_of(predictor, x, y, mask, Path(data).name)
+
+
+def fits_of(predictor: Any, x: Any, y: np.ndarray, mask: Any, title: str) -> list[Any]:
+    """Each target's predictions for the encoded rows ``x`` against ``y``, both decoded."""
+    from nncli.plots import panels
+
     predicted = predictor.decode(predictor.outputs(x, mask), mask)
     actual = predictor.decode(y, mask)
-    names = target_names(model.spec_yaml, list(actual))
+    names = target_names(predictor.model.spec_yaml, list(actual))
     return panels.fits(
-        Path(data).name,
+        title,
         dict(zip(names, actual.values(), strict=True)),
         dict(zip(names, predicted.values(), strict=True)),
     )

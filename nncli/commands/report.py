@@ -88,6 +88,8 @@ def page_sections(runs: list[Run], data: Path | None) -> list[html.Section]:
     if data is None:
         return sections
     sections.append(html.Section("metrics", f"Metrics on {data}", [metrics(run) for run in runs]))
+    if any(run.fit is not None for run in runs):
+        sections.append(html.Section("fit", "Predicted against actual", [fit(run) for run in runs]))
     if any(run.scored is not None for run in runs):
         for id, title, part in CLASSIFIER_SECTIONS:
             sections.append(html.Section(id, title, [part(run) for run in runs]))
@@ -166,6 +168,12 @@ def metrics(run: Run) -> str:
     rows = [[k, float(v)] for k, v in evaluation.get("metrics", {}).items()]
     line = f"{evaluation.get('rows', 0)} rows scored ({evaluation.get('part', 'all')})"
     return html.table(["metric", "value"], rows) + html.note(line)
+
+
+def fit(run: Run) -> str:
+    if run.fit is None:
+        return html.note("a regression's section")
+    return picture(run.fit, f"predicted against actual of {run.name}")
 
 
 def per_class(run: Run) -> str:

@@ -51,6 +51,7 @@ class Run:
     evaluation: dict[str, Any] | None = None  # evaluate.as_data
     scored: Scored | None = None
     importance: list[Importance] | None = None
+    fit: Any | None = None  # a regression's predicted against actual (plots.panels.Curves)
     notes: dict[str, str] = field(default_factory=dict)  # section id -> why it is empty
 
 
@@ -141,10 +142,22 @@ def score(
         run.scored = scored_rows(predictor, result, outputs)
     elif predictor.labels is not None:
         run.notes["roc"] = "per-step outputs: the curves are drawn for one output a row"
+    if predictor.task == "regression":
+        run.fit = fit_picture(predictor, result, Path(data).name)
     if predictor.kind in TABLE_KINDS:
         run.importance = importance(predictor, result, run.scored)
     else:
         run.notes["importance"] = "permutation importance is computed for tables' columns"
+
+
+def fit_picture(predictor: Predictor, result: dict[str, Any], title: str) -> Any:
+    """Each target's predictions on the scored rows against the actual values, and the
+    residuals, as ``plot --data`` draws them."""
+    from nncli.commands.plot import fits_of
+    from nncli.plots import panels
+
+    fits = fits_of(predictor, result["inputs"], result["targets"], result["mask"], title)
+    return panels.Curves(f"{title}: predicted against actual", [], panels.Marks(), None, fits)
 
 
 def scored_rows(predictor: Predictor, result: dict[str, Any], outputs: np.ndarray) -> Scored:

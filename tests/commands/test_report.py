@@ -37,6 +37,18 @@ training: {epochs: 30, batch_size: 32}
 output: out/model.h5
 """
 
+REGRESSION_SPEC = """\
+version: 1
+seed: 0
+data: {kind: csv, path: iris.csv, target: petal_width_cm, validation_split: 0.2}
+model:
+  layers: [{type: dense, units: 8, activation: relu}, {type: dense, units: 1}]
+loss: mse
+optimizer: {type: adam, learning_rate: 0.01}
+training: {epochs: 3, batch_size: 16}
+output: out/model.h5
+"""
+
 
 class Page(HTMLParser):
     """A report parsed: each section's run columns, table cells (text, data-value), pictures;
@@ -112,6 +124,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "iris": train(root / "iris", iris_spec("{epochs: 3, batch_size: 16}"), IRIS, "iris.csv"),
         "designed": train(root / "designed", DESIGNED_SPEC, designed, "designed.csv"),
+        "regression": train(root / "regression", REGRESSION_SPEC, IRIS, "iris.csv"),
     }
 
 
@@ -255,3 +268,18 @@ def test_wrong_rows_are_the_most_confident_mistakes_shown_in_the_files_terms(run
     assert list(shown) == ["a", "b", "colour", "noise"]
     assert shown["colour"].tolist() == frame["colour"].astype(str).tolist()[:5]
     np.testing.assert_allclose(shown["a"].astype(float), frame["a"].astype(float)[:5], rtol=1e-3)
+
+
+def test_a_regression_shows_its_fit_on_evaluates_rows_and_the_rise_of_its_loss(runs, quick):
+    checkpoint = runs["regression"]
+    data = checkpoint.parents[1] / "iris.csv"
+    done = report([checkpoint], data=data, output=checkpoint.parents[1] / "r.html")
+    assert done["sections"] == BASE + ["metrics", "fit", "importance"]
+    evaluated = json.loads(invoke("evaluate", checkpoint, data, "--json").stdout)
+    (fit,) = done["runs"][0].fit.fits
+    assert len(fit.actual) == evaluated["rows"]
+    rmse = np.sqrt(np.mean((fit.actual - fit.predicted) ** 2))
+    assert rmse == pytest.approx(evaluated["metrics"]["rmse"], rel=1e-5)
+    page = Page((checkpoint.parents[1] / "r.html").read_text(encoding="utf-8"))
+    assert "the rise in the loss" in (checkpoint.parents[1] / "r.html").read_text()
+    assert len(page.values("importance")) == 2 * 4  # drop and spread of each of 4 columns
