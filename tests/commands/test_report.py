@@ -40,12 +40,10 @@ output: out/model.h5
 REGRESSION_SPEC = """\
 version: 1
 seed: 0
-data: {kind: csv, path: iris.csv, target: petal_width_cm, validation_split: 0.2}
-model:
-  layers: [{type: dense, units: 8, activation: relu}, {type: dense, units: 1}]
+data: {kind: csv, path: iris.csv, target: sepal_length_cm, test_split: 0.2}
+model: {layers: [{type: dense, units: 6, activation: tanh}, {type: dense, units: 1}]}
 loss: mse
-optimizer: {type: adam, learning_rate: 0.01}
-training: {epochs: 3, batch_size: 16}
+training: {epochs: 4, batch_size: 32}
 output: out/model.h5
 """
 
