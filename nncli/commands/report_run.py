@@ -20,6 +20,7 @@ from nncli.reports.importance import Importance, permutation_importance
 
 WRONG = 12  # the most confidently wrong examples shown
 TABLE_KINDS = ("csv", "table")  # the kinds whose inputs are columns (importance, rows shown)
+IMPORTANCE_ROWS = 10_000  # rows permutation importance shuffles at most (a seeded sample)
 
 
 @dataclass(frozen=True)
@@ -188,14 +189,20 @@ def importance(
 ) -> list[Importance]:
     """Each input column's drop in the score when shuffled (``reports.importance``), seeded by
     the checkpoint's seed: the score is the accuracy of a classifier, minus the loss of a
-    regression (its rise)."""
+    regression (its rise). Over ``IMPORTANCE_ROWS`` rows, a seeded sample of that many."""
     from nncli.training.loop import evaluate
     from nncli.training.metrics import predicted_classes
 
-    x, y, mask = result["inputs"], result["targets"], result["mask"]
+    x, y, mask = np.asarray(result["inputs"]), result["targets"], result["mask"]
     model = predictor.model
-    if scored is not None:
-        truth = scored.classes
+    rng = np.random.default_rng(int(predictor.training.get("seed", 0)))
+    truth = None if scored is None else scored.classes
+    if len(x) > IMPORTANCE_ROWS:  # each shuffle is a forward pass over the rows
+        kept = np.sort(rng.choice(len(x), IMPORTANCE_ROWS, replace=False))
+        x, y = x[kept], y[kept]
+        mask = None if mask is None else mask[kept]
+        truth = None if truth is None else truth[kept]
+    if truth is not None:
 
         def measure(rows: np.ndarray) -> float:
             guessed = np.asarray(predicted_classes(predictor.outputs(rows, mask)))
@@ -207,8 +214,7 @@ def importance(
                              target_scale=model.target_scale)  # fmt: skip
             return -float(found["loss"])
 
-    rng = np.random.default_rng(int(predictor.training.get("seed", 0)))
-    return permutation_importance(measure, np.asarray(x), column_groups(predictor), rng)
+    return permutation_importance(measure, x, column_groups(predictor), rng)
 
 
 def wrong_rows(scored: Scored, count: int = WRONG) -> np.ndarray:

@@ -281,3 +281,29 @@ def test_a_regression_shows_its_fit_on_evaluates_rows_and_the_rise_of_its_loss(r
     page = Page((checkpoint.parents[1] / "r.html").read_text(encoding="utf-8"))
     assert "the rise in the loss" in (checkpoint.parents[1] / "r.html").read_text()
     assert len(page.values("importance")) == 2 * 4  # drop and spread of each of 4 columns
+
+
+def test_importance_shuffles_a_seeded_sample_of_a_large_table(runs, monkeypatch):
+    from nncli.commands import report_run
+    from nncli.commands.predictor import Predictor
+
+    seen = []
+    original = report_run.permutation_importance
+
+    def spy(score, x, groups, rng, **kwargs):
+        seen.append(x.copy())
+        return original(score, x, groups, rng, **kwargs)
+
+    monkeypatch.setattr(report_run, "IMPORTANCE_ROWS", 40)
+    monkeypatch.setattr(report_run, "permutation_importance", spy)
+    checkpoint = runs["designed"]
+    predictor = Predictor.load(checkpoint)
+    from nncli.commands.evaluate import score_file
+
+    result = score_file(predictor, checkpoint.parents[1] / "designed.csv")
+    scored = report_run.scored_rows(predictor, result, result["outputs"])
+    first = report_run.importance(predictor, result, scored)
+    again = report_run.importance(predictor, result, scored)
+    assert len(result["inputs"]) == 400 and [len(x) for x in seen] == [40, 40]
+    np.testing.assert_array_equal(seen[0], seen[1])  # the same sample: seeded
+    assert first == again
