@@ -300,8 +300,9 @@ def on_real_gpu(x: Any) -> bool:
 
 
 def versions(backend: Backend) -> dict[str, str]:
-    """The array libraries a run used, for its checkpoint: numpy, and CuPy and CUDA on a GPU."""
-    out = {"numpy": np.__version__}
+    """The array libraries a run used, for its checkpoint: numpy, and CuPy and CUDA on a GPU;
+    and the processor it ran on (``processor``)."""
+    out = {"numpy": np.__version__, "processor": processor()}
     if backend.name == "gpu" and not backend.stand_in:
         cupy = backend.xp
         out["cupy"] = cupy.__version__
@@ -309,6 +310,21 @@ def versions(backend: Backend) -> dict[str, str]:
         name = cupy.cuda.runtime.getDeviceProperties(backend.index)["name"]
         out["gpu_name"] = name.decode() if isinstance(name, bytes) else str(name)
     return out
+
+
+@cache
+def processor() -> str:
+    """The CPU's model name (``/proc/cpuinfo``'s on Linux), else what ``platform`` knows."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 @cache

@@ -25,6 +25,8 @@ def _one_of(*choices: str) -> Any:
     return parse
 
 
+PARTS = _one_of("train", "validation", "test", "all")  # evaluate's and report's --part
+
 UNKNOWN = typer.Option(
     "error",
     "--unknown",
@@ -133,7 +135,7 @@ def evaluate(
     part: str | None = typer.Option(
         None,
         "--part",
-        parser=_one_of("train", "validation", "test", "all"),
+        parser=PARTS,
         help="train | validation | test | all: which rows to score. Default: the held-out part "
         "(test, else validation) of the file the model was trained on, split as training did; "
         "all of any other file.",

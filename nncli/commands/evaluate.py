@@ -50,7 +50,8 @@ def score_file(
     other (``parts.choose``). ``unknown``: categories unseen in training (error or ignore; on
     the training file they count as zeros, as in training). Rows training would have left out
     for a missing target are left out, and ``warn`` says so. The result's ``scored`` says which
-    rows were scored."""
+    rows were scored; ``inputs``, ``targets`` and ``mask`` are the encoded rows scored, and for a
+    classifier ``outputs`` the network's outputs for them (``nncli report`` reads them)."""
     predictor.check_input(path)  # before the split reads it
     chosen = parts.choose(predictor, path, part, skip_bad=skip_bad, warn=warn)
     x, y, mask = chosen.x, chosen.y, chosen.mask
@@ -71,6 +72,7 @@ def score_file(
     )
     result: dict[str, Any] = {"rows": len(x), "metrics": metrics, "part": chosen.part}
     result.update(total=chosen.total or len(x), scored=chosen.line(len(x)))
+    result.update(inputs=x, targets=y, mask=mask)
     labels = model.labels
     if labels is not None and y.ndim == 2:
         p = predictor.outputs(x, mask)
@@ -78,7 +80,7 @@ def score_file(
         report = classification_report(
             np.asarray(predicted_classes(y)), np.asarray(predicted_classes(p)), n
         )
-        result.update(labels=labels, report=report)
+        result.update(labels=labels, report=report, outputs=p)
     return result
 
 

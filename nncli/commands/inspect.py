@@ -105,16 +105,20 @@ def best_line(model: model_io.Model) -> str:
     return line + (f": {others}" if others else "")
 
 
+def checkpoint_summary(model: model_io.Model, target: Path) -> dict[str, Any]:
+    """The summary of a loaded checkpoint's network (``inspect``'s, and ``report``'s table)."""
+    training = model.training
+    extra = {"epochs trained": int(training.get("epoch", 0))}
+    if training.get("best_epoch") is not None:
+        extra["best"] = best_line(model)
+    return _summary(model.net, f"{target} (checkpoint)", extra)
+
+
 def inspect(target: Path, data_file: Path | None = None) -> dict[str, Any]:
     """The summary of a checkpoint's network, or of the network a spec describes."""
     target = Path(target)
     if _is_checkpoint(target):
-        model = model_io.load(target)
-        training = model.training
-        extra = {"epochs trained": int(training.get("epoch", 0))}
-        if training.get("best_epoch") is not None:
-            extra["best"] = best_line(model)
-        return _summary(model.net, f"{target} (checkpoint)", extra)
+        return checkpoint_summary(model_io.load(target), target)
     from nncli import spec as spec_module
 
     spec = spec_module.load(target)

@@ -2,7 +2,9 @@
 history (on ``--data``, a confusion matrix for a classifier, the counts ``nncli evaluate``
 computes, or for a regression each target's predictions against the actual values and the
 residuals), a conv layer's learned filters (``--filters``), the feature maps of one image
-through each conv2d layer (``--activations``), or the layers and their arrows (``--graph``).
+through each conv2d layer (``--activations``), the layers and their arrows (``--graph``), or
+the gradient of one image's predicted class with respect to its pixels (``--saliency``,
+``saliency.py``).
 What each picture plots is built here and in ``nncli.plots.panels``; ``nncli.plots.draw`` only
 draws it."""
 
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from nncli.checkpoint import model as model_io
+from nncli.commands.saliency import saliency_picture
 from nncli.errors import DataError, SpecError
 
 CONV_TYPES = ("conv2d", "conv1d")
@@ -23,6 +26,7 @@ SUFFIXES = {
     "filters": ".filters.png",
     "activations": ".activations.png",
     "graph": ".graph.png",
+    "saliency": ".saliency.png",
 }
 
 
@@ -36,26 +40,27 @@ def plot(
     layer: int | None = None,
     activations: Path | None = None,
     graph: bool = False,
+    saliency: Path | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Draw one picture of ``checkpoint`` and write it atomically as a PNG -> ``path``,
     ``replaced``, ``size`` (width, height in pixels) and ``picture`` (the data drawn).
 
     Default output beside the checkpoint: ``model.h5`` -> ``model.png`` (``model.filters.png``,
-    ``model.activations.png``, ``model.graph.png``); outputs follow the one output rule
-    (``nncli.checkpoint.outputs``: an existing one is kept unless ``force``); the options and
-    outputs are checked before the checkpoint is read, and nothing is written before the
-    picture is drawn."""
+    ``model.activations.png``, ``model.graph.png``, ``model.saliency.png``); outputs follow the
+    one output rule (``nncli.checkpoint.outputs``: an existing one is kept unless ``force``);
+    the options and outputs are checked before the checkpoint is read, and nothing is written
+    before the picture is drawn."""
     from nncli import plots
     from nncli.checkpoint.folder import write_atomic
     from nncli.checkpoint.outputs import check_output
     from nncli.plots import draw
 
-    what = _which(data, filters, layer, activations, graph)
+    what = _which(data, filters, layer, activations, graph, saliency)
     plots.require()
     checkpoint = Path(checkpoint)
     output = Path(output) if output is not None else default_output(checkpoint, what)
-    replaced = check_output(output, [checkpoint, data, activations], force=force)
+    replaced = check_output(output, [checkpoint, data, activations, saliency], force=force)
     if not output.name.lower().endswith(".png"):
         raise SpecError(f"expected a .png file, got {output.name!r}", field="--output")
     model = model_io.load(checkpoint)
@@ -64,6 +69,7 @@ def plot(
         "filters": lambda: learned_filters(model, layer),
         "activations": lambda: feature_maps(model, activations),
         "graph": lambda: layer_graph(model, checkpoint),
+        "saliency": lambda: saliency_picture(model, saliency),
     }
     picture = pictures[what]()
     png = draw.render(picture)
@@ -72,13 +78,19 @@ def plot(
 
 
 def _which(
-    data: Path | None, filters: bool, layer: int | None, activations: Path | None, graph: bool
+    data: Path | None,
+    filters: bool,
+    layer: int | None,
+    activations: Path | None,
+    graph: bool,
+    saliency: Path | None = None,
 ) -> str:
-    """curves, filters, activations or graph, from the options; SpecError for a mix that means
-    nothing (two pictures at once, ``--layer`` without ``--filters``, ``--data`` with a picture
-    other than the curves)."""
+    """curves, filters, activations, graph or saliency, from the options; SpecError for a mix
+    that means nothing (two pictures at once, ``--layer`` without ``--filters``, ``--data`` with
+    a picture other than the curves)."""
     chosen = [flag for flag, on in (("--filters", filters), ("--activations", activations),
-                                    ("--graph", graph)) if on not in (False, None)]  # fmt: skip
+                                    ("--graph", graph), ("--saliency", saliency))
+               if on not in (False, None)]  # fmt: skip
     if len(chosen) > 1:
         raise SpecError(f"choose one of {' and '.join(chosen)}", field=chosen[0])
     if layer is not None and not filters:
@@ -174,18 +186,24 @@ def fit_panels(
     """Each target's predictions on ``data`` against its actual values, both decoded to the
     file's units as ``predict`` writes them (per-step targets: every real step)."""
     from nncli.commands.predictor import Predictor
-    from nncli.plots import panels
     from nncli.training.guards import require_finite
 
     predictor = Predictor.of(model)
     x, y, mask = predictor.encoder.labelled(predictor.read_file(data, warn=warn))
     require_finite(x, "the inputs", str(data))
     require_finite(y, "the targets", str(data))
+    return fits_of(predictor, x, y, mask, Path(data).name)
+
+
+def fits_of(predictor: Any, x: Any, y: np.ndarray, mask: Any, title: str) -> list[Any]:
+    """Each target's predictions for the encoded rows ``x`` against ``y``, both decoded."""
+    from nncli.plots import panels
+
     predicted = predictor.decode(predictor.outputs(x, mask), mask)
     actual = predictor.decode(y, mask)
-    names = target_names(model.spec_yaml, list(actual))
+    names = target_names(predictor.model.spec_yaml, list(actual))
     return panels.fits(
-        Path(data).name,
+        title,
         dict(zip(names, actual.values(), strict=True)),
         dict(zip(names, predicted.values(), strict=True)),
     )

@@ -14,11 +14,11 @@ from nncli.errors import SpecError
 INSTALL_HINT = 'pip install -e ".[plot]"'
 
 
-def require() -> None:
+def require(command: str = "nncli plot") -> None:
     """SpecError (exit 2) naming the install command when matplotlib cannot be imported."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         raise SpecError(
-            f"nncli plot draws with matplotlib, which is not installed: {INSTALL_HINT}"
+            f"{command} draws with matplotlib, which is not installed: {INSTALL_HINT}"
         ) from None

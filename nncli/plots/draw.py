@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from nncli.plots import figures
 from nncli.plots.panels import (
     Confusion,
     CurvePanel,
@@ -82,8 +83,8 @@ def size(picture: Any) -> tuple[int, int]:
 
 
 def render(picture: Any) -> bytes:
-    """PNG bytes of ``picture``: a ``Curves``, ``FilterGrid``, ``FeatureMaps`` or
-    ``GraphPicture``."""
+    """PNG bytes of ``picture``: a ``Curves``, ``FilterGrid``, ``FeatureMaps``,
+    ``GraphPicture``, or one of ``figures`` (``Lines``, ``Examples``, ``Saliency``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -258,10 +259,16 @@ SIZES: dict[type, Callable[[Any], tuple[int, int]]] = {
     FilterGrid: filters_size,
     FeatureMaps: maps_size,
     GraphPicture: graph_size,
+    figures.Lines: figures.lines_size,
+    figures.Examples: figures.examples_size,
+    figures.Saliency: figures.saliency_size,
 }
 DRAW: dict[type, Callable[[Any, Any], None]] = {
     Curves: draw_curves,
     FilterGrid: draw_filters,
     FeatureMaps: draw_maps,
     GraphPicture: draw_graph,
+    figures.Lines: figures.draw_lines,
+    figures.Examples: figures.draw_examples,
+    figures.Saliency: figures.draw_saliency,
 }

@@ -365,14 +365,18 @@ def feature_maps(
 ) -> FeatureMaps:
     """The network's input ``image`` (C, H, W) and each conv2d layer's output (C', H', W') ->
     the picture's data: grey for one channel, RGB (rescaled to [0, 1]) for three, else the mean."""
-    image = np.asarray(image, dtype=np.float64)
-    if image.shape[0] == 3:
-        low, high = image.min(), image.max()
-        shown = (image.transpose(1, 2, 0) - low) / (high - low if high > low else 1.0)
-    else:
-        shown = image.mean(axis=0)
     layers = [LayerMaps(name, list(np.asarray(out, dtype=np.float64))) for name, out in outputs]
-    return FeatureMaps(title, shown, layers)
+    return FeatureMaps(title, viewable(image), layers)
+
+
+def viewable(image: np.ndarray) -> np.ndarray:
+    """An encoded image (C, H, W) as it is shown: (H, W, 3) rescaled to [0, 1] for three
+    channels, else (H, W), the channels' mean."""
+    image = np.asarray(image, dtype=np.float64)
+    if image.shape[0] != 3:
+        return image.mean(axis=0)
+    low, high = image.min(), image.max()
+    return (image.transpose(1, 2, 0) - low) / (high - low if high > low else 1.0)
 
 
 def grid_shape(count: int, columns: int) -> tuple[int, int]:

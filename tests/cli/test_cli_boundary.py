@@ -29,6 +29,7 @@ COMMANDS = {
     "generate": ["model.h5", "--prompt", "a"],
     "evaluate": ["model.h5", "new.csv"],
     "plot": ["model.h5"],
+    "report": ["model.h5"],
     "inspect": ["spec.yaml"],
     "validate": ["spec.yaml"],
     "gradcheck": ["spec.yaml"],
