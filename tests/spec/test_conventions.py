@@ -130,3 +130,12 @@ def test_clip_value_and_decoupled_weight_decay_are_spec_keys(tmp_path):
     optimizer = loads(text, "s", tmp_path).optimizer
     assert optimizer["clip_value"] == 0.5 and optimizer["decoupled_weight_decay"] is True
     assert loads(iris_spec("{epochs: 1}"), "s", tmp_path).optimizer["clip_value"] is None
+
+
+@pytest.mark.parametrize("command", ["validate", "cv"])
+def test_validate_and_cv_say_the_note_once(tmp_path, command):
+    spec = _iris(tmp_path, None, epochs=2)
+    extra = ["--folds", "2", "--output", tmp_path / "cv"] if command == "cv" else []
+    result = invoke(command, spec, *extra)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("read as version 1") == 1, result.stderr
