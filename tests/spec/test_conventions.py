@@ -95,6 +95,17 @@ def test_a_keras_batchnorm_momentum_is_refused_with_its_equivalent(tmp_path, ker
     assert loads(text.replace(str(keras), "0.5"), "s", tmp_path)  # 0.5 and below: accepted
 
 
+def test_a_batchnorm_inside_a_residual_block_is_checked_too(tmp_path):
+    (tmp_path / "iris.csv").write_bytes(IRIS.read_bytes())
+    block = "{type: residual, layers: [{type: dense, units: 8}, {type: batchnorm, momentum: 0.9}]}"
+    text = iris_spec("{epochs: 1}").replace(
+        "    - {type: dense, units: auto", f"    - {block}\n    - {{type: dense, units: auto"
+    )
+    (tmp_path / "r.yaml").write_text(text)
+    result = invoke("validate", tmp_path / "r.yaml")
+    one_error_line(result, 2, "model.layers[1].layers[1].momentum", "momentum: 0.1 here")
+
+
 @pytest.mark.parametrize(
     ("key", "needles"),
     [
