@@ -3,6 +3,8 @@ documented formula: ``clip_value`` is PyTorch's ``clip_grad_value_`` (Keras's ``
 ``decoupled_weight_decay: true`` is p *= 1 - lr weight_decay before the optimizer's own step on
 the plain gradient (PyTorch's AdamW, Keras 3's ``weight_decay``), for every optimizer."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 from helpers import torch_reference
@@ -153,3 +155,53 @@ def test_the_settings_are_stored_and_adamw_is_always_decoupled():
     with pytest.raises(SpecError, match="adamw's decay is decoupled") as err:
         OPTIMIZERS.create("adamw", {"decoupled_weight_decay": False})
     assert err.value.field == "decoupled_weight_decay"
+
+
+def test_clip_norm_is_keras_global_clipnorm():
+    """Keras's global_clipnorm (tf.clip_by_global_norm): every gradient times
+    c / max(global_norm, c), the global norm over all gradients together."""
+    rng = np.random.default_rng(11)
+    grads = {"w": 3.0 * rng.normal(size=(4, 3)), "b": 3.0 * rng.normal(size=(3,))}
+    norm = np.sqrt(sum((g * g).sum() for g in grads.values()))
+    c = 0.7
+    assert norm > c
+    params = {k: np.zeros_like(g) for k, g in grads.items()}
+    reported = OPTIMIZERS.create("sgd", {"learning_rate": 1.0, "clip_norm": c}).step(params, grads)
+    assert reported == pytest.approx(norm, rel=1e-12)
+    for k, g in grads.items():
+        np.testing.assert_allclose(params[k], -g * c / max(norm, c), rtol=1e-9)
+
+
+def _keras_l2_against_weight_decay(torch, steps: int, bias: bool) -> tuple[dict, Any]:
+    """(nncli's parameters after SGD with weight_decay 2c, torch's Linear after SGD on the loss
+    plus c * sum(W^2), Keras's kernel_regularizer=l2(c)), from the same start."""
+    rng = np.random.default_rng(2)
+    x, y = torch.tensor(rng.normal(size=(8, 3))), torch.tensor(rng.normal(size=(8, 2)))
+    layer, mine = (torch.nn.Linear(3, 2, bias=bias).double() for _ in range(2))
+    mine.load_state_dict(layer.state_dict())
+    c, lr = 0.05, 0.1
+    sgd = torch.optim.SGD(layer.parameters(), lr=lr)
+    step = OPTIMIZERS.create("sgd", {"learning_rate": lr, "weight_decay": 2 * c})
+    ours = {k: v.detach().numpy() for k, v in mine.named_parameters()}  # views: steps move mine
+    for _ in range(steps):
+        mine.zero_grad()
+        torch.nn.functional.mse_loss(mine(x), y).backward()  # the data loss's gradient alone
+        with torch.no_grad():
+            step.step(ours, {k: v.grad.numpy() for k, v in mine.named_parameters()})
+        sgd.zero_grad()
+        (torch.nn.functional.mse_loss(layer(x), y) + c * (layer.weight**2).sum()).backward()
+        sgd.step()
+    return ours, layer
+
+
+def test_kernel_regularizer_l2_is_weight_decay_2c_on_the_kernel():
+    """Keras's kernel_regularizer=l2(c) adds c * sum(W^2) to the loss: SGD on that loss moves
+    the kernel exactly as nncli's coupled weight_decay 2c does (what the suggestion says)."""
+    ours, layer = _keras_l2_against_weight_decay(torch_reference(), steps=4, bias=False)
+    np.testing.assert_allclose(ours["weight"], layer.weight.detach().numpy(), rtol=1e-12)
+
+
+def test_weight_decay_also_decays_the_bias_where_keras_kernel_regularizer_does_not():
+    ours, layer = _keras_l2_against_weight_decay(torch_reference(), steps=1, bias=True)
+    np.testing.assert_allclose(ours["weight"], layer.weight.detach().numpy(), rtol=1e-12)
+    assert not np.allclose(ours["bias"], layer.bias.detach().numpy(), rtol=1e-6)
