@@ -80,10 +80,12 @@ def resume(
     encoder_state: dict,
     backend: Any,
     schedule: Any = None,
+    early_stopping: Any = None,
 ) -> tuple[int, History, dict | None]:
     """Load ``path`` into ``net``, ``optimizer`` and ``schedule`` -> (its epoch, its history,
     the best epoch's weights or None); SpecError naming the first setting the spec changes.
-    ``spec.version`` becomes the checkpoint's (what its ``patience`` meant goes on meaning it)."""
+    ``spec.version`` becomes the checkpoint's, and ``early_stopping`` counts its ``patience`` as
+    that version does (Keras's from version 2 on)."""
     model = model_io.load(path, backend.name, spec.dtype)
     diff = first_difference(model.net.config(), net.config(), "model.layers")
     diff = diff or settings_difference(model.spec_yaml, spec)
@@ -95,6 +97,8 @@ def resume(
             field="--resume",
         )
     spec.version = stored_version(model.spec_yaml)
+    if early_stopping is not None:
+        early_stopping.keras_patience = spec.version >= 2
     training = model.training
     net.set_weights(training.get("resume_weights") or model.net.get_weights())
     if model.optimizer is not None and model.optimizer.type == optimizer.type_name:

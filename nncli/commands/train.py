@@ -27,6 +27,7 @@ from nncli.data.digest import content_digest
 from nncli.engine.history import History
 from nncli.errors import CheckpointError, DataError, DivergedError, SpecError
 from nncli.spec.conventions import version_note, version_notes
+from nncli.spec.loading import resolved_yaml
 from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback, LastEpoch, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
@@ -254,17 +255,12 @@ class TrainingRun:
             self.data["encoder"],
             ready.backend,
             schedule=ready.schedule,
+            early_stopping=ready.early_stopping,
         )
         self.resumed_from = path
-        if written != self.spec.version:  # the checkpoint's version: what its patience meant
-            from nncli.spec import resolved_yaml
-
-            self.version_kept, self.spec_yaml = (
-                (written, self.spec.version),
-                resolved_yaml(self.spec),
-            )
-        if ready.early_stopping is not None:
-            ready.early_stopping.keras_patience = self.spec.version >= 2
+        if written != self.spec.version:  # the checkpoint's version, kept: what patience meant
+            self.version_kept = (written, self.spec.version)
+            self.spec_yaml = resolved_yaml(self.spec)
 
     def save(
         self, path: Path, resume_weights: dict | None = None, scores: dict | None = None
