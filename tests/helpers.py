@@ -281,3 +281,20 @@ def assert_sgd_like_torch(
         want = module(tx)
         want = torch.softmax(want, dim=1) if loss == "cross_entropy" else want
     np.testing.assert_allclose(net.forward(x, mask=mask), want.numpy(), rtol=1e-9, atol=1e-9)
+
+
+# Keras's EarlyStopping, as its documentation words it: "patience: Number of epochs with no
+# improvement after which training will be stopped" (tests/training/test_keras_patience.py)
+def keras_stop_epoch(losses: list[float], patience: int, min_delta: float = 0.0) -> int | None:
+    """The 1-based epoch after which Keras stops: the first at the end of which ``patience``
+    epochs in a row have brought no improvement (lower by more than ``min_delta``); None when
+    the losses run out first."""
+    best, without = float("inf"), 0
+    for epoch, loss in enumerate(losses, start=1):
+        if loss < best - min_delta:
+            best, without = loss, 0
+        else:
+            without += 1
+        if without == patience and without > 0:
+            return epoch
+    return None

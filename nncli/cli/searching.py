@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from nncli.cli.app import SPEC_DEVICE, app
-from nncli.cli.usage import NON_NEGATIVE, POSITIVE_INT, complete_set
+from nncli.cli.usage import NON_NEGATIVE, POSITIVE_INT, complete_set, note
 
 SET = typer.Option(
     [], "--set", autocompletion=complete_set, help="Override a spec field: KEY=VALUE; repeatable."
@@ -83,6 +83,7 @@ def tune(
             on_start=on_start,
             on_trial=lambda row: shown[0](row),
             force=force,
+            note=note,
         )
     finally:
         for trial_report in shown:
@@ -124,6 +125,7 @@ def cv(
         device=device,
         on_fold=on_fold,
         only=fold,
+        note=note,
     )
     if not fold and not quiet:
         out.print(report.cv_table(result))

@@ -212,13 +212,16 @@ def cv(
     device: str | None = None,
     on_fold: Callable[[FoldResult], None] | None = None,
     only: Sequence[int] = (),
+    note: Callable[[str], None] | None = None,
 ) -> CvResult:
     """``nncli cv``: the spec's K folds (in ``workers`` processes), ``cv.csv`` in ``output``
     (default ``runs/<name>-cv/``). ``only``: these folds, each result in ``.fold-<I>.json``
-    (what a worker process does)."""
+    (what a worker process does). ``note`` hears, once, what the spec's version means."""
     from nncli import spec as spec_module
+    from nncli.spec.conventions import version_note, version_notes
 
     spec = spec_module.load(path, overrides)
+    version_notes(spec, version_note(spec), None, None if only else note)
     out = Path(output) if output is not None else Path("runs", f"{spec.name}-cv")
     table = out / "cv.csv"
     if only:

@@ -151,7 +151,7 @@ def training_settings(
         rates = history.get("lr")
         return rates is not None and len(np.unique(rates)) > 1, None
     stopping = spec.training.early_stopping
-    settings = None if stopping is None else stopping.model_dump()
+    settings = None if stopping is None else {**stopping.model_dump(), "version": spec.version}
     return spec.optimizer.get("schedule") is not None, settings
 
 

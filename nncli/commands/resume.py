@@ -80,9 +80,12 @@ def resume(
     encoder_state: dict,
     backend: Any,
     schedule: Any = None,
+    early_stopping: Any = None,
 ) -> tuple[int, History, dict | None]:
     """Load ``path`` into ``net``, ``optimizer`` and ``schedule`` -> (its epoch, its history,
-    the best epoch's weights or None); SpecError naming the first setting the spec changes."""
+    the best epoch's weights or None); SpecError naming the first setting the spec changes.
+    ``spec.version`` becomes the checkpoint's, and ``early_stopping`` counts its ``patience`` as
+    that version does (Keras's from version 2 on)."""
     model = model_io.load(path, backend.name, spec.dtype)
     diff = first_difference(model.net.config(), net.config(), "model.layers")
     diff = diff or settings_difference(model.spec_yaml, spec)
@@ -93,6 +96,9 @@ def resume(
             "the same model, loss, optimizer and data encoding",
             field="--resume",
         )
+    spec.version = stored_version(model.spec_yaml)
+    if early_stopping is not None:
+        early_stopping.keras_patience = spec.version >= 2
     training = model.training
     net.set_weights(training.get("resume_weights") or model.net.get_weights())
     if model.optimizer is not None and model.optimizer.type == optimizer.type_name:
@@ -134,6 +140,17 @@ def settings_difference(stored_yaml: str, spec: Spec) -> str | None:
         if diff:
             return diff
     return None
+
+
+def stored_version(stored_yaml: str) -> int:
+    """The spec version a checkpoint was trained under, from its resolved spec (1 for one
+    written before versions counted, or one that cannot be read)."""
+    from nncli.spec import loads
+
+    try:
+        return loads(stored_yaml, "the checkpoint's spec").version
+    except SpecError:
+        return 1
 
 
 def best_weights(path: Path, model: Any, dtype: str) -> dict | None:

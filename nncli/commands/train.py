@@ -26,6 +26,8 @@ from nncli.commands.resume import resume as resume_from
 from nncli.data.digest import content_digest
 from nncli.engine.history import History
 from nncli.errors import CheckpointError, DataError, DivergedError, SpecError
+from nncli.spec.conventions import version_note, version_notes
+from nncli.spec.loading import resolved_yaml
 from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback, LastEpoch, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
@@ -45,6 +47,7 @@ class TrainResult:
     history: History
     files: list[Path] = field(default_factory=list)
     test: dict[str, float] | None = None  # metrics on the test part, when there is one
+    notes: list[str] = field(default_factory=list)  # what the run was told (``note``)
 
 
 def refuse_outputs_on_inputs(
@@ -91,7 +94,7 @@ def train(
     ``world``: the processes sharing each batch; they first check they hold the same spec,
     data and nncli, and only rank 0 holds the lock and writes files."""
     run = dict(resume=resume, device=device, callbacks=callbacks, overrides=overrides)
-    run.update(skip_bad=skip_bad, warn=warn, on_resolved=on_resolved, world=world)
+    run.update(skip_bad=skip_bad, warn=warn, on_resolved=on_resolved, world=world, note=note)
     if world.parallel:
         world.agree(_facts(spec))
     if smoke:
@@ -123,6 +126,7 @@ def _train(
     warn: Callable[[str], None] | None = None,
     on_resolved: Callable[[Resolved], None] | None = None,
     world: World = SINGLE,
+    note: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """The steps of a run: resolve, the arrays to fit, resume, callbacks, fit, save outputs."""
     mine = world.device_for(device or spec.device)  # several ranks: a GPU each
@@ -138,8 +142,10 @@ def _train(
     out = Path(tmp.name) / "model.h5" if tmp else Path(output or spec.output)
     run = TrainingRun(spec, ready, out, world)
     run.warn = warn
+    unversioned = version_note(spec)  # before a resume makes it the checkpoint's version
     if resume is not None:
         run.resume(resume)
+    notes = version_notes(spec, unversioned, run.version_kept, note if world.lead else None)
     run.fit(x, y, config, [*callbacks], periodic=not smoke, overrides=overrides, device=device)
     if tmp is not None:
         try:
@@ -151,8 +157,10 @@ def _train(
                 )
         finally:
             tmp.cleanup()
-        return TrainResult(output=out, history=run.history)
-    return run.save_outputs()
+        return TrainResult(output=out, history=run.history, notes=notes)
+    result = run.save_outputs()
+    result.notes = notes
+    return result
 
 
 def _resolve(
@@ -235,9 +243,10 @@ class TrainingRun:
         self.last_epoch: LastEpoch | None = None  # what an interruption saves (rank 0)
         self.kept: Path | None = None  # where it saved it
         self.warn: Callable[[str], None] | None = None  # hears a loss that grows a thousandfold
+        self.version_kept: tuple[int, int] | None = None  # (the spec's, the checkpoint's)
 
     def resume(self, path: Path) -> None:
-        ready = self.ready
+        ready, written = self.ready, self.spec.version
         self.initial_epoch, self.history, self.best = resume_from(
             Path(path),
             self.spec,
@@ -246,8 +255,12 @@ class TrainingRun:
             self.data["encoder"],
             ready.backend,
             schedule=ready.schedule,
+            early_stopping=ready.early_stopping,
         )
         self.resumed_from = path
+        if written != self.spec.version:  # the checkpoint's version, kept: what patience meant
+            self.version_kept = (written, self.spec.version)
+            self.spec_yaml = resolved_yaml(self.spec)
 
     def save(
         self, path: Path, resume_weights: dict | None = None, scores: dict | None = None

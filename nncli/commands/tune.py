@@ -103,17 +103,21 @@ def tune(
     on_start: Callable[[list[str], str], None] | None = None,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
     force: bool = False,
+    note: Callable[[str], None] | None = None,
 ) -> TuneResult:
     """Run ``trials`` more trials of the study (in ``workers`` processes), then write
     ``trials.csv``, ``best.yaml`` and ``best/model.h5``. ``worker``: this process is one of
     another's workers (it runs trials and writes nothing else). ``on_start(keys, monitor)``
     hears what is searched before the first trial, ``on_trial`` each trial this process ran,
     as a row of ``trials.csv``. Files of an earlier tune are replaced (the study goes on);
-    any other file in their place needs ``force``."""
+    any other file in their place needs ``force``. ``note`` hears, once, what the spec's
+    version means."""
     from nncli import spec as spec_module
+    from nncli.spec.conventions import version_note, version_notes
 
     overrides = list(overrides)
     spec = spec_module.load(path, overrides)
+    version_notes(spec, version_note(spec), None, None if worker is not None else note)
     params = _space(spec, path, overrides, device, check=worker is None, cv=cv)
     out = Path(output) if output is not None else Path("runs", f"{spec.name}-tune")
     out = Path(os.path.abspath(out))

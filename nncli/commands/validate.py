@@ -9,6 +9,7 @@ from pathlib import Path
 
 from nncli.commands.train import refuse_outputs_on_inputs
 from nncli.errors import DivergedError
+from nncli.spec.conventions import version_note, version_notes
 from nncli.spec.resolve import Resolved, resolve
 from nncli.spec.search import ignored
 from nncli.training.loop import loss_value
@@ -34,6 +35,7 @@ def validate(
     spec = spec_module.load(path, overrides)
     if spec.search is not None and note is not None:
         note(ignored("validate"))
+    version_notes(spec, version_note(spec), None, note)  # what its patience means
     refuse_outputs_on_inputs(spec)  # as train does first (a smoke run writes elsewhere)
     ready = resolve(spec, device=device, skip_bad=skip_bad, warn=warn)
     net, ds, loss = ready.net, ready.ds, ready.loss

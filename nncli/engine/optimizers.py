@@ -1,7 +1,9 @@
 """Optimizers: update named parameters in place from their gradients.
 
-Every optimizer takes ``learning_rate``, ``weight_decay`` (L2, added to the gradient as PyTorch
-does) and ``clip_norm`` (rescale all gradients together when their global norm exceeds it).
+Every optimizer takes ``learning_rate``, ``weight_decay`` (on every parameter it updates, biases
+and normalisation included), ``decoupled_weight_decay`` (False: L2 added to the gradient, as
+PyTorch's ``weight_decay``; True: p *= 1 - lr weight_decay before the step, AdamW's rule and
+Keras 3's ``weight_decay``) and ``clip_norm`` or ``clip_value`` (``clipping.py``).
 State is kept per named parameter (``"0.dense.weight"``) in slots (``m``, ``v``, ...) and can be
 exported to host arrays and restored, so a resumed run continues exactly.
 
@@ -28,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from nncli.backend import Backend, array_module, to_host
-from nncli.engine import checks, kernels, optimizer_kernels
+from nncli.engine import checks, clipping, kernels, optimizer_kernels
 from nncli.engine.registry import OPTIMIZERS
+from nncli.errors import SpecError
 
 FLUSH_EVERY = 100  # steps; Adam's m takes 158 steps (0.9^t) from the threshold to subnormal
 
@@ -59,21 +62,21 @@ class Optimizer:
 
     type_name = "optimizer"
     slots: tuple[str, ...] = ()
-    # True: ``update`` applies weight_decay to the parameters itself (AdamW), so it is not
-    # added to the gradient
-    decoupled_decay = False
+    update_decays = False  # True: ``update`` multiplies p by ``decay()`` itself (Adam's fused pass)
 
     def __init__(
         self,
         learning_rate: float = 0.001,
         weight_decay: float = 0.0,
         clip_norm: float | None = None,
+        clip_value: float | None = None,
+        decoupled_weight_decay: bool = False,
     ):
         self.learning_rate = checks.number("learning_rate", learning_rate, 0.0, low_open=True)
         self.weight_decay = checks.number("weight_decay", weight_decay, 0.0)
-        self.clip_norm = (
-            None if clip_norm is None else checks.number("clip_norm", clip_norm, 0.0, low_open=True)
-        )
+        self.clip_norm, self.clip_value = clipping.checked(clip_norm, clip_value)
+        decoupled = checks.boolean("decoupled_weight_decay", decoupled_weight_decay)
+        self.decoupled_weight_decay = decoupled
         self.step_count = 0
         self.state: dict[str, dict[str, Any]] = {}
 
@@ -97,23 +100,35 @@ class Optimizer:
                     flat = (flat[0], flat[1] * scale)
                 else:
                     grads = {k: g * scale for k, g in grads.items()}
+        if self.clip_value is not None:
+            flat, grads = clipping.clip_values(flat, grads, self.clip_value)
         self.step_count += 1
+        coupled = self.weight_decay and not self.decoupled_weight_decay
+        decay = 1.0 if self.update_decays else self.decay()
         if flat is not None:
             p, g = flat
-            if self.weight_decay and not self.decoupled_decay:
+            if coupled:
                 g = g + self.weight_decay * p
+            if decay != 1.0:
+                p *= decay
             self.update(p, g, self._flat(params))
         else:
             for name, p in params.items():
                 g = grads[name]
-                if self.weight_decay and not self.decoupled_decay:
+                if coupled:
                     g = g + self.weight_decay * p
+                if decay != 1.0:
+                    p *= decay
                 if name not in self.state:
                     self.state[name] = {s: array_module(p).zeros_like(p) for s in self.slots}
                 self.update(p, g, self.state[name])
         if self.slots and self.step_count % FLUSH_EVERY == 0:
             self._flush_subnormals()
         return norm
+
+    def decay(self) -> float:
+        """p *= decay() before the step: 1 - lr weight_decay when decoupled (AdamW's rule)."""
+        return 1.0 - self.learning_rate * self.weight_decay if self.decoupled_weight_decay else 1.0
 
     def _clip_on_device(self, flat: tuple[Any, Any]) -> tuple[Any, tuple[Any, Any]]:
         """The clipping of ``step`` without a host sync: the norm stays a device scalar and
@@ -193,7 +208,9 @@ class Optimizer:
         cfg: dict[str, Any] = {"type": self.type_name, "learning_rate": self.learning_rate}
         cfg.update(self.extra_config())
         cfg["weight_decay"] = self.weight_decay
+        cfg["decoupled_weight_decay"] = self.decoupled_weight_decay
         cfg["clip_norm"] = self.clip_norm
+        cfg["clip_value"] = self.clip_value
         return cfg
 
     def extra_config(self) -> dict[str, Any]:
@@ -211,8 +228,10 @@ class SGD(Optimizer):
         nesterov: bool = False,
         weight_decay: float = 0.0,
         clip_norm: float | None = None,
+        clip_value: float | None = None,
+        decoupled_weight_decay: bool = False,
     ):
-        super().__init__(learning_rate, weight_decay, clip_norm)
+        super().__init__(learning_rate, weight_decay, clip_norm, clip_value, decoupled_weight_decay)
         self.momentum = checks.number("momentum", momentum, 0.0, 1.0, high_open=True)
         self.nesterov = checks.boolean("nesterov", nesterov)
         self.slots = ("momentum",) if self.momentum else ()
@@ -244,6 +263,7 @@ class Adam(Optimizer):
     m^ = m / (1 - b1^t), v^ = v / (1 - b2^t)  (PyTorch's Adam)"""
 
     slots = ("m", "v")
+    update_decays = True  # its fused pass multiplies p by ``decay()`` (AdamW's rule)
 
     def __init__(
         self,
@@ -253,15 +273,13 @@ class Adam(Optimizer):
         epsilon: float = 1e-8,
         weight_decay: float = 0.0,
         clip_norm: float | None = None,
+        clip_value: float | None = None,
+        decoupled_weight_decay: bool = False,
     ):
-        super().__init__(learning_rate, weight_decay, clip_norm)
+        super().__init__(learning_rate, weight_decay, clip_norm, clip_value, decoupled_weight_decay)
         self.beta1 = checks.number("beta1", beta1, 0.0, 1.0, high_open=True)
         self.beta2 = checks.number("beta2", beta2, 0.0, 1.0, high_open=True)
         self.epsilon = checks.number("epsilon", epsilon, 0.0, low_open=True)
-
-    def decay(self) -> float:
-        """The factor p is multiplied by before the step (AdamW's decoupled weight decay)."""
-        return 1.0
 
     def update(self, p, g, state):
         # 12 whole-array passes, in place, through one scratch array (PyTorch's order of
@@ -300,9 +318,8 @@ class Adam(Optimizer):
 @OPTIMIZERS.register("adamw")
 class AdamW(Adam):
     """p *= 1 - lr weight_decay, then Adam's step on the plain gradient (PyTorch's AdamW:
-    the decay is decoupled from the moments)."""
-
-    decoupled_decay = True
+    the decay is decoupled from the moments): adam with ``decoupled_weight_decay: true``, and
+    a default weight_decay of 0.01."""
 
     def __init__(
         self,
@@ -312,11 +329,15 @@ class AdamW(Adam):
         epsilon: float = 1e-8,
         weight_decay: float = 0.01,
         clip_norm: float | None = None,
+        clip_value: float | None = None,
+        decoupled_weight_decay: bool = True,
     ):
-        super().__init__(learning_rate, beta1, beta2, epsilon, weight_decay, clip_norm)
-
-    def decay(self) -> float:
-        return 1.0 - self.learning_rate * self.weight_decay
+        if decoupled_weight_decay is False:
+            message = "expected true (adamw's decay is decoupled; adam adds L2 to the gradient)"
+            raise SpecError(f"{message}, got false", field="decoupled_weight_decay")
+        super().__init__(
+            learning_rate, beta1, beta2, epsilon, weight_decay, clip_norm, clip_value, True
+        )
 
 
 @OPTIMIZERS.register("rmsprop")
@@ -332,8 +353,10 @@ class RMSprop(Optimizer):
         epsilon: float = 1e-8,
         weight_decay: float = 0.0,
         clip_norm: float | None = None,
+        clip_value: float | None = None,
+        decoupled_weight_decay: bool = False,
     ):
-        super().__init__(learning_rate, weight_decay, clip_norm)
+        super().__init__(learning_rate, weight_decay, clip_norm, clip_value, decoupled_weight_decay)
         self.rho = checks.number("rho", rho, 0.0, 1.0, high_open=True)
         self.epsilon = checks.number("epsilon", epsilon, 0.0, low_open=True)
 
@@ -362,8 +385,10 @@ class Adagrad(Optimizer):
         epsilon: float = 1e-10,
         weight_decay: float = 0.0,
         clip_norm: float | None = None,
+        clip_value: float | None = None,
+        decoupled_weight_decay: bool = False,
     ):
-        super().__init__(learning_rate, weight_decay, clip_norm)
+        super().__init__(learning_rate, weight_decay, clip_norm, clip_value, decoupled_weight_decay)
         self.epsilon = checks.number("epsilon", epsilon, 0.0, low_open=True)
 
     def update(self, p, g, state):

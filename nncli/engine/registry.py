@@ -73,7 +73,6 @@ SYNONYMS = {
     "stride": "strides",
     "inputshape": "model.input",
     "inputdim": "model.input",
-    "kernelregularizer": "optimizer.weight_decay",
     "gradientclipval": "optimizer.clip_norm",
     # metrics (early_stopping.monitor)
     "acc": "accuracy",
@@ -94,15 +93,37 @@ USE_INSTEAD = {
 }
 
 
+# Other libraries' names that look like ours but mean something else: the name as written, in
+# lower case (not folded: ``clipnorm`` must not match our ``clip_norm``) -> the line that says
+# the difference, said wherever the name is unknown, before any spelling match.
+_GLOBAL = "optimizer.clip_norm (all gradients rescaled together by their global norm)"
+DIFFERS = {
+    "clipnorm": "Keras's clipnorm rescales each weight's gradient by its own norm; nncli has no "
+    f"per-weight clipping: {_GLOBAL} is Keras's global_clipnorm, optimizer.clip_value clamps "
+    "each element",
+    "global_clipnorm": f"Keras's global_clipnorm is {_GLOBAL}",
+    "clipvalue": "Keras's clipvalue is optimizer.clip_value (each gradient element clamped to "
+    "[-c, c], PyTorch's clip_grad_value_); optimizer.clip_norm is the global norm instead",
+    "kernel_regularizer": "Keras's kernel_regularizer=l2(c) adds c * sum(w^2) to the loss, a "
+    "gradient of 2 c w on the layer's kernel; the same is optimizer.weight_decay: 2c (with "
+    "decoupled_weight_decay: false, the default), which applies to every parameter, biases "
+    "and normalisation scales included: there is no regularizer per layer",
+}
+
+
 def fold(name: object) -> str:
     """``Mean_Squared-Error`` -> ``meansquarederror``: how synonyms are looked up."""
     return str(name).lower().replace("_", "").replace("-", "")
 
 
 def did_you_mean(name: object, choices: list[str]) -> str:
-    """`` (did you mean 'cross_entropy'?)`` from the synonym table, a spelling that differs only
+    """`` (did you mean 'cross_entropy'?)`` from the synonym table (after the line of a name
+    that means something else here, ``DIFFERS``), a spelling that differs only
     in case and underscores, what to write instead (``USE_INSTEAD``), or a close match; else an
     empty string."""
+    differs = DIFFERS.get(str(name).lower())
+    if differs is not None:
+        return f" ({differs})"
     folded = fold(name)
     target = SYNONYMS.get(folded)
     if target is not None and (target in choices or "." in target):

@@ -326,12 +326,15 @@ def early_stop_marks(
     stopping: dict | None,
 ) -> Marks:
     """The best epoch, and the stop when early stopping's patience ran out at the last epoch
-    (``stopping``: the spec's ``training.early_stopping``, None when it had none). The run
-    stops as soon as the epochs since the best exceed the patience, so that is the test."""
+    (``stopping``: the spec's ``training.early_stopping`` and its ``version``, None when it had
+    none). The run stops as soon as the epochs since the best reach the patience (Keras's rule,
+    spec version 2; at least one) or exceed it (version 1), so that is the test."""
     if best_epoch is None or stopping is None:
         return Marks()
     last = int(np.asarray(history["epoch"])[-1])
-    stopped = last - int(best_epoch) > int(stopping["patience"])
+    patience = int(stopping["patience"])
+    needed = max(patience, 1) if stopping.get("version", 1) >= 2 else patience + 1
+    stopped = last - int(best_epoch) >= needed
     return Marks(
         best_epoch=int(best_epoch),
         monitor=str(stopping["monitor"]),

@@ -22,7 +22,7 @@ from nncli.engine import checks
 from nncli.errors import BackendError, SpecError
 from nncli.spec.document import Path_
 
-VERSION = 1
+VERSION = 2
 # (sub-path, message, about the key): a key problem points at the key and names its mapping
 Problem = tuple[Path_, str, bool]
 

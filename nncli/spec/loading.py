@@ -60,7 +60,7 @@ __all__ = ["Spec", "flow_yaml", "load", "loads", "resolved_yaml", "to_dict"]
 class Spec(Section):
     """A validated spec (SPEC.md). Paths are absolute; ``line_of`` points back into the file."""
 
-    version: Version = VERSION
+    version: Version = 1  # a spec without it is version 1 (nncli 0.x); init writes VERSION
     name: SpecName = None  # filled: the spec file's stem
     seed: Seed = 0
     device: Device = "cpu"

@@ -204,6 +204,7 @@ def _early_stopping(
         min_delta=es.min_delta,
         restore_best=es.restore_best,
         mode=es.mode,
+        keras_patience=spec.version >= 2,
     )
 
 

@@ -18,6 +18,7 @@ from nncli.engine import checks
 from nncli.engine.registry import LAYERS, LOSSES, OPTIMIZERS, Registry, did_you_mean
 from nncli.engine.schedules import SCHEDULES
 from nncli.errors import SpecError
+from nncli.spec.conventions import refused
 from nncli.spec.document import Path_, render
 from nncli.spec.fields import (
     BatchSize,
@@ -239,7 +240,9 @@ def _build(registry: Registry, item: Any) -> tuple[dict[str, Any], Any, list[Pro
             problems.append(((key,), f"unknown key {key!r}{hint(key)}", True))
         if problems:
             return entry, None, problems
-        return registry.canonical_entry(entry), registry.create(name, settings), []
+        built = registry.create(name, settings)
+        problems = refused(what, cls.type_name, settings)  # another library's meaning
+        return (entry, None, problems) if problems else (registry.canonical_entry(entry), built, [])
     except SpecError as exc:
         return entry, None, [(tuple(exc.field.split(".")) if exc.field else (), exc.message, False)]
     except Exception as exc:  # an engine constructor choking on an odd value is still a spec error

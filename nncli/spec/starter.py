@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from nncli.data.profile import Profile
+from nncli.spec.fields import VERSION
 from nncli.spec.starter_kinds import (
     Training,
     csv_starter,
@@ -44,7 +45,7 @@ def spec_text(
         f"# {summary(found)}.",
         "# Each value is a first guess with its reason beside it. Train it as it is, then change",
         "# one thing at a time and compare the validation scores.",
-        "version: 1",
+        f"version: {VERSION}",
         pair("name", scalar(name), f"the run folder: runs/{name}/"),
         pair("seed", "0", "the split, first weights and shuffling all come from it"),
         "",

@@ -22,7 +22,7 @@ class Training:
     learning_rate: float
     epochs: int
     batch_size: int
-    patience: int
+    patience: int  # Keras's meaning (spec version 2): the epochs without improvement that stop it
     why_epochs: str
     clip_norm: float | None = None
 
@@ -125,7 +125,7 @@ def csv_starter(found: Profile, path: str) -> tuple[list[str], Training]:
     ]
     rows = found.split_counts.get("train", found.rows - found.target.missing)
     held = 0 if found.split_counts.get("validation") else part_size(0.2, rows)
-    training = Training(0.003, 100, _batch(rows - held, 32), 10, "rows")
+    training = Training(0.003, 100, _batch(rows - held, 32), 11, "rows")
     return data + ["", *model], training
 
 
@@ -203,7 +203,7 @@ def images_starter(found: Profile, path: str) -> tuple[list[str], Training]:
         _output_layer(found),
     ]
     rows = found.rows - part_size(0.2, found.rows)
-    return data + ["", *model], Training(0.003, 30, _batch(rows, 32), 5, "images")
+    return data + ["", *model], Training(0.003, 30, _batch(rows, 32), 6, "images")
 
 
 def _conv_blocks(height: int, width: int) -> list[str]:
@@ -256,7 +256,7 @@ def sequences_starter(found: Profile, path: str) -> tuple[list[str], Training]:
         _output_layer(found),
     ]
     count = found.sequences - part_size(0.2, found.sequences)
-    return data + ["", *model], Training(0.01, 50, _batch(count, 16), 8, "sequences")
+    return data + ["", *model], Training(0.01, 50, _batch(count, 16), 9, "sequences")
 
 
 def timeseries_starter(found: Profile, path: str) -> tuple[list[str], Training]:
@@ -291,7 +291,7 @@ def timeseries_starter(found: Profile, path: str) -> tuple[list[str], Training]:
         _output_layer(found),
     ]
     windows = found.rows - part_size(0.2, found.rows) - window
-    return data + ["", *model], Training(0.01, 150, _batch(windows, 16), 20, "windows")
+    return data + ["", *model], Training(0.01, 150, _batch(windows, 16), 21, "windows")
 
 
 MAX_CHARS = 200_000  # a text longer than this starts on its beginning, for a run of minutes
@@ -324,5 +324,5 @@ def text_starter(found: Profile, path: str) -> tuple[list[str], Training]:
         _layer("{type: dense, units: auto, activation: softmax}", "a probability per character"),
     ]
     windows = int(chars * 0.9) // length
-    training = Training(0.01, 10, _batch(windows, 32), 2, "windows", clip_norm=5.0)
+    training = Training(0.01, 10, _batch(windows, 32), 3, "windows", clip_norm=5.0)
     return data + ["", *model], training

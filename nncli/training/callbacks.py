@@ -34,7 +34,8 @@ class Callback:
 
 @dataclass
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs; with
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs (for
+    more than ``patience`` unless ``keras_patience``); with
     ``restore_best`` the network ends with the best epoch's weights.
 
     ``fit`` calls ``begin`` and puts it first among the callbacks, so that the best weights
@@ -45,6 +46,9 @@ class EarlyStopping(Callback):
     min_delta: float = 0.0
     restore_best: bool = True
     mode: str = "auto"  # auto: max for accuracy, f1, auc and r2, min otherwise
+    # True: stop once ``patience`` epochs passed without improvement (Keras's rule, spec
+    # version 2); False: once more than ``patience`` did (spec version 1)
+    keras_patience: bool = False
     wait: int = field(default=0, init=False, repr=False, compare=False)
     best_weights: Any = field(default=None, init=False, repr=False, compare=False)
     net: Any = field(default=None, init=False, repr=False, compare=False)
@@ -58,7 +62,10 @@ class EarlyStopping(Callback):
 
     @property
     def exhausted(self) -> bool:
-        """Patience ran out: the run stops here."""
+        """Patience ran out: the run stops here (Keras's patience 0 stops at the first epoch
+        without improvement, as its patience 1 does)."""
+        if self.keras_patience:
+            return self.wait >= max(self.patience, 1)
         return self.wait > self.patience
 
     def improved(self, value: float, best: float | None) -> bool:

@@ -129,3 +129,23 @@ def test_layernorm_matches_torch():
     np.testing.assert_allclose(layer.forward(x), out.detach().numpy(), rtol=1e-10)
     np.testing.assert_allclose(layer.backward(r), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(layer.grads["weight"], ref.weight.grad.numpy(), rtol=1e-9)
+
+
+def test_keras_momentum_099_written_as_001_follows_keras_update_formula():
+    """Keras's BatchNormalization(momentum=0.99) moves its statistics as
+    moving = momentum * moving + (1 - momentum) * batch; nncli's momentum m is the batch's
+    share, so Keras's 0.99 is m = 0.01 here. The running variance takes the batch's unbiased
+    variance here (PyTorch's); Keras 3 takes the biased one, a factor n / (n - 1) on its term."""
+    layer = built(BatchNorm(momentum=0.01), (3,))
+    keras_momentum = 0.99
+    mean, var = np.zeros(3), np.ones(3)  # Keras's initial moving mean and variance too
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        x = rng.normal(1.5, 2.0, size=(8, 3))
+        layer.forward(x, training=True)
+        mean = keras_momentum * mean + (1 - keras_momentum) * x.mean(axis=0)
+        var = keras_momentum * var + (1 - keras_momentum) * x.var(axis=0, ddof=1)
+    np.testing.assert_allclose(layer.state["running_mean"], mean, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(layer.state["running_var"], var, rtol=1e-12)
+    # the same momentum read the Keras way would have kept 1% of the old statistics
+    assert not np.allclose(layer.state["running_mean"], 0.99 * x.mean(axis=0), rtol=0.1)

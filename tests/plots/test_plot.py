@@ -356,3 +356,13 @@ def test_output_never_lands_on_an_input(runs):
 )
 def test_options_that_mean_nothing_together_exit_2(runs, args, needle):
     one_error_line(invoke("plot", runs["plain"], *args), 2, needle)
+
+
+def test_the_stop_mark_counts_patience_by_the_runs_spec_version():
+    """Version 2 stops once ``patience`` epochs went without improvement, version 1 after one
+    more: 3 epochs after the best is a stop for patience 3 under version 2 only."""
+    history = {"epoch": np.arange(1, 6)}
+    stopping = {"monitor": "val_loss", "patience": 3, "restore_best": True}
+    assert panels.early_stop_marks(history, 2, 0.5, {**stopping, "version": 2}).stop_epoch == 5
+    assert panels.early_stop_marks(history, 2, 0.5, {**stopping, "version": 1}).stop_epoch is None
+    assert panels.early_stop_marks(history, 5, 0.5, {**stopping, "version": 2}).stop_epoch is None
