@@ -132,6 +132,13 @@ class Batcher:
         self.arrived.set()
         return await job.done
 
+    async def call(self, work: Callable[..., Any], *args: Any) -> Any:
+        """``work(*args)`` in the forward thread, between passes (the network serves one caller
+        at a time): a text model's generation, window after window."""
+        if self.executor is None:
+            raise RuntimeError("the batcher is not running")
+        return await asyncio.get_running_loop().run_in_executor(self.executor, work, *args)
+
     async def work(self) -> None:
         assert self.arrived is not None
         loop = asyncio.get_running_loop()
