@@ -103,6 +103,18 @@ class CategoricalColumn:
         return one_hot(codes, len(self.categories))
 
 
+def scaled_values(
+    columns: list[NumericColumn], values: np.ndarray, absent: np.ndarray | None = None
+) -> np.ndarray:
+    """Number columns' values, float64 (N, F), the ``absent`` ones filled -> (x - offset) /
+    scale a column, in float64 (an encoder's one scaling of a table's numbers, with or without
+    a frame)."""
+    fill, offset, scale = np.array([[c.fill, c.offset, c.scale] for c in columns]).T
+    values = values if absent is None else np.where(absent, fill, values)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf: the caller names its line
+        return (values - offset) / scale
+
+
 def missing_rule(value: Any, fill: bool) -> dict[str, Any]:
     """How a column takes a missing value: filled with ``value``, or refused."""
     return {"missing": "fill", "fill": value} if fill else {"missing": "error"}
