@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic_core import to_json  # pydantic's serializer: each float's shortest repr, fast
 
 from nncli.errors import DataError, NncliError
 from nncli.serve.batching import Batcher
@@ -246,7 +247,7 @@ def build_app(model: Model, settings: Settings) -> FastAPI:
         outputs = await batcher.submit(inputs.x, inputs.mask)
         if kind == CSV:
             return Response(model.answer_csv(inputs, outputs), media_type=CSV)
-        return JSONResponse(model.answer(inputs, outputs))
+        return Response(to_json(model.answer(inputs, outputs)), media_type=JSON)
 
     @app.post("/generate", responses={404: {}, 413: {}, 422: {}})
     async def generate(request: Request) -> dict[str, str]:

@@ -5,15 +5,16 @@ Requests ``submit`` their encoded inputs (x (n, ...), and a sequence mask (n, T)
 wait; one worker task takes what is pending once ``max_batch`` rows are waiting, or the oldest
 has waited ``max_wait`` seconds, or no other request is being read (nobody to wait for), and
 runs the passes in one thread of its own (the network is used by one pass at a time; numpy
-lets the event loop read requests meanwhile), or, where a pass of that shape has cost under
-``INLINE`` seconds, in the event loop itself: handing a pass of microseconds to a thread and
-back costs more than the pass (a thread waiting for the GIL waits up to Python's switch
-interval, 5 ms, on a busy processor). Inputs of one shape are stacked and cut into
-passes of ``max_batch`` rows; the last is padded with copies of its first row. A float32
-matrix product picks its kernel by the size of the problem (and nncli's own kernels run from a
-size on), so the same row can come out a few roundings apart in a batch of 3 and in one of 64;
-with every pass the same size, each row's outputs are those of the row alone, whoever it
-shared the pass with.
+lets the event loop read requests meanwhile), or, where the last passes of that shape have
+cost under ``INLINE`` seconds (their median), in the event loop itself: handing a pass of
+microseconds to a thread and back costs more than the pass (a thread waiting for the GIL
+waits up to Python's switch interval, 5 ms, on a busy processor).
+
+Inputs of one shape are stacked and cut into passes of ``max_batch`` rows; the last is padded
+with copies of its first row. A float32 matrix product picks its kernel by the size of the
+problem (and nncli's own kernels run from a size on), so the same row can come out a few
+roundings apart in a batch of 3 and in one of 64; with every pass the same size, each row's
+outputs are those of the row alone, whoever it shared the pass with.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 
 Forward = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 INLINE = 0.002  # seconds: a pass that costs less runs in the event loop (module docstring)
+COSTS = 5  # the passes of a shape whose median cost decides (a busy moment is one of them)
 
 
 @dataclass
@@ -91,9 +93,10 @@ class Batcher:
         self.waiting_rows = 0
         self.coming = 0  # requests begun and not yet submitted (``expect``)
         self.passes = self.rounds = 0
-        self.cost: dict[Any, float] = {}  # seconds the last pass of each shape took
+        self.cost: dict[Any, deque[float]] = {}  # seconds the last passes of a shape took
         self.calling = 0  # calls (``call``) in the forward thread
         self.inline = 0  # rounds run in the event loop
+        self.busy = False  # a round in the forward thread
         self.task: asyncio.Task | None = None
         self.executor: ThreadPoolExecutor | None = None
         self.arrived: asyncio.Event | None = None
@@ -165,15 +168,20 @@ class Batcher:
                 self.run(jobs, settle)
                 await asyncio.sleep(0)  # the answered requests go on before the next round
             else:
-                await loop.run_in_executor(self.executor, self.run, jobs, threadsafe(loop))
+                self.busy = True
+                try:
+                    await loop.run_in_executor(self.executor, self.run, jobs, threadsafe(loop))
+                finally:
+                    self.busy = False
 
     def cheap(self, jobs: list[Job]) -> bool:
         """Whether the passes of ``jobs`` may run in the event loop: the last pass of each of
         their shapes cost under INLINE (a shape not yet seen: tried there once), and no
         ``call`` is using the network in the forward thread."""
-        if self.calling:
+        if self.calling or self.busy:
             return False
-        return all(self.cost.get(job.shape, 0.0) < INLINE for job in jobs)
+        shapes = {job.shape for job in jobs}
+        return all(median(self.cost.get(shape, (0.0,))) < INLINE for shape in shapes)
 
     async def gather(self) -> None:
         """Wait until max_batch rows are pending, or the oldest job has waited max_wait, or no
@@ -217,7 +225,8 @@ class Batcher:
                 for job in group:
                     hand(job.done, None, exc)
                 continue
-            self.cost[group[0].shape] = (time.perf_counter() - began) / made
+            took = self.cost.setdefault(group[0].shape, deque(maxlen=COSTS))
+            took.append((time.perf_counter() - began) / made)
             count += made
             start = 0
             for job in group:
@@ -227,6 +236,12 @@ class Batcher:
         self.rounds += 1
         if self.observe is not None:
             self.observe(sum(job.rows for job in jobs), count)
+
+
+def median(values: Any) -> float:
+    """The median of a few numbers (numpy's costs more than the pass it judges)."""
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 def threadsafe(loop: asyncio.AbstractEventLoop) -> Callable[..., None]:

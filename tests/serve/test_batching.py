@@ -172,7 +172,7 @@ def test_cheap_passes_run_in_the_loop_and_dear_ones_in_the_thread():
     assert batcher.rounds == 4 and batcher.inline == 2  # the first of each shape
     assert not threads[0].startswith("nncli-forward") and not threads[1].startswith("nncli")
     assert threads[2:] == ["nncli-forward_0"] * 2
-    assert batcher.cost[((2,), "<f8", None)] >= INLINE
+    assert min(batcher.cost[((2,), "<f8", None)]) >= INLINE
 
 
 def test_a_row_of_numbers_needs_no_frame_and_gets_the_frames_inputs(models):
