@@ -9,6 +9,7 @@ a body that does not parse, no part, or more than ``most``.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 
@@ -18,6 +19,9 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from nncli.serve.schema import Problem, Refused, found_text
 
 FORM = "multipart/form-data"
+# python-multipart logs each body that does not parse; the client hears of it (422), and a
+# server's log is no place for every bad request
+logging.getLogger("python_multipart").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
