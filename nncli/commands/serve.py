@@ -24,7 +24,7 @@ import numpy as np
 from nncli import __version__
 from nncli.commands.apply import check_rows_kind
 from nncli.commands.predictor import PROBA, Predictions, Predictor, Prepared
-from nncli.data.columns import NumericColumn, scaled_values
+from nncli.data.columns import NumericColumn, scaled_values, scaling_of
 from nncli.data.digest import content_digest
 from nncli.errors import NncliError
 from nncli.serve.settings import Settings
@@ -216,10 +216,14 @@ class Served:
         way fills or names them."""
         if not (self.plain_numbers and np.isfinite(block).all()):
             return None
-        encoder = self.predictor.encoder
         with np.errstate(over="ignore"):  # an overflow: the frame's way names it
-            x = scaled_values(encoder.columns, block).astype(encoder.dtype)
+            x = scaled_values(self.scaling, block).astype(self.predictor.encoder.dtype)
         return x if np.isfinite(x).all() else None
+
+    @functools.cached_property
+    def scaling(self) -> np.ndarray:
+        """The number columns' fill, offset and scale (``scaling_of``), gathered once."""
+        return scaling_of(self.predictor.encoder.columns)
 
     def prepare_table(self, header: list[str], rows: list[list[str]]) -> Prepared:
         """A CSV body's header and rows of text -> their inputs, as the file would give them."""

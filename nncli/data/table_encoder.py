@@ -19,6 +19,7 @@ from nncli.data.columns import (
     numeric_from_state,
     numeric_state,
     scaled_values,
+    scaling_of,
 )
 from nncli.data.csv_reader import (
     cell_missing,
@@ -222,7 +223,7 @@ class TabularEncoder(Encoder):
             name = numeric[int(np.argmax(bad.any(axis=0)))].name
             text = cell_text(frame[name], self.na_values)[0]
             raise not_numbers(frame, name, text, cells[name][2])
-        x = scaled_values(numeric, values, absent)  # inf: _finite names its line
+        x = scaled_values(scaling_of(numeric), values, absent)  # inf: _finite names it
         return {c.name: x[:, j : j + 1] for j, c in enumerate(numeric)}
 
     def complete_rows(self, frame: pd.DataFrame) -> np.ndarray:
