@@ -3,13 +3,14 @@ the exported model, one forward pass per request (``baseline_app`` below).
 
 Workloads: the iris MLP (models/iris.yaml) and the digits CNN (models/digits-cnn.yaml's
 layers behind a ``reshape``, on datasets/digits.csv: a table of 64 pixel columns, since
-``nncli serve`` answers rows). Each server runs alone on this machine's loopback; a bounded
+``nncli serve`` answers rows). Each server listens on this machine's loopback; a bounded
 client (asyncio streams, HTTP/1.1 keep-alive) sends requests of 1 and of 32 rows over 64
 concurrent connections for ``--seconds``, then over 1, and reports requests/s, rows/s, p50 and
-p99 latency and errors. The load average is noted before and after each server's phases (the
-machine may be shared).
+p99 latency and errors. Both servers run at once and take turns, phase by phase, ``--rounds``
+times (a load from elsewhere on a shared machine falls on both alike); the load average is
+noted before each turn, and the medians of the rounds are printed last.
 
-    python benchmarks/serve.py                      # about 3 minutes: 20 s a phase
+    python benchmarks/serve.py                      # about 6 minutes: 20 s a turn
     python benchmarks/serve.py --seconds 5 --only iris
     python benchmarks/serve.py --baseline MODEL.onnx --port 0   # the baseline server alone
 
@@ -205,29 +206,58 @@ def start(command: list[str]) -> tuple[subprocess.Popen, int]:
     return process, int(line.split("http://127.0.0.1:")[1].split()[0])
 
 
-def phases(name: str, server: str, command: list[str], data: Path, seconds: float) -> list[dict]:
-    process, port = start(command)
+def phases(
+    name: str, commands: dict[str, list[str]], data: Path, seconds: float, rounds: int
+) -> list[dict]:
+    """Both servers started at once; each phase (rows a request, connections) run ``rounds``
+    times, the servers taking turns, so that a load from elsewhere on a shared machine falls
+    on both alike."""
+    started = {server: start(command) for server, command in commands.items()}
     results = []
     try:
-        time.sleep(1.0)  # the app's start-up (and a first request's compilation) out of the way
+        time.sleep(1.0)  # the apps' start-up (and a first request's compilation) out of the way
         for rows in ROWS:
             body = request_body(data, TARGETS[name], rows)
-            asyncio.run(load(port, body, 1, 1.0))  # warm-up
+            for _, port in started.values():
+                asyncio.run(load(port, body, 1, 1.0))  # warm-up
             for connections in CONNECTIONS:
-                before = os.getloadavg()[0]
-                done = asyncio.run(load(port, body, connections, seconds))
-                done |= {"workload": name, "server": server, "rows": rows,
-                         "connections": connections, "load_before": before,
-                         "rows_per_s": done["requests_per_s"] * rows}  # fmt: skip
-                results.append(done)
-                print(row_text(done), flush=True)
+                for turn in range(rounds):
+                    for server, (_, port) in started.items():
+                        before = os.getloadavg()[0]
+                        done = asyncio.run(load(port, body, connections, seconds))
+                        done |= {"workload": name, "server": server, "rows": rows,
+                                 "connections": connections, "load_before": before,
+                                 "round": turn + 1,
+                                 "rows_per_s": done["requests_per_s"] * rows}  # fmt: skip
+                        results.append(done)
+                        print(row_text(done), flush=True)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        for process, _ in started.values():
+            process.send_signal(signal.SIGTERM)
+        for process, _ in started.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
     return results
+
+
+def medians(results: list[dict]) -> list[dict]:
+    """One row a workload, server, rows and connections: the median of its rounds (requests/s,
+    rows/s, p50, p99), the errors of all of them."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["workload"], r["server"], r["rows"], r["connections"]), []).append(r)
+    out = []
+    for (workload, server, rows, connections), runs in groups.items():
+        middle = {
+            k: float(np.median([r[k] for r in runs if r[k] is not None] or [np.nan]))
+            for k in ("requests_per_s", "rows_per_s", "p50_ms", "p99_ms", "load_before")
+        }
+        out.append({**middle, "workload": workload, "server": server, "rows": rows,
+                    "connections": connections, "errors": sum(r["errors"] for r in runs),
+                    "round": f"median of {len(runs)}"})  # fmt: skip
+    return out
 
 
 def row_text(r: dict) -> str:
@@ -245,6 +275,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--only", default="iris,cnn")
     parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2, help="turns each server takes a phase")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--baseline", help="run the baseline server on this ONNX file")
     parser.add_argument("--port", type=int, default=0)
@@ -262,8 +293,12 @@ def main() -> None:
             serve = [sys.executable, "-m", "nncli", "serve", str(checkpoint), "--port", "0",
                      "--max-batch", str(args.max_batch)]  # fmt: skip
             baseline = [sys.executable, __file__, "--baseline", str(onnx), "--port", "0"]
-            results += phases(name, "nncli serve", serve, data, args.seconds)
-            results += phases(name, "FastAPI + onnxruntime", baseline, data, args.seconds)
+            commands = {"nncli serve": serve, "FastAPI + onnxruntime": baseline}
+            results += phases(name, commands, data, args.seconds, args.rounds)
+    print("\nmedians of the rounds:")
+    for row in sorted(medians(results), key=lambda r: (r["workload"], r["rows"],
+                                                      -r["connections"], r["server"])):  # fmt: skip
+        print(row_text(row))
     if args.json:
         args.json.write_text(json.dumps({"processor": processor(), "results": results}, indent=1))
 

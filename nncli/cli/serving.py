@@ -14,7 +14,9 @@ from nncli.cli.usage import COUNT, NON_NEGATIVE, POSITIVE_INT
 
 @app.command()
 def serve(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint of a table model (nncli train)."),
+    checkpoint: Path = typer.Argument(
+        ..., help="A checkpoint (nncli train): a model of rows, images or text."
+    ),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."
     ),
@@ -38,7 +40,13 @@ def serve(
         10.0, "--max-body-mb", parser=NON_NEGATIVE, help="Largest request body (413 above)."
     ),
     max_rows: int = typer.Option(
-        10_000, "--max-rows", parser=POSITIVE_INT, help="Most rows one request may hold."
+        10_000,
+        "--max-rows",
+        parser=POSITIVE_INT,
+        help="Most rows (or image files) one request may hold.",
+    ),
+    max_length: int = typer.Option(
+        1_000, "--max-length", parser=COUNT, help="Most symbols one POST /generate may ask for."
     ),
     threads: int | None = typer.Option(
         None,
@@ -51,15 +59,17 @@ def serve(
     unknown: str = UNKNOWN,
 ) -> None:
     """Answer HTTP requests with the checkpoint's predictions: POST /predict (JSON rows or a
-    CSV table), GET /health, /info, /metrics, and the OpenAPI page at /docs. Stops on Ctrl-C or
-    SIGTERM after answering the requests in flight."""
+    CSV table; image files as a multipart upload), POST /generate (a text model's prompt),
+    GET /health, /info, /metrics, and the OpenAPI page at /docs. Stops on Ctrl-C or SIGTERM
+    after answering the requests in flight."""
     blas_threads(threads)
     from nncli.commands import serve as serve_command
     from nncli.serve.settings import Settings
 
     settings = Settings(
         host=host, port=port, workers=workers, max_batch=max_batch, max_wait_ms=max_wait_ms,
-        max_body_mb=max_body_mb, max_rows=max_rows, device=device, unknown=unknown,
+        max_body_mb=max_body_mb, max_rows=max_rows, max_length=max_length, device=device,
+        unknown=unknown,
     )  # fmt: skip
 
     def ready(url: str) -> None:

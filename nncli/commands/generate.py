@@ -72,11 +72,25 @@ def generate(
         raise SpecError(f"expected 0 or more symbols, got {length}", field="--length")
     model = model_io.load(checkpoint, device)
     predictor = Predictor(model, text_encoder(model))  # the kind is checked before the encoder
+    return sample(predictor, prompt, length=length, temperature=temperature, seed=seed)
+
+
+def sample(
+    predictor: Predictor,
+    prompt: str,
+    *,
+    length: int,
+    temperature: float,
+    seed: int,
+    what: str = "--prompt",
+) -> str:
+    """``generate`` on a text model already loaded (``nncli serve``'s ``POST /generate``); the
+    prompt is named ``what`` in errors."""
     encoder = predictor.encoder
-    ids = encoder.ids(prompt, what="--prompt")
+    ids = encoder.ids(prompt, what=what)
     if len(ids) == 0:
         raise SpecError(
-            f"expected at least one {encoder.level} to start from, got {prompt!r}", field="--prompt"
+            f"expected at least one {encoder.level} to start from, got {prompt!r}", field=what
         )
     softmax_output = predictor.net.output_activation == "softmax"
     rng = np.random.default_rng(seed)

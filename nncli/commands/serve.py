@@ -24,6 +24,7 @@ import numpy as np
 from nncli import __version__
 from nncli.commands.apply import check_rows_kind
 from nncli.commands.predictor import PROBA, Predictions, Predictor, Prepared
+from nncli.data.columns import NumericColumn, scaled_values, scaling_of
 from nncli.data.digest import content_digest
 from nncli.errors import NncliError
 from nncli.serve.settings import Settings
@@ -94,18 +95,44 @@ def spec_of(predictor: Predictor) -> Any:
         return None
 
 
+def reads(predictor: Predictor) -> str:
+    """What a request to the model holds: ``rows`` (tables, sequences, time series),
+    ``images`` (uploaded files) or ``text`` (a prompt, for ``POST /generate``)."""
+    return "rows" if predictor.encoder.tabular else predictor.kind
+
+
+def input_of(predictor: Predictor) -> dict[str, Any]:
+    """``/info``'s ``input`` for a model that reads no rows: an image's size, color and the
+    per-channel scaling, or a text model's symbols and context."""
+    encoder = predictor.encoder
+    if predictor.kind == "images":
+        return {
+            "image_size": list(encoder.image_size),
+            "resize": encoder.resize,
+            "color": encoder.color,
+            "scaling": {"offset": encoder.mean.tolist(), "scale": encoder.std.tolist()},
+        }
+    if predictor.kind == "text":
+        size = encoder.size
+        return {"level": encoder.level, "sequence_length": encoder.sequence_length, "symbols": size}
+    return {}
+
+
 def describe(predictor: Predictor, checkpoint: Path, digest: str) -> dict[str, Any]:
     """``GET /info``: the model as JSON."""
     training = {k: predictor.training[k] for k in TRAINING_SHOWN if k in predictor.training}
+    labels = None if predictor.kind == "text" else predictor.labels
     return plain(
         {
             "checkpoint": checkpoint.name,
             "sha256": digest,
             "nncli": __version__,
             "kind": predictor.kind,
+            "reads": reads(predictor),
             "task": predictor.task,
             "inputs": predictor.encoder.row_columns(),
-            "labels": predictor.labels,
+            **({"input": input_of(predictor)} if reads(predictor) != "rows" else {}),
+            "labels": labels,
             "training": training,
             "spec": spec_of(predictor),
         }
@@ -122,12 +149,17 @@ class Served:
 
     @classmethod
     def load(cls, checkpoint: Path, settings: Settings) -> Served:
-        """Read ``checkpoint`` once (every check ``predict`` makes); DataError for a model that
-        reads no rows (images, text)."""
+        """Read ``checkpoint`` once (every check ``predict`` makes); DataError for a model of
+        a kind no request can hold."""
         digest = content_digest(checkpoint) if checkpoint.is_file() else ""
         predictor = Predictor.load(checkpoint, settings.device)
-        check_rows_kind(predictor.model, predictor.encoder, "requests")
+        if reads(predictor) not in ("rows", "images", "text"):
+            check_rows_kind(predictor.model, predictor.encoder, "requests")
         return cls(predictor, settings.unknown, describe(predictor, checkpoint, digest))
+
+    @property
+    def reads(self) -> str:
+        return reads(self.predictor)
 
     @functools.cached_property
     def columns(self) -> list[dict[str, Any]]:
@@ -153,6 +185,9 @@ class Served:
         names = [c["name"] for c in given]
         if all(c["type"] == "number" for c in given):  # one float64 block (a wide table)
             block = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
+            x = self.block_inputs(block)
+            if x is not None:
+                return Prepared(None, x, None, {})
             frame = pd.DataFrame(block, columns=self.header, copy=False)
         else:
             kinds = [np.float64 if c["type"] == "number" else object for c in given]
@@ -163,6 +198,33 @@ class Served:
         frame.attrs["nncli_rows"] = "rows"
         return self.predictor.prepare(frame, unknown=self.unknown, where="rows", source="rows")
 
+    @functools.cached_property
+    def plain_numbers(self) -> bool:
+        """A table whose features are all number columns, read without missing-value strings:
+        its clean JSON rows need no frame (``prepare_block``)."""
+        encoder = self.predictor.encoder
+        columns = getattr(encoder, "columns", None)
+        if encoder.kind != "csv" or encoder.na_values or not columns:
+            return False
+        return all(isinstance(column, NumericColumn) for column in columns)
+
+    def block_inputs(self, block: np.ndarray) -> np.ndarray | None:
+        """Numbers (N, F) float64 in the features' order -> their inputs, the values
+        ``prepare_rows``' frame gives (the encoder's own scaling, ``scaled_values``, then its
+        dtype), without the frame: a one-row request's encoding in microseconds. None for a
+        table of other columns, a missing value, or one that overflows the dtype: the frame's
+        way fills or names them."""
+        if not (self.plain_numbers and np.isfinite(block).all()):
+            return None
+        with np.errstate(over="ignore"):  # an overflow: the frame's way names it
+            x = scaled_values(self.scaling, block).astype(self.predictor.encoder.dtype)
+        return x if np.isfinite(x).all() else None
+
+    @functools.cached_property
+    def scaling(self) -> np.ndarray:
+        """The number columns' fill, offset and scale (``scaling_of``), gathered once."""
+        return scaling_of(self.predictor.encoder.columns)
+
     def prepare_table(self, header: list[str], rows: list[list[str]]) -> Prepared:
         """A CSV body's header and rows of text -> their inputs, as the file would give them."""
         import pandas as pd
@@ -170,6 +232,24 @@ class Served:
         frame = pd.DataFrame(rows, columns=header, dtype=object)
         frame.attrs["nncli_rows"] = "rows"
         return self.predictor.prepare(frame, unknown=self.unknown, where="rows", source="rows")
+
+    def prepare_images(self, uploads: list[Any]) -> Prepared:
+        """Uploaded image files (each with its ``field``, ``filename`` and ``data``) -> their
+        inputs, as ``predict`` reads the same files; DataError at the field of the first that
+        is no image, or not of a size the model takes."""
+        encoder = self.predictor.encoder
+        named = [(upload.field, upload.data) for upload in uploads]
+        frame = encoder.read_uploads(named, [upload.filename for upload in uploads])
+        return self.predictor.prepare(frame, where="files", source="the files")
+
+    def generate(self, prompt: str, length: int, temperature: float, seed: int) -> str:
+        """``nncli generate``'s text for the same prompt, length, temperature and seed (the
+        network's passes are the command's, one window at a time)."""
+        from nncli.commands.generate import sample
+
+        return sample(
+            self.predictor, prompt, length=length, temperature=temperature, seed=seed, what="prompt"
+        )
 
     def forward(self, x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         return self.predictor.outputs(x, mask)

@@ -103,6 +103,23 @@ class CategoricalColumn:
         return one_hot(codes, len(self.categories))
 
 
+def scaling_of(columns: list[NumericColumn]) -> np.ndarray:
+    """(3, F): each number column's fill, offset and scale, as ``scaled_values`` takes them."""
+    return np.array([[c.fill, c.offset, c.scale] for c in columns]).T
+
+
+def scaled_values(
+    scaling: np.ndarray, values: np.ndarray, absent: np.ndarray | None = None
+) -> np.ndarray:
+    """Number columns' values, float64 (N, F), the ``absent`` ones filled -> (x - offset) /
+    scale a column (``scaling``: ``scaling_of`` the columns), in float64: an encoder's one
+    scaling of a table's numbers, with or without a frame."""
+    fill, offset, scale = scaling
+    values = values if absent is None else np.where(absent, fill, values)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf: the caller names its line
+        return (values - offset) / scale
+
+
 def missing_rule(value: Any, fill: bool) -> dict[str, Any]:
     """How a column takes a missing value: filled with ``value``, or refused."""
     return {"missing": "fill", "fill": value} if fill else {"missing": "error"}

@@ -19,7 +19,7 @@ from nncli.data.dataset import (
     task_for_loss,
 )
 from nncli.data.encoder import Encoder
-from nncli.data.image_files import CHANNELS, ImageFrame, read_frame
+from nncli.data.image_files import CHANNELS, ImageFrame, read_frame, read_image_bytes
 from nncli.data.onehot import one_hot
 from nncli.errors import DataError, ShapeError, SpecError
 
@@ -103,14 +103,32 @@ class ImageEncoder(Encoder):
         size = self.image_size if self.resize else None
         frame = read_frame(Path(path), size, self.color, skip_bad, np.dtype(self.dtype))
         if len(frame) and frame.pixels.shape[2:] != self.image_size:
-            h, w = frame.pixels.shape[2:]
-            raise DataError(
-                f"the images are {h}x{w} (H x W) but the model was trained on "
-                f"{self.image_size[0]}x{self.image_size[1]} without data.image_size, so it "
-                "does not resize them",
-                where=frame.files[0],
-            )
+            raise self.other_size(frame.pixels.shape[2:], frame.files[0])
         return frame
+
+    def read_uploads(self, uploads: list[tuple[str, bytes]], files: list[str]) -> ImageFrame:
+        """Images as bytes (``(name, bytes)`` each: a server's uploads) -> ImageFrame, read as
+        ``read_frame`` reads the files (``files``: each one's name in the predictions);
+        DataError naming the first that is no image, or of a size the model does not take."""
+        size = self.image_size if self.resize else None
+        dtype = np.dtype(self.dtype)
+        images = []
+        for name, data in uploads:  # one Pillow decode per image; the array work is batched
+            values = read_image_bytes(data, name, size, self.color, dtype)
+            if values.shape[:2] != self.image_size:
+                raise self.other_size(values.shape[:2], name)
+            images.append(values)
+        pixels = np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))
+        return ImageFrame(files=list(files), labels=None, pixels=pixels, source="uploads")
+
+    def other_size(self, found: tuple[int, ...], where: str) -> DataError:
+        """The error for images of another size than a model that does not resize takes."""
+        return DataError(
+            f"the images are {found[0]}x{found[1]} (H x W) but the model was trained on "
+            f"{self.image_size[0]}x{self.image_size[1]} without data.image_size, so it "
+            "does not resize them",
+            where=where,
+        )
 
     def scale(self, pixels: np.ndarray) -> np.ndarray:
         """(N, C, H, W) in [0, 1] -> (pixels - mean) / std per channel, in the spec's dtype."""

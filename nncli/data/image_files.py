@@ -27,6 +27,7 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 MODES = {"grayscale": "L", "rgb": "RGB"}
 CHANNELS = {"grayscale": 1, "rgb": 3}
 SKIP_HINT = OptionHint("--skip-bad", "--skip-bad leaves out unreadable images")
+NOT_AN_IMAGE = f"not a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} image"
 
 
 @dataclass
@@ -130,34 +131,48 @@ def read_image(
     """One image file -> (H, W, C) in [0, 1], float32 unless ``dtype`` says float64 (the pixel
     values are then divided in float64, never rounded through float32); DataError naming the
     file if unreadable."""
+    require_regular(path, DataError, hint=SKIP_HINT)  # a named pipe would block the decoder
+    return opened(path, str(path), size, color, dtype)
+
+
+def read_image_bytes(
+    data: bytes, name: str, size: tuple[int, int] | None, color: str, dtype: Any = np.float32
+) -> np.ndarray:
+    """An image file's bytes (an upload) -> (H, W, C) in [0, 1], as ``read_image`` reads the
+    file; DataError naming ``name`` if they are no readable image."""
+    import io
+
+    return opened(io.BytesIO(data), name, size, color, dtype)
+
+
+def opened(
+    source: Any, where: str, size: tuple[int, int] | None, color: str, dtype: Any
+) -> np.ndarray:
+    """A path or a binary file object -> (H, W, C) in [0, 1]; every decoder failure a
+    DataError at ``where``."""
     from PIL import Image
 
-    require_regular(path, DataError, hint=SKIP_HINT)  # a named pipe would block the decoder
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice it; both are refusals here
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=FORMATS) as img:
+            with Image.open(source, formats=FORMATS) as img:
                 return _pixels(img, size, color, dtype)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(
-            f"refused as a possible decompression bomb ({exc})", where=str(path), hint=SKIP_HINT
+            f"refused as a possible decompression bomb ({exc})", where=where, hint=SKIP_HINT
         ) from None
     except Image.UnidentifiedImageError:
-        raise DataError(
-            f"not a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} image",
-            where=str(path),
-            hint=SKIP_HINT,
-        ) from None
+        raise DataError(NOT_AN_IMAGE, where=where, hint=SKIP_HINT) from None
     except FileNotFoundError:
-        raise DataError("the image file disappeared while reading", where=str(path)) from None
+        raise DataError("the image file disappeared while reading", where=where) from None
     except MemoryError:
-        raise DataError("the image is too large to decode", where=str(path)) from None
+        raise DataError("the image is too large to decode", where=where) from None
     except Exception as exc:  # any decoder failure on a damaged file: truncated, bad data, ...
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise DataError(
             f"cannot read the image, it is truncated or corrupt ({reason})",
-            where=str(path),
+            where=where,
             hint=SKIP_HINT,
         ) from None
 

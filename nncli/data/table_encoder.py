@@ -18,6 +18,8 @@ from nncli.data.columns import (
     NumericColumn,
     numeric_from_state,
     numeric_state,
+    scaled_values,
+    scaling_of,
 )
 from nncli.data.csv_reader import (
     cell_missing,
@@ -221,9 +223,7 @@ class TabularEncoder(Encoder):
             name = numeric[int(np.argmax(bad.any(axis=0)))].name
             text = cell_text(frame[name], self.na_values)[0]
             raise not_numbers(frame, name, text, cells[name][2])
-        fill, offset, scale = np.array([[c.fill, c.offset, c.scale] for c in numeric]).T
-        with np.errstate(over="ignore", invalid="ignore"):  # inf: _finite names its line
-            x = (np.where(absent, fill, values) - offset) / scale
+        x = scaled_values(scaling_of(numeric), values, absent)  # inf: _finite names it
         return {c.name: x[:, j : j + 1] for j, c in enumerate(numeric)}
 
     def complete_rows(self, frame: pd.DataFrame) -> np.ndarray:

@@ -1,10 +1,12 @@
 """The FastAPI app of ``nncli serve``: ``build_app(model, settings)``.
 
-``GET /health``, ``GET /info``, ``POST /predict`` (JSON rows or a CSV table), ``GET /metrics``
-and the OpenAPI document at ``/docs`` with the request schema of the model's columns. Bad input
-is refused by name and never reaches a traceback: a ``Refused`` request (schema, size, content
-type) and an ``NncliError`` from the model's own checks are 422 (413 for a body over the limit,
-415 for a content type the endpoint does not read); only a bug answers 500, its traceback in
+``GET /health``, ``GET /info``, ``POST /predict`` (JSON rows or a CSV table for a model of rows,
+image files uploaded as ``multipart/form-data`` for a model of images), ``POST /generate`` (a
+text model's prompt), ``GET /metrics`` and the OpenAPI document at ``/docs`` with the request
+schema of the model's columns. Bad input is refused by name and never reaches a traceback: a
+``Refused`` request (schema, size, content type) and an ``NncliError`` from the model's own
+checks are 422 (413 for a body over the limit, 415 for a content type the endpoint does not
+read, 404 for the endpoint of another kind of model); only a bug answers 500, its traceback in
 the server's log.
 """
 
@@ -19,8 +21,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic_core import to_json  # pydantic's serializer: each float's shortest repr, fast
 
-from nncli.errors import NncliError
+from nncli.errors import DataError, NncliError
 from nncli.serve.batching import Batcher
 from nncli.serve.metrics import Counted, Metrics
 from nncli.serve.schema import (
@@ -30,10 +33,13 @@ from nncli.serve.schema import (
     ValidationError,
     csv_table,
     found_text,
+    generate_problems,
+    generate_request,
     place,
     problems,
 )
 from nncli.serve.settings import Settings
+from nncli.serve.uploads import FORM, uploads
 
 LOG = logging.getLogger("nncli.serve")
 CSV = "text/csv"
@@ -50,9 +56,12 @@ class Model(Protocol):
 
     info: dict[str, Any]
     columns: list[dict[str, Any]]
+    reads: str  # rows, images or text
 
     def prepare_rows(self, rows: list[dict[str, Any]]) -> Prepared: ...
     def prepare_table(self, header: list[str], rows: list[list[str]]) -> Prepared: ...
+    def prepare_images(self, uploads: list[Any]) -> Prepared: ...
+    def generate(self, prompt: str, length: int, temperature: float, seed: int) -> str: ...
     def forward(self, x: np.ndarray, mask: np.ndarray | None) -> np.ndarray: ...
     def answer(self, prepared: Prepared, outputs: np.ndarray) -> dict[str, Any]: ...
     def answer_csv(self, prepared: Prepared, outputs: np.ndarray) -> str: ...
@@ -74,12 +83,28 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def media_type(request: Request) -> str:
-    """The body's media type: JSON unless the client says CSV; 415 for anything else."""
-    given = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
-    if given in (JSON, CSV) or given.endswith("+json") or not given:
-        return CSV if given == CSV else JSON
-    raise Refused([Problem("Content-Type", f"{JSON} or {CSV}", found_text(given))], 415)
+ACCEPTS = {"rows": (JSON, CSV), "images": (FORM,)}
+IMAGE = "an image file (PNG, JPEG, BMP or GIF)"
+
+
+def media_type(request: Request, reads: str) -> str:
+    """The body's media type, one the model's requests come in (rows: JSON unless the client
+    says CSV; images: a multipart form); 415 for any other."""
+    given = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    accepted = ACCEPTS[reads]
+    if given.endswith("+json") or not given:
+        given = JSON
+    if given in accepted:
+        return given
+    words = " or ".join(accepted) + (" (image files)" if reads == "images" else "")
+    raise Refused([Problem("Content-Type", words, found_text(given))], 415)
+
+
+def elsewhere(path: str, reads: str) -> Refused:
+    """404 for the endpoint of another kind of model, naming the one this model answers."""
+    other = "/generate" if reads == "text" else "/predict"
+    model = {"text": "generates text", "images": "reads images", "rows": "reads rows"}[reads]
+    return Refused([Problem(path, f"POST {other} (this model {model})", f"POST {path}")], 404)
 
 
 def handlers(app: FastAPI, columns: Columns) -> None:
@@ -108,32 +133,74 @@ def handlers(app: FastAPI, columns: Columns) -> None:
         return JSONResponse({"error": error, "detail": []}, status_code=500)
 
 
-def openapi(app: FastAPI, request_model: Any) -> dict[str, Any]:
-    """The OpenAPI document, ``POST /predict``'s body the model's own request schema."""
+def openapi(app: FastAPI, request_models: dict[str, Any], reads: str) -> dict[str, Any]:
+    """The OpenAPI document, each POST's body the model's own request schema: rows (JSON or
+    CSV) or image files for ``/predict``, the prompt and its options for ``/generate``."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        body = request_model.model_json_schema(ref_template="#/components/schemas/{model}")
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.update(body.pop("$defs", {}))
-        components["PredictRequest"] = body
+        for name, request_model in request_models.items():
+            body = request_model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(body.pop("$defs", {}))
+            components[name] = body
         table = {"type": "string", "description": "A CSV table: a header line, then rows."}
-        schema["paths"]["/predict"]["post"]["requestBody"] = {
-            "required": True,
-            "content": {
+        files = {"type": "array", "items": {"type": "string", "format": "binary"}}
+        form = {"type": "object", "properties": {"files": files}, "required": ["files"]}
+        content = {
+            "rows": {
                 JSON: {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
                 CSV: {"schema": table},
             },
-        }
+            "images": {FORM: {"schema": form}},
+            "text": {JSON: {"schema": {"$ref": "#/components/schemas/GenerateRequest"}}},
+        }[reads]
+        path = "/generate" if reads == "text" else "/predict"
+        schema["paths"][path]["post"]["requestBody"] = {"required": True, "content": content}
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+class Bodies:
+    """What a request's body becomes, every refusal raised before any pass: the model's inputs
+    (``/predict``) or a generation's values (``/generate``), through the request schemas
+    ``rows`` and ``prompt``."""
+
+    def __init__(self, model: Model, settings: Settings, columns: Columns):
+        self.model, self.settings, self.columns = model, settings, columns
+        self.rows = columns.request_model()
+        self.prompt = generate_request(settings.max_length)
+
+    def inputs(self, kind: str, body: bytes, content_type: str) -> Prepared:
+        """A read body of media type ``kind`` -> the model's inputs for it."""
+        if kind == CSV:
+            return self.model.prepare_table(*csv_table(csv_text(body), self.columns))
+        if kind == FORM:
+            files = uploads(body, content_type, self.settings.max_rows)
+            try:
+                return self.model.prepare_images(files)
+            except DataError as exc:  # the first file that is no image the model takes
+                raise Refused([Problem(exc.where or "files", IMAGE, exc.message)]) from None
+        try:
+            parsed = self.rows.model_validate_json(body)
+        except ValidationError as exc:
+            raise Refused(problems(exc, self.columns)) from None
+        return self.model.prepare_rows(parsed.model_dump(by_alias=True)["rows"])
+
+    def generation(self, body: bytes) -> tuple[str, int, float, int]:
+        """A ``/generate`` body -> (prompt, length, temperature, seed)."""
+        try:
+            asked = self.prompt.model_validate_json(body)
+        except ValidationError as exc:
+            raise Refused(generate_problems(exc, self.settings.max_length)) from None
+        return asked.prompt, asked.length, asked.temperature, asked.seed
 
 
 def build_app(model: Model, settings: Settings) -> FastAPI:
     """The app serving ``model`` under ``settings`` (batching, limits, unknown categories)."""
     columns = Columns(model.columns, settings.unknown, settings.max_rows)
-    request_model = columns.request_model()
+    bodies = Bodies(model, settings, columns)
     metrics = Metrics(settings.max_batch)
     batcher = Batcher(
         model.forward, settings.max_batch, settings.max_wait_ms / 1000, metrics.observe_round
@@ -166,27 +233,33 @@ def build_app(model: Model, settings: Settings) -> FastAPI:
         """Prometheus text: requests by status, latency, batch sizes, forward passes."""
         return Response(metrics.text(), media_type=metrics.content_type)
 
-    @app.post("/predict", responses={413: {}, 415: {}, 422: {}})
+    @app.post("/predict", responses={404: {}, 413: {}, 415: {}, 422: {}})
     async def predict(request: Request) -> Response:
         """Rows -> predictions (and a classifier's probabilities): JSON ``{"rows": [...]}``,
-        or a ``text/csv`` table answered as CSV (what ``nncli predict --proba`` writes)."""
-        kind = media_type(request)
+        or a ``text/csv`` table answered as CSV (what ``nncli predict --proba`` writes); for a
+        model of images, image files as ``multipart/form-data``, one prediction a file."""
+        if model.reads == "text":
+            raise elsewhere("/predict", model.reads)
+        kind = media_type(request, model.reads)
         with batcher.expect():
             body = await read_body(request, limit)
-            if kind == CSV:
-                prepared = model.prepare_table(*csv_table(csv_text(body), columns))
-            else:
-                try:
-                    parsed = request_model.model_validate_json(body)
-                except ValidationError as exc:
-                    raise Refused(problems(exc, columns)) from None
-                prepared = model.prepare_rows(parsed.model_dump(by_alias=True)["rows"])
-        outputs = await batcher.submit(prepared.x, prepared.mask)
+            inputs = bodies.inputs(kind, body, request.headers.get("content-type", ""))
+        outputs = await batcher.submit(inputs.x, inputs.mask)
         if kind == CSV:
-            return Response(model.answer_csv(prepared, outputs), media_type=CSV)
-        return JSONResponse(model.answer(prepared, outputs))
+            return Response(model.answer_csv(inputs, outputs), media_type=CSV)
+        return Response(to_json(model.answer(inputs, outputs)), media_type=JSON)
 
-    app.openapi = lambda: openapi(app, request_model)  # type: ignore[method-assign]
+    @app.post("/generate", responses={404: {}, 413: {}, 422: {}})
+    async def generate(request: Request) -> dict[str, str]:
+        """A text model's prompt -> ``{"text": ...}``: the prompt and ``length`` symbols drawn
+        at ``temperature`` with ``seed``, what ``nncli generate`` prints for the same values."""
+        if model.reads != "text":
+            raise elsewhere("/generate", model.reads)
+        values = bodies.generation(await read_body(request, limit))
+        return {"text": await batcher.call(model.generate, *values)}
+
+    schemas = {"PredictRequest": bodies.rows, "GenerateRequest": bodies.prompt}
+    app.openapi = lambda: openapi(app, schemas, model.reads)  # type: ignore[method-assign]
     app.add_middleware(Counted, metrics=metrics)
     return app
 

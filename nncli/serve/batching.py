@@ -5,12 +5,16 @@ Requests ``submit`` their encoded inputs (x (n, ...), and a sequence mask (n, T)
 wait; one worker task takes what is pending once ``max_batch`` rows are waiting, or the oldest
 has waited ``max_wait`` seconds, or no other request is being read (nobody to wait for), and
 runs the passes in one thread of its own (the network is used by one pass at a time; numpy
-lets the event loop read requests meanwhile). Inputs of one shape are stacked and cut into
-passes of ``max_batch`` rows; the last is padded with copies of its first row. A float32
-matrix product picks its kernel by the size of the problem (and nncli's own kernels run from a
-size on), so the same row can come out a few roundings apart in a batch of 3 and in one of 64;
-with every pass the same size, each row's outputs are those of the row alone, whoever it
-shared the pass with.
+lets the event loop read requests meanwhile), or, where the last passes of that shape have
+cost under ``INLINE`` seconds (their median), in the event loop itself: handing a pass of
+microseconds to a thread and back costs more than the pass (a thread waiting for the GIL
+waits up to Python's switch interval, 5 ms, on a busy processor).
+
+Inputs of one shape are stacked and cut into passes of ``max_batch`` rows; the last is padded
+with copies of its first row. A float32 matrix product picks its kernel by the size of the
+problem (and nncli's own kernels run from a size on), so the same row can come out a few
+roundings apart in a batch of 3 and in one of 64; with every pass the same size, each row's
+outputs are those of the row alone, whoever it shared the pass with.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from typing import Any
 import numpy as np
 
 Forward = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+INLINE = 0.002  # seconds: a pass that costs less runs in the event loop (module docstring)
+COSTS = 5  # the passes of a shape whose median cost decides (a busy moment is one of them)
 
 
 @dataclass
@@ -87,6 +93,10 @@ class Batcher:
         self.waiting_rows = 0
         self.coming = 0  # requests begun and not yet submitted (``expect``)
         self.passes = self.rounds = 0
+        self.cost: dict[Any, deque[float]] = {}  # seconds the last passes of a shape took
+        self.calling = 0  # calls (``call``) in the forward thread
+        self.inline = 0  # rounds run in the event loop
+        self.busy = False  # a round in the forward thread
         self.task: asyncio.Task | None = None
         self.executor: ThreadPoolExecutor | None = None
         self.arrived: asyncio.Event | None = None
@@ -132,6 +142,17 @@ class Batcher:
         self.arrived.set()
         return await job.done
 
+    async def call(self, work: Callable[..., Any], *args: Any) -> Any:
+        """``work(*args)`` in the forward thread, between passes (the network serves one caller
+        at a time): a text model's generation, window after window."""
+        if self.executor is None:
+            raise RuntimeError("the batcher is not running")
+        self.calling += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, work, *args)
+        finally:
+            self.calling -= 1
+
     async def work(self) -> None:
         assert self.arrived is not None
         loop = asyncio.get_running_loop()
@@ -141,7 +162,26 @@ class Batcher:
                 await self.arrived.wait()
                 continue  # woken by a job, or by a request that ended without one
             await self.gather()
-            await loop.run_in_executor(self.executor, self.run, self.take(), loop)
+            jobs = self.take()
+            if self.cheap(jobs):  # in the loop: no thread to hand it to and back
+                self.inline += 1
+                self.run(jobs, settle)
+                await asyncio.sleep(0)  # the answered requests go on before the next round
+            else:
+                self.busy = True
+                try:
+                    await loop.run_in_executor(self.executor, self.run, jobs, threadsafe(loop))
+                finally:
+                    self.busy = False
+
+    def cheap(self, jobs: list[Job]) -> bool:
+        """Whether the passes of ``jobs`` may run in the event loop: the last pass of each of
+        their shapes cost under INLINE (a shape not yet seen: tried there once), and no
+        ``call`` is using the network in the forward thread."""
+        if self.calling or self.busy:
+            return False
+        shapes = {job.shape for job in jobs}
+        return all(median(self.cost.get(shape, (0.0,))) < INLINE for shape in shapes)
 
     async def gather(self) -> None:
         """Wait until max_batch rows are pending, or the oldest job has waited max_wait, or no
@@ -167,9 +207,9 @@ class Batcher:
         self.waiting_rows -= rows
         return jobs
 
-    def run(self, jobs: list[Job], loop: asyncio.AbstractEventLoop) -> None:
-        """In the forward thread: one group of passes per input shape; each job's outputs (or
-        the error) handed back to the event loop."""
+    def run(self, jobs: list[Job], hand: Callable[..., None]) -> None:
+        """In the forward thread or the loop: one group of passes per input shape, each
+        timed; each job's outputs (or the error) given to ``hand(done, result, error)``."""
         groups: dict[Any, list[Job]] = {}
         for job in jobs:
             groups.setdefault(job.shape, []).append(job)
@@ -178,22 +218,35 @@ class Batcher:
             x = np.concatenate([job.x for job in group])
             masks = [job.mask for job in group]
             mask = None if masks[0] is None else np.concatenate(masks)
+            began = time.perf_counter()
             try:
                 outputs, made = passes(self.forward, x, mask, self.max_batch)
             except Exception as exc:  # a bug: every job of the group hears of it
                 for job in group:
-                    loop.call_soon_threadsafe(settle, job.done, None, exc)
+                    hand(job.done, None, exc)
                 continue
+            took = self.cost.setdefault(group[0].shape, deque(maxlen=COSTS))
+            took.append((time.perf_counter() - began) / made)
             count += made
             start = 0
             for job in group:
-                answer = outputs[start : start + job.rows]
-                loop.call_soon_threadsafe(settle, job.done, answer, None)
+                hand(job.done, outputs[start : start + job.rows], None)
                 start += job.rows
         self.passes += count
         self.rounds += 1
         if self.observe is not None:
             self.observe(sum(job.rows for job in jobs), count)
+
+
+def median(values: Any) -> float:
+    """The median of a few numbers (numpy's costs more than the pass it judges)."""
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def threadsafe(loop: asyncio.AbstractEventLoop) -> Callable[..., None]:
+    """``settle`` as the forward thread calls it: in the event loop's thread, soon."""
+    return lambda *given: loop.call_soon_threadsafe(settle, *given)
 
 
 def settle(done: asyncio.Future, result: Any, error: BaseException | None) -> None:

@@ -24,7 +24,7 @@ from prometheus_client import (
 )
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-KNOWN_PATHS = ("/predict", "/health", "/info", "/metrics", "/docs", "/openapi.json")
+KNOWN_PATHS = ("/predict", "/generate", "/health", "/info", "/metrics", "/docs", "/openapi.json")
 
 
 class Metrics:

@@ -234,3 +234,49 @@ def csv_table(text: str, columns: Columns) -> tuple[list[str], list[list[str]]]:
     if bad:
         raise Refused(bad)
     return header, rows
+
+
+def generate_request(max_length: int) -> type[BaseModel]:
+    """``POST /generate``'s body: a prompt, and ``nncli generate``'s length, temperature and
+    seed (its defaults), each checked; no other key."""
+    words = generate_words(max_length)
+    fields: dict[str, Any] = {
+        "prompt": (StrictStr, Field(..., description=words["prompt"])),
+        "length": (StrictInt, Field(200, ge=0, le=max_length, description=words["length"])),
+        "temperature": (Number, Field(1.0, ge=0, description=words["temperature"])),
+        "seed": (StrictInt, Field(0, ge=0, lt=2**63, description=words["seed"])),
+    }
+    return create_model("GenerateRequest", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def generate_words(max_length: int) -> dict[str, str]:
+    """What each key of a `/generate` body takes, in a Problem's words."""
+    return {
+        "prompt": "text in the model's vocabulary, at least one symbol",
+        "length": f"a whole number of symbols from 0 to {max_length} (--max-length)",
+        "temperature": "a finite number of 0 or more",
+        "seed": "a whole number from 0 to 2**63 - 1",
+    }
+
+
+def generate_problems(error: ValidationError, max_length: int) -> list[Problem]:
+    """pydantic's errors for a ``/generate`` body -> one Problem a field, in its words."""
+    words = generate_words(max_length)
+    found: dict[str, Problem] = {}
+    for item in error.errors(include_url=False):
+        field = place(tuple(item["loc"]))[0]
+        kind, given = item["type"], item.get("input")
+        if field in found:
+            continue
+        if kind == "json_invalid":
+            found[field] = Problem(field, "JSON", f"invalid JSON ({item['msg']})")
+        elif kind == "extra_forbidden":
+            close = difflib.get_close_matches(field, list(words), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            found[field] = Problem(field, f"one of {', '.join(words)}{hint}", "an unknown key")
+        elif kind == "missing":
+            found[field] = Problem(field, words.get(field, "a field"), "nothing")
+        else:
+            expected = words.get(field, '{"prompt": "...", "length": ...}')
+            found[field] = Problem(field, expected, found_text(given))
+    return list(found.values())

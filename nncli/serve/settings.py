@@ -16,8 +16,9 @@ class Settings:
     """``host``/``port`` (loopback unless told; port 0: any free one), ``workers`` (processes,
     each with its own copy of the model), ``max_batch`` (rows of every forward pass),
     ``max_wait_ms`` (how long a request waits for others to share its pass), ``max_body_mb``
-    (413 above), ``max_rows`` (rows one request may hold), ``device``, ``unknown`` (error:
-    an unseen category is refused; ignore: encoded as zeros)."""
+    (413 above), ``max_rows`` (rows, or image files, one request may hold), ``max_length``
+    (symbols one ``/generate`` may ask for), ``device``, ``unknown`` (error: an unseen
+    category is refused; ignore: encoded as zeros)."""
 
     host: str = LOOPBACK
     port: int = 8000
@@ -26,6 +27,7 @@ class Settings:
     max_wait_ms: float = 2.0
     max_body_mb: float = 10.0
     max_rows: int = 10_000
+    max_length: int = 1_000
     device: str = "cpu"
     unknown: str = "error"
 
@@ -38,6 +40,7 @@ class Settings:
             ("--max-wait-ms", self.max_wait_ms, self.max_wait_ms >= 0, "0 or more"),
             ("--max-body-mb", self.max_body_mb, self.max_body_mb > 0, "more than 0"),
             ("--max-rows", self.max_rows, self.max_rows >= 1, "1 or more"),
+            ("--max-length", self.max_length, self.max_length >= 0, "0 or more"),
             ("--unknown", self.unknown, self.unknown in ("error", "ignore"), "error or ignore"),
         ]
         for option, value, ok, expected in bad:

@@ -137,6 +137,7 @@ ROOMS = {  # outside library -> the only places that may import it
     "starlette": ("nncli/serve/",),
     "uvicorn": ("nncli/serve/",),
     "prometheus_client": ("nncli/serve/",),
+    "python_multipart": ("nncli/serve/",),  # image uploads (multipart/form-data)
     # the training room's collectives, and the stand-in NCCL's wire
     "mpi4py": ("nncli/training/parallel.py", "nncli/testing/fakenccl.py"),
     "numba": ("nncli/engine/kernels.py",),  # compiles the loops each operation hands it (jit)

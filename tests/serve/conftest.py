@@ -1,6 +1,7 @@
 """The serve tests' models: the bundled table specs trained for an epoch or two, once a session,
-each with its whole data set; ``serving`` opens an app on one of them through FastAPI's test
-client (the batcher running, as under uvicorn)."""
+each with its whole data set, a small CNN on digit images and a character LSTM; ``serving``
+opens an app on one of them through FastAPI's test client (the batcher running, as under
+uvicorn)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import DATASETS, ROOT, invoke
+from helpers import DATASETS, ROOT, invoke, text_spec
 
 pytest.importorskip("fastapi")
 pytest.importorskip("prometheus_client")
@@ -39,6 +40,50 @@ def models(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
         assert result.exit_code == 0, result.stderr
         out[name] = (checkpoint, root / data)
     return out
+
+
+IMAGE_SPEC = """version: 1
+seed: 0
+data: {kind: images, path: digits, image_size: [8, 8], color: grayscale, normalize: standard,
+       validation_split: 0.2}
+model:
+  layers:
+    - {type: conv2d, filters: 4, kernel_size: 3, padding: same, activation: relu}
+    - {type: maxpool2d, pool_size: 2}
+    - flatten
+    - {type: dense, units: auto, activation: softmax}
+loss: cross_entropy
+optimizer: {type: adam, learning_rate: 0.01}
+training: {epochs: 2, batch_size: 16}
+"""
+DIGITS = ("0", "1", "7")  # the classes of the small image model, 12 images each
+
+
+@pytest.fixture(scope="session")
+def image_model(tmp_path_factory) -> tuple[Path, Path]:
+    """A small CNN on 36 of the digits PNGs -> (checkpoint, its labelled image folder)."""
+    root = tmp_path_factory.mktemp("serve-images")
+    for digit in DIGITS:
+        (root / "digits" / digit).mkdir(parents=True)
+        for png in sorted((DATASETS / "digits_png" / digit).iterdir())[:12]:
+            (root / "digits" / digit / png.name).write_bytes(png.read_bytes())
+    (root / "digits.yaml").write_text(IMAGE_SPEC)
+    checkpoint = root / "digits.h5"
+    result = invoke("train", root / "digits.yaml", "--quiet", "--output", checkpoint)
+    assert result.exit_code == 0, result.stderr
+    return checkpoint, root / "digits"
+
+
+@pytest.fixture(scope="session")
+def text_model(tmp_path_factory) -> Path:
+    """A character LSTM on 3,000 characters of Shakespeare -> its checkpoint."""
+    root = tmp_path_factory.mktemp("serve-text")
+    layers = "[{type: lstm, units: 8, return_sequences: true}, {type: dense, units: auto, "
+    layers += "activation: softmax}]"
+    spec = text_spec(root, "level: char, sequence_length: 16", layers)
+    result = invoke("train", spec, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    return root / "out" / "model.h5"
 
 
 def rows_of(path: Path, limit: int | None = None) -> list[dict[str, str]]:
@@ -72,9 +117,11 @@ def serving(models) -> Callable[..., contextmanager]:
     from nncli.serve.settings import Settings
 
     @contextmanager
-    def open_app(name: str, raise_errors: bool = True, **given) -> Iterator[TestClient]:
+    def open_app(name: str | Path, raise_errors: bool = True, **given) -> Iterator[TestClient]:
+        """A bundled model by its name, or any checkpoint by its path."""
         settings = Settings(**given).check()
-        app = build_app(Served.load(models[name][0], settings), settings)
+        checkpoint = models[name][0] if isinstance(name, str) else name
+        app = build_app(Served.load(checkpoint, settings), settings)
         with TestClient(app, raise_server_exceptions=raise_errors) as client:
             yield client
 

@@ -141,3 +141,54 @@ def test_concurrent_requests_get_their_lone_answers_and_predicts(serving, models
                 key: value for key, value in row.items() if key.startswith("proba_")
             }
         assert len(answer["predictions"]) == len(request)
+
+
+def test_cheap_passes_run_in_the_loop_and_dear_ones_in_the_thread():
+    """A shape's first pass runs in the event loop; once a pass of that shape has cost over
+    INLINE (here a forward that sleeps 5 ms), its next ones go to the forward thread."""
+    import time
+
+    from nncli.serve.batching import INLINE
+
+    threads = []
+
+    def forward(x, mask):
+        import threading
+
+        threads.append(threading.current_thread().name)
+        if x.shape[1] == 2:
+            time.sleep(INLINE * 2.5)
+        return x
+
+    async def main():
+        batcher = Batcher(forward, 4, 0.0)
+        await batcher.start()
+        for width in (3, 2, 2, 2):
+            await batcher.submit(np.ones((1, width)), None)
+        await batcher.stop()
+        return batcher
+
+    batcher = run(main())
+    assert batcher.rounds == 4 and batcher.inline == 2  # the first of each shape
+    assert not threads[0].startswith("nncli-forward") and not threads[1].startswith("nncli")
+    assert threads[2:] == ["nncli-forward_0"] * 2
+    assert min(batcher.cost[((2,), "<f8", None)]) >= INLINE
+
+
+def test_a_row_of_numbers_needs_no_frame_and_gets_the_frames_inputs(models):
+    """iris: clean JSON rows are encoded without a pandas frame, to the bit what the frame
+    gives; a missing value or one that overflows float32 goes the frame's way."""
+    from nncli.commands.serve import Served
+    from nncli.serve.settings import Settings
+
+    served = Served.load(models["iris"][0], Settings())
+    rows = typed(rows_of(models["iris"][1]), IRIS)
+    for row in rows:
+        row.pop("species")
+    fast = served.prepare_rows(rows)
+    assert fast.frame is None and served.plain_numbers
+    frame = served.predictor.prepare_records([{k: repr(v) for k, v in r.items()} for r in rows])
+    assert fast.x.dtype == frame.x.dtype and np.array_equal(fast.x, frame.x)
+    big = served.block_inputs(np.array([[1e300, 1.0, 1.0, 1.0]]))
+    missing = served.block_inputs(np.array([[np.nan, 1.0, 1.0, 1.0]]))
+    assert big is None and missing is None
