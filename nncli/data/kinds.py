@@ -40,3 +40,7 @@ KINDS: dict[str, DataKind] = {
         sequences.load, sequences.SequenceEncoder, takes_ids=True, takes_dtype=True
     ),
 }
+# a name a spec may give -> the registry's: ``kind: table`` is the name for tabular data; the
+# registry, its encoder and checkpoints keep ``csv``, its first name, so that releases before
+# ``table`` load the checkpoints this one writes
+SYNONYMS: dict[str, str] = {"table": "csv"}

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nncli.bounds.files import require_regular
-from nncli.data.csv_reader import cell_numbers, cell_text, read_table
+from nncli.data.csv_reader import cell_numbers, cell_text
 from nncli.data.formats import foreign
 from nncli.data.header import DELIMITERS, check_names, sniff_delimiter
 from nncli.data.labels import label_order
+from nncli.data.readers import format_of, read_table
 from nncli.data.table import ID_ROWS, mostly_numbers, stray_text, too_distinct
 from nncli.errors import DataError, SpecError
 
@@ -125,8 +126,8 @@ def profile(path: Path, target: str | None = None) -> Profile:
 
 def looks_like_table(path: Path) -> bool:
     """A .csv/.tsv/.tab file, or one whose first lines all hold one delimiter as often."""
-    if path.suffix.lower() in TABLE_SUFFIXES:
-        return True
+    if path.suffix.lower() in TABLE_SUFFIXES or format_of(path) is not None:
+        return True  # Parquet, Feather, JSON, Excel: readers.py
     from nncli.data.image_files import looks_like_image
 
     if looks_like_image(path):
@@ -151,9 +152,11 @@ def looks_like_table(path: Path) -> bool:
 
 
 def table(path: Path, target: str | None) -> Profile:
-    """A CSV file -> Profile of kind sequences, timeseries or csv."""
-    with open(path, encoding="utf-8-sig", errors="replace") as file:
-        delimiter = sniff_delimiter(file.readline())
+    """A table file (CSV or another format) -> Profile of kind sequences, timeseries or csv."""
+    delimiter = ","
+    if format_of(path) is None:  # CSV: the delimiter its header line holds
+        with open(path, encoding="utf-8-sig", errors="replace") as file:
+            delimiter = sniff_delimiter(file.readline())
     frame = read_table(path, numbers=True, delimiter=delimiter)
     header = list(frame.columns)
     if len(header) < 2:

@@ -75,10 +75,12 @@ class _Splits(Section):
 
 
 class CsvData(_Splits):
-    """A table: one row per record, ``target`` column(s) to predict."""
+    """A table: one row per record, ``target`` column(s) to predict. ``kind: table`` names
+    it; ``csv``, its first name, is the same kind (its checkpoints store ``csv``)."""
 
-    kind: Literal["csv"]
+    kind: Literal["table", "csv"]
     path: FilePath
+    sheet: OptText = None  # an Excel workbook's sheet (the first by default)
     target: Target
     features: OptNames = None
     exclude: Names = []
@@ -155,6 +157,7 @@ class TimeseriesData(_Splits):
     stride: PositiveInt = 1
     normalize: Normalize = "standard"
     delimiter: Delimiter = ","
+    sheet: OptText = None
 
 
 class TextData(Section):
@@ -184,9 +187,11 @@ class SequencesData(_Splits):
     normalize: Normalize = "standard"
     missing: Missing = "error"
     delimiter: Delimiter = ","
+    sheet: OptText = None
 
 
 DATA_KINDS = {
+    "table": CsvData,
     "csv": CsvData,
     "images": ImagesData,
     "timeseries": TimeseriesData,

@@ -140,6 +140,9 @@ ROOMS = {  # outside library -> the only places that may import it
     # the training room's collectives, and the stand-in NCCL's wire
     "mpi4py": ("nncli/training/parallel.py", "nncli/testing/fakenccl.py"),
     "numba": ("nncli/engine/kernels.py",),  # compiles the loops each operation hands it (jit)
+    # the table formats beside CSV (data/table_files.py): Parquet, Feather, Excel
+    "pyarrow": ("nncli/data/",),
+    "openpyxl": ("nncli/data/",),
 }
 
 
