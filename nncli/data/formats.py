@@ -15,8 +15,8 @@ from nncli.errors import DataError
 
 READS = (
     "nncli reads tables by their suffix (.csv/.tsv/.txt as CSV: UTF-8 text, comma, semicolon or "
-    "tab separated; .parquet, .feather/.arrow, .jsonl/.ndjson, .json, .xlsx), folders of images "
-    "and UTF-8 text files"
+    "tab separated; .parquet, .feather/.arrow, .jsonl/.ndjson, .json, .xlsx), arrays of HDF5 and "
+    ".npz files (kind: arrays), folders of images and UTF-8 text files"
 )
 RENAME = "name it {stem}{suffix}: nncli reads a table by its suffix"
 SPREADSHEET = (

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
+ARRAY_SUFFIXES = (".h5", ".hdf5", ".hdf", ".npz")  # kind: arrays (array_files.py reads them)
 FEW_CLASSES = 20  # a number target of at most this many whole values (1 per 5 rows) is a class
 MIN_SEQUENCES = 8  # an id column with fewer blocks is a category, not sequences
 TIME_NAME = re.compile(r"(^|_)(t|time|date|datetime|timestamp|year|month|week|day|hour|step)($|_)")
@@ -112,6 +113,8 @@ def profile(path: Path, target: str | None = None) -> Profile:
         names = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []
         raise DataError(f"no such file or folder: {path}{did_you_mean(path.name, names)}")
     require_regular(path, DataError, folder=True)  # sniffing a named pipe would block
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        return profile_files.arrays(path, target)
     if path.is_dir() or not looks_like_table(path):
         if target is not None:
             what = (

@@ -2,14 +2,15 @@
 
 The field checks live in ``fields.py``. Layers, the loss and the optimizer are checked by
 building them through the engine's registries, so the spec and the engine never disagree. A new
-data kind adds its section here and an entry in ``DATA_KINDS``.
+data kind adds its section here and its ``SpecKind`` in ``kinds.py`` (``DATA_KINDS``, the
+``kind:`` union, are made there from them and still read from here).
 """
 
 from __future__ import annotations
 
 import inspect
 from functools import partial
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
@@ -72,6 +73,9 @@ class _Splits(Section):
                 ("test_split",),
             )
         return self
+
+
+Splits = _Splits  # the base of a data section with validation and test fractions (spec/kinds.py)
 
 
 class CsvData(_Splits):
@@ -188,17 +192,6 @@ class SequencesData(_Splits):
     missing: Missing = "error"
     delimiter: Delimiter = ","
     sheet: OptText = None
-
-
-DATA_KINDS = {
-    "table": CsvData,
-    "csv": CsvData,
-    "images": ImagesData,
-    "timeseries": TimeseriesData,
-    "text": TextData,
-    "sequences": SequencesData,
-}
-Data = Annotated[Union[tuple(DATA_KINDS.values())], Field(discriminator="kind")]  # noqa: UP007
 
 
 # -- layers, loss and optimizer: checked by building them through the registries --------------
@@ -376,6 +369,8 @@ SECTIONS: dict[Path_, type[BaseModel]] = {
 
 def elsewhere(key: str, parent: Path_) -> str:
     """`` (did you mean 'training.epochs'?)`` for a key that belongs in another section."""
+    from nncli.spec.kinds import DATA_KINDS  # it holds this module's sections
+
     places = [(path, list(section.model_fields)) for path, section in SECTIONS.items()]
     places += [(("data",), list(section.model_fields)) for section in DATA_KINDS.values()]
     places.append((("optimizer",), OPTIMIZERS.settings(DEFAULT_OPTIMIZER)))
@@ -393,3 +388,12 @@ Optimizer = Annotated[dict[str, Any], PlainValidator(_optimizer)]
 
 def default_optimizer() -> dict[str, Any]:
     return _optimizer(DEFAULT_OPTIMIZER)
+
+
+def __getattr__(name: str) -> Any:
+    """``DATA_KINDS`` and ``Data``, made in ``kinds.py`` from these sections, read from here too."""
+    if name in ("DATA_KINDS", "Data"):
+        from nncli.spec import kinds
+
+        return getattr(kinds, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
