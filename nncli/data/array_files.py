@@ -113,7 +113,7 @@ def _hdf5(path: Path, names: list[str], optional: tuple[str, ...]) -> dict:
 def _npz(path: Path, names: list[str], optional: tuple[str, ...]) -> dict:
     found = {}
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with np.load(path) as archive:  # numpy refuses pickled (object) arrays by default
             have = list(archive.files)
             with zipfile.ZipFile(path) as zipped:  # the bytes each array unpacks to, first
                 sizes = {

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import IRIS, invoke, one_error_line
+from helpers import IRIS, assert_network_close, invoke, one_error_line
 
 from nncli.checkpoint import model as model_io
 
@@ -137,3 +137,18 @@ def test_init_writes_a_starter_for_an_arrays_file_that_validates(tmp_path):
     assert result.exit_code == 0, result.stderr
     text = spec.read_text()
     assert "kind: arrays" in text and "y: species" in text and "- flatten" in text
+
+
+def test_an_arrays_model_exports_to_onnx_and_predicts_alike(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    x, y = iris_arrays()
+    with h5py.File(tmp_path / "iris.h5", "w") as f:
+        f["x"], f["y"] = x, y
+    model = train(tmp_path, "iris.h5")
+    assert invoke("export", model, "--output", tmp_path / "m.onnx").exit_code == 0
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    (onnx_out,) = session.run(None, {session.get_inputs()[0].name: x})
+    from nncli.training.loop import predict
+
+    net = model_io.load(model).net
+    assert_network_close(onnx_out, predict(net, x), net, x, more=4)
