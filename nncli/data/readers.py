@@ -119,11 +119,12 @@ def cells(frame: pd.DataFrame, path: Path, na_values: list[str], numbers: bool) 
     columns = {}
     for name, (_, column) in zip(header, frame.items(), strict=True):
         column = column.reset_index(drop=True)
-        if column.dtype.kind in "iuf":
-            values = column.to_numpy()
+        if column.dtype.kind in "iuf":  # numpy's or pandas' nullable (Int64: NA as NaN here)
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
             clean = np.isfinite(values).all() and not np.isin(values, numeric_na).any()
             if numbers and clean:
-                columns[name] = column.astype(np.int64 if values.dtype.kind in "iu" else float)
+                whole = column.dtype.kind in "iu"
+                columns[name] = column.astype(np.int64) if whole else pd.Series(values)
                 continue
             column = column.mask(np.isin(values, numeric_na))
         columns[name] = text_cells(column, name, path, na_values)
