@@ -40,7 +40,12 @@ def predict(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by nncli train."),
     data: list[Path] = typer.Argument(..., help="Data file(s) to predict."),
     output: Path | None = typer.Option(
-        None, "--output", help="Write the predictions to this CSV file (default: stdout)."
+        None,
+        "--output",
+        help=(
+            "Write the predictions to this file, in the format its suffix names (.csv, .tsv, "
+            ".parquet, .feather, .jsonl, .json, .xlsx; default: CSV on stdout)."
+        ),
     ),
     force: bool = typer.Option(
         False, "--force", help="Replace an --output file that is not an earlier predictions file."
@@ -66,6 +71,7 @@ def predict(
 
     own = predict_command.is_predictions
     replaces = apply.check_table_output(output, [checkpoint, *data], force=force, own=own)
+    predict_command.check_output_format(output)
     if steps is not None:
         frame = forecast.forecast_files(checkpoint, data, steps=steps, device=device)
         _write_table(frame, output, replaces)

@@ -28,13 +28,7 @@ def stored_encoder(model: model_io.Model, what: str = "data") -> Any:
         ) from None
 
 
-READS = {  # what a model of each data kind is applied to, for messages
-    "csv": "CSV tables",
-    "timeseries": "CSV time series",
-    "sequences": "CSV tables of sequences",
-    "text": "text files",
-    "images": "images",
-}
+READS = {name: kind.reads for name, kind in KINDS.items()}  # what each kind's model reads
 
 
 def check_input_kind(model: model_io.Model, encoder: Any, path: Path) -> None:

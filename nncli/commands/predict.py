@@ -36,22 +36,40 @@ def predict_files(
 
 
 def write_table(frame: Any, output: Path) -> None:
-    """The table as CSV to ``output``, written atomically (checked before the work by
-    ``apply.check_table_output`` with ``is_predictions``; the command line writes a table
-    without ``--output`` to stdout)."""
-    from nncli.checkpoint.folder import write_text_atomic
+    """The table to ``output`` in the format its suffix names (CSV, Parquet, Feather, JSON
+    lines, JSON, Excel: ``data.readers``), written atomically (checked before the work by
+    ``check_output_format`` and ``apply.check_table_output`` with ``is_predictions``; the
+    command line writes a table without ``--output`` to stdout as CSV)."""
+    from nncli.checkpoint.folder import write_atomic
+    from nncli.data.readers import table_bytes
 
-    write_text_atomic(Path(output), frame.to_csv(index=False, lineterminator="\n"))
+    write_atomic(Path(output), table_bytes(frame, Path(output)))
+
+
+def check_output_format(output: Path | None) -> None:
+    """SpecError (exit 2) for an ``--output`` whose suffix names no table format nncli writes,
+    or whose library is missing, before any work."""
+    from nncli.data.readers import writer_of
+
+    if output is not None:
+        writer_of(Path(output))
 
 
 def is_predictions(path: Path) -> bool:
     """Whether ``path`` is an earlier predictions file, which ``--output`` replaces without
     ``--force``: a CSV file whose header ends with the columns predict writes last, a
-    ``prediction`` or ``prediction_<target>`` block, then any ``proba_<label>`` columns."""
+    ``prediction`` or ``prediction_<target>`` block, then any ``proba_<label>`` columns (a
+    file of another format: the columns its reader finds)."""
+    from nncli.data.readers import format_of, read_table
+    from nncli.errors import NncliError
+
     try:
-        with open(path, encoding="utf-8", newline="") as file:
-            header = next(csv.reader([file.readline(MAX_HEADER)]), [])
-    except (OSError, UnicodeDecodeError, csv.Error):
+        if format_of(path) is not None:
+            header = [str(name) for name in read_table(Path(path)).columns]
+        else:
+            with open(path, encoding="utf-8", newline="") as file:
+                header = next(csv.reader([file.readline(MAX_HEADER)]), [])
+    except (OSError, UnicodeDecodeError, csv.Error, NncliError):
         return False
     end = len(header)
     while end and header[end - 1].startswith("proba_"):

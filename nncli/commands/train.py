@@ -215,7 +215,7 @@ def fit_arrays(spec: Spec, ds: Any, smoke: bool) -> tuple[np.ndarray, np.ndarray
 def data_state(spec: Spec, ds: Any) -> dict[str, Any]:
     """What a checkpoint stores about its data: kind, input shape, task, the fitted encoder."""
     state = {
-        "kind": spec.data.kind,
+        "kind": ds.encoder.kind,  # ``table`` is stored as ``csv`` (data.kinds.SYNONYMS)
         "input_shape": list(ds.input_shape),
         "dtype": spec.dtype,
         "task": ds.task,

@@ -16,7 +16,7 @@ from typing import Any
 from nncli.bounds.files import require_regular
 from nncli.data.dataset import Dataset, state_text, task_for_loss
 from nncli.data.encoder import Encoder
-from nncli.data.kinds import KINDS, DataKind
+from nncli.data.kinds import KINDS, SYNONYMS, DataKind
 from nncli.errors import CheckpointError, DataError, NncliError, SpecError
 
 __all__ = [
@@ -48,10 +48,11 @@ def load(
     ``input_form="ids"`` (an embedding first): kinds of symbols give them as integer ids.
     ``dtype`` (the spec's): kinds that read real values make their arrays in it.
     """
-    kind = getattr(cfg, "kind", None)
+    kind = SYNONYMS.get(getattr(cfg, "kind", None), getattr(cfg, "kind", None))
     if kind not in KINDS:
         raise SpecError(
-            f"expected a data kind ({', '.join(sorted(KINDS))}), got {kind!r}", field="data.kind"
+            f"expected a data kind ({', '.join(sorted([*KINDS, *SYNONYMS]))}), got {kind!r}",
+            field="data.kind",
         )
     options: dict[str, Any] = {"skip_bad": True} if skip_bad and KINDS[kind].takes_skip_bad else {}
     if input_form == "ids" and KINDS[kind].takes_ids:
@@ -106,6 +107,7 @@ def _shown(path: Path) -> str:
 def encoder_from_state(state: dict) -> Encoder:
     """A checkpoint's ``/data`` dict -> the fitted encoder it describes."""
     kind = state_text(state.get("kind"))
+    kind = SYNONYMS.get(kind, kind)
     if kind not in KINDS:
         raise CheckpointError(
             f"the stored data encoder is of kind {kind!r}; this nncli knows "

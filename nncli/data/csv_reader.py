@@ -2,9 +2,8 @@
 
 Reading checks every record first (ragged rows, bad bytes, empty files) with the exact line.
 Rows in messages are line numbers as an editor shows them: the header is line 1, the first data
-row line 2 (blank lines and line breaks inside quoted fields count as they do in the file).
-pandas is imported inside the functions that need it, so ``import nncli.data`` stays quick.
-"""
+row line 2 (blank lines and line breaks inside quoted fields count as they do in the file); the
+other formats (``readers.py``) name rows by ``attrs["nncli_row_word"]`` from ``nncli_first_row``."""
 
 from __future__ import annotations
 
@@ -102,12 +101,12 @@ def _check_records(path: Path, delimiter: str = ",") -> list[str]:
     the header has at most ``limits.column_limit()`` columns (before any per-column work)."""
     header = _plain_header(path, delimiter)
     if header is not None:
-        return _check_width(header, path)
+        return check_width(header, path)
     records = _records(path, delimiter)
     first = next(records, None)
     if first is None:
         raise DataError("the file is empty; expected a header row and data rows", where=str(path))
-    header = _check_width([name.strip() for name in first[1]], path)
+    header = check_width([name.strip() for name in first[1]], path)
     seen: set[str] = set()  # a wide header: one lookup a name, not a scan of those before it
     for i, name in enumerate(header):
         if not name:
@@ -128,7 +127,7 @@ def _check_records(path: Path, delimiter: str = ",") -> list[str]:
     return header
 
 
-def _check_width(header: list[str], path: Path) -> list[str]:
+def check_width(header: list[str], path: Path) -> list[str]:
     """The header, unless it names more columns than ``column_limit()`` (DataError)."""
     limit = column_limit()
     if len(header) > limit:
@@ -261,8 +260,8 @@ def _file_cells(column: pd.Series) -> pd.Series:
 
     path = column.attrs.get("nncli_path")
     labels = column.index.to_numpy()
-    if not path or labels.dtype.kind not in "iu":
-        return column
+    if not path or labels.dtype.kind not in "iu" or column.attrs.get("nncli_first_row"):
+        return column  # not read from a CSV file (the other formats keep their numbers)
     delimiter = column.attrs.get("nncli_delimiter", ",")
     try:
         stat = Path(path).stat()
@@ -281,12 +280,8 @@ def _column_text(
     """The cells of column ``name`` (its header name stripped) of a CSV file, object (N,)."""
     import pandas as pd
 
-    options: dict[str, Any] = {
-        "encoding": "utf-8-sig",
-        "index_col": False,
-        "dtype": object,
-        "sep": delimiter,
-    }
+    options: dict[str, Any] = {"encoding": "utf-8-sig", "index_col": False, "sep": delimiter}
+    options["dtype"] = object
     first = next(_records(Path(path), delimiter), None)  # the csv module's header: pandas
     header = [] if first is None else [n.strip() for n in first[1]]  # takes seconds for a wide one
     if name not in header:
@@ -347,14 +342,16 @@ def describe_rows(frame: pd.DataFrame, mask: np.ndarray) -> str:
         shown = ", ".join(f"{name}[{label!r}]" for label in labels.tolist())
         more = ", ..." if len(positions) > SHOW else ""
         return f"{shown}{more} ({len(positions)} of {len(frame)} rows)"
-    lines = positions[:SHOW] + 2
-    path = frame.attrs.get("nncli_path")
-    if path and labels.dtype.kind in "iu":  # index labels are the file's record numbers
+    lines, path = positions[:SHOW] + 2, frame.attrs.get("nncli_path")
+    first = frame.attrs.get("nncli_first_row")  # a format of rows, not lines (readers.py)
+    if first is not None and labels.dtype.kind in "iu":
+        lines = labels + first
+    elif path and labels.dtype.kind in "iu":  # index labels are the file's record numbers
         all_lines = record_lines(Path(path), frame.attrs.get("nncli_delimiter", ","))
         if len(labels) and labels.max() < len(all_lines):
             lines = all_lines[labels]
     shown = ", ".join(str(n) for n in lines) + (", ..." if len(positions) > SHOW else "")
-    word = "line" if len(positions) == 1 else "lines"
+    word = frame.attrs.get("nncli_row_word", "line") + ("" if len(positions) == 1 else "s")
     return f"{word} {shown} ({len(positions)} of {len(frame)} rows)"
 
 

@@ -14,21 +14,22 @@ from nncli.data.image_files import MAGIC as IMAGE_MAGIC
 from nncli.errors import DataError
 
 READS = (
-    "nncli reads CSV tables (UTF-8 text, comma, semicolon or tab separated), folders of images "
-    "and UTF-8 text files"
+    "nncli reads tables by their suffix (.csv/.tsv/.txt as CSV: UTF-8 text, comma, semicolon or "
+    "tab separated; .parquet, .feather/.arrow, .jsonl/.ndjson, .json, .xlsx), arrays of HDF5 and "
+    ".npz files (kind: arrays), folders of images and UTF-8 text files"
 )
-PANDAS = "save it as CSV first: pandas.{}('{{file}}').to_csv('{{csv}}', index=False)"
+RENAME = "name it {stem}{suffix}: nncli reads a table by its suffix"
 SPREADSHEET = (
-    "save it as CSV UTF-8 from the spreadsheet, or pandas.read_excel('{file}').to_csv('{csv}', "
-    "index=False)"
+    "save it as .xlsx or as CSV UTF-8 from the spreadsheet, or pandas.read_excel('{file}')"
+    ".to_csv('{csv}', index=False)"
 )
 UNPACK = "unpack it first"
 
 # first bytes -> (what the file looks like, what to do); checked in this order
 SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
-    (b"PAR1", "a Parquet file", PANDAS.format("read_parquet")),
-    (b"ARROW1", "a Feather (Arrow IPC) file", PANDAS.format("read_feather")),
-    (b"FEA1", "a Feather file", PANDAS.format("read_feather")),
+    (b"PAR1", "a Parquet file", RENAME.replace("{suffix}", ".parquet")),
+    (b"ARROW1", "a Feather (Arrow IPC) file", RENAME.replace("{suffix}", ".feather")),
+    (b"FEA1", "a Feather file", RENAME.replace("{suffix}", ".feather")),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls)", SPREADSHEET),
     (b"\x89HDF\r\n\x1a\n", "an HDF5 file", "a checkpoint goes to predict, evaluate or inspect"),
     (b"SQLite format 3\x00", "an SQLite database", "export a table as CSV"),
@@ -68,7 +69,7 @@ def _zipped(path: Path) -> tuple[str, str]:
     except (OSError, zipfile.BadZipFile):
         names = []
     if any(name.startswith("xl/") for name in names):
-        return "an Excel workbook (.xlsx)", SPREADSHEET
+        return "an Excel workbook (.xlsx)", RENAME.replace("{suffix}", ".xlsx")
     if "content.xml" in names:
         return "an OpenDocument file (.ods)", SPREADSHEET
     return "a ZIP archive", UNPACK
@@ -87,7 +88,7 @@ def foreign(path: Path, head: bytes | None = None) -> DataError | None:
     if found is None:
         return None
     name, advice = found
-    advice = advice.format(file=path.name, csv=f"{path.stem}.csv")
+    advice = advice.format(file=path.name, csv=f"{path.stem}.csv", stem=path.stem)
     return DataError(f"{path} looks like {name}; {READS}; {advice}")
 
 

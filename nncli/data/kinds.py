@@ -1,7 +1,8 @@
 """The one registry of data kinds: ``data.kind`` -> its loader and its encoder class.
 
-Adding a data kind = one module (a ``load`` and an ``Encoder`` subclass) + one entry in
-``KINDS`` + its ``data:`` section model in the spec (``nncli/spec/sections.py``).
+Adding a data kind = one module (a ``load`` and an ``Encoder`` subclass) + its ``DataKind``
+here; the spec room registers its part (section model, starter) in ``spec/kinds.py`` and the
+export room its ``DataForm`` in ``export/inputs.py``, each once, under the same name.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nncli.data import images, sequences, table, text, timeseries
+from nncli.data import arrays, images, sequences, table, text, timeseries
 from nncli.data.dataset import Dataset
 from nncli.data.encoder import Encoder
 from nncli.data.image_encoder import ImageEncoder
@@ -29,14 +30,30 @@ class DataKind:
     takes_skip_bad: bool = False
     takes_ids: bool = False
     takes_dtype: bool = False
+    reads: str = ""  # what a model of the kind is applied to, for messages (predict, plot)
 
 
 KINDS: dict[str, DataKind] = {
-    "csv": DataKind(table.load, TabularEncoder, takes_dtype=True),
-    "images": DataKind(images.load, ImageEncoder, takes_skip_bad=True, takes_dtype=True),
-    "timeseries": DataKind(timeseries.load, timeseries.TimeseriesEncoder, takes_dtype=True),
-    "text": DataKind(text.load, text.TextEncoder, takes_ids=True),
+    "csv": DataKind(table.load, TabularEncoder, takes_dtype=True, reads="CSV tables"),
+    "images": DataKind(
+        images.load, ImageEncoder, takes_skip_bad=True, takes_dtype=True, reads="images"
+    ),
+    "timeseries": DataKind(
+        timeseries.load, timeseries.TimeseriesEncoder, takes_dtype=True, reads="CSV time series"
+    ),
+    "text": DataKind(text.load, text.TextEncoder, takes_ids=True, reads="text files"),
     "sequences": DataKind(
-        sequences.load, sequences.SequenceEncoder, takes_ids=True, takes_dtype=True
+        sequences.load,
+        sequences.SequenceEncoder,
+        takes_ids=True,
+        takes_dtype=True,
+        reads="CSV tables of sequences",
+    ),
+    "arrays": DataKind(
+        arrays.load, arrays.ArraysEncoder, takes_dtype=True, reads="arrays of HDF5 or .npz files"
     ),
 }
+# a name a spec may give -> the registry's: ``kind: table`` is the name for tabular data; the
+# registry, its encoder and checkpoints keep ``csv``, its first name, so that releases before
+# ``table`` load the checkpoints this one writes
+SYNONYMS: dict[str, str] = {"table": "csv"}

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nncli.bounds.files import require_regular
-from nncli.data.csv_reader import cell_numbers, cell_text, read_table
+from nncli.data.csv_reader import cell_numbers, cell_text
 from nncli.data.formats import foreign
 from nncli.data.header import DELIMITERS, check_names, sniff_delimiter
 from nncli.data.labels import label_order
+from nncli.data.readers import format_of, read_table
 from nncli.data.table import ID_ROWS, mostly_numbers, stray_text, too_distinct
 from nncli.errors import DataError, SpecError
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
+ARRAY_SUFFIXES = (".h5", ".hdf5", ".hdf", ".npz")  # kind: arrays (array_files.py reads them)
 FEW_CLASSES = 20  # a number target of at most this many whole values (1 per 5 rows) is a class
 MIN_SEQUENCES = 8  # an id column with fewer blocks is a category, not sequences
 TIME_NAME = re.compile(r"(^|_)(t|time|date|datetime|timestamp|year|month|week|day|hour|step)($|_)")
@@ -111,6 +113,8 @@ def profile(path: Path, target: str | None = None) -> Profile:
         names = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []
         raise DataError(f"no such file or folder: {path}{did_you_mean(path.name, names)}")
     require_regular(path, DataError, folder=True)  # sniffing a named pipe would block
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        return profile_files.arrays(path, target)
     if path.is_dir() or not looks_like_table(path):
         if target is not None:
             what = (
@@ -125,8 +129,8 @@ def profile(path: Path, target: str | None = None) -> Profile:
 
 def looks_like_table(path: Path) -> bool:
     """A .csv/.tsv/.tab file, or one whose first lines all hold one delimiter as often."""
-    if path.suffix.lower() in TABLE_SUFFIXES:
-        return True
+    if path.suffix.lower() in TABLE_SUFFIXES or format_of(path) is not None:
+        return True  # Parquet, Feather, JSON, Excel: readers.py
     from nncli.data.image_files import looks_like_image
 
     if looks_like_image(path):
@@ -151,9 +155,11 @@ def looks_like_table(path: Path) -> bool:
 
 
 def table(path: Path, target: str | None) -> Profile:
-    """A CSV file -> Profile of kind sequences, timeseries or csv."""
-    with open(path, encoding="utf-8-sig", errors="replace") as file:
-        delimiter = sniff_delimiter(file.readline())
+    """A table file (CSV or another format) -> Profile of kind sequences, timeseries or csv."""
+    delimiter = ","
+    if format_of(path) is None:  # CSV: the delimiter its header line holds
+        with open(path, encoding="utf-8-sig", errors="replace") as file:
+            delimiter = sniff_delimiter(file.readline())
     frame = read_table(path, numbers=True, delimiter=delimiter)
     header = list(frame.columns)
     if len(header) < 2:

@@ -1,4 +1,5 @@
-"""What an image folder or a text file holds, for ``nncli init`` (tables: ``profile.py``).
+"""What an image folder, a text file or an arrays file holds, for ``nncli init`` (tables:
+``profile.py``).
 
 Images are listed by ``image_files.list_images`` (the loader's own rule: one sub-folder per class)
 and up to SAMPLE of them opened for their size and colour mode only (Pillow reads the header, not
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from nncli.data.image_files import list_images
-from nncli.data.profile import Profile
+from nncli.data.profile import FEW_CLASSES, Column, Profile
 from nncli.data.text import read_text, tokens
 from nncli.errors import DataError
 
@@ -67,4 +68,40 @@ def text(path: Path) -> Profile:
     content = read_text(Path(path)).text
     found = Profile("text", Path(path), rows=len(content))
     found.symbols = len(np.unique(tokens(content, "char")))
+    return found
+
+
+def arrays(path: Path, target: str | None = None) -> Profile:
+    """An HDF5 or ``.npz`` file of arrays ``x`` and ``target`` (default ``y``) -> Profile of kind
+    arrays: a classifier when y holds one whole number a row of at most FEW_CLASSES values, or
+    one-hot rows; else regression. A file that is no arrays file is named for what it is."""
+    from nncli.data.array_files import read_arrays
+    from nncli.data.arrays import class_text, frame_of
+    from nncli.data.formats import foreign
+    from nncli.data.labels import label_order
+
+    y_name = target or "y"
+    try:
+        frame = frame_of(read_arrays(path, ["x", y_name]), "x", y_name, path)
+    except DataError as err:
+        other = None if "no array" in err.message else foreign(Path(path))
+        raise (other or err) from None
+    y = frame.y.reshape(len(frame.y), -1)
+    one_hot = y.shape[1] > 1 and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()
+    whole = y.shape[1] == 1 and np.isfinite(y).all() and (y == np.round(y)).all()
+    classes = [str(k) for k in range(y.shape[1])] if one_hot else []
+    if whole and len(np.unique(y)) <= FEW_CLASSES:
+        classes = label_order(np.unique(class_text(y)))
+    found = Profile("arrays", Path(path), rows=len(frame), classes=classes)
+    found.task = "classification" if classes else "regression"
+    found.target = Column(
+        y_name,
+        "categorical" if classes else "numeric",
+        len(classes),
+        0,
+        True,
+        bool(whole),
+        classes[:8],
+    )
+    found.target_given = True  # y unless --target names another: no column to guess
     return found

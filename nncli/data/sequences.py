@@ -21,7 +21,6 @@ from nncli.data.csv_reader import (
     canonical_numbers,
     cell_text,
     describe_rows,
-    read_table,
     require_columns,
     source_of,
 )
@@ -29,6 +28,7 @@ from nncli.data.dataset import PART_NAMES, Dataset, Part, parts_of, state_text, 
 from nncli.data.encoder import Encoder
 from nncli.data.groups import Groups, check_padding, group
 from nncli.data.header import check_names, feature_columns
+from nncli.data.readers import read_table
 from nncli.data.split import split_parts
 from nncli.data.table import apply_missing, check_targets, numeric_features, resolve
 from nncli.data.table_encoder import TabularEncoder
@@ -254,7 +254,7 @@ def load(
     ``input_form="ids"``: the one categorical feature as ids (N, T) for an embedding."""
     task = task_for_loss(loss)
     path = resolve(cfg.path, base_dir)
-    frame = read_table(path, delimiter=getattr(cfg, "delimiter", ","))
+    frame = read_table(path, (), False, getattr(cfg, "delimiter", ","), getattr(cfg, "sheet", None))
     features, categorical = _columns(cfg, list(frame.columns), path)
     if input_form == "ids":
         check_token_column(features, categorical, path)

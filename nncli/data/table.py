@@ -19,13 +19,13 @@ from nncli.data.csv_reader import (
     cell_text,
     describe_rows,
     describe_values,
-    read_table,
     source_of,
 )
 from nncli.data.dataset import Dataset, Part, parts_of, task_for_loss
 from nncli.data.header import check_names, feature_columns
 from nncli.data.labels import check_class_count
 from nncli.data.missing import apply_missing
+from nncli.data.readers import read_table
 from nncli.data.split import MARKS, marked_parts, split_parts
 from nncli.data.table_encoder import TabularEncoder
 from nncli.errors import DataError, SpecError
@@ -72,7 +72,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
             )
     path = resolve(cfg.path, base_dir)
     delimiter = getattr(cfg, "delimiter", ",")
-    frame = read_table(path, na_values, numbers=True, delimiter=delimiter)
+    frame = read_table(path, na_values, True, delimiter, getattr(cfg, "sheet", None))
     targets, features, categorical = _columns(cfg, list(frame.columns), path)
     notes: list[str] = []  # rows left out for missing values, id-like columns
     frame = apply_missing(frame, features, targets, missing, na_values, notes=notes)

@@ -29,7 +29,6 @@ from nncli.data.csv_reader import (
     describe_rows,
     describe_values,
     not_numbers,
-    read_table,
     require_columns,
     source_of,
 )
@@ -42,6 +41,7 @@ from nncli.data.dataset import (
 )
 from nncli.data.encoder import Encoder
 from nncli.data.missing import apply_missing
+from nncli.data.readers import read_table
 from nncli.errors import DataError, OptionHint, ShapeError, SpecError
 
 if TYPE_CHECKING:

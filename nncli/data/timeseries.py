@@ -22,13 +22,13 @@ from nncli.data.csv_reader import (
     cell_text,
     column_numbers,
     describe_rows,
-    read_table,
     require_columns,
     source_of,
 )
 from nncli.data.dataset import Dataset, Part, state_text, task_for_loss
 from nncli.data.encoder import Encoder
 from nncli.data.header import check_names
+from nncli.data.readers import read_table
 from nncli.data.split import part_size
 from nncli.data.table import resolve
 from nncli.errors import DataError, ShapeError, SpecError
@@ -251,7 +251,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
             field="loss",
         )
     path = resolve(cfg.path, base_dir)
-    frame = read_table(path, delimiter=getattr(cfg, "delimiter", ","))
+    frame = read_table(path, (), False, getattr(cfg, "delimiter", ","), getattr(cfg, "sheet", None))
     inputs = list(dict.fromkeys(cfg.columns))
     targets = [cfg.target] if isinstance(cfg.target, str) else list(dict.fromkeys(cfg.target))
     for field, names in (("data.columns", inputs), ("data.target", targets)):

@@ -142,6 +142,7 @@ KINDS = {
     "images": DataForm(image_inputs, image_description),
     "timeseries": DataForm(series_inputs, series_description, series_outputs),
     "text": DataForm(unchanged, text_description, any_steps=True),
+    "arrays": DataForm(unchanged, lambda encoder: {"x": encoder.x_name, "y": encoder.y_name}),
 }
 
 

@@ -37,10 +37,10 @@ from nncli.spec.fields import (
     Version,
     short,
 )
+from nncli.spec.kinds import DATA_KINDS, Data
+from nncli.spec.sections import DEFAULT_OPTIMIZER as DEFAULT_OPTIMIZER
 from nncli.spec.sections import (
-    DATA_KINDS,
     SECTIONS,
-    Data,
     Loss,
     Metrics,
     ModelSpec,
@@ -52,7 +52,6 @@ from nncli.spec.sections import (
     elsewhere,
     loss_name,
 )
-from nncli.spec.sections import DEFAULT_OPTIMIZER as DEFAULT_OPTIMIZER
 
 __all__ = ["Spec", "flow_yaml", "load", "loads", "resolved_yaml", "to_dict"]
 

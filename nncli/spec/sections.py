@@ -2,14 +2,15 @@
 
 The field checks live in ``fields.py``. Layers, the loss and the optimizer are checked by
 building them through the engine's registries, so the spec and the engine never disagree. A new
-data kind adds its section here and an entry in ``DATA_KINDS``.
+data kind adds its section here and its ``SpecKind`` in ``kinds.py`` (``DATA_KINDS``, the
+``kind:`` union, are made there from them and still read from here).
 """
 
 from __future__ import annotations
 
 import inspect
 from functools import partial
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
@@ -75,11 +76,16 @@ class _Splits(Section):
         return self
 
 
-class CsvData(_Splits):
-    """A table: one row per record, ``target`` column(s) to predict."""
+Splits = _Splits  # the base of a data section with validation and test fractions (spec/kinds.py)
 
-    kind: Literal["csv"]
+
+class CsvData(_Splits):
+    """A table: one row per record, ``target`` column(s) to predict. ``kind: table`` names
+    it; ``csv``, its first name, is the same kind (its checkpoints store ``csv``)."""
+
+    kind: Literal["table", "csv"]
     path: FilePath
+    sheet: OptText = None  # an Excel workbook's sheet (the first by default)
     target: Target
     features: OptNames = None
     exclude: Names = []
@@ -156,6 +162,7 @@ class TimeseriesData(_Splits):
     stride: PositiveInt = 1
     normalize: Normalize = "standard"
     delimiter: Delimiter = ","
+    sheet: OptText = None
 
 
 class TextData(Section):
@@ -185,16 +192,7 @@ class SequencesData(_Splits):
     normalize: Normalize = "standard"
     missing: Missing = "error"
     delimiter: Delimiter = ","
-
-
-DATA_KINDS = {
-    "csv": CsvData,
-    "images": ImagesData,
-    "timeseries": TimeseriesData,
-    "text": TextData,
-    "sequences": SequencesData,
-}
-Data = Annotated[Union[tuple(DATA_KINDS.values())], Field(discriminator="kind")]  # noqa: UP007
+    sheet: OptText = None
 
 
 # -- layers, loss and optimizer: checked by building them through the registries --------------
@@ -374,6 +372,8 @@ SECTIONS: dict[Path_, type[BaseModel]] = {
 
 def elsewhere(key: str, parent: Path_) -> str:
     """`` (did you mean 'training.epochs'?)`` for a key that belongs in another section."""
+    from nncli.spec.kinds import DATA_KINDS  # it holds this module's sections
+
     places = [(path, list(section.model_fields)) for path, section in SECTIONS.items()]
     places += [(("data",), list(section.model_fields)) for section in DATA_KINDS.values()]
     places.append((("optimizer",), OPTIMIZERS.settings(DEFAULT_OPTIMIZER)))
@@ -391,3 +391,12 @@ Optimizer = Annotated[dict[str, Any], PlainValidator(_optimizer)]
 
 def default_optimizer() -> dict[str, Any]:
     return _optimizer(DEFAULT_OPTIMIZER)
+
+
+def __getattr__(name: str) -> Any:
+    """``DATA_KINDS`` and ``Data``, made in ``kinds.py`` from these sections, read from here too."""
+    if name in ("DATA_KINDS", "Data"):
+        from nncli.spec import kinds
+
+        return getattr(kinds, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,14 +13,8 @@ from collections.abc import Callable
 
 from nncli.data.profile import Profile
 from nncli.spec.fields import VERSION
-from nncli.spec.starter_kinds import (
-    Training,
-    csv_starter,
-    images_starter,
-    sequences_starter,
-    text_starter,
-    timeseries_starter,
-)
+from nncli.spec.kinds import SPEC_KINDS
+from nncli.spec.starter_kinds import Training
 from nncli.spec.yaml_text import note, pair, scalar
 
 
@@ -64,6 +58,7 @@ def summary(found: Profile) -> str:
         "timeseries": f"a time series of {found.rows:,} steps",
         "images": f"{found.rows:,} images",
         "text": f"a text of {found.rows:,} characters",
+        "arrays": f"{found.rows:,} rows of arrays",
     }[found.kind]
     if found.kind == "text":
         return f"{what}; predict each next character ({found.symbols} distinct)"
@@ -74,13 +69,7 @@ def summary(found: Profile) -> str:
     return f"{what}; predict the number '{found.target.name}' (regression)"
 
 
-SHAPES = {  # what one example's input shape holds, by data kind
-    "csv": "numbers a row, text columns one-hot",
-    "images": "[channels, height, width]",
-    "sequences": "[steps, features], padded to the longest sequence",
-    "timeseries": "[window steps, columns]",
-    "text": "[characters, one-hot over the vocabulary]",
-}
+SHAPES = {name: kind.shape for name, kind in SPEC_KINDS.items()}  # one example's input shape
 
 
 def _shape_line(found: Profile, shape: tuple[int, ...], parameters: int) -> str:
@@ -92,11 +81,7 @@ def _shape_line(found: Profile, shape: tuple[int, ...], parameters: int) -> str:
 
 
 STARTERS: dict[str, Callable[[Profile, str], tuple[list[str], Training]]] = {
-    "csv": csv_starter,
-    "images": images_starter,
-    "sequences": sequences_starter,
-    "timeseries": timeseries_starter,
-    "text": text_starter,
+    name: kind.starter for name, kind in SPEC_KINDS.items()
 }
 
 

@@ -326,3 +326,19 @@ def text_starter(found: Profile, path: str) -> tuple[list[str], Training]:
     windows = int(chars * 0.9) // length
     training = Training(0.01, 10, _batch(windows, 32), 3, "windows", clip_norm=5.0)
     return data + ["", *model], training
+
+
+def arrays_starter(found: Profile, path: str) -> tuple[list[str], Training]:
+    target = found.target.name if found.target else "y"
+    data = [
+        *_data_head("arrays", "x and y arrays of an HDF5 or .npz file, used as stored", path),
+        *([pair("y", scalar(target), "the targets' array", 1)] if target != "y" else []),
+        pair("validation_split", "0.2", "20% of rows held out to check on unseen rows", 1),
+    ]
+    why = "flatten each row, one hidden layer: a first try at any shape"
+    hidden = [("flatten", "one row of x as a vector")]
+    hidden.append((f"{{type: dense, units: {HIDDEN_UNITS}, {RELU}}}", "relu: quick to train"))
+    model = ["model:", pair("", "layers:", why, 1), *(_layer(*layer) for layer in hidden)]
+    model.append(_output_layer(found))
+    held = part_size(0.2, found.rows)
+    return data + ["", *model], Training(0.003, 50, _batch(found.rows - held, 32), 10, "rows")

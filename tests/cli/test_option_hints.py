@@ -71,6 +71,14 @@ NEVER_PRINTED = [
     ("nncli/commands/predictor.py", "--keep column", "--keep", "serve", "a server keeps none"),
     ("nncli/data/encoder.py", "--keep copies", "--keep", "serve", "a server keeps none"),
     ("nncli/data/sequences.py", "--keep column", "--keep", "serve", "a server keeps none"),
+    (
+        "nncli/spec/starter_kinds.py",
+        "given with --target",
+        "--target",
+        "*",
+        "a starter's comment, written by init alone; spec/kinds.py's SPEC_KINDS holds each "
+        "kind's starter beside the section model every command reads",
+    ),
 ]
 
 

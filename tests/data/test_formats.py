@@ -1,6 +1,7 @@
-"""A data file in a format nncli does not read (Parquet, Excel, Feather, gzip, ...) gets one line
-naming the format it looks like and what nncli reads, from ``init``, ``validate``/``train`` and
-the readers alike, instead of a byte that is not UTF-8 (issue 23, item 9)."""
+"""A data file in a format nncli does not read (gzip, pickle, ...), or in one it reads under a
+suffix that does not name it (Parquet, Excel, Feather: issue 28), gets one line naming the format
+it looks like and what nncli reads, from ``init``, ``validate``/``train`` and the readers alike,
+instead of a byte that is not UTF-8 (issue 23, item 9)."""
 
 from __future__ import annotations
 
@@ -35,9 +36,9 @@ def _zip() -> bytes:
 
 
 FILES = {  # name -> (bytes, what the line says it looks like)
-    "iris.parquet": (b"PAR1" + BINARY + b"PAR1", "a Parquet file"),
-    "iris.feather": (b"ARROW1\x00\x00" + BINARY, "a Feather (Arrow IPC) file"),
-    "iris.xlsx": (_xlsx(), "an Excel workbook (.xlsx)"),
+    "iris.dat": (b"PAR1" + BINARY + b"PAR1", "a Parquet file"),  # read by the suffix .parquet
+    "iris.data": (b"ARROW1\x00\x00" + BINARY, "a Feather (Arrow IPC) file"),
+    "iris.sheet": (_xlsx(), "an Excel workbook (.xlsx)"),
     "iris.xls": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + BINARY, "an Excel 97-2003 workbook (.xls)"),
     "iris.h5": (b"\x89HDF\r\n\x1a\n" + BINARY, "an HDF5 file"),
     "iris.csv.gz": (gzip.compress(IRIS.read_bytes()), "a gzip-compressed file"),
@@ -45,7 +46,7 @@ FILES = {  # name -> (bytes, what the line says it looks like)
     "iris.pkl": (b"\x80\x04\x95" + BINARY, "a Python pickle"),
     "iris.txt": ("species,x\n".encode("utf-16"), "UTF-16 text"),
 }
-READS = "nncli reads CSV tables (UTF-8 text, comma, semicolon or tab separated)"
+READS = "nncli reads tables by their suffix (.csv/.tsv/.txt as CSV: UTF-8 text, comma, semicolon"
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
@@ -59,17 +60,14 @@ def test_init_names_the_format_and_what_nncli_reads(name, tmp_path):
 
 
 def test_a_spec_and_the_readers_say_the_same(tmp_path):
-    data = tmp_path / "iris.parquet"
-    data.write_bytes(FILES["iris.parquet"][0])
+    data = tmp_path / "iris.dat"
+    data.write_bytes(FILES["iris.dat"][0])
     spec = tmp_path / "spec.yaml"
-    spec.write_text(iris_spec("{epochs: 1}").replace("iris.csv", "iris.parquet"))
+    spec.write_text(iris_spec("{epochs: 1}").replace("iris.csv", "iris.dat"))
     expected = f"{data} looks like a Parquet file; {READS}"
     for command in ("validate", "train"):
         line = one_error_line(invoke(command, spec), 3, expected)
-        assert line.endswith(
-            "save it as CSV first: pandas.read_parquet('iris.parquet').to_csv('iris.csv', "
-            "index=False)"
-        )
+        assert line.endswith("name it iris.parquet: nncli reads a table by its suffix")
     for read in (read_table, read_text):
         with pytest.raises(DataError, match="looks like a Parquet file"):
             read(data)

@@ -124,7 +124,7 @@ def test_only_the_command_line_prints(path):
 ROOMS = {  # outside library -> the only places that may import it
     "cupy": ("nncli/backend.py",),
     "cupyx": ("nncli/backend.py",),
-    "h5py": ("nncli/checkpoint/",),
+    "h5py": ("nncli/checkpoint/", "nncli/data/array_files.py"),  # kind: arrays reads HDF5
     "typer": ("nncli/cli/",),
     "rich": ("nncli/cli/",),
     "yaml": ("nncli/spec/",),
@@ -141,6 +141,9 @@ ROOMS = {  # outside library -> the only places that may import it
     # the training room's collectives, and the stand-in NCCL's wire
     "mpi4py": ("nncli/training/parallel.py", "nncli/testing/fakenccl.py"),
     "numba": ("nncli/engine/kernels.py",),  # compiles the loops each operation hands it (jit)
+    # the table formats beside CSV (data/table_files.py): Parquet, Feather, Excel
+    "pyarrow": ("nncli/data/",),
+    "openpyxl": ("nncli/data/",),
 }
 
 
