@@ -19,8 +19,11 @@ from pydantic import BaseModel, Field
 
 from nncli.data.kinds import KINDS, SYNONYMS
 from nncli.data.profile import Profile
+from nncli.engine.registry import OPTIMIZERS
+from nncli.spec.document import Path_, render
 from nncli.spec.fields import FilePath, OptFilePath, Text
 from nncli.spec.sections import (
+    DEFAULT_OPTIMIZER,
     CsvData,
     ImagesData,
     SequencesData,
@@ -28,6 +31,7 @@ from nncli.spec.sections import (
     TextData,
     TimeseriesData,
 )
+from nncli.spec.sections import SECTIONS as PLACED
 from nncli.spec.starter_kinds import (
     Training,
     arrays_starter,
@@ -80,3 +84,15 @@ DATA_KINDS: dict[str, type[BaseModel]] = {
 }
 SECTIONS = tuple(dict.fromkeys(DATA_KINDS.values()))  # each model once (table and csv: one)
 Data = Annotated[Union[SECTIONS], Field(discriminator="kind")]  # noqa: UP007
+
+
+def elsewhere(key: str, parent: Path_) -> str:
+    """`` (did you mean 'training.epochs'?)`` for a key that belongs in another section."""
+    places = [(path, list(section.model_fields)) for path, section in PLACED.items()]
+    places += [(("data",), list(section.model_fields)) for section in DATA_KINDS.values()]
+    places.append((("optimizer",), OPTIMIZERS.settings(DEFAULT_OPTIMIZER)))
+    for path, keys in places:
+        if path != parent and key in keys:
+            where = repr(render((*path, key))) if path else f"{key!r} at the top level"
+            return f" (did you mean {where}?)"
+    return ""

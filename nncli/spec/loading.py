@@ -37,7 +37,7 @@ from nncli.spec.fields import (
     Version,
     short,
 )
-from nncli.spec.kinds import DATA_KINDS, Data
+from nncli.spec.kinds import DATA_KINDS, Data, elsewhere
 from nncli.spec.sections import DEFAULT_OPTIMIZER as DEFAULT_OPTIMIZER
 from nncli.spec.sections import (
     SECTIONS,
@@ -49,7 +49,6 @@ from nncli.spec.sections import (
     TextData,
     Training,
     default_optimizer,
-    elsewhere,
     loss_name,
 )
 

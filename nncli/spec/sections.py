@@ -20,7 +20,7 @@ from nncli.engine.registry import LAYERS, LOSSES, OPTIMIZERS, Registry, did_you_
 from nncli.engine.schedules import SCHEDULES
 from nncli.errors import SpecError
 from nncli.spec.conventions import refused
-from nncli.spec.document import Path_, render
+from nncli.spec.document import Path_
 from nncli.spec.fields import (
     BatchSize,
     Bool,
@@ -227,6 +227,8 @@ def _build(registry: Registry, item: Any) -> tuple[dict[str, Any], Any, list[Pro
         takes = f" ({what} {cls.type_name!r} takes {', '.join(allowed) or 'no settings'})"
 
         def hint(key: str) -> str:
+            from nncli.spec.kinds import elsewhere  # it holds this module's sections
+
             return elsewhere(key, (what,)) or did_you_mean(key, allowed) or takes
 
         problems: list[Problem] = [
@@ -368,20 +370,6 @@ SECTIONS: dict[Path_, type[BaseModel]] = {
     ("training", "early_stopping"): EarlyStopping,
     ("data", "augment"): Augment,
 }
-
-
-def elsewhere(key: str, parent: Path_) -> str:
-    """`` (did you mean 'training.epochs'?)`` for a key that belongs in another section."""
-    from nncli.spec.kinds import DATA_KINDS  # it holds this module's sections
-
-    places = [(path, list(section.model_fields)) for path, section in SECTIONS.items()]
-    places += [(("data",), list(section.model_fields)) for section in DATA_KINDS.values()]
-    places.append((("optimizer",), OPTIMIZERS.settings(DEFAULT_OPTIMIZER)))
-    for path, keys in places:
-        if path != parent and key in keys:
-            where = repr(render((*path, key))) if path else f"{key!r} at the top level"
-            return f" (did you mean {where}?)"
-    return ""
 
 
 # -- the top level's fields that check through the registries (the Spec: loading.py) ---
