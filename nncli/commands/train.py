@@ -21,7 +21,7 @@ from nncli.checkpoint import model as model_io
 from nncli.checkpoint import runs
 from nncli.checkpoint.lock import hold
 from nncli.checkpoint.outputs import check_writable
-from nncli.commands import stopping
+from nncli.commands import stopping, watch
 from nncli.commands.resume import resume as resume_from
 from nncli.data.digest import content_digest
 from nncli.engine.history import History
@@ -81,6 +81,7 @@ def train(
     on_resolved: Callable[[Resolved], None] | None = None,
     note: Callable[[str], None] | None = None,
     world: World = SINGLE,
+    log_to: watch.Placement | None = None,
 ) -> TrainResult:
     """Refuse outputs on inputs, hold the checkpoint's lock, refuse to replace files without
     ``force`` and another run's files at all, remove a stopped run's temporary files (told to
@@ -89,9 +90,11 @@ def train(
     prints). ``skip_bad``: leave out unreadable images; ``warn`` gets the data's warnings;
     ``on_resolved`` gets the resolved run (the device it chose) before training starts.
     ``world``: the processes sharing each batch; they first check they hold the same spec,
-    data and nncli, and only rank 0 holds the lock and writes files."""
+    data and nncli, and only rank 0 holds the lock and writes files (and logs to
+    ``training.log``'s backends: ``log_to``, a trial's or fold's place instead of the output's)."""
+    watch.require(spec)
     run = dict(resume=resume, device=device, callbacks=callbacks, overrides=overrides)
-    run.update(skip_bad=skip_bad, warn=warn, on_resolved=on_resolved, world=world)
+    run.update(skip_bad=skip_bad, warn=warn, on_resolved=on_resolved, world=world, log_to=log_to)
     if world.parallel:
         world.agree(_facts(spec))
     if smoke:
@@ -123,6 +126,7 @@ def _train(
     warn: Callable[[str], None] | None = None,
     on_resolved: Callable[[Resolved], None] | None = None,
     world: World = SINGLE,
+    log_to: watch.Placement | None = None,
 ) -> TrainResult:
     """The steps of a run: resolve, the arrays to fit, resume, callbacks, fit, save outputs."""
     mine = world.device_for(device or spec.device)  # several ranks: a GPU each
@@ -140,7 +144,9 @@ def _train(
     run.warn = warn
     if resume is not None:
         run.resume(resume)
-    run.fit(x, y, config, [*callbacks], periodic=not smoke, overrides=overrides, device=device)
+    run.log = None if smoke else watch.run_log(run, log_to)
+    with watch.watching(run.log):
+        run.fit(x, y, config, [*callbacks], periodic=not smoke, overrides=overrides, device=device)
     if tmp is not None:
         try:
             if world.lead:  # the one rank that saves checks the round trip
@@ -152,7 +158,11 @@ def _train(
         finally:
             tmp.cleanup()
         return TrainResult(output=out, history=run.history)
-    return run.save_outputs()
+    with watch.watching(run.log):
+        result = run.save_outputs()
+    if run.log is not None:
+        run.log.end(watch.FINISHED, result.files)
+    return result
 
 
 def _resolve(
@@ -235,6 +245,7 @@ class TrainingRun:
         self.last_epoch: LastEpoch | None = None  # what an interruption saves (rank 0)
         self.kept: Path | None = None  # where it saved it
         self.warn: Callable[[str], None] | None = None  # hears a loss that grows a thousandfold
+        self.log: Callback | None = None  # training.log's backends (nncli/commands/watch.py)
 
     def resume(self, path: Path) -> None:
         ready = self.ready
@@ -309,7 +320,8 @@ class TrainingRun:
         guard = given[-1] if given else SignalStop(self.world.any if self.world.parallel else None)
         extra = [c for c in extra if not isinstance(c, SignalStop)]
         kept = [self.last_epoch] if self.last_epoch is not None else []
-        return [FiniteWeights(ready.net), *kept, *extra, guard]
+        logged = [self.log] if self.log is not None else []
+        return [FiniteWeights(ready.net), *kept, *logged, *extra, guard]
 
     def fit(
         self,
