@@ -88,7 +88,7 @@ SPEC_DEVICE = typer.Option(
 def _log_names(values: list[str]) -> list[str]:
     """``--log tensorboard --log mlflow`` or ``--log tensorboard,mlflow`` -> the names, checked."""
     from nncli.engine.registry import did_you_mean
-    from nncli.spec.sections import LOG_BACKENDS
+    from nncli.spec.fields import LOG_BACKENDS
 
     names = [name.strip() for value in values for name in value.split(",") if name.strip()]
     for name in names:

@@ -26,6 +26,7 @@ from nncli.spec.fields import (
     FilePath,
     Fraction,
     Invalid,
+    LogBackends,
     Missing,
     Names,
     NonNegFloat,
@@ -326,20 +327,6 @@ def _class_weight(value: Any) -> str | dict[str, float]:
 ClassWeight = Annotated[str | dict[str, float] | None, checked(_class_weight, optional=True)]
 
 
-LOG_BACKENDS = ("tensorboard", "mlflow")  # training.log: nncli/tracking/ writes each
-
-
-def _log(value: Any) -> list[str]:
-    """``training.log``: where a run logs besides history.csv (one name or a list of names)."""
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list):
-        raise Invalid.one(f"expected a list of {' and '.join(LOG_BACKENDS)}, got {short(value)}")
-    return _known(names, list(LOG_BACKENDS))
-
-
-LogBackends = Annotated[list[str], PlainValidator(_log)]
-
-
 class Training(Section):
     """How the training loop runs."""
 
@@ -349,18 +336,14 @@ class Training(Section):
     early_stopping: EarlyStopping | None = None
     checkpoint_every: OptPositiveInt = None
     class_weight: ClassWeight = None
-    log: LogBackends = []
+    log: LogBackends = []  # where a run logs besides history.csv (nncli/tracking/)
 
 
 def _metrics(value: Any) -> list[str]:
     """Names of the scores a run reports on validation and test data (``training/scores.py``)."""
     if not isinstance(value, list):
         raise Invalid.one(f"expected a list of metric names, got {short(value)}")
-    return _known(value, list(SCORES))
-
-
-def _known(value: list[Any], names: list[str]) -> list[str]:
-    """``value``'s names, each one of ``names`` (a did-you-mean for each that is not), once."""
+    names = list(SCORES)
     problems: list[Problem] = [
         (
             (i,),

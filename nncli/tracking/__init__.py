@@ -17,19 +17,25 @@ from collections.abc import Sequence
 
 from nncli.errors import SpecError
 
-# the package each backend imports, and the extra that installs it
-PACKAGES = {"tensorboard": ("tensorboardX", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
+# the package each backend imports, and the line that installs it
+PACKAGES = {"tensorboard": "tensorboardX", "mlflow": "mlflow"}
+INSTALL = {
+    ("tensorboard",): 'pip install -e ".[tensorboard]"',
+    ("mlflow",): 'pip install -e ".[mlflow]"',
+    ("tensorboard", "mlflow"): 'pip install -e ".[tensorboard,mlflow]"',
+}
 
 
 def require(backends: Sequence[str], field: str = "training.log") -> None:
     """SpecError (exit 2) naming the install command when a backend's package is missing."""
-    missing = [name for name in backends if not _importable(PACKAGES[name][0])]
+    missing = tuple(
+        name for name in PACKAGES if name in backends and not _importable(PACKAGES[name])
+    )
     if missing:
-        extras = ",".join(PACKAGES[name][1] for name in missing)
-        packages = " and ".join(PACKAGES[name][0] for name in missing)
+        packages = " and ".join(PACKAGES[name] for name in missing)
         raise SpecError(
             f"logging to {' and '.join(missing)} needs {packages}, which is not installed: "
-            f'pip install -e ".[{extras}]"',
+            f"{INSTALL[missing]}",
             field=field,
         )
 

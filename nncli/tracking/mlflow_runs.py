@@ -6,6 +6,7 @@ The only module that imports mlflow."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ from nncli.tracking.plan import LogPlan, flat
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests a run under its parent
 BATCH = 100  # MLflow takes at most 100 parameters in one call
 LONGEST = 6000  # MLflow's longest parameter value (MAX_PARAM_VAL_LENGTH)
+SEND_EVERY = 1.0  # seconds: epochs are sent together at most this often, and at the end
 
 
 def _client(plan: LogPlan) -> Any:
     from mlflow.tracking import MlflowClient
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its notes on creating a store
+    # its notes on creating a store, and a failed background send: RunLog says that once
+    logging.getLogger("mlflow").setLevel(logging.CRITICAL)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if not plan.tracking_uri().startswith(("http", "databricks")):
         plan.local_store.mkdir(parents=True, exist_ok=True)
@@ -75,7 +78,13 @@ def end_run(plan: LogPlan, run_id: str, status: str) -> None:
 
 class MlflowWriter:
     """One training run as one MLflow run: a new one, or on ``--resume`` the run the checkpoint
-    names, logged from the step after its last (an epoch it already holds is not repeated)."""
+    names, logged from the step after its last (an epoch it already holds is not repeated).
+
+    A store's write costs milliseconds (a database transaction, a request to a server), a
+    small network's epoch a fraction of a second, so epochs are sent together at most every
+    ``SEND_EVERY`` seconds (the first at once) and whatever is left at the end, each send in
+    MLflow's own background thread (``synchronous=False``): training does not wait for the
+    store. ``end`` waits for every send, and raises the first that failed."""
 
     name = "mlflow"
 
@@ -83,6 +92,9 @@ class MlflowWriter:
         self.client: Any = None
         self.run_id: str | None = None
         self.last = 0  # the last epoch the run holds
+        self.pending: list[Any] = []  # metrics not sent yet
+        self.sent = -math.inf  # when they last were (time.monotonic)
+        self.sending: list[Any] = []  # MLflow's handles of the sends under way
 
     def begin(self, plan: LogPlan) -> None:
         if plan.run_id is not None:
@@ -101,11 +113,26 @@ class MlflowWriter:
         if epoch <= self.last:
             return
         stamp = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), stamp, epoch) for k, v in logs.items() if k != "epoch"]
-        self.client.log_batch(self.run_id, metrics=metrics)
+        self.pending += [Metric(k, float(v), stamp, epoch) for k, v in logs.items() if k != "epoch"]
         self.last = epoch
+        if time.monotonic() - self.sent >= SEND_EVERY:
+            self.send()
+
+    def send(self) -> None:
+        """The pending metrics, in batches of MLflow's 1000 at most."""
+        pending, self.pending = self.pending, []
+        for start in range(0, len(pending), BATCH * 10):
+            batch = pending[start : start + BATCH * 10]
+            self.sending.append(
+                self.client.log_batch(self.run_id, metrics=batch, synchronous=False)
+            )
+        self.sent = time.monotonic()
 
     def end(self, status: str, files: list[Path]) -> None:
+        self.send()
+        sending, self.sending = self.sending, []
+        for operation in sending:
+            operation.wait()
         for path in files:
             if Path(path).is_file():
                 self.client.log_artifact(self.run_id, str(path))

@@ -11,6 +11,7 @@ from typing import Any
 
 # nncli tune and nncli cv hand their worker processes the parent MLflow run through this
 PARENT_ENV = "NNCLI_MLFLOW_PARENT_RUN"
+SQLITE = "sqlite:///"
 
 
 @dataclass
@@ -36,14 +37,18 @@ class LogPlan:
     def tracking_uri(self) -> str:
         """``MLFLOW_TRACKING_URI``, else an SQLite store beside the output (``mlflow.db``)."""
         given = os.environ.get("MLFLOW_TRACKING_URI")
-        return given or f"sqlite:///{os.path.abspath(self.local_store / 'mlflow.db')}"
+        return given or SQLITE + os.path.abspath(self.local_store / "mlflow.db")
 
     def artifact_root(self) -> str | None:
-        """Where a new experiment keeps its artifacts: beside the local store, or the server's
-        own choice when ``MLFLOW_TRACKING_URI`` names one."""
-        if os.environ.get("MLFLOW_TRACKING_URI"):
+        """Where a new experiment keeps its artifacts: ``mlartifacts/`` beside an SQLite store
+        (the local one, or one ``MLFLOW_TRACKING_URI`` names: MLflow's own default would be the
+        current folder), else the server's own choice."""
+        uri = self.tracking_uri()
+        if not uri.startswith(SQLITE):
             return None
-        return Path(os.path.abspath(self.local_store / "mlartifacts")).as_uri()
+        return (
+            Path(os.path.abspath(uri.removeprefix(SQLITE))).parent.joinpath("mlartifacts").as_uri()
+        )
 
 
 def flat(value: Any, prefix: str = "") -> dict[str, str]:
@@ -54,8 +59,10 @@ def flat(value: Any, prefix: str = "") -> dict[str, str]:
         items = value.items()
     elif isinstance(value, list) and value:
         items = ((str(i), v) for i, v in enumerate(value))
-    else:
+    elif prefix:
         return {prefix: "None" if value is None else str(value)}
+    else:  # an empty mapping at the top: no parameters
+        return {}
     out: dict[str, str] = {}
     for key, item in items:
         out.update(flat(item, f"{prefix}.{key}" if prefix else str(key)))

@@ -4,13 +4,16 @@ that imports tensorboardX."""
 
 from __future__ import annotations
 
+import math
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
 from nncli.tracking.plan import LogPlan
 
 EVENTS = "events.out.tfevents.*"
+FLUSH_EVERY = 1.0  # seconds: the event file is flushed at most this often, and at the end
 
 
 class TensorBoardWriter:
@@ -23,6 +26,7 @@ class TensorBoardWriter:
 
     def __init__(self) -> None:
         self.writer: Any = None
+        self.flushed = -math.inf  # when the event file was last flushed (time.monotonic)
 
     def begin(self, plan: LogPlan) -> None:
         from tensorboardX import SummaryWriter
@@ -44,7 +48,9 @@ class TensorBoardWriter:
         for key, value in logs.items():
             if key != "epoch":
                 self.writer.add_scalar(key, float(value), epoch)
-        self.writer.flush()  # a killed run keeps every epoch it logged
+        if time.monotonic() - self.flushed >= FLUSH_EVERY:  # a killed run keeps nearly all
+            self.writer.flush()
+            self.flushed = time.monotonic()
 
     def end(self, status: str, files: list[Path]) -> None:
         self.writer.close()

@@ -139,6 +139,8 @@ ROOMS = {  # outside library -> the only places that may import it
     "prometheus_client": ("nncli/serve/",),
     # the training room's collectives, and the stand-in NCCL's wire
     "mpi4py": ("nncli/training/parallel.py", "nncli/testing/fakenccl.py"),
+    "tensorboardX": ("nncli/tracking/tensorboard.py",),  # training.log: tensorboard
+    "mlflow": ("nncli/tracking/mlflow_runs.py",),  # training.log: mlflow (mlflow-skinny)
     "numba": ("nncli/engine/kernels.py",),  # compiles the loops each operation hands it (jit)
 }
 
