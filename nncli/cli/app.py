@@ -102,6 +102,7 @@ def _log_names(values: list[str]) -> list[str]:
 LOG = typer.Option(
     [],
     "--log",
+    metavar="tensorboard|mlflow",
     callback=_log_names,
     help="Log every epoch to tensorboard or mlflow besides history.csv (repeatable, or a comma "
     "list: --log tensorboard,mlflow); replaces the spec's training.log.",
