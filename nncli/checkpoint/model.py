@@ -113,6 +113,8 @@ def save(
         training["schedule"] = dict(schedule)
     if data_sha256:
         training["data_sha256"] = data_sha256
+    if history.mlflow_run_id:  # the run a --resume continues logging to
+        training["mlflow_run_id"] = history.mlflow_run_id
     record = None
     if optimizer is not None:
         record = checkpoint.OptimizerRecord(

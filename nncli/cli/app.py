@@ -85,6 +85,35 @@ SPEC_DEVICE = typer.Option(
 )
 
 
+def _log_names(values: list[str]) -> list[str]:
+    """``--log tensorboard --log mlflow`` or ``--log tensorboard,mlflow`` -> the names, checked."""
+    from nncli.engine.registry import did_you_mean
+    from nncli.spec.fields import LOG_BACKENDS
+
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    for name in names:
+        if name not in LOG_BACKENDS:
+            hint = did_you_mean(name, list(LOG_BACKENDS))
+            expected = ", ".join(LOG_BACKENDS)
+            raise typer.BadParameter(f"expected one of {expected}, got {name!r}{hint}")
+    return list(dict.fromkeys(names))
+
+
+LOG = typer.Option(
+    [],
+    "--log",
+    metavar="tensorboard|mlflow",
+    callback=_log_names,
+    help="Log every epoch to tensorboard or mlflow besides history.csv (repeatable, or a comma "
+    "list: --log tensorboard,mlflow); replaces the spec's training.log.",
+)
+
+
+def log_overrides(names: list[str]) -> list[str]:
+    """``--log``'s names as the ``--set`` override of ``training.log`` (none without it)."""
+    return [f"training.log=[{', '.join(names)}]"] if names else []
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"nncli {nncli.__version__}")

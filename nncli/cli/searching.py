@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nncli.cli.app import SPEC_DEVICE, app
+from nncli.cli.app import LOG, SPEC_DEVICE, app, log_overrides
 from nncli.cli.usage import NON_NEGATIVE, POSITIVE_INT, complete_set, note
 
 SET = typer.Option(
@@ -53,6 +53,7 @@ def tune(
     ),
     set_: list[str] = SET,
     device: str | None = SPEC_DEVICE,
+    log: list[str] = LOG,
     worker: int | None = typer.Option(None, "--worker", hidden=True),
 ) -> None:
     """Search the spec's search: space; continue the study on a second run."""
@@ -77,7 +78,7 @@ def tune(
             timeout=timeout,
             sampler=sampler,
             cv=cv,
-            overrides=list(set_),
+            overrides=list(set_) + log_overrides(log),
             device=device,
             worker=worker,
             on_start=on_start,
@@ -107,6 +108,7 @@ def cv(
     set_: list[str] = SET,
     device: str | None = SPEC_DEVICE,
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors."),
+    log: list[str] = LOG,
     fold: list[int] = typer.Option([], "--fold", hidden=True),
 ) -> None:
     """K-fold cross-validation: stratified for classes, an expanding window for time series."""
@@ -121,7 +123,7 @@ def cv(
         output=output,
         workers=workers,
         force=force,
-        overrides=list(set_),
+        overrides=list(set_) + log_overrides(log),
         device=device,
         on_fold=on_fold,
         only=fold,

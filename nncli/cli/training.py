@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from nncli.cli.app import SKIP_BAD, SPEC_DEVICE, app
+from nncli.cli.app import LOG, SKIP_BAD, SPEC_DEVICE, app, log_overrides
 from nncli.cli.usage import POSITIVE_INT, complete_set, told
 from nncli.cli.usage import note as _note
 from nncli.cli.usage import warn as _warn
@@ -52,11 +52,13 @@ def train(
         "the same weights; float32: within rounding, so early stopping may pick another epoch).",
     ),
     skip_bad: bool = SKIP_BAD,
+    log: list[str] = LOG,
 ) -> int | None:
     """Train the network a spec describes and write its checkpoint (under mpiexec or srun, as
     one of several processes sharing each batch)."""
     debug = ctx.params["debug"]  # the app's one --debug (cli/app.py)
     overrides = list(set_) + ([f"training.epochs={epochs}"] if epochs is not None else [])
+    overrides += log_overrides(log)
     if workers is not None:
         return _launch(workers, debug, (spec, overrides, output, resume, device))
     from nncli.training import parallel

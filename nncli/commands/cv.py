@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from nncli.checkpoint import folder as outputs
 from nncli.checkpoint.outputs import check_output, make_folder
+from nncli.commands import watch
 from nncli.commands.train import TrainingRun, fit_arrays
 from nncli.commands.workers import wait_all
 from nncli.data import folds as fold_rows
@@ -134,20 +136,28 @@ def train_fold(
     folds: int,
     callbacks: Sequence[Callback] = (),
     device: str | None = None,
+    log_to: watch.Placement | None = None,
 ) -> FoldResult:
     """Fold ``number`` (1..K): a network from the spec's seed trained on the other folds and
-    scored on this one (the kept weights: the best epoch's with early stopping)."""
+    scored on this one (the kept weights: the best epoch's with early stopping); logged as
+    ``log_to`` says (``training.log``; by default as ``fold-<number>`` in the output's folder)."""
     started = time.perf_counter()
     ready = resolve(spec, device=device)
     _, rows = plan(spec, ready.ds, folds)
     ds = ready.ds = _fold_data(ready, rows[number - 1])
     x, y, config = fit_arrays(spec, ds, smoke=False)
     run = TrainingRun(spec, ready, Path(spec.output))
+    run.log = watch.run_log(
+        run, log_to or watch.Placement(Path(spec.output).parent, f"fold-{number}")
+    )
     try:
-        run.fit(x, y, config, list(callbacks), periodic=False, overrides=(), device=device)
+        with watch.watching(run.log):
+            run.fit(x, y, config, list(callbacks), periodic=False, overrides=(), device=device)
     except Interrupted as exc:
         exc.message = f"interrupted in fold {number} of {folds}"
         raise
+    if run.log is not None:
+        run.log.end(watch.FINISHED)
     held = ds.parts["validation"]
     scores = evaluate(
         ready.net,
@@ -175,15 +185,17 @@ def cross_validate(
     callbacks: Callable[[int], Sequence[Callback]] | None = None,
     on_fold: Callable[[FoldResult], None] | None = None,
     device: str | None = None,
+    log_to: Callable[[int], watch.Placement] | None = None,
 ) -> CvResult:
     """Every fold in this process; ``callbacks(fold)`` for each fold's training, ``on_fold``
-    hears each result."""
+    hears each result, ``log_to(fold)`` says where it is logged."""
     ready = resolve(spec, device=device)  # the folds are planned (and checked) before training
     scheme, _ = plan(spec, ready.ds, folds)
     results = []
     for number in range(1, folds + 1):
         extra = callbacks(number) if callbacks else ()
-        results.append(train_fold(spec, number, folds, extra, device))
+        place = log_to(number) if log_to else None
+        results.append(train_fold(spec, number, folds, extra, device, place))
         if on_fold is not None:
             on_fold(results[-1])
     return CvResult(results, scheme, monitored(spec)[0])
@@ -212,36 +224,50 @@ def cv(
     device: str | None = None,
     on_fold: Callable[[FoldResult], None] | None = None,
     only: Sequence[int] = (),
+    warn: Callable[[str], None] | None = None,
     note: Callable[[str], None] | None = None,
 ) -> CvResult:
     """``nncli cv``: the spec's K folds (in ``workers`` processes), ``cv.csv`` in ``output``
-    (default ``runs/<name>-cv/``). ``only``: these folds, each result in ``.fold-<I>.json``
-    (what a worker process does). ``note`` hears, once, what the spec's version means."""
+    (default ``runs/<name>-cv/``); with ``training.log`` each fold is logged as ``fold-<I>``
+    in ``output`` (a child of one MLflow run ``cv``). ``only``: these folds, each result in
+    ``.fold-<I>.json`` (what a worker process does). ``note`` hears, once, what the spec's
+    version means."""
     from nncli import spec as spec_module
     from nncli.spec.conventions import version_note, version_notes
 
     spec = spec_module.load(path, overrides)
     version_notes(spec, version_note(spec), None, None if only else note)
+    watch.require(spec)
     out = Path(output) if output is not None else Path("runs", f"{spec.name}-cv")
     table = out / "cv.csv"
     if only:
-        done = [train_fold(spec, number, folds, device=device) for number in only]
+        done = [
+            train_fold(spec, number, folds, device=device, log_to=_placement(out, number))
+            for number in only
+        ]
         for result in done:
             outputs.write_text_atomic(_fold_file(out, result.fold), json.dumps(result.__dict__))
         return CvResult(done, "", monitored(spec)[0])
     inputs = [path, getattr(spec.data, "path", None)]
     check_output(table, inputs, force=force, makes_folder=True)
-    if workers > 1:
-        args = [str(path), "--folds", str(folds), "--output", str(out)]
-        args += [a for o in overrides for a in ("--set", o)]
-        args += ["--device", device] if device else []
-        result = _in_workers(spec, folds, workers, out, args, on_fold)
-    else:
-        result = cross_validate(spec, folds, on_fold=on_fold, device=device)
+    with watch.parent_run(spec, out, "cv", device, warn) as parent:
+        if workers > 1:
+            args = [str(path), "--folds", str(folds), "--output", str(out)]
+            args += [a for o in overrides for a in ("--set", o)]
+            args += ["--device", device] if device else []
+            result = _in_workers(spec, folds, workers, out, args, on_fold)
+        else:
+            place = partial(_placement, out, parent=parent)
+            result = cross_validate(spec, folds, on_fold=on_fold, device=device, log_to=place)
     make_folder(out)
     outputs.write_text_atomic(table, csv_text(result))
     result.files = [table]
     return result
+
+
+def _placement(out: Path, number: int, parent: str | None = None) -> watch.Placement:
+    """Fold ``number``'s logs: ``out/tensorboard/fold-<number>/``, MLflow run ``fold-<number>``."""
+    return watch.Placement(out, f"fold-{number}", parent)
 
 
 def _fold_file(out: Path, number: int) -> Path:

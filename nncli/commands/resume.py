@@ -114,6 +114,7 @@ def resume(
         ],
         best_epoch=training.get("best_epoch"),
         best_value=training.get("best_value"),
+        mlflow_run_id=training.get("mlflow_run_id"),  # older checkpoints have none
     )
     for e in history.epochs:
         e["epoch"] = int(e["epoch"])

@@ -15,23 +15,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nncli.bounds.files import output_problem
 from nncli.checkpoint import folder as outputs
 from nncli.checkpoint import model as model_io
 from nncli.checkpoint import runs
 from nncli.checkpoint.lock import hold
 from nncli.checkpoint.outputs import check_writable
-from nncli.commands import stopping
+from nncli.commands import stopping, watch
 from nncli.commands.resume import resume as resume_from
+from nncli.commands.run_checks import check_round_trip, refuse_outputs_on_inputs
 from nncli.data.digest import content_digest
 from nncli.engine.history import History
-from nncli.errors import CheckpointError, DataError, DivergedError, SpecError
+from nncli.errors import CheckpointError, DivergedError
 from nncli.spec.conventions import version_note, version_notes
 from nncli.spec.loading import resolved_yaml
 from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback, LastEpoch, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
-from nncli.training.loop import FitConfig, evaluate, fit, predict
+from nncli.training.loop import FitConfig, evaluate, fit
 from nncli.training.parallel import SINGLE, World, run_facts
 from nncli.training.spread import share_dataset
 
@@ -50,25 +50,6 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)  # what the run was told (``note``)
 
 
-def refuse_outputs_on_inputs(
-    spec: Spec, output: Path | None = None, resume: Path | None = None
-) -> tuple[Path, outputs.RunFiles]:
-    """The run's checkpoint path and files, after checking the path can hold a checkpoint
-    (``files.output_problem``) and no file the run writes is one of its inputs (the spec, the
-    data, and the checkpoint it resumes from unless it continues it)."""
-    out = Path(output or spec.output)
-    field, where = ("--output", None) if output else ("output", spec.line_of("output"))
-    outputs.check_kind(out, field, example=out / "model.h5")  # a folder: name a file inside it
-    problem = output_problem(out)
-    if problem is not None:
-        raise SpecError(f"cannot write a checkpoint there: {problem}", field=field, where=where)
-    files = outputs.run_files(out)
-    inputs = [getattr(spec.data, key, None) for key in ("path", "validation", "test")]
-    inputs += [spec.source, None if outputs.continues(files, resume) else resume]
-    outputs.check_outputs(files.written(), inputs)
-    return out, files
-
-
 def train(
     spec: Spec,
     *,
@@ -84,6 +65,7 @@ def train(
     on_resolved: Callable[[Resolved], None] | None = None,
     note: Callable[[str], None] | None = None,
     world: World = SINGLE,
+    log_to: watch.Placement | None = None,
 ) -> TrainResult:
     """Refuse outputs on inputs, hold the checkpoint's lock, refuse to replace files without
     ``force`` and another run's files at all, remove a stopped run's temporary files (told to
@@ -92,9 +74,12 @@ def train(
     prints). ``skip_bad``: leave out unreadable images; ``warn`` gets the data's warnings;
     ``on_resolved`` gets the resolved run (the device it chose) before training starts.
     ``world``: the processes sharing each batch; they first check they hold the same spec,
-    data and nncli, and only rank 0 holds the lock and writes files."""
+    data and nncli, and only rank 0 holds the lock and writes files (and logs to
+    ``training.log``'s backends: ``log_to``, a trial's or fold's place instead of the output's)."""
+    watch.require(spec)
     run = dict(resume=resume, device=device, callbacks=callbacks, overrides=overrides)
     run.update(skip_bad=skip_bad, warn=warn, on_resolved=on_resolved, world=world, note=note)
+    run.update(log_to=log_to)
     if world.parallel:
         world.agree(_facts(spec))
     if smoke:
@@ -127,6 +112,7 @@ def _train(
     on_resolved: Callable[[Resolved], None] | None = None,
     world: World = SINGLE,
     note: Callable[[str], None] | None = None,
+    log_to: watch.Placement | None = None,
 ) -> TrainResult:
     """The steps of a run: resolve, the arrays to fit, resume, callbacks, fit, save outputs."""
     mine = world.device_for(device or spec.device)  # several ranks: a GPU each
@@ -146,20 +132,25 @@ def _train(
     if resume is not None:
         run.resume(resume)
     notes = version_notes(spec, unversioned, run.version_kept, note if world.lead else None)
-    run.fit(x, y, config, [*callbacks], periodic=not smoke, overrides=overrides, device=device)
+    run.log = None if smoke else watch.run_log(run, log_to)
+    with watch.watching(run.log):
+        run.fit(x, y, config, [*callbacks], periodic=not smoke, overrides=overrides, device=device)
     if tmp is not None:
         try:
             if world.lead:  # the one rank that saves checks the round trip
                 run.save(out)
                 rows = getattr(x, "whole", x)  # rank 0 holds every row of a shared run
-                _check_round_trip(
+                check_round_trip(
                     out, ready.net, rows, config.mask, ready.backend.device, spec.dtype
                 )
         finally:
             tmp.cleanup()
         return TrainResult(output=out, history=run.history, notes=notes)
-    result = run.save_outputs()
+    with watch.watching(run.log):
+        result = run.save_outputs()
     result.notes = notes
+    if run.log is not None:
+        run.log.end(watch.FINISHED, result.files)
     return result
 
 
@@ -244,6 +235,7 @@ class TrainingRun:
         self.kept: Path | None = None  # where it saved it
         self.warn: Callable[[str], None] | None = None  # hears a loss that grows a thousandfold
         self.version_kept: tuple[int, int] | None = None  # (the spec's, the checkpoint's)
+        self.log: Callback | None = None  # training.log's backends (nncli/commands/watch.py)
 
     def resume(self, path: Path) -> None:
         ready, written = self.ready, self.spec.version
@@ -322,7 +314,8 @@ class TrainingRun:
         guard = given[-1] if given else SignalStop(self.world.any if self.world.parallel else None)
         extra = [c for c in extra if not isinstance(c, SignalStop)]
         kept = [self.last_epoch] if self.last_epoch is not None else []
-        return [FiniteWeights(ready.net), *kept, *extra, guard]
+        logged = [self.log] if self.log is not None else []
+        return [FiniteWeights(ready.net), *kept, *logged, *extra, guard]
 
     def fit(
         self,
@@ -383,14 +376,3 @@ class TrainingRun:
         return TrainResult(
             output=out, history=history, files=[out, files.resolved, files.history], test=test
         )
-
-
-def _check_round_trip(
-    path: Path, net: Any, x: np.ndarray, mask: np.ndarray | None, device: str, dtype: str
-) -> None:
-    expected = predict(net, x, mask=mask)
-    got = predict(model_io.load(path, device, dtype).net, x, mask=mask)
-    if not np.isfinite(got).all():
-        raise DataError("smoke run: the reloaded model predicts non-finite values")
-    if not np.allclose(got, expected, atol=1e-5, rtol=1e-5):
-        raise CheckpointError("smoke run: the reloaded model predicts differently", where=str(path))

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from nncli.checkpoint import folder as outputs
 from nncli.checkpoint.lock import hold
 from nncli.checkpoint.outputs import make_folder
+from nncli.commands import watch
 from nncli.commands.cv import cross_validate, monitored
 from nncli.commands.train import train
 from nncli.commands.tune_files import (
@@ -118,6 +120,7 @@ def tune(
     overrides = list(overrides)
     spec = spec_module.load(path, overrides)
     version_notes(spec, version_note(spec), None, None if worker is not None else note)
+    watch.require(spec)
     params = _space(spec, path, overrides, device, check=worker is None, cv=cv)
     out = Path(output) if output is not None else Path("runs", f"{spec.name}-tune")
     out = Path(os.path.abspath(out))
@@ -143,10 +146,12 @@ def tune(
     if on_start is not None:
         on_start([p.key for p in params], monitor)
     try:
-        if workers > 1 and worker is None:
-            _in_workers(settings, workers)
-        else:
-            _run_trials(settings, shared, params, monitor, on_trial)
+        # a worker's trials are children of its caller's run (NNCLI_MLFLOW_PARENT_RUN)
+        with watch.parent_run(spec, out, "tune", device) if worker is None else nullcontext():
+            if workers > 1 and worker is None:
+                _in_workers(settings, workers)
+            else:
+                _run_trials(settings, shared, params, monitor, on_trial)
     except (Interrupted, KeyboardInterrupt) as exc:
         if worker is None:  # what finished is written; nothing more is trained
             _write_outputs(settings, shared, spec, train_best=False)
@@ -217,7 +222,7 @@ def _run_trials(
         assignments = [*settings.overrides, *search.assignments(params, values)]
         trial_spec = spec_module.load(settings.path, assignments)
         if settings.cv:
-            return _cv_value(trial_spec, settings, report, stop)
+            return _cv_value(trial_spec, settings, report, stop, number)
         folder = out / f".trial-{number}"
         try:
             result = train(
@@ -226,6 +231,7 @@ def _run_trials(
                 force=True,
                 device=settings.device,
                 callbacks=[MonitorReport(monitor, report), stop],  # a Ctrl-C before fit
+                log_to=watch.Placement(out, f"trial-{number}"),  # the parent: from the env
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -251,9 +257,10 @@ def _run_trials(
 
 
 def _cv_value(
-    spec: Spec, settings: TuneSettings, report: Callable, stop: SignalStop
+    spec: Spec, settings: TuneSettings, report: Callable, stop: SignalStop, number: int
 ) -> tuple[float, dict]:
-    """The mean over ``--cv`` folds, the running mean reported after each fold."""
+    """The mean over ``--cv`` folds, the running mean reported after each fold; each fold
+    logged as ``trial-<number>-fold-<I>``."""
     monitor = monitored(spec)[0]
     column = "val_" + monitor.removeprefix("val_")
     seen: list[float] = []
@@ -269,6 +276,7 @@ def _cv_value(
             callbacks=lambda fold: [stop],
             on_fold=on_fold,
             device=settings.device,
+            log_to=lambda fold: watch.Placement(settings.output, f"trial-{number}-fold-{fold}"),
         )
     except DataError as exc:
         if exc.field == "--folds":  # cv's option; tune counts its folds with --cv
@@ -333,7 +341,8 @@ def _train_best(settings: TuneSettings, best: Path, number: int) -> None:
 
     folder = settings.output / ".trial-best"
     try:
-        train(spec_module.load(best), output=folder / "model.h5", force=True)
+        placement = watch.Placement(settings.output, "best")
+        train(spec_module.load(best), output=folder / "model.h5", force=True, log_to=placement)
         promote(folder, settings.output / BEST, number)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from nncli.commands.train import refuse_outputs_on_inputs
+from nncli.commands.run_checks import refuse_outputs_on_inputs
 from nncli.errors import DivergedError
 from nncli.spec.conventions import version_note, version_notes
 from nncli.spec.resolve import Resolved, resolve

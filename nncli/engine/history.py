@@ -39,6 +39,7 @@ class History:
     last_weights: dict[str, np.ndarray] | None = (
         None  # the last epoch's, when the best were restored
     )
+    mlflow_run_id: str | None = None  # the MLflow run it logs to (training.log), for --resume
 
     def column(self, key: str) -> list[float]:
         return [e.get(key, math.nan) for e in self.epochs]

@@ -162,6 +162,32 @@ def _device(value: Any) -> str:
     return str(value).strip().lower()
 
 
+LOG_BACKENDS = ("tensorboard", "mlflow")  # training.log: nncli/tracking/ writes each
+
+
+def _log(value: Any) -> list[str]:
+    """``training.log``: where a run logs besides history.csv (one name or a list of names),
+    each once."""
+    from nncli.engine.registry import did_you_mean
+
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list):
+        raise Invalid.one(f"expected a list of {' and '.join(LOG_BACKENDS)}, got {short(value)}")
+    expected = ", ".join(LOG_BACKENDS)
+
+    def hint(name: Any) -> str:
+        return did_you_mean(name, list(LOG_BACKENDS)) if isinstance(name, str) else ""
+
+    problems: list[Problem] = [
+        ((i,), f"expected one of {expected}, got {short(name)}{hint(name)}", False)
+        for i, name in enumerate(names)
+        if name not in LOG_BACKENDS
+    ]
+    if problems:
+        raise Invalid(problems)
+    return list(dict.fromkeys(names))
+
+
 def _version(value: Any) -> int:
     value = checks.positive_int("", value)
     if value > VERSION:
@@ -193,6 +219,7 @@ BatchSize = Annotated[int | str, checked(_batch_size)]
 
 # -- the top level's fields (the Spec itself lives in loading.py)
 Version = Annotated[int, checked(_version)]
+LogBackends = Annotated[list[str], PlainValidator(_log)]
 SpecName = Annotated[str | None, checked(_spec_name, optional=True)]
 Seed = Annotated[int, checked(_seed)]
 Device = Annotated[str, checked(_device)]

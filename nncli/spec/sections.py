@@ -28,6 +28,7 @@ from nncli.spec.fields import (
     FilePath,
     Fraction,
     Invalid,
+    LogBackends,
     Missing,
     Names,
     NonNegFloat,
@@ -338,6 +339,7 @@ class Training(Section):
     early_stopping: EarlyStopping | None = None
     checkpoint_every: OptPositiveInt = None
     class_weight: ClassWeight = None
+    log: LogBackends = []  # where a run logs besides history.csv (nncli/tracking/)
 
 
 def _metrics(value: Any) -> list[str]:

@@ -140,6 +140,8 @@ ROOMS = {  # outside library -> the only places that may import it
     "python_multipart": ("nncli/serve/",),  # image uploads (multipart/form-data)
     # the training room's collectives, and the stand-in NCCL's wire
     "mpi4py": ("nncli/training/parallel.py", "nncli/testing/fakenccl.py"),
+    "tensorboardX": ("nncli/tracking/tensorboard.py",),  # training.log: tensorboard
+    "mlflow": ("nncli/tracking/mlflow_runs.py",),  # training.log: mlflow (mlflow-skinny)
     "numba": ("nncli/engine/kernels.py",),  # compiles the loops each operation hands it (jit)
     # the table formats beside CSV (data/table_files.py): Parquet, Feather, Excel
     "pyarrow": ("nncli/data/",),
