@@ -172,7 +172,7 @@ class Bodies:
         self.rows = columns.request_model()
         self.prompt = generate_request(settings.max_length)
 
-    def inputs(self, kind: str, body: bytes, content_type: str) -> Prepared:
+    def prepared(self, kind: str, body: bytes, content_type: str) -> Prepared:
         """A read body of media type ``kind`` -> the model's inputs for it."""
         if kind == CSV:
             return self.model.prepare_table(*csv_table(csv_text(body), self.columns))
@@ -243,7 +243,7 @@ def build_app(model: Model, settings: Settings) -> FastAPI:
         kind = media_type(request, model.reads)
         with batcher.expect():
             body = await read_body(request, limit)
-            inputs = bodies.inputs(kind, body, request.headers.get("content-type", ""))
+            inputs = bodies.prepared(kind, body, request.headers.get("content-type", ""))
         outputs = await batcher.submit(inputs.x, inputs.mask)
         if kind == CSV:
             return Response(model.answer_csv(inputs, outputs), media_type=CSV)
