@@ -37,6 +37,7 @@ from nncli.spec.fields import (
     Version,
     short,
 )
+from nncli.spec.inputs import data_input_names
 from nncli.spec.sections import (
     DATA_KINDS,
     SECTIONS,
@@ -204,7 +205,7 @@ def loads(
     errors: list[SpecError] = []
     spec = None
     try:
-        spec = Spec.model_validate(doc.data)
+        spec = Spec.model_validate(doc.data, context={"inputs": data_input_names(doc.data)})
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             errors += _translate(err, doc)
@@ -273,6 +274,8 @@ def to_dict(spec: Spec) -> dict[str, Any]:
     """The spec as plain values (paths as absolute strings), every default filled in."""
     out = spec.model_dump(mode="json")
     out["data"] = {"kind": out["data"].pop("kind"), "path": out["data"].pop("path"), **out["data"]}
+    if "inputs" in out["data"] and out["data"]["inputs"] is None:  # one input: as before inputs
+        del out["data"]["inputs"]
     return out
 
 

@@ -61,6 +61,8 @@ def resolve(
     ds = _dataset(spec, skip_bad, warn) if dataset is None else dataset
     shape = input_shape(spec, ds)
     vocabulary = ds.encoder.vocabulary_size if ds.encoder.input_form == "ids" else None
+    if isinstance(shape, dict):  # several inputs: each text input's own vocabulary
+        vocabulary = ds.encoder.vocabulary_size
     net = build.network(spec, shape, ds.output_width, backend, vocabulary)
     loss, optimizer = build.loss(spec), build.optimizer(spec)
     _check_output(spec, net)
@@ -92,19 +94,29 @@ def _dataset(spec: Any, skip_bad: bool, warn: Callable[[str], None] | None) -> D
         warn(note)
     for name, part in ds.parts.items():  # the loaders check their own files; this is a net
         word = SAID.get(name, name)
-        require_finite(part.x, f"the {word} inputs", ds.source)
+        for name, x in part.x.items() if isinstance(part.x, dict) else [(None, part.x)]:
+            what = f"the {word} inputs" if name is None else f"the {word} input {name!r}"
+            require_finite(x, what, ds.source)
         require_finite(part.y, f"the {word} targets", ds.source)
     if ds.rows("train") == 0:
         raise DataError("the training part is empty", where=ds.source)
     return ds
 
 
-def input_shape(spec: Any, ds: Dataset) -> tuple[int, ...]:
-    """One sample's shape from the data; ``model.input``, when given, must say the same."""
+def input_shape(spec: Any, ds: Dataset) -> Any:
+    """One sample's shape from the data ({input name: shape} for several inputs);
+    ``model.input``, when given, must say the same."""
     found = ds.input_shape
     given = spec.model.input
-    if given is None or tuple(given) == found:
+    if given is None or (not isinstance(found, dict) and tuple(given) == found):
         return found
+    if isinstance(found, dict):
+        raise SpecError(
+            f"the data has {len(found)} inputs ({', '.join(found)}), each shaped by "
+            f"data.inputs; expected no model.input, got {list(given)}",
+            field="model.input",
+            where=spec.line_of("model.input"),
+        )
     hint = ""
     if len(found) == 3 and tuple(given) == (*found[1:], found[0]):
         hint = " (channels come first: [channels, height, width])"

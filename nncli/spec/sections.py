@@ -11,7 +11,14 @@ import inspect
 from functools import partial
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationInfo,
+    model_validator,
+)
 
 import nncli.engine  # noqa: F401  (fills the registries)
 from nncli.engine import checks
@@ -45,6 +52,7 @@ from nncli.spec.fields import (
     one_of,
     short,
 )
+from nncli.spec.inputs import check_columns, checked_inputs
 from nncli.spec.layers import checked_layers
 from nncli.training.scores import SCORES
 
@@ -90,6 +98,19 @@ class CsvData(_Splits):
     validation: OptFilePath = None
     test: OptFilePath = None
     split_column: OptText = None  # a column of train / validation / test: the file's own split
+    # several named inputs, each with its own encoder (spec/inputs.py); None: one, ``input``
+    inputs: Annotated[dict[str, dict[str, Any]] | None, PlainValidator(checked_inputs)] = None
+
+    @model_validator(mode="after")
+    def _inputs_own_their_columns(self) -> CsvData:
+        if self.inputs is None:
+            return self
+        if self.features is not None:
+            raise Invalid.one(
+                "data.inputs names the columns of each input; leave features out", ("features",)
+            )
+        check_columns(self.inputs, [self.target] if isinstance(self.target, str) else self.target)
+        return self
 
     @model_validator(mode="after")
     def _split_column_decides(self) -> CsvData:
@@ -246,8 +267,9 @@ def _build(registry: Registry, item: Any) -> tuple[dict[str, Any], Any, list[Pro
         return entry, None, [((), f"{what} {name!r} cannot take these settings: {exc}", False)]
 
 
-def _layers(value: Any) -> list[dict[str, Any]]:
-    return checked_layers(value, partial(_build, LAYERS))
+def _layers(value: Any, info: ValidationInfo) -> list[dict[str, Any]]:
+    names = (info.context or {}).get("inputs") or ("input",)  # the data's inputs, by name
+    return checked_layers(value, partial(_build, LAYERS), tuple(names))
 
 
 def _optimizer(value: Any) -> dict[str, Any]:
