@@ -60,7 +60,8 @@ class Contents:
         names = state_texts(names) if isinstance(names, list | np.ndarray) else None
         if not names or not isinstance(shapes, dict) or set(shapes) != set(names):
             found = sorted(shapes) if isinstance(shapes, dict) else repr(shapes)
-            raise self.bad("/data/input_shapes", f"expected a shape for each of {names}, found {found}")
+            message = f"expected a shape for each of {names}, found {found}"
+            raise self.bad("/data/input_shapes", message)
         return {name: self.input_shape({"input_shape": shapes[name]}) for name in names}
 
     def data(self, data: dict) -> None:

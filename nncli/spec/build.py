@@ -76,14 +76,15 @@ def resolve_layers(
                         f"{cfg.get('inputs')!r}",
                         field=f"layers[{i}].input_dim",
                     )
-                cfg["input_dim"] = int(vocabulary)
             elif vocabulary_size is None:
                 raise SpecError(
                     "input_dim: auto needs data given as ids (text, or sequences with a "
                     "categorical column) and an embedding first; got data without a vocabulary",
                     field=f"layers[{i}].input_dim",
                 )
-            cfg["input_dim"] = int(vocabulary_size)
+            else:
+                vocabulary = vocabulary_size
+            cfg["input_dim"] = int(vocabulary)
         if cfg.get("units") == "auto":
             if i != len(layers) - 1:
                 raise SpecError(

@@ -105,7 +105,13 @@ def checked_inputs(value: Any) -> dict[str, dict[str, Any]] | None:
         try:
             inputs[name] = INPUT_TYPES[kind].model_validate(entry).model_dump()
         except ValidationError as exc:
-            problems += [_problem(name, kind, err) for err in exc.errors(include_url=False)]
+            errors = exc.errors(include_url=False)
+            unknown = [str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden"]
+            problems += [
+                _problem(name, kind, err)
+                for err in errors  # a missing key misspelt among the unknown ones: said once
+                if not (err["type"] == "missing" and _misspelt(str(err["loc"][-1]), unknown))
+            ]
     if problems:
         raise Invalid([p for found in problems for p in _flat(found)])
     return inputs
@@ -124,6 +130,10 @@ def _problem(name: str, kind: str, err: dict[str, Any]) -> Problem | list[Proble
         hint = did_you_mean(str(key), allowed) or f" (a {kind} input takes {', '.join(allowed)})"
         return (loc, f"unknown key {key!r}{hint}", True)
     return (loc, f"invalid value {short(err.get('input'))}: {err['msg']}", False)
+
+
+def _misspelt(key: str, unknown: list[str]) -> bool:
+    return any(did_you_mean(other, [key]) for other in unknown)
 
 
 def _flat(found: Problem | list[Problem]) -> list[Problem]:

@@ -94,9 +94,7 @@ def _dataset(spec: Any, skip_bad: bool, warn: Callable[[str], None] | None) -> D
         warn(note)
     for name, part in ds.parts.items():  # the loaders check their own files; this is a net
         word = SAID.get(name, name)
-        for name, x in part.x.items() if isinstance(part.x, dict) else [(None, part.x)]:
-            what = f"the {word} inputs" if name is None else f"the {word} input {name!r}"
-            require_finite(x, what, ds.source)
+        require_finite(part.x, f"the {word} inputs", ds.source)
         require_finite(part.y, f"the {word} targets", ds.source)
     if ds.rows("train") == 0:
         raise DataError("the training part is empty", where=ds.source)

@@ -113,12 +113,18 @@ def _host_batch(
     return xb, yb, mb
 
 
+def _targets_mask(mask: Any) -> Any:
+    """The mask that may weigh the targets: several inputs' masks ({input name: (N, T)}) mark
+    their own padding, never the targets' steps."""
+    return None if isinstance(mask, dict) else mask
+
+
 def loss_value(net: Sequential, loss: Loss, p: Any, y: Any, mask: Any, fused: bool) -> Any:
     """The loss of outputs ``p`` against ``y`` (a fused output layer hands over its logits), a
     0-d array on the network's device (read it with ``float``: on a GPU that syncs); a mask
     weighs the loss only when the targets have a time axis like the mask's."""
-    stepped = mask is not None and not isinstance(mask, dict) and y.ndim == mask.ndim + 1
-    loss_mask = mask if stepped else None  # an input's own padding (several inputs) weighs none
+    mask = _targets_mask(mask)
+    loss_mask = mask if mask is not None and y.ndim == mask.ndim + 1 else None
     return loss.forward(p, y, mask=loss_mask, logits=net.logits if fused else None)
 
 
@@ -190,7 +196,7 @@ class _Epochs:
             if share is not None:
                 net.set_share(share.start, len(idx))
             value, p, shown = self.batch(epoch, b, xb, yb, mb)
-            running.add(value, p, yb, mb)
+            running.add(value, p, yb, _targets_mask(mb))
             seen += len(idx)
             for cb in callbacks:
                 cb.on_batch_end(epoch, b, batches, shown, seen)
@@ -336,7 +342,7 @@ def evaluate(
         xb, yb, mb = feeds.to_device(net.backend, *host)
         p = net.forward(xb, training=False, mask=mb)
         value, _ = world.mean_loss(loss_value(net, loss, p, yb, mb, fused), loss.total)
-        running.add(value, p, yb, mb)
+        running.add(value, p, yb, _targets_mask(mb))
         if metrics:
             outputs.append(_padded(net.backend.to_host(p), y.shape))
             rows = _rows(idx, share)
@@ -347,7 +353,7 @@ def evaluate(
     extra = [m for m in metrics if m not in result]
     if extra and outputs:
         p = world.gather(np.concatenate(outputs), np.concatenate(positions), n)
-        result.update(scores(extra, y, p, mask, target_scale))
+        result.update(scores(extra, y, p, _targets_mask(mask), target_scale))
     return result
 
 
