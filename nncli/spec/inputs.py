@@ -151,8 +151,15 @@ def input_columns(inputs: dict[str, dict[str, Any]]) -> list[tuple[str, str, tup
     return named
 
 
-def check_columns(inputs: dict[str, dict[str, Any]], targets: list[str]) -> None:
-    """``Invalid`` for a column two inputs (or one input twice) read, or the target in one."""
+def check_columns(inputs: dict[str, dict] | None, target: Any, features: Any) -> None:
+    """``Invalid`` for ``features`` beside inputs, a column two inputs (or one input twice)
+    read, or the target in one."""
+    if inputs is None:
+        return
+    if features is not None:
+        message = "data.inputs names each input's columns; leave features out"
+        raise Invalid.one(message, ("features",))
+    targets = [target] if isinstance(target, str) else list(target)
     seen: dict[str, str] = {}
     for column, name, sub in input_columns(inputs):
         if column in targets:

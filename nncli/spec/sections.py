@@ -11,14 +11,7 @@ import inspect
 from functools import partial
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainValidator,
-    ValidationInfo,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
 import nncli.engine  # noqa: F401  (fills the registries)
 from nncli.engine import checks
@@ -103,13 +96,7 @@ class CsvData(_Splits):
 
     @model_validator(mode="after")
     def _inputs_own_their_columns(self) -> CsvData:
-        if self.inputs is None:
-            return self
-        if self.features is not None:
-            raise Invalid.one(
-                "data.inputs names the columns of each input; leave features out", ("features",)
-            )
-        check_columns(self.inputs, [self.target] if isinstance(self.target, str) else self.target)
+        check_columns(self.inputs, self.target, self.features)
         return self
 
     @model_validator(mode="after")
@@ -267,7 +254,7 @@ def _build(registry: Registry, item: Any) -> tuple[dict[str, Any], Any, list[Pro
         return entry, None, [((), f"{what} {name!r} cannot take these settings: {exc}", False)]
 
 
-def _layers(value: Any, info: ValidationInfo) -> list[dict[str, Any]]:
+def _layers(value: Any, info: Any) -> list[dict[str, Any]]:  # info: pydantic's ValidationInfo
     names = (info.context or {}).get("inputs") or ("input",)  # the data's inputs, by name
     return checked_layers(value, partial(_build, LAYERS), tuple(names))
 
