@@ -2,7 +2,8 @@
 
 ``columns`` inputs share one ``TabularEncoder`` over all their columns (numbers scaled and
 categories one-hot as a table without inputs; ``data.missing`` applies to them), each input
-taking its own columns' slice; a text input is a ``TextColumn`` (token ids and a mask). The
+taking its own columns' slice; a text input is a ``TextColumn`` (token ids and a mask), an
+image input an ``ImageColumn`` (the files a column names, decoded as an image folder's). The
 targets, labels and decoding are the table's as ever. x is {input name: (N, ...)} in the spec's
 order, the mask {text input: (N, T)}.
 """
@@ -18,6 +19,7 @@ from nncli.data.csv_reader import require_columns
 from nncli.data.dataset import state_text, state_texts
 from nncli.data.encoder import Encoder
 from nncli.data.header import check_names
+from nncli.data.image_column import ImageColumn
 from nncli.data.table_encoder import TabularEncoder
 from nncli.data.text_column import TextColumn
 from nncli.errors import SpecError
@@ -25,7 +27,8 @@ from nncli.errors import SpecError
 if TYPE_CHECKING:
     import pandas as pd
 
-ENCODERS = {"text": TextColumn}
+ENCODERS: dict[str, Any] = {"text": TextColumn, "image": ImageColumn}
+Column = TextColumn | ImageColumn
 
 
 def input_features(cfg: Any, header: list[str], source: str) -> list[str]:
@@ -49,14 +52,14 @@ class TableInputsEncoder(Encoder):
     kind = "csv"
     tabular = True
 
-    def __init__(self, table: TabularEncoder, inputs: dict[str, list[str] | TextColumn]):
+    def __init__(self, table: TabularEncoder, inputs: dict[str, list[str] | Column]):
         self.table, self.encoders = table, inputs
         self.dtype = table.dtype
 
     @classmethod
     def fit(cls, table: TabularEncoder, settings: dict[str, dict], frame: pd.DataFrame) -> Any:
         """The text inputs' encoders fitted on the training rows ``frame`` beside ``table``."""
-        inputs: dict[str, list[str] | TextColumn] = {}
+        inputs: dict[str, list[str] | Column] = {}
         for name, entry in settings.items():
             if entry["type"] == "columns":
                 inputs[name] = list(entry["columns"])
@@ -68,8 +71,8 @@ class TableInputsEncoder(Encoder):
     # -- what it knows ---------------------------------------------------------------------------
 
     @property
-    def texts(self) -> dict[str, TextColumn]:
-        """The inputs of one column each (text), by name."""
+    def texts(self) -> dict[str, Column]:
+        """The inputs of one column each (text or images), by name."""
         return {name: e for name, e in self.encoders.items() if not isinstance(e, list)}
 
     @property
@@ -89,12 +92,20 @@ class TableInputsEncoder(Encoder):
     @property
     def vocabulary_size(self) -> dict[str, int]:  # type: ignore[override]
         """{text input: the ids its embedding takes} (``input_dim: auto``)."""
-        return {name: e.vocabulary_size for name, e in self.texts.items()}
+        texts = {name: e for name, e in self.texts.items() if isinstance(e, TextColumn)}
+        return {name: e.vocabulary_size for name, e in texts.items()}
 
     def row_columns(self) -> list[dict[str, Any]]:
         """The columns inputs' columns, each text column, then the targets."""
         table = self.table.row_columns()
-        texts = [{"name": e.column, "role": "feature", "type": "text"} for e in self.texts.values()]
+        texts = [
+            {
+                "name": e.column,
+                "role": "feature",
+                "type": "text" if isinstance(e, TextColumn) else "image",
+            }
+            for e in self.texts.values()
+        ]
         return [*table[: len(self.table.columns)], *texts, *table[len(self.table.columns) :]]
 
     # -- new data --------------------------------------------------------------------------------
@@ -114,13 +125,15 @@ class TableInputsEncoder(Encoder):
 
     def inputs_of(self, frame: pd.DataFrame, unknown: str = "error") -> tuple[dict, dict | None]:
         """A frame -> ({input name: (N, ...)}, {text input: (N, T) mask} or None)."""
-        require_columns(frame, [e.column for e in self.texts.values()], "text")
+        require_columns(frame, [e.column for e in self.texts.values()], "input")
         slices = self._slices()
         whole = self.table.transform(frame, unknown=unknown) if slices else None
         x, masks = {}, {}
         for name, entry in self.encoders.items():
             if isinstance(entry, list):
                 x[name] = whole[:, slices[name]]
+            elif isinstance(entry, ImageColumn):
+                x[name] = entry.encode(frame, np.dtype(self.dtype))
             else:
                 x[name], masks[name] = entry.encode(frame[entry.column].to_numpy(dtype=object))
         return x, masks or None
@@ -157,7 +170,7 @@ class TableInputsEncoder(Encoder):
     def from_state(cls, state: dict) -> TableInputsEncoder:
         table = TabularEncoder.from_state({k: v for k, v in state.items() if k != "inputs"})
         stored = state["inputs"]
-        inputs: dict[str, list[str] | TextColumn] = {}
+        inputs: dict[str, list[str] | Column] = {}
         for k, name in enumerate(state_texts(stored["names"])):
             entry = stored[str(k)]
             kind = state_text(entry["type"])

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from nncli.data.text_column import UNKNOWN, TextColumn
-from tests.helpers import invoke, one_error_line
+from tests.helpers import IMAGE_SPEC, image_folder, invoke, one_error_line
 
 FILLER = ["the", "order", "came", "today", "box", "was", "item", "ok", "ship", "with"]
 
@@ -148,3 +148,55 @@ def test_an_input_no_layer_reads_is_named(tmp_path):
     inputs = "{a: {columns: [amount]}, b: {column: review}}"
     layers = "{type: dense, units: auto, activation: softmax}"
     _refused(tmp_path, inputs, layers, "train", "no layer reads the data input 'b'")
+
+
+def _image_table(tmp_path: Path) -> Path:
+    """The image folder of ``image_folder`` as a table: one row a file, in the folder's order."""
+    image_folder(tmp_path / "d")
+    files = sorted((tmp_path / "d").glob("*/*.png"))
+    table = pd.DataFrame(
+        {
+            "photo": [str(f.relative_to(tmp_path)) for f in files],
+            "label": [f.parent.name for f in files],
+        }
+    )
+    table.to_csv(tmp_path / "photos.csv", index=False)
+    return tmp_path / "photos.csv"
+
+
+def test_an_image_path_column_trains_as_the_image_folder_does(tmp_path):
+    from nncli.checkpoint import model as model_io
+
+    _image_table(tmp_path)
+    (tmp_path / "folder.yaml").write_text(IMAGE_SPEC)
+    (tmp_path / "table.yaml").write_text(
+        IMAGE_SPEC.replace(
+            "{kind: images, path: d, validation_split: 0.0}",
+            "{kind: csv, path: photos.csv, target: label, validation_split: 0.0,"
+            " inputs: {photo: {column: photo, image_size: [8, 8]}}}",
+        ).replace("[flatten,", "[{type: flatten, inputs: photo},")
+    )
+    for name in ("folder", "table"):
+        result = invoke("train", tmp_path / f"{name}.yaml", "--output", tmp_path / f"{name}.h5")
+        assert result.exit_code == 0, result.stderr
+    folder, table = (model_io.load(tmp_path / f"{n}.h5").net for n in ("folder", "table"))
+    assert table.input_shape == {"photo": (1, 8, 8)}
+    for name, value in folder.get_weights().items():
+        assert np.array_equal(value, table.get_weights()[name]), name
+
+
+def test_a_missing_image_is_named_with_its_row(tmp_path):
+    data = _image_table(tmp_path)
+    spec = tmp_path / "table.yaml"
+    spec.write_text(
+        f"data: {{kind: csv, path: {data}, target: label, validation_split: 0.0,"
+        " inputs: {photo: {column: photo, image_size: [8, 8]}}}\n"
+        "model: {layers: [{type: flatten, inputs: photo}, {type: dense, units: auto,"
+        " activation: softmax}]}\nloss: cross_entropy\ntraining: {epochs: 1, batch_size: 4}\n"
+    )
+    assert invoke("train", spec, "--output", tmp_path / "m.h5").exit_code == 0
+    new = pd.read_csv(data).head(3)
+    new.loc[2, "photo"] = "d/dark/gone.png"
+    new.to_csv(tmp_path / "new.csv", index=False)
+    result = invoke("predict", tmp_path / "m.h5", tmp_path / "new.csv")
+    one_error_line(result, 3, "column 'photo' names no image on line 4", "gone.png")
