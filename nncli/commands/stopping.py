@@ -18,6 +18,7 @@ from nncli.errors import DivergedError, Interrupted
 from nncli.training.callbacks import Callback
 from nncli.training.guards import LossGrowth
 from nncli.training.loop import PREDICT_BATCH, FitConfig, evaluate
+from nncli.training.spread import whole_rows
 
 
 def keep_last_epoch(run: Any) -> None:
@@ -78,7 +79,7 @@ def growth(run: Any, x: Any, y: np.ndarray, config: FitConfig) -> list[Callback]
     mask = feeds.take(config.mask, rows)
 
     def first() -> float:
-        whole = getattr(x, "whole", x)  # rank 0's rows of a shared run
+        whole = whole_rows(x)  # rank 0's rows of a shared run
         return evaluate(ready.net, ready.loss, feeds.take(whole, rows), y[rows], mask=mask)["loss"]
 
     hint = f"; lower optimizer.learning_rate ({learning_rate(run)})"

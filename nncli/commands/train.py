@@ -32,7 +32,7 @@ from nncli.training.callbacks import Callback, LastEpoch, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
 from nncli.training.loop import FitConfig, evaluate, fit, predict
 from nncli.training.parallel import SINGLE, World, run_facts
-from nncli.training.spread import share_dataset
+from nncli.training.spread import share_dataset, whole_rows
 
 if TYPE_CHECKING:
     from nncli.spec import Spec
@@ -146,7 +146,7 @@ def _train(
         try:
             if world.lead:  # the one rank that saves checks the round trip
                 run.save(out)
-                rows = getattr(x, "whole", x)  # rank 0 holds every row of a shared run
+                rows = whole_rows(x)  # rank 0 holds every row of a shared run
                 _check_round_trip(
                     out, ready.net, rows, config.mask, ready.backend.device, spec.dtype
                 )

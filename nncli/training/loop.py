@@ -34,7 +34,7 @@ from nncli.training.deferred import FiniteChecks, mean_norm
 from nncli.training.metrics import RunningMetrics
 from nncli.training.parallel import SINGLE, World
 from nncli.training.scores import scores
-from nncli.training.spread import Spread, batch_positions
+from nncli.training.spread import batch_positions, hold, is_spread
 
 PREDICT_BATCH = 1024
 
@@ -185,8 +185,8 @@ class _Epochs:
                 feeds.rows(x), size, seed=config.seed, epoch=epoch, shuffle=config.shuffle
             )
         )
-        if isinstance(x, Spread):  # rank 0 sends each rank its rows of this epoch's batches
-            x = x.hold(batch_positions(self.world, order))
+        if is_spread(x):  # rank 0 sends each rank its rows of this epoch's batches
+            x = hold(x, batch_positions(self.world, order))
         shares = (
             (idx, self.world.share(len(idx)) if self.world.parallel else None) for idx in order
         )
@@ -332,9 +332,9 @@ def evaluate(
     running = RunningMetrics(loss.task, target_scale)
     outputs, positions = [], []
     n = feeds.rows(x)
-    if isinstance(x, Spread):  # each rank's rows of every batch, sent once and kept
+    if is_spread(x):  # each rank's rows of every batch, sent once and kept
         chunks = [slice(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
-        x = x.hold(batch_positions(world, chunks), keep=("evaluate", batch_size))
+        x = hold(x, batch_positions(world, chunks), keep=("evaluate", batch_size))
     for start in range(0, n, batch_size):
         idx = slice(start, min(start + batch_size, n))  # a view, not a copy of the rows
         share = world.share(idx.stop - start) if world.parallel else None
