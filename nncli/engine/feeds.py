@@ -9,7 +9,7 @@ gradcheck, a shared run) takes rows, counts them and moves them through these.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -34,13 +34,6 @@ def take(x: Feed, index: Any) -> Feed:
     if isinstance(x, dict):
         return {name: None if a is None else a[index] for name, a in x.items()}
     return x[index]
-
-
-def each(x: Feed, change: Callable[[Any], Any]) -> Feed:
-    """``change`` applied to the array, or to each array of a dict (None kept)."""
-    if isinstance(x, dict):
-        return {name: None if a is None else change(a) for name, a in x.items()}
-    return None if x is None else change(x)
 
 
 def shapes(x: Feed) -> Any:

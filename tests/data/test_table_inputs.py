@@ -200,3 +200,16 @@ def test_a_missing_image_is_named_with_its_row(tmp_path):
     new.to_csv(tmp_path / "new.csv", index=False)
     result = invoke("predict", tmp_path / "m.h5", tmp_path / "new.csv")
     one_error_line(result, 3, "column 'photo' names no image on line 4", "gone.png")
+
+
+def test_cross_validation_cuts_every_input_the_same_way(tmp_path):
+    data = designed_table(tmp_path / "reviews.csv", rows=60)
+    spec = tmp_path / "both.yaml"
+    spec.write_text(
+        BOTH.format(path=data).replace("epochs: 40, batch_size: 32", "epochs: 1, batch_size: 10")
+    )
+    result = invoke("cv", spec, "--folds", "2", "--output", tmp_path / "cv")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    folds = pd.read_csv(tmp_path / "cv" / "cv.csv")
+    assert folds["fold"].astype(str).tolist()[:2] == ["1", "2"]
+    assert folds["val_accuracy"].notna().all()
