@@ -213,3 +213,12 @@ def test_cross_validation_cuts_every_input_the_same_way(tmp_path):
     folds = pd.read_csv(tmp_path / "cv" / "cv.csv")
     assert folds["fold"].astype(str).tolist()[:2] == ["1", "2"]
     assert folds["val_accuracy"].notna().all()
+
+
+def test_a_text_input_read_by_a_layer_that_takes_no_ids_is_refused(tmp_path):
+    inputs = "{a: {columns: [amount]}, b: {column: review}}"
+    layers = (
+        "{type: dense, units: 2, inputs: b, name: t}, {type: concat, inputs: [a, t]},"
+        " {type: dense, units: auto, activation: softmax}"
+    )
+    _refused(tmp_path, inputs, layers, "train", "input 'b' is a text column's token ids", "dense")
