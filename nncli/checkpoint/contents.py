@@ -22,7 +22,7 @@ import numpy as np
 from nncli.backend import DTYPES
 from nncli.checkpoint.format import Checkpoint, LayerRecord, OptimizerRecord
 from nncli.data import encoder_from_state
-from nncli.data.dataset import distinct_texts, task_for_loss
+from nncli.data.dataset import distinct_texts, state_texts, task_for_loss
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.network import Sequential
 from nncli.errors import CheckpointError, ShapeError
@@ -41,8 +41,11 @@ class Contents:
         return CheckpointError(message, where=str(self.path), field=field)
 
     # -- before the network is built ------------------------------------------------------------
-    def input_shape(self, data: dict) -> tuple[int, ...]:
-        """``/data/input_shape`` as a shape: one or more positive whole numbers."""
+    def input_shape(self, data: dict) -> Any:
+        """``/data/input_shape`` as a shape: one or more positive whole numbers; for several
+        inputs ``/data/input_names`` and each one's ``/data/input_shapes/<name>`` as a dict."""
+        if "input_names" in data:
+            return self.input_shapes(data)
         if "input_shape" not in data:
             raise self.bad("/data", "no input_shape: the network's input is unknown")
         shape = data["input_shape"]
@@ -51,6 +54,15 @@ class Contents:
             found = dims if isinstance(dims, list) else repr(dims)
             raise self.bad("/data/input_shape", f"expected positive whole numbers, found {found}")
         return tuple(int(d) for d in dims)
+
+    def input_shapes(self, data: dict) -> dict[str, tuple[int, ...]]:
+        names, shapes = data["input_names"], data.get("input_shapes")
+        names = state_texts(names) if isinstance(names, list | np.ndarray) else None
+        if not names or not isinstance(shapes, dict) or set(shapes) != set(names):
+            found = sorted(shapes) if isinstance(shapes, dict) else repr(shapes)
+            message = f"expected a shape for each of {names}, found {found}"
+            raise self.bad("/data/input_shapes", message)
+        return {name: self.input_shape({"input_shape": shapes[name]}) for name in names}
 
     def data(self, data: dict) -> None:
         """The dtype the weights are used in, and labels that each name one class."""

@@ -29,6 +29,7 @@ from nncli.commands.train import TrainingRun, fit_arrays
 from nncli.commands.workers import wait_all
 from nncli.data import folds as fold_rows
 from nncli.data.dataset import Part
+from nncli.engine import feeds
 from nncli.engine.schedules import improves_upwards
 from nncli.errors import DataError, Interrupted
 from nncli.spec.resolve import Resolved, resolve
@@ -93,13 +94,13 @@ def _column(monitor: str) -> str:
 def pooled(ds: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The training and validation parts as one set of rows (in time order for time series)."""
     parts = [ds.parts["train"]] + ([ds.parts["validation"]] if ds.rows("validation") else [])
-    if not all(isinstance(p.x, np.ndarray) for p in parts):
+    if not all(isinstance(p.x, np.ndarray | dict) for p in parts):  # dict: several inputs
         kind = type(parts[0].x).__name__
         raise DataError(f"cross-validation needs arrays of rows, got {kind} (text windows)")
-    x = np.concatenate([p.x for p in parts])
+    x = feeds.concatenate([p.x for p in parts])
     y = np.concatenate([p.y for p in parts])
     masks = [p.mask for p in parts]
-    mask = None if any(m is None for m in masks) else np.concatenate(masks)
+    mask = None if any(m is None for m in masks) else feeds.concatenate(masks)
     return x, y, mask
 
 
@@ -118,14 +119,11 @@ def _fold_data(ready: Resolved, rows: fold_rows.Fold) -> Any:
     x, y, mask = pooled(ready.ds)
     train, val = rows
 
-    def part(m: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
-        return None if m is None else m[idx]
-
     return replace(
         ready.ds,
         parts={
-            "train": Part(x[train], y[train], part(mask, train)),
-            "validation": Part(x[val], y[val], part(mask, val)),
+            "train": Part(feeds.take(x, train), y[train], feeds.take(mask, train)),
+            "validation": Part(feeds.take(x, val), y[val], feeds.take(mask, val)),
         },
     )
 
@@ -173,7 +171,7 @@ def train_fold(
         metrics={f"val_{k}": float(v) for k, v in scores.items()},
         epochs=len(run.history.epochs),
         seconds=time.perf_counter() - started,
-        train_rows=len(x),
+        train_rows=feeds.rows(x),
         val_rows=len(held),
     )
 

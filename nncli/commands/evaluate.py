@@ -11,6 +11,7 @@ import numpy as np
 
 from nncli.commands import parts
 from nncli.commands.predictor import Predictor
+from nncli.engine import feeds
 from nncli.errors import SpecError
 from nncli.training.guards import require_finite
 from nncli.training.loop import evaluate
@@ -70,8 +71,9 @@ def score_file(
         target_scale=model.target_scale,
         metrics=spec_metrics(model.spec_yaml),
     )
-    result: dict[str, Any] = {"rows": len(x), "metrics": metrics, "part": chosen.part}
-    result.update(total=chosen.total or len(x), scored=chosen.line(len(x)))
+    rows = feeds.rows(x)
+    result: dict[str, Any] = {"rows": rows, "metrics": metrics, "part": chosen.part}
+    result.update(total=chosen.total or rows, scored=chosen.line(rows))
     result.update(inputs=x, targets=y, mask=mask)
     labels = model.labels
     if labels is not None and y.ndim == 2:

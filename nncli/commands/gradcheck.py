@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from nncli.backend import to_host
+from nncli.engine import feeds
 from nncli.engine.gradcheck import numeric_gradient, relative_error
 from nncli.spec.resolve import resolve
 from nncli.training.loop import loss_value
@@ -45,9 +46,10 @@ def gradcheck(
     net, ds = ready.net, ready.ds
     train = ds.parts["train"]
     n = min(rows, len(train))
-    xp = net.backend
-    x, y = xp.asarray(train.x[:n]), xp.asarray(train.y[:n])
-    mask = None if train.mask is None else xp.asarray(train.mask[:n], dtype=bool)
+    first = slice(n)
+    x, y, mask = feeds.to_device(
+        net.backend, feeds.take(train.x, first), train.y[first], feeds.take(train.mask, first)
+    )
     fused = net.fuse_output(ready.loss.fused_activation)
 
     def value() -> float:

@@ -39,7 +39,8 @@ def _summary(net: Any, title: str, extra: dict[str, Any]) -> dict[str, Any]:
     frozen = sum(r["non_trainable"] for r in rows)  # running statistics (batchnorm)
     count = trainable + frozen
     itemsize = np.dtype(net.backend.dtype).itemsize
-    footer = {"total parameters": f"{count:,}"}
+    footer = {"inputs": _inputs_text(net)} if net.several_inputs else {}
+    footer |= {"total parameters": f"{count:,}"}
     if frozen:
         footer |= {"trainable": f"{trainable:,}", "non-trainable": f"{frozen:,}"}
     footer |= {
@@ -49,7 +50,11 @@ def _summary(net: Any, title: str, extra: dict[str, Any]) -> dict[str, Any]:
     warnings = [w for r in rows for w in r.get("warnings", [])]
     return {
         "title": title,
-        "input_shape": ["N", *net.input_shape],
+        "input_shape": (
+            {name: ["N", *shape] for name, shape in net.input_shapes.items()}
+            if net.several_inputs
+            else ["N", *net.input_shape]
+        ),
         "stack": net.is_stack,  # each layer takes the one before it: no inputs column
         "layers": rows,
         "total_params": count,
@@ -58,6 +63,14 @@ def _summary(net: Any, title: str, extra: dict[str, Any]) -> dict[str, Any]:
         "footer": footer,
         "warnings": warnings,
     }
+
+
+def _inputs_text(net: Any) -> str:
+    """``fields (N, 2), body (N, 12)``: each data input with its shape."""
+    return ", ".join(
+        f"{name} {tuple(['N', *shape])}".replace("'", "")
+        for name, shape in net.input_shapes.items()
+    )
 
 
 def _spec_network(spec: Spec, data_file: Path | None) -> tuple[Any, Any]:
@@ -79,7 +92,8 @@ def _spec_network(spec: Spec, data_file: Path | None) -> tuple[Any, Any]:
     line_of = spec.line_of if data_file is None else None  # --data: not the spec's file
     ds = data.load(cfg, spec.base_dir, spec.seed, spec.loss_name, line_of=line_of)
     shape = input_shape(spec, ds)  # model.input must agree with the data, as in train
-    return build.network(spec, shape, ds.output_width, backend), ds
+    vocabulary = ds.encoder.vocabulary_size if isinstance(shape, dict) else None  # per input
+    return build.network(spec, shape, ds.output_width, backend, vocabulary), ds
 
 
 def best_line(model: model_io.Model) -> str:

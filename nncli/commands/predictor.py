@@ -29,6 +29,7 @@ from nncli.commands.apply import (
 )
 from nncli.data.csv_reader import source_of
 from nncli.data.encoder import Encoder
+from nncli.engine import feeds
 from nncli.errors import DataError
 from nncli.training.guards import require_finite
 from nncli.training.loop import predict
@@ -163,7 +164,7 @@ class Predictor:
     ) -> dict[str, np.ndarray]:
         """Outputs (or targets) -> ``prediction`` columns in the data's own terms and, with
         ``proba``, ``proba_<label>`` ones; per-step outputs of sequences need their ``mask``."""
-        steps = {} if mask is None else {"mask": mask}
+        steps = {} if mask is None or isinstance(mask, dict) else {"mask": mask}  # inputs' own
         return self.encoder.decode(outputs, proba=proba, **steps)
 
     def prepare(
@@ -183,7 +184,7 @@ class Predictor:
             raise DataError(f"--keep column {missing[0]!r} is not in {source}", where=where)
         x, mask = self.encoder.inputs(frame, unknown=unknown)
         try:
-            kept = self.encoder.kept_columns(frame, list(keep), len(x))
+            kept = self.encoder.kept_columns(frame, list(keep), feeds.rows(x))
         except DataError as exc:
             exc.where = exc.where or where
             raise

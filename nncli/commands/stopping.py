@@ -13,10 +13,12 @@ import numpy as np
 
 from nncli.checkpoint import folder as outputs
 from nncli.commands.resume import resume_command
+from nncli.engine import feeds
 from nncli.errors import DivergedError, Interrupted
 from nncli.training.callbacks import Callback
 from nncli.training.guards import LossGrowth
 from nncli.training.loop import PREDICT_BATCH, FitConfig, evaluate
+from nncli.training.spread import whole_rows
 
 
 def keep_last_epoch(run: Any) -> None:
@@ -74,11 +76,11 @@ def growth(run: Any, x: Any, y: np.ndarray, config: FitConfig) -> list[Callback]
     if run.warn is None:
         return []
     ready, rows = run.ready, slice(0, PREDICT_BATCH)
-    mask = None if config.mask is None else config.mask[rows]
+    mask = feeds.take(config.mask, rows)
 
     def first() -> float:
-        whole = getattr(x, "whole", x)  # rank 0's rows of a shared run
-        return evaluate(ready.net, ready.loss, whole[rows], y[rows], mask=mask)["loss"]
+        whole = whole_rows(x)  # rank 0's rows of a shared run
+        return evaluate(ready.net, ready.loss, feeds.take(whole, rows), y[rows], mask=mask)["loss"]
 
     hint = f"; lower optimizer.learning_rate ({learning_rate(run)})"
     return [LossGrowth(run.warn, first, run.history, hint)]

@@ -24,6 +24,7 @@ from nncli.commands import stopping, watch
 from nncli.commands.resume import resume as resume_from
 from nncli.commands.run_checks import check_round_trip, refuse_outputs_on_inputs
 from nncli.data.digest import content_digest
+from nncli.engine import feeds
 from nncli.engine.history import History
 from nncli.errors import CheckpointError, DivergedError
 from nncli.spec.conventions import version_note, version_notes
@@ -33,7 +34,7 @@ from nncli.training.callbacks import Callback, LastEpoch, PeriodicCheckpoints
 from nncli.training.guards import FiniteWeights, SignalStop
 from nncli.training.loop import FitConfig, evaluate, fit
 from nncli.training.parallel import SINGLE, World, run_facts
-from nncli.training.spread import share_dataset
+from nncli.training.spread import share_dataset, whole_rows
 
 if TYPE_CHECKING:
     from nncli.spec import Spec
@@ -139,7 +140,7 @@ def _train(
         try:
             if world.lead:  # the one rank that saves checks the round trip
                 run.save(out)
-                rows = getattr(x, "whole", x)  # rank 0 holds every row of a shared run
+                rows = whole_rows(x)  # rank 0 holds every row of a shared run
                 check_round_trip(
                     out, ready.net, rows, config.mask, ready.backend.device, spec.dtype
                 )
@@ -188,14 +189,14 @@ def fit_arrays(spec: Spec, ds: Any, smoke: bool) -> tuple[np.ndarray, np.ndarray
         validation = (held.x, held.y)
     epochs, batch_size = spec.training.epochs, spec.training.batch_size
     if smoke:
-        x, y = x[:SMOKE_ROWS], y[:SMOKE_ROWS]
-        mask = None if mask is None else mask[:SMOKE_ROWS]
+        first = slice(SMOKE_ROWS)
+        x, y, mask = feeds.take(x, first), y[first], feeds.take(mask, first)
         validation = (
-            None if validation is None else (validation[0][:SMOKE_ROWS], validation[1][:SMOKE_ROWS])
+            None if validation is None else (feeds.take(validation[0], first), validation[1][first])
         )
-        validation_mask = None if validation_mask is None else validation_mask[:SMOKE_ROWS]
-        epochs = 1
-        batch_size = min(len(x), 16) if batch_size == "full" else min(batch_size, len(x))
+        validation_mask = feeds.take(validation_mask, first)
+        epochs, n = 1, feeds.rows(x)
+        batch_size = min(n, 16) if batch_size == "full" else min(batch_size, n)
     config = FitConfig(epochs=epochs, batch_size=batch_size, shuffle=spec.training.shuffle)
     config.seed, config.validation, config.validation_mask = spec.seed, validation, validation_mask
     config.mask, config.augment, config.target_scale = mask, ds.augment, ds.target_scale
@@ -207,7 +208,7 @@ def data_state(spec: Spec, ds: Any) -> dict[str, Any]:
     """What a checkpoint stores about its data: kind, input shape, task, the fitted encoder."""
     state = {
         "kind": ds.encoder.kind,  # ``table`` is stored as ``csv`` (data.kinds.SYNONYMS)
-        "input_shape": list(ds.input_shape),
+        **input_state(ds.input_shape),
         "dtype": spec.dtype,
         "task": ds.task,
         "encoder": ds.encoder.to_state(),
@@ -217,6 +218,14 @@ def data_state(spec: Spec, ds: Any) -> dict[str, Any]:
     if ds.target_scale is not None:  # evaluate reports RMSE and MAE in the file's units too
         state["target_scale"] = np.asarray(ds.target_scale, dtype=np.float64)
     return state
+
+
+def input_state(shape: Any) -> dict[str, Any]:
+    """A checkpoint's input: ``input_shape``, or for several inputs their ``input_names`` in
+    order and ``input_shapes`` by name."""
+    if not isinstance(shape, dict):
+        return {"input_shape": list(shape)}
+    return {"input_names": list(shape), "input_shapes": {k: list(v) for k, v in shape.items()}}
 
 
 class TrainingRun:

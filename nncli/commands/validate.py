@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nncli.commands.run_checks import refuse_outputs_on_inputs
+from nncli.engine import feeds
 from nncli.errors import DivergedError
 from nncli.spec.conventions import version_note, version_notes
 from nncli.spec.resolve import Resolved, resolve
@@ -41,7 +42,7 @@ def validate(
     net, ds, loss = ready.net, ready.ds, ready.loss
     train = ds.parts["train"]
     n = min(2, len(train))
-    x, y = net.backend.asarray(train.x[:n]), net.backend.asarray(train.y[:n])
+    x, y, _ = feeds.to_device(net.backend, feeds.take(train.x, slice(n)), train.y[:n], None)
     fused = net.fuse_output(loss.fused_activation)
     value = float(loss_value(net, loss, net.forward(x, training=True), y, None, fused))
     if not math.isfinite(value):

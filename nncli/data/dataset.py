@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from nncli.data.encoder import Encoder
+from nncli.engine import feeds
 from nncli.errors import CheckpointError
 
 CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
@@ -67,17 +68,19 @@ PART_NAMES = ("train", "validation", "test")
 class Part:
     """One part's examples: ``x`` (N, *input_shape) (text's lazy windows, a shared run's
     ``Spread``), ``y`` (N, K) targets, ``mask`` (N, T) True at real steps of padded sequences
-    (else None)."""
+    (else None). Data of several inputs (``data.inputs``): ``x`` is {input name: (N, ...)} in
+    the spec's input order and ``mask`` None or {input name: (N, T) bool} for the padded ones
+    (``engine/feeds.py`` takes rows of either form)."""
 
     x: Any
     y: Any
     mask: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        assert len(self.x) == len(self.y), "x and y of a part have the same rows"
+        assert len(self) == len(self.y), "x and y of a part have the same rows"
 
     def __len__(self) -> int:
-        return len(self.x)
+        return feeds.rows(self.x)
 
 
 def parts_of(**given: Part | None) -> dict[str, Part]:
@@ -113,9 +116,10 @@ class Dataset:
         return 0 if part is None else len(part)
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        """One sample's shape, without the batch: (F,) for tables."""
-        return tuple(int(d) for d in self.parts["train"].x.shape[1:])
+    def input_shape(self) -> Any:
+        """One sample's shape, without the batch: (F,) for tables; {input name: shape} for
+        data of several inputs."""
+        return feeds.shapes(self.parts["train"].x)
 
     @property
     def output_width(self) -> int:

@@ -38,6 +38,12 @@ MIN_SEQUENCES = 8  # an id column with fewer blocks is a category, not sequences
 TIME_NAME = re.compile(r"(^|_)(t|time|date|datetime|timestamp|year|month|week|day|hour|step)($|_)")
 DATE_LIKE = re.compile(r"^\d{4}[-/.]\d{1,2}")
 SNIFF_LINES = 20
+# a text column read as an input of its own (``data.inputs``) rather than one-hot: image paths
+# (at least FREE_SHARE of its cells end so), or free text: mostly distinct (``too_distinct``)
+# strings of TEXT_CHARS characters and TEXT_WORDS words on average
+FREE = ("text", "image")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
+FREE_SHARE, TEXT_CHARS, TEXT_WORDS = 0.9, 30, 4
 
 
 @dataclass
@@ -45,7 +51,7 @@ class Column:
     """One column of a table as ``nncli init`` sees it."""
 
     name: str
-    role: str  # "numeric" | "categorical" (text, one-hot) | "id" (left out)
+    role: str  # "numeric" | "categorical" (text, one-hot) | "id" (left out) | "text" | "image"
     distinct: int
     missing: int
     numbers: bool  # every present cell a number
@@ -84,7 +90,16 @@ class Profile:
     @property
     def features(self) -> list[Column]:
         """The columns the model reads (ids, the sequence id and order, the time left out)."""
-        return [c for c in self.columns if c.role != "id" and c.name not in self._structure]
+        return [
+            c
+            for c in self.columns
+            if c.role not in FREE + ("id",) and c.name not in self._structure
+        ]
+
+    @property
+    def free_columns(self) -> list[Column]:
+        """Free text and image paths: an input each (``data.inputs``), not one-hot."""
+        return [c for c in self.columns if c.role in FREE and c.name not in self._structure]
 
     @property
     def left_out(self) -> list[Column]:
@@ -204,6 +219,21 @@ def split_column(frame: pd.DataFrame, names: list[str]) -> tuple[str | None, dic
     return None, {}
 
 
+def free_role(text: np.ndarray) -> str | None:
+    """ "image" when most present cells are image file paths, "text" for free text (long
+    strings of several words, mostly distinct), else None."""
+    if not len(text):
+        return None
+    lower = np.char.lower(text.astype(str))
+    paths = np.any([np.char.endswith(lower, suffix) for suffix in IMAGE_SUFFIXES], axis=0)
+    if np.mean(paths) >= FREE_SHARE:
+        return "image"
+    words = np.char.count(np.char.strip(lower), " ") + 1
+    long = np.mean(np.char.str_len(lower)) >= TEXT_CHARS and np.mean(words) >= TEXT_WORDS
+    distinct = too_distinct(len(np.unique(lower)), len(lower))
+    return "text" if long and distinct else None
+
+
 def column(
     frame: pd.DataFrame,
     name: str,
@@ -232,6 +262,7 @@ def column(
     text = cell_text(frame[name], na_values)[0][~missing]
     distinct = np.unique(text.astype(str))
     role = "id" if too_distinct(len(distinct), len(text)) else "categorical"
+    role = free_role(text.astype(str)) or role
     shown = label_order(distinct[:keep])
     return Column(name, role, len(distinct), int(missing.sum()), False, False, shown)
 

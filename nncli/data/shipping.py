@@ -28,7 +28,9 @@ def _whole_arrays(ds: Dataset) -> dict[str, np.ndarray]:
     whole = {}
     for name, part in ds.parts.items():
         whole[f"{name}.y"] = part.y
-        if part.mask is not None:
+        if isinstance(part.mask, dict):  # several inputs: each padded one's (data.inputs)
+            whole |= {f"{name}.mask.{key}": mask for key, mask in part.mask.items()}
+        elif part.mask is not None:
             whole[f"{name}.mask"] = part.mask
     if ds.target_scale is not None:
         whole[TARGET_SCALE] = ds.target_scale
@@ -45,7 +47,7 @@ def pack(ds: Dataset) -> tuple[bytes, dict[str, np.ndarray]]:
         "source": ds.source,
         "encoder": _jsonable(ds.encoder.to_state()),
         "augment": None if ds.augment is None else _jsonable(dataclasses.asdict(ds.augment)),
-        "inputs": {name: _layout(part.x) for name, part in ds.parts.items()},
+        "inputs": {name: _layout(part.x) for name, part in ds.parts.items()},  # or {key: ...}
         "arrays": {name: _layout(a) for name, a in arrays.items()},
     }
     return json.dumps(described).encode(), arrays
@@ -63,12 +65,15 @@ def unpack(description: bytes, arrays: dict[str, np.ndarray], inputs: Any) -> Da
     from nncli.data import encoder_from_state
 
     given = json.loads(description)
-    parts = {
-        name: Part(
-            inputs(name, *_shape_dtype(layout)), arrays[f"{name}.y"], arrays.get(f"{name}.mask")
-        )
-        for name, layout in given["inputs"].items()
-    }
+    parts = {}
+    for name, layout in given["inputs"].items():
+        if isinstance(layout, dict):  # several inputs: ``inputs(part, shape, dtype, key)`` each
+            x = {key: inputs(name, *_shape_dtype(each), key) for key, each in layout.items()}
+            masks = {k: arrays[f"{name}.mask.{k}"] for k in layout if f"{name}.mask.{k}" in arrays}
+            parts[name] = Part(x, arrays[f"{name}.y"], masks or None)
+        else:
+            x = inputs(name, *_shape_dtype(layout))
+            parts[name] = Part(x, arrays[f"{name}.y"], arrays.get(f"{name}.mask"))
     aug = given["augment"]
     return Dataset(
         task=given["task"],
@@ -80,7 +85,9 @@ def unpack(description: bytes, arrays: dict[str, np.ndarray], inputs: Any) -> Da
     )
 
 
-def _layout(a: np.ndarray) -> list:
+def _layout(a: Any) -> Any:
+    if isinstance(a, dict):
+        return {key: _layout(each) for key, each in a.items()}
     return [list(a.shape), a.dtype.str]
 
 

@@ -28,6 +28,7 @@ from nncli.data.missing import apply_missing
 from nncli.data.readers import read_table
 from nncli.data.split import MARKS, marked_parts, split_parts
 from nncli.data.table_encoder import TabularEncoder
+from nncli.data.table_inputs import TableInputsEncoder, input_features
 from nncli.errors import DataError, SpecError
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def resolve(path: Any, base_dir: Path) -> Path:
 
 def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32") -> Dataset:
     """``data: {kind: csv, ...}`` -> Dataset in ``dtype``, the encoder fitted on the training
-    part only.
+    part only. With ``data.inputs`` x is {input name: (N, ...)} (``table_inputs.py``).
 
     Validation and test rows drawn from the training file encode categories unseen in the
     training part as all zeros; separate ``validation:``/``test:`` files must not have any.
@@ -74,6 +75,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
     delimiter = getattr(cfg, "delimiter", ",")
     frame = read_table(path, na_values, True, delimiter, getattr(cfg, "sheet", None))
     targets, features, categorical = _columns(cfg, list(frame.columns), path)
+    inputs = getattr(cfg, "inputs", None)
     notes: list[str] = []  # rows left out for missing values, id-like columns
     frame = apply_missing(frame, features, targets, missing, na_values, notes=notes)
     numeric = numeric_features(frame, features, categorical, na_values)
@@ -100,16 +102,17 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
         delimiter=delimiter,
     )
     encoder.dtype = dtype
+    if inputs is not None:  # several inputs: the columns ones share this table encoder
+        encoder = TableInputsEncoder.fit(encoder, inputs, frame.iloc[train])
 
     def encode(part: str, rows: np.ndarray) -> Part | None:
         if files.get(part):
             other = encoder.read_frame(resolve(files[part], base_dir), numbers=True)
             other = apply_missing(other, features, targets, missing, na_values, True, notes)
-            return Part(encoder.transform(other), encoder.targets(other))
+            return Part(*encoder.labelled(other))
         if part != "train" and len(rows) == 0:
             return None
-        sub = frame.iloc[rows]
-        return Part(encoder.transform(sub, unknown="ignore"), encoder.targets(sub))
+        return Part(*encoder.labelled(frame.iloc[rows], unknown="ignore"))
 
     chosen = {"train": train, "validation": val, "test": test}
     parts = parts_of(**{name: encode(name, rows) for name, rows in chosen.items()})
@@ -128,6 +131,11 @@ def _columns(cfg: Any, header: list[str], path: Path) -> tuple[list[str], list[s
         if split in targets:
             raise SpecError(f"column {split!r} is the target", field="data.split_column")
         reserved, role = [*targets, split], "the target or the split column"
+    if getattr(cfg, "inputs", None) is not None:
+        features = input_features(cfg, header, path.name)
+        categorical = list(getattr(cfg, "categorical", None) or [])
+        check_names(categorical, "data.categorical", features, "a columns input", SpecError)
+        return targets, features, categorical
     features, categorical = feature_columns(cfg, header, reserved, role, path.name)
     return targets, features, categorical
 

@@ -8,6 +8,7 @@ predictions.
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -349,6 +350,8 @@ class TabularEncoder(Encoder):
     @classmethod
     def from_state(cls, state: dict) -> TabularEncoder:
         """Rebuild from ``to_state()``; tolerates what a checkpoint gives back (bytes, arrays)."""
+        if "inputs" in state:  # several inputs: table_inputs.py (it imports this module)
+            return import_module("nncli.data.table_inputs").TableInputsEncoder.from_state(state)
         num, cat = state.get("numeric", {}), state.get("categorical", {})
         columns: dict[str, NumericColumn | CategoricalColumn] = {
             column.name: column for column in (numeric_from_state(num) if num else [])

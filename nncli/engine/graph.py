@@ -1,7 +1,8 @@
 """The wiring of a network: which outputs each layer takes, from its ``name`` and ``inputs`` keys.
 
 Any layer may take ``name`` (unique: letters, digits, ``_``) and ``inputs`` (one name or a list;
-``input`` is the data; by default the layer before it); the last layer is the output. A stack is
+``input`` is the data, or each data input by its name when the data has several; by default the
+layer before it, the first layer the first input); the last layer is the output. A stack is
 the wiring where every layer takes the one before it. ``problems`` checks every rule and returns
 each broken one as a ``SpecError`` whose field is the key at fault (``layers[4].inputs[1]``).
 """
@@ -16,8 +17,15 @@ from typing import Any
 
 from nncli.errors import SpecError
 
-INPUT = -1  # the data, among a layer's inputs given as positions in the network
-INPUT_NAME = "input"
+INPUT = -1  # the data (its first input), among a layer's inputs given as positions
+INPUT_NAME = "input"  # the one input's name when the data has one
+
+
+def data_position(k: int) -> int:
+    """The position of data input ``k`` (0, 1, ...) among a layer's inputs: -1, -2, ..."""
+    return -1 - k
+
+
 KEYS = ("name", "inputs")  # what any layer's mapping may hold beside its own settings
 NAME = re.compile(r"[A-Za-z0-9_]+")
 # a layer inside one that holds a stack of its own (residual) has no name or inputs
@@ -45,6 +53,7 @@ class Wiring:
     written: tuple[dict[str, Any], ...]  # each layer's ``name``/``inputs`` as written
     inputs: tuple[tuple[int, ...], ...]
     order: tuple[int, ...]  # each layer after its inputs, ties by position: a stack's 0..n-1
+    input_names: tuple[str, ...] = (INPUT_NAME,)  # the data's inputs, at -1, -2, ...
 
     @property
     def names(self) -> list[str | None]:
@@ -59,7 +68,7 @@ class Wiring:
         taking: list[list[int]] = [[] for _ in self.inputs]
         for i, taken in enumerate(self.inputs):
             for source in dict.fromkeys(taken):
-                if source != INPUT:
+                if source >= 0:
                     taking[source].append(i)
         return taking
 
@@ -75,7 +84,8 @@ class Wiring:
 
     def behind(self, marked: list[bool]) -> list[bool]:
         """For each layer, whether a ``marked`` layer feeds it, directly or through others."""
-        fed, behind = {INPUT: False}, [False] * len(self.inputs)
+        fed = {data_position(k): False for k in range(len(self.input_names))}
+        behind = [False] * len(self.inputs)
         for i in self.order:
             behind[i] = any(fed[source] for source in self.inputs[i])
             fed[i] = behind[i] or marked[i]
@@ -83,12 +93,15 @@ class Wiring:
 
     def label(self, i: int, kinds: list[Kind]) -> str:
         """``input``, ``'h' (layers[1], dense)`` for a named layer, else ``layers[2] (dense)``."""
-        return _Check(list(self.written), kinds).label(i)
+        return _Check(list(self.written), kinds, self.input_names).label(i)
 
 
-def wire(written: list[dict[str, Any]], kinds: list[Kind]) -> Wiring:
-    """The wiring of layers with ``written`` keys and ``kinds``; raises the first problem."""
-    wiring, found = problems(written, kinds)
+def wire(
+    written: list[dict[str, Any]], kinds: list[Kind], input_names: tuple[str, ...] = (INPUT_NAME,)
+) -> Wiring:
+    """The wiring of layers with ``written`` keys and ``kinds`` on the data's ``input_names``;
+    raises the first problem."""
+    wiring, found = problems(written, kinds, input_names)
     if found:
         raise found[0]
     assert wiring is not None
@@ -96,28 +109,39 @@ def wire(written: list[dict[str, Any]], kinds: list[Kind]) -> Wiring:
 
 
 def problems(
-    written: list[dict[str, Any]], kinds: list[Kind]
+    written: list[dict[str, Any]], kinds: list[Kind], input_names: tuple[str, ...] = (INPUT_NAME,)
 ) -> tuple[Wiring | None, list[SpecError]]:
     """The wiring, or None and every problem with it in position order: a bad or repeated name,
-    an unknown input, a count of inputs the layer cannot take, a cycle, an unused output."""
-    check = _Check(written, kinds)
+    an unknown input, a count of inputs the layer cannot take, a cycle, an unused output or
+    data input."""
+    check = _Check(written, kinds, input_names)
     inputs = [check.inputs(i, keys) for i, keys in enumerate(written)]
     if check.found:
         return None, check.found
     order = _order(inputs)
     if len(order) < len(inputs):
         return None, [check.cycle(inputs, set(order))]
-    wiring = Wiring(tuple(dict(keys) for keys in written), tuple(inputs), tuple(order))
+    written_keys = tuple(dict(keys) for keys in written)
+    wiring = Wiring(written_keys, tuple(inputs), tuple(order), tuple(input_names))
     consumers = wiring.consumers()
     unused = [check.unused(i) for i in range(len(inputs) - 1) if not consumers[i]]
-    return (None, unused) if unused else (wiring, [])
+    read = {source for taken in inputs for source in taken if source < 0}
+    unread = [
+        check.unread(name) for k, name in enumerate(input_names) if data_position(k) not in read
+    ]
+    return (None, unused + unread) if unused or unread else (wiring, [])
 
 
 class _Check:
     """The names of one network's layers, checked, and the problems found so far."""
 
-    def __init__(self, written: list[dict[str, Any]], kinds: list[Kind]):
-        self.kinds, self.found = kinds, []
+    def __init__(
+        self,
+        written: list[dict[str, Any]],
+        kinds: list[Kind],
+        input_names: tuple[str, ...] = (INPUT_NAME,),
+    ):
+        self.kinds, self.found, self.input_names = kinds, [], tuple(input_names)
         self.names: list[str | None] = [None] * len(written)
         self.positions: dict[str, int] = {}
         for i, keys in enumerate(written):
@@ -127,8 +151,8 @@ class _Check:
     def name(self, i: int, name: Any) -> None:
         if not isinstance(name, str) or not NAME.fullmatch(name):
             message = f"expected a name of letters, digits and _, got {name!r}"
-        elif name == INPUT_NAME:
-            message = "'input' names the data; expected another name"
+        elif name == INPUT_NAME or name in self.input_names:
+            message = f"{name!r} names the data; expected another name"
         elif name in self.positions:
             first = f"layers[{self.positions[name]}] ({self.kinds[self.positions[name]][0]})"
             message = f"the name {name!r} is used twice: by {first} and layers[{i}]"
@@ -138,8 +162,8 @@ class _Check:
         self.found.append(SpecError(message, field=f"layers[{i}].name"))
 
     def label(self, i: int) -> str:
-        if i == INPUT:
-            return INPUT_NAME
+        if i < 0:
+            return self.input_names[data_position(i)]
         kind, name = self.kinds[i][0], self.names[i]
         return f"{name!r} (layers[{i}], {kind})" if name else f"layers[{i}] ({kind})"
 
@@ -172,14 +196,15 @@ class _Check:
         return taken
 
     def position(self, entry: Any, field: str) -> int:
-        if entry == INPUT_NAME:
-            return INPUT
+        if entry in self.input_names:
+            return data_position(self.input_names.index(entry))
         if isinstance(entry, str) and entry in self.positions:
             return self.positions[entry]
-        known = [INPUT_NAME, *self.positions]  # names, not keys: no synonyms from the registry
+        known = [*self.input_names, *self.positions]  # names: no synonyms from the registry
         close = difflib.get_close_matches(entry, known, n=1) if isinstance(entry, str) else []
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        message = f"expected a layer's name or 'input' ({', '.join(known)}), got {entry!r}{hint}"
+        data = "'input'" if len(self.input_names) == 1 else "a data input"
+        message = f"expected a layer's name or {data} ({', '.join(known)}), got {entry!r}{hint}"
         self.found.append(SpecError(message, field=field))
         return INPUT
 
@@ -187,7 +212,7 @@ class _Check:
         """The first cycle among the layers the order left out, walked along their inputs."""
         path = [min(set(range(len(inputs))) - ordered)]
         while True:
-            step = next(s for s in inputs[path[-1]] if s != INPUT and s not in ordered)
+            step = next(s for s in inputs[path[-1]] if s >= 0 and s not in ordered)
             if step in path:
                 flow = path[path.index(step) :][
                     ::-1
@@ -197,7 +222,8 @@ class _Check:
         first = flow.index(min(flow))
         flow = flow[first:] + flow[:first]
         chain = " -> ".join(self.label(i) for i in [*flow, flow[0]])
-        message = f"the inputs make a cycle: {chain}; expected every input to lead back to 'input'"
+        data = "'input'" if len(self.input_names) == 1 else "the data"
+        message = f"the inputs make a cycle: {chain}; expected every input to lead back to {data}"
         return SpecError(message, field=f"layers[{flow[0]}].inputs")
 
     def unused(self, i: int) -> SpecError:
@@ -214,11 +240,18 @@ class _Check:
         )
         return SpecError(message, field=f"layers[{i}]")
 
+    def unread(self, name: str) -> SpecError:
+        message = (
+            f"no layer reads the data input {name!r}; expected {name!r} among a layer's inputs "
+            "(or the input left out of data.inputs)"
+        )
+        return SpecError(message, field="layers")
+
 
 def _order(inputs: list[tuple[int, ...]]) -> list[int]:
     """Kahn's topological order, the lowest position first among the ready, so a stack runs as
     written; the layers on or behind a cycle never become ready and are left out."""
-    sources = [{s for s in taken if s != INPUT} for taken in inputs]
+    sources = [{s for s in taken if s >= 0} for taken in inputs]
     waiting = [len(s) for s in sources]
     taking: list[list[int]] = [[] for _ in inputs]
     for i, found in enumerate(sources):

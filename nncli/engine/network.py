@@ -3,7 +3,6 @@ with shape inference, the forward and backward passes and the flat parameter buf
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,77 +12,20 @@ import numpy as np
 from nncli.backend import Backend, get_backend, to_host
 from nncli.engine import graph
 from nncli.engine.activations import ReLU
-from nncli.engine.graph import INPUT, Wiring
+from nncli.engine.graph import INPUT
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.optimizers import FlatParameters
-from nncli.engine.registry import LAYERS
-from nncli.errors import ShapeError, SpecError
-
-
-def make_layer(config: str | dict[str, Any] | Layer, index: int) -> Layer:
-    """``"flatten"`` or ``{"type": "dense", "units": 3}`` -> a Layer; errors name ``layers[i]``."""
-    if isinstance(config, Layer):
-        layer = config
-    else:
-        settings = {"type": config} if isinstance(config, str) else dict(config)
-        name = settings.pop("type", None)
-        try:
-            layer = LAYERS.create(name, settings)
-        except SpecError as exc:
-            exc.field = f"layers[{index}].{exc.field or 'type'}"
-            raise
-    layer.index = index
-    return layer
-
-
-@dataclass
-class LayerArrays:
-    """What one layer of a network will hold, known before it is built (``planned_arrays``)."""
-
-    label: str  # "layers[0] (dense)"
-    params: dict[str, Shape]
-    state: dict[str, Shape]
-
-    def count(self, which: str = "params") -> int:
-        return sum(math.prod(shape) for shape in getattr(self, which).values())
-
-
-def wired_layers(configs: list[Any]) -> tuple[list[Layer], Wiring]:
-    """Layer configs (with their ``name``/``inputs``) -> the layers and how they are wired."""
-    if not configs:
-        raise SpecError("expected at least one layer, got none", field="layers")
-    split = [graph.split(config) for config in configs]
-    layers = [make_layer(own, i) for i, (own, _) in enumerate(split)]
-    kinds = [(layer.type_name, layer.several_inputs) for layer in layers]
-    wiring = graph.wire([keys for _, keys in split], kinds)
-    for i, taken in enumerate(wiring.inputs):
-        layers[i].input_labels = tuple(wiring.label(source, kinds) for source in taken)
-    return layers, wiring
-
-
-def input_shapes(layer: Layer, taken: tuple[int, ...], shapes: dict[int, Shape]) -> Any:
-    """The input shape of a layer taking the outputs ``taken`` (a list for a merge)."""
-    return [shapes[i] for i in taken] if layer.several_inputs else shapes[taken[0]]
-
-
-def planned_arrays(layers: list[Any], input_shape: Shape) -> list[LayerArrays]:
-    """The parameter and state shapes each layer of ``layers`` (configs) will make on
-    ``input_shape``, without allocating any array: what a network takes is known (and can be
-    refused) before ``Network`` draws a single weight."""
-    made, wiring = wired_layers(layers)
-    shapes = {INPUT: tuple(int(d) for d in input_shape)}
-    planned: dict[int, LayerArrays] = {}
-    for i in wiring.order:
-        layer, shape = made[i], input_shapes(made[i], wiring.inputs[i], shapes)
-        planned[i] = LayerArrays(layer.label, layer.param_shapes(shape), layer.state_shapes(shape))
-        shapes[i] = _nonempty(layer, layer.output_shape(shape))
-    return [planned[i] for i in range(len(made))]
-
-
-def _nonempty(layer: Layer, shape: Shape) -> Shape:
-    if any(d < 1 for d in shape):
-        raise SpecError(f"{layer.label} gives an empty output {shape}", field="layers")
-    return shape
+from nncli.engine.planning import (  # noqa: F401 - importable from here as they always were
+    LayerArrays,
+    data_shapes,
+    input_shapes,
+    make_layer,
+    named_shapes,
+    nonempty,
+    planned_arrays,
+    wired_layers,
+)
+from nncli.errors import ShapeError
 
 
 @dataclass(frozen=True)
@@ -106,7 +48,8 @@ class Network:
     A stack (each layer taking the one before it) runs and costs as a plain chain of layers.
 
     ``layers`` are configs (or Layer objects), each may carry ``name`` and ``inputs``
-    (``graph.py``); ``input_shape`` leaves out the batch, e.g. (4,) or (1, 28, 28). Parameters
+    (``graph.py``); ``input_shape`` leaves out the batch, e.g. (4,) or (1, 28, 28), or is a dict
+    {input name: shape} for data of several inputs (``inputs`` may name each). Parameters
     are drawn on the host from ``seed``, layer after layer in the order they run, then moved to
     ``backend``. ``check(layer, in_shape)``, when given, sees each layer before it is built (a
     checkpoint's loader compares ``layer.array_shapes(in_shape)`` with the arrays it holds).
@@ -119,22 +62,27 @@ class Network:
     def __init__(
         self,
         layers: list[Any],
-        input_shape: Shape,
+        input_shape: Shape | dict[str, Shape],
         backend: Backend | None = None,
         seed: int = 0,
         check: Callable[[Layer, Shape], None] | None = None,
     ):
         self.backend = backend or get_backend()
-        self.input_shape = tuple(int(d) for d in input_shape)
-        self.layers, self.wiring = wired_layers(layers)
+        self.input_shapes = named_shapes(input_shape)
+        self.input_names = tuple(self.input_shapes)
+        # one input: its shape, as always; several: {name: shape}
+        self.input_shape: Any = (
+            dict(self.input_shapes) if isinstance(input_shape, dict) else self.input_shapes["input"]
+        )
+        self.layers, self.wiring = wired_layers(layers, self.input_names)
         rng = np.random.default_rng(seed)
-        shapes = {INPUT: self.input_shape}
+        shapes = data_shapes(self.input_shapes)
         for i in self.wiring.order:
             layer = self.layers[i]
             shape = input_shapes(layer, self.wiring.inputs[i], shapes)
             if check is not None:  # may refuse the layer before it allocates its arrays
                 check(layer, shape)
-            shapes[i] = _nonempty(layer, layer.build(shape, self.backend, rng))
+            shapes[i] = nonempty(layer, layer.build(shape, self.backend, rng))
         self.output_shape = shapes[len(self.layers) - 1]
         self._steps = self._plan()
         self._commute_relu_and_max_pools()
@@ -155,9 +103,31 @@ class Network:
     def is_stack(self) -> bool:
         return self.wiring.is_stack
 
+    @property
+    def several_inputs(self) -> bool:
+        """Built on a dict of input shapes: fed a dict, gives back a dict of dL/d(input)."""
+        return isinstance(self.input_shape, dict)
+
+    def _fed(self, x: Any, mask: Any) -> tuple[dict[int, Any], dict[int, Any]]:
+        """x (an array or {input name: array}) and the masks -> both by data position."""
+        if not isinstance(x, dict):
+            x = {self.input_names[0]: x}
+        if not isinstance(mask, dict):
+            mask = {self.input_names[0]: mask}
+        missing = [name for name in self.input_names if name not in x]
+        if missing:
+            given = ", ".join(map(repr, x))
+            raise ShapeError(f"no data for the input {missing[0]!r}; got {given}")
+        values, masks = {}, {}
+        for k, name in enumerate(self.input_names):
+            values[graph.data_position(k)] = x[name]
+            masks[graph.data_position(k)] = mask.get(name)
+        return values, masks
+
     # -- computation ---------------------------------------------------------------------------
     def forward(self, x: Any, training: bool = False, mask: Any = None) -> Any:
         """(N, *input_shape) -> (N, *output_shape); ``mask`` (N, T) marks real sequence steps
+        (several inputs: ``x`` and ``mask`` are dicts by input name, a mask for each padded one)
         (each layer gets the mask of its own input, see ``Layer.output_mask``; a merge the
         mask of its first input).
 
@@ -173,7 +143,7 @@ class Network:
         """Each layer with its output, in the order ``forward`` runs them (``nncli plot``
         shows the conv layers' outputs). An output no later layer reads is let go at once."""
         self._training = training
-        values, masks = {INPUT: x}, {INPUT: mask}
+        values, masks = self._fed(x, mask)
         for step in self._steps:
             layer, first = step.layer, step.first
             layer.mask = given = masks[first]
@@ -187,8 +157,8 @@ class Network:
             yield layer, y
 
     def backward(self, dy: Any, input_grad: bool | None = None) -> Any:
-        """dL/d(output) -> dL/d(input); fills every layer's ``grads``. Where an output feeds
-        several layers, their gradients add up.
+        """dL/d(output) -> dL/d(input) ({input name: dL/d(input)} for several inputs); fills
+        every layer's ``grads``. Where an output feeds several layers, their gradients add up.
 
         ``input_grad`` None: dL/d(input) only after an inference-mode forward. Training never
         needs the gradient with respect to its data, and the first layer's is often its largest
@@ -213,7 +183,13 @@ class Network:
                 zip(step.inputs, dx, strict=True) if step.several else [(step.first, dx)]
             ):
                 grads[source] = grads[source] + d if source in grads else d
-        return grads.get(INPUT) if input_grad else None
+        if not input_grad:
+            return None
+        if self.several_inputs:
+            return {
+                name: grads.get(graph.data_position(k)) for k, name in enumerate(self.input_names)
+            }
+        return grads.get(INPUT)
 
     def _commute_relu_and_max_pools(self) -> None:
         """A ReLU right before a max-pool runs after it, inside the pool (``take_relu``):
@@ -359,7 +335,7 @@ class Network:
             row = {
                 "index": layer.index,
                 "name": names[layer.index],
-                "inputs": [graph.INPUT_NAME if i == INPUT else names[i] or i for i in taken],
+                "inputs": [self.input_names[-1 - i] if i < 0 else names[i] or i for i in taken],
                 **_counts(layer),
                 "notes": list(layer.size_notes),
                 "warnings": list(layer.warnings),

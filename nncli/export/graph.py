@@ -55,18 +55,21 @@ class Graph:
         return self.node("Squeeze", [x, self.weight("axes", [axis], np.int64)])
 
     def model(
-        self, x: str, y: str, in_dims: list[Any], out_dims: list[Any], metadata: dict[str, str]
-    ) -> Any:
-        """The ModelProto: input ``x`` and output ``y`` (renamed by an Identity) with their
-        shapes (an int or a symbolic name per axis), float32, and the metadata props."""
+        self, x: str | dict[str, list[Any]], y: str, in_dims: list[Any], out_dims: list[Any],
+        metadata: dict[str, str],
+    ) -> Any:  # fmt: skip
+        """The ModelProto: input ``x`` (or the inputs {name: dims}, ``in_dims`` then unused) and
+        output ``y`` (renamed by an Identity) with their shapes (an int or a symbolic name per
+        axis), float32, and the metadata props."""
         from onnx import TensorProto
 
         helper = self.helper
         self.nodes.append(helper.make_node("Identity", [y], ["output"], name="output"))
+        inputs = x if isinstance(x, dict) else {x: in_dims}
         graph = helper.make_graph(
             self.nodes,
             "nncli",
-            [helper.make_tensor_value_info(x, TensorProto.FLOAT, in_dims)],
+            [helper.make_tensor_value_info(k, TensorProto.FLOAT, d) for k, d in inputs.items()],
             [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_dims)],
             self.weights,
         )

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from nncli.backend import to_host
-from nncli.engine.graph import INPUT
+from nncli.engine.graph import data_position
 from nncli.engine.registry import ACTIVATIONS as ENGINE_ACTIVATIONS
 from nncli.engine.registry import did_you_mean
 from nncli.errors import SpecError
@@ -236,10 +236,12 @@ CONVERTERS["transformer"] = transformer(convert_layer)  # its parts through conv
 CONVERTERS["residual"] = residual(convert_layer)
 
 
-def convert_network(g: Graph, net: Any, x: str) -> str:
+def convert_network(g: Graph, net: Any, x: str | dict[str, str]) -> str:
     """Every layer of ``net`` in the order it runs, each on the outputs it takes and followed by
-    its activation -> the output's name."""
-    names = {INPUT: x}
+    its activation -> the output's name. ``x``: the input's name, or {input name: graph name}
+    for a network of several inputs."""
+    given = x if isinstance(x, dict) else {net.input_names[0]: x}
+    names = {data_position(k): given[name] for k, name in enumerate(net.input_names)}
     for i in net.wiring.order:
         layer, taken = net.layers[i], [names[source] for source in net.wiring.inputs[i]]
         names[i] = convert_layer(g, layer, taken if layer.several_inputs else taken[0])

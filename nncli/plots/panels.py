@@ -230,25 +230,37 @@ SETTINGS: dict[str, Callable[[Any, str], str]] = {  # the settings a box names, 
 }
 
 
-def graph_picture(title: str, input_shape: tuple[int, ...], nodes: list[GraphNode]) -> GraphPicture:
-    """The input and each layer as boxes on rows (a layer one row below its deepest input)."""
-    rows = [0]  # box 0: the input; box i + 1: layer i
+def graph_picture(title: str, input_shape: Any, nodes: list[GraphNode]) -> GraphPicture:
+    """The inputs and each layer as boxes on rows (a layer one row below its deepest input);
+    ``input_shape``: one shape, or {input name: shape} for several inputs, side by side."""
+    given = input_shape if isinstance(input_shape, dict) else {"input": input_shape}
+    first = len(given)  # boxes 0 .. first - 1: the inputs; box first + i: layer i
+
+    def box(source: int) -> int:  # a layer's input position (-1, -2, ...: the data) -> its box
+        return -1 - source if source < 0 else first + source
+
+    rows = [0] * first
     for node in nodes:
-        rows.append(1 + max(rows[source + 1] for source in node.inputs))
-    columns = [0.0] * len(rows)
+        rows.append(1 + max(rows[box(source)] for source in node.inputs))
+    columns = spread([0.0] * first) + [0.0] * len(nodes)
     for row in range(1, max(rows) + 1):
-        members = [b for b in range(len(rows)) if rows[b] == row]
-        wanted = [float(np.mean([columns[s + 1] for s in nodes[b - 1].inputs])) for b in members]
+        members = [b for b in range(first, len(rows)) if rows[b] == row]
+        wanted = [
+            float(np.mean([columns[box(s)] for s in nodes[b - first].inputs])) for b in members
+        ]
         for b, column in zip(members, spread(wanted), strict=True):
             columns[b] = column
-    boxes = [Box("input", shown_shape(input_shape), 0, 0, 0.0, "input")]
+    boxes = [
+        Box(name, shown_shape(shape), 0, 0, columns[j], "input")
+        for j, (name, shape) in enumerate(given.items())
+    ]
     for i, node in enumerate(nodes):
         label, kind = layer_label(node.config), KINDS.get(str(node.config.get("type")), "layer")
         if node.name:
             label = f"{node.name!r}: {label}"
-        box = Box(label, shown_shape(node.shape), node.params, rows[i + 1], columns[i + 1], kind)
-        boxes.append(box)
-    edges = [(source + 1, i + 1) for i, node in enumerate(nodes) for source in node.inputs]
+        at = first + i
+        boxes.append(Box(label, shown_shape(node.shape), node.params, rows[at], columns[at], kind))
+    edges = [(box(source), first + i) for i, node in enumerate(nodes) for source in node.inputs]
     return GraphPicture(title, boxes, edges)
 
 

@@ -58,21 +58,33 @@ def _listed(inputs: Any) -> list[Any]:
 
 
 def resolve_layers(
-    layers: list[Any], output_width: int | None, vocabulary_size: int | None = None
+    layers: list[Any], output_width: int | None, vocabulary_size: int | dict | None = None
 ) -> list[dict[str, Any]]:
     """Layer configs as dicts, with ``units: auto`` replaced by the data's output width and
-    ``input_dim: auto`` by its vocabulary size."""
+    ``input_dim: auto`` by its vocabulary size (several inputs: {text input: size}, the size
+    of the input the layer names)."""
     resolved = []
     for i, cfg in enumerate(layers):
         cfg = {"type": cfg} if isinstance(cfg, str) else dict(cfg)
         if cfg.get("input_dim") == "auto":
-            if vocabulary_size is None:
+            if isinstance(vocabulary_size, dict):  # several inputs: the one this layer reads
+                vocabulary = vocabulary_size.get(cfg.get("inputs"))
+                if vocabulary is None:
+                    raise SpecError(
+                        "input_dim: auto takes the vocabulary of the text input the layer "
+                        f"reads ({', '.join(vocabulary_size) or 'none'}); got inputs: "
+                        f"{cfg.get('inputs')!r}",
+                        field=f"layers[{i}].input_dim",
+                    )
+            elif vocabulary_size is None:
                 raise SpecError(
                     "input_dim: auto needs data given as ids (text, or sequences with a "
                     "categorical column) and an embedding first; got data without a vocabulary",
                     field=f"layers[{i}].input_dim",
                 )
-            cfg["input_dim"] = int(vocabulary_size)
+            else:
+                vocabulary = vocabulary_size
+            cfg["input_dim"] = int(vocabulary)
         if cfg.get("units") == "auto":
             if i != len(layers) - 1:
                 raise SpecError(
@@ -94,10 +106,10 @@ def backend_for(spec: Any, device: str | None = None) -> Backend:
 
 def network(
     spec: Any,
-    input_shape: tuple[int, ...],
+    input_shape: tuple[int, ...] | dict[str, tuple[int, ...]],
     output_width: int | None,
     backend: Backend,
-    vocabulary_size: int | None = None,
+    vocabulary_size: int | dict | None = None,
 ) -> Sequential:
     try:
         layers = resolve_layers(spec.model.layers, output_width, vocabulary_size)

@@ -19,8 +19,10 @@ from pydantic import PlainValidator
 
 from nncli.backend import parse_device
 from nncli.engine import checks
+from nncli.engine.registry import did_you_mean
 from nncli.errors import BackendError, SpecError
 from nncli.spec.document import Path_
+from nncli.training.scores import SCORES
 
 VERSION = 2
 # (sub-path, message, about the key): a key problem points at the key and names its mapping
@@ -168,8 +170,6 @@ LOG_BACKENDS = ("tensorboard", "mlflow")  # training.log: nncli/tracking/ writes
 def _log(value: Any) -> list[str]:
     """``training.log``: where a run logs besides history.csv (one name or a list of names),
     each once."""
-    from nncli.engine.registry import did_you_mean
-
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list):
         raise Invalid.one(f"expected a list of {' and '.join(LOG_BACKENDS)}, got {short(value)}")
@@ -224,3 +224,26 @@ SpecName = Annotated[str | None, checked(_spec_name, optional=True)]
 Seed = Annotated[int, checked(_seed)]
 Device = Annotated[str, checked(_device)]
 Dtype = Annotated[str, one_of("float32", "float64")]
+
+
+def metric_names(value: Any) -> list[str]:
+    """Names of the scores a run reports on validation and test data (``training/scores.py``)."""
+    if not isinstance(value, list):
+        raise Invalid.one(f"expected a list of metric names, got {short(value)}")
+    names = list(SCORES)
+    problems: list[Problem] = [
+        (
+            (i,),
+            f"expected one of {', '.join(names)}, got {short(name)}"
+            + (did_you_mean(name, names) if isinstance(name, str) else ""),
+            False,
+        )
+        for i, name in enumerate(value)
+        if name not in names
+    ]
+    if problems:
+        raise Invalid(problems)
+    return list(dict.fromkeys(value))
+
+
+Metrics = Annotated[list[str], PlainValidator(metric_names)]

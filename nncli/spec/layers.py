@@ -17,13 +17,15 @@ from nncli.spec.fields import Invalid, Problem, short
 BuildEntry = Callable[[Any], tuple[dict[str, Any], Any, list[Problem]]]
 
 
-def checked_layers(value: Any, build_entry: BuildEntry) -> list[dict[str, Any]]:
+def checked_layers(
+    value: Any, build_entry: BuildEntry, input_names: tuple[str, ...] = (graph.INPUT_NAME,)
+) -> list[dict[str, Any]]:
     """The layers as entries (names in their registered spelling), or ``Invalid`` listing every
-    problem: each layer's and the wiring's."""
+    problem: each layer's and the wiring's on the data's ``input_names``."""
     entries, problems = _entries(value, build_entry, within=None)
     if isinstance(value, list) and value:
         kinds = [_kind(item) for item in value]
-        _, found = graph.problems([graph.split(item)[1] for item in value], kinds)
+        _, found = graph.problems([graph.split(item)[1] for item in value], kinds, input_names)
         problems += [(parse_key(error.field)[1:], error.message, False) for error in found]
     if problems:
         raise Invalid(problems)

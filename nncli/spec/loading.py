@@ -31,18 +31,19 @@ from nncli.spec.fields import (
     Device,
     Dtype,
     Invalid,
+    Metrics,
     OptFilePath,
     Seed,
     SpecName,
     Version,
     short,
 )
+from nncli.spec.inputs import data_input_names
 from nncli.spec.kinds import DATA_KINDS, Data, elsewhere
 from nncli.spec.sections import DEFAULT_OPTIMIZER as DEFAULT_OPTIMIZER
 from nncli.spec.sections import (
     SECTIONS,
     Loss,
-    Metrics,
     ModelSpec,
     Optimizer,
     Section,
@@ -202,7 +203,7 @@ def loads(
     errors: list[SpecError] = []
     spec = None
     try:
-        spec = Spec.model_validate(doc.data)
+        spec = Spec.model_validate(doc.data, context={"inputs": data_input_names(doc.data)})
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             errors += _translate(err, doc)
@@ -271,6 +272,8 @@ def to_dict(spec: Spec) -> dict[str, Any]:
     """The spec as plain values (paths as absolute strings), every default filled in."""
     out = spec.model_dump(mode="json")
     out["data"] = {"kind": out["data"].pop("kind"), "path": out["data"].pop("path"), **out["data"]}
+    if "inputs" in out["data"] and out["data"]["inputs"] is None:  # one input: as before inputs
+        del out["data"]["inputs"]
     return out
 
 

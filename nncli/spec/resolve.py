@@ -17,6 +17,7 @@ import numpy as np
 from nncli import data
 from nncli.backend import Backend, open_device
 from nncli.data.dataset import Dataset
+from nncli.engine.graph import data_position
 from nncli.engine.losses import CrossEntropy, Loss
 from nncli.engine.network import Sequential
 from nncli.engine.optimizers import Optimizer
@@ -61,9 +62,12 @@ def resolve(
     ds = _dataset(spec, skip_bad, warn) if dataset is None else dataset
     shape = input_shape(spec, ds)
     vocabulary = ds.encoder.vocabulary_size if ds.encoder.input_form == "ids" else None
+    if isinstance(shape, dict):  # several inputs: each text input's own vocabulary
+        vocabulary = ds.encoder.vocabulary_size
     net = build.network(spec, shape, ds.output_width, backend, vocabulary)
     loss, optimizer = build.loss(spec), build.optimizer(spec)
     _check_output(spec, net)
+    _check_token_readers(spec, net, vocabulary)
     _check_batch_size(spec, ds.rows("train"))
     _check_metrics(spec, loss.task)
     early_stopping = _early_stopping(spec, loss.task, ds, optimizer)
@@ -99,12 +103,20 @@ def _dataset(spec: Any, skip_bad: bool, warn: Callable[[str], None] | None) -> D
     return ds
 
 
-def input_shape(spec: Any, ds: Dataset) -> tuple[int, ...]:
-    """One sample's shape from the data; ``model.input``, when given, must say the same."""
+def input_shape(spec: Any, ds: Dataset) -> Any:
+    """One sample's shape from the data ({input name: shape} for several inputs);
+    ``model.input``, when given, must say the same."""
     found = ds.input_shape
     given = spec.model.input
-    if given is None or tuple(given) == found:
+    if given is None or (not isinstance(found, dict) and tuple(given) == found):
         return found
+    if isinstance(found, dict):
+        raise SpecError(
+            f"the data has {len(found)} inputs ({', '.join(found)}), each shaped by "
+            f"data.inputs; expected no model.input, got {list(given)}",
+            field="model.input",
+            where=spec.line_of("model.input"),
+        )
     hint = ""
     if len(found) == 3 and tuple(given) == (*found[1:], found[0]):
         hint = " (channels come first: [channels, height, width])"
@@ -125,6 +137,22 @@ def _check_output(spec: Any, net: Sequential) -> None:
             field=field,
             where=spec.line_of(field) or spec.line_of("model.layers"),
         )
+
+
+def _check_token_readers(spec: Any, net: Sequential, vocabulary: Any) -> None:
+    """A text input of a table (``data.inputs``) is token ids: what reads it takes ids."""
+    texts = vocabulary if isinstance(vocabulary, dict) else {}
+    for k, name in enumerate(net.input_names):
+        for i, taken in enumerate(net.wiring.inputs):
+            layer = net.layers[i]
+            if name in texts and data_position(k) in taken and not layer.integer_input:
+                field = f"model.layers[{i}].inputs"
+                raise SpecError(
+                    f"input {name!r} is a text column's token ids; expected an embedding to "
+                    f"read it, got {layer.type_name}",
+                    field=field,
+                    where=spec.line_of(field) or spec.line_of(f"model.layers[{i}]"),
+                )
 
 
 def _check_batch_size(spec: Any, rows: int) -> None:

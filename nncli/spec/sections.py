@@ -48,8 +48,8 @@ from nncli.spec.fields import (
     one_of,
     short,
 )
+from nncli.spec.inputs import check_columns, checked_inputs
 from nncli.spec.layers import checked_layers
-from nncli.training.scores import SCORES
 
 DEFAULT_OPTIMIZER = "adam"
 
@@ -98,6 +98,13 @@ class CsvData(_Splits):
     validation: OptFilePath = None
     test: OptFilePath = None
     split_column: OptText = None  # a column of train / validation / test: the file's own split
+    # several named inputs, each with its own encoder (spec/inputs.py); None: one, ``input``
+    inputs: Annotated[dict[str, dict[str, Any]] | None, PlainValidator(checked_inputs)] = None
+
+    @model_validator(mode="after")
+    def _inputs_own_their_columns(self) -> CsvData:
+        check_columns(self.inputs, self.target, self.features)
+        return self
 
     @model_validator(mode="after")
     def _split_column_decides(self) -> CsvData:
@@ -250,8 +257,9 @@ def _build(registry: Registry, item: Any) -> tuple[dict[str, Any], Any, list[Pro
         return entry, None, [((), f"{what} {name!r} cannot take these settings: {exc}", False)]
 
 
-def _layers(value: Any) -> list[dict[str, Any]]:
-    return checked_layers(value, partial(_build, LAYERS))
+def _layers(value: Any, info: Any) -> list[dict[str, Any]]:  # info: pydantic's ValidationInfo
+    names = (info.context or {}).get("inputs") or ("input",)  # the data's inputs, by name
+    return checked_layers(value, partial(_build, LAYERS), tuple(names))
 
 
 def _optimizer(value: Any) -> dict[str, Any]:
@@ -340,29 +348,6 @@ class Training(Section):
     checkpoint_every: OptPositiveInt = None
     class_weight: ClassWeight = None
     log: LogBackends = []  # where a run logs besides history.csv (nncli/tracking/)
-
-
-def _metrics(value: Any) -> list[str]:
-    """Names of the scores a run reports on validation and test data (``training/scores.py``)."""
-    if not isinstance(value, list):
-        raise Invalid.one(f"expected a list of metric names, got {short(value)}")
-    names = list(SCORES)
-    problems: list[Problem] = [
-        (
-            (i,),
-            f"expected one of {', '.join(names)}, got {short(name)}"
-            + (did_you_mean(name, names) if isinstance(name, str) else ""),
-            False,
-        )
-        for i, name in enumerate(value)
-        if name not in names
-    ]
-    if problems:
-        raise Invalid(problems)
-    return list(dict.fromkeys(value))
-
-
-Metrics = Annotated[list[str], PlainValidator(_metrics)]
 
 
 # -- where each section lives; loading.py adds the top level (the Spec itself) -------------------

@@ -74,6 +74,9 @@ SHAPES = {name: kind.shape for name, kind in SPEC_KINDS.items()}  # one example'
 
 def _shape_line(found: Profile, shape: tuple[int, ...], parameters: int) -> str:
     """``# input [13]: ...; 1,091 parameters to learn`` under ``model:``."""
+    if isinstance(shape, dict):  # several inputs (data.inputs)
+        each = ", ".join(f"{name} {list(dims)}" for name, dims in shape.items())
+        return note(f"inputs {each}; {parameters:,} parameters to learn", 1)
     what = SHAPES[found.kind]
     if found.kind == "csv":
         what = f"{shape[0]} {what}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from nncli.data.profile import Profile
 from nncli.data.split import part_size
+from nncli.spec.starter_inputs import input_lines, inputs_model
 from nncli.spec.yaml_text import listed, names, pair, scalar
 
 HIDDEN_UNITS = 64
@@ -123,6 +124,8 @@ def csv_starter(found: Profile, path: str) -> tuple[list[str], Training]:
         ),
         _output_layer(found),
     ]
+    if found.free_columns:  # free text or image paths: an input each (starter_inputs.py)
+        data, model = data + input_lines(found), inputs_model(found, _output_layer(found))
     rows = found.split_counts.get("train", found.rows - found.target.missing)
     held = 0 if found.split_counts.get("validation") else part_size(0.2, rows)
     training = Training(0.003, 100, _batch(rows - held, 32), 11, "rows")

@@ -146,7 +146,12 @@ class LossGrowth(Callback):
 def require_finite(array: np.ndarray | None, what: str, where: str) -> None:
     """DataError naming the first row (1-based) of ``array`` (N, ...) holding NaN or infinity.
 
-    The CSV encoders name the file line and column themselves; this is the net for the rest."""
+    The CSV encoders name the file line and column themselves; this is the net for the rest.
+    Several inputs ({input name: array}): each checked, named."""
+    if isinstance(array, dict):
+        for name, part in array.items():
+            require_finite(part, f"{what} ({name!r})", where)
+        return
     if array is None or array.dtype.kind not in "fc" or array.size == 0:
         return
     for start in range(0, len(array), CHUNK):

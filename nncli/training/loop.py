@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from nncli.data.streams import STREAM_AUGMENT, STREAM_DROPOUT, rng_for
+from nncli.engine import feeds
 from nncli.engine.history import History
 from nncli.engine.losses import Loss
 from nncli.engine.network import Sequential
@@ -33,7 +34,7 @@ from nncli.training.deferred import FiniteChecks, mean_norm
 from nncli.training.metrics import RunningMetrics
 from nncli.training.parallel import SINGLE, World
 from nncli.training.scores import scores
-from nncli.training.spread import Spread, batch_positions
+from nncli.training.spread import batch_positions, hold, is_spread
 
 PREDICT_BATCH = 1024
 
@@ -84,9 +85,6 @@ def _rows(idx: Any, share: slice | None) -> Any:
     return idx[share]
 
 
-BATCH_TYPES = (None, None, bool)  # x and y in the network's float dtype, the mask as bool
-
-
 def _host_batch(
     x: np.ndarray,
     y: np.ndarray | None,
@@ -99,11 +97,15 @@ def _host_batch(
     the mask; augmentation and the trim of padded steps follow the whole batch, so they do not
     depend on how many processes share it. ``backend.to_device`` moves them in one transfer."""
     rows = _rows(idx, share)
-    xb, mb = x[rows], None if mask is None else mask[rows]
+    xb, mb = feeds.take(x, rows), feeds.take(mask, rows)
     if change is not None:  # training augmentation, drawn for the whole batch, applied to rows
         xb = change(xb) if share is None else change(xb, share, len(idx))
     yb = None if y is None else y[rows]
-    if mb is not None:
+    if isinstance(mb, dict):  # several inputs: each padded one trimmed to its own steps
+        for name, m in mb.items():
+            steps = _steps(m if share is None else mask[name][idx])
+            xb[name], mb[name] = xb[name][:, :steps], m[:, :steps]
+    elif mb is not None:
         steps = _steps(mb if share is None else mask[idx])
         xb, mb = xb[:, :steps], mb[:, :steps]
         if yb is not None and yb.ndim == 3:
@@ -111,10 +113,17 @@ def _host_batch(
     return xb, yb, mb
 
 
+def _targets_mask(mask: Any) -> Any:
+    """The mask that may weigh the targets: several inputs' masks ({input name: (N, T)}) mark
+    their own padding, never the targets' steps."""
+    return None if isinstance(mask, dict) else mask
+
+
 def loss_value(net: Sequential, loss: Loss, p: Any, y: Any, mask: Any, fused: bool) -> Any:
     """The loss of outputs ``p`` against ``y`` (a fused output layer hands over its logits), a
     0-d array on the network's device (read it with ``float``: on a GPU that syncs); a mask
     weighs the loss only when the targets have a time axis like the mask's."""
+    mask = _targets_mask(mask)
     loss_mask = mask if mask is not None and y.ndim == mask.ndim + 1 else None
     return loss.forward(p, y, mask=loss_mask, logits=net.logits if fused else None)
 
@@ -170,22 +179,24 @@ class _Epochs:
             rng = rng_for(config.seed, STREAM_AUGMENT, epoch)
             change = partial(_augment_with, config.augment, rng)
         running = RunningMetrics(self.loss.task, config.target_scale)
-        seen, batches = 0, math.ceil(len(x) / size)
+        seen, batches = 0, math.ceil(feeds.rows(x) / size)
         order = list(
-            epoch_batches(len(x), size, seed=config.seed, epoch=epoch, shuffle=config.shuffle)
+            epoch_batches(
+                feeds.rows(x), size, seed=config.seed, epoch=epoch, shuffle=config.shuffle
+            )
         )
-        if isinstance(x, Spread):  # rank 0 sends each rank its rows of this epoch's batches
-            x = x.hold(batch_positions(self.world, order))
+        if is_spread(x):  # rank 0 sends each rank its rows of this epoch's batches
+            x = hold(x, batch_positions(self.world, order))
         shares = (
             (idx, self.world.share(len(idx)) if self.world.parallel else None) for idx in order
         )
         host = (((i, s), _host_batch(x, y, config.mask, i, change, s)) for i, s in shares)
-        ready = net.backend.prefetched(host, BATCH_TYPES)  # batch b + 1 moves while b computes
+        ready = feeds.prefetched(net.backend, host)  # batch b + 1 moves while b computes
         for b, ((idx, share), (xb, yb, mb)) in enumerate(ready, start=1):
             if share is not None:
                 net.set_share(share.start, len(idx))
             value, p, shown = self.batch(epoch, b, xb, yb, mb)
-            running.add(value, p, yb, mb)
+            running.add(value, p, yb, _targets_mask(mb))
             seen += len(idx)
             for cb in callbacks:
                 cb.on_batch_end(epoch, b, batches, shown, seen)
@@ -236,7 +247,7 @@ def fit(
     ``options`` are the fields of ``FitConfig`` (``epochs=``, ``batch_size=``, ...), or pass
     ``config`` itself."""
     config = config or FitConfig(**options)
-    size = _batch_size(config.batch_size, len(x))
+    size = _batch_size(config.batch_size, feeds.rows(x))
     history = config.history or History()
     stopper = config.early_stopping
     callbacks = [*([stopper] if stopper is not None else []), *config.callbacks]
@@ -245,7 +256,8 @@ def fit(
     run = _Epochs(net, loss, optimizer, config)
     net.share_batches(config.world.sum if config.world.parallel else None)
     run.checks.last_finite = next((e["loss"] for e in reversed(history.epochs)), None)
-    info = {"samples": len(x), "batches": math.ceil(len(x) / size), "epochs": config.epochs}
+    n = feeds.rows(x)
+    info = {"samples": n, "batches": math.ceil(n / size), "epochs": config.epochs}
     info["initial_epoch"] = config.initial_epoch
     for cb in callbacks:
         cb.on_train_begin(info)
@@ -287,12 +299,13 @@ def predict(
 ) -> np.ndarray:
     """Network outputs for every row of ``x``, on the host, in order."""
     outputs = []
-    for start in range(0, len(x), batch_size):
+    for start in range(0, feeds.rows(x), batch_size):
         idx = slice(start, start + batch_size)  # a view, not a copy of the rows
         host = _host_batch(x, None, mask, idx)
-        xb, _, mb = net.backend.to_device(*host, dtypes=BATCH_TYPES)
+        xb, _, mb = feeds.to_device(net.backend, *host)
         out = net.backend.to_host(net.forward(xb, training=False, mask=mb))
-        if mb is not None and out.ndim == 3 and out.shape[1] < x.shape[1]:
+        stepped = mb is not None and not isinstance(mb, dict) and out.ndim == 3
+        if stepped and out.shape[1] < x.shape[1]:
             out = np.pad(out, ((0, 0), (0, x.shape[1] - out.shape[1]), (0, 0)))
         outputs.append(out)
     if not outputs:
@@ -318,17 +331,18 @@ def evaluate(
     fused = net.fuse_output(loss.fused_activation)
     running = RunningMetrics(loss.task, target_scale)
     outputs, positions = [], []
-    if isinstance(x, Spread):  # each rank's rows of every batch, sent once and kept
-        chunks = [slice(s, min(s + batch_size, len(x))) for s in range(0, len(x), batch_size)]
-        x = x.hold(batch_positions(world, chunks), keep=("evaluate", batch_size))
-    for start in range(0, len(x), batch_size):
-        idx = slice(start, min(start + batch_size, len(x)))  # a view, not a copy of the rows
+    n = feeds.rows(x)
+    if is_spread(x):  # each rank's rows of every batch, sent once and kept
+        chunks = [slice(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+        x = hold(x, batch_positions(world, chunks), keep=("evaluate", batch_size))
+    for start in range(0, n, batch_size):
+        idx = slice(start, min(start + batch_size, n))  # a view, not a copy of the rows
         share = world.share(idx.stop - start) if world.parallel else None
         host = _host_batch(x, y, mask, idx, share=share)
-        xb, yb, mb = net.backend.to_device(*host, dtypes=BATCH_TYPES)
+        xb, yb, mb = feeds.to_device(net.backend, *host)
         p = net.forward(xb, training=False, mask=mb)
         value, _ = world.mean_loss(loss_value(net, loss, p, yb, mb, fused), loss.total)
-        running.add(value, p, yb, mb)
+        running.add(value, p, yb, _targets_mask(mb))
         if metrics:
             outputs.append(_padded(net.backend.to_host(p), y.shape))
             rows = _rows(idx, share)
@@ -338,8 +352,8 @@ def evaluate(
     result = running.result()
     extra = [m for m in metrics if m not in result]
     if extra and outputs:
-        p = world.gather(np.concatenate(outputs), np.concatenate(positions), len(x))
-        result.update(scores(extra, y, p, mask, target_scale))
+        p = world.gather(np.concatenate(outputs), np.concatenate(positions), n)
+        result.update(scores(extra, y, p, _targets_mask(mask), target_scale))
     return result
 
 

@@ -92,6 +92,28 @@ class Spread:
         return held
 
 
+def is_spread(x: Any) -> bool:
+    """A shared run's inputs: a ``Spread``, or a dict of them (several inputs)."""
+    return isinstance(x, Spread) or (
+        isinstance(x, dict) and isinstance(next(iter(x.values())), Spread)
+    )
+
+
+def hold(x: Any, positions: Callable[[int], np.ndarray], keep: Any = None) -> Any:
+    """``Spread.hold`` of the inputs, or of each of several inputs (a dict)."""
+    if isinstance(x, dict):
+        return {k: s.hold(positions, None if keep is None else (keep, k)) for k, s in x.items()}
+    return x.hold(positions, keep)
+
+
+def whole_rows(x: Any) -> Any:
+    """Rank 0's whole inputs of a spread part (a dict of them for several inputs); anything
+    else as it is."""
+    if isinstance(x, dict):
+        return {k: getattr(v, "whole", v) for k, v in x.items()}
+    return getattr(x, "whole", x)
+
+
 def batch_positions(world: World, batches: Iterable[Any]) -> Callable[[int], np.ndarray]:
     """rank -> the global row numbers of its shares of ``batches`` (index arrays or slices), in
     batch order: what ``Spread.hold`` sends that rank for them."""
@@ -130,8 +152,9 @@ def share_dataset(world: World, ds: Dataset | None) -> Dataset:
         arrays[name] = world.broadcast(buffer)
     whole = {name: part.x for name, part in ds.parts.items()} if world.lead else {}
 
-    def inputs(part: str, shape: tuple, dtype: Any) -> Spread:
-        return Spread(world, whole.get(part), shape, dtype)
+    def inputs(part: str, shape: tuple, dtype: Any, key: str | None = None) -> Spread:
+        given = whole.get(part)  # several inputs (data.inputs): a Spread each, by ``key``
+        return Spread(world, given if key is None or given is None else given[key], shape, dtype)
 
     shared = unpack(description, arrays, inputs)
     if world.lead:  # rank 0 keeps what it loaded (its encoder, its notes), inputs spread

@@ -206,3 +206,19 @@ def test_the_command_writes_the_documented_size_beside_the_checkpoint(checkpoint
 def test_graph_goes_with_no_other_picture(checkpoint, args, needle, tmp_path):
     one_error_line(invoke("plot", checkpoint, *args, "--output", tmp_path / "g.png"), 2, needle)
     assert not (tmp_path / "g.png").exists()
+
+
+def test_each_data_input_is_a_box_of_its_own_above_the_layers_that_read_it():
+    layers = [
+        {"type": "dense", "units": 3, "inputs": "body", "name": "b"},
+        {"type": "concat", "inputs": ["fields", "b"]},
+    ]
+    net = Network(layers, {"fields": (2,), "body": (5,)})
+    model = SimpleNamespace(net=net)
+    picture = layer_graph(model, Path("runs/two/model.h5"))
+    assert [(b.label, b.shape, b.row) for b in picture.boxes[:2]] == [
+        ("fields", "(N, 2)", 0),
+        ("body", "(N, 5)", 0),
+    ]
+    assert picture.boxes[0].column < picture.boxes[1].column
+    assert sorted(picture.edges) == [(0, 3), (1, 2), (2, 3)]

@@ -22,6 +22,7 @@ from helpers import ROOT
 from nncli.engine import graph
 from nncli.engine.registry import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS
 from nncli.engine.schedules import SCHEDULES
+from nncli.spec.inputs import INPUT_TYPES
 from nncli.spec.loading import Spec
 from nncli.spec.search import RANGE_KEYS
 from nncli.spec.sections import DATA_KINDS, Augment, EarlyStopping, ModelSpec, Training
@@ -168,6 +169,7 @@ def schema() -> dict[Scope, set[str]]:
     keys |= {(name, ""): set(cls.model_fields) for name, cls in SECTIONS.items()}
     keys[("search", "")] = set(RANGE_KEYS)
     keys[("wiring", "")] = set(graph.KEYS)
+    keys |= {("input", kind): set(cls.model_fields) for kind, cls in INPUT_TYPES.items()}
     for kind, registry in REGISTRIES.items():
         for name in registry.names():
             if kind == "layer" and name in ACTIVATIONS:  # an activation is a layer too

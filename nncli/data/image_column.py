@@ -1,0 +1,79 @@
+"""One column of image paths in a table -> pixels (N, C, H, W) in [0, 1], decoded as an image
+folder's files are (``image_files.decode``). A path is relative to the table's folder (the
+folder of the file the frame was read from; the current folder for rows handed in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nncli.data.csv_reader import cell_text, describe_rows, source_of
+from nncli.data.dataset import state_text
+from nncli.data.image_files import CHANNELS, decode
+from nncli.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def table_folder(frame: pd.DataFrame) -> Path:
+    """The folder of the file ``frame`` was read from (paths in it are relative to it)."""
+    path = frame.attrs.get("nncli_path")
+    return Path(path).parent if path else Path.cwd()
+
+
+@dataclass
+class ImageColumn:
+    """The encoder of one image input: its column, the size every image is resized to, and
+    its colour."""
+
+    column: str
+    image_size: tuple[int, int]
+    color: str
+
+    @classmethod
+    def fit(cls, column: str, paths: Any, settings: dict[str, Any]) -> ImageColumn:
+        """Nothing to learn from the training rows: the size and colour are the spec's."""
+        return cls(column, tuple(int(d) for d in settings["image_size"]), settings["color"])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (CHANNELS[self.color], *self.image_size)
+
+    def files(self, frame: pd.DataFrame) -> list[Path]:
+        """Each row's image file; DataError naming the rows whose cell is empty or whose file
+        is not there."""
+        text, absent = cell_text(frame[self.column], ())
+        folder = table_folder(frame)
+        files = [folder / str(p) for p in text]
+        missing = absent | np.array([not f.is_file() for f in files], dtype=bool)
+        if missing.any():
+            first = int(np.argmax(missing))
+            shown = "an empty cell" if absent[first] else f"no such file {files[first]}"
+            raise DataError(
+                f"column {self.column!r} names no image on {describe_rows(frame, missing)} "
+                f"({shown}); paths are relative to {folder}",
+                where=source_of(frame),
+            )
+        return files
+
+    def encode(self, frame: pd.DataFrame, dtype: Any = np.float32) -> np.ndarray:
+        """The frame's images (N, C, H, W) in [0, 1]."""
+        pixels, _ = decode(self.files(frame), self.image_size, self.color, dtype=dtype)
+        return pixels
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "type": "image",
+            "column": self.column,
+            "image_size": np.array(self.image_size, dtype=np.int64),
+            "color": self.color,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ImageColumn:
+        size = tuple(int(d) for d in np.asarray(state["image_size"]).tolist())
+        return cls(state_text(state["column"]), size, state_text(state["color"]))
