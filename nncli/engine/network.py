@@ -14,7 +14,7 @@ from nncli.backend import Backend, get_backend, to_host
 from nncli.engine import graph
 from nncli.engine.activations import ReLU
 from nncli.engine.graph import INPUT, Wiring
-from nncli.engine.layer import Layer, Shape
+from nncli.engine.layer import Layer, Shape, take_trainable, written_config
 from nncli.engine.optimizers import FlatParameters
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError, SpecError
@@ -28,10 +28,12 @@ def make_layer(config: str | dict[str, Any] | Layer, index: int) -> Layer:
         settings = {"type": config} if isinstance(config, str) else dict(config)
         name = settings.pop("type", None)
         try:
+            trainable = take_trainable(settings)
             layer = LAYERS.create(name, settings)
         except SpecError as exc:
             exc.field = f"layers[{index}].{exc.field or 'type'}"
             raise
+        layer.trainable = trainable
     layer.index = index
     return layer
 
@@ -143,7 +145,8 @@ class Network:
         self._flatten()
 
     def _plan(self) -> list[Step]:
-        wiring, params = self.wiring, [bool(layer.params) for layer in self.layers]
+        wiring = self.wiring  # a frozen layer's parameters want no gradient
+        params = [bool(set(layer.params) - layer.frozen_names()) for layer in self.layers]
         behind, release = wiring.behind(params), wiring.releases()
         return [
             Step(self.layers[i], i, wiring.inputs[i], wiring.inputs[i][0],
@@ -261,8 +264,14 @@ class Network:
 
     # -- parameters ----------------------------------------------------------------------------
     def _flatten(self) -> None:
-        """Move every parameter into one 1-D buffer and every gradient into another (views)."""
+        """Move every parameter into one 1-D buffer and every gradient into another (views):
+        the trainable ones first, so that they are one slice the optimizer updates whole."""
         entries = [(layer, k, p) for layer in self.layers for k, p in layer.params.items()]
+        frozen = {(id(layer), k) for layer in self.layers for k in layer.frozen_names()}
+        entries.sort(key=lambda entry: (id(entry[0]), entry[1]) in frozen)  # stable
+        self._trainable_size = sum(
+            int(p.size) for layer, k, p in entries if (id(layer), k) not in frozen
+        )
         if not entries or len({p.dtype for _, _, p in entries}) != 1:
             return
         xp = self.backend.xp
@@ -291,6 +300,24 @@ class Network:
                 held[k] = view
             names[f"{layer.index}.{layer.type_name}.{k}"] = view
         return FlatParameters(names, self._grad_buffer if which else self._param_buffer)
+
+    def _trainable(self, named: dict[str, Any]) -> dict[str, Any]:
+        """The trainable part of ``named``: the leading slice of a flat buffer (``_flatten``
+        put them first), so an optimizer still updates them in whole-array passes."""
+        frozen = {f"{layer.index}.{layer.type_name}.{k}" for layer in self.layers
+                  for k in layer.frozen_names()}  # fmt: skip
+        kept = {name: a for name, a in named.items() if name not in frozen}
+        if not isinstance(named, FlatParameters):
+            return kept
+        return FlatParameters(kept, named.buffer[: self._trainable_size])
+
+    def trainable_parameters(self) -> dict[str, Any]:
+        """``named_parameters`` less the frozen layers' (``trainable: false``): what the
+        optimizer updates and keeps state for."""
+        return self._trainable(self.named_parameters())
+
+    def trainable_gradients(self) -> dict[str, Any]:
+        return self._trainable(self.named_gradients())
 
     def named_parameters(self) -> dict[str, Any]:
         """``{"0.dense.weight": array, ...}`` in layer order."""
@@ -345,7 +372,7 @@ class Network:
     def config(self) -> list[dict[str, Any]]:
         """Each layer's config with its ``name``/``inputs`` as written (a stack's: none)."""
         return [
-            {**layer.config(), **keys}
+            {**written_config(layer), **keys}
             for layer, keys in zip(self.layers, self.wiring.written, strict=True)
         ]
 
@@ -382,6 +409,7 @@ def _counts(layer: Layer) -> dict[str, Any]:
         "output_shape": ["N", *layer.out_shape],
         "params": layer.parameter_count(),
         "non_trainable": layer.state_count(),
+        "frozen": layer.frozen_count(),
         "weights": weights,
         "biases": layer.parameter_count() - weights,
     }
