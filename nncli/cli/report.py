@@ -205,6 +205,9 @@ def summary_table(
         for part in r.get("parts", []):
             first, *rest = cells(part, "  ")
             table.add_row("", f"[dim]{first}[/dim]", *blank, *rest)
+        if r.get("frozen"):
+            what = f"{r['frozen']:,} frozen (trainable: false)"
+            table.add_row("", f"  [dim]{what}[/dim]", *blank, "", "", "")
         if r.get("non_trainable"):
             table.add_row(
                 "", f"  [dim]+ {r['non_trainable']:,} non-trainable[/dim]", *blank, "", "", ""

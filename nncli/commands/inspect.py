@@ -35,8 +35,10 @@ def _is_checkpoint(path: Path) -> bool:
 
 def _summary(net: Any, title: str, extra: dict[str, Any]) -> dict[str, Any]:
     rows = net.summary()
+    for row, layer in zip(rows, net.layers, strict=True):
+        row["frozen"] = layer.frozen_count()  # parameters training leaves (trainable: false)
     statistics = sum(r["non_trainable"] for r in rows)  # running statistics (batchnorm)
-    frozen = sum(r["frozen"] for r in rows)  # parameters of layers with trainable: false
+    frozen = sum(r["frozen"] for r in rows)
     trainable = net.parameter_count() - frozen
     count = net.parameter_count() + statistics
     itemsize = np.dtype(net.backend.dtype).itemsize

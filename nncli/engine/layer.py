@@ -125,6 +125,10 @@ class Layer:
         a composed layer adds its frozen parts'."""
         return set() if self.trainable else set(self.params)
 
+    def learns(self) -> bool:
+        """Whether training changes any of its parameters (backward computes their gradients)."""
+        return bool(set(self.params) - self.frozen_names())
+
     def sublayers(self) -> dict[str, Layer]:
         """The layers a composed layer (residual, transformer) is made of, by the prefix of
         their parameters' names, once built (``inspect`` counts each one's parameters)."""
@@ -284,3 +288,8 @@ def written_config(layer: Layer) -> dict[str, Any]:
     """A layer's config with ``trainable: false`` when it is frozen (what a checkpoint stores
     and a resolved spec shows)."""
     return layer.config() | ({} if layer.trainable else {"trainable": False})
+
+
+def frozen_keys(layers: list[Layer]) -> set[str]:
+    """The network's names (``0.dense.weight``) of the layers' frozen parameters."""
+    return {f"{one.index}.{one.type_name}.{k}" for one in layers for k in one.frozen_names()}

@@ -14,8 +14,8 @@ from nncli.backend import Backend, get_backend, to_host
 from nncli.engine import graph
 from nncli.engine.activations import ReLU
 from nncli.engine.graph import INPUT, Wiring
-from nncli.engine.layer import Layer, Shape, take_trainable, written_config
-from nncli.engine.optimizers import FlatParameters
+from nncli.engine.layer import Layer, Shape, frozen_keys, take_trainable, written_config
+from nncli.engine.optimizers import FlatParameters, trainable_part
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError, SpecError
 
@@ -145,8 +145,7 @@ class Network:
         self._flatten()
 
     def _plan(self) -> list[Step]:
-        wiring = self.wiring  # a frozen layer's parameters want no gradient
-        params = [bool(set(layer.params) - layer.frozen_names()) for layer in self.layers]
+        wiring, params = self.wiring, [layer.learns() for layer in self.layers]
         behind, release = wiring.behind(params), wiring.releases()
         return [
             Step(self.layers[i], i, wiring.inputs[i], wiring.inputs[i][0],
@@ -264,14 +263,9 @@ class Network:
 
     # -- parameters ----------------------------------------------------------------------------
     def _flatten(self) -> None:
-        """Move every parameter into one 1-D buffer and every gradient into another (views):
-        the trainable ones first, so that they are one slice the optimizer updates whole."""
+        """Move every parameter into one 1-D buffer and every gradient into another (views)."""
         entries = [(layer, k, p) for layer in self.layers for k, p in layer.params.items()]
-        frozen = {(id(layer), k) for layer in self.layers for k in layer.frozen_names()}
-        entries.sort(key=lambda entry: (id(entry[0]), entry[1]) in frozen)  # stable
-        self._trainable_size = sum(
-            int(p.size) for layer, k, p in entries if (id(layer), k) not in frozen
-        )
+        entries.sort(key=lambda entry: entry[1] in entry[0].frozen_names())  # trainable first
         if not entries or len({p.dtype for _, _, p in entries}) != 1:
             return
         xp = self.backend.xp
@@ -301,23 +295,10 @@ class Network:
             names[f"{layer.index}.{layer.type_name}.{k}"] = view
         return FlatParameters(names, self._grad_buffer if which else self._param_buffer)
 
-    def _trainable(self, named: dict[str, Any]) -> dict[str, Any]:
-        """The trainable part of ``named``: the leading slice of a flat buffer (``_flatten``
-        put them first), so an optimizer still updates them in whole-array passes."""
-        frozen = {f"{layer.index}.{layer.type_name}.{k}" for layer in self.layers
-                  for k in layer.frozen_names()}  # fmt: skip
-        kept = {name: a for name, a in named.items() if name not in frozen}
-        if not isinstance(named, FlatParameters):
-            return kept
-        return FlatParameters(kept, named.buffer[: self._trainable_size])
-
-    def trainable_parameters(self) -> dict[str, Any]:
-        """``named_parameters`` less the frozen layers' (``trainable: false``): what the
-        optimizer updates and keeps state for."""
-        return self._trainable(self.named_parameters())
-
-    def trainable_gradients(self) -> dict[str, Any]:
-        return self._trainable(self.named_gradients())
+    def trainable(self, named: dict[str, Any]) -> dict[str, Any]:
+        """Of ``named_parameters()`` or ``named_gradients()``, those the optimizer updates: all
+        but the frozen layers' (``trainable: false``), the flat buffer's leading slice."""
+        return trainable_part(named, frozen_keys(self.layers))
 
     def named_parameters(self) -> dict[str, Any]:
         """``{"0.dense.weight": array, ...}`` in layer order."""
@@ -409,7 +390,6 @@ def _counts(layer: Layer) -> dict[str, Any]:
         "output_shape": ["N", *layer.out_shape],
         "params": layer.parameter_count(),
         "non_trainable": layer.state_count(),
-        "frozen": layer.frozen_count(),
         "weights": weights,
         "biases": layer.parameter_count() - weights,
     }

@@ -112,7 +112,7 @@ def test_a_checkpoint_of_an_earlier_release_loads_as_all_trainable():
 
     net = model_io.load(ROOT / "tests" / "fixtures" / "v0.1.0" / "iris.h5").net
     assert all(layer.trainable for layer in net.layers)
-    assert net.trainable_parameters().keys() == net.named_parameters().keys()
+    assert net.trainable(net.named_parameters()).keys() == net.named_parameters().keys()
 
 
 @pytest.mark.parametrize("value", ["no", 0])
