@@ -22,6 +22,7 @@ from nncli.checkpoint import runs
 from nncli.checkpoint.lock import hold
 from nncli.checkpoint.outputs import check_writable
 from nncli.commands import stopping
+from nncli.commands.init_from import start_from
 from nncli.commands.resume import resume as resume_from
 from nncli.data.digest import content_digest
 from nncli.engine.history import History
@@ -45,6 +46,7 @@ class TrainResult:
     history: History
     files: list[Path] = field(default_factory=list)
     test: dict[str, float] | None = None  # metrics on the test part, when there is one
+    started: list[Any] = field(default_factory=list)  # model.init_from: each layer's source
 
 
 def refuse_outputs_on_inputs(
@@ -62,6 +64,7 @@ def refuse_outputs_on_inputs(
     files = outputs.run_files(out)
     inputs = [getattr(spec.data, key, None) for key in ("path", "validation", "test")]
     inputs += [spec.source, None if outputs.continues(files, resume) else resume]
+    inputs.append(spec.model.init_from)
     outputs.check_outputs(files.written(), inputs)
     return out, files
 
@@ -127,6 +130,8 @@ def _train(
     """The steps of a run: resolve, the arrays to fit, resume, callbacks, fit, save outputs."""
     mine = world.device_for(device or spec.device)  # several ranks: a GPU each
     ready = _resolve(spec, mine, skip_bad, warn, world)
+    if resume is None:  # a resumed run continues its own weights
+        start(spec, ready)
     if on_resolved is not None:
         on_resolved(ready)
     warning = world.use_device(ready.backend)  # GPU ranks: NCCL, or the host path said once
@@ -151,8 +156,18 @@ def _train(
                 )
         finally:
             tmp.cleanup()
-        return TrainResult(output=out, history=run.history)
-    return run.save_outputs()
+        return TrainResult(output=out, history=run.history, started=ready.started)
+    result = run.save_outputs()
+    result.started = ready.started
+    return result
+
+
+def start(spec: Spec, ready: Resolved) -> None:
+    """``model.init_from``: the layers that match take the checkpoint's weights
+    (``ready.started`` says which did)."""
+    if spec.model.init_from is not None:
+        where = spec.line_of("model.init_from")
+        ready.started = start_from(ready.net, spec.model.init_from, where)
 
 
 def _resolve(

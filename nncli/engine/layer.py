@@ -278,6 +278,9 @@ class Layer:
         return f"{type(self).__name__}({self.in_shape} => {self.out_shape})  # {count} parameters"
 
 
+LAYER_KEYS = ("trainable",)  # what any layer's mapping may hold beside its own settings
+
+
 def take_trainable(settings: dict[str, Any]) -> bool:
     """Remove the ``trainable`` key any layer's settings may hold -> its value (True when
     absent); a value that is not a boolean is a ``SpecError`` naming the key."""

@@ -300,6 +300,9 @@ class ModelSpec(Section):
         ),
     ] = None
     layers: Annotated[list[dict[str, Any]], PlainValidator(_layers)]
+    # a checkpoint whose layers of the same name (or place in a stack) and shapes start this
+    # run (commands/init_from.py); relative to the spec's folder
+    init_from: OptFilePath = None
 
 
 class EarlyStopping(Section):
