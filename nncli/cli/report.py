@@ -219,6 +219,16 @@ def summary_table(
     return table
 
 
+def import_table(rows: list[Any]) -> Table:
+    """``nncli import``: each array of the checkpoint, its shape and the tensor it came from."""
+    table = Table(title="weights imported", title_justify="left")
+    for column in ("array", "shape", "from"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.array, "(" + ", ".join(map(str, row.shape)) + ")", row.tensor)
+    return table
+
+
 def metrics_table(metrics: dict[str, float], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("metric")

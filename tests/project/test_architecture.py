@@ -139,7 +139,10 @@ ROOMS = {  # outside library -> the only places that may import it
     "prometheus_client": ("nncli/serve/",),
     # the training room's collectives, and the stand-in NCCL's wire
     "mpi4py": ("nncli/training/parallel.py", "nncli/testing/fakenccl.py"),
-    "numba": ("nncli/engine/kernels.py",),  # compiles the loops each operation hands it (jit)
+    "numba": ("nncli/engine/kernels.py",),
+    "safetensors": (
+        "nncli/checkpoint/tensors.py",
+    ),  # nncli import  # compiles the loops each operation hands it (jit)
 }
 
 
