@@ -46,8 +46,8 @@ def trainable_part(named: dict[str, Any], frozen: set[str]) -> dict[str, Any]:
     """``named`` less the ``frozen`` names; of ``FlatParameters`` whose frozen ones come last
     in the buffer, flat again over the buffer's leading slice (one whole-array update)."""
     kept = {name: a for name, a in named.items() if name not in frozen}
-    if not isinstance(named, FlatParameters):
-        return kept
+    if not isinstance(named, FlatParameters) or list(named)[: len(kept)] != list(kept):
+        return kept  # not the buffer's lead (trainable changed after the build): one by one
     return FlatParameters(kept, named.buffer[: sum(int(a.size) for a in kept.values())])
 
 

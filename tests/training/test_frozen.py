@@ -122,3 +122,13 @@ def test_trainable_takes_a_boolean(tmp_path, value):
     (tmp_path / "iris.csv").write_text(IRIS.read_text())
     result = invoke("validate", spec)
     one_error_line(result, 2, "model.layers[0].trainable", "expected true or false")
+
+
+def test_a_layer_frozen_after_the_build_is_still_left_alone():
+    net = Network([{"type": "dense", "units": 4}, {"type": "dense", "units": 3}], (6,), seed=0)
+    net.layers[0].trainable = False  # the flat buffer was laid out with it trainable
+    before = net.get_weights()
+    fit(net, make_loss("cross_entropy"), OPTIMIZERS.create("adam", {}), X, Y, epochs=1)
+    after = net.get_weights()
+    assert after["0.dense.weight"].tobytes() == before["0.dense.weight"].tobytes()
+    assert not np.array_equal(after["1.dense.weight"], before["1.dense.weight"])
