@@ -5,6 +5,7 @@ for an MLP (dense 64) and a small CNN (two 3x3 conv2d, a max-pool) under the sam
 - ``shifted``: the network learns all ten digits on a training split (1,200 rows); then 10 images a
   class of the other rows, shifted right by two pixels, are all it gets; both are scored on the
   remaining rows, shifted the same way. Transfer should help: the same classes, a changed input.
+- ``body frozen``: fine-tuned with every layer but the head ``trainable: false``.
 - ``new-classes``: the network learns digits 0-4 on the training split; then 12 images a class of
   5-9 (a new head, ``name: head59``, drawn fresh; the body copied), scored on the other 5-9 rows.
   Transfer may not help: features for 0-4 need not separate 5-9.
@@ -76,9 +77,15 @@ def write(path: Path, x: np.ndarray, y: np.ndarray) -> Path:
 
 
 def run(folder: Path, name: str, data: Path, seed: int, epochs: int, body: str,
-        init: Path | None = None, head: str = "") -> Path:  # fmt: skip
+        init: Path | None = None, head: str = "", frozen: bool = False) -> Path:  # fmt: skip
+    layers = BODIES[body]
+    if frozen:  # every layer of the body keeps the checkpoint's weights
+        layers = "\n".join(
+            line.replace("}", ", trainable: false}") if "{" in line else line
+            for line in layers.splitlines()
+        )
     text = SPEC.format(
-        seed=seed, data=data, epochs=epochs, output=folder / f"{name}.h5", body=BODIES[body],
+        seed=seed, data=data, epochs=epochs, output=folder / f"{name}.h5", body=layers,
         init=f"init_from: {init}\n  " if init else "", head=head,
     )  # fmt: skip
     (folder / f"{name}.yaml").write_text(text)
@@ -109,8 +116,13 @@ def setting(name: str, body: str, seed: int, folder: Path) -> dict[str, float]:
     data = write(folder / "few.csv", transform(x[small]), y[small])
     test_csv = write(folder / "test.csv", transform(x[test]), y[test])
     scores = {}
-    for how, init in (("fine-tuned", source), ("from scratch", None)):
-        model = run(folder, how.replace(" ", "-"), data, seed, 60, body, init, head)
+    ways = (
+        ("fine-tuned", source, False),
+        ("body frozen", source, True),
+        ("from scratch", None, False),
+    )
+    for how, init, frozen in ways:
+        model = run(folder, how.replace(" ", "-"), data, seed, 60, body, init, head, frozen)
         scores[how] = evaluate_file(model, test_csv)["metrics"]["accuracy"]
     alone = evaluate_file(source, test_csv)["metrics"]["accuracy"] if name == "shifted" else None
     scores["source on the new test rows"] = float("nan") if alone is None else alone
@@ -132,11 +144,12 @@ def main() -> None:
                     results[f"{name}|{body}|{seed}"] = setting(name, body, seed, Path(tmp))
                 print(name, body, seed, results[f"{name}|{body}|{seed}"], flush=True)
     print(f"\nprocessor: {platform.processor() or platform.machine()}")
-    print("| setting | model | seed | fine-tuned | from scratch | source alone |")
-    print("|---|---|---|---|---|---|")
+    print("| setting | model | seed | fine-tuned | body frozen | from scratch | source alone |")
+    print("|---|---|---|---|---|---|---|")
     for key, r in results.items():
         name, body, seed = key.split("|")
-        print(f"| {name} | {body} | {seed} | {r['fine-tuned']:.3f} | {r['from scratch']:.3f} | "
+        print(f"| {name} | {body} | {seed} | {r['fine-tuned']:.3f} | {r['body frozen']:.3f} | "
+              f"{r['from scratch']:.3f} | "
               f"{r['source on the new test rows']:.3f} |")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
