@@ -17,8 +17,8 @@ X = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
 Y = np.eye(3, dtype=np.float32)[np.random.default_rng(1).integers(0, 3, 32)]
 
 
-def trained(layers, optimizer="adam", **settings):
-    net = Network(layers, (6,), seed=0)
+def trained(layers, optimizer="adam", backend=None, **settings):
+    net = Network(layers, (6,), backend=backend, seed=0)
     before = net.get_weights()
     opt = OPTIMIZERS.create(optimizer, {"learning_rate": 0.05, **settings})
     fit(net, make_loss("cross_entropy"), opt, X, Y, epochs=3, batch_size=8)
@@ -132,3 +132,21 @@ def test_a_layer_frozen_after_the_build_is_still_left_alone():
     after = net.get_weights()
     assert after["0.dense.weight"].tobytes() == before["0.dense.weight"].tobytes()
     assert not np.array_equal(after["1.dense.weight"], before["1.dense.weight"])
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+def test_frozen_layers_on_the_gpu_stand_in(monkeypatch, optimizer):
+    """The device path (one kernel an update over the buffer's trainable slice, the clipping's
+    device norm) leaves a frozen layer and a frozen batchnorm's statistics alone too."""
+    from nncli.backend import get_backend
+
+    monkeypatch.setenv("NNCLI_FAKE_GPU", "1")
+    layers = [
+        {"type": "dense", "units": 8, "activation": "relu", "trainable": False},
+        {"type": "batchnorm", "trainable": False},
+        {"type": "dense", "units": 3, "activation": "softmax"},
+    ]
+    momentum = {"momentum": 0.9} if optimizer == "sgd" else {"clip_norm": 0.5}
+    _, before, after, _ = trained(layers, optimizer, get_backend("gpu"), **momentum)
+    for key in before:
+        assert (after[key].tobytes() == before[key].tobytes()) == (not key.startswith("2.")), key
