@@ -74,7 +74,7 @@ def lr_find(
     inputs += [getattr(spec.data, key, None) for key in ("path", "validation", "test")]
     outputs = [folder / "lr_find.csv", folder / "lr_find.png"]
     for path in outputs:
-        check_output(path, inputs, force=force, makes_folder=True)
+        check_output(path, inputs, force=force, makes_folder=True, option="--output-dir")
     ready = resolve(spec, device=device)
     start(spec, ready)
     x, y, config = fit_arrays(spec, ready.ds, smoke=False)
