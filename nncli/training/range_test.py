@@ -43,12 +43,12 @@ def rate_at(step: int, steps: int, low: float, high: float) -> float:
 
 def steepest(rates: np.ndarray, smoothed: np.ndarray) -> float:
     """The rate where the smoothed loss falls fastest against log rate, before its minimum and
-    past the first tenth of the steps (the average still settling); with too few points, a
-    tenth of the rate at the minimum."""
+    past the first tenth of the steps (the average still settling); with too few points before
+    the minimum, a tenth of the rate there, never below the first rate swept."""
     skip = max(1, len(rates) // 10)
     lowest = int(np.argmin(smoothed))
     if lowest - skip < 2:
-        return float(rates[lowest] / 10)
+        return float(max(rates[lowest] / 10, rates[0]))
     slope = np.gradient(smoothed[: lowest + 1], np.log(rates[: lowest + 1]))
     return float(rates[skip + int(np.argmin(slope[skip:]))])
 

@@ -49,3 +49,22 @@ def test_lr_find_on_iris_suggests_a_rate_with_which_training_learns(tmp_path):
     run = train(spec_module.load(spec, [setting]))
     first, last = run.history.epochs[0], run.history.epochs[-1]
     assert last["val_accuracy"] >= 0.9 and last["loss"] < first["loss"] / 2
+
+
+def test_the_test_stops_when_the_smoothed_loss_explodes():
+    from nncli.engine import OPTIMIZERS
+    from nncli.engine.losses import make_loss
+    from nncli.engine.network import Network
+    from nncli.training.range_test import EXPLODES, range_test
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 64)]
+    net = Network([{"type": "dense", "units": 3, "activation": "softmax"}], (4,), seed=0)
+    sgd = OPTIMIZERS.create("sgd", {})
+    found = range_test(net, make_loss("cross_entropy"), sgd, (x, y, None), batch_size=8,
+                       seed=0, steps=100, low=1e-3, high=1e6)  # fmt: skip
+    assert found.stopped in ("exploded", "non-finite loss") and len(found.rates) < 100
+    if found.stopped == "exploded":
+        assert found.smoothed[-1] > EXPLODES * found.smoothed.min()
+    assert found.low <= found.suggestion <= found.rates[-1]
