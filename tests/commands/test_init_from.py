@@ -105,3 +105,12 @@ def test_a_run_never_writes_onto_the_checkpoint_it_starts_from(tmp_path, source)
 def test_a_missing_checkpoint_is_named(tmp_path):
     spec = two_class_spec(tmp_path, Path("nowhere.h5"))
     one_error_line(invoke("train", spec), 4, "nowhere.h5", "no such file")
+
+
+def test_validate_reads_and_matches_the_checkpoint_as_train_does(tmp_path, source):
+    result = invoke("validate", two_class_spec(tmp_path, source))
+    assert result.exit_code == 0, result.output
+    assert "layers[1] (dense): drawn fresh (weight is (2, 8) here" in result.stdout
+    layers = "  layers:\n    - {type: dense, units: auto, activation: softmax}\n"
+    spec = two_class_spec(tmp_path, source, layers)
+    one_error_line(invoke("validate", spec), 2, "model.init_from", "no layer of")
