@@ -6,8 +6,8 @@ usage errors and holds the exit-code map, ``report.py`` draws what the user sees
 One module per group of commands, all registering on the one ``app`` of ``cli/app.py``:
 ``training.py`` (train), ``applying.py`` (predict, generate, evaluate), ``checking.py`` (inspect,
 validate, gradcheck, export), ``plotting.py`` (plot), ``starting.py`` (init), ``serving.py``
-(serve). Heavy modules (numpy, pandas, h5py) are imported inside the commands so ``nncli
---help`` is fast.
+(serve), ``finetuning.py`` (import, lr-find). Heavy modules (numpy, pandas, h5py) are imported
+inside the commands so ``nncli --help`` is fast.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from nncli.cli import (  # noqa: F401  (each module registers its commands)
     applying,
     checking,
+    finetuning,
     plotting,
     searching,
     serving,

@@ -205,6 +205,9 @@ def summary_table(
         for part in r.get("parts", []):
             first, *rest = cells(part, "  ")
             table.add_row("", f"[dim]{first}[/dim]", *blank, *rest)
+        if r.get("frozen"):
+            what = f"{r['frozen']:,} frozen (trainable: false)"
+            table.add_row("", f"  [dim]{what}[/dim]", *blank, "", "", "")
         if r.get("non_trainable"):
             table.add_row(
                 "", f"  [dim]+ {r['non_trainable']:,} non-trainable[/dim]", *blank, "", "", ""
@@ -213,6 +216,16 @@ def summary_table(
             table.add_row("", f"  [dim]{note}[/dim]", *blank, "", "", "")
     table.caption = "  ".join(f"{k}: {v}" for k, v in footer.items())
     table.caption_justify = "left"
+    return table
+
+
+def import_table(rows: list[Any]) -> Table:
+    """``nncli import``: each array of the checkpoint, its shape and the tensor it came from."""
+    table = Table(title="weights imported", title_justify="left")
+    for column in ("array", "shape", "from"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.array, "(" + ", ".join(map(str, row.shape)) + ")", row.tensor)
     return table
 
 

@@ -93,7 +93,7 @@ def _train(spec: Path, quiet: bool, world: Any, options: dict[str, Any]) -> None
         loaded,
         callbacks=[progress],
         warn=_warn if world.lead else None,  # on stderr even with --quiet: data was left out
-        on_resolved=None if quiet else lambda ready: out.print(ready.device),
+        on_resolved=None if quiet else partial(_resolved, out, loaded),
         note=_note if world.lead else None,
         world=world,
         **options,
@@ -101,6 +101,13 @@ def _train(spec: Path, quiet: bool, world: Any, options: dict[str, Any]) -> None
     if not quiet:
         for line in report.train_summary(result):
             out.print(line)
+
+
+def _resolved(out: Any, spec: Any, ready: Any) -> None:
+    """The device line, and where each layer's weights came from (``model.init_from``)."""
+    out.print(ready.device)
+    for start in ready.started:
+        out.print(start.line(spec.model.init_from), highlight=False, markup=False)
 
 
 def _launch(workers: int, debug: bool, run_args: tuple) -> int:

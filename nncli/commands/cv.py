@@ -25,7 +25,7 @@ import numpy as np
 from nncli.checkpoint import folder as outputs
 from nncli.checkpoint.outputs import check_output, make_folder
 from nncli.commands import watch
-from nncli.commands.train import TrainingRun, fit_arrays
+from nncli.commands.train import TrainingRun, fit_arrays, start
 from nncli.commands.workers import wait_all
 from nncli.data import folds as fold_rows
 from nncli.data.dataset import Part
@@ -141,6 +141,7 @@ def train_fold(
     ``log_to`` says (``training.log``; by default as ``fold-<number>`` in the output's folder)."""
     started = time.perf_counter()
     ready = resolve(spec, device=device)
+    start(spec, ready)  # model.init_from: each fold starts from the checkpoint
     _, rows = plan(spec, ready.ds, folds)
     ds = ready.ds = _fold_data(ready, rows[number - 1])
     x, y, config = fit_arrays(spec, ds, smoke=False)

@@ -35,14 +35,19 @@ def _is_checkpoint(path: Path) -> bool:
 
 def _summary(net: Any, title: str, extra: dict[str, Any]) -> dict[str, Any]:
     rows = net.summary()
-    trainable = net.parameter_count()
-    frozen = sum(r["non_trainable"] for r in rows)  # running statistics (batchnorm)
-    count = trainable + frozen
+    for row, layer in zip(rows, net.layers, strict=True):
+        row["frozen"] = layer.frozen_count()  # parameters training leaves (trainable: false)
+    statistics = sum(r["non_trainable"] for r in rows)  # running statistics (batchnorm)
+    frozen = sum(r["frozen"] for r in rows)
+    trainable = net.parameter_count() - frozen
+    count = net.parameter_count() + statistics
     itemsize = np.dtype(net.backend.dtype).itemsize
     footer = {"inputs": _inputs_text(net)} if net.several_inputs else {}
     footer |= {"total parameters": f"{count:,}"}
+    if frozen or statistics:  # as Keras counts: non-trainable = frozen + statistics
+        footer |= {"trainable": f"{trainable:,}", "non-trainable": f"{frozen + statistics:,}"}
     if frozen:
-        footer |= {"trainable": f"{trainable:,}", "non-trainable": f"{frozen:,}"}
+        footer |= {"frozen": f"{frozen:,}"}
     footer |= {
         "memory": f"{count * itemsize / 1024:.1f} KiB ({np.dtype(net.backend.dtype).name})",
         **extra,
@@ -59,7 +64,8 @@ def _summary(net: Any, title: str, extra: dict[str, Any]) -> dict[str, Any]:
         "layers": rows,
         "total_params": count,
         "trainable_params": trainable,
-        "non_trainable_params": frozen,
+        "non_trainable_params": frozen + statistics,
+        "frozen_params": frozen,
         "footer": footer,
         "warnings": warnings,
     }

@@ -33,6 +33,7 @@ def refuse_outputs_on_inputs(
     files = outputs.run_files(out)
     inputs = [getattr(spec.data, key, None) for key in ("path", "validation", "test")]
     inputs += [spec.source, None if outputs.continues(files, resume) else resume]
+    inputs.append(spec.model.init_from)
     outputs.check_outputs(files.written(), inputs)
     return out, files
 

@@ -21,6 +21,7 @@ from nncli.checkpoint import runs
 from nncli.checkpoint.lock import hold
 from nncli.checkpoint.outputs import check_writable
 from nncli.commands import stopping, watch
+from nncli.commands.init_from import start_from
 from nncli.commands.resume import resume as resume_from
 from nncli.commands.run_checks import check_round_trip, refuse_outputs_on_inputs
 from nncli.data.digest import content_digest
@@ -49,6 +50,7 @@ class TrainResult:
     files: list[Path] = field(default_factory=list)
     test: dict[str, float] | None = None  # metrics on the test part, when there is one
     notes: list[str] = field(default_factory=list)  # what the run was told (``note``)
+    started: list[Any] = field(default_factory=list)  # model.init_from: each layer's source
 
 
 def train(
@@ -118,6 +120,8 @@ def _train(
     """The steps of a run: resolve, the arrays to fit, resume, callbacks, fit, save outputs."""
     mine = world.device_for(device or spec.device)  # several ranks: a GPU each
     ready = _resolve(spec, mine, skip_bad, warn, world)
+    if resume is None:  # a resumed run continues its own weights
+        start(spec, ready)
     if on_resolved is not None:
         on_resolved(ready)
     warning = world.use_device(ready.backend)  # GPU ranks: NCCL, or the host path said once
@@ -146,13 +150,21 @@ def _train(
                 )
         finally:
             tmp.cleanup()
-        return TrainResult(output=out, history=run.history, notes=notes)
+        return TrainResult(output=out, history=run.history, notes=notes, started=ready.started)
     with watch.watching(run.log):
         result = run.save_outputs()
-    result.notes = notes
+    result.notes, result.started = notes, ready.started
     if run.log is not None:
         run.log.end(watch.FINISHED, result.files)
     return result
+
+
+def start(spec: Spec, ready: Resolved) -> None:
+    """``model.init_from``: the layers that match take the checkpoint's weights
+    (``ready.started`` says which did)."""
+    if spec.model.init_from is not None:
+        where = spec.line_of("model.init_from")
+        ready.started = start_from(ready.net, spec.model.init_from, where)
 
 
 def _resolve(

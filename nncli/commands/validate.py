@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nncli.commands.run_checks import refuse_outputs_on_inputs
+from nncli.commands.train import start
 from nncli.engine import feeds
 from nncli.errors import DivergedError
 from nncli.spec.conventions import version_note, version_notes
@@ -39,6 +40,7 @@ def validate(
     version_notes(spec, version_note(spec), None, note)  # what its patience means
     refuse_outputs_on_inputs(spec)  # as train does first (a smoke run writes elsewhere)
     ready = resolve(spec, device=device, skip_bad=skip_bad, warn=warn)
+    start(spec, ready)  # model.init_from: its checkpoint read and matched, as train does
     net, ds, loss = ready.net, ready.ds, ready.loss
     train = ds.parts["train"]
     n = min(2, len(train))
@@ -59,6 +61,7 @@ def validate(
         f"output {net.output_shape}",
         f"one forward and backward pass on {n} rows: loss {value:.4g}",
     ]
+    lines += [line.line(spec.model.init_from) for line in ready.started]
     for row in net.summary():
         lines += [f"warning: {w}" for w in row.get("warnings", [])]
     return lines

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nncli.backend import Backend
+from nncli.engine import checks
 from nncli.engine.activations import make_activation
 from nncli.engine.initializers import Initializer, make_initializer
 from nncli.errors import ShapeError
@@ -76,6 +77,11 @@ class Layer:
     input_labels: tuple[str, ...] = ()
     # set by a composed layer (residual) on its parts: the place of the whole, before theirs
     within: str = ""
+    # the spec's ``trainable`` (any layer may take it, ``take_trainable``): False freezes the
+    # layer's parameters (no optimizer step, no optimizer state) and runs a batchnorm on its
+    # running statistics, which then stay fixed (Keras's frozen BatchNormalization); a composed
+    # layer that is frozen freezes its parts
+    trainable: bool = True
 
     def __init__(self, activation: str | dict | None = None):
         self.activation = make_activation(activation) if activation is not None else None
@@ -113,6 +119,15 @@ class Layer:
         """For ``integer_input`` layers, how many ids the input takes (0 .. count - 1); None
         for real-valued input."""
         return None
+
+    def frozen_names(self) -> set[str]:
+        """The names of the ``params`` no optimizer may change: all of them on a frozen layer;
+        a composed layer adds its frozen parts'."""
+        return set() if self.trainable else set(self.params)
+
+    def learns(self) -> bool:
+        """Whether training changes any of its parameters (backward computes their gradients)."""
+        return bool(set(self.params) - self.frozen_names())
 
     def sublayers(self) -> dict[str, Layer]:
         """The layers a composed layer (residual, transformer) is made of, by the prefix of
@@ -246,6 +261,11 @@ class Layer:
     def output_activation(self) -> str | None:
         return None if self.activation is None else self.activation.type_name
 
+    def frozen_count(self) -> int:
+        """Parameters that training leaves as they are (``trainable: false``)."""
+        frozen = self.frozen_names()
+        return int(sum(int(np.prod(p.shape)) for k, p in self.params.items() if k in frozen))
+
     def parameter_count(self) -> int:
         return int(sum(int(np.prod(p.shape)) for p in self.params.values()))
 
@@ -256,3 +276,23 @@ class Layer:
     def __repr__(self) -> str:
         count = self.parameter_count()
         return f"{type(self).__name__}({self.in_shape} => {self.out_shape})  # {count} parameters"
+
+
+LAYER_KEYS = ("trainable",)  # what any layer's mapping may hold beside its own settings
+
+
+def take_trainable(settings: dict[str, Any]) -> bool:
+    """Remove the ``trainable`` key any layer's settings may hold -> its value (True when
+    absent); a value that is not a boolean is a ``SpecError`` naming the key."""
+    return checks.boolean("trainable", settings.pop("trainable", True))
+
+
+def written_config(layer: Layer) -> dict[str, Any]:
+    """A layer's config with ``trainable: false`` when it is frozen (what a checkpoint stores
+    and a resolved spec shows)."""
+    return layer.config() | ({} if layer.trainable else {"trainable": False})
+
+
+def frozen_keys(layers: list[Layer]) -> set[str]:
+    """The network's names (``0.dense.weight``) of the layers' frozen parameters."""
+    return {f"{one.index}.{one.type_name}.{k}" for one in layers for k in one.frozen_names()}

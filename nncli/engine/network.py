@@ -13,8 +13,8 @@ from nncli.backend import Backend, get_backend, to_host
 from nncli.engine import graph
 from nncli.engine.activations import ReLU
 from nncli.engine.graph import INPUT
-from nncli.engine.layer import Layer, Shape
-from nncli.engine.optimizers import FlatParameters
+from nncli.engine.layer import Layer, Shape, frozen_keys, written_config
+from nncli.engine.optimizers import FlatParameters, trainable_part
 from nncli.engine.planning import (  # noqa: F401 - importable from here as they always were
     LayerArrays,
     data_shapes,
@@ -91,7 +91,7 @@ class Network:
         self._flatten()
 
     def _plan(self) -> list[Step]:
-        wiring, params = self.wiring, [bool(layer.params) for layer in self.layers]
+        wiring, params = self.wiring, [layer.learns() for layer in self.layers]
         behind, release = wiring.behind(params), wiring.releases()
         return [
             Step(self.layers[i], i, wiring.inputs[i], wiring.inputs[i][0],
@@ -239,6 +239,7 @@ class Network:
     def _flatten(self) -> None:
         """Move every parameter into one 1-D buffer and every gradient into another (views)."""
         entries = [(layer, k, p) for layer in self.layers for k, p in layer.params.items()]
+        entries.sort(key=lambda entry: entry[1] in entry[0].frozen_names())  # trainable first
         if not entries or len({p.dtype for _, _, p in entries}) != 1:
             return
         xp = self.backend.xp
@@ -267,6 +268,11 @@ class Network:
                 held[k] = view
             names[f"{layer.index}.{layer.type_name}.{k}"] = view
         return FlatParameters(names, self._grad_buffer if which else self._param_buffer)
+
+    def trainable(self, named: dict[str, Any]) -> dict[str, Any]:
+        """Of ``named_parameters()`` or ``named_gradients()``, those the optimizer updates: all
+        but the frozen layers' (``trainable: false``), the flat buffer's leading slice."""
+        return trainable_part(named, frozen_keys(self.layers))
 
     def named_parameters(self) -> dict[str, Any]:
         """``{"0.dense.weight": array, ...}`` in layer order."""
@@ -321,7 +327,7 @@ class Network:
     def config(self) -> list[dict[str, Any]]:
         """Each layer's config with its ``name``/``inputs`` as written (a stack's: none)."""
         return [
-            {**layer.config(), **keys}
+            {**written_config(layer), **keys}
             for layer, keys in zip(self.layers, self.wiring.written, strict=True)
         ]
 

@@ -45,6 +45,15 @@ class FlatParameters(dict):
         self.buffer = buffer
 
 
+def trainable_part(named: dict[str, Any], frozen: set[str]) -> dict[str, Any]:
+    """``named`` less the ``frozen`` names; of ``FlatParameters`` whose frozen ones come last
+    in the buffer, flat again over the buffer's leading slice (one whole-array update)."""
+    kept = {name: a for name, a in named.items() if name not in frozen}
+    if not isinstance(named, FlatParameters) or list(named)[: len(kept)] != list(kept):
+        return kept  # not the buffer's lead (trainable changed after the build): one by one
+    return FlatParameters(kept, named.buffer[: sum(int(a.size) for a in kept.values())])
+
+
 def _flat_pair(params: dict[str, Any], grads: dict[str, Any]) -> tuple[Any, Any] | None:
     """(parameter buffer, gradient buffer) when both come flat and match, else None."""
     if (

@@ -10,7 +10,7 @@ from typing import Any
 
 from nncli.engine import graph
 from nncli.engine.graph import Wiring
-from nncli.engine.layer import Layer, Shape
+from nncli.engine.layer import Layer, Shape, take_trainable
 from nncli.engine.registry import LAYERS
 from nncli.errors import SpecError
 
@@ -23,10 +23,12 @@ def make_layer(config: str | dict[str, Any] | Layer, index: int) -> Layer:
         settings = {"type": config} if isinstance(config, str) else dict(config)
         name = settings.pop("type", None)
         try:
+            trainable = take_trainable(settings)
             layer = LAYERS.create(name, settings)
         except SpecError as exc:
             exc.field = f"layers[{index}].{exc.field or 'type'}"
             raise
+        layer.trainable = trainable
     layer.index = index
     return layer
 

@@ -22,3 +22,12 @@ def require(command: str = "nncli plot") -> None:
         raise SpecError(
             f"{command} draws with matplotlib, which is not installed: {INSTALL_HINT}"
         ) from None
+
+
+def available() -> bool:
+    """Whether matplotlib can be imported (a command that draws only when it can asks)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -5,7 +5,8 @@ pyplot, no display, no global state).
 Sizes in pixels (100 dpi): learning curves 560 x 420 a panel, two panels a row; filters 800
 wide, 100 a row of 8 tiles plus 60 for the title; feature maps 800 wide, each section (the
 input, then each conv2d layer) 40 for its title plus 100 a row of 8 maps; the graph of layers
-240 a column (at least 2), 120 a row of boxes plus 50 for the title, each box 210 x 80.
+240 a column (at least 2), 120 a row of boxes plus 50 for the title, each box 210 x 80; the
+learning-rate range test one panel, 560 x 420.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from nncli.plots.panels import (
     FilterGrid,
     Fit,
     GraphPicture,
+    RangeCurve,
     grid_shape,
 )
 
@@ -254,6 +256,19 @@ def tile_axes(figure: Any, count: int) -> list[Any]:
     return axes[:count]
 
 
+def draw_range(figure: Any, picture: RangeCurve) -> None:
+    ax = figure.subplots()
+    ax.plot(picture.rates, picture.losses, alpha=0.35, label="loss")
+    ax.plot(picture.rates, picture.smoothed, label="smoothed loss")
+    ax.axvline(picture.suggestion, color=BEST, linestyle="--",
+               label=f"suggested {picture.suggestion:.2g}")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_title(picture.title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+
+
 SIZES: dict[type, Callable[[Any], tuple[int, int]]] = {
     Curves: curves_size,
     FilterGrid: filters_size,
@@ -262,6 +277,7 @@ SIZES: dict[type, Callable[[Any], tuple[int, int]]] = {
     figures.Lines: figures.lines_size,
     figures.Examples: figures.examples_size,
     figures.Saliency: figures.saliency_size,
+    RangeCurve: lambda picture: PANEL,
 }
 DRAW: dict[type, Callable[[Any, Any], None]] = {
     Curves: draw_curves,
@@ -271,4 +287,5 @@ DRAW: dict[type, Callable[[Any, Any], None]] = {
     figures.Lines: figures.draw_lines,
     figures.Examples: figures.draw_examples,
     figures.Saliency: figures.draw_saliency,
+    RangeCurve: draw_range,
 }

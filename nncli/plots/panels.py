@@ -10,6 +10,7 @@ them with the checkpoint's history instead of pixels). numpy only here.
 - ``FilterGrid``: one tile per filter of a conv layer.
 - ``FeatureMaps``: the input image, then one ``LayerMaps`` per conv2d layer.
 - ``GraphPicture``: one ``Box`` per layer (and the input) on rows by run order, and the arrows.
+- ``RangeCurve``: ``nncli lr-find``'s loss and smoothed loss against the learning rate.
 """
 
 from __future__ import annotations
@@ -23,6 +24,18 @@ import numpy as np
 
 HIDDEN_KEYS = ("epoch", "time", "lr")  # logged every epoch, but not curves of their own
 LOG_SPAN = 100.0  # a panel whose values stay positive and span more than this: log y axis
+
+
+@dataclass
+class RangeCurve:
+    """The learning-rate range test: each step's loss and smoothed loss against its rate (a
+    log x axis), the suggested rate marked."""
+
+    title: str
+    rates: np.ndarray
+    losses: np.ndarray
+    smoothed: np.ndarray
+    suggestion: float
 
 
 @dataclass(frozen=True)

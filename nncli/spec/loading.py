@@ -264,6 +264,8 @@ def _finish(spec: Spec, doc: Document, base_dir: Path) -> None:
         value = getattr(spec.data, key, None)
         if value is not None:
             setattr(spec.data, key, absolute(value, ("data", key)))
+    if spec.model.init_from is not None:
+        spec.model.init_from = absolute(spec.model.init_from, ("model", "init_from"))
     if isinstance(spec.data, TextData) and spec.data.stride is None:
         spec.data.stride = spec.data.sequence_length
 

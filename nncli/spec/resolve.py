@@ -9,7 +9,7 @@ training run before its first batch stops here, with the same message for both c
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ class Resolved:
     optimizer: Optimizer
     early_stopping: EarlyStopping | None
     schedule: Schedule | None = None
+    started: list[Any] = field(default_factory=list)  # model.init_from: each layer's source
 
 
 def resolve(

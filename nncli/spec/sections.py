@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validat
 
 import nncli.engine  # noqa: F401  (fills the registries)
 from nncli.engine import checks
+from nncli.engine.layer import take_trainable
 from nncli.engine.registry import LAYERS, LOSSES, OPTIMIZERS, Registry, did_you_mean
 from nncli.engine.schedules import SCHEDULES
 from nncli.errors import SpecError
@@ -230,6 +231,8 @@ def _build(registry: Registry, item: Any) -> tuple[dict[str, Any], Any, list[Pro
     name, settings = entry["type"], {k: v for k, v in entry.items() if k != "type"}
     allowed: list[str] = []
     try:
+        if registry is LAYERS:  # a key of every layer, not of its constructor
+            take_trainable(settings)
         cls = registry.get(name)
         allowed = registry.settings(name)
         takes = f" ({what} {cls.type_name!r} takes {', '.join(allowed) or 'no settings'})"
@@ -309,6 +312,9 @@ class ModelSpec(Section):
         ),
     ] = None
     layers: Annotated[list[dict[str, Any]], PlainValidator(_layers)]
+    # a checkpoint whose layers of the same name (or place in a stack) and shapes start this
+    # run (commands/init_from.py); relative to the spec's folder
+    init_from: OptFilePath = None
 
 
 class EarlyStopping(Section):

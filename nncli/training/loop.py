@@ -163,9 +163,9 @@ class _Epochs:
         self.checks.loss(epoch, b, value)
         dy = self.loss.backward()
         net.backward(dy if factor == 1.0 else dy * factor)
-        grads = net.named_gradients()
+        grads = net.trainable(net.named_gradients())  # a frozen layer's: neither summed nor used
         self.world.sum_gradients(grads)
-        norm = self.optimizer.step(net.named_parameters(), grads)
+        norm = self.optimizer.step(net.trainable(net.named_parameters()), grads)
         return value, p, self.checks.step(epoch, b, value, norm)
 
     def epoch(

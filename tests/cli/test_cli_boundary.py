@@ -37,6 +37,8 @@ COMMANDS = {
     "tune": ["spec.yaml", "--trials", "1"],
     "cv": ["spec.yaml", "--folds", "2"],
     "serve": ["model.h5"],
+    "import": ["w.safetensors", "--spec", "spec.yaml", "--output", "model.h5"],
+    "lr-find": ["spec.yaml"],
 }
 
 

@@ -146,6 +146,7 @@ ROOMS = {  # outside library -> the only places that may import it
     # the table formats beside CSV (data/table_files.py): Parquet, Feather, Excel
     "pyarrow": ("nncli/data/",),
     "openpyxl": ("nncli/data/",),
+    "safetensors": ("nncli/checkpoint/tensors.py",),  # nncli import
 }
 
 

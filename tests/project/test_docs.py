@@ -6,8 +6,9 @@ The reference marks each key table with the mapping it documents, ``<!-- keys: S
 the line before it (a scope with no table documents no keys); each row's first cell is one key
 in backticks. SCOPE is ``spec`` (the top level), ``data KIND``, ``augment``, ``model``,
 ``training``, ``early_stopping``, ``search``, ``wiring`` (``name``/``inputs``, which any layer
-takes beside its own settings), or a registry (``layer``, ``activation``,
-``initializer``, ``loss``, ``optimizer``, ``schedule``) followed by the names the table is for.
+takes beside its own settings), ``any_layer`` (``trainable``, likewise), or a registry
+(``layer``, ``activation``, ``initializer``, ``loss``, ``optimizer``, ``schedule``) followed by
+the names the table is for.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from helpers import ROOT
 
 from nncli.engine import graph
+from nncli.engine.layer import LAYER_KEYS
 from nncli.engine.registry import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS
 from nncli.engine.schedules import SCHEDULES
 from nncli.spec.inputs import INPUT_TYPES
@@ -170,6 +172,7 @@ def schema() -> dict[Scope, set[str]]:
     keys[("search", "")] = set(RANGE_KEYS)
     keys[("wiring", "")] = set(graph.KEYS)
     keys |= {("input", kind): set(cls.model_fields) for kind, cls in INPUT_TYPES.items()}
+    keys[("any_layer", "")] = set(LAYER_KEYS)
     for kind, registry in REGISTRIES.items():
         for name in registry.names():
             if kind == "layer" and name in ACTIVATIONS:  # an activation is a layer too

@@ -54,7 +54,8 @@ class BatchNorm(Layer):
     statistics). weight, bias (C,); state running_mean, running_var (C,).
     Training uses the batch's mean and biased variance and moves the running statistics by
     ``momentum``: new = (1 - m) old + m batch, with the unbiased variance (as PyTorch);
-    inference uses the running statistics.
+    inference uses the running statistics, and so does a frozen batchnorm (``trainable:
+    false``) in training, leaving them as they are (Keras's frozen BatchNormalization).
     """
 
     examples: ClassVar = [({}, (4,)), ({"momentum": 0.2}, (2, 3, 3)), ({}, (3, 4))]
@@ -92,7 +93,7 @@ class BatchNorm(Layer):
         self.check_input(x)
         xp, shape = self.backend.xp, self.broadcast
         weight, bias = self.params["weight"].reshape(shape), self.params["bias"].reshape(shape)
-        self.training = training
+        self.training = training = training and self.trainable  # frozen: running statistics
         if not training:
             self.inv = 1.0 / xp.sqrt(self.state["running_var"].reshape(shape) + self.epsilon)
             self.xhat = (x - self.state["running_mean"].reshape(shape)) * self.inv

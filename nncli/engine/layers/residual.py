@@ -8,7 +8,7 @@ import numpy as np
 
 from nncli.engine import checks
 from nncli.engine.graph import INSIDE, KEYS
-from nncli.engine.layer import Layer, Shape
+from nncli.engine.layer import Layer, Shape, written_config
 from nncli.engine.layers.conv1d import Conv1D
 from nncli.engine.layers.conv2d import Conv2D
 from nncli.engine.layers.dense import Dense
@@ -124,6 +124,7 @@ class Residual(Layer):
         self.pieces, out = self._pieces(in_shape)
         self.shortcut = self.pieces[-1][1] if self.projection else None
         for prefix, part, shape in self.pieces:
+            part.trainable = part.trainable and self.trainable  # a frozen block freezes its parts
             part.build(shape, self.backend, rng)
             self.params.update({f"{prefix}.{k}": v for k, v in part.params.items()})
             self.state.update({f"{prefix}.{k}": v for k, v in part.state.items()})
@@ -135,6 +136,9 @@ class Residual(Layer):
 
     def sublayers(self) -> dict[str, Layer]:
         return {prefix: part for prefix, part, _ in self.pieces}
+
+    def frozen_names(self) -> set[str]:
+        return {f"{prefix}.{k}" for prefix, part, _ in self.pieces for k in part.frozen_names()}
 
     # -- what the network sets, passed on ------------------------------------------------------
     def _pass_context(self, part: Layer, mask: Any) -> None:
@@ -185,7 +189,7 @@ class Residual(Layer):
     def config(self) -> dict[str, Any]:
         cfg = {
             "type": self.type_name,
-            "layers": [part.config() for part in self.parts],
+            "layers": [written_config(part) for part in self.parts],
             "projection": self.projection,
         }
         return cfg | ({"activation": self.activation.config()} if self.activation else {})
