@@ -31,39 +31,11 @@ import numpy as np
 
 from nncli.backend import Backend, array_module, to_host
 from nncli.engine import checks, clipping, kernels, optimizer_kernels
+from nncli.engine.flat import FlatParameters, flat_pair, trainable_part  # noqa: F401
 from nncli.engine.registry import OPTIMIZERS
 from nncli.errors import SpecError
 
 FLUSH_EVERY = 100  # steps; Adam's m takes 158 steps (0.9^t) from the threshold to subnormal
-
-
-class FlatParameters(dict):
-    """Named parameters (or gradients) that are views, in order, into the 1-D ``buffer``."""
-
-    def __init__(self, views: dict[str, Any], buffer: Any):
-        super().__init__(views)
-        self.buffer = buffer
-
-
-def trainable_part(named: dict[str, Any], frozen: set[str]) -> dict[str, Any]:
-    """``named`` less the ``frozen`` names; of ``FlatParameters`` whose frozen ones come last
-    in the buffer, flat again over the buffer's leading slice (one whole-array update)."""
-    kept = {name: a for name, a in named.items() if name not in frozen}
-    if not isinstance(named, FlatParameters) or list(named)[: len(kept)] != list(kept):
-        return kept  # not the buffer's lead (trainable changed after the build): one by one
-    return FlatParameters(kept, named.buffer[: sum(int(a.size) for a in kept.values())])
-
-
-def _flat_pair(params: dict[str, Any], grads: dict[str, Any]) -> tuple[Any, Any] | None:
-    """(parameter buffer, gradient buffer) when both come flat and match, else None."""
-    if (
-        isinstance(params, FlatParameters)
-        and isinstance(grads, FlatParameters)
-        and params.buffer.shape == grads.buffer.shape
-        and params.keys() == grads.keys()
-    ):
-        return params.buffer, grads.buffer
-    return None
 
 
 class Optimizer:
@@ -92,7 +64,7 @@ class Optimizer:
     def step(self, params: dict[str, Any], grads: dict[str, Any]) -> float | None:
         """One update of every parameter. Returns the gradient norm before clipping (when
         ``clip_norm`` is set; else None). A non-finite norm leaves the parameters untouched."""
-        flat = _flat_pair(params, grads)
+        flat = flat_pair(params, grads)
         norm = None
         if self.clip_norm is not None and flat is not None and kernels.on_device(flat[1]):
             norm, flat = self._clip_on_device(flat)
