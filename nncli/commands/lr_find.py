@@ -48,7 +48,7 @@ def _picture(test: RangeTest, name: str) -> bytes | None:
     if not plots.available():
         return None
     from nncli.plots import draw
-    from nncli.plots.panels import RangeCurve
+    from nncli.plots.figures import RangeCurve
 
     title = f"{name}: learning-rate range test"
     picture = RangeCurve(title, test.rates, test.losses, test.smoothed, test.suggestion)

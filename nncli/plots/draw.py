@@ -28,7 +28,6 @@ from nncli.plots.panels import (
     FilterGrid,
     Fit,
     GraphPicture,
-    RangeCurve,
     grid_shape,
 )
 
@@ -256,7 +255,7 @@ def tile_axes(figure: Any, count: int) -> list[Any]:
     return axes[:count]
 
 
-def draw_range(figure: Any, picture: RangeCurve) -> None:
+def draw_range(figure: Any, picture: figures.RangeCurve) -> None:
     ax = figure.subplots()
     ax.plot(picture.rates, picture.losses, alpha=0.35, label="loss")
     ax.plot(picture.rates, picture.smoothed, label="smoothed loss")
@@ -277,7 +276,7 @@ SIZES: dict[type, Callable[[Any], tuple[int, int]]] = {
     figures.Lines: figures.lines_size,
     figures.Examples: figures.examples_size,
     figures.Saliency: figures.saliency_size,
-    RangeCurve: lambda picture: PANEL,
+    figures.RangeCurve: lambda picture: PANEL,
 }
 DRAW: dict[type, Callable[[Any, Any], None]] = {
     Curves: draw_curves,
@@ -287,5 +286,5 @@ DRAW: dict[type, Callable[[Any, Any], None]] = {
     figures.Lines: figures.draw_lines,
     figures.Examples: figures.draw_examples,
     figures.Saliency: figures.draw_saliency,
-    RangeCurve: draw_range,
+    figures.RangeCurve: draw_range,
 }

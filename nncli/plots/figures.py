@@ -63,6 +63,18 @@ class Saliency:
     heat: np.ndarray
 
 
+@dataclass
+class RangeCurve:
+    """The learning-rate range test: each step's loss and smoothed loss against its rate (a
+    log x axis), the suggested rate marked."""
+
+    title: str
+    rates: np.ndarray
+    losses: np.ndarray
+    smoothed: np.ndarray
+    suggestion: float
+
+
 def saliency(title: str, image: np.ndarray, gradient: np.ndarray) -> Saliency:
     """The picture of an encoded ``image`` (C, H, W) and its ``gradient`` (C, H, W)."""
     from nncli.plots.panels import viewable

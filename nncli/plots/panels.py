@@ -1,16 +1,15 @@
 """What each picture plots, as plain arrays: the pure-data step between a checkpoint and
 matplotlib (``nncli.plots.draw`` draws exactly these and nothing else, so a test can compare
-them with the checkpoint's history instead of pixels). numpy only here.
+them with the checkpoint's history instead of pixels). numpy only here; the pictures of
+``nncli lr-find`` and ``nncli report``: ``figures.py``.
 
 - ``Curves``: one ``CurvePanel`` per quantity (loss first, then each metric; training and
-  validation series side by side; a log y axis for one that falls by orders of magnitude), the
-  learning rate's panel when a schedule ran, the best epoch and an early stop as marks, and
-  optionally a ``Confusion`` panel (a classifier) or one ``Fit`` per target (a regression:
-  predicted against actual, and the residuals).
-- ``FilterGrid``: one tile per filter of a conv layer.
-- ``FeatureMaps``: the input image, then one ``LayerMaps`` per conv2d layer.
+  validation series side by side; a log y axis for one falling by orders of magnitude), the
+  learning rate's panel when a schedule ran, the best epoch and an early stop as marks, and a
+  ``Confusion`` panel (a classifier) or a ``Fit`` per target (a regression: predicted, actual).
+- ``FilterGrid``: one tile per filter of a conv layer; ``FeatureMaps``: the input image, then
+  one ``LayerMaps`` per conv2d layer.
 - ``GraphPicture``: one ``Box`` per layer (and the input) on rows by run order, and the arrows.
-- ``RangeCurve``: ``nncli lr-find``'s loss and smoothed loss against the learning rate.
 """
 
 from __future__ import annotations
@@ -24,18 +23,6 @@ import numpy as np
 
 HIDDEN_KEYS = ("epoch", "time", "lr")  # logged every epoch, but not curves of their own
 LOG_SPAN = 100.0  # a panel whose values stay positive and span more than this: log y axis
-
-
-@dataclass
-class RangeCurve:
-    """The learning-rate range test: each step's loss and smoothed loss against its rate (a
-    log x axis), the suggested rate marked."""
-
-    title: str
-    rates: np.ndarray
-    losses: np.ndarray
-    smoothed: np.ndarray
-    suggestion: float
 
 
 @dataclass(frozen=True)
