@@ -94,6 +94,10 @@ def train(
     run.update(skip_bad=skip_bad, warn=warn, on_resolved=on_resolved, world=world)
     if world.parallel:
         world.agree(_facts(spec))
+        if getattr(spec.data, "streaming", False):  # every rank refuses alike, before reading
+            raise SpecError(
+                "streaming runs in one process: leave --workers out", field="data.streaming"
+            )
     if smoke:
         return _train(spec, output=output, smoke=True, **run)
     out, files = refuse_outputs_on_inputs(spec, output, resume)

@@ -7,6 +7,7 @@ pandas is imported inside the functions that need it, so ``import nncli.data`` s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,11 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
             )
     path = resolve(cfg.path, base_dir)
     delimiter = getattr(cfg, "delimiter", ",")
+    if getattr(cfg, "streaming", False):  # larger than memory: read in chunks, not whole
+        from nncli.data import streaming
+
+        other = partial(resolve, base_dir=base_dir)
+        return streaming.load(cfg, path, seed, loss, dtype, columns=_columns, other=other)
     frame = read_table(path, na_values, numbers=True, delimiter=delimiter)
     targets, features, categorical = _columns(cfg, list(frame.columns), path)
     notes: list[str] = []  # rows left out for missing values, id-like columns

@@ -90,6 +90,9 @@ class CsvData(_Splits):
     validation: OptFilePath = None
     test: OptFilePath = None
     split_column: OptText = None  # a column of train / validation / test: the file's own split
+    streaming: Bool = False  # data larger than memory: read in chunks (nncli/data/streaming.py)
+    chunk_rows: PositiveInt = 10_000  # a CSV chunk's records (Parquet: its row groups)
+    buffer_chunks: PositiveInt = 8  # chunks whose rows are shuffled together
 
     @model_validator(mode="after")
     def _split_column_decides(self) -> CsvData:
