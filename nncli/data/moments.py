@@ -9,6 +9,8 @@ and how often each appears, from which a ``CategoricalColumn`` is built as ``fit
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from nncli.data.columns import CategoricalColumn, NumericColumn
@@ -101,3 +103,12 @@ class Counts:
         self.totals[name] = counts
         column.fill = categories[int(np.argmax(counts))]  # ties: the first in label order
         return column
+
+
+def merged(count: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> tuple[Any, Any, Any]:
+    """Many groups' statistics at once, (G, C) each -> the whole's (C,) count, mean and sum of
+    squared deviations: Chan's update over every group (m2 = sum m2_g + sum n_g (mean_g -
+    mean)^2)."""
+    total = count.sum(axis=0)
+    whole = (count * mean).sum(axis=0) / np.maximum(total, 1)
+    return total, whole, m2.sum(axis=0) + (count * (mean - whole) ** 2).sum(axis=0)

@@ -143,7 +143,12 @@ def _cut(x: np.ndarray, y: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, 
         yield x[start : start + size], y[start : start + size]
 
 
-class Streamed:
+class Unheld:
+    """A part's inputs that are not held in memory (a streamed table's, an image folder's read
+    per batch): their loader checks each value as it reads it."""
+
+
+class Streamed(Unheld):
     """A streamed part's ``x`` (``which=0``) or ``y`` (1) as ``Part`` and ``fit`` see it: its
     length, shape and dtype; its first rows by ``[:n]``; its batches from ``stream``."""
 

@@ -17,7 +17,7 @@ import numpy as np
 from nncli import data
 from nncli.backend import Backend, open_device
 from nncli.data.dataset import Dataset
-from nncli.data.streaming import Streamed
+from nncli.data.streaming import Streamed, Unheld
 from nncli.engine.losses import CrossEntropy, Loss
 from nncli.engine.network import Sequential
 from nncli.engine.optimizers import Optimizer
@@ -92,7 +92,7 @@ def _dataset(spec: Any, skip_bad: bool, warn: Callable[[str], None] | None) -> D
     for note in ds.warnings if warn else ():
         warn(note)
     for name, part in ds.parts.items():  # the loaders check their own files; this is a net
-        if isinstance(part.x, Streamed):  # its encoder checks each chunk as it reads it
+        if isinstance(part.x, Unheld):  # not in memory: checked as each chunk is read
             continue
         word = SAID.get(name, name)
         require_finite(part.x, f"the {word} inputs", ds.source)

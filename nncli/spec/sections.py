@@ -144,6 +144,8 @@ class ImagesData(_Splits):
     validation: OptFilePath = None
     test: OptFilePath = None
     augment: Augment = Field(default_factory=Augment)
+    streaming: Bool = False  # each batch's images decoded when used (nncli/data/image_stream.py)
+    chunk_rows: PositiveInt = 256  # images the pass before training decodes at once
 
 
 class TimeseriesData(_Splits):

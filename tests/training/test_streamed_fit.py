@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import invoke
+from helpers import IMAGE_SPEC, image_folder, invoke
 from test_determinism import datasets
+
+from nncli.data.image_stream import LazyImages
 
 SPEC = """\
 seed: 5
@@ -79,3 +81,36 @@ def test_predict_and_evaluate_read_a_streamed_run_checkpoint(folder: Path):
     assert held.exit_code == 0, held.stderr
     rows = json.loads(held.stdout)["rows"]
     assert 0.1 * 400 < rows < 0.3 * 400
+
+
+@pytest.fixture
+def image_run(tmp_path: Path) -> Path:
+    image_folder(tmp_path / "d")
+    spec = IMAGE_SPEC.replace("validation_split: 0.0", "validation_split: 0.25, streaming: true")
+    (tmp_path / "spec.yaml").write_text(spec.replace("epochs: 1", "epochs: 2"))
+    return tmp_path
+
+
+def test_a_streamed_folder_trains_a_batch_decoded_at_a_time(image_run: Path, monkeypatch):
+    peaks = []
+    decode = LazyImages.__getitem__
+
+    def counted(self, rows):
+        pixels = decode(self, rows)
+        peaks.append(len(pixels))
+        return pixels
+
+    monkeypatch.setattr(LazyImages, "__getitem__", counted)
+    spec, out = image_run / "spec.yaml", image_run / "a" / "model.h5"
+    result = invoke("train", spec, "--output", out, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    # every batch decodes training.batch_size images (4, of the folder's 9 training images);
+    # only the first-loss check (commands/stopping.py) reads once more, at most 1,024 rows
+    assert len(peaks) > 4 and sorted(peaks)[-2] <= 4 and max(peaks) <= 1024
+    again = invoke("train", spec, "--output", image_run / "b" / "model.h5", "--quiet")
+    assert again.exit_code == 0, again.stderr
+    first, second = datasets(out), datasets(image_run / "b" / "model.h5")
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+    predicted = invoke("predict", out, image_run / "d", "--output", image_run / "p.csv")
+    assert predicted.exit_code == 0, predicted.stderr
