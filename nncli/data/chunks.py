@@ -38,36 +38,64 @@ class CsvChunks:
         self.offsets = record_offsets(self.path, chunk_rows)
         self.max_rows = chunk_rows
         self.first_row = np.zeros(len(self) + 1, dtype=np.int64)  # filled by ``counted``
+        self.text: set[str] = set()  # columns read as text (categories, labels)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def read(self, k: int) -> pd.DataFrame:
-        """Chunk ``k``'s records as a frame of text cells (``read_table``'s form), indexed by
-        record number once ``counted`` has been told the rows of every chunk before it."""
-        import pandas as pd
-
+        """Chunk ``k``'s records as ``read_table(numbers=True)`` gives a file: a column of clean
+        numbers as numbers, the ``text`` columns and any other as text cells; indexed by record
+        number once ``counted`` has been told the rows of every chunk before it."""
         with open(self.path, "rb") as file:
             file.seek(int(self.offsets[k]))
             raw = file.read(int(self.offsets[k + 1] - self.offsets[k]))
+        frame = self._parse(raw, {name: object for name in self.text})
+        # a numbers column with a gap is read again as text, as read_table does: its cells'
+        # text must come from this chunk, never from the whole file (``cell_text``)
+        again = self._unclean(frame)
+        if again:
+            cells = self._parse(raw, object, usecols=again)
+            for name in again:
+                frame[name] = cells[name]
+        frame.index = np.arange(len(frame), dtype=np.int64) + self.first_row[k]
+        frame.attrs["nncli_path"] = str(self.path)
+        frame.attrs["nncli_delimiter"] = self.delimiter
+        return frame
+
+    def _unclean(self, frame: pd.DataFrame) -> list[str]:
+        """The numbers columns with a gap (NaN) or a number ``na_values`` names, in one pass."""
+        import pandas as pd
+
+        numbers = [j for j, dtype in enumerate(frame.dtypes) if dtype.kind in "iuf"]
+        if not numbers:
+            return []
+        values = frame.iloc[:, numbers].to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values).all(axis=0)
+        if self.na_values:
+            named = pd.to_numeric(pd.Series(self.na_values, dtype=object), errors="coerce")
+            bad |= np.isin(values, np.asarray(named, dtype=np.float64)).any(axis=0)
+        return [str(frame.columns[numbers[j]]) for j in np.flatnonzero(bad)]
+
+    def _parse(self, raw: bytes, dtype: Any, usecols: list[str] | None = None) -> pd.DataFrame:
+        import pandas as pd
+
         try:
-            frame = pd.read_csv(
+            return pd.read_csv(
                 io.BytesIO(raw),
                 header=None,
                 names=self.header,
-                dtype=object,
+                usecols=usecols,
+                dtype=dtype,
                 keep_default_na=False,
                 na_values=["", *self.na_values],
                 index_col=False,
                 sep=self.delimiter,
                 encoding="utf-8",
+                low_memory=False,
             )
         except (OSError, ValueError, UnicodeDecodeError) as err:
             raise DataError(f"cannot read it as CSV: {err}", where=str(self.path)) from err
-        frame.index = np.arange(len(frame), dtype=np.int64) + self.first_row[k]
-        frame.attrs["nncli_path"] = str(self.path)
-        frame.attrs["nncli_delimiter"] = self.delimiter
-        return frame
 
     def counted(self, k: int, rows: int) -> None:
         """Chunk ``k`` holds ``rows`` records (the first pass reads the chunks in order)."""
@@ -88,6 +116,7 @@ class ParquetChunks:
         meta = self.file.metadata
         rows = [meta.row_group(k).num_rows for k in range(meta.num_row_groups)]
         self.header = [str(name) for name in self.file.schema_arrow.names]
+        self.text: set[str] = set()  # pyarrow's types decide
         self.max_rows = max(rows, default=0)
         self.first_row = np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64)
 

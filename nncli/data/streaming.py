@@ -194,6 +194,7 @@ def load(
         raise DataError(f"{loss} takes one target column, got {len(targets)}", field="data.target")
     files = {name: getattr(cfg, name, None) for name in ("validation", "test")}
     fractions = tuple(0.0 if files[n] else float(getattr(cfg, f"{n}_split")) for n in files)
+    chunks.text = set(categorical) | set(targets[:1] if task == "classification" else [])
     source = Source(chunks, cfg, seed, fractions)
     source.features, source.targets = features, targets
     fitted, counts = first_pass(source, categorical, task)
@@ -204,12 +205,9 @@ def load(
     for part, name in ((TRAIN, "train"), (VALIDATION, "validation"), (TEST, "test")):
         stream = None
         if name != "train" and files[name]:
-            whole = Source(
-                open_chunks(other(files[name]), cfg.chunk_rows, delimiter, na_values),
-                cfg,
-                seed,
-                None,
-            )
+            more = open_chunks(other(files[name]), cfg.chunk_rows, delimiter, na_values)
+            more.text = chunks.text
+            whole = Source(more, cfg, seed, None)
             whole.features, whole.targets = features, targets
             stream = Stream(whole, WHOLE, count_rows(whole), encoder, buffer)
         elif counts[part]:
@@ -292,6 +290,7 @@ def first_pass(source: Source, categorical: list[str], task: str) -> tuple[Fitte
             counts[part] += len(frame)
             if part == TRAIN and len(frame):
                 fitted.add(frame, task, source.na_values)
+                chunks.text |= set(source.features) - set(fitted.numeric)
     if fitted.numeric is None:
         raise DataError("the training part is empty", where=str(chunks.path))
     return fitted, counts
