@@ -94,10 +94,6 @@ def train(
     run.update(skip_bad=skip_bad, warn=warn, on_resolved=on_resolved, world=world)
     if world.parallel:
         world.agree(_facts(spec))
-        if getattr(spec.data, "streaming", False):  # every rank refuses alike, before reading
-            raise SpecError(
-                "streaming runs in one process: leave --workers out", field="data.streaming"
-            )
     if smoke:
         return _train(spec, output=output, smoke=True, **run)
     out, files = refuse_outputs_on_inputs(spec, output, resume)
@@ -164,7 +160,7 @@ def _resolve(
 ) -> Resolved:
     """``resolve`` the run; with several ranks, rank 0 alone reads the data and sends the
     others what they need of it (nncli/training/spread.py)."""
-    if not world.parallel:
+    if not world.parallel or getattr(spec.data, "streaming", False):  # each rank reads its own
         return resolve(spec, device=device, skip_bad=skip_bad, warn=warn)
     ready = resolve(spec, device=device, skip_bad=skip_bad, warn=warn) if world.lead else None
     ds = share_dataset(world, ready.ds if ready is not None else None)

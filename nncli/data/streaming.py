@@ -29,6 +29,7 @@ from nncli.errors import DataError, SpecError
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 WHOLE = -1  # every row of a file is in one part (a separate validation: or test: file)
+PARTS = (TRAIN, VALIDATION, TEST, WHOLE)
 
 
 def row_parts(rows: np.ndarray, seed: int, validation: float, test: float) -> np.ndarray:
@@ -55,6 +56,8 @@ class Source:
         self.na_values = [str(v) for v in getattr(cfg, "na_values", None) or []]
         self.features: list[str] = []
         self.targets: list[str] = []
+        # each part's rows in each chunk, counted by the first pass (ranks share out chunks)
+        self.chunk_rows = {part: np.zeros(len(chunks), dtype=np.int64) for part in PARTS}
 
     def rows(self, k: int, part: int) -> Any:
         """Chunk ``k``'s rows of ``part`` that ``data.missing`` keeps, as a frame."""
@@ -98,25 +101,62 @@ class Stream:
         """Batches of ``size`` rows (the last may be smaller): the chunks in an order drawn from
         (seed, STREAM_SHUFFLE, epoch), ``buffer_chunks`` at a time with the rows left over from
         the last batch, their rows shuffled by the same generator; in file order unshuffled."""
-        count = len(self.source.chunks)
         rng = rng_for(seed, STREAM_SHUFFLE, epoch)
+        count = len(self.source.chunks)
         order = rng.permutation(count) if shuffle else np.arange(count)
+        sizes = [size] * (self.rows // size) + ([self.rows % size] if self.rows % size else [])
+        yield from self._cut(order, sizes, rng if shuffle else None)
+
+    def shares(
+        self, size: int, seed: int, epoch: int, shuffle: bool, rank: int, ranks: int
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, int, int]]:
+        """Rank ``rank``'s part of every global batch of one epoch of ``ranks`` processes, as
+        (x, y, its first row in the global batch, the global batch's rows): each rank reads the
+        chunks ``rank, rank + ranks, ...`` of the epoch's order (no rank reads another's) and
+        gives each of the ceil(rows / size) steps its rows in proportion to the rows it holds,
+        so every rank takes the same number of steps (a global batch holds about ``size``)."""
+        rng = rng_for(seed, STREAM_SHUFFLE, epoch)
+        count = len(self.source.chunks)
+        order = rng.permutation(count) if shuffle else np.arange(count)
+        per_chunk = self.source.chunk_rows[self.part][order]
+        held = np.array([per_chunk[q::ranks].sum() for q in range(ranks)])
+        steps = max(-(-self.rows // size), 1)
+        edges = np.floor(np.arange(steps + 1)[None, :] * held[:, None] / steps).astype(np.int64)
+        cuts = np.diff(edges, axis=1)  # (ranks, steps): each rank's rows of each step
+        firsts, totals = cuts[:rank].sum(axis=0), cuts.sum(axis=0)
+        own = self._cut(order[rank::ranks], cuts[rank].tolist(), rng if shuffle else None)
+        for s, (x, y) in enumerate(own):
+            yield x, y, int(firsts[s]), int(totals[s])
+
+    def _cut(
+        self, order: np.ndarray, sizes: list[int], rng: np.random.Generator | None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The rows of the chunks in ``order`` cut into batches of ``sizes`` (which add up to
+        those rows), shuffled ``buffer_chunks`` chunks at a time when ``rng`` is given."""
         xs: list[np.ndarray] = []
         ys: list[np.ndarray] = []
-        for i, (x, y) in enumerate(self.encoded(order), start=1):
+        done, chunks = 0, 0
+        for x, y in self.encoded(order):
             xs.append(x)
             ys.append(y)
-            held = sum(len(v) for v in xs)
-            self.held_peak = max(self.held_peak, held)
-            if i % self.buffer_chunks:
+            chunks += 1
+            self.held_peak = max(self.held_peak, sum(len(v) for v in xs))
+            if chunks % self.buffer_chunks:
                 continue
-            x, y = _shuffled(xs, ys, rng if shuffle else None)
-            full = len(x) - len(x) % size
-            yield from _cut(x[:full], y[:full], size)
-            xs, ys = [x[full:]], [y[full:]]
-        if xs and sum(len(v) for v in xs):
-            x, y = _shuffled(xs, ys, rng if shuffle else None)
-            yield from _cut(x, y, size)
+            x, y = _shuffled(xs, ys, rng)
+            start = 0
+            while done < len(sizes) and start + sizes[done] <= len(x):
+                yield x[start : start + sizes[done]], y[start : start + sizes[done]]
+                start, done = start + sizes[done], done + 1
+            xs, ys = [x[start:]], [y[start:]]
+        if not xs:  # a rank given no chunk of this part: its steps hold no rows
+            xs = [np.zeros((0, len(self.encoder.feature_names)), dtype=self.encoder.dtype)]
+            ys = [np.zeros((0, self.encoder.output_width), dtype=self.encoder.dtype)]
+        x, y = _shuffled(xs, ys, rng)
+        start = 0
+        for cut in sizes[done:]:  # the rows left add up to the batches left
+            yield x[start : start + cut], y[start : start + cut]
+            start += cut
 
     def head(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The part's first ``n`` rows in file order, as arrays (a smoke run, the first loss)."""
@@ -136,11 +176,6 @@ def _shuffled(xs: list, ys: list, rng: np.random.Generator | None) -> tuple[Any,
         return x, y
     order = rng.permutation(len(x))
     return x[order], y[order]
-
-
-def _cut(x: np.ndarray, y: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for start in range(0, len(x), size):
-        yield x[start : start + size], y[start : start + size]
 
 
 class Unheld:
@@ -225,7 +260,8 @@ def count_rows(source: Source) -> int:
     for k in range(len(source.chunks)):
         frame = source.chunks.read(k)
         source.chunks.counted(k, len(frame))
-        rows += len(source.kept(frame, WHOLE))
+        source.chunk_rows[WHOLE][k] = len(source.kept(frame, WHOLE))
+        rows += int(source.chunk_rows[WHOLE][k])
     return rows
 
 
@@ -288,6 +324,7 @@ def first_pass(source: Source, categorical: list[str], task: str) -> tuple[Fitte
         for part in (TRAIN, VALIDATION, TEST):
             frame = source.kept(whole, part)
             counts[part] += len(frame)
+            source.chunk_rows[part][k] = len(frame)
             if part == TRAIN and len(frame):
                 fitted.add(frame, task, source.na_values)
                 chunks.text |= set(source.features) - set(fitted.numeric)

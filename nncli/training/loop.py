@@ -186,7 +186,7 @@ class _Epochs:
         if streamed:  # larger than memory: batches in the stream's own seeded order
             from nncli.training.streamed import streamed_batches
 
-            host = streamed_batches(x, size, config.seed, epoch, config.shuffle, change)
+            host = streamed_batches(x, size, config, epoch, change, self.world)
         ready = net.backend.prefetched(host, BATCH_TYPES)  # batch b + 1 moves while b computes
         for b, ((idx, share), (xb, yb, mb)) in enumerate(ready, start=1):
             if share is not None:
@@ -325,7 +325,7 @@ def evaluate(
     if isinstance(x, Streamed):  # larger than memory: summed batch by batch in file order
         from nncli.training.streamed import evaluate_streamed
 
-        return evaluate_streamed(net, loss, x, batch_size, target_scale, metrics)
+        return evaluate_streamed(net, loss, x, batch_size, target_scale, metrics, world)
     fused = net.fuse_output(loss.fused_activation)
     running = RunningMetrics(loss.task, target_scale)
     outputs, positions = [], []

@@ -15,16 +15,24 @@ from nncli.engine.losses import Loss
 from nncli.engine.network import Sequential
 from nncli.training.loop import BATCH_TYPES, loss_value
 from nncli.training.metrics import RunningMetrics
+from nncli.training.parallel import SINGLE, World
 from nncli.training.scores import scores
 
 
 def streamed_batches(
-    x: Streamed, size: int, seed: int, epoch: int, shuffle: bool, change: Callable | None
-) -> Iterator[tuple[tuple[range, None], tuple[np.ndarray, np.ndarray, None]]]:
-    """One epoch's training batches of ``x``'s stream as ``fit`` takes them: ((rows, no share),
-    (x, y, no mask)), augmented by ``change`` when there is one."""
-    for xb, yb in x.stream.batches(size, seed, epoch, shuffle):
-        yield (range(len(xb)), None), (xb if change is None else change(xb), yb, None)
+    x: Streamed, size: int, config: Any, epoch: int, change: Callable | None, world: World
+) -> Iterator[tuple[tuple[range, slice | None], tuple[np.ndarray, np.ndarray, None]]]:
+    """One epoch's training batches of ``x``'s stream as ``fit`` takes them: ((the global
+    batch's rows, this process's share of them or None), (x, y, no mask)), augmented by
+    ``change`` when there is one. Several processes: each reads its own chunks
+    (``Stream.shares``)."""
+    seed, shuffle = config.seed, config.shuffle
+    if not world.parallel:
+        for xb, yb in x.stream.batches(size, seed, epoch, shuffle):
+            yield (range(len(xb)), None), (xb if change is None else change(xb), yb, None)
+        return
+    for xb, yb, first, rows in x.stream.shares(size, seed, epoch, shuffle, world.rank, world.size):
+        yield (range(rows), slice(first, first + len(xb))), (xb, yb, None)
 
 
 def evaluate_streamed(
@@ -34,22 +42,35 @@ def evaluate_streamed(
     batch_size: int,
     target_scale: np.ndarray | None = None,
     metrics: Sequence[str] = (),
+    world: World = SINGLE,
 ) -> dict[str, float]:
     """``evaluate`` over a streamed part, in file order: loss, accuracy or RMSE and MAE summed
-    batch by batch; the named ``metrics`` from the outputs and targets gathered (N, K) each."""
+    batch by batch; the named ``metrics`` from the outputs and targets gathered (N, K) each.
+    Several processes: each scores its own chunks and the sums are combined (with named
+    ``metrics`` every process scores every row)."""
     fused = net.fuse_output(loss.fused_activation)
     running = RunningMetrics(loss.task, target_scale)
     outputs: list[np.ndarray] = []
     targets: list[np.ndarray] = []
-    for host in x.stream.batches(batch_size):
+    extra = [m for m in metrics if m not in RunningMetrics(loss.task).result()]
+    shared = world.parallel and not extra
+    batches = x.stream.batches(batch_size)
+    if shared:
+        every = x.stream.shares(batch_size, 0, 0, False, world.rank, world.size)
+        batches = ((xb, yb) for xb, yb, *_ in every)
+    for host in batches:
         xb, yb = net.backend.to_device(*host, dtypes=BATCH_TYPES[:2])
         p = net.forward(xb, training=False)
-        running.add(loss_value(net, loss, p, yb, None, fused), p, yb, None)
-        if metrics:
+        value = loss_value(net, loss, p, yb, None, fused)
+        if shared:  # the global batch's loss: a share may hold no rows
+            value, _ = world.mean_loss(value, loss.total)
+        running.add(value, p, yb, None)
+        if extra:
             outputs.append(net.backend.to_host(p))
             targets.append(host[1])
+    if shared:
+        running.combine(world.sum)
     result = running.result()
-    extra: list[Any] = [m for m in metrics if m not in result]
     if extra and outputs:
         y, p = np.concatenate(targets), np.concatenate(outputs)
         result.update(scores(extra, y, p, None, target_scale))
