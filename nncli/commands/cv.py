@@ -28,7 +28,7 @@ from nncli.commands.workers import wait_all
 from nncli.data import folds as fold_rows
 from nncli.data.dataset import Part
 from nncli.engine.schedules import improves_upwards
-from nncli.errors import DataError, Interrupted
+from nncli.errors import DataError, Interrupted, SpecError
 from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback
 from nncli.training.loop import evaluate
@@ -219,6 +219,12 @@ def cv(
     from nncli import spec as spec_module
 
     spec = spec_module.load(path, overrides)
+    if getattr(spec.data, "streaming", False):  # folds are rows held in memory
+        raise SpecError(
+            "cross-validation holds every row in memory; leave it out (--set data.streaming=false)",
+            field="data.streaming",
+            where=spec.line_of("data.streaming"),
+        )
     out = Path(output) if output is not None else Path("runs", f"{spec.name}-cv")
     table = out / "cv.csv"
     if only:

@@ -6,6 +6,7 @@ boundaries (quoted line breaks included); Parquet is read by row groups."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +180,24 @@ def test_a_stray_text_in_a_later_chunk_names_its_line(tmp_path: Path):
 def test_streaming_refuses_a_split_column(table_csv: Path):
     with pytest.raises(SpecError, match="split_column"):
         load(table_csv, split_column="colour")
+
+
+def test_a_truncated_parquet_file_is_one_data_error_naming_it(tmp_path: Path):
+    pytest.importorskip("pyarrow")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_pandas(frame(50), preserve_index=False), path)
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(DataError, match="cannot read it as Parquet") as raised:
+        load(path)
+    assert raised.value.where == str(path)
+
+
+def test_parquet_without_pyarrow_says_how_to_install(tmp_path: Path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # import fails as if absent
+    path = tmp_path / "t.parquet"
+    path.write_bytes(b"PAR1")
+    with pytest.raises(DataError, match=r'pip install "nncli\[formats\]"'):
+        load(path)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import IMAGE_SPEC, image_folder, invoke
+from helpers import IMAGE_SPEC, image_folder, invoke, one_error_line
 from test_determinism import datasets
 
 from nncli.data.image_stream import LazyImages
@@ -114,3 +114,8 @@ def test_a_streamed_folder_trains_a_batch_decoded_at_a_time(image_run: Path, mon
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)
     predicted = invoke("predict", out, image_run / "d", "--output", image_run / "p.csv")
     assert predicted.exit_code == 0, predicted.stderr
+
+
+def test_cross_validation_refuses_a_streamed_spec_by_its_line(folder: Path):
+    result = invoke("cv", folder / "spec.yaml", "--folds", "3")
+    one_error_line(result, 2, "spec.yaml:6:", "data.streaming", "in memory")
