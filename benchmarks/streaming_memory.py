@@ -76,14 +76,17 @@ def write_data(folder: Path, rows: int, parquet: bool, chunk: int) -> Path:
 
 
 def run(folder: Path, data: Path, streaming: str, name: str) -> dict:
-    spec = SPEC.replace("DATA", data.name).replace("STREAMING", streaming)
-    (folder / f"{name}.yaml").write_text(spec)
-    command = [sys.executable, "probe.py", "train", f"{name}.yaml", "--quiet", "--force"]
+    """One ``nncli train`` in a child process, in a folder of its own (no other run beside)."""
+    work = folder / name
+    work.mkdir()
+    spec = SPEC.replace("DATA", f"../{data.name}").replace("STREAMING", streaming)
+    (work / "spec.yaml").write_text(spec)
+    command = [sys.executable, "../probe.py", "train", "spec.yaml", "--quiet", "--force"]
     started = time.perf_counter()
-    env = {**os.environ, "PROBE_NAME": name}
-    subprocess.run([*command, "--output", f"{name}/model.h5"], cwd=folder, env=env, check=True)
+    env = {**os.environ, "PROBE_NAME": "probe"}
+    subprocess.run([*command, "--output", "model.h5"], cwd=work, env=env, check=True)
     seconds = time.perf_counter() - started
-    return {**json.loads((folder / f"{name}.json").read_text()), "seconds": seconds}
+    return {**json.loads((work / "probe.json").read_text()), "seconds": seconds}
 
 
 def main() -> None:
@@ -91,10 +94,19 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--chunk", type=int, default=5_000)
     parser.add_argument("--parquet", action="store_true")
+    parser.add_argument("--write", type=Path, help=argparse.SUPPRESS)  # the data-writing child
     args = parser.parse_args()
+    if args.write is not None:
+        write_data(args.write, args.rows, args.parquet, args.chunk)
+        return
     with tempfile.TemporaryDirectory(prefix="nncli-stream-") as tmp:
         folder = Path(tmp)
-        data = write_data(folder, args.rows, args.parquet, args.chunk)
+        # written by a child: a child started by vfork inherits this process's peak RSS in its
+        # own ru_maxrss (Linux keeps the larger at exec), so this process never holds the table
+        sizes = ["--rows", str(args.rows), "--chunk", str(args.chunk)]
+        flag = ["--parquet"] if args.parquet else []
+        subprocess.run([sys.executable, __file__, "--write", tmp, *sizes, *flag], check=True)
+        data = folder / ("big.parquet" if args.parquet else "big.csv")
         (folder / "probe.py").write_text(PROBE)
         stream = f"streaming: true, chunk_rows: {args.chunk}, buffer_chunks: 4"
         runs = {}
