@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 SCAN_BYTES = 1 << 24  # the bytes the record scan holds at once
 NEWLINE, QUOTE = 10, 34
 PARQUET = (".parquet", ".pq")
-INSTALL = 'pip install "nncli[formats]"'
+INSTALL = 'pip install -e ".[formats]"'
 
 
 class CsvChunks:

@@ -199,5 +199,5 @@ def test_parquet_without_pyarrow_says_how_to_install(tmp_path: Path, monkeypatch
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # import fails as if absent
     path = tmp_path / "t.parquet"
     path.write_bytes(b"PAR1")
-    with pytest.raises(DataError, match=r'pip install "nncli\[formats\]"'):
+    with pytest.raises(DataError, match=r'pip install -e "\.\[formats\]"'):
         load(path)
