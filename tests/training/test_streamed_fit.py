@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import IMAGE_SPEC, image_folder, invoke, one_error_line
+from helpers import FLOAT32_EPS, IMAGE_SPEC, image_folder, invoke, one_error_line
 from test_determinism import datasets
 
 from nncli.data.image_stream import LazyImages
@@ -119,3 +119,12 @@ def test_a_streamed_folder_trains_a_batch_decoded_at_a_time(image_run: Path, mon
 def test_cross_validation_refuses_a_streamed_spec_by_its_line(folder: Path):
     result = invoke("cv", folder / "spec.yaml", "--folds", "3")
     one_error_line(result, 2, "spec.yaml:6:", "data.streaming", "in memory")
+
+
+def test_a_streamed_run_takes_the_gpu_path_on_the_strict_stand_in(folder: Path, monkeypatch):
+    monkeypatch.setenv("NNCLI_FAKE_GPU", "1")  # refuses implicit host conversions, as CuPy does
+    on_cpu = train(folder, "cpu/model.h5", "--device", "cpu")
+    on_gpu = train(folder, "gpu/model.h5", "--device", "gpu")
+    weight = "model/0.dense/weight"
+    scale = float(np.abs(on_cpu[weight]).max())
+    np.testing.assert_allclose(on_gpu[weight], on_cpu[weight], atol=64 * FLOAT32_EPS * scale)
