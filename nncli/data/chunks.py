@@ -35,7 +35,7 @@ class CsvChunks:
         require_regular(path, DataError)
         self.path, self.delimiter, self.na_values = Path(path), delimiter, list(na_values)
         self.header = _header(self.path, delimiter)
-        self.offsets = record_offsets(self.path, chunk_rows)
+        self.offsets, self.lines = record_offsets(self.path, chunk_rows)
         self.max_rows = chunk_rows
         self.first_row = np.zeros(len(self) + 1, dtype=np.int64)  # filled by ``counted``
         self.text: set[str] = set()  # columns read as text (categories, labels)
@@ -50,7 +50,10 @@ class CsvChunks:
         with open(self.path, "rb") as file:
             file.seek(int(self.offsets[k]))
             raw = file.read(int(self.offsets[k + 1] - self.offsets[k]))
-        frame = self._parse(raw, {name: object for name in self.text})
+        try:
+            frame = self._parse(raw, {name: object for name in self.text})
+        except DataError as err:  # pandas counts lines from the chunk: name the file's own
+            raise self._ragged(k, raw) or err from None
         # a numbers column with a gap is read again as text, as read_table does: its cells'
         # text must come from this chunk, never from the whole file (``cell_text``)
         again = self._unclean(frame)
@@ -76,6 +79,21 @@ class CsvChunks:
             named = pd.to_numeric(pd.Series(self.na_values, dtype=object), errors="coerce")
             bad |= np.isin(values, np.asarray(named, dtype=np.float64)).any(axis=0)
         return [str(frame.columns[numbers[j]]) for j in np.flatnonzero(bad)]
+
+    def _ragged(self, k: int, raw: bytes) -> DataError | None:
+        """The first record of chunk ``k`` whose fields are not the header's, named by its line
+        in the file (the csv module over this chunk alone: an error path)."""
+        reader = csv.reader(io.StringIO(raw.decode("utf-8", "replace")), delimiter=self.delimiter)
+        before = 0
+        for fields in reader:
+            if fields and len(fields) != len(self.header):
+                return DataError(
+                    f"line {self.lines[k] + before}: expected {len(self.header)} fields (the "
+                    f"header's), found {len(fields)}",
+                    where=str(self.path),
+                )
+            before = reader.line_num
+        return None
 
     def _parse(self, raw: bytes, dtype: Any, usecols: list[str] | None = None) -> pd.DataFrame:
         import pandas as pd
@@ -166,21 +184,27 @@ def _header(path: Path, delimiter: str) -> list[str]:
     return [name.strip() for name in names]
 
 
-def record_offsets(path: Path, every: int) -> np.ndarray:
-    """Byte offsets where chunks of ``every`` records start (the first right after the header)
-    and the file's size last: one pass over the bytes, SCAN_BYTES at a time, a line break
-    ending a record when an even count of quotes comes before it."""
+def record_offsets(path: Path, every: int) -> tuple[np.ndarray, np.ndarray]:
+    """(byte offsets where chunks of ``every`` records start, the first right after the header,
+    and the file's size last; the line each chunk starts on): one pass over the bytes,
+    SCAN_BYTES at a time, a line break ending a record when an even count of quotes comes
+    before it."""
     starts: list[int] = []
-    base, ends, quotes = 0, 0, 0
+    lines: list[int] = []
+    base, ends, quotes, breaks_before = 0, 0, 0, 0
     with open(path, "rb") as file:
         while block := file.read(SCAN_BYTES):
             data = np.frombuffer(block, dtype=np.uint8)
             breaks, marks = np.flatnonzero(data == NEWLINE), np.flatnonzero(data == QUOTE)
-            closed = breaks[(quotes + np.searchsorted(marks, breaks)) % 2 == 0]
-            number = ends + np.arange(len(closed))  # record 0 is the header
-            starts += (base + closed[number % every == 0] + 1).tolist()
-            ends, quotes, base = ends + len(closed), quotes + len(marks), base + len(data)
+            closing = np.flatnonzero((quotes + np.searchsorted(marks, breaks)) % 2 == 0)
+            number = ends + np.arange(len(closing))  # record 0 is the header
+            chosen = closing[number % every == 0]  # positions among this block's line breaks
+            starts += (base + breaks[chosen] + 1).tolist()
+            lines += (breaks_before + chosen + 2).tolist()  # the line after that break
+            ends, quotes, base = ends + len(closing), quotes + len(marks), base + len(data)
+            breaks_before += len(breaks)
     if not starts:  # a header alone, without a line break: no chunk
-        return np.array([base], dtype=np.int64)
+        return np.array([base], dtype=np.int64), np.zeros(0, dtype=np.int64)
     tail = [] if starts[-1] == base else [base]  # the last record may lack its line break
-    return np.array(starts + tail, dtype=np.int64)
+    offsets = np.array(starts + tail, dtype=np.int64)
+    return offsets, np.array(lines[: len(offsets) - 1], dtype=np.int64)

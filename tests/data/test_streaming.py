@@ -17,6 +17,7 @@ from helpers import csv_cfg
 from nncli.data import table
 from nncli.data.chunks import CsvChunks, record_offsets
 from nncli.data.columns import CategoricalColumn, NumericColumn
+from nncli.data.csv_reader import record_lines
 from nncli.data.moments import Moments
 from nncli.data.streaming import TRAIN, VALIDATION, row_parts
 from nncli.errors import DataError, SpecError
@@ -148,7 +149,19 @@ def test_csv_chunks_split_at_records_even_with_quoted_line_breaks(tmp_path: Path
         assert whole["n"].astype(int).tolist() == list(range(len(notes)))
         assert whole["note"].fillna("").tolist() == notes
         assert whole.index.tolist() == list(range(len(notes)))
-    assert len(record_offsets(path, 5)) - 1 == 7
+    offsets, lines = record_offsets(path, 5)
+    assert len(offsets) - 1 == 7  # 35 records in chunks of 5
+    np.testing.assert_array_equal(lines, record_lines(path)[::5])  # where each chunk starts
+
+
+def test_a_row_with_a_field_too_many_names_its_line_in_the_file(tmp_path: Path):
+    path = tmp_path / "t.csv"
+    frame(300).to_csv(path, index=False)
+    text = path.read_text().splitlines()
+    text[251] += ",9"  # the file's line 252: its 251st record
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(DataError, match=r"line 252: expected 5 fields \(the header's\), found 6"):
+        load(path, validation_split=0.0)
 
 
 def test_parquet_row_groups_stream_as_the_csv_does(tmp_path: Path, table_csv: Path):
