@@ -31,7 +31,7 @@ from nncli.data import folds as fold_rows
 from nncli.data.dataset import Part
 from nncli.engine import feeds
 from nncli.engine.schedules import improves_upwards
-from nncli.errors import DataError, Interrupted
+from nncli.errors import DataError, Interrupted, SpecError
 from nncli.spec.resolve import Resolved, resolve
 from nncli.training.callbacks import Callback
 from nncli.training.loop import evaluate
@@ -237,6 +237,12 @@ def cv(
     spec = spec_module.load(path, overrides)
     version_notes(spec, version_note(spec), None, None if only else note)
     watch.require(spec)
+    if getattr(spec.data, "streaming", False):  # folds are rows held in memory
+        raise SpecError(
+            "cross-validation holds every row in memory; leave it out (--set data.streaming=false)",
+            field="data.streaming",
+            where=spec.line_of("data.streaming"),
+        )
     out = Path(output) if output is not None else Path("runs", f"{spec.name}-cv")
     table = out / "cv.csv"
     if only:

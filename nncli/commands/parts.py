@@ -23,6 +23,7 @@ from nncli.checkpoint import model as model_io
 from nncli.commands.predictor import Predictor
 from nncli.data.dataset import PART_NAMES, Dataset, state_text
 from nncli.data.digest import content_digest
+from nncli.data.streaming import Streamed
 from nncli.errors import SpecError
 
 PARTS = ("train", "validation", "test", "all")
@@ -125,9 +126,10 @@ def _picked(ds: Dataset, part: str | None, whole: Part) -> Part:
             field="--part",
         )
     picked, total = ds.parts[chosen], sum(sizes.values())
-    return Part(
-        chosen, whole.trained_on, whole.name, whole.units, picked.x, picked.y, picked.mask, total
-    )
+    x, y = picked.x, picked.y
+    if isinstance(x, Streamed):  # a streamed run's part, read into memory to be scored
+        x, y = x.stream.head(len(x))
+    return Part(chosen, whole.trained_on, whole.name, whole.units, x, y, picked.mask, total)
 
 
 def split_again(

@@ -172,7 +172,7 @@ def _resolve(
 ) -> Resolved:
     """``resolve`` the run; with several ranks, rank 0 alone reads the data and sends the
     others what they need of it (nncli/training/spread.py)."""
-    if not world.parallel:
+    if not world.parallel or getattr(spec.data, "streaming", False):  # each rank reads its own
         return resolve(spec, device=device, skip_bad=skip_bad, warn=warn)
     ready = resolve(spec, device=device, skip_bad=skip_bad, warn=warn) if world.lead else None
     ds = share_dataset(world, ready.ds if ready is not None else None)

@@ -9,6 +9,7 @@ x: float32 (N, C, H, W); y: one-hot (N, K) or 0/1 (N, 1) for binary_cross_entrop
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,11 @@ def load(
     size = tuple(cfg.image_size) if getattr(cfg, "image_size", None) else None
     color = getattr(cfg, "color", "grayscale")
     path = resolve(cfg.path, base_dir)
+    if getattr(cfg, "streaming", False):  # larger than memory: each batch decoded when used
+        from nncli.data import image_stream
+
+        checks = (_check_classes, augmenter, partial(resolve, base_dir=base_dir))
+        return image_stream.load(cfg, path, seed, loss, dtype, skip_bad, checks)
     frame = read_frame(path, size, color, skip_bad, np.dtype(dtype))
     if frame.skipped and not len(frame):
         raise all_skipped(frame.skipped, str(path))

@@ -7,6 +7,7 @@ pandas is imported inside the functions that need it, so ``import nncli.data`` s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,17 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
             )
     path = resolve(cfg.path, base_dir)
     delimiter = getattr(cfg, "delimiter", ",")
+    if getattr(cfg, "streaming", False):  # larger than memory: read in chunks, not whole
+        from nncli.data import streaming
+
+        if getattr(cfg, "inputs", None):
+            raise SpecError(
+                "data.streaming reads a table as one input; leave out data.inputs or streaming",
+                field="data.streaming",
+            )
+
+        other = partial(resolve, base_dir=base_dir)
+        return streaming.load(cfg, path, seed, loss, dtype, columns=_columns, other=other)
     frame = read_table(path, na_values, True, delimiter, getattr(cfg, "sheet", None))
     targets, features, categorical = _columns(cfg, list(frame.columns), path)
     inputs = getattr(cfg, "inputs", None)

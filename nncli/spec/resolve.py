@@ -17,6 +17,7 @@ import numpy as np
 from nncli import data
 from nncli.backend import Backend, open_device
 from nncli.data.dataset import Dataset
+from nncli.data.streaming import Streamed, Unheld
 from nncli.engine.graph import data_position
 from nncli.engine.losses import CrossEntropy, Loss
 from nncli.engine.network import Sequential
@@ -96,6 +97,8 @@ def _dataset(spec: Any, skip_bad: bool, warn: Callable[[str], None] | None) -> D
     for note in ds.warnings if warn else ():
         warn(note)
     for name, part in ds.parts.items():  # the loaders check their own files; this is a net
+        if isinstance(part.x, Unheld):  # not in memory: checked as each chunk is read
+            continue
         word = SAID.get(name, name)
         require_finite(part.x, f"the {word} inputs", ds.source)
         require_finite(part.y, f"the {word} targets", ds.source)
@@ -254,8 +257,11 @@ def _class_weight(spec: Any, ds: Dataset, loss: Loss) -> None:
         )
     labels = [str(v) for v in ds.labels or []]
     if given == "balanced":
-        y = ds.parts["train"].y.reshape(-1, ds.parts["train"].y.shape[-1])
-        counts = y.sum(axis=0, dtype=np.float64)
+        y = ds.parts["train"].y
+        if isinstance(y, Streamed):  # counted in the pass before training
+            counts = np.asarray(y.stream.label_counts, dtype=np.float64)
+        else:
+            counts = y.reshape(-1, y.shape[-1]).sum(axis=0, dtype=np.float64)
         weights = np.where(counts > 0, counts.sum() / (len(labels) * np.maximum(counts, 1)), 0.0)
         loss.class_weight = [float(w) for w in weights]
         return

@@ -107,6 +107,10 @@ class CsvData(_Splits):
         check_columns(self.inputs, self.target, self.features)
         return self
 
+    streaming: Bool = False  # data larger than memory: read in chunks (nncli/data/streaming.py)
+    chunk_rows: PositiveInt = 10_000  # a CSV chunk's records (Parquet: its row groups)
+    buffer_chunks: PositiveInt = 8  # chunks whose rows are shuffled together
+
     @model_validator(mode="after")
     def _split_column_decides(self) -> CsvData:
         """With ``split_column`` the column gives each row its part: no other file or test
@@ -157,6 +161,8 @@ class ImagesData(_Splits):
     validation: OptFilePath = None
     test: OptFilePath = None
     augment: Augment = Field(default_factory=Augment)
+    streaming: Bool = False  # each batch's images decoded when used (nncli/data/image_stream.py)
+    chunk_rows: PositiveInt = 256  # images the pass before training decodes at once
 
 
 class TimeseriesData(_Splits):

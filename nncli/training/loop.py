@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from nncli.data.streaming import Streamed
 from nncli.data.streams import STREAM_AUGMENT, STREAM_DROPOUT, rng_for
 from nncli.engine import feeds
 from nncli.engine.history import History
@@ -180,10 +181,10 @@ class _Epochs:
             change = partial(_augment_with, config.augment, rng)
         running = RunningMetrics(self.loss.task, config.target_scale)
         seen, batches = 0, math.ceil(feeds.rows(x) / size)
+        streamed = isinstance(x, Streamed)  # its own order: no permutation of every row here
+        rows = 0 if streamed else feeds.rows(x)
         order = list(
-            epoch_batches(
-                feeds.rows(x), size, seed=config.seed, epoch=epoch, shuffle=config.shuffle
-            )
+            epoch_batches(rows, size, seed=config.seed, epoch=epoch, shuffle=config.shuffle)
         )
         if is_spread(x):  # rank 0 sends each rank its rows of this epoch's batches
             x = hold(x, batch_positions(self.world, order))
@@ -191,6 +192,10 @@ class _Epochs:
             (idx, self.world.share(len(idx)) if self.world.parallel else None) for idx in order
         )
         host = (((i, s), _host_batch(x, y, config.mask, i, change, s)) for i, s in shares)
+        if streamed:  # larger than memory: batches in the stream's own seeded order
+            from nncli.training.streamed import streamed_batches
+
+            host = streamed_batches(x, size, config, epoch, change, self.world)
         ready = feeds.prefetched(net.backend, host)  # batch b + 1 moves while b computes
         for b, ((idx, share), (xb, yb, mb)) in enumerate(ready, start=1):
             if share is not None:
@@ -328,6 +333,10 @@ def evaluate(
     """Loss and metrics (accuracy, or RMSE and MAE, in the file's units with ``target_scale``,
     and the named ``metrics``) over a whole set, without training; with several processes each
     takes its share of every batch and the sums are combined."""
+    if isinstance(x, Streamed):  # larger than memory: summed batch by batch in file order
+        from nncli.training.streamed import evaluate_streamed
+
+        return evaluate_streamed(net, loss, x, batch_size, target_scale, metrics, world)
     fused = net.fuse_output(loss.fused_activation)
     running = RunningMetrics(loss.task, target_scale)
     outputs, positions = [], []
