@@ -626,7 +626,7 @@ from nncli.cli import app
 sys.argv = ["nncli", "train", *sys.argv[4:]]
 app()
 """
-DATASETS_PER_SAVE = 43  # h5py datasets in one save of the iris model below
+DATASETS_PER_SAVE = 46  # h5py datasets in one save of the iris model below
 
 
 def kill_mid_save(work: Path, kind: str, at: int) -> int:
