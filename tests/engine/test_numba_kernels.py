@@ -128,3 +128,88 @@ def test_max_pool_kernel_matches_the_numpy_pool_exactly(numpy_only, relu, size):
         out.append([y, layer.backward(dy)])
     for ours, reference in zip(*out, strict=True):
         np.testing.assert_array_equal(ours, reference)
+
+
+def _thread_counts() -> list[int]:
+    import numba
+
+    return sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
+
+
+def test_kernel_threads_follow_the_blas_setting(monkeypatch):
+    import numba
+
+    monkeypatch.setattr(kernels, "_threads", None)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert kernels.threads() == 1  # a 1-thread run stays 1-thread
+    monkeypatch.setattr(kernels, "_threads", None)
+    for name in kernels.BLAS_THREADS:
+        monkeypatch.delenv(name, raising=False)
+    assert kernels.threads() == numba.config.NUMBA_NUM_THREADS
+    monkeypatch.setattr(kernels, "_threads", None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "64")  # never more than numba has
+    assert kernels.threads() == numba.config.NUMBA_NUM_THREADS
+    monkeypatch.setattr(kernels, "_threads", None)
+
+
+def _serial_and_parallel(monkeypatch, loops, name, *arrays, out):
+    """Run ``loops[name]`` serially and in parallel on 1 and 2 threads; each run's outputs
+    (the arrays at the indices ``out``, filled fresh) and result."""
+    runs = [(False, None)] + [(True, t) for t in _thread_counts()]
+    results = []
+    for parallel, count in runs:
+        if count is not None:
+            monkeypatch.setattr(kernels, "_threads", count)
+        args = [a.copy() if isinstance(a, np.ndarray) else a for a in arrays]
+        for i in out:
+            args[i][...] = 0
+        back = kernels.compiled(loops, parallel=parallel)[name](*args)
+        results.append([args[i] for i in out] + ([] if back is None else [back]))
+    monkeypatch.setattr(kernels, "_threads", None)
+    return results
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_parallel_max_pool_gives_the_serial_kernels_numbers_exactly(monkeypatch, relu):
+    from nncli.engine.layers.pool2d import maxpool2_loops
+
+    kernels.usable(np.zeros(kernels.MIN_SIZE))  # loads numba
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((37, 12, 10)).astype(np.float32)
+    x[::3, :2, :2] = 0.25  # ties
+    y, index = np.empty((37, 6, 5), np.float32), np.empty((37, 6, 5), np.uint8)
+    forward = _serial_and_parallel(monkeypatch, maxpool2_loops, "forward", x, y, index, relu,
+                                   out=[1, 2])  # fmt: skip
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    y, index = forward[0]
+    dx = np.empty((37, 12, 10), np.float32)
+    backward = _serial_and_parallel(monkeypatch, maxpool2_loops, "backward", dy, y, index, relu,
+                                    dx, out=[4])  # fmt: skip
+    for results in (forward, backward):
+        for run in results[1:]:
+            for ours, serial in zip(run, results[0], strict=True):
+                np.testing.assert_array_equal(ours, serial)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_parallel_batchnorm_gives_the_serial_kernels_numbers_exactly(monkeypatch, dtype):
+    from nncli.engine.layers.normalization import BLOCK, batchnorm_loops
+
+    kernels.usable(np.zeros(kernels.MIN_SIZE))  # loads numba
+    rng = np.random.default_rng(9)
+    rows, cols = 301, 2 * BLOCK + 5  # a last block of a few columns
+    x = (rng.standard_normal((rows, cols)) * 3 + 1).astype(dtype)
+    weight, bias = np.linspace(0.5, 2, cols).astype(dtype), np.linspace(-1, 1, cols).astype(dtype)
+    xhat, y, stats = np.empty_like(x), np.empty_like(x), np.empty((2, cols))
+    eps = dtype(1e-5)
+    forward = _serial_and_parallel(monkeypatch, batchnorm_loops, "forward", x, weight, bias, eps,
+                                   xhat, y, stats, out=[4, 5, 6])  # fmt: skip
+    xhat, _, _, inv = forward[0]
+    dy = rng.standard_normal((rows, cols)).astype(dtype)
+    dw, db, dx = np.empty_like(weight), np.empty_like(bias), np.empty_like(x)
+    backward = _serial_and_parallel(monkeypatch, batchnorm_loops, "backward", dy, xhat, inv,
+                                    weight, dw, db, dx, out=[4, 5, 6])  # fmt: skip
+    for results in (forward, backward):
+        for run in results[1:]:
+            for ours, serial in zip(run, results[0], strict=True):
+                np.testing.assert_array_equal(ours, serial)
