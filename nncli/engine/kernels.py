@@ -66,6 +66,10 @@ def _load() -> Any:
 
 
 def _decorators() -> Decorators:
+    # threads waiting at the end of a parallel loop sleep instead of spinning: on a machine
+    # whose other cores are busy (or while BLAS's threads spin) a spinning OpenMP thread makes
+    # each short parallel loop several times slower than the serial one (measured, 2 cores)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import numba  # noqa: PLC0415 - optional
 
     return Decorators(
