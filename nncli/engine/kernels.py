@@ -127,7 +127,9 @@ def compiled(loops: Callable[..., dict[str, Any]], parallel: bool = False) -> di
     ``parallel``: ``loops(jit, inline, prange)`` written so that each ``prange`` iteration
     touches its own outputs and sums in the serial order (the numbers do not depend on the
     thread count), compiled with ``parallel=True``; each call runs on ``threads()`` threads.
-    Without it such loops get the serial ``jit`` and ``range``."""
+    Without it, or when ``threads()`` is 1, such loops get the serial ``jit`` and ``range``
+    (a parallel loop on one thread costs its launch and runs slower code: measured 10-40%)."""
+    parallel = parallel and threads() > 1
     made = _compiled.get((loops, parallel))
     if made is None:
         decorators = _load()

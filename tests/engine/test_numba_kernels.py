@@ -141,7 +141,12 @@ def test_kernel_threads_follow_the_blas_setting(monkeypatch):
 
     monkeypatch.setattr(kernels, "_threads", None)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
-    assert kernels.threads() == 1  # a 1-thread run stays 1-thread
+    assert kernels.threads() == 1  # a 1-thread run stays 1-thread: the serial loops run
+    from nncli.engine.layers.pool2d import maxpool2_loops
+
+    kernels.usable(np.zeros(kernels.MIN_SIZE))  # loads numba
+    serial = kernels.compiled(maxpool2_loops)
+    assert kernels.compiled(maxpool2_loops, parallel=True) is serial
     monkeypatch.setattr(kernels, "_threads", None)
     for name in kernels.BLAS_THREADS:
         monkeypatch.delenv(name, raising=False)
