@@ -66,10 +66,6 @@ def _load() -> Any:
 
 
 def _decorators() -> Decorators:
-    # threads waiting at the end of a parallel loop sleep instead of spinning: on a machine
-    # whose other cores are busy (or while BLAS's threads spin) a spinning OpenMP thread makes
-    # each short parallel loop several times slower than the serial one (measured, 2 cores)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import numba  # noqa: PLC0415 - optional
 
     return Decorators(
@@ -127,9 +123,7 @@ def compiled(loops: Callable[..., dict[str, Any]], parallel: bool = False) -> di
     ``parallel``: ``loops(jit, inline, prange)`` written so that each ``prange`` iteration
     touches its own outputs and sums in the serial order (the numbers do not depend on the
     thread count), compiled with ``parallel=True``; each call runs on ``threads()`` threads.
-    Without it, or when ``threads()`` is 1, such loops get the serial ``jit`` and ``range``
-    (a parallel loop on one thread costs its launch and runs slower code: measured 10-40%)."""
-    parallel = parallel and threads() > 1
+    Without it such loops get the serial ``jit`` and ``range``."""
     made = _compiled.get((loops, parallel))
     if made is None:
         decorators = _load()

@@ -141,12 +141,7 @@ def test_kernel_threads_follow_the_blas_setting(monkeypatch):
 
     monkeypatch.setattr(kernels, "_threads", None)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
-    assert kernels.threads() == 1  # a 1-thread run stays 1-thread: the serial loops run
-    from nncli.engine.layers.pool2d import maxpool2_loops
-
-    kernels.usable(np.zeros(kernels.MIN_SIZE))  # loads numba
-    serial = kernels.compiled(maxpool2_loops)
-    assert kernels.compiled(maxpool2_loops, parallel=True) is serial
+    assert kernels.threads() == 1  # a 1-thread run stays 1-thread
     monkeypatch.setattr(kernels, "_threads", None)
     for name in kernels.BLAS_THREADS:
         monkeypatch.delenv(name, raising=False)
@@ -157,19 +152,15 @@ def test_kernel_threads_follow_the_blas_setting(monkeypatch):
     monkeypatch.setattr(kernels, "_threads", None)
 
 
-def _serial_and_parallel(monkeypatch, loops, name, *arrays, out, parts=False):
+def _serial_and_parallel(monkeypatch, loops, name, *arrays, out):
     """Run ``loops[name]`` serially and in parallel on 1 and 2 threads; each run's outputs
-    (the arrays at the indices ``out``, filled fresh) and result. ``parts``: the loop's last
-    argument is its number of blocks, 1 serially and then 1, 2 and 3 on each thread count."""
-    runs = [(False, None, 1)] + [
-        (True, t, p) for t in _thread_counts() for p in ((1, 2, 3) if parts else (None,))
-    ]
+    (the arrays at the indices ``out``, filled fresh) and result."""
+    runs = [(False, None)] + [(True, t) for t in _thread_counts()]
     results = []
-    for parallel, count, blocks in runs:
+    for parallel, count in runs:
         if count is not None:
             monkeypatch.setattr(kernels, "_threads", count)
         args = [a.copy() if isinstance(a, np.ndarray) else a for a in arrays]
-        args += [blocks] if parts else []
         for i in out:
             args[i][...] = 0
         back = kernels.compiled(loops, parallel=parallel)[name](*args)
@@ -202,22 +193,22 @@ def test_parallel_max_pool_gives_the_serial_kernels_numbers_exactly(monkeypatch,
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_parallel_batchnorm_gives_the_serial_kernels_numbers_exactly(monkeypatch, dtype):
-    from nncli.engine.layers.normalization import batchnorm_loops
+    from nncli.engine.layers.normalization import BLOCK, batchnorm_loops
 
     kernels.usable(np.zeros(kernels.MIN_SIZE))  # loads numba
     rng = np.random.default_rng(9)
-    rows, cols = 301, 37  # blocks of unequal width
+    rows, cols = 301, 2 * BLOCK + 5  # a last block of a few columns
     x = (rng.standard_normal((rows, cols)) * 3 + 1).astype(dtype)
     weight, bias = np.linspace(0.5, 2, cols).astype(dtype), np.linspace(-1, 1, cols).astype(dtype)
     xhat, y, stats = np.empty_like(x), np.empty_like(x), np.empty((2, cols))
     eps = dtype(1e-5)
     forward = _serial_and_parallel(monkeypatch, batchnorm_loops, "forward", x, weight, bias, eps,
-                                   xhat, y, stats, out=[4, 5, 6], parts=True)  # fmt: skip
+                                   xhat, y, stats, out=[4, 5, 6])  # fmt: skip
     xhat, _, _, inv = forward[0]
     dy = rng.standard_normal((rows, cols)).astype(dtype)
     dw, db, dx = np.empty_like(weight), np.empty_like(bias), np.empty_like(x)
     backward = _serial_and_parallel(monkeypatch, batchnorm_loops, "backward", dy, xhat, inv,
-                                    weight, dw, db, dx, out=[4, 5, 6], parts=True)  # fmt: skip
+                                    weight, dw, db, dx, out=[4, 5, 6])  # fmt: skip
     for results in (forward, backward):
         for run in results[1:]:
             for ours, serial in zip(run, results[0], strict=True):

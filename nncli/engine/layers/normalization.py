@@ -16,6 +16,8 @@ from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError
 
+BLOCK = 16  # columns a thread sums at a time in the fused batchnorm: one 64-byte line of float32
+
 
 def _normalize_backward(
     dxhat: Any, xhat: Any, inv: Any, w: Any, n: Any, axes: tuple, batch_sum: Any = None
@@ -132,7 +134,7 @@ class BatchNorm(Layer):
         stats = np.empty((2, features))
         inv = kernels.compiled(batchnorm_loops, parallel=True)["forward"](
             rows, self.params["weight"], self.params["bias"], rows.dtype.type(self.epsilon),
-            self.xhat.reshape(rows.shape), y.reshape(rows.shape), stats, kernels.threads(),
+            self.xhat.reshape(rows.shape), y.reshape(rows.shape), stats,
         )  # fmt: skip
         self.inv, self.n = inv.reshape(self.broadcast), rows.shape[0]
         self._update_running(stats[0], stats[1])
@@ -144,7 +146,7 @@ class BatchNorm(Layer):
         kernels.compiled(batchnorm_loops, parallel=True)["backward"](
             dy.reshape(-1, features), self.xhat.reshape(-1, features), self.inv.reshape(-1),
             self.params["weight"], self.grads["weight"], self.grads["bias"],
-            dx.reshape(-1, features), kernels.threads(),
+            dx.reshape(-1, features),
         )  # fmt: skip
         return dx
 
@@ -181,20 +183,19 @@ def batchnorm_loops(jit: Any, inline: Any, prange: Any = range) -> dict[str, Any
     two passes forward (statistics in float64; then xhat and y), two backward (sums; then dx),
     against numpy's ~20. ``forward`` fills xhat, y and stats (2, C) float64 (the batch mean and
     biased variance) and returns 1 / sqrt(var + epsilon) (C,); ``backward`` fills the parameter
-    gradients and dx. ``prange`` shares out ``parts`` blocks of columns for the sums (each
-    column still sums its rows in order, so the numbers do not depend on ``parts`` or the
-    threads; one part is the serial loop) and rows for the elementwise passes."""
+    gradients and dx. ``prange`` shares out blocks of ``BLOCK`` columns for the sums (each
+    column still sums its rows in order, so the numbers do not depend on the threads) and rows
+    for the elementwise passes."""
 
     @jit
-    def forward(x, weight, bias, eps, xhat, y, stats, parts):  # noqa: ANN001
+    def forward(x, weight, bias, eps, xhat, y, stats):  # noqa: ANN001
         rows, cols = x.shape
-        block = (cols + parts - 1) // parts
         s = np.zeros(cols)
         q = np.zeros(cols)
         mean = np.empty(cols, dtype=x.dtype)
         inv = np.empty(cols, dtype=x.dtype)
-        for b in prange(parts):
-            first, last = min(b * block, cols), min(b * block + block, cols)
+        for b in prange((cols + BLOCK - 1) // BLOCK):
+            first, last = b * BLOCK, min(b * BLOCK + BLOCK, cols)
             for r in range(rows):
                 for c in range(first, last):
                     s[c] += x[r, c]
@@ -216,16 +217,15 @@ def batchnorm_loops(jit: Any, inline: Any, prange: Any = range) -> dict[str, Any
         return inv
 
     @jit
-    def backward(dy, xhat, inv, weight, dweight, dbias, dx, parts):  # noqa: ANN001
+    def backward(dy, xhat, inv, weight, dweight, dbias, dx):  # noqa: ANN001
         rows, cols = dy.shape
-        block = (cols + parts - 1) // parts
         sd = np.zeros(cols)
         sdx = np.zeros(cols)
         scale = np.empty(cols, dtype=dy.dtype)
         mean_d = np.empty(cols, dtype=dy.dtype)
         mean_dx = np.empty(cols, dtype=dy.dtype)
-        for b in prange(parts):
-            first, last = min(b * block, cols), min(b * block + block, cols)
+        for b in prange((cols + BLOCK - 1) // BLOCK):
+            first, last = b * BLOCK, min(b * BLOCK + BLOCK, cols)
             for r in range(rows):
                 for c in range(first, last):
                     g = dy[r, c]
