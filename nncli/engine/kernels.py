@@ -35,9 +35,7 @@ from nncli.backend import elementwise, on_real_gpu
 
 MIN_SIZE = 4096  # elements; below this numpy's few calls cost less than a kernel call would
 _kernels: Any = None  # None: not loaded yet; False: unavailable; else the numba decorators
-_compiled: dict[tuple[Callable[..., Any], bool], dict[str, Any]] = {}
-_threads: int | None = None  # the parallel loops' threads; None: not read from the settings yet
-BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+_compiled: dict[Callable[..., Any], dict[str, Any]] = {}
 
 # name -> (in_params, out_params, CUDA operation), declared by each operation's module
 CUDA: dict[str, tuple[str, str, str]] = {}
@@ -45,13 +43,10 @@ CUDA: dict[str, tuple[str, str, str]] = {}
 
 class Decorators(NamedTuple):
     """What an operation's loops are written for: ``jit`` compiles a loop (cached on disk),
-    ``inline`` a helper that the loops calling it inline; ``parallel`` compiles a loop whose
-    ``prange`` loops share out their iterations among ``threads()`` threads."""
+    ``inline`` a helper that the loops calling it inline."""
 
     jit: Any
     inline: Any
-    parallel: Any
-    prange: Any
 
 
 # -- the CPU: numba ------------------------------------------------------------------------------
@@ -71,27 +66,7 @@ def _decorators() -> Decorators:
     return Decorators(
         jit=numba.njit(cache=True, error_model="numpy", nogil=True),
         inline=numba.njit(inline="always", error_model="numpy"),
-        parallel=numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True),
-        prange=numba.prange,
     )
-
-
-def threads() -> int:
-    """How many threads the parallel loops use: BLAS's setting (the first of
-    ``BLAS_THREADS`` that is set, as OpenBLAS reads them), else every core numba sees, never
-    more than numba's ``NUMBA_NUM_THREADS``; so a 1-thread run stays 1-thread."""
-    global _threads
-    if _threads is None:
-        import numba  # noqa: PLC0415 - optional; only called once the kernels loaded
-
-        most = numba.config.NUMBA_NUM_THREADS
-        _threads = most
-        for name in BLAS_THREADS:
-            value = os.environ.get(name, "").strip()
-            if value.isdigit() and int(value) > 0:
-                _threads = min(int(value), most)
-                break
-    return _threads
 
 
 def active() -> str:
@@ -117,34 +92,13 @@ def usable(*arrays: Any) -> bool:
     return bool(_load())
 
 
-def compiled(loops: Callable[..., dict[str, Any]], parallel: bool = False) -> dict[str, Any]:
-    """An operation's numba loops, ``loops(jit, inline)``, made once (call after ``usable``).
-
-    ``parallel``: ``loops(jit, inline, prange)`` written so that each ``prange`` iteration
-    touches its own outputs and sums in the serial order (the numbers do not depend on the
-    thread count), compiled with ``parallel=True``; each call runs on ``threads()`` threads.
-    Without it such loops get the serial ``jit`` and ``range``."""
-    made = _compiled.get((loops, parallel))
+def compiled(loops: Callable[[Any, Any], dict[str, Any]]) -> dict[str, Any]:
+    """An operation's numba loops, ``loops(jit, inline)``, made once (call after ``usable``)."""
+    made = _compiled.get(loops)
     if made is None:
         decorators = _load()
-        if parallel:
-            made = loops(decorators.parallel, decorators.inline, decorators.prange)
-            made = {name: _on_threads(loop) for name, loop in made.items()}
-        else:
-            made = loops(decorators.jit, decorators.inline)
-        _compiled[(loops, parallel)] = made
+        made = _compiled[loops] = loops(decorators.jit, decorators.inline)
     return made
-
-
-def _on_threads(loop: Any) -> Callable[..., Any]:
-    """``loop`` called on ``threads()`` threads (numba's count belongs to the calling thread)."""
-    import numba  # noqa: PLC0415 - optional; only called once the kernels loaded
-
-    def run(*args: Any) -> Any:
-        numba.set_num_threads(threads())
-        return loop(*args)
-
-    return run
 
 
 # -- the GPU: CUDA elementwise kernels -----------------------------------------------------------

@@ -16,8 +16,6 @@ from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError
 
-BLOCK = 16  # columns a thread sums at a time in the fused batchnorm: one 64-byte line of float32
-
 
 def _normalize_backward(
     dxhat: Any, xhat: Any, inv: Any, w: Any, n: Any, axes: tuple, batch_sum: Any = None
@@ -132,7 +130,7 @@ class BatchNorm(Layer):
         rows = x.reshape(-1, features)
         self.xhat, y = np.empty_like(x), np.empty_like(x)
         stats = np.empty((2, features))
-        inv = kernels.compiled(batchnorm_loops, parallel=True)["forward"](
+        inv = kernels.compiled(batchnorm_loops)["forward"](
             rows, self.params["weight"], self.params["bias"], rows.dtype.type(self.epsilon),
             self.xhat.reshape(rows.shape), y.reshape(rows.shape), stats,
         )  # fmt: skip
@@ -143,7 +141,7 @@ class BatchNorm(Layer):
     def _backward_rows(self, dy: Any) -> Any:
         features = dy.shape[-1]
         dx = np.empty_like(dy)
-        kernels.compiled(batchnorm_loops, parallel=True)["backward"](
+        kernels.compiled(batchnorm_loops)["backward"](
             dy.reshape(-1, features), self.xhat.reshape(-1, features), self.inv.reshape(-1),
             self.params["weight"], self.grads["weight"], self.grads["bias"],
             dx.reshape(-1, features),
@@ -178,38 +176,34 @@ class BatchNorm(Layer):
         return {"type": self.type_name, "momentum": self.momentum, "epsilon": self.epsilon}
 
 
-def batchnorm_loops(jit: Any, inline: Any, prange: Any = range) -> dict[str, Any]:
+def batchnorm_loops(jit: Any, inline: Any) -> dict[str, Any]:
     """Training-mode batchnorm on x (R, C), each column over its R rows, for ``numba.njit``:
     two passes forward (statistics in float64; then xhat and y), two backward (sums; then dx),
     against numpy's ~20. ``forward`` fills xhat, y and stats (2, C) float64 (the batch mean and
     biased variance) and returns 1 / sqrt(var + epsilon) (C,); ``backward`` fills the parameter
-    gradients and dx. ``prange`` shares out blocks of ``BLOCK`` columns for the sums (each
-    column still sums its rows in order, so the numbers do not depend on the threads) and rows
-    for the elementwise passes."""
+    gradients and dx."""
 
     @jit
     def forward(x, weight, bias, eps, xhat, y, stats):  # noqa: ANN001
         rows, cols = x.shape
         s = np.zeros(cols)
-        q = np.zeros(cols)
+        for r in range(rows):
+            for c in range(cols):
+                s[c] += x[r, c]
         mean = np.empty(cols, dtype=x.dtype)
+        for c in range(cols):
+            mean[c] = s[c] / rows
+        q = np.zeros(cols)
+        for r in range(rows):
+            for c in range(cols):
+                d = x[r, c] - mean[c]
+                q[c] += d * d
         inv = np.empty(cols, dtype=x.dtype)
-        for b in prange((cols + BLOCK - 1) // BLOCK):
-            first, last = b * BLOCK, min(b * BLOCK + BLOCK, cols)
-            for r in range(rows):
-                for c in range(first, last):
-                    s[c] += x[r, c]
-            for c in range(first, last):
-                mean[c] = s[c] / rows
-            for r in range(rows):
-                for c in range(first, last):
-                    d = x[r, c] - mean[c]
-                    q[c] += d * d
-            for c in range(first, last):
-                stats[0, c] = mean[c]
-                stats[1, c] = q[c] / rows
-                inv[c] = 1.0 / np.sqrt(q[c] / rows + eps)
-        for r in prange(rows):
+        for c in range(cols):
+            stats[0, c] = mean[c]
+            stats[1, c] = q[c] / rows
+            inv[c] = 1.0 / np.sqrt(q[c] / rows + eps)
+        for r in range(rows):
             for c in range(cols):
                 h = (x[r, c] - mean[c]) * inv[c]
                 xhat[r, c] = h
@@ -221,23 +215,21 @@ def batchnorm_loops(jit: Any, inline: Any, prange: Any = range) -> dict[str, Any
         rows, cols = dy.shape
         sd = np.zeros(cols)
         sdx = np.zeros(cols)
+        for r in range(rows):
+            for c in range(cols):
+                g = dy[r, c]
+                sd[c] += g
+                sdx[c] += g * xhat[r, c]
         scale = np.empty(cols, dtype=dy.dtype)
         mean_d = np.empty(cols, dtype=dy.dtype)
         mean_dx = np.empty(cols, dtype=dy.dtype)
-        for b in prange((cols + BLOCK - 1) // BLOCK):
-            first, last = b * BLOCK, min(b * BLOCK + BLOCK, cols)
-            for r in range(rows):
-                for c in range(first, last):
-                    g = dy[r, c]
-                    sd[c] += g
-                    sdx[c] += g * xhat[r, c]
-            for c in range(first, last):
-                dweight[c] = sdx[c]
-                dbias[c] = sd[c]
-                scale[c] = inv[c] * weight[c]
-                mean_d[c] = sd[c] / rows
-                mean_dx[c] = sdx[c] / rows
-        for r in prange(rows):
+        for c in range(cols):
+            dweight[c] = sdx[c]
+            dbias[c] = sd[c]
+            scale[c] = inv[c] * weight[c]
+            mean_d[c] = sd[c] / rows
+            mean_dx[c] = sdx[c] / rows
+        for r in range(rows):
             for c in range(cols):
                 dx[r, c] = scale[c] * (dy[r, c] - mean_d[c] - xhat[r, c] * mean_dx[c])
 

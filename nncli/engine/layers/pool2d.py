@@ -124,7 +124,7 @@ class MaxPool2D(Pool2D):
         oh, ow = self.windows.out_size
         y = np.empty((n, c, oh, ow), dtype=x.dtype)
         self.argmax = np.empty((n * c, oh, ow), dtype=np.uint8)
-        kernels.compiled(maxpool2_loops, parallel=True)["forward"](
+        kernels.compiled(maxpool2_loops)["forward"](
             x.reshape(n * c, h, w), y.reshape(n * c, oh, ow), self.argmax, self.relu
         )
         self.view, self.y, self.in_full = None, y, x.shape
@@ -137,7 +137,7 @@ class MaxPool2D(Pool2D):
         dx = (np.empty if even else np.zeros)(self.in_full, dtype=dy.dtype)
         planes = dx.reshape(n * c, h, w)[:, : 2 * oh, : 2 * ow]
         dy = np.ascontiguousarray(dy).reshape(n * c, oh, ow)
-        kernels.compiled(maxpool2_loops, parallel=True)["backward"](
+        kernels.compiled(maxpool2_loops)["backward"](
             dy, self.y.reshape(n * c, oh, ow), self.argmax, self.relu, planes
         )
         return dx
@@ -161,19 +161,18 @@ class MaxPool2D(Pool2D):
         return windows.unpad(dx, self.windows)
 
 
-def maxpool2_loops(jit: Any, inline: Any, prange: Any = range) -> dict[str, Any]:
+def maxpool2_loops(jit: Any, inline: Any) -> dict[str, Any]:
     """2x2 max pooling, stride 2, on planes x (P, H, W) -> y (P, H // 2, W // 2) and the
     position 0-3 of each window's first maximum (row-major, as numpy's reference; 4 for a
     window holding a NaN, whose maximum is NaN and which passes no gradient). ``relu``: the
     output is max(y, 0), the ReLU of the layer before moved behind the pool (they commute).
-    ``backward`` writes every cell of dx (P, H', W'), H' and W' the even parts of H and W.
-    The planes are independent: ``prange`` shares them out among the threads."""
+    ``backward`` writes every cell of dx (P, H', W'), H' and W' the even parts of H and W."""
 
     @jit
     def forward(x, y, index, relu):  # noqa: ANN001
         planes, oh, ow = y.shape
         zero, nan = x.dtype.type(0), x.dtype.type(np.nan)
-        for p in prange(planes):
+        for p in range(planes):
             for i in range(oh):
                 r0, r1, yr, kr = x[p, 2 * i], x[p, 2 * i + 1], y[p, i], index[p, i]
                 for j in range(ow):
@@ -196,7 +195,7 @@ def maxpool2_loops(jit: Any, inline: Any, prange: Any = range) -> dict[str, Any]
     def backward(dy, y, index, relu, dx):  # noqa: ANN001
         planes, oh, ow = dy.shape
         zero = dy.dtype.type(0)
-        for p in prange(planes):
+        for p in range(planes):
             for i in range(oh):
                 gr, yr, kr = dy[p, i], y[p, i], index[p, i]
                 d0, d1 = dx[p, 2 * i], dx[p, 2 * i + 1]
