@@ -65,6 +65,10 @@ class ImageColumn:
         pixels, _ = decode(self.files(frame), self.image_size, self.color, dtype=dtype)
         return pixels
 
+    def described(self) -> dict[str, Any]:
+        """What a request's column is (``Encoder.row_columns``): image paths, of what size."""
+        return {"type": "image", "image_size": list(self.image_size), "color": self.color}
+
     def to_state(self) -> dict[str, Any]:
         return {
             "type": "image",

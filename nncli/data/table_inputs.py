@@ -96,17 +96,15 @@ class TableInputsEncoder(Encoder):
         return {name: e.vocabulary_size for name, e in texts.items()}
 
     def row_columns(self) -> list[dict[str, Any]]:
-        """The columns inputs' columns, each text column, then the targets."""
+        """The columns inputs' columns, each text or image column, then the targets; each
+        feature with the ``input`` that reads it (a text column with its tokens, an image
+        column with its size and colour)."""
         table = self.table.row_columns()
-        texts = [
-            {
-                "name": e.column,
-                "role": "feature",
-                "type": "text" if isinstance(e, TextColumn) else "image",
-            }
-            for e in self.texts.values()
-        ]
-        return [*table[: len(self.table.columns)], *texts, *table[len(self.table.columns) :]]
+        owner = {c: name for name, e in self.encoders.items() if isinstance(e, list) for c in e}
+        features = [{**c, "input": owner[c["name"]]} for c in table[: len(self.table.columns)]]
+        singles = [{"name": e.column, "role": "feature", "input": name, **e.described()}
+                   for name, e in self.texts.items()]  # fmt: skip
+        return [*features, *singles, *table[len(self.table.columns) :]]
 
     # -- new data --------------------------------------------------------------------------------
 

@@ -185,7 +185,8 @@ def test_an_image_path_column_trains_as_the_image_folder_does(tmp_path):
         assert np.array_equal(value, table.get_weights()[name]), name
 
 
-def test_a_missing_image_is_named_with_its_row(tmp_path):
+def image_table_spec(tmp_path: Path) -> Path:
+    """A spec of one image-path input, the table of ``_image_table`` (one epoch)."""
     data = _image_table(tmp_path)
     spec = tmp_path / "table.yaml"
     spec.write_text(
@@ -194,6 +195,12 @@ def test_a_missing_image_is_named_with_its_row(tmp_path):
         "model: {layers: [{type: flatten, inputs: photo}, {type: dense, units: auto,"
         " activation: softmax}]}\nloss: cross_entropy\ntraining: {epochs: 1, batch_size: 4}\n"
     )
+    return spec
+
+
+def test_a_missing_image_is_named_with_its_row(tmp_path):
+    spec = image_table_spec(tmp_path)
+    data = tmp_path / "photos.csv"
     assert invoke("train", spec, "--output", tmp_path / "m.h5").exit_code == 0
     new = pd.read_csv(data).head(3)
     new.loc[2, "photo"] = "d/dark/gone.png"

@@ -7,10 +7,9 @@ import asyncio
 import csv
 import io
 
-import httpx
 import numpy as np
 import pytest
-from conftest import rows_of, typed
+from conftest import concurrently, rows_of, typed
 from helpers import invoke
 
 from nncli.serve.batching import Batcher, padded, passes
@@ -119,16 +118,8 @@ def test_concurrent_requests_get_their_lone_answers_and_predicts(serving, models
     with serving("iris", max_batch=max_batch, max_wait_ms=0) as client:  # nobody to wait for
         alone = [client.post("/predict", json={"rows": r}).json() for r in requests]
     with serving("iris", max_batch=max_batch, max_wait_ms=200) as client:
-        app = client.app
-
-        async def together():
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://serve") as http:
-                sent = [http.post("/predict", json={"rows": r}) for r in requests]
-                return [answer.json() for answer in await asyncio.gather(*sent)]
-
-        joined = client.portal.call(together)
-        used = app.state.batcher.passes
+        joined = concurrently(client, requests)
+        used = client.app.state.batcher.passes
     assert joined == alone
     assert used < len(requests)  # joined: 40 requests (120 rows) in fewer passes
     if max_batch == 16:
