@@ -58,7 +58,7 @@ class Job:
     def shape(self) -> tuple[Any, ...]:
         """What must agree for two jobs to share a pass: per-row shapes and dtypes (each
         input's, for a dict)."""
-        return signature(self.x), signature(self.mask)
+        return *signature(self.x), signature(self.mask)
 
 
 def count(x: Feed) -> int:
