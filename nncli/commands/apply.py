@@ -96,11 +96,13 @@ def read_data(
     which leave out the rows of unreadable images and pass their one warning to ``warn``."""
     if not KINDS[encoder.kind].takes_skip_bad:
         return encoder.read_frame(path)
-    frame = encoder.read_frame(path, skip_bad=skip_bad)
-    if encoder.tabular:  # a table's rows of unreadable images: left out, its warning in attrs
+    if encoder.tabular:  # a table of image paths: the rows of unreadable images left out
+        frame = encoder.read_frame(path)
+        frame = encoder.readable(frame) if skip_bad else frame
         for note in frame.attrs.get("nncli_warnings", []) if warn else ():
             warn(note)
         return frame
+    frame = encoder.read_frame(path, skip_bad=skip_bad)
     for note in frame.warnings if warn else ():
         warn(note)
     if skipped is not None:

@@ -149,12 +149,9 @@ class TabularEncoder(Encoder):
 
     # -- new data --------------------------------------------------------------------------------
 
-    def read_frame(
-        self, path: str | Path, numbers: bool = False, skip_bad: bool = False
-    ) -> pd.DataFrame:
+    def read_frame(self, path: str | Path, numbers: bool = False) -> pd.DataFrame:
         """Read a CSV file the way the training file was read (same missing-value strings and
-        delimiter); ``skip_bad`` is for tables of image paths (``TableInputsEncoder``): a table
-        of columns has no file to leave out."""
+        delimiter)."""
         return read_table(Path(path), self.na_values, numbers, self.delimiter)
 
     def transform(self, data: pd.DataFrame | str | Path, unknown: str = "error") -> np.ndarray:

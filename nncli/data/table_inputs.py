@@ -114,13 +114,8 @@ class TableInputsEncoder(Encoder):
 
     # -- new data --------------------------------------------------------------------------------
 
-    def read_frame(
-        self, path: str | Path, numbers: bool = False, skip_bad: bool = False
-    ) -> pd.DataFrame:
-        """The table as training read it; ``skip_bad`` leaves out the rows whose image is
-        missing or unreadable, its warning in ``attrs["nncli_warnings"]``."""
-        frame = self.table.read_frame(path, numbers)
-        return self.readable(frame) if skip_bad else frame
+    def read_frame(self, path: str | Path, numbers: bool = False) -> pd.DataFrame:
+        return self.table.read_frame(path, numbers)
 
     def readable(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` without the rows whose image is missing or unreadable (``--skip-bad``),
