@@ -200,16 +200,24 @@ class Batcher:
                 continue  # woken by a job, or by a request that ended without one
             await self.gather()
             jobs = self.take()
-            if self.cheap(jobs):  # in the loop: no thread to hand it to and back
-                self.inline += 1
-                self.run(jobs, settle)
-                await asyncio.sleep(0)  # the answered requests go on before the next round
-            else:
-                self.busy = True
-                try:
-                    await loop.run_in_executor(self.executor, self.run, jobs, threadsafe(loop))
-                finally:
-                    self.busy = False
+            try:
+                await self.round(jobs, loop)
+            except Exception as exc:  # a fault outside the passes: its requests hear of it, and
+                for job in jobs:  # the worker goes on (a dead worker would hang every request)
+                    settle(job.done, None, exc)
+
+    async def round(self, jobs: list[Job], loop: asyncio.AbstractEventLoop) -> None:
+        """The passes of ``jobs``, in the event loop where they are cheap, else in the thread."""
+        if self.cheap(jobs):  # in the loop: no thread to hand it to and back
+            self.inline += 1
+            self.run(jobs, settle)
+            await asyncio.sleep(0)  # the answered requests go on before the next round
+        else:
+            self.busy = True
+            try:
+                await loop.run_in_executor(self.executor, self.run, jobs, threadsafe(loop))
+            finally:
+                self.busy = False
 
     def cheap(self, jobs: list[Job]) -> bool:
         """Whether the passes of ``jobs`` may run in the event loop: the last pass of each of

@@ -103,6 +103,22 @@ def test_a_failed_pass_fails_each_of_its_requests():
     assert [type(r) for r in run(main())] == [RuntimeError] * 3
 
 
+def test_a_fault_outside_the_passes_fails_its_request_and_the_worker_goes_on():
+    """Inputs the batcher cannot even group (no array): that request hears of the error, and the
+    next is answered (a worker that died would leave every request waiting for ever)."""
+
+    async def main():
+        batcher = Batcher(lambda x, mask: x, max_batch=4, max_wait=0.0)
+        await batcher.start()
+        bad = await asyncio.gather(batcher.submit([[1.0, 2.0]], None), return_exceptions=True)
+        good = await batcher.submit(np.ones((1, 2)), None)
+        await batcher.stop()
+        return bad[0], good
+
+    bad, good = run(main())
+    assert isinstance(bad, AttributeError) and good.shape == (1, 2)
+
+
 @pytest.mark.parametrize("max_batch", [16, 5])
 def test_concurrent_requests_get_their_lone_answers_and_predicts(serving, models, max_batch):
     """40 requests of 1 to 5 iris rows at once: fewer forward passes than requests (they were
