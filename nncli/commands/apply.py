@@ -92,9 +92,16 @@ def read_data(
     skipped: list[str] | None = None,
 ) -> Any:
     """``encoder.read_frame(path)``; image folders also take ``skip_bad``, pass their warnings
-    to ``warn`` and add the files they left out to ``skipped``."""
+    to ``warn`` and add the files they left out to ``skipped``; so do tables of image paths,
+    which leave out the rows of unreadable images and pass their one warning to ``warn``."""
     if not KINDS[encoder.kind].takes_skip_bad:
         return encoder.read_frame(path)
+    if encoder.tabular:  # a table of image paths: the rows of unreadable images left out
+        frame = encoder.read_frame(path)
+        frame = encoder.readable(frame) if skip_bad else frame
+        for note in frame.attrs.get("nncli_warnings", []) if warn else ():
+            warn(note)
+        return frame
     frame = encoder.read_frame(path, skip_bad=skip_bad)
     for note in frame.warnings if warn else ():
         warn(note)

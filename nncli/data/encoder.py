@@ -59,6 +59,11 @@ class Encoder:
         """A file (or folder) -> the frame ``transform``, ``targets`` and the rest take."""
         raise NotImplementedError
 
+    def readable(self, frame: Any) -> Any:
+        """``frame`` without the rows whose files cannot be read (``--skip-bad``), a warning in
+        ``attrs["nncli_warnings"]``: a table of image paths'. Here: every row (no files)."""
+        return frame
+
     def transform(self, data: Any, unknown: str = "error") -> np.ndarray:
         """A frame or a path -> float32 x; ``unknown="ignore"`` encodes unseen values as zeros."""
         raise NotImplementedError

@@ -12,7 +12,7 @@ import numpy as np
 
 from nncli.data.csv_reader import cell_text, describe_rows, source_of
 from nncli.data.dataset import state_text
-from nncli.data.image_files import CHANNELS, decode
+from nncli.data.image_files import CHANNELS, SKIP_HINT, all_skipped, decode
 from nncli.errors import DataError
 
 if TYPE_CHECKING:
@@ -57,13 +57,37 @@ class ImageColumn:
                 f"column {self.column!r} names no image on {describe_rows(frame, missing)} "
                 f"({shown}); paths are relative to {folder}",
                 where=source_of(frame),
+                hint=SKIP_HINT,
             )
         return files
 
+    def unreadable(self, frame: pd.DataFrame) -> tuple[np.ndarray, list[Path]]:
+        """(bad (N,) bool: rows whose cell is empty, whose file is not there or is no image
+        the decoder reads, every row's file)."""
+        text, absent = cell_text(frame[self.column], ())
+        files = [table_folder(frame) / str(p) for p in text]
+        bad = absent | np.array([not f.is_file() for f in files], dtype=bool)
+        present = np.flatnonzero(~bad)
+        _, ok = decode([files[i] for i in present], self.image_size, self.color, skip_bad=True)
+        bad[present[~ok]] = True
+        return bad, files
+
     def encode(self, frame: pd.DataFrame, dtype: Any = np.float32) -> np.ndarray:
-        """The frame's images (N, C, H, W) in [0, 1]."""
-        pixels, _ = decode(self.files(frame), self.image_size, self.color, dtype=dtype)
+        """The frame's images (N, C, H, W) in [0, 1]; DataError at the first unreadable file,
+        naming its row (``--skip-bad`` leaves such rows out: ``without_unreadable``)."""
+        files = self.files(frame)
+        try:
+            pixels, _ = decode(files, self.image_size, self.color, dtype=dtype)
+        except DataError as exc:
+            at = np.array([str(f) == exc.where for f in files], dtype=bool)
+            if at.any():
+                exc.message += f" (column {self.column!r}, {describe_rows(frame, at)})"
+            raise
         return pixels
+
+    def described(self) -> dict[str, Any]:
+        """What a request's column is (``Encoder.row_columns``): image paths, of what size."""
+        return {"type": "image", "image_size": list(self.image_size), "color": self.color}
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -77,3 +101,31 @@ class ImageColumn:
     def from_state(cls, state: dict[str, Any]) -> ImageColumn:
         size = tuple(int(d) for d in np.asarray(state["image_size"]).tolist())
         return cls(state_text(state["column"]), size, state_text(state["color"]))
+
+
+SHOWN = 3  # the files a --skip-bad warning names
+
+
+def without_unreadable(
+    frame: pd.DataFrame, columns: list[ImageColumn]
+) -> tuple[pd.DataFrame, list[str]]:
+    """``--skip-bad`` for a table's image-path columns: the rows whose image (in any of
+    ``columns``) is missing or unreadable left out -> (the kept rows, their index labels kept so
+    messages still name the file's lines; the warning, or none). DataError when no row is left."""
+    bad = np.zeros(len(frame), dtype=bool)
+    files: list[Path] = []
+    for column in columns:
+        unread, paths = column.unreadable(frame)
+        files += [paths[i] for i in np.flatnonzero(unread & ~bad)]
+        bad |= unread
+    if not bad.any():
+        return frame, []
+    if bad.all():
+        raise all_skipped([str(f) for f in files], source_of(frame))
+    word = "row" if bad.sum() == 1 else "rows"
+    first = ", ".join(str(f) for f in files[:SHOWN]) + (", ..." if len(files) > SHOWN else "")
+    note = (
+        f"skipped {int(bad.sum())} {word} whose image is missing or unreadable (--skip-bad): "
+        f"{describe_rows(frame, bad)}; the files: {first}"
+    )
+    return frame[~bad], [note]

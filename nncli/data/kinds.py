@@ -34,7 +34,9 @@ class DataKind:
 
 
 KINDS: dict[str, DataKind] = {
-    "csv": DataKind(table.load, TabularEncoder, takes_dtype=True, reads="CSV tables"),
+    "csv": DataKind(  # --skip-bad: the rows of a missing or unreadable image (data.inputs)
+        table.load, TabularEncoder, takes_skip_bad=True, takes_dtype=True, reads="CSV tables"
+    ),
     "images": DataKind(
         images.load, ImageEncoder, takes_skip_bad=True, takes_dtype=True, reads="images"
     ),

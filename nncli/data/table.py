@@ -24,12 +24,13 @@ from nncli.data.csv_reader import (
 )
 from nncli.data.dataset import Dataset, Part, parts_of, task_for_loss
 from nncli.data.header import check_names, feature_columns
+from nncli.data.image_column import without_unreadable
 from nncli.data.labels import check_class_count
 from nncli.data.missing import apply_missing
 from nncli.data.readers import read_table
 from nncli.data.split import MARKS, marked_parts, split_parts
 from nncli.data.table_encoder import TabularEncoder
-from nncli.data.table_inputs import TableInputsEncoder, input_features
+from nncli.data.table_inputs import TableInputsEncoder, image_columns, input_features
 from nncli.errors import DataError, SpecError
 
 if TYPE_CHECKING:
@@ -56,9 +57,12 @@ def resolve(path: Any, base_dir: Path) -> Path:
     return path if path.is_absolute() else Path(base_dir) / path
 
 
-def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32") -> Dataset:
+def load(
+    cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32", skip_bad: bool = False
+) -> Dataset:
     """``data: {kind: csv, ...}`` -> Dataset in ``dtype``, the encoder fitted on the training
-    part only. With ``data.inputs`` x is {input name: (N, ...)} (``table_inputs.py``).
+    part only. With ``data.inputs`` x is {input name: (N, ...)} (``table_inputs.py``), and
+    ``skip_bad`` leaves out the rows whose image is missing or unreadable.
 
     Validation and test rows drawn from the training file encode categories unseen in the
     training part as all zeros; separate ``validation:``/``test:`` files must not have any.
@@ -88,7 +92,8 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
     frame = read_table(path, na_values, True, delimiter, getattr(cfg, "sheet", None))
     targets, features, categorical = _columns(cfg, list(frame.columns), path)
     inputs = getattr(cfg, "inputs", None)
-    notes: list[str] = []  # rows left out for missing values, id-like columns
+    notes: list[str] = []  # rows left out for missing values or images, id-like columns
+    frame = readable(frame, inputs, skip_bad, notes)
     frame = apply_missing(frame, features, targets, missing, na_values, notes=notes)
     numeric = numeric_features(frame, features, categorical, na_values)
     strata = check_targets(frame, targets, task, loss, na_values)
@@ -120,6 +125,7 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
     def encode(part: str, rows: np.ndarray) -> Part | None:
         if files.get(part):
             other = encoder.read_frame(resolve(files[part], base_dir), numbers=True)
+            other = readable(other, inputs, skip_bad, notes)
             other = apply_missing(other, features, targets, missing, na_values, True, notes)
             return Part(*encoder.labelled(other))
         if part != "train" and len(rows) == 0:
@@ -129,6 +135,18 @@ def load(cfg: Any, base_dir: Path, seed: int, loss: str, dtype: str = "float32")
     chosen = {"train": train, "validation": val, "test": test}
     parts = parts_of(**{name: encode(name, rows) for name, rows in chosen.items()})
     return Dataset(task, parts, encoder, str(path), warnings=notes)
+
+
+def readable(
+    frame: pd.DataFrame, inputs: dict | None, skip_bad: bool, notes: list[str]
+) -> pd.DataFrame:
+    """With ``skip_bad`` and image-path inputs, ``frame`` without the rows whose image is
+    missing or unreadable, the warning added to ``notes``; else ``frame``."""
+    if not (skip_bad and inputs):
+        return frame
+    kept, left_out = without_unreadable(frame, image_columns(inputs))
+    notes += left_out
+    return kept
 
 
 def _columns(cfg: Any, header: list[str], path: Path) -> tuple[list[str], list[str], list[str]]:

@@ -19,7 +19,7 @@ from nncli.data.csv_reader import require_columns
 from nncli.data.dataset import state_text, state_texts
 from nncli.data.encoder import Encoder
 from nncli.data.header import check_names
-from nncli.data.image_column import ImageColumn
+from nncli.data.image_column import ImageColumn, without_unreadable
 from nncli.data.table_encoder import TabularEncoder
 from nncli.data.text_column import TextColumn
 from nncli.errors import SpecError
@@ -43,6 +43,12 @@ def input_features(cfg: Any, header: list[str], source: str) -> list[str]:
         else:
             check_names([entry["column"]], f"data.inputs.{name}.column", header, source, SpecError)
     return features
+
+
+def image_columns(settings: dict[str, dict]) -> list[ImageColumn]:
+    """The image-path inputs of ``data.inputs`` (their settings) as encoders."""
+    images = [entry for entry in settings.values() if entry["type"] == "image"]
+    return [ImageColumn.fit(entry["column"], None, entry) for entry in images]
 
 
 class TableInputsEncoder(Encoder):
@@ -96,22 +102,28 @@ class TableInputsEncoder(Encoder):
         return {name: e.vocabulary_size for name, e in texts.items()}
 
     def row_columns(self) -> list[dict[str, Any]]:
-        """The columns inputs' columns, each text column, then the targets."""
+        """The columns inputs' columns, each text or image column, then the targets; each
+        feature with the ``input`` that reads it (a text column with its tokens, an image
+        column with its size and colour)."""
         table = self.table.row_columns()
-        texts = [
-            {
-                "name": e.column,
-                "role": "feature",
-                "type": "text" if isinstance(e, TextColumn) else "image",
-            }
-            for e in self.texts.values()
-        ]
-        return [*table[: len(self.table.columns)], *texts, *table[len(self.table.columns) :]]
+        owner = {c: name for name, e in self.encoders.items() if isinstance(e, list) for c in e}
+        features = [{**c, "input": owner[c["name"]]} for c in table[: len(self.table.columns)]]
+        singles = [{"name": e.column, "role": "feature", "input": name, **e.described()}
+                   for name, e in self.texts.items()]  # fmt: skip
+        return [*features, *singles, *table[len(self.table.columns) :]]
 
     # -- new data --------------------------------------------------------------------------------
 
     def read_frame(self, path: str | Path, numbers: bool = False) -> pd.DataFrame:
         return self.table.read_frame(path, numbers)
+
+    def readable(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` without the rows whose image is missing or unreadable (``--skip-bad``),
+        the warning saying how many in ``attrs["nncli_warnings"]``."""
+        images = [e for e in self.texts.values() if isinstance(e, ImageColumn)]
+        kept, notes = without_unreadable(frame, images)
+        kept.attrs["nncli_warnings"] = notes
+        return kept
 
     def _slices(self) -> dict[str, slice]:
         """Each columns input's slice of the table encoder's (N, F)."""

@@ -81,6 +81,16 @@ class TextColumn:
         mask = np.arange(steps)[None, :] < np.maximum(lengths, 1)[:, None]
         return out, mask
 
+    def described(self) -> dict[str, Any]:
+        """What a request's column is (``Encoder.row_columns``): text, split how, how long."""
+        return {
+            "type": "text",
+            "tokens": self.tokens,
+            "lowercase": self.lowercase,
+            "max_length": self.max_length,
+            "vocabulary": self.vocabulary_size,
+        }
+
     def to_state(self) -> dict[str, Any]:
         return {
             "type": "text",

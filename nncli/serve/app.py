@@ -47,8 +47,8 @@ JSON = "application/json"
 
 
 class Prepared(Protocol):
-    x: np.ndarray
-    mask: np.ndarray | None
+    x: Any  # (N, ...), or {input name: (N, ...)} for a model of several inputs
+    mask: Any  # None, (N, T), or {input name: (N, T)}
 
 
 class Model(Protocol):
@@ -62,7 +62,7 @@ class Model(Protocol):
     def prepare_table(self, header: list[str], rows: list[list[str]]) -> Prepared: ...
     def prepare_images(self, uploads: list[Any]) -> Prepared: ...
     def generate(self, prompt: str, length: int, temperature: float, seed: int) -> str: ...
-    def forward(self, x: np.ndarray, mask: np.ndarray | None) -> np.ndarray: ...
+    def forward(self, x: Any, mask: Any) -> np.ndarray: ...
     def answer(self, prepared: Prepared, outputs: np.ndarray) -> dict[str, Any]: ...
     def answer_csv(self, prepared: Prepared, outputs: np.ndarray) -> str: ...
 
@@ -241,6 +241,7 @@ def build_app(model: Model, settings: Settings) -> FastAPI:
         if model.reads == "text":
             raise elsewhere("/predict", model.reads)
         kind = media_type(request, model.reads)
+        columns.unserved()
         with batcher.expect():
             body = await read_body(request, limit)
             inputs = bodies.prepared(kind, body, request.headers.get("content-type", ""))

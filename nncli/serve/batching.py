@@ -15,12 +15,17 @@ with copies of its first row. A float32 matrix product picks its kernel by the s
 problem (and nncli's own kernels run from a size on), so the same row can come out a few
 roundings apart in a batch of 3 and in one of 64; with every pass the same size, each row's
 outputs are those of the row alone, whoever it shared the pass with.
+
+A model of several inputs is fed a dict {input name: (n, ...) array} and a dict of masks (its
+text inputs'); every array of the dict is joined, cut and padded alike (``mapped``), so a
+pass of such a model is as fixed in size as any other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -30,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-Forward = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+Feed = Any  # an array (n, ...), or a dict {input name: (n, ...) array}; a mask may be None
+Forward = Callable[[Feed, Feed], np.ndarray]
 INLINE = 0.002  # seconds: a pass that costs less runs in the event loop (module docstring)
 COSTS = 5  # the passes of a shape whose median cost decides (a busy moment is one of them)
 
@@ -39,20 +45,48 @@ COSTS = 5  # the passes of a shape whose median cost decides (a busy moment is o
 class Job:
     """One request's inputs, and where its outputs go."""
 
-    x: np.ndarray
-    mask: np.ndarray | None
+    x: Feed
+    mask: Feed
     done: asyncio.Future
     since: float = field(default_factory=time.monotonic)
 
     @property
     def rows(self) -> int:
-        return len(self.x)
+        return count(self.x)
 
     @property
     def shape(self) -> tuple[Any, ...]:
-        """What must agree for two jobs to share a pass: per-row shapes and dtypes."""
-        mask = None if self.mask is None else (self.mask.shape[1:], self.mask.dtype.str)
-        return self.x.shape[1:], self.x.dtype.str, mask
+        """What must agree for two jobs to share a pass: per-row shapes and dtypes (each
+        input's, for a dict)."""
+        return *signature(self.x), signature(self.mask)
+
+
+def count(x: Feed) -> int:
+    """The rows of an array, or of each (equally long) array of a dict."""
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def mapped(work: Callable[[np.ndarray], np.ndarray], value: Feed) -> Feed:
+    """``work`` on an array, or on each array of a dict (its names kept); None stays None."""
+    if isinstance(value, dict):
+        return {name: None if a is None else work(a) for name, a in value.items()}
+    return None if value is None else work(value)
+
+
+def joined(values: list[Feed]) -> Feed:
+    """Feeds of one form (``Job.shape``'s), their rows one after the other."""
+    if values[0] is None:
+        return None
+    if isinstance(values[0], dict):
+        return {name: np.concatenate([v[name] for v in values]) for name in values[0]}
+    return np.concatenate(values)
+
+
+def signature(value: Feed) -> Any:
+    """An array's per-row shape and dtype, a dict's by input name, or None."""
+    if isinstance(value, dict):
+        return tuple((name, signature(a)) for name, a in value.items())
+    return None if value is None else (value.shape[1:], value.dtype.str)
 
 
 def padded(rows: np.ndarray, size: int) -> np.ndarray:
@@ -63,15 +97,18 @@ def padded(rows: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([rows, np.repeat(rows[:1], size - len(rows), axis=0)])
 
 
-def passes(
-    forward: Forward, x: np.ndarray, mask: np.ndarray | None, size: int
-) -> tuple[np.ndarray, int]:
-    """The outputs of every row of x in passes of exactly ``size`` rows -> (outputs, passes)."""
-    parts = []
-    for start in range(0, len(x), size):
-        stop = min(start + size, len(x))
-        piece = None if mask is None else padded(mask[start:stop], size)
-        parts.append(forward(padded(x[start:stop], size), piece)[: stop - start])
+def window(a: np.ndarray, rows: slice, size: int) -> np.ndarray:
+    """Rows ``rows`` of ``a``, padded to ``size`` (``padded``)."""
+    return padded(a[rows], size)
+
+
+def passes(forward: Forward, x: Feed, mask: Feed, size: int) -> tuple[np.ndarray, int]:
+    """The outputs of every row of x in passes of exactly ``size`` rows -> (outputs, passes);
+    every input and mask of a dict padded alike."""
+    parts, rows = [], count(x)
+    for start in range(0, rows, size):
+        cut = functools.partial(window, rows=slice(start, min(start + size, rows)), size=size)
+        parts.append(forward(mapped(cut, x), mapped(cut, mask))[: min(size, rows - start)])
     return np.concatenate(parts), len(parts)
 
 
@@ -132,7 +169,7 @@ class Batcher:
             if self.arrived is not None:
                 self.arrived.set()  # a gathering round looks again
 
-    async def submit(self, x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    async def submit(self, x: Feed, mask: Feed) -> np.ndarray:
         """A request's inputs -> the network's outputs for them, row for row."""
         if self.task is None or self.arrived is None:
             raise RuntimeError("the batcher is not running")
@@ -163,16 +200,24 @@ class Batcher:
                 continue  # woken by a job, or by a request that ended without one
             await self.gather()
             jobs = self.take()
-            if self.cheap(jobs):  # in the loop: no thread to hand it to and back
-                self.inline += 1
-                self.run(jobs, settle)
-                await asyncio.sleep(0)  # the answered requests go on before the next round
-            else:
-                self.busy = True
-                try:
-                    await loop.run_in_executor(self.executor, self.run, jobs, threadsafe(loop))
-                finally:
-                    self.busy = False
+            try:
+                await self.round(jobs, loop)
+            except Exception as exc:  # a fault outside the passes: its requests hear of it, and
+                for job in jobs:  # the worker goes on (a dead worker would hang every request)
+                    settle(job.done, None, exc)
+
+    async def round(self, jobs: list[Job], loop: asyncio.AbstractEventLoop) -> None:
+        """The passes of ``jobs``, in the event loop where they are cheap, else in the thread."""
+        if self.cheap(jobs):  # in the loop: no thread to hand it to and back
+            self.inline += 1
+            self.run(jobs, settle)
+            await asyncio.sleep(0)  # the answered requests go on before the next round
+        else:
+            self.busy = True
+            try:
+                await loop.run_in_executor(self.executor, self.run, jobs, threadsafe(loop))
+            finally:
+                self.busy = False
 
     def cheap(self, jobs: list[Job]) -> bool:
         """Whether the passes of ``jobs`` may run in the event loop: the last pass of each of
@@ -215,11 +260,9 @@ class Batcher:
             groups.setdefault(job.shape, []).append(job)
         count = 0
         for group in groups.values():
-            x = np.concatenate([job.x for job in group])
-            masks = [job.mask for job in group]
-            mask = None if masks[0] is None else np.concatenate(masks)
             began = time.perf_counter()
             try:
+                x, mask = joined([job.x for job in group]), joined([job.mask for job in group])
                 outputs, made = passes(self.forward, x, mask, self.max_batch)
             except Exception as exc:  # a bug: every job of the group hears of it
                 for job in group:

@@ -4,8 +4,10 @@ refusal as a ``Problem`` naming the field, what was expected and what came.
 JSON bodies are ``{"rows": [{column: value}, ...]}``, validated by a pydantic model made with
 ``create_model`` from the model's row columns (``Encoder.row_columns``): a number column takes
 JSON numbers (finite; null where training filled missing values), a category one of its
-training categories (any text or number with ``--unknown ignore``), an id or order column text
-or a number; a target column may be sent and is ignored; any other column is refused. The same
+training categories (any text or number with ``--unknown ignore``), a text column (a model of
+several inputs) a string or null (an empty text), an id or order column text or a number; a
+target column may be sent and is ignored; any other column is refused. A model with an
+image-path column is refused (``Columns.unserved``): no request may name a file path. The same
 model is the request schema of the OpenAPI document. CSV bodies (``text/csv``) are parsed here
 into a header and rows of text, checked against the same columns.
 """
@@ -25,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 from pydantic import ValidationError as ValidationError  # re-exported for the app
 
 SHOWN = 20  # problems listed in one answer; the rest are counted
+UNSERVED = "image paths cannot be served (no request may name a file path)"
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Scalar = StrictStr | StrictInt | StrictFloat
 
@@ -104,9 +107,13 @@ class Columns:
         """A column -> (its pydantic type, the words for what it expects)."""
         if column["role"] == "target":
             return Any, "anything (ignored)"
+        if column["type"] == "text":  # null reads as an empty cell of a file: an empty text
+            return StrictStr | None, "text (a string; null: an empty text)"
         nullable = column.get("missing") == "fill"
         if column["type"] == "number":
             kind, words = Number, "a finite number"
+        elif column["type"] == "image":
+            kind, words = StrictStr, f"nothing: {UNSERVED}"
         elif column["type"] == "category" and self.unknown == "error":
             shown = ", ".join(repr(c) for c in column["categories"][:SHOWN])
             more = ", ..." if len(column["categories"]) > SHOWN else ""
@@ -119,6 +126,13 @@ class Columns:
         if nullable:
             return kind | None, words + " or null (filled)"
         return kind, words
+
+    def unserved(self) -> None:
+        """Refused naming each image-path column: a model that reads image files a table
+        names cannot be served, since no request may name a file path."""
+        images = [c["name"] for c in self.described if c["type"] == "image"]
+        if images:
+            raise Refused([Problem(name, UNSERVED, "a model of image paths") for name in images])
 
     def expected(self, name: str) -> str:
         for column in self.described:

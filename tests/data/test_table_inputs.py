@@ -185,7 +185,8 @@ def test_an_image_path_column_trains_as_the_image_folder_does(tmp_path):
         assert np.array_equal(value, table.get_weights()[name]), name
 
 
-def test_a_missing_image_is_named_with_its_row(tmp_path):
+def image_table_spec(tmp_path: Path) -> Path:
+    """A spec of one image-path input, the table of ``_image_table`` (one epoch)."""
     data = _image_table(tmp_path)
     spec = tmp_path / "table.yaml"
     spec.write_text(
@@ -194,6 +195,12 @@ def test_a_missing_image_is_named_with_its_row(tmp_path):
         "model: {layers: [{type: flatten, inputs: photo}, {type: dense, units: auto,"
         " activation: softmax}]}\nloss: cross_entropy\ntraining: {epochs: 1, batch_size: 4}\n"
     )
+    return spec
+
+
+def test_a_missing_image_is_named_with_its_row(tmp_path):
+    spec = image_table_spec(tmp_path)
+    data = tmp_path / "photos.csv"
     assert invoke("train", spec, "--output", tmp_path / "m.h5").exit_code == 0
     new = pd.read_csv(data).head(3)
     new.loc[2, "photo"] = "d/dark/gone.png"
@@ -222,3 +229,55 @@ def test_a_text_input_read_by_a_layer_that_takes_no_ids_is_refused(tmp_path):
         " {type: dense, units: auto, activation: softmax}"
     )
     _refused(tmp_path, inputs, layers, "train", "input 'b' is a text column's token ids", "dense")
+
+
+def _bad_images(tmp_path: Path) -> tuple[Path, Path]:
+    """The image table of ``image_table_spec`` with row 3's file gone (line 4 of the file) and
+    row 6's no image (line 7) -> (its spec, the same table without those two rows)."""
+    spec = image_table_spec(tmp_path)
+    table = pd.read_csv(tmp_path / "photos.csv")
+    (tmp_path / "d" / "dark" / "junk.png").write_bytes(b"not an image at all")
+    table.loc[2, "photo"] = "d/dark/gone.png"
+    table.loc[5, "photo"] = "d/dark/junk.png"
+    table.to_csv(tmp_path / "photos.csv", index=False)
+    table.drop(index=[2, 5]).to_csv(tmp_path / "clean.csv", index=False)
+    return spec, tmp_path / "clean.csv"
+
+
+def test_skip_bad_leaves_out_the_rows_of_missing_or_unreadable_images(tmp_path):
+    from nncli.checkpoint import model as model_io
+
+    spec, clean = _bad_images(tmp_path)
+    data = tmp_path / "photos.csv"
+    refused = invoke("train", spec, "--output", tmp_path / "m.h5")
+    one_error_line(refused, 3, "column 'photo' names no image on line 4", "gone.png")
+    result = invoke("train", spec, "--output", tmp_path / "m.h5", "--skip-bad")
+    assert result.exit_code == 0, result.stderr
+    warning = "skipped 2 rows whose image is missing or unreadable (--skip-bad): lines 4, 7"
+    assert warning in result.stderr and "gone.png" in result.stderr
+    assert "junk.png" in result.stderr
+    (tmp_path / "clean.yaml").write_text(spec.read_text().replace(str(data), str(clean)))
+    assert invoke("train", tmp_path / "clean.yaml", "--output", tmp_path / "c.h5").exit_code == 0
+    skipped, expected = (model_io.load(tmp_path / n).net for n in ("m.h5", "c.h5"))
+    for name, value in expected.get_weights().items():  # the same rows, the same run
+        assert np.array_equal(value, skipped.get_weights()[name]), name
+
+    (tmp_path / "d" / "dark" / "gone.png").write_bytes(b"")  # there, but no image
+    refused = invoke("predict", tmp_path / "m.h5", data)
+    one_error_line(refused, 3, "gone.png", "column 'photo', line 4")
+    kept = invoke("predict", tmp_path / "m.h5", data, "--skip-bad")
+    assert kept.exit_code == 0, kept.stderr
+    assert len(kept.stdout.strip().splitlines()) == 1 + 12 - 2  # a header and 10 rows
+    assert "skipped 2 rows whose image is missing or unreadable" in kept.stderr
+    scored = invoke("evaluate", tmp_path / "m.h5", data, "--skip-bad", "--part", "all")
+    assert scored.exit_code == 0, scored.stderr
+    assert "skipped 2 rows" in scored.stderr and "accuracy" in scored.stdout
+
+
+def test_skip_bad_with_no_readable_image_left_is_one_error(tmp_path):
+    spec = image_table_spec(tmp_path)
+    table = pd.read_csv(tmp_path / "photos.csv")
+    table["photo"] = "d/none.png"
+    table.to_csv(tmp_path / "photos.csv", index=False)
+    result = invoke("train", spec, "--output", tmp_path / "m.h5", "--skip-bad")
+    one_error_line(result, 3, "--skip-bad left out every image", "none.png")

@@ -105,9 +105,24 @@ def typed(records: list[dict[str, str]], numbers: set[str]) -> list[dict[str, ob
     return [{k: value(k, v) for k, v in record.items()} for record in records]
 
 
-@pytest.fixture
-def serving(models) -> Callable[..., contextmanager]:
-    """``with serving(name, **settings) as client``: a TestClient on that model's app."""
+def concurrently(client, requests: list[list[dict]]) -> list[dict]:
+    """Every request's JSON rows posted to ``client``'s app at once -> their answers, in order."""
+    import asyncio
+
+    import httpx
+
+    async def together() -> list[dict]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://serve") as http:
+            sent = [http.post("/predict", json={"rows": r}) for r in requests]
+            return [answer.json() for answer in await asyncio.gather(*sent)]
+
+    return client.portal.call(together)
+
+
+@contextmanager
+def open_served(checkpoint: Path, raise_errors: bool = True, **given) -> Iterator:
+    """A TestClient on ``checkpoint``'s app under the settings ``given``."""
     with warnings.catch_warnings():  # starlette's note that its client will move off httpx
         warnings.filterwarnings("ignore", message="Using `httpx`")
         from fastapi.testclient import TestClient
@@ -116,13 +131,19 @@ def serving(models) -> Callable[..., contextmanager]:
     from nncli.serve.app import build_app
     from nncli.serve.settings import Settings
 
-    @contextmanager
-    def open_app(name: str | Path, raise_errors: bool = True, **given) -> Iterator[TestClient]:
+    settings = Settings(**given).check()
+    app = build_app(Served.load(checkpoint, settings), settings)
+    with TestClient(app, raise_server_exceptions=raise_errors) as client:
+        yield client
+
+
+@pytest.fixture
+def serving(models) -> Callable[..., contextmanager]:
+    """``with serving(name, **settings) as client``: a TestClient on that model's app."""
+
+    def open_app(name: str | Path, raise_errors: bool = True, **given):
         """A bundled model by its name, or any checkpoint by its path."""
-        settings = Settings(**given).check()
         checkpoint = models[name][0] if isinstance(name, str) else name
-        app = build_app(Served.load(checkpoint, settings), settings)
-        with TestClient(app, raise_server_exceptions=raise_errors) as client:
-            yield client
+        return open_served(checkpoint, raise_errors, **given)
 
     return open_app

@@ -7,10 +7,9 @@ import asyncio
 import csv
 import io
 
-import httpx
 import numpy as np
 import pytest
-from conftest import rows_of, typed
+from conftest import concurrently, rows_of, typed
 from helpers import invoke
 
 from nncli.serve.batching import Batcher, padded, passes
@@ -104,6 +103,22 @@ def test_a_failed_pass_fails_each_of_its_requests():
     assert [type(r) for r in run(main())] == [RuntimeError] * 3
 
 
+def test_a_fault_outside_the_passes_fails_its_request_and_the_worker_goes_on():
+    """Inputs the batcher cannot even group (no array): that request hears of the error, and the
+    next is answered (a worker that died would leave every request waiting for ever)."""
+
+    async def main():
+        batcher = Batcher(lambda x, mask: x, max_batch=4, max_wait=0.0)
+        await batcher.start()
+        bad = await asyncio.gather(batcher.submit([[1.0, 2.0]], None), return_exceptions=True)
+        good = await batcher.submit(np.ones((1, 2)), None)
+        await batcher.stop()
+        return bad[0], good
+
+    bad, good = run(main())
+    assert isinstance(bad, AttributeError) and good.shape == (1, 2)
+
+
 @pytest.mark.parametrize("max_batch", [16, 5])
 def test_concurrent_requests_get_their_lone_answers_and_predicts(serving, models, max_batch):
     """40 requests of 1 to 5 iris rows at once: fewer forward passes than requests (they were
@@ -119,16 +134,8 @@ def test_concurrent_requests_get_their_lone_answers_and_predicts(serving, models
     with serving("iris", max_batch=max_batch, max_wait_ms=0) as client:  # nobody to wait for
         alone = [client.post("/predict", json={"rows": r}).json() for r in requests]
     with serving("iris", max_batch=max_batch, max_wait_ms=200) as client:
-        app = client.app
-
-        async def together():
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://serve") as http:
-                sent = [http.post("/predict", json={"rows": r}) for r in requests]
-                return [answer.json() for answer in await asyncio.gather(*sent)]
-
-        joined = client.portal.call(together)
-        used = app.state.batcher.passes
+        joined = concurrently(client, requests)
+        used = client.app.state.batcher.passes
     assert joined == alone
     assert used < len(requests)  # joined: 40 requests (120 rows) in fewer passes
     if max_batch == 16:
