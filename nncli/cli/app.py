@@ -75,7 +75,10 @@ app = App(
 )
 
 SKIP_BAD = typer.Option(
-    False, "--skip-bad", help="Leave out image files that cannot be read, and say how many."
+    False,
+    "--skip-bad",
+    help="Leave out images that cannot be read (image files, or the rows of a table's image "
+    "column), and say how many.",
 )
 
 DEVICE_HELP = "cpu | gpu | gpu:N | cuda:N | auto (NNCLI_FAKE_GPU=1: gpu is the strict stand-in)"
