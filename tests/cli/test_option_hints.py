@@ -50,6 +50,13 @@ NEVER_PRINTED = [
         "*",
         "all_skipped: raised only under skip_bad=True, which only --skip-bad commands pass",
     ),
+    (
+        "nncli/data/image_column.py",
+        "whose image is missing or unreadable (--skip-bad)",
+        "--skip-bad",
+        "*",
+        "a table's image column: said only under skip_bad=True, which --skip-bad commands pass",
+    ),
     ("nncli/data/folds.py", "folds", "--folds", "tune", "tune names it --cv (_cv_value)"),
     ("nncli/checkpoint/folder.py", "pass --force", "--force", "tune", "trials: force=True"),
     ("nncli/checkpoint/folder.py", "--resume {}", "--resume", "tune", "trials never resume"),
