@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nncli import tracking
+from nncli.backend import processor
 from nncli.errors import Interrupted
 from nncli.tracking.callback import FAILED, FINISHED, KILLED, RunLog, close_parent, open_parent
-from nncli.tracking.plan import PARENT_ENV, LogPlan, processor
+from nncli.tracking.plan import PARENT_ENV, LogPlan
 
 if TYPE_CHECKING:
     from nncli.spec import Spec

@@ -4,7 +4,6 @@ names, the resolved spec and the run's tags), and the spec as MLflow's parameter
 from __future__ import annotations
 
 import os
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,15 +66,3 @@ def flat(value: Any, prefix: str = "") -> dict[str, str]:
     for key, item in items:
         out.update(flat(item, f"{prefix}.{key}" if prefix else str(key)))
     return out
-
-
-def processor() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what the platform module says."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
