@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nncli.bounds.files import require_regular
+from nncli.data import readers
 from nncli.errors import DataError
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 SCAN_BYTES = 1 << 24  # the bytes the record scan holds at once
 NEWLINE, QUOTE = 10, 34
 PARQUET = (".parquet", ".pq")
-INSTALL = 'pip install -e ".[formats]"'
 
 
 class CsvChunks:
@@ -125,7 +125,9 @@ class ParquetChunks:
 
     def __init__(self, path: Path, na_values=()):
         require_regular(path, DataError)
-        pq = _pyarrow_parquet()
+        readers.require_libraries(readers.format_of(Path(path)), Path(path))  # exit 2, the line
+        import pyarrow.parquet as pq
+
         self.path = Path(path)
         try:
             self.file = pq.ParquetFile(self.path)
@@ -160,16 +162,6 @@ def open_chunks(path: Path, chunk_rows: int, delimiter: str, na_values: Any) -> 
     if Path(path).suffix.lower() in PARQUET:
         return ParquetChunks(path, na_values)
     return CsvChunks(path, chunk_rows, delimiter, na_values)
-
-
-def _pyarrow_parquet() -> Any:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(
-            f"reading Parquet needs pyarrow, which is not installed: {INSTALL}"
-        ) from None
-    return pq
 
 
 def _header(path: Path, delimiter: str) -> list[str]:
