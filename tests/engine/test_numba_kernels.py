@@ -116,6 +116,7 @@ def test_max_pool_kernel_matches_the_numpy_pool_exactly(numpy_only, relu, size):
     x = rng.standard_normal((16, 20, *size)).astype(np.float32)
     x[:, :, 0, :4] = 0.5  # ties go to the first maximum in row-major order
     x[:, :, 2:4, 2:4] = -1.0  # windows whose maximum the ReLU zeroes
+    x[:, 0, 4, 5] = np.nan  # a NaN window passes no gradient
     out = []
     for on in (True, False):
         numpy_only(on)
