@@ -6,7 +6,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nncli.engine import checks
+from nncli.engine import checks, kernels
+from nncli.engine.activations import ReLU
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.layers import windows
 from nncli.engine.registry import LAYERS
@@ -30,6 +31,10 @@ class Conv2D(Layer):
     With stride 1, Wx is the padded width (garbage columns q >= Ow are dropped from z and get
     zero gradient), which turns im2col and col2im into block copies; otherwise Wx = Ow.
     Inference on a large batch runs in chunks of ``CHUNK`` samples, so the columns stay small.
+
+    Around the products, z's (filters, N) order is turned into y's (N, filters) with the bias
+    and a ReLU in one pass, and dy into dz's order with the ReLU's mask in one pass
+    (``conv_loops``, numba; numpy's passes otherwise, the same values).
     """
 
     examples: ClassVar = [
@@ -59,6 +64,7 @@ class Conv2D(Layer):
         self._padded: Any = None  # the zero-bordered input buffer, reused across batches
         self._ones: Any = None
         self._dz: Any = None  # dL/dz laid out like the columns, reused across batches
+        self._dcols: Any = None  # dL/dcols, reused across batches
         self.cols: Any = None
         self._cols_memory: Any = None  # the last columns' memory, reused by the next batch
         if self.activation is not None:
@@ -89,21 +95,36 @@ class Conv2D(Layer):
         self.check_input(x)
         xp, n = self.backend.xp, x.shape[0]
         y = xp.empty((n, self.filters, *self.windows.out_size), dtype=x.dtype)
+        fused = kernels.usable(y)  # one choice for every chunk
         if training or n <= CHUNK:
-            self.cols, self.wx = self._forward_into(y, x)
+            self.cols, self.wx = self._forward_into(y, x, fused)
         else:  # inference: nothing is kept for backward, so chunks bound the memory
             self.cols = None
             for start in range(0, n, CHUNK):
-                self._forward_into(y[start : start + CHUNK], x[start : start + CHUNK])
+                self._forward_into(y[start : start + CHUNK], x[start : start + CHUNK], fused)
+        if fused and self._fused_relu():
+            self.activation.a = y  # the ReLU ran inside the output pass
+            return y
         return self._activate(y)
 
-    def _forward_into(self, y: Any, x: Any) -> tuple[Any, int]:
-        """y = W @ cols + b for the samples of ``x``, written into ``y``; returns cols, Wx."""
+    def _fused_relu(self) -> bool:
+        """True when this layer's ReLU runs inside its own passes (``conv_loops``)."""
+        plain = not (self.fused_output or self.activation_deferred)
+        return plain and type(self.activation) is ReLU
+
+    def _forward_into(self, y: Any, x: Any, fused: bool) -> tuple[Any, int]:
+        """y = W @ cols + b for the samples of ``x``, written into ``y`` (with the ReLU when
+        ``fused``: see ``conv_loops``); returns cols, Wx."""
         cols, self._padded, wx = windows.columns(x, self.windows, self._padded, self._cols_memory)
         self._cols_memory = cols
         z = self.params["weight"].reshape(self.filters, -1) @ cols  # (filters, N*Oh*Wx)
         oh, ow = self.windows.out_size
-        z = z.reshape(self.filters, x.shape[0], oh, wx).transpose(1, 0, 2, 3)[..., :ow]
+        z = z.reshape(self.filters, x.shape[0], oh, wx)
+        if fused:
+            bias = self.params["bias"] if self.use_bias else z[:0, 0, 0, 0]
+            kernels.compiled(conv_loops)["output"](z, bias, self._fused_relu(), y)
+            return cols, wx
+        z = z.transpose(1, 0, 2, 3)[..., :ow]
         if self.use_bias:
             self.backend.xp.add(z, self.params["bias"][:, None, None], out=y)
         else:
@@ -114,19 +135,29 @@ class Conv2D(Layer):
         if self.cols is None:
             raise RuntimeError(f"{self.label}: backward needs forward(training=True) first")
         xp, weight = self.backend.xp, self.params["weight"]
-        dz = self._activate_backward(dy)
-        n, oh, ow = dz.shape[0], *self.windows.out_size
+        n, oh, ow = dy.shape[0], *self.windows.out_size
         shape = (self.filters, n, oh, self.wx)
-        if self._dz is None or self._dz.shape != shape or self._dz.dtype != dz.dtype:
-            self._dz = xp.zeros(shape, dtype=dz.dtype)  # garbage columns stay 0 for good
-        self._dz[..., :ow] = dz.transpose(1, 0, 2, 3)
+        if self._dz is None or self._dz.shape != shape or self._dz.dtype != dy.dtype:
+            self._dz = xp.zeros(shape, dtype=dy.dtype)  # garbage columns stay 0 for good
+        relu = self._fused_relu()
+        dz = dy if relu else self._activate_backward(dy)  # the ReLU's mask: in the pass below
+        dz = dz if type(dz) is not np.ndarray else np.ascontiguousarray(dz)
+        a = self.activation.a if relu else dz
+        if kernels.usable(dz, a, self._dz):
+            kernels.compiled(conv_loops)["gradient"](dz, a, relu, self._dz)
+        else:
+            dz = self._activate_backward(dy) if relu else dz
+            self._dz[..., :ow] = dz.transpose(1, 0, 2, 3)
         dz2 = self._dz.reshape(self.filters, -1)
         xp.matmul(dz2, self.cols.T, out=self.grads["weight"].reshape(self.filters, -1))
         if self.use_bias:
             self._bias_grad(dz2)
         if self.skip_input_grad:
             return None
-        dcols = weight.reshape(self.filters, -1).T @ dz2  # (K, N*Oh*Wx)
+        k = weight[0].size
+        if self._dcols is None or self._dcols.shape != (k, dz2.shape[1]):
+            self._dcols = xp.empty((k, dz2.shape[1]), dtype=dz2.dtype)
+        dcols = xp.matmul(weight.reshape(self.filters, -1).T, dz2, out=self._dcols)
         return windows.fold_columns(dcols, self.windows, n, self.wx)
 
     def _bias_grad(self, dz2: Any) -> None:
@@ -153,3 +184,41 @@ class Conv2D(Layer):
         if not self.use_bias:
             cfg["use_bias"] = False
         return {**cfg, **self.initializer_config()}
+
+
+def conv_loops(jit: Any, inline: Any) -> dict[str, Any]:
+    """The passes around a convolution's products, between the products' (filters, N, Oh, Wx)
+    order and the layers' (N, filters, Oh, Ow) (columns q >= Ow are the shifted rows' garbage).
+
+    ``output``: y[n, f, p, q] = z[f, n, p, q] + bias[f] (no bias when it is empty), then
+    max(y, 0) when ``relu`` (NaN stays NaN, as numpy's ``maximum``).
+    ``gradient``: dz[f, n, p, q] = dy[n, f, p, q], times (a > 0) when ``relu`` (a: the ReLU's
+    output), as the ReLU's own backward: dy * 0 keeps a NaN and the sign of zero."""
+
+    @jit
+    def output(z, bias, relu, y):  # noqa: ANN001
+        filters, n, oh, _ = z.shape
+        ow = y.shape[3]
+        zero = y.dtype.type(0)
+        biased = bias.shape[0] > 0
+        for s in range(n):
+            for f in range(filters):
+                b = bias[f] if biased else zero
+                for p in range(oh):
+                    zr, yr = z[f, s, p], y[s, f, p]
+                    for q in range(ow):
+                        v = zr[q] + b if biased else zr[q]
+                        yr[q] = zero if relu and v < zero else v
+
+    @jit
+    def gradient(dy, a, relu, dz):  # noqa: ANN001
+        n, filters, oh, ow = dy.shape
+        one, zero = dy.dtype.type(1), dy.dtype.type(0)
+        for f in range(filters):
+            for s in range(n):
+                for p in range(oh):
+                    gr, ar, zr = dy[s, f, p], a[s, f, p], dz[f, s, p]
+                    for q in range(ow):
+                        zr[q] = gr[q] * (one if ar[q] > zero else zero) if relu else gr[q]
+
+    return {"output": output, "gradient": gradient}

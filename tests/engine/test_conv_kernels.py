@@ -1,0 +1,68 @@
+"""conv2d's fused passes (``conv_loops``: bias, ReLU and the change of order around the
+products) against the numpy passes they stand in for. Both compute each value the same way, so
+the values are the same bit for bit, float32 and float64. Skipped where numba is not there."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nncli.backend import get_backend
+from nncli.engine import kernels
+from nncli.engine.layers.conv2d import CHUNK, Conv2D, conv_loops
+
+pytest.importorskip("numba")
+
+CASES = [  # (layer config, input shape (C, H, W))
+    ({"filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"}, (3, 9, 11)),
+    ({"filters": 5, "kernel_size": [2, 3], "padding": [1, 2]}, (4, 7, 6)),
+    ({"filters": 6, "kernel_size": 3, "activation": "tanh", "use_bias": False}, (2, 10, 8)),
+    ({"filters": 4, "kernel_size": 3, "strides": 2, "padding": 1, "activation": "relu"}, (3, 9, 9)),
+    ({"filters": 7, "kernel_size": 1, "activation": "relu"}, (5, 6, 6)),
+]
+
+
+def run(monkeypatch, on: bool, config: dict, shape: tuple, dtype: str, n: int, train: bool):
+    """Forward (and backward when ``train``) with the kernels on or off (numpy's passes)."""
+    monkeypatch.delenv("NNCLI_KERNELS", raising=False)
+    monkeypatch.setattr(kernels, "_kernels", None if on else False)
+    backend = get_backend("cpu", dtype)
+    layer = Conv2D(**config)
+    out_shape = layer.build(shape, backend, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, *shape)).astype(dtype)
+    x[0, 0, 0, :2] = [np.nan, -0.0]  # NaN propagates, -0.0 keeps its sign through the ReLU
+    y = layer.forward(x, training=train)
+    if not train:
+        return [y]
+    dy = rng.standard_normal((n, *out_shape)).astype(dtype)
+    dx = layer.backward(dy)
+    return [y, dx, *(layer.grads[k].copy() for k in sorted(layer.grads))]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(("config", "shape"), CASES)
+def test_conv2d_kernels_give_the_numpy_values_bit_for_bit(monkeypatch, config, shape, dtype):
+    ours = run(monkeypatch, True, config, shape, dtype, 40, train=True)
+    reference = run(monkeypatch, False, config, shape, dtype, 40, train=True)
+    for a, b in zip(ours, reference, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_conv2d_inference_in_chunks_runs_the_relu_on_every_chunk(monkeypatch):
+    """A batch over ``CHUNK`` samples runs in chunks, the last one small: the fused ReLU must
+    run on each of them (one choice for the whole batch)."""
+    config, shape = CASES[0]
+    ours = run(monkeypatch, True, config, shape, "float32", CHUNK + 3, train=False)[0]
+    reference = run(monkeypatch, False, config, shape, "float32", CHUNK + 3, train=False)[0]
+    np.testing.assert_array_equal(ours, reference)
+    assert (ours[CHUNK:] >= 0).all()
+
+
+def test_the_fused_passes_run_where_the_kernels_do(monkeypatch):
+    """Without this the comparison above could pass with numpy's passes on both sides."""
+    calls = []
+    original = kernels.compiled
+    monkeypatch.setattr(kernels, "compiled", lambda loops: calls.append(loops) or original(loops))
+    run(monkeypatch, True, *CASES[0], "float32", 8, train=True)
+    assert calls.count(conv_loops) == 2  # the output pass and the gradient pass
