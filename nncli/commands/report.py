@@ -138,7 +138,7 @@ def summary(run: Run) -> str:
     spec = (
         f"<details><summary>resolved spec</summary><pre>{html.text(run.spec_yaml)}</pre></details>"
     )
-    return html.table(["", ""], run.summary) + spec
+    return html.table([], run.summary) + spec
 
 
 def layers(run: Run) -> str:

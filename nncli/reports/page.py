@@ -55,8 +55,10 @@ def table(
 ) -> str:
     """A table of ``header`` and ``rows`` (cells escaped; a float shown to 4 significant digits,
     its exact value kept in ``data-value``); ``shades``: a 0..1 blue behind each body cell (the
-    confusion matrix)."""
+    confusion matrix). An empty ``header``: no header row (a browser draws an empty one as a
+    thin blank bar above the table)."""
     head = "".join(f"<th>{text(cell)}</th>" for cell in header)
+    head = f"<thead><tr>{head}</tr></thead>" if head else ""
     body = []
     for i, row in enumerate(rows):
         cells = []
@@ -68,7 +70,7 @@ def table(
                 cell = number(cell)
             cells.append(f"<td{style}>{text(cell)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<table>{head}<tbody>{''.join(body)}</tbody></table>"
 
 
 def blue(level: float) -> str:
@@ -84,7 +86,8 @@ def number(value: float, digits: int = 4) -> str:
 
 def page(title: str, runs: Sequence[str], sections: Sequence[Section], footer: str = "") -> str:
     """The whole page: the title, a table of contents, then each section with its runs' parts
-    in columns (``runs`` names them)."""
+    in columns (``runs`` names them; a section of one part for several runs, the comparison,
+    spans the page under no run's name)."""
     contents = "".join(f'<li><a href="#{s.id}">{text(s.title)}</a></li>' for s in sections)
     body = [f"<h1>{text(title)}</h1>", f"<nav><ol>{contents}</ol></nav>"]
     for section in sections:
@@ -93,7 +96,7 @@ def page(title: str, runs: Sequence[str], sections: Sequence[Section], footer: s
         grid = f"grid-template-columns: repeat({columns}, minmax(0, 1fr))"
         body.append(f'<div class="runs" style="{grid}">')
         for name, part in zip(runs, section.parts, strict=False):
-            heading = f"<h3>{text(name)}</h3>" if len(runs) > 1 else ""
+            heading = f"<h3>{text(name)}</h3>" if columns > 1 else ""
             body.append(f'<div class="run">{heading}{part}</div>')
         body.append("</div></section>")
     if footer:
