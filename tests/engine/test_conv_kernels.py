@@ -1,14 +1,17 @@
-"""conv2d's fused passes (``conv_loops``: bias, ReLU and the change of order around the
-products) against the numpy passes they stand in for. Both compute each value the same way, so
-the values are the same bit for bit, float32 and float64. Skipped where numba is not there."""
+"""conv2d's CPU speed-ups against the plain computation: its fused passes (``conv_loops``:
+bias, ReLU and the change of order around the products) against numpy's passes, the same values
+bit for bit (float32 and float64), and its im2col in chunks of samples against one product for
+the whole batch. Skipped where numba is not there."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_close_float32
 
 from nncli.backend import get_backend
 from nncli.engine import kernels
+from nncli.engine.layers import conv2d, windows
 from nncli.engine.layers.conv2d import CHUNK, Conv2D, conv_loops
 
 pytest.importorskip("numba")
@@ -66,3 +69,33 @@ def test_the_fused_passes_run_where_the_kernels_do(monkeypatch):
     monkeypatch.setattr(kernels, "compiled", lambda loops: calls.append(loops) or original(loops))
     run(monkeypatch, True, *CASES[0], "float32", 8, train=True)
     assert calls.count(conv_loops) == 2  # the output pass and the gradient pass
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(("config", "shape"), CASES)
+def test_conv2d_in_chunks_equals_one_product_for_the_batch(monkeypatch, config, shape, dtype):
+    """A cache-sized chunk of samples a product (here 3 of 10, the last chunk 1): outputs and
+    dL/dx as with the whole batch at once; dW sums the chunks' products (another order of sums:
+    within float32's bound for a sum of N*Oh*Ow terms, or float64's 1e-12)."""
+    calls = []
+    original = windows.columns
+    monkeypatch.setattr(windows, "columns", lambda *a: calls.append(1) or original(*a))
+    results = []
+    for chunked in (True, False):
+        monkeypatch.setattr(conv2d, "COLUMN_BYTES", 1 << 30)  # the whole batch at once
+        if chunked:  # exactly 3 samples' columns
+            probe = Conv2D(**config)
+            probe.build(shape, get_backend("cpu", dtype), np.random.default_rng(0))
+            probe.forward(np.zeros((1, *shape), dtype), training=True)
+            per_sample = probe.params["weight"][0].size * probe.windows.out_size[0] * probe.wx
+            monkeypatch.setattr(conv2d, "COLUMN_BYTES", 3 * per_sample * np.dtype(dtype).itemsize)
+        calls.clear()
+        results.append(run(monkeypatch, True, config, shape, dtype, 10, train=True))
+        assert len(calls) == (8 if chunked else 1)  # 4 chunks forward, 4 again backward
+    out_terms = int(np.prod(config.get("kernel_size", 3))) * max(shape[0], config["filters"])
+    grad_terms = 10 * int(np.prod(shape[1:]))
+    for k, (ours, whole) in enumerate(zip(*results, strict=True)):
+        if dtype == "float64":
+            np.testing.assert_allclose(ours, whole, rtol=1e-12, atol=1e-12)
+        else:
+            assert_close_float32(ours, whole, out_terms if k < 2 else grad_terms)

@@ -12,7 +12,12 @@ from nncli.engine.layer import Layer, Shape
 from nncli.engine.layers import windows
 from nncli.engine.registry import LAYERS
 
-CHUNK = 64  # samples per im2col block at inference (measured: 64 beat 32, 128 and 256)
+CHUNK = 64  # samples per im2col block at inference on a GPU
+# the CPU's im2col blocks: columns of at most this many bytes a product, so that they are still
+# in the cache when the product reads them (measured on an AMD EPYC, AVX-512: W7's 16-channel
+# 28x28 convolution 3-8x faster forward and back than with the whole batch's 31 MB of columns,
+# W2's second 2x; see benchmarks/RESULTS.md)
+COLUMN_BYTES = 2 << 20
 
 
 @LAYERS.register("conv2d")
@@ -22,15 +27,19 @@ class Conv2D(Layer):
     x (N, C, H, W) -> y (N, filters, Oh, Ow); weight (filters, C, kh, kw), bias (filters,).
     Output size and padding: see ``windows.py`` (after build: ``size_notes``, ``warnings``).
 
-    As matrix products (im2col, ``windows.columns``), with K = C*kh*kw and M = N*Oh*Wx:
-      cols (K, M)        every window of x_pad as a column, the whole batch side by side
+    As matrix products (im2col, ``windows.columns``), with K = C*kh*kw and M = n*Oh*Wx for a
+    chunk of n samples:
+      cols (K, M)        every window of x_pad as a column, the chunk's samples side by side
       forward            z = W @ cols + b (one product)    W = weight as (filters, K)
-      backward           dW = dz @ cols^T                  db = dz @ 1 (both one product)
+      backward           dW = sum over chunks dz @ cols^T  db = dz @ 1 (one product)
                          dcols = W^T @ dz                  dx = col2im(dcols): each column added
                                                            back onto the cells its window read
     With stride 1, Wx is the padded width (garbage columns q >= Ow are dropped from z and get
     zero gradient), which turns im2col and col2im into block copies; otherwise Wx = Ow.
-    Inference on a large batch runs in chunks of ``CHUNK`` samples, so the columns stay small.
+    On the CPU a chunk holds as many samples as keep its columns within ``COLUMN_BYTES`` (the
+    cache), and backward makes each chunk's columns again from the kept padded input rather
+    than keeping the whole batch's (a batch of one chunk keeps its columns); a GPU takes the
+    whole batch in training and ``CHUNK`` samples at inference.
 
     Around the products, z's (filters, N) order is turned into y's (N, filters) with the bias
     and a ReLU in one pass, and dy into dz's order with the ReLU's mask in one pass
@@ -65,8 +74,9 @@ class Conv2D(Layer):
         self._ones: Any = None
         self._dz: Any = None  # dL/dz laid out like the columns, reused across batches
         self._dcols: Any = None  # dL/dcols, reused across batches
-        self.cols: Any = None
-        self._cols_memory: Any = None  # the last columns' memory, reused by the next batch
+        self.cols: Any = None  # the batch's columns, kept for backward when it is one chunk
+        self._cols_memory: Any = None  # the last columns' memory, reused by the next chunk
+        self.step = 1  # samples a product takes (``_chunk``)
         if self.activation is not None:
             self.activation.inplace = True  # y is this layer's own fresh array
 
@@ -96,45 +106,84 @@ class Conv2D(Layer):
         xp, n = self.backend.xp, x.shape[0]
         y = xp.empty((n, self.filters, *self.windows.out_size), dtype=x.dtype)
         fused = kernels.usable(y)  # one choice for every chunk
-        if training or n <= CHUNK:
-            self.cols, self.wx = self._forward_into(y, x, fused)
-        else:  # inference: nothing is kept for backward, so chunks bound the memory
-            self.cols = None
-            for start in range(0, n, CHUNK):
-                self._forward_into(y[start : start + CHUNK], x[start : start + CHUNK], fused)
+        self._padded, self.wx = windows.padded_input(x, self.windows, self._padded)
+        self.step = self._chunk(n, x.dtype.itemsize, training)
+        self.cols = None
+        for start in range(0, n, self.step):
+            cols = self._columns(start)
+            z = self.params["weight"].reshape(self.filters, -1) @ cols  # (filters, n*Oh*Wx)
+            self._output(z, y[start : start + self.step], fused)
+        if training and self.step >= n:
+            self.cols = cols  # one chunk: backward needs no second im2col
         if fused and self._fused_relu():
             self.activation.a = y  # the ReLU ran inside the output pass
             return y
         return self._activate(y)
+
+    def _chunk(self, n: int, itemsize: int, training: bool) -> int:
+        """Samples a product takes at once: on the CPU as many as keep the columns within
+        ``COLUMN_BYTES``; on a GPU the whole batch in training, ``CHUNK`` at inference."""
+        if self.backend.name != "cpu":
+            return n if training else min(n, CHUNK)
+        oh, _ = self.windows.out_size
+        per_sample = self.params["weight"][0].size * oh * self.wx * itemsize
+        return max(1, min(n, COLUMN_BYTES // per_sample))
+
+    def _columns(self, start: int) -> Any:
+        """im2col of the samples [start, start + step), in memory reused from chunk to chunk."""
+        if self.cols is not None:
+            return self.cols
+        padded = self._padded[start : start + self.step]
+        self._cols_memory = windows.columns(padded, self.windows, self._cols_memory)
+        return self._cols_memory
 
     def _fused_relu(self) -> bool:
         """True when this layer's ReLU runs inside its own passes (``conv_loops``)."""
         plain = not (self.fused_output or self.activation_deferred)
         return plain and type(self.activation) is ReLU
 
-    def _forward_into(self, y: Any, x: Any, fused: bool) -> tuple[Any, int]:
-        """y = W @ cols + b for the samples of ``x``, written into ``y`` (with the ReLU when
-        ``fused``: see ``conv_loops``); returns cols, Wx."""
-        cols, self._padded, wx = windows.columns(x, self.windows, self._padded, self._cols_memory)
-        self._cols_memory = cols
-        z = self.params["weight"].reshape(self.filters, -1) @ cols  # (filters, N*Oh*Wx)
+    def _output(self, z: Any, y: Any, fused: bool) -> None:
+        """y = z + b for a chunk of samples (with the ReLU when ``fused``: see ``conv_loops``)."""
         oh, ow = self.windows.out_size
-        z = z.reshape(self.filters, x.shape[0], oh, wx)
+        z = z.reshape(self.filters, y.shape[0], oh, self.wx)
         if fused:
             bias = self.params["bias"] if self.use_bias else z[:0, 0, 0, 0]
             kernels.compiled(conv_loops)["output"](z, bias, self._fused_relu(), y)
-            return cols, wx
+            return
         z = z.transpose(1, 0, 2, 3)[..., :ow]
         if self.use_bias:
             self.backend.xp.add(z, self.params["bias"][:, None, None], out=y)
         else:
             y[...] = z
-        return cols, wx
 
     def backward(self, dy: Any) -> Any:
-        if self.cols is None:
+        if self._padded is None:
             raise RuntimeError(f"{self.label}: backward needs forward(training=True) first")
-        xp, weight = self.backend.xp, self.params["weight"]
+        xp, weight = self.backend.xp, self.params["weight"].reshape(self.filters, -1)
+        self._gradient_rows(dy)
+        n, step = dy.shape[0], self.step
+        if self.use_bias:
+            self._bias_grad(self._dz.reshape(self.filters, -1))
+        grad = self.grads["weight"].reshape(self.filters, -1)
+        dx = None if self.skip_input_grad else xp.empty((n, *self.in_shape), dtype=dy.dtype)
+        for start in range(0, n, step):
+            cols = self._columns(start)  # again, from the kept padded input, chunk by chunk
+            dz = self._dz[:, start : start + step].reshape(self.filters, -1)
+            if start == 0:
+                xp.matmul(dz, cols.T, out=grad)
+            else:
+                grad += dz @ cols.T
+            if dx is not None:
+                if self._dcols is None or self._dcols.shape != (weight.shape[1], dz.shape[1]):
+                    self._dcols = xp.empty((weight.shape[1], dz.shape[1]), dtype=dz.dtype)
+                dcols = xp.matmul(weight.T, dz, out=self._dcols)
+                chunk = dx[start : start + step]
+                chunk[...] = windows.fold_columns(dcols, self.windows, chunk.shape[0], self.wx)
+        return dx
+
+    def _gradient_rows(self, dy: Any) -> None:
+        """dL/dz (filters, N, Oh, Wx) from dL/dy, the ReLU's mask included, into ``_dz``."""
+        xp = self.backend.xp
         n, oh, ow = dy.shape[0], *self.windows.out_size
         shape = (self.filters, n, oh, self.wx)
         if self._dz is None or self._dz.shape != shape or self._dz.dtype != dy.dtype:
@@ -148,17 +197,6 @@ class Conv2D(Layer):
         else:
             dz = self._activate_backward(dy) if relu else dz
             self._dz[..., :ow] = dz.transpose(1, 0, 2, 3)
-        dz2 = self._dz.reshape(self.filters, -1)
-        xp.matmul(dz2, self.cols.T, out=self.grads["weight"].reshape(self.filters, -1))
-        if self.use_bias:
-            self._bias_grad(dz2)
-        if self.skip_input_grad:
-            return None
-        k = weight[0].size
-        if self._dcols is None or self._dcols.shape != (k, dz2.shape[1]):
-            self._dcols = xp.empty((k, dz2.shape[1]), dtype=dz2.dtype)
-        dcols = xp.matmul(weight.reshape(self.filters, -1).T, dz2, out=self._dcols)
-        return windows.fold_columns(dcols, self.windows, n, self.wx)
 
     def _bias_grad(self, dz2: Any) -> None:
         """(filters, M) -> (filters,). numpy's sum along rows is several times slower than a

@@ -236,39 +236,52 @@ def fold(parts: Any, win: Windows) -> Any:
 
 
 # -- im2col for convolution: one matrix product per batch --------------------------------------
-def columns(x: Any, win: Windows, buffer: Any = None, out: Any = None) -> tuple[Any, Any, int]:
-    """x (N, C, H, W) -> (cols (C*kh*kw, N*Oh*Wx), the padded input, Wx).
+def padded_input(x: Any, win: Windows, buffer: Any = None) -> tuple[Any, int]:
+    """x (N, C, H, W) -> (the padded input that :func:`columns` reads, Wx).
 
-    Row (c, i, j) of ``cols`` holds, for every output position (n, p, q), the padded input cell
-    at kernel offset (i, j): x_pad[n, c, p*sh + i, q*sw + j]. ``out`` is a previous result whose
-    memory may be reused (fresh arrays of several MB cost page faults on every batch).
-
-    Stride 1 ("shifted rows"): the padded input gets one spare zero row and is read as flat rows;
-    offset (i, j) is then the contiguous run starting at i*Wp + j, so each offset is one block
-    copy with long inner loops. The price: every output row runs the full padded width Wx = Wp
-    (columns q >= Ow are garbage the caller drops). Other strides copy the strided window view,
-    Wx = Ow. ``buffer`` is a previous padded input to reuse (its border already holds zeros).
+    Stride 1 ("shifted rows"): the padded input gets one spare zero row and is read as flat
+    rows; offset (i, j) is then the contiguous run starting at i*Wp + j, so each offset is one
+    block copy with long inner loops. The price: every output row runs the full padded width
+    Wx = Wp (columns q >= Ow are garbage the caller drops). Other strides read the strided
+    window view, Wx = Ow (and without padding the input is x itself). ``buffer`` is a previous
+    padded input to reuse (its border already holds zeros).
     """
-    n, c = x.shape[:2]
+    if win.strides != (1, 1):
+        return pad(x, win, 0.0, buffer), win.out_size[1]
+    (top, bottom), (left, right) = win.pads
+    shape = (*x.shape[:2], x.shape[2] + top + bottom + 1, x.shape[3] + left + right)
+    if (
+        buffer is None
+        or buffer.shape != shape
+        or buffer.dtype != x.dtype
+        or type(buffer) is not type(x)
+    ):
+        buffer = array_module(x).zeros(shape, dtype=x.dtype)
+    buffer[:, :, top : top + x.shape[2], left : left + x.shape[3]] = x
+    return buffer, shape[3]
+
+
+def columns(padded: Any, win: Windows, out: Any = None) -> Any:
+    """im2col: samples of a :func:`padded_input` (n, C, ., .) -> cols (C*kh*kw, n*Oh*Wx).
+
+    Row (c, i, j) of ``cols`` holds, for every output position (s, p, q), the padded input cell
+    at kernel offset (i, j): x_pad[s, c, p*sh + i, q*sw + j]. ``out`` is a previous result whose
+    memory may be reused (fresh arrays of several MB cost page faults on every batch).
+    """
+    n, c = padded.shape[:2]
     (kh, kw), (oh, ow) = win.kernel, win.out_size
-    xp = array_module(x)
+    xp = array_module(padded)
     if win.strides == (1, 1):
-        (top, bottom), (left, right) = win.pads
-        shape = (n, c, x.shape[2] + top + bottom + 1, x.shape[3] + left + right)
-        if buffer is None or buffer.shape != shape or buffer.dtype != x.dtype:
-            buffer = xp.zeros(shape, dtype=x.dtype)
-        buffer[:, :, top : top + x.shape[2], left : left + x.shape[3]] = x
-        wx = shape[3]
-        flat = buffer.reshape(n, c, shape[2] * shape[3])
-        cols = _reuse(out, (c, kh, kw, n, oh * wx), x.dtype, xp)
+        wx = padded.shape[3]
+        flat = padded.reshape(n, c, padded.shape[2] * wx)
+        cols = _reuse(out, (c, kh, kw, n, oh * wx), padded.dtype, xp)
         for i, j in win.offsets():
             start = i * wx + j
             cols[:, i, j] = flat[:, :, start : start + oh * wx].transpose(1, 0, 2)
-        return cols.reshape(c * kh * kw, -1), buffer, wx
-    buffer = pad(x, win, 0.0, buffer)
-    cols = _reuse(out, (c, kh, kw, n, oh, ow), x.dtype, xp)
-    cols[...] = window_view(buffer, win).transpose(1, 2, 3, 0, 4, 5)
-    return cols.reshape(c * kh * kw, -1), buffer, ow
+        return cols.reshape(c * kh * kw, -1)
+    cols = _reuse(out, (c, kh, kw, n, oh, ow), padded.dtype, xp)
+    cols[...] = window_view(padded, win).transpose(1, 2, 3, 0, 4, 5)
+    return cols.reshape(c * kh * kw, -1)
 
 
 def fold_columns(dcols: Any, win: Windows, n: int, wx: int) -> Any:
