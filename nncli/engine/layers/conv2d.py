@@ -165,7 +165,8 @@ class Conv2D(Layer):
         if self.use_bias:
             self._bias_grad(self._dz.reshape(self.filters, -1))
         grad = self.grads["weight"].reshape(self.filters, -1)
-        dx = None if self.skip_input_grad else xp.empty((n, *self.in_shape), dtype=dy.dtype)
+        several = not self.skip_input_grad and step < n
+        dx = xp.empty((n, *self.in_shape), dtype=dy.dtype) if several else None
         for start in range(0, n, step):
             cols = self._columns(start)  # again, from the kept padded input, chunk by chunk
             dz = self._dz[:, start : start + step].reshape(self.filters, -1)
@@ -173,10 +174,12 @@ class Conv2D(Layer):
                 xp.matmul(dz, cols.T, out=grad)
             else:
                 grad += dz @ cols.T
-            if dx is not None:
+            if not self.skip_input_grad:
                 if self._dcols is None or self._dcols.shape != (weight.shape[1], dz.shape[1]):
                     self._dcols = xp.empty((weight.shape[1], dz.shape[1]), dtype=dz.dtype)
                 dcols = xp.matmul(weight.T, dz, out=self._dcols)
+                if step >= n:  # one chunk: col2im's own array is dL/dx
+                    return windows.fold_columns(dcols, self.windows, n, self.wx)
                 chunk = dx[start : start + step]
                 chunk[...] = windows.fold_columns(dcols, self.windows, chunk.shape[0], self.wx)
         return dx
