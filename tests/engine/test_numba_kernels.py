@@ -80,7 +80,7 @@ def test_lstm_kernels_match_the_numpy_cell(numpy_only, dtype, sequences):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("shape", [(64, 16, 8), (300, 20)])
+@pytest.mark.parametrize("shape", [(64, 16, 8), (300, 20), (20, 6, 9, 7)])
 def test_batchnorm_kernels_match_the_numpy_layer(numpy_only, dtype, shape):
     from nncli.engine.layers.normalization import BatchNorm
 
@@ -93,12 +93,18 @@ def test_batchnorm_kernels_match_the_numpy_layer(numpy_only, dtype, shape):
         numpy_only(on)
         layer = BatchNorm()
         layer.build(shape[1:], backend, np.random.default_rng(0))
-        layer.params["weight"][...] = np.linspace(0.5, 2, shape[-1])
+        channels = shape[1] if len(shape) == 4 else shape[-1]
+        layer.params["weight"][...] = np.linspace(0.5, 2, channels)
         y = layer.forward(backend.asarray(x), training=True)
         dx = layer.backward(backend.asarray(dy))
         state = [layer.state[k].copy() for k in sorted(layer.state)]
         out.append([y, dx, *(layer.grads[k].copy() for k in sorted(layer.grads)), *state])
-    rows = int(np.prod(shape[:-1]))  # the mean, variance and backward's two sums run over rows
+    if len(shape) == 4:  # the images' kernels ran (else the comparison proves nothing)
+        from nncli.engine.layers.normalization import batchnorm_plane_loops
+
+        assert batchnorm_plane_loops in kernels._compiled
+    # the mean, variance and backward's two sums run over rows (over N, H, W for images)
+    rows = int(np.prod(shape[:-1])) if len(shape) < 4 else int(np.prod(shape)) // shape[1]
     for ours, reference in zip(*out, strict=True):
         if dtype == "float32":
             assert_close_float32(ours, reference, 2 * rows + LIBM_ULPS)

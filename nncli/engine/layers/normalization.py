@@ -1,7 +1,8 @@
 """Batch and layer normalisation (PyTorch's BatchNorm1d/2d and LayerNorm).
 
-Training-mode batchnorm over rows (N, F) or (N, T, F) without a mask runs as two fused passes
-each way on the CPU (numba: ``batchnorm_loops`` below the layer, loaded by ``kernels.py``); the
+Training-mode batchnorm over rows (N, F) or (N, T, F) without a mask, and over images
+(N, C, H, W), runs as two fused passes each way on the CPU (numba: ``batchnorm_loops`` and
+``batchnorm_plane_loops`` below the layer, loaded by ``kernels.py``); the
 numpy code of ``BatchNorm.forward`` and ``backward`` is the reference and every other path."""
 
 from __future__ import annotations
@@ -99,9 +100,9 @@ class BatchNorm(Layer):
             self.xhat = (x - self.state["running_mean"].reshape(shape)) * self.inv
             return self.xhat * weight + bias
         self.w = self.real_steps(x, x.dtype)  # ones at real steps
-        rows = self.w is None and len(self.in_shape) < 3 and self.batch_sum is None
-        if rows and kernels.usable(x, weight, bias):  # one process's whole batch, on the CPU
-            return self._forward_rows(x)
+        alone = self.w is None and self.batch_sum is None  # one process's whole batch
+        if alone and kernels.usable(x, weight, bias):  # on the CPU
+            return self._forward_planes(x) if len(self.in_shape) == 3 else self._forward_rows(x)
         xw = x if self.w is None else x * self.w
         # values per channel; with a mask the real steps (a device scalar: no host sync)
         n = x.size // self.params["weight"].size
@@ -138,6 +139,28 @@ class BatchNorm(Layer):
         self._update_running(stats[0], stats[1])
         return y
 
+    def _forward_planes(self, x: Any) -> Any:
+        """(N, C, H, W) as planes (N, C, H*W), in two fused passes (numba), as ``_forward_rows``."""
+        planes = x.reshape(*x.shape[:2], -1)
+        self.xhat, y = np.empty_like(x), np.empty_like(x)
+        stats = np.empty((2, x.shape[1]))
+        inv = kernels.compiled(batchnorm_plane_loops)["forward"](
+            planes, self.params["weight"], self.params["bias"], planes.dtype.type(self.epsilon),
+            self.xhat.reshape(planes.shape), y.reshape(planes.shape), stats,
+        )  # fmt: skip
+        self.inv, self.n = inv.reshape(self.broadcast), planes.shape[0] * planes.shape[2]
+        self._update_running(stats[0], stats[1])
+        return y
+
+    def _backward_planes(self, dy: Any) -> Any:
+        dx = np.empty_like(dy)
+        shape = (*dy.shape[:2], -1)
+        kernels.compiled(batchnorm_plane_loops)["backward"](
+            dy.reshape(shape), self.xhat.reshape(shape), self.inv.reshape(-1),
+            self.params["weight"], self.grads["weight"], self.grads["bias"], dx.reshape(shape),
+        )  # fmt: skip
+        return dx
+
     def _backward_rows(self, dy: Any) -> Any:
         features = dy.shape[-1]
         dx = np.empty_like(dy)
@@ -158,11 +181,14 @@ class BatchNorm(Layer):
 
     def backward(self, dy: Any) -> Any:
         shape = self.broadcast
-        fused = self.training and self.w is None and len(self.in_shape) < 3
+        fused = self.training and self.w is None
         fused = fused and self.batch_sum is None  # shared batches sum across processes
         fused = fused and type(dy) is np.ndarray and dy.dtype == self.xhat.dtype
         if fused and kernels.usable(self.xhat, self.grads["weight"], self.grads["bias"]):
-            return self._backward_rows(np.ascontiguousarray(dy))  # dy may be a sliced dx
+            dy = np.ascontiguousarray(dy)  # dy may be a sliced dx
+            if len(self.in_shape) == 3:
+                return self._backward_planes(dy)
+            return self._backward_rows(dy)
         self.grads["weight"][...] = (dy * self.xhat).sum(axis=self.axes)
         self.grads["bias"][...] = dy.sum(axis=self.axes)
         dxhat = dy * self.params["weight"].reshape(shape)
@@ -232,6 +258,68 @@ def batchnorm_loops(jit: Any, inline: Any) -> dict[str, Any]:
         for r in range(rows):
             for c in range(cols):
                 dx[r, c] = scale[c] * (dy[r, c] - mean_d[c] - xhat[r, c] * mean_dx[c])
+
+    return {"forward": forward, "backward": backward}
+
+
+def batchnorm_plane_loops(jit: Any, inline: Any) -> dict[str, Any]:
+    """``batchnorm_loops`` for images: x (N, C, P), each channel over its N planes of P cells
+    (P = H*W), the same passes and arguments. A channel's sums run cell by cell over the N
+    planes in float64 (independent cells: the loop vectorises), then over the cells."""
+
+    @inline
+    def plane_sums(a, b, c, part, other):  # noqa: ANN001
+        """part[p] = sum_k a[k, c, p], other[p] = sum_k a[k, c, p] b[k, c, p] (float64)."""
+        part[:] = 0.0
+        other[:] = 0.0
+        for k in range(a.shape[0]):
+            ar, br = a[k, c], b[k, c]
+            for p in range(a.shape[2]):
+                part[p] += ar[p]
+                other[p] += ar[p] * br[p]
+        return part.sum(), other.sum()
+
+    @jit
+    def forward(x, weight, bias, eps, xhat, y, stats):  # noqa: ANN001
+        n, channels, cells = x.shape
+        count = n * cells
+        inv = np.empty(channels, dtype=x.dtype)
+        part, other = np.empty(cells), np.empty(cells)
+        for c in range(channels):
+            s, _ = plane_sums(x, x, c, part, other)
+            mean = x.dtype.type(s / count)
+            other[:] = 0.0
+            for k in range(n):
+                plane = x[k, c]
+                for p in range(cells):
+                    d = plane[p] - mean
+                    other[p] += d * d
+            q = other.sum()
+            stats[0, c], stats[1, c] = mean, q / count
+            inv[c] = 1.0 / np.sqrt(q / count + eps)
+            scale, shift, offset = inv[c], weight[c], bias[c]
+            for k in range(n):
+                plane, hr, yr = x[k, c], xhat[k, c], y[k, c]
+                for p in range(cells):
+                    h = (plane[p] - mean) * scale
+                    hr[p] = h
+                    yr[p] = h * shift + offset
+        return inv
+
+    @jit
+    def backward(dy, xhat, inv, weight, dweight, dbias, dx):  # noqa: ANN001
+        n, channels, cells = dy.shape
+        count = n * cells
+        part, other = np.empty(cells), np.empty(cells)
+        for c in range(channels):
+            sd, sdx = plane_sums(dy, xhat, c, part, other)
+            dweight[c], dbias[c] = sdx, sd
+            scale = dy.dtype.type(inv[c] * weight[c])
+            mean_d, mean_dx = dy.dtype.type(sd / count), dy.dtype.type(sdx / count)
+            for k in range(n):
+                gr, hr, out = dy[k, c], xhat[k, c], dx[k, c]
+                for p in range(cells):
+                    out[p] = scale * (gr[p] - mean_d - hr[p] * mean_dx)
 
     return {"forward": forward, "backward": backward}
 
