@@ -5,6 +5,7 @@ import pytest
 from helpers import torch_reference
 
 from nncli.backend import get_backend
+from nncli.engine import kernels
 from nncli.engine.gradcheck import check_layer
 from nncli.engine.network import make_layer
 
@@ -58,3 +59,21 @@ def test_masked_gradients(name):
 def test_steps_may_differ_between_batches():
     layer = built("global_avgpool", (4, 2))
     assert layer.forward(np.ones((5, 9, 2))).shape == (5, 2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sequence_average_kernels_give_the_numpy_numbers(monkeypatch, dtype):
+    """The numba mean over steps and its backward (global_pool.py's ``avgpool_loops``) sum in
+    numpy's order: the same numbers as the numpy reference, on an odd number of steps."""
+    pytest.importorskip("numba")
+    backend, out = get_backend("cpu", dtype), []
+    x = np.random.default_rng(1).normal(size=(33, 37, 13)).astype(dtype)  # above MIN_SIZE
+    dy = np.random.default_rng(2).normal(size=(33, 13)).astype(dtype)
+    for on in (True, False):
+        monkeypatch.setattr(kernels, "_kernels", None if on else False)
+        layer = make_layer("global_avgpool", 0)
+        layer.build((37, 13), backend, np.random.default_rng(0))
+        out.append((layer.forward(x, training=True), layer.backward(dy), layer.fused))
+    assert out[0][2] and not out[1][2]
+    for ours, reference in zip(out[0][:2], out[1][:2], strict=True):
+        np.testing.assert_array_equal(ours, reference)

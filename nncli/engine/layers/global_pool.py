@@ -1,4 +1,8 @@
-"""Global average and max pooling: one value per channel (images) or feature (sequences)."""
+"""Global average and max pooling: one value per channel (images) or feature (sequences).
+
+The average over the steps of an unmasked sequence batch (N, T, F) and its backward run as one
+numba pass each on the CPU (``avgpool_loops``, loaded by ``kernels.py``), in numpy's order of
+sums (the same numbers); the numpy code is the reference and every other path."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from nncli.engine import kernels
 from nncli.engine.layer import Layer, Shape
 from nncli.engine.registry import LAYERS
 from nncli.errors import SpecError
@@ -42,21 +47,58 @@ class GlobalAvgPool(GlobalPool):
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
         xp, real = self.backend.xp, self.real_steps(x)
+        self.fused = real is None and len(self.axes) == 1 and kernels.usable(x)
         if real is None:
             self.scale = 1.0 / int(np.prod([x.shape[a] for a in self.axes]))
             self.real = None
+            if self.fused:  # sequences: one pass over the steps, numpy's order of sums
+                y = np.empty((x.shape[0], x.shape[2]), x.dtype)
+                kernels.compiled(avgpool_loops)["mean"](x, x.dtype.type(x.shape[1]), y)
+                return y
             return x.mean(axis=self.axes)
         count = xp.maximum(real.sum(axis=1), 1).astype(x.dtype)  # (N, 1)
         self.scale, self.real = 1.0 / count, real
         return xp.where(real, x, 0).sum(axis=1) * self.scale
 
     def backward(self, dy: Any) -> Any:
+        if self.fused and type(dy) is np.ndarray:
+            dx, scale = np.empty(self.in_full, dy.dtype), dy.dtype.type(self.scale)
+            kernels.compiled(avgpool_loops)["spread"](np.ascontiguousarray(dy), scale, dx)
+            return dx
         dx = self.backend.xp.broadcast_to(self._expand(dy * self.scale), self.in_full)
         return dx * self.real if self.real is not None else dx.copy()
 
     def check_input(self, x: Any) -> None:
         super().check_input(x)
         self.in_full = tuple(x.shape)
+
+
+def avgpool_loops(jit: Any, inline: Any) -> dict[str, Any]:
+    """For ``numba.njit``: ``mean`` y (N, F) = x (N, T, F) summed over T in step order (as
+    numpy's reduction over a middle axis), then divided by T; ``spread`` dx (N, T, F) = dy (N,
+    F) times the scale, at every step."""
+
+    @jit
+    def mean(x, steps, y):  # noqa: ANN001
+        n, _, features = x.shape
+        for i in range(n):
+            for f in range(features):
+                y[i, f] = 0
+            for t in range(x.shape[1]):
+                for f in range(features):
+                    y[i, f] += x[i, t, f]
+            for f in range(features):
+                y[i, f] /= steps
+
+    @jit
+    def spread(dy, scale, dx):  # noqa: ANN001
+        n, steps, features = dx.shape
+        for i in range(n):
+            for t in range(steps):
+                for f in range(features):
+                    dx[i, t, f] = dy[i, f] * scale
+
+    return {"mean": mean, "spread": spread}
 
 
 @LAYERS.register("global_maxpool")
