@@ -10,8 +10,10 @@ engine asks for (``nncli.engine.kernels``), only on a real GPU.
 
 from __future__ import annotations
 
+import ctypes
 import difflib
 import os
+import platform
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -211,10 +213,34 @@ def get_backend(device: str = "cpu", dtype: str = "float32") -> Backend:
     if kind == "auto":
         kind = choose_device()[0]
     if kind == "cpu":
+        keep_freed_memory()
         return Backend("cpu", np, DTYPES[dtype])
     if stand_in_asked():
         return Backend("gpu", fakegpu.xp, DTYPES[dtype], index, stand_in=True)
     return Backend("gpu", _cupy(index), DTYPES[dtype], index)
+
+
+# glibc's malloc: blocks up to 32 MiB from the heap (not fresh mmap pages), and up to 256 MiB
+# of freed heap kept rather than handed back to the kernel
+MALLOC_SETTINGS = ((-3, 32 << 20), (-1, 256 << 20))  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+
+
+@cache
+def keep_freed_memory() -> bool:
+    """Let the process reuse the memory of the arrays it frees (glibc only, once a process;
+    ``NNCLI_MALLOC=default`` leaves malloc as it is). A training step frees and allocates
+    arrays of a few MB each batch; glibc gives such blocks back to the kernel (mmap and heap
+    trimming), so every batch paid page faults on fresh pages (W5: ~30,000 an epoch, ~15% of
+    it; measured in benchmarks/RESULTS.md). Returns whether the settings took."""
+    if os.environ.get("NNCLI_MALLOC", "").lower() == "default":
+        return False
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return all(mallopt(option, value) == 1 for option, value in MALLOC_SETTINGS)
 
 
 def open_device(device: str, dtype: str = "float32") -> tuple[Backend, str]:
