@@ -25,6 +25,7 @@ from pydantic_core import to_json  # pydantic's serializer: each float's shortes
 
 from nncli.errors import DataError, NncliError
 from nncli.serve.batching import Batcher
+from nncli.serve.lane import Lane, LaneApp, media_of, refusal
 from nncli.serve.metrics import Counted, Metrics
 from nncli.serve.schema import (
     Columns,
@@ -90,10 +91,8 @@ IMAGE = "an image file (PNG, JPEG, BMP or GIF)"
 def media_type(request: Request, reads: str) -> str:
     """The body's media type, one the model's requests come in (rows: JSON unless the client
     says CSV; images: a multipart form); 415 for any other."""
-    given = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    given = media_of(request.headers.get("content-type", ""))
     accepted = ACCEPTS[reads]
-    if given.endswith("+json") or not given:
-        given = JSON
     if given in accepted:
         return given
     words = " or ".join(accepted) + (" (image files)" if reads == "images" else "")
@@ -107,30 +106,25 @@ def elsewhere(path: str, reads: str) -> Refused:
     return Refused([Problem(path, f"POST {other} (this model {model})", f"POST {path}")], 404)
 
 
-def handlers(app: FastAPI, columns: Columns) -> None:
-    """Refusals as 422/413/415 JSON, the model's errors as 422, a bug as 500 (logged)."""
+def handlers(app: FastAPI) -> None:
+    """Refusals as 422/413/415 JSON, the model's errors as 422, a bug as 500 (logged): the
+    answers ``refusal`` gives the lane's requests too."""
 
     @app.exception_handler(Refused)
-    async def refused(request: Request, exc: Refused) -> JSONResponse:
-        return JSONResponse(exc.content(), status_code=exc.status)
-
     @app.exception_handler(NncliError)
-    async def model_error(request: Request, exc: NncliError) -> JSONResponse:
-        field = exc.field or exc.where or "rows"
-        detail = {"field": field, "expected": None, "found": None, "message": str(exc)}
-        return JSONResponse({"error": str(exc), "detail": [detail]}, status_code=422)
+    async def refused(request: Request, exc: Exception) -> JSONResponse:
+        return refusal(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         found = [Problem(place(tuple(e["loc"]))[0], e["msg"], found_text(e.get("input")))
                  for e in exc.errors()]  # fmt: skip
-        return JSONResponse(Refused(found).content(), status_code=422)
+        return refusal(Refused(found))
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
         LOG.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        error = f"internal error ({type(exc).__name__}); the server's log has the traceback"
-        return JSONResponse({"error": error, "detail": []}, status_code=500)
+        return refusal(exc)
 
 
 def openapi(app: FastAPI, request_models: dict[str, Any], reads: str) -> dict[str, Any]:
@@ -214,9 +208,24 @@ def build_app(model: Model, settings: Settings) -> FastAPI:
         await batcher.stop()
 
     title = f"nncli serve: {model.info.get('checkpoint', 'a model')}"
-    app = FastAPI(title=title, version=str(model.info.get("nncli", "")), lifespan=lifespan)
+    app = LaneApp(title=title, version=str(model.info.get("nncli", "")), lifespan=lifespan)
     app.state.batcher, app.state.metrics = batcher, metrics
-    handlers(app, columns)
+    handlers(app)
+
+    async def predicting(request: Request, kind: str) -> tuple[bytes, str]:
+        """A ``/predict`` request's body of media type ``kind`` -> its answer's (bytes, media
+        type): read, checked and encoded while the batcher expects it, then its passes."""
+        columns.unserved()
+        with batcher.expect():
+            body = await read_body(request, limit)
+            inputs = bodies.prepared(kind, body, request.headers.get("content-type", ""))
+        outputs = await batcher.submit(inputs.x, inputs.mask)
+        if kind == CSV:
+            return model.answer_csv(inputs, outputs).encode(), CSV
+        return to_json(model.answer(inputs, outputs)), JSON
+
+    if model.reads == "rows":
+        app.lane = Lane(predicting, metrics)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -240,15 +249,8 @@ def build_app(model: Model, settings: Settings) -> FastAPI:
         model of images, image files as ``multipart/form-data``, one prediction a file."""
         if model.reads == "text":
             raise elsewhere("/predict", model.reads)
-        kind = media_type(request, model.reads)
-        columns.unserved()
-        with batcher.expect():
-            body = await read_body(request, limit)
-            inputs = bodies.prepared(kind, body, request.headers.get("content-type", ""))
-        outputs = await batcher.submit(inputs.x, inputs.mask)
-        if kind == CSV:
-            return Response(model.answer_csv(inputs, outputs), media_type=CSV)
-        return Response(to_json(model.answer(inputs, outputs)), media_type=JSON)
+        content, media = await predicting(request, media_type(request, model.reads))
+        return Response(content, media_type=media)
 
     @app.post("/generate", responses={404: {}, 413: {}, 422: {}})
     async def generate(request: Request) -> dict[str, str]:
