@@ -195,8 +195,8 @@ def request_body(data: Path, target: str, rows: int) -> bytes:
                                 for r in records]}).encode()  # fmt: skip
 
 
-def start(command: list[str]) -> tuple[subprocess.Popen, int]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def start(command: list[str], root: Path = ROOT) -> tuple[subprocess.Popen, int]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     line = process.stderr.readline()
     if "http://127.0.0.1:" not in line:
@@ -207,12 +207,12 @@ def start(command: list[str]) -> tuple[subprocess.Popen, int]:
 
 
 def phases(
-    name: str, commands: dict[str, list[str]], data: Path, seconds: float, rounds: int
+    name: str, commands: dict[str, tuple[list[str], Path]], data: Path, seconds: float, rounds: int
 ) -> list[dict]:
-    """Both servers started at once; each phase (rows a request, connections) run ``rounds``
-    times, the servers taking turns, so that a load from elsewhere on a shared machine falls
-    on both alike."""
-    started = {server: start(command) for server, command in commands.items()}
+    """Every server (its command, and the source tree it runs from) started at once; each
+    phase (rows a request, connections) run ``rounds`` times, the servers taking turns, so
+    that a load from elsewhere on a shared machine falls on all alike."""
+    started = {server: start(*command) for server, command in commands.items()}
     results = []
     try:
         time.sleep(1.0)  # the apps' start-up (and a first request's compilation) out of the way
@@ -279,6 +279,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--baseline", help="run the baseline server on this ONNX file")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--before", type=Path, help="also serve with the nncli of this source tree (a worktree)"
+    )
     args = parser.parse_args()
     if args.baseline:
         run_baseline(args.baseline, args.port)
@@ -293,7 +296,9 @@ def main() -> None:
             serve = [sys.executable, "-m", "nncli", "serve", str(checkpoint), "--port", "0",
                      "--max-batch", str(args.max_batch)]  # fmt: skip
             baseline = [sys.executable, __file__, "--baseline", str(onnx), "--port", "0"]
-            commands = {"nncli serve": serve, "FastAPI + onnxruntime": baseline}
+            commands = {"nncli serve": (serve, ROOT), "FastAPI + onnxruntime": (baseline, ROOT)}
+            if args.before:
+                commands["nncli serve (before)"] = (serve, args.before.resolve())
             results += phases(name, commands, data, args.seconds, args.rounds)
     print("\nmedians of the rounds:")
     for row in sorted(medians(results), key=lambda r: (r["workload"], r["rows"],

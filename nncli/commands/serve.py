@@ -260,6 +260,16 @@ class Served:
         forecast's step), ``"ids"``."""
         return answer_of(self.predictor.finish(prepared, outputs))
 
+    def rowwise(self, prepared: Prepared) -> Callable[[np.ndarray], dict[str, list]] | None:
+        """``answer`` as a function of the outputs alone, one value a row in each list, where
+        a request's answer is that (inputs encoded without a frame: no id column can come
+        from it), so that the server's batcher answers a whole round's rows in one call; else
+        None."""
+        return self.answer_rows if prepared.frame is None else None
+
+    def answer_rows(self, outputs: np.ndarray) -> dict[str, list]:
+        return answer_of(self.predictor.finish(Prepared(None, None, None, {}), outputs))
+
     def answer_csv(self, prepared: Prepared, outputs: np.ndarray) -> str:
         """What ``nncli predict --proba`` writes for the rows."""
         table = self.predictor.finish(prepared, outputs).table(proba=True)

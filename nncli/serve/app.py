@@ -13,6 +13,7 @@ the server's log.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -65,6 +66,7 @@ class Model(Protocol):
     def generate(self, prompt: str, length: int, temperature: float, seed: int) -> str: ...
     def forward(self, x: Any, mask: Any) -> np.ndarray: ...
     def answer(self, prepared: Prepared, outputs: np.ndarray) -> dict[str, Any]: ...
+    def rowwise(self, prepared: Prepared) -> Callable[[np.ndarray], dict[str, list]] | None: ...
     def answer_csv(self, prepared: Prepared, outputs: np.ndarray) -> str: ...
 
 
@@ -219,10 +221,11 @@ def build_app(model: Model, settings: Settings) -> FastAPI:
         with batcher.expect():
             body = await read_body(request, limit)
             inputs = bodies.prepared(kind, body, request.headers.get("content-type", ""))
-        outputs = await batcher.submit(inputs.x, inputs.mask)
+        finish = model.rowwise(inputs) if kind == JSON else None
+        outputs = await batcher.submit(inputs.x, inputs.mask, finish)
         if kind == CSV:
             return model.answer_csv(inputs, outputs).encode(), CSV
-        return to_json(model.answer(inputs, outputs)), JSON
+        return to_json(outputs if finish else model.answer(inputs, outputs)), JSON
 
     if model.reads == "rows":
         app.lane = Lane(predicting, metrics)

@@ -1,0 +1,131 @@
+"""The hot path of POST /predict (JSON rows answered ahead of FastAPI's routing) answers and
+refuses exactly as the FastAPI route does, and a round's answers are made in one call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+from conftest import NUMBERS, rows_of, typed
+
+from nncli.serve.batching import Batcher
+from nncli.serve.lane import Lane
+
+
+def bodies(name: str, data) -> list[tuple[bytes, str]]:
+    """Good and bad JSON bodies for the model ``name`` (its rows from ``data``), each with the
+    Content-Type it is sent with."""
+    rows = typed(rows_of(data, 3), NUMBERS[name])
+    first = dict(rows[0])
+    column = sorted(NUMBERS[name])[0]
+    typo = {**{k: v for k, v in first.items() if k != column}, column[:-1] + "x": 1.0}
+    sent = [
+        {"rows": rows},
+        {"rows": rows[:1]},
+        {"rows": []},
+        {"rows": rows * 3},  # over --max-rows 5
+        {"rows": [typo]},
+        {"rows": [{k: v for k, v in first.items() if k != column}]},
+        {"rows": [{**first, column: "many"}]},
+        {"rows": [{**first, column: True}]},
+        {"rows": [{**first, column: 10**400}]},
+        {"rows": [{**first, column: None}]},
+        {"rows": rows, "extra": 1},
+        {"row": rows},
+        [rows],
+    ]
+    texts = [json.dumps(body).encode() for body in sent]
+    texts += [
+        b'{"rows": [{"x": NaN}]}',
+        b"{not json",
+        b"",
+        json.dumps({"rows": rows * 40}).encode(),
+    ]
+    if name == "penguins":
+        texts.append(json.dumps({"rows": [{**first, "island": "Atlantis"}]}).encode())
+    kinds = ["application/json", "application/problem+json", "", "application/json; charset=utf-8"]
+    return [(text, kinds[i % len(kinds)]) for i, text in enumerate(texts)]
+
+
+@pytest.mark.parametrize("name", ["iris", "penguins"])
+def test_the_lane_answers_and_refuses_as_the_route_does(serving, models, name):
+    """Every body, good or bad, gets the same status, headers and bytes through the lane as
+    through FastAPI's route (the lane switched off); the lane took each of them."""
+    sent = bodies(name, models[name][1])
+    with serving(name, max_rows=5, max_body_mb=0.01) as client:
+        lane, taken = client.app.lane, []
+
+        async def predicting(request, kind):
+            taken.append(kind)
+            return await spied(request, kind)
+
+        spied, lane.predicting = lane.predicting, predicting
+        answers = [post(client, body, kind) for body, kind in sent]
+        client.app.lane = None
+        routed = [post(client, body, kind) for body, kind in sent]
+        text = client.get("/metrics").text
+    assert answers == routed
+    assert len(taken) == len(sent)
+    statuses = [status for status, _, _ in answers]
+    filled = name == "penguins"  # its training filled missing numbers: null is a value
+    assert statuses.count(200) == 2 + filled and set(statuses) == {200, 413, 422}
+    for status in (200, 413, 422):  # the lane's requests counted as the route's
+        count = 2.0 * statuses.count(status)
+        assert f'nncli_requests_total{{path="/predict",status="{status}"}} {count}' in text
+
+
+def post(client, body: bytes, kind: str) -> tuple[int, str, str]:
+    headers = {"content-type": kind} if kind else {}
+    answer = client.post("/predict", content=body, headers=headers)
+    return answer.status_code, answer.headers.get("content-type"), answer.text
+
+
+def test_the_lane_takes_json_predictions_only():
+    def scope(method="POST", path="/predict", kind=b"application/json"):
+        headers = [(b"host", b"x")] + ([(b"content-type", kind)] if kind is not None else [])
+        return {"type": "http", "method": method, "path": path, "headers": headers}
+
+    assert Lane.takes(scope()) and Lane.takes(scope(kind=None))
+    assert Lane.takes(scope(kind=b"Application/JSON; charset=utf-8"))
+    assert Lane.takes(scope(kind=b"application/vnd.api+json"))
+    assert not Lane.takes(scope(kind=b"text/csv")) and not Lane.takes(scope(method="GET"))
+    assert not Lane.takes(scope(kind=b"multipart/form-data; boundary=x"))
+    assert not Lane.takes(scope(path="/predict/")) and not Lane.takes(scope(path="/generate"))
+    assert not Lane.takes({"type": "lifespan"})
+
+
+def test_a_round_finishes_the_rows_of_its_jobs_in_one_call():
+    """Jobs submitted with one ``finish`` get their rows' part of one call on the round's
+    outputs; a job without gets its outputs; an error in ``finish`` reaches each of its jobs."""
+    calls = []
+
+    def finish(outputs):
+        calls.append(len(outputs))
+        return {"first": outputs[:, 0].tolist(), "rows": [[r] for r in range(len(outputs))]}
+
+    def broken(outputs):
+        raise ValueError("no answer")
+
+    async def main():
+        batcher = Batcher(lambda x, mask: x * 2, max_batch=16, max_wait=0.2)
+        await batcher.start()
+        xs = [np.full((1 + i % 3, 2), i, dtype=np.float32) for i in range(6)]
+        sent = [batcher.submit(x, None, finish) for x in xs]
+        sent += [batcher.submit(xs[0], None), batcher.submit(xs[1], None, broken)]
+        answers = await asyncio.gather(*sent, return_exceptions=True)
+        await batcher.stop()
+        return batcher, xs, answers
+
+    batcher, xs, answers = asyncio.run(asyncio.wait_for(main(), 60))
+    assert batcher.rounds == 1 and calls == [sum(len(x) for x in xs)]
+    start = 0
+    for x, answer in zip(xs, answers[:6], strict=True):
+        assert answer == {
+            "first": (x[:, 0] * 2).tolist(),
+            "rows": [[start + r] for r in range(len(x))],
+        }
+        start += len(x)
+    np.testing.assert_array_equal(answers[6], xs[0] * 2)
+    assert isinstance(answers[7], ValueError)
