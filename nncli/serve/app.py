@@ -37,6 +37,7 @@ from nncli.serve.schema import (
     found_text,
     generate_problems,
     generate_request,
+    number_rows,
     place,
     problems,
 )
@@ -61,6 +62,7 @@ class Model(Protocol):
     reads: str  # rows, images or text
 
     def prepare_rows(self, rows: list[dict[str, Any]]) -> Prepared: ...
+    def prepare_numbers(self, block: np.ndarray) -> Prepared | None: ...
     def prepare_table(self, header: list[str], rows: list[list[str]]) -> Prepared: ...
     def prepare_images(self, uploads: list[Any]) -> Prepared: ...
     def generate(self, prompt: str, length: int, temperature: float, seed: int) -> str: ...
@@ -178,6 +180,11 @@ class Bodies:
                 return self.model.prepare_images(files)
             except DataError as exc:  # the first file that is no image the model takes
                 raise Refused([Problem(exc.where or "files", IMAGE, exc.message)]) from None
+        numbers = self.columns.numbers
+        block = None if numbers is None else number_rows(body, numbers, self.settings.max_rows)
+        quick = None if block is None else self.model.prepare_numbers(block)
+        if quick is not None:
+            return quick
         try:
             parsed = self.rows.model_validate_json(body)
         except ValidationError as exc:

@@ -129,3 +129,55 @@ def test_a_round_finishes_the_rows_of_its_jobs_in_one_call():
         start += len(x)
     np.testing.assert_array_equal(answers[6], xs[0] * 2)
     assert isinstance(answers[7], ValueError)
+
+
+def test_number_rows_read_the_values_the_request_schema_reads(models):
+    """Numbers written every way JSON may write them (17 digits, exponents, subnormals, -0,
+    whole numbers, huge ones) give, to the bit, the float64 block the pydantic schema gives."""
+    from nncli.commands.serve import Served
+    from nncli.serve.schema import Columns, number_rows
+    from nncli.serve.settings import Settings
+
+    columns = Columns(Served.load(models["iris"][0], Settings()).columns, "error", 100)
+    names = columns.numbers
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((40, 4)) * 10.0 ** rng.integers(-310, 308, (40, 4))
+    texts = [[repr(v) for v in row] for row in values.tolist()]
+    texts[0] = ["-0.0", "5", "-12345678901234567890", "1e-320"]
+    texts[1] = ["0.1", "1E+2", "2.5e-3", "1.7976931348623157e308"]
+    cells = [", ".join(f'"{n}": {t}' for n, t in zip(names, row, strict=True)) for row in texts]
+    body = '{"rows": [' + ", ".join("{" + row + "}" for row in cells) + "]}"
+    quick = number_rows(body.encode(), names, 100)
+    rows = columns.request_model().model_validate_json(body).model_dump(by_alias=True)["rows"]
+    schema = np.array([[row[n] for n in names] for row in rows], dtype=np.float64)
+    assert quick is not None and quick.dtype == np.float64
+    assert quick.tobytes() == schema.tobytes()  # every bit, the sign of -0.0 too
+
+
+def test_number_rows_leave_every_other_body_to_the_request_schema(models):
+    from nncli.serve.schema import number_rows
+
+    names = ["a", "b"]
+    assert number_rows(b'{"rows": [{"a": 1, "b": 2.5}]}', names, 2).tolist() == [[1.0, 2.5]]
+    assert number_rows(b'{"rows": [{"a": 1}]}', ["a"], 2).tolist() == [[1.0]]
+    others = [
+        b'{"rows": [{"a": 1, "b": true}]}',
+        b'{"rows": [{"a": 1, "b": "2"}]}',
+        b'{"rows": [{"a": 1, "b": null}]}',
+        b'{"rows": [{"a": 1, "b": NaN}]}',
+        b'{"rows": [{"a": 1, "b": [2]}]}',
+        b'{"rows": [{"a": 1, "b": 1' + b"0" * 400 + b"}]}",
+        b'{"rows": [{"a": 1, "c": 2}]}',
+        b'{"rows": [{"a": 1, "b": 2, "c": 3}]}',
+        b'{"rows": [{"a": 1}]}',
+        b'{"rows": [{"a": 1, "b": 2}, [1, 2]]}',
+        b'{"rows": [{"a": 1, "b": 2}] * 3}',
+        b'{"rows": [{"a": 1, "b": 2}, {"a": 1, "b": 2}, {"a": 1, "b": 2}]}',
+        b'{"rows": []}',
+        b'{"rows": {"a": 1, "b": 2}}',
+        b'{"rows": [{"a": 1, "b": 2}], "more": 1}',
+        b'[{"a": 1, "b": 2}]',
+        b"{not json",
+        b"",
+    ]
+    assert [number_rows(body, names, 2) for body in others] == [None] * len(others)
