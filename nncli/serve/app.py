@@ -7,7 +7,9 @@ schema of the model's columns. Bad input is refused by name and never reaches a 
 ``Refused`` request (schema, size, content type) and an ``NncliError`` from the model's own
 checks are 422 (413 for a body over the limit, 415 for a content type the endpoint does not
 read, 404 for the endpoint of another kind of model); only a bug answers 500, its traceback in
-the server's log.
+the server's log. A JSON ``/predict`` of a model of rows is answered by the same work
+(``predicting``) through ``lane.Lane``, ahead of FastAPI's routing; the route stays for the
+other bodies and documents the endpoint.
 """
 
 from __future__ import annotations
