@@ -168,6 +168,25 @@ async def load(port: int, body: bytes, connections: int, seconds: float) -> dict
     }
 
 
+def round_counts(port: int) -> tuple[float, float]:
+    """An nncli server's (rows, rounds) of forward passes so far, from its /metrics; (0, 0)
+    from a server without them (the baseline)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+    except urllib.error.URLError:
+        return 0.0, 0.0
+    found = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("nncli_batch")
+    )
+    return float(found.get("nncli_batch_rows_sum", 0)), float(
+        found.get("nncli_batch_rows_count", 0)
+    )
+
+
 # -- the runs -------------------------------------------------------------------------------------
 def nncli(*args: object) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -207,7 +226,12 @@ def start(command: list[str], root: Path = ROOT) -> tuple[subprocess.Popen, int]
 
 
 def phases(
-    name: str, commands: dict[str, tuple[list[str], Path]], data: Path, seconds: float, rounds: int
+    name: str,
+    commands: dict[str, tuple[list[str], Path]],
+    data: Path,
+    seconds: float,
+    rounds: int,
+    shapes: tuple[tuple[int, ...], tuple[int, ...]] = (ROWS, CONNECTIONS),
 ) -> list[dict]:
     """Every server (its command, and the source tree it runs from) started at once; each
     phase (rows a request, connections) run ``rounds`` times, the servers taking turns, so
@@ -216,15 +240,17 @@ def phases(
     results = []
     try:
         time.sleep(1.0)  # the apps' start-up (and a first request's compilation) out of the way
-        for rows in ROWS:
+        for rows in shapes[0]:
             body = request_body(data, TARGETS[name], rows)
             for _, port in started.values():
                 asyncio.run(load(port, body, 1, 1.0))  # warm-up
-            for connections in CONNECTIONS:
+            for connections in shapes[1]:
                 for turn in range(rounds):
                     for server, (_, port) in started.items():
-                        before = os.getloadavg()[0]
+                        before, counts = os.getloadavg()[0], round_counts(port)
                         done = asyncio.run(load(port, body, connections, seconds))
+                        rows_sum, rounds_count = np.subtract(round_counts(port), counts)
+                        done["rows_a_round"] = rows_sum / rounds_count if rounds_count else None
                         done |= {"workload": name, "server": server, "rows": rows,
                                  "connections": connections, "load_before": before,
                                  "round": turn + 1,
@@ -252,7 +278,14 @@ def medians(results: list[dict]) -> list[dict]:
     for (workload, server, rows, connections), runs in groups.items():
         middle = {
             k: float(np.median([r[k] for r in runs if r[k] is not None] or [np.nan]))
-            for k in ("requests_per_s", "rows_per_s", "p50_ms", "p99_ms", "load_before")
+            for k in (
+                "requests_per_s",
+                "rows_per_s",
+                "p50_ms",
+                "p99_ms",
+                "load_before",
+                "rows_a_round",
+            )  # fmt: skip
         }
         out.append({**middle, "workload": workload, "server": server, "rows": rows,
                     "connections": connections, "errors": sum(r["errors"] for r in runs),
@@ -263,10 +296,12 @@ def medians(results: list[dict]) -> list[dict]:
 def row_text(r: dict) -> str:
     p50 = "-" if r["p50_ms"] is None else f"{r['p50_ms']:.2f}"
     p99 = "-" if r["p99_ms"] is None else f"{r['p99_ms']:.2f}"
+    joined = r.get("rows_a_round")
+    joined = "-" if joined is None or np.isnan(joined) else f"{joined:.1f}"
     return (
         f"| {r['workload']} | {r['server']} | {r['rows']} | {r['connections']} | "
         f"{r['requests_per_s']:.0f} | {r['rows_per_s']:.0f} | {p50} | {p99} | {r['errors']} | "
-        f"{r['load_before']:.1f} |"
+        f"{joined} | {r['load_before']:.1f} |"
     )
 
 
@@ -276,6 +311,8 @@ def main() -> None:
     parser.add_argument("--only", default="iris,cnn")
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2, help="turns each server takes a phase")
+    parser.add_argument("--rows", default="1,32", help="rows a request, each a phase")
+    parser.add_argument("--connections", default="64,1", help="connections, each a phase")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--baseline", help="run the baseline server on this ONNX file")
     parser.add_argument("--port", type=int, default=0)
@@ -288,7 +325,7 @@ def main() -> None:
         return
     print(f"processor: {processor()}, {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}")
     print("| workload | server | rows | connections | requests/s | rows/s | p50 ms | p99 ms "
-          "| errors | load |\n|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+          "| errors | rows a round | load |\n" + "|---" * 11 + "|")  # fmt: skip
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.only.split(","):
@@ -299,7 +336,11 @@ def main() -> None:
             commands = {"nncli serve": (serve, ROOT), "FastAPI + onnxruntime": (baseline, ROOT)}
             if args.before:
                 commands["nncli serve (before)"] = (serve, args.before.resolve())
-            results += phases(name, commands, data, args.seconds, args.rounds)
+            shapes = (
+                tuple(int(n) for n in args.rows.split(",")),
+                tuple(int(n) for n in args.connections.split(",")),
+            )
+            results += phases(name, commands, data, args.seconds, args.rounds, shapes)
     print("\nmedians of the rounds:")
     for row in sorted(medians(results), key=lambda r: (r["workload"], r["rows"],
                                                       -r["connections"], r["server"])):  # fmt: skip
