@@ -317,8 +317,9 @@ def main() -> None:
     parser.add_argument("--baseline", help="run the baseline server on this ONNX file")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
-        "--before", type=Path, help="also serve with the nncli of this source tree (a worktree)"
-    )
+        "--before", type=Path, action="append", default=[],
+        help="also serve with the nncli of this source tree (a worktree); may be repeated",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.baseline:
         run_baseline(args.baseline, args.port)
@@ -334,8 +335,8 @@ def main() -> None:
                      "--max-batch", str(args.max_batch)]  # fmt: skip
             baseline = [sys.executable, __file__, "--baseline", str(onnx), "--port", "0"]
             commands = {"nncli serve": (serve, ROOT), "FastAPI + onnxruntime": (baseline, ROOT)}
-            if args.before:
-                commands["nncli serve (before)"] = (serve, args.before.resolve())
+            for tree in args.before:
+                commands[f"nncli serve ({tree.name})"] = (serve, tree.resolve())
             shapes = (
                 tuple(int(n) for n in args.rows.split(",")),
                 tuple(int(n) for n in args.connections.split(",")),
