@@ -6,7 +6,9 @@ layers behind a ``reshape``, on datasets/digits.csv: a table of 64 pixel columns
 ``nncli serve`` answers rows). Each server listens on this machine's loopback; a bounded
 client (asyncio streams, HTTP/1.1 keep-alive) sends requests of 1 and of 32 rows over 64
 concurrent connections for ``--seconds``, then over 1, and reports requests/s, rows/s, p50 and
-p99 latency and errors. Both servers run at once and take turns, phase by phase, ``--rounds``
+p99 latency, errors, the rows a round of nncli's forward passes carried (from its /metrics) and
+the processor time the server process used a request (its user and system time, every thread,
+from /proc). Both servers run at once and take turns, phase by phase, ``--rounds``
 times (a load from elsewhere on a shared machine falls on both alike); the load average is
 noted before each turn, and the medians of the rounds are printed last.
 
@@ -187,6 +189,12 @@ def round_counts(port: int) -> tuple[float, float]:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """The processor time (user and system, all its threads) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # -- the runs -------------------------------------------------------------------------------------
 def nncli(*args: object) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -246,11 +254,14 @@ def phases(
                 asyncio.run(load(port, body, 1, 1.0))  # warm-up
             for connections in shapes[1]:
                 for turn in range(rounds):
-                    for server, (_, port) in started.items():
+                    for server, (process, port) in started.items():
                         before, counts = os.getloadavg()[0], round_counts(port)
+                        cpu = cpu_seconds(process.pid)
                         done = asyncio.run(load(port, body, connections, seconds))
+                        cpu = cpu_seconds(process.pid) - cpu
                         rows_sum, rounds_count = np.subtract(round_counts(port), counts)
                         done["rows_a_round"] = rows_sum / rounds_count if rounds_count else None
+                        done["cpu_ms"] = 1000 * cpu / max(done["requests"], 1)
                         done |= {"workload": name, "server": server, "rows": rows,
                                  "connections": connections, "load_before": before,
                                  "round": turn + 1,
@@ -301,7 +312,7 @@ def row_text(r: dict) -> str:
     return (
         f"| {r['workload']} | {r['server']} | {r['rows']} | {r['connections']} | "
         f"{r['requests_per_s']:.0f} | {r['rows_per_s']:.0f} | {p50} | {p99} | {r['errors']} | "
-        f"{joined} | {r['load_before']:.1f} |"
+        f"{joined} | {r['cpu_ms']:.3f} | {r['load_before']:.1f} |"
     )
 
 
@@ -326,7 +337,8 @@ def main() -> None:
         return
     print(f"processor: {processor()}, {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}")
     print("| workload | server | rows | connections | requests/s | rows/s | p50 ms | p99 ms "
-          "| errors | rows a round | load |\n" + "|---" * 11 + "|")  # fmt: skip
+          "| errors | rows a round | server CPU ms a request | load |")  # fmt: skip
+    print("|---" * 12 + "|")
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.only.split(","):
