@@ -64,6 +64,8 @@ WORKLOADS = {  # name -> (spec text, data file, label column)
     "cnn": (CNN_SPEC, "digits.csv"),
 }
 TARGETS = {"iris": "species", "cnn": "label"}
+MEASURED = ("requests_per_s", "rows_per_s", "p50_ms", "p99_ms", "load_before", "rows_a_round",
+            "cpu_ms")  # fmt: skip
 
 
 # -- the baseline: what a user writes around onnxruntime ------------------------------------------
@@ -280,8 +282,8 @@ def phases(
 
 
 def medians(results: list[dict]) -> list[dict]:
-    """One row a workload, server, rows and connections: the median of its rounds (requests/s,
-    rows/s, p50, p99), the errors of all of them."""
+    """One row a workload, server, rows and connections: the median of its rounds (each of
+    ``MEASURED``), the errors of all of them."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault((r["workload"], r["server"], r["rows"], r["connections"]), []).append(r)
@@ -289,14 +291,7 @@ def medians(results: list[dict]) -> list[dict]:
     for (workload, server, rows, connections), runs in groups.items():
         middle = {
             k: float(np.median([r[k] for r in runs if r[k] is not None] or [np.nan]))
-            for k in (
-                "requests_per_s",
-                "rows_per_s",
-                "p50_ms",
-                "p99_ms",
-                "load_before",
-                "rows_a_round",
-            )  # fmt: skip
+            for k in MEASURED
         }
         out.append({**middle, "workload": workload, "server": server, "rows": rows,
                     "connections": connections, "errors": sum(r["errors"] for r in runs),
