@@ -200,7 +200,7 @@ def cpu_seconds(pid: int) -> float:
 # -- the runs -------------------------------------------------------------------------------------
 def nncli(*args: object) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "nncli", *map(str, args)], check=True, env=env)
+    subprocess.run([sys.executable, "-m", "nncli", *map(str, args)], check=True, env=env, cwd=ROOT)
 
 
 def build(name: str, folder: Path) -> tuple[Path, Path, Path]:
@@ -226,7 +226,8 @@ def request_body(data: Path, target: str, rows: int) -> bytes:
 
 def start(command: list[str], root: Path = ROOT) -> tuple[subprocess.Popen, int]:
     env = {**os.environ, "PYTHONPATH": str(root)}
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    # run in ``root``: ``python -m`` puts the working folder before PYTHONPATH on sys.path
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=root)
     line = process.stderr.readline()
     if "http://127.0.0.1:" not in line:
         process.kill()

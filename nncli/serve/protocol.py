@@ -1,8 +1,8 @@
 """One send a response: uvicorn writes a response's head and its body to the socket as two
 sends (two system calls, and two wake-ups of the client, which reads the head and then waits
 for the body). ``CoalescedHTTP``, the protocol of ``nncli serve``'s connections, gives its
-HTTP protocol a ``Coalescing`` transport: what is written in one turn of the event loop goes
-out as one send at the end of the turn.
+HTTP protocol a ``Coalescing`` transport: a write waits for the next one and leaves with it,
+as one send, or alone at the end of the event loop's turn when none comes.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 
 class Coalescing:
-    """A connection's transport whose writes within one turn of the event loop are sent
-    together, at the end of the turn (``flush``); closing sends what is pending first. Every
-    other attribute is the transport's own."""
+    """A connection's transport whose write (a response's head) is held until the next (its
+    body), both then sent at once, or until the end of the event loop's turn (``flush``);
+    closing sends what is held first. Every other attribute is the transport's own."""
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
         self.transport, self.loop = transport, loop
@@ -25,9 +25,11 @@ class Coalescing:
     def write(self, data: bytes) -> None:
         if not data:
             return
-        if not self.pending:
-            self.loop.call_soon(self.flush)
         self.pending.append(bytes(data))
+        if len(self.pending) > 1:
+            self.flush()  # the body after its head: both leave now (the answer waits no turn)
+        else:
+            self.loop.call_soon(self.flush)
 
     def flush(self) -> None:
         if self.pending:

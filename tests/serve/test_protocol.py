@@ -1,5 +1,5 @@
-"""A connection's writes within one turn of the event loop leave as one send (the head and the
-body of a response together); closing sends what is pending first."""
+"""A response's head waits for its body and both leave as one send; a lone write leaves at the
+end of the event loop's turn; closing sends what is held first."""
 
 from __future__ import annotations
 
@@ -39,25 +39,30 @@ class Transport:
         return {"peername": ("127.0.0.1", 5)}.get(name, default)
 
 
-def test_writes_of_one_turn_leave_as_one_send_at_its_end():
+def test_a_head_leaves_with_its_body_and_a_lone_write_at_the_end_of_the_turn():
+    head = b"HTTP/1.1 200 OK\r\n\r\n"
+
     async def main():
         transport = Transport()
         coalescing = Coalescing(transport, asyncio.get_running_loop())
-        coalescing.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        coalescing.write(head)
         coalescing.write(b"")
+        held, waiting = list(transport.sent), coalescing.get_write_buffer_size()
         coalescing.write(bytearray(b'{"predictions": []}'))
-        before = list(transport.sent)
-        waiting = coalescing.get_write_buffer_size()
+        answered = list(transport.sent)  # at once: no turn waited
+        coalescing.write(b"lone")
+        before_turn = list(transport.sent)
         await asyncio.sleep(0)
         after_turn = list(transport.sent)
-        coalescing.write(b"next")
-        coalescing.close()  # what is pending goes first
-        return before, waiting, after_turn, transport, coalescing
+        coalescing.write(b"last")
+        coalescing.close()  # what is held goes first
+        return held, waiting, answered, before_turn, after_turn, transport, coalescing
 
-    before, waiting, after_turn, transport, coalescing = asyncio.run(main())
-    assert before == [] and waiting == len(b"HTTP/1.1 200 OK\r\n\r\n") + 19
-    assert after_turn == [b'HTTP/1.1 200 OK\r\n\r\n{"predictions": []}']
-    assert transport.sent[1:] == [b"next"] and transport.closed
+    held, waiting, answered, before_turn, after_turn, transport, coalescing = asyncio.run(main())
+    assert held == [] and waiting == len(head)
+    assert answered == [head + b'{"predictions": []}'] and before_turn == answered
+    assert after_turn == [*answered, b"lone"]
+    assert transport.sent[2:] == [b"last"] and transport.closed
     assert coalescing.get_extra_info("peername") == ("127.0.0.1", 5)  # the transport's own
 
 
