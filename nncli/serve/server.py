@@ -4,9 +4,6 @@ port is one line, exit 2), ``run`` serves one process's app on it through uvicor
 
 SIGTERM and Ctrl-C stop the server gracefully: it stops accepting, answers the requests in
 flight (for at most ``GRACE`` seconds), ends the batcher, and the command returns (exit 0).
-
-Each connection speaks the HTTP protocol uvicorn would pick, its writes coalesced
-(``protocol.CoalescedHTTP``).
 """
 
 from __future__ import annotations
@@ -73,10 +70,8 @@ def signals_end_serving() -> Iterator[None]:
 
 
 def options(settings: Settings) -> dict[str, Any]:
-    """uvicorn's settings for every process: quiet but for errors, no access log, the
-    protocol uvicorn would pick (``auto``) with coalesced writes."""
+    """uvicorn's settings for every process: quiet but for errors, no access log."""
     return {
-        "http": "nncli.serve.protocol:CoalescedHTTP",  # an import string: workers import it
         "log_level": "warning",
         "access_log": False,
         "timeout_graceful_shutdown": GRACE,
