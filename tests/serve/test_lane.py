@@ -4,14 +4,18 @@ refuses exactly as the FastAPI route does, and a round's answers are made in one
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 
 import numpy as np
 import pytest
-from conftest import NUMBERS, rows_of, typed
+from conftest import NUMBERS, concurrently, rows_of, typed
+from helpers import invoke
 
 from nncli.serve.batching import Batcher
 from nncli.serve.lane import Lane
+from nncli.serve.schema import number_rows
 
 
 def bodies(name: str, data) -> list[tuple[bytes, str]]:
@@ -76,6 +80,42 @@ def test_the_lane_answers_and_refuses_as_the_route_does(serving, models, name):
         assert f'nncli_requests_total{{path="/predict",status="{status}"}} {count}' in text
 
 
+def test_quick_rows_answer_as_predict_proba_under_concurrency(serving, models, monkeypatch):
+    """iris rows without their target (the quick way: one parse, one block, a round's answers
+    in one call), 40 requests at once: fewer passes than requests, and every probability the
+    text predict --proba writes for the row."""
+    import nncli.serve.app as app_module
+
+    quick = []
+
+    def counted(*given):
+        block = number_rows(*given)
+        quick.append(block is not None)
+        return block
+
+    monkeypatch.setattr(app_module, "number_rows", counted)
+    checkpoint, data = models["iris"]
+    rows = typed(rows_of(data), NUMBERS["iris"])
+    for row in rows:
+        row.pop("species")
+    starts = list(range(0, 120, 3))
+    requests = [rows[s : s + 1 + i % 4] for i, s in enumerate(starts)]
+    written = invoke("predict", checkpoint, data, "--proba").stdout
+    expected = list(csv.DictReader(io.StringIO(written)))
+    with serving("iris", max_batch=16, max_wait_ms=200) as client:
+        answers = concurrently(client, requests)
+        used = client.app.state.batcher.passes
+    assert quick == [True] * len(requests) and used < len(requests)
+    for start, request, answer in zip(starts, requests, answers, strict=True):
+        assert len(answer["predictions"]) == len(request)
+        for k, probabilities in enumerate(answer["probabilities"]):
+            row = expected[start + k]
+            assert answer["predictions"][k] == row["prediction"]
+            assert {f"proba_{label}": repr(p) for label, p in probabilities.items()} == {
+                key: value for key, value in row.items() if key.startswith("proba_")
+            }
+
+
 def post(client, body: bytes, kind: str) -> tuple[int, str, str]:
     headers = {"content-type": kind} if kind else {}
     answer = client.post("/predict", content=body, headers=headers)
@@ -135,7 +175,7 @@ def test_number_rows_read_the_values_the_request_schema_reads(models):
     """Numbers written every way JSON may write them (17 digits, exponents, subnormals, -0,
     whole numbers, huge ones) give, to the bit, the float64 block the pydantic schema gives."""
     from nncli.commands.serve import Served
-    from nncli.serve.schema import Columns, number_rows
+    from nncli.serve.schema import Columns
     from nncli.serve.settings import Settings
 
     columns = Columns(Served.load(models["iris"][0], Settings()).columns, "error", 100)
@@ -155,8 +195,6 @@ def test_number_rows_read_the_values_the_request_schema_reads(models):
 
 
 def test_number_rows_leave_every_other_body_to_the_request_schema(models):
-    from nncli.serve.schema import number_rows
-
     names = ["a", "b"]
     assert number_rows(b'{"rows": [{"a": 1, "b": 2.5}]}', names, 2).tolist() == [[1.0, 2.5]]
     assert number_rows(b'{"rows": [{"a": 1}]}', ["a"], 2).tolist() == [[1.0]]
