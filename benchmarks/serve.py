@@ -6,7 +6,9 @@ layers behind a ``reshape``, on datasets/digits.csv: a table of 64 pixel columns
 ``nncli serve`` answers rows). Each server listens on this machine's loopback; a bounded
 client (asyncio streams, HTTP/1.1 keep-alive) sends requests of 1 and of 32 rows over 64
 concurrent connections for ``--seconds``, then over 1, and reports requests/s, rows/s, p50 and
-p99 latency and errors. Both servers run at once and take turns, phase by phase, ``--rounds``
+p99 latency, errors, the rows a round of nncli's forward passes carried (from its /metrics) and
+the processor time the server process used a request (its user and system time, every thread,
+from /proc). Both servers run at once and take turns, phase by phase, ``--rounds``
 times (a load from elsewhere on a shared machine falls on both alike); the load average is
 noted before each turn, and the medians of the rounds are printed last.
 
@@ -62,6 +64,8 @@ WORKLOADS = {  # name -> (spec text, data file, label column)
     "cnn": (CNN_SPEC, "digits.csv"),
 }
 TARGETS = {"iris": "species", "cnn": "label"}
+MEASURED = ("requests_per_s", "rows_per_s", "p50_ms", "p99_ms", "load_before", "rows_a_round",
+            "cpu_ms")  # fmt: skip
 
 
 # -- the baseline: what a user writes around onnxruntime ------------------------------------------
@@ -168,10 +172,35 @@ async def load(port: int, body: bytes, connections: int, seconds: float) -> dict
     }
 
 
+def round_counts(port: int) -> tuple[float, float]:
+    """An nncli server's (rows, rounds) of forward passes so far, from its /metrics; (0, 0)
+    from a server without them (the baseline)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+    except urllib.error.URLError:
+        return 0.0, 0.0
+    found = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("nncli_batch")
+    )
+    return float(found.get("nncli_batch_rows_sum", 0)), float(
+        found.get("nncli_batch_rows_count", 0)
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """The processor time (user and system, all its threads) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # -- the runs -------------------------------------------------------------------------------------
 def nncli(*args: object) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "nncli", *map(str, args)], check=True, env=env)
+    subprocess.run([sys.executable, "-m", "nncli", *map(str, args)], check=True, env=env, cwd=ROOT)
 
 
 def build(name: str, folder: Path) -> tuple[Path, Path, Path]:
@@ -195,9 +224,10 @@ def request_body(data: Path, target: str, rows: int) -> bytes:
                                 for r in records]}).encode()  # fmt: skip
 
 
-def start(command: list[str]) -> tuple[subprocess.Popen, int]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+def start(command: list[str], root: Path = ROOT) -> tuple[subprocess.Popen, int]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    # run in ``root``: ``python -m`` puts the working folder before PYTHONPATH on sys.path
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=root)
     line = process.stderr.readline()
     if "http://127.0.0.1:" not in line:
         process.kill()
@@ -207,24 +237,34 @@ def start(command: list[str]) -> tuple[subprocess.Popen, int]:
 
 
 def phases(
-    name: str, commands: dict[str, list[str]], data: Path, seconds: float, rounds: int
+    name: str,
+    commands: dict[str, tuple[list[str], Path]],
+    data: Path,
+    seconds: float,
+    rounds: int,
+    shapes: tuple[tuple[int, ...], tuple[int, ...]] = (ROWS, CONNECTIONS),
 ) -> list[dict]:
-    """Both servers started at once; each phase (rows a request, connections) run ``rounds``
-    times, the servers taking turns, so that a load from elsewhere on a shared machine falls
-    on both alike."""
-    started = {server: start(command) for server, command in commands.items()}
+    """Every server (its command, and the source tree it runs from) started at once; each
+    phase (rows a request, connections) run ``rounds`` times, the servers taking turns, so
+    that a load from elsewhere on a shared machine falls on all alike."""
+    started = {server: start(*command) for server, command in commands.items()}
     results = []
     try:
         time.sleep(1.0)  # the apps' start-up (and a first request's compilation) out of the way
-        for rows in ROWS:
+        for rows in shapes[0]:
             body = request_body(data, TARGETS[name], rows)
             for _, port in started.values():
                 asyncio.run(load(port, body, 1, 1.0))  # warm-up
-            for connections in CONNECTIONS:
+            for connections in shapes[1]:
                 for turn in range(rounds):
-                    for server, (_, port) in started.items():
-                        before = os.getloadavg()[0]
+                    for server, (process, port) in started.items():
+                        before, counts = os.getloadavg()[0], round_counts(port)
+                        cpu = cpu_seconds(process.pid)
                         done = asyncio.run(load(port, body, connections, seconds))
+                        cpu = cpu_seconds(process.pid) - cpu
+                        rows_sum, rounds_count = np.subtract(round_counts(port), counts)
+                        done["rows_a_round"] = rows_sum / rounds_count if rounds_count else None
+                        done["cpu_ms"] = 1000 * cpu / max(done["requests"], 1)
                         done |= {"workload": name, "server": server, "rows": rows,
                                  "connections": connections, "load_before": before,
                                  "round": turn + 1,
@@ -243,8 +283,8 @@ def phases(
 
 
 def medians(results: list[dict]) -> list[dict]:
-    """One row a workload, server, rows and connections: the median of its rounds (requests/s,
-    rows/s, p50, p99), the errors of all of them."""
+    """One row a workload, server, rows and connections: the median of its rounds (each of
+    ``MEASURED``), the errors of all of them."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault((r["workload"], r["server"], r["rows"], r["connections"]), []).append(r)
@@ -252,7 +292,7 @@ def medians(results: list[dict]) -> list[dict]:
     for (workload, server, rows, connections), runs in groups.items():
         middle = {
             k: float(np.median([r[k] for r in runs if r[k] is not None] or [np.nan]))
-            for k in ("requests_per_s", "rows_per_s", "p50_ms", "p99_ms", "load_before")
+            for k in MEASURED
         }
         out.append({**middle, "workload": workload, "server": server, "rows": rows,
                     "connections": connections, "errors": sum(r["errors"] for r in runs),
@@ -263,10 +303,12 @@ def medians(results: list[dict]) -> list[dict]:
 def row_text(r: dict) -> str:
     p50 = "-" if r["p50_ms"] is None else f"{r['p50_ms']:.2f}"
     p99 = "-" if r["p99_ms"] is None else f"{r['p99_ms']:.2f}"
+    joined = r.get("rows_a_round")
+    joined = "-" if joined is None or np.isnan(joined) else f"{joined:.1f}"
     return (
         f"| {r['workload']} | {r['server']} | {r['rows']} | {r['connections']} | "
         f"{r['requests_per_s']:.0f} | {r['rows_per_s']:.0f} | {p50} | {p99} | {r['errors']} | "
-        f"{r['load_before']:.1f} |"
+        f"{joined} | {r['cpu_ms']:.3f} | {r['load_before']:.1f} |"
     )
 
 
@@ -276,16 +318,23 @@ def main() -> None:
     parser.add_argument("--only", default="iris,cnn")
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2, help="turns each server takes a phase")
+    parser.add_argument("--rows", default="1,32", help="rows a request, each a phase")
+    parser.add_argument("--connections", default="64,1", help="connections, each a phase")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--baseline", help="run the baseline server on this ONNX file")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--before", type=Path, action="append", default=[],
+        help="also serve with the nncli of this source tree (a worktree); may be repeated",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.baseline:
         run_baseline(args.baseline, args.port)
         return
     print(f"processor: {processor()}, {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}")
     print("| workload | server | rows | connections | requests/s | rows/s | p50 ms | p99 ms "
-          "| errors | load |\n|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+          "| errors | rows a round | server CPU ms a request | load |")  # fmt: skip
+    print("|---" * 12 + "|")
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.only.split(","):
@@ -293,8 +342,14 @@ def main() -> None:
             serve = [sys.executable, "-m", "nncli", "serve", str(checkpoint), "--port", "0",
                      "--max-batch", str(args.max_batch)]  # fmt: skip
             baseline = [sys.executable, __file__, "--baseline", str(onnx), "--port", "0"]
-            commands = {"nncli serve": serve, "FastAPI + onnxruntime": baseline}
-            results += phases(name, commands, data, args.seconds, args.rounds)
+            commands = {"nncli serve": (serve, ROOT), "FastAPI + onnxruntime": (baseline, ROOT)}
+            for tree in args.before:
+                commands[f"nncli serve ({tree.name})"] = (serve, tree.resolve())
+            shapes = (
+                tuple(int(n) for n in args.rows.split(",")),
+                tuple(int(n) for n in args.connections.split(",")),
+            )
+            results += phases(name, commands, data, args.seconds, args.rounds, shapes)
     print("\nmedians of the rounds:")
     for row in sorted(medians(results), key=lambda r: (r["workload"], r["rows"],
                                                       -r["connections"], r["server"])):  # fmt: skip

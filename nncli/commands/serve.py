@@ -185,9 +185,9 @@ class Served:
         names = [c["name"] for c in given]
         if all(c["type"] == "number" for c in given):  # one float64 block (a wide table)
             block = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
-            x = self.block_inputs(block)
-            if x is not None:
-                return Prepared(None, x, None, {})
+            prepared = self.prepare_numbers(block)
+            if prepared is not None:
+                return prepared
             frame = pd.DataFrame(block, columns=self.header, copy=False)
         else:
             kinds = [np.float64 if c["type"] == "number" else object for c in given]
@@ -197,6 +197,13 @@ class Served:
             )  # fmt: skip
         frame.attrs["nncli_rows"] = "rows"
         return self.predictor.prepare(frame, unknown=self.unknown, where="rows", source="rows")
+
+    def prepare_numbers(self, block: np.ndarray) -> Prepared | None:
+        """The rows of a table of numbers, (N, F) float64 in the features' order, with no
+        missing value -> their inputs without a frame (``block_inputs``); None where the
+        frame's way must read them."""
+        x = self.block_inputs(block)
+        return None if x is None else Prepared(None, x, None, {})
 
     @functools.cached_property
     def plain_numbers(self) -> bool:
@@ -259,6 +266,16 @@ class Served:
         ``{label: p}`` a row) and, where the model names its rows (a sequence's id and step, a
         forecast's step), ``"ids"``."""
         return answer_of(self.predictor.finish(prepared, outputs))
+
+    def rowwise(self, prepared: Prepared) -> Callable[[np.ndarray], dict[str, list]] | None:
+        """``answer`` as a function of the outputs alone, one value a row in each list, where
+        a request's answer is that (inputs encoded without a frame: no id column can come
+        from it), so that the server's batcher answers a whole round's rows in one call; else
+        None."""
+        return self.answer_rows if prepared.frame is None else None
+
+    def answer_rows(self, outputs: np.ndarray) -> dict[str, list]:
+        return answer_of(self.predictor.finish(Prepared(None, None, None, {}), outputs))
 
     def answer_csv(self, prepared: Prepared, outputs: np.ndarray) -> str:
         """What ``nncli predict --proba`` writes for the rows."""

@@ -7,12 +7,15 @@ schema of the model's columns. Bad input is refused by name and never reaches a 
 ``Refused`` request (schema, size, content type) and an ``NncliError`` from the model's own
 checks are 422 (413 for a body over the limit, 415 for a content type the endpoint does not
 read, 404 for the endpoint of another kind of model); only a bug answers 500, its traceback in
-the server's log.
+the server's log. A JSON ``/predict`` of a model of rows is answered by the same work
+(``predicting``) through ``lane.Lane``, ahead of FastAPI's routing; the route stays for the
+other bodies and documents the endpoint.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -25,6 +28,7 @@ from pydantic_core import to_json  # pydantic's serializer: each float's shortes
 
 from nncli.errors import DataError, NncliError
 from nncli.serve.batching import Batcher
+from nncli.serve.lane import Lane, LaneApp, media_of, refusal
 from nncli.serve.metrics import Counted, Metrics
 from nncli.serve.schema import (
     Columns,
@@ -35,6 +39,7 @@ from nncli.serve.schema import (
     found_text,
     generate_problems,
     generate_request,
+    number_rows,
     place,
     problems,
 )
@@ -59,11 +64,13 @@ class Model(Protocol):
     reads: str  # rows, images or text
 
     def prepare_rows(self, rows: list[dict[str, Any]]) -> Prepared: ...
+    def prepare_numbers(self, block: np.ndarray) -> Prepared | None: ...
     def prepare_table(self, header: list[str], rows: list[list[str]]) -> Prepared: ...
     def prepare_images(self, uploads: list[Any]) -> Prepared: ...
     def generate(self, prompt: str, length: int, temperature: float, seed: int) -> str: ...
     def forward(self, x: Any, mask: Any) -> np.ndarray: ...
     def answer(self, prepared: Prepared, outputs: np.ndarray) -> dict[str, Any]: ...
+    def rowwise(self, prepared: Prepared) -> Callable[[np.ndarray], dict[str, list]] | None: ...
     def answer_csv(self, prepared: Prepared, outputs: np.ndarray) -> str: ...
 
 
@@ -90,10 +97,8 @@ IMAGE = "an image file (PNG, JPEG, BMP or GIF)"
 def media_type(request: Request, reads: str) -> str:
     """The body's media type, one the model's requests come in (rows: JSON unless the client
     says CSV; images: a multipart form); 415 for any other."""
-    given = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    given = media_of(request.headers.get("content-type", ""))
     accepted = ACCEPTS[reads]
-    if given.endswith("+json") or not given:
-        given = JSON
     if given in accepted:
         return given
     words = " or ".join(accepted) + (" (image files)" if reads == "images" else "")
@@ -107,30 +112,25 @@ def elsewhere(path: str, reads: str) -> Refused:
     return Refused([Problem(path, f"POST {other} (this model {model})", f"POST {path}")], 404)
 
 
-def handlers(app: FastAPI, columns: Columns) -> None:
-    """Refusals as 422/413/415 JSON, the model's errors as 422, a bug as 500 (logged)."""
+def handlers(app: FastAPI) -> None:
+    """Refusals as 422/413/415 JSON, the model's errors as 422, a bug as 500 (logged): the
+    answers ``refusal`` gives the lane's requests too."""
 
     @app.exception_handler(Refused)
-    async def refused(request: Request, exc: Refused) -> JSONResponse:
-        return JSONResponse(exc.content(), status_code=exc.status)
-
     @app.exception_handler(NncliError)
-    async def model_error(request: Request, exc: NncliError) -> JSONResponse:
-        field = exc.field or exc.where or "rows"
-        detail = {"field": field, "expected": None, "found": None, "message": str(exc)}
-        return JSONResponse({"error": str(exc), "detail": [detail]}, status_code=422)
+    async def refused(request: Request, exc: Exception) -> JSONResponse:
+        return refusal(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         found = [Problem(place(tuple(e["loc"]))[0], e["msg"], found_text(e.get("input")))
                  for e in exc.errors()]  # fmt: skip
-        return JSONResponse(Refused(found).content(), status_code=422)
+        return refusal(Refused(found))
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
         LOG.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        error = f"internal error ({type(exc).__name__}); the server's log has the traceback"
-        return JSONResponse({"error": error, "detail": []}, status_code=500)
+        return refusal(exc)
 
 
 def openapi(app: FastAPI, request_models: dict[str, Any], reads: str) -> dict[str, Any]:
@@ -182,6 +182,11 @@ class Bodies:
                 return self.model.prepare_images(files)
             except DataError as exc:  # the first file that is no image the model takes
                 raise Refused([Problem(exc.where or "files", IMAGE, exc.message)]) from None
+        numbers = self.columns.numbers
+        block = None if numbers is None else number_rows(body, numbers, self.settings.max_rows)
+        quick = None if block is None else self.model.prepare_numbers(block)
+        if quick is not None:
+            return quick
         try:
             parsed = self.rows.model_validate_json(body)
         except ValidationError as exc:
@@ -214,9 +219,25 @@ def build_app(model: Model, settings: Settings) -> FastAPI:
         await batcher.stop()
 
     title = f"nncli serve: {model.info.get('checkpoint', 'a model')}"
-    app = FastAPI(title=title, version=str(model.info.get("nncli", "")), lifespan=lifespan)
+    app = LaneApp(title=title, version=str(model.info.get("nncli", "")), lifespan=lifespan)
     app.state.batcher, app.state.metrics = batcher, metrics
-    handlers(app, columns)
+    handlers(app)
+
+    async def predicting(request: Request, kind: str) -> tuple[bytes, str]:
+        """A ``/predict`` request's body of media type ``kind`` -> its answer's (bytes, media
+        type): read, checked and encoded while the batcher expects it, then its passes."""
+        columns.unserved()
+        with batcher.expect():
+            body = await read_body(request, limit)
+            inputs = bodies.prepared(kind, body, request.headers.get("content-type", ""))
+        finish = model.rowwise(inputs) if kind == JSON else None
+        outputs = await batcher.submit(inputs.x, inputs.mask, finish)
+        if kind == CSV:
+            return model.answer_csv(inputs, outputs).encode(), CSV
+        return to_json(outputs if finish else model.answer(inputs, outputs)), JSON
+
+    if model.reads == "rows":
+        app.lane = Lane(predicting, metrics)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -240,15 +261,8 @@ def build_app(model: Model, settings: Settings) -> FastAPI:
         model of images, image files as ``multipart/form-data``, one prediction a file."""
         if model.reads == "text":
             raise elsewhere("/predict", model.reads)
-        kind = media_type(request, model.reads)
-        columns.unserved()
-        with batcher.expect():
-            body = await read_body(request, limit)
-            inputs = bodies.prepared(kind, body, request.headers.get("content-type", ""))
-        outputs = await batcher.submit(inputs.x, inputs.mask)
-        if kind == CSV:
-            return Response(model.answer_csv(inputs, outputs), media_type=CSV)
-        return Response(to_json(model.answer(inputs, outputs)), media_type=JSON)
+        content, media = await predicting(request, media_type(request, model.reads))
+        return Response(content, media_type=media)
 
     @app.post("/generate", responses={404: {}, 413: {}, 422: {}})
     async def generate(request: Request) -> dict[str, str]:

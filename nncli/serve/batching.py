@@ -37,6 +37,7 @@ import numpy as np
 
 Feed = Any  # an array (n, ...), or a dict {input name: (n, ...) array}; a mask may be None
 Forward = Callable[[Feed, Feed], np.ndarray]
+Finish = Callable[[np.ndarray], dict[str, list]]  # outputs (n, ...) -> {key: one value a row}
 INLINE = 0.002  # seconds: a pass that costs less runs in the event loop (module docstring)
 COSTS = 5  # the passes of a shape whose median cost decides (a busy moment is one of them)
 
@@ -48,6 +49,7 @@ class Job:
     x: Feed
     mask: Feed
     done: asyncio.Future
+    finish: Finish | None = None
     since: float = field(default_factory=time.monotonic)
 
     @property
@@ -169,11 +171,14 @@ class Batcher:
             if self.arrived is not None:
                 self.arrived.set()  # a gathering round looks again
 
-    async def submit(self, x: Feed, mask: Feed) -> np.ndarray:
-        """A request's inputs -> the network's outputs for them, row for row."""
+    async def submit(self, x: Feed, mask: Feed, finish: Finish | None = None) -> Any:
+        """A request's inputs -> the network's outputs for them, row for row; with ``finish``
+        (a function of outputs whose every list holds one value a row, in order), its values
+        for them instead: applied once to all the rows of a round's jobs that share it, each
+        job given its rows' part (one call for a round, not one a request)."""
         if self.task is None or self.arrived is None:
             raise RuntimeError("the batcher is not running")
-        job = Job(x, mask, asyncio.get_running_loop().create_future())
+        job = Job(x, mask, asyncio.get_running_loop().create_future(), finish)
         self.pending.append(job)
         self.waiting_rows += job.rows
         self.arrived.set()
@@ -257,28 +262,36 @@ class Batcher:
         timed; each job's outputs (or the error) given to ``hand(done, result, error)``."""
         groups: dict[Any, list[Job]] = {}
         for job in jobs:
-            groups.setdefault(job.shape, []).append(job)
+            groups.setdefault((job.shape, job.finish), []).append(job)
         count = 0
-        for group in groups.values():
+        for (shape, finish), group in groups.items():
             began = time.perf_counter()
             try:
                 x, mask = joined([job.x for job in group]), joined([job.mask for job in group])
                 outputs, made = passes(self.forward, x, mask, self.max_batch)
+                took = (time.perf_counter() - began) / made
+                results = outputs if finish is None else finish(outputs)
             except Exception as exc:  # a bug: every job of the group hears of it
                 for job in group:
                     hand(job.done, None, exc)
                 continue
-            took = self.cost.setdefault(group[0].shape, deque(maxlen=COSTS))
-            took.append((time.perf_counter() - began) / made)
+            self.cost.setdefault(shape, deque(maxlen=COSTS)).append(took)
             count += made
             start = 0
             for job in group:
-                hand(job.done, outputs[start : start + job.rows], None)
+                hand(job.done, part(results, slice(start, start + job.rows)), None)
                 start += job.rows
         self.passes += count
         self.rounds += 1
         if self.observe is not None:
             self.observe(sum(job.rows for job in jobs), count)
+
+
+def part(results: Any, rows: slice) -> Any:
+    """Rows ``rows`` of outputs, or of each list of a ``Finish``'s values."""
+    if isinstance(results, dict):
+        return {key: values[rows] for key, values in results.items()}
+    return results[rows]
 
 
 def median(values: Any) -> float:

@@ -53,6 +53,17 @@ class Metrics:
             "nncli_forward_passes", "Forward passes of --max-batch rows.", registry=r
         )
         self.rows = Counter("nncli_rows", "Rows predicted.", registry=r)
+        self.children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def answered(self, path: str, status: int, seconds: float) -> None:
+        """One request answered: counted by path and status, its latency observed (each
+        label set's children looked up once: ``labels`` costs more than the count)."""
+        children = self.children.get((path, status))
+        if children is None:
+            children = (self.latency.labels(path), self.requests.labels(path, str(status)))
+            self.children[(path, status)] = children
+        children[0].observe(seconds)
+        children[1].inc()
 
     def observe_round(self, rows: int, passes: int) -> None:
         """The batcher's report of one round: its real rows and its passes."""
@@ -91,5 +102,4 @@ class Counted:
             await self.app(scope, receive, sent)
         finally:
             self.metrics.in_flight.dec()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - start)
-            self.metrics.requests.labels(path, str(status["code"])).inc()
+            self.metrics.answered(path, status["code"], time.perf_counter() - start)

@@ -26,6 +26,14 @@ SPECS = {  # name -> (spec in models/, data set, epochs): every bundled spec of 
 }
 
 
+NUMBERS = {  # the columns a JSON client would send as numbers
+    "iris": {"sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"},
+    "penguins": {"bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"},
+    "walks": {"t", "value"},
+    "sunspots": {"sunactivity"},
+}
+
+
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     """name -> (checkpoint, its data set's CSV file)."""

@@ -10,17 +10,11 @@ import hashlib
 import io
 
 import pytest
-from conftest import rows_of, typed
+from conftest import NUMBERS, rows_of, typed
 from helpers import assert_network_close, invoke
 
 from nncli.commands.predictor import Predictor
 
-NUMBERS = {  # the columns a JSON client would send as numbers
-    "iris": {"sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"},
-    "penguins": {"bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"},
-    "walks": {"t", "value"},
-    "sunspots": {"sunactivity"},
-}
 COLUMNS = {"sunspots": ["sunactivity"]}  # the series' year is no column of the model
 
 
