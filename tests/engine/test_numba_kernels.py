@@ -183,3 +183,31 @@ def test_attention_with_the_fused_softmax_matches_the_numpy_layer(numpy_only, dt
             assert_close_float32(ours, reference, terms)
         else:
             np.testing.assert_allclose(ours, reference, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(9, 37, 13), (700, 7)])
+def test_layernorm_kernels_match_the_numpy_layer(numpy_only, dtype, shape):
+    from nncli.engine.layers.normalization import LayerNorm
+
+    backend = get_backend("cpu", dtype)
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal(shape) * 3 + 1
+    dy = rng.standard_normal(shape)
+    out = []
+    for on in (True, False):
+        numpy_only(on)
+        layer = LayerNorm()
+        layer.build(shape[1:], backend, np.random.default_rng(0))
+        layer.params["weight"][...] = np.linspace(0.5, 2, shape[-1])
+        layer.params["bias"][...] = np.linspace(-1, 1, shape[-1])
+        y = layer.forward(backend.asarray(x), training=True)
+        assert (layer.work.arrays.get("xhat") is layer.xhat) == on  # the fused pass ran
+        dx = layer.backward(backend.asarray(dy[::-1].copy()[::-1]))  # a strided dy too
+        out.append([y, dx, *(layer.grads[k].copy() for k in sorted(layer.grads))])
+    rows = int(np.prod(shape[:-1]))  # each row sums its features; the parameters' gradients
+    for ours, reference in zip(*out, strict=True):  # sum the rows
+        if dtype == "float32":
+            assert_close_float32(ours, reference, 2 * shape[-1] + rows + LIBM_ULPS)
+        else:
+            np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=1e-10)
