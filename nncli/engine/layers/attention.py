@@ -16,6 +16,7 @@ from nncli.backend import array_module
 from nncli.engine import checks, kernels
 from nncli.engine.initializers import GlorotUniform, LinearDefault
 from nncli.engine.layer import Layer, Shape
+from nncli.engine.layers.dense import bias_sum
 from nncli.engine.layers.dropout import Dropout
 from nncli.engine.layers.recurrent.loop import WorkArrays
 from nncli.engine.registry import LAYERS
@@ -194,7 +195,7 @@ class Attention(Layer):
             dy = dy * self.real
         dy_rows = dy.reshape(-1, features)
         xp.matmul(dy_rows.T, self.o.reshape(-1, features), out=g["out_proj_weight"])
-        g["out_proj_bias"][...] = dy_rows.sum(axis=0)
+        bias_sum(dy_rows, g["out_proj_bias"], self.backend.name)
         do = dy_rows @ p["out_proj_weight"]
         do = do.reshape(n, steps, self.heads, self.head_size).transpose(0, 2, 1, 3)
         dqkv = xp.empty((n, steps, 3, self.heads, self.head_size), dtype=dy.dtype)
@@ -210,7 +211,7 @@ class Attention(Layer):
         xp.matmul(dscores.swapaxes(-1, -2), self.q, out=dk)  # self.q is q / sqrt(d)
         dqkv_rows = dqkv.reshape(-1, 3 * features)
         xp.matmul(dqkv_rows.T, self.x.reshape(-1, features), out=g["in_proj_weight"])
-        g["in_proj_bias"][...] = dqkv_rows.sum(axis=0)
+        bias_sum(dqkv_rows, g["in_proj_bias"], self.backend.name)
         if self.skip_input_grad:
             return None
         return (dqkv_rows @ p["in_proj_weight"]).reshape(n, steps, features)
