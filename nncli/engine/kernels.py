@@ -1,8 +1,9 @@
 """How an operation's fused kernels run: its numba loops on the CPU, its CUDA source on a GPU.
 
 The kernels themselves sit beside the numpy code they stand in for, in the operation's own module
-(``layers/normalization.py``, ``layers/pool2d.py``, ``layers/recurrent/lstm.py``,
-``layers/recurrent/lstm_fused.py``, ``layers/recurrent/gru.py``, ``optimizer_kernels.py``); this
+(``layers/normalization.py``, ``layers/pool2d.py``, ``layers/attention.py``,
+``layers/recurrent/lstm.py``, ``layers/recurrent/lstm_fused.py``, ``layers/recurrent/gru.py``,
+``optimizer_kernels.py``); this
 module only loads and dispatches them, and knows no operation.
 
 CPU: one pass instead of a dozen matters where the arrays are small enough that every numpy
