@@ -1,5 +1,6 @@
 """Where a training epoch's time goes: per layer forward and backward, and the shared helpers
-inside them (im2col, col2im, each numba kernel), through the engine's ``fit``.
+inside them (im2col, col2im, attention's softmax, each numba kernel), through the engine's
+``fit``; a layer with parts (a transformer block) is counted part by part too.
 
     python benchmarks/profile_layers.py W2 W5 [--threads 2]
 
@@ -37,12 +38,14 @@ def counted(fn: Any, key: str) -> Any:
 
 
 def count_helpers() -> None:
-    """Counters around im2col, col2im and every numba kernel an operation compiles."""
+    """Counters around im2col, col2im, attention's softmax and every numba kernel an
+    operation compiles."""
     from nncli.engine import kernels
-    from nncli.engine.layers import windows
+    from nncli.engine.layers import attention, windows
 
     windows.columns = counted(windows.columns, "  im2col (windows.columns)")
     windows.fold_columns = counted(windows.fold_columns, "  col2im (windows.fold_columns)")
+    attention.masked_softmax = counted(attention.masked_softmax, "  attention softmax")
     plain = kernels.compiled
 
     def compiled(loops: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -69,6 +72,9 @@ def profile(wid: str) -> tuple[float, dict[str, float]]:
     for i, layer in enumerate(net.layers):
         layer.forward = counted(layer.forward, f"{i} {layer.type_name} forward")
         layer.backward = counted(layer.backward, f"{i} {layer.type_name} backward")
+        for name, part in layer.sublayers().items():  # a transformer's attention, norms, ...
+            part.forward = counted(part.forward, f"{i}  {name} forward")
+            part.backward = counted(part.backward, f"{i}  {name} backward")
     opt.step = counted(opt.step, "optimizer step")
     totals.clear()
     start = time.perf_counter()

@@ -22,6 +22,7 @@ LAYER_MODULES = (
     "layers.dropout",
     "layers.embedding",
     "layers.global_pool",
+    "layers.layernorm",
     "layers.merge",
     "layers.normalization",
     "layers.pool1d",

@@ -1,10 +1,10 @@
 """How an operation's fused kernels run: its numba loops on the CPU, its CUDA source on a GPU.
 
 The kernels themselves sit beside the numpy code they stand in for, in the operation's own module
-(``layers/normalization.py``, ``layers/pool2d.py``, ``layers/conv1d.py``, ``layers/conv2d.py``,
-``layers/global_pool.py``, ``layers/recurrent/lstm.py``, ``layers/recurrent/lstm_fused.py``,
-``layers/recurrent/gru.py``, ``optimizer_kernels.py``); this module only loads and dispatches
-them, and knows no operation.
+(``layers/normalization.py``, ``layers/layernorm.py``, ``layers/pool2d.py``,
+``layers/conv1d.py``, ``layers/conv2d.py``, ``layers/global_pool.py``, ``layers/attention.py``,
+``layers/recurrent/lstm.py``, ``layers/recurrent/lstm_fused.py``, ``layers/recurrent/gru.py``,
+``optimizer_kernels.py``); this module only loads and dispatches them, and knows no operation.
 
 CPU: one pass instead of a dozen matters where the arrays are small enough that every numpy
 call's fixed cost shows (an LSTM step: 32 x 512 gates) or where the pass count is the whole

@@ -6,7 +6,8 @@ from helpers import torch_reference
 
 from nncli.backend import get_backend
 from nncli.engine.gradcheck import check_layer
-from nncli.engine.layers.normalization import BatchNorm, LayerNorm
+from nncli.engine.layers.layernorm import LayerNorm
+from nncli.engine.layers.normalization import BatchNorm
 from nncli.engine.network import Sequential
 from nncli.errors import ShapeError
 

@@ -135,3 +135,86 @@ def test_max_pool_kernel_matches_the_numpy_pool_exactly(numpy_only, relu, size):
         out.append([y, layer.backward(dy)])
     for ours, reference in zip(*out, strict=True):
         np.testing.assert_array_equal(ours, reference)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [1, 7, 64, 129])
+def test_softmax_kernels_match_the_numpy_softmax_and_its_backward(numpy_only, dtype, width):
+    """Odd row lengths, a row of large scores (the max is subtracted first), a row of equal
+    ones and a NaN row (NaN throughout, as numpy gives)."""
+    from nncli.engine.layers.attention import masked_softmax, softmax, softmax_backward
+
+    rng = np.random.default_rng(8)
+    rows = -(-kernels.MIN_SIZE // width) + 3
+    scores = (rng.standard_normal((rows, width)) * 4).astype(dtype)
+    scores[0] += 1e4
+    scores[1] = 2.5
+    scores[2, width // 2] = np.nan
+    da = rng.standard_normal(scores.shape).astype(dtype)
+    numpy_only(True)
+    fused = softmax(scores.copy(), None)
+    reference = masked_softmax(scores, None)
+    back = softmax_backward(fused, da.copy())
+    numpy_only(False)
+    back_reference = softmax_backward(reference, da.copy())
+    # each row sums its width: the exponentials (the same numpy exp) and then da * a
+    for ours, expected in ((fused, reference), (back, back_reference)):
+        assert np.isnan(ours[2]).all() and np.isnan(expected[2]).all()
+        if dtype == np.float32:
+            assert_close_float32(ours, expected, width + 1)
+        else:
+            np.testing.assert_allclose(ours, expected, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_attention_with_the_fused_softmax_matches_the_numpy_layer(numpy_only, dtype):
+    from nncli.engine.layers.attention import Attention
+
+    backend = get_backend("cpu", dtype)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((8, 21, 12))  # weights (8, 3, 21, 21): past the kernels' MIN_SIZE
+    dy = rng.standard_normal(x.shape)
+    out = []
+    for on in (True, False):
+        numpy_only(on)
+        layer = Attention(heads=3)
+        layer.build(x.shape[1:], backend, np.random.default_rng(0))
+        y = layer.forward(backend.asarray(x), training=True)
+        dx = layer.backward(backend.asarray(dy))
+        out.append([y, dx, *(layer.grads[k].copy() for k in sorted(layer.grads))])
+    # projections over 12 features, scores over 4, softmax and weighted sums over 21 steps
+    # forward and back, and the weights' gradients over the batch's 8 x 21 rows
+    terms = 2 * (12 + 4 + 2 * 21 + LIBM_ULPS) + 8 * 21
+    for ours, reference in zip(*out, strict=True):
+        if dtype == "float32":
+            assert_close_float32(ours, reference, terms)
+        else:
+            np.testing.assert_allclose(ours, reference, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(9, 37, 13), (700, 7)])
+def test_layernorm_kernels_match_the_numpy_layer(numpy_only, dtype, shape):
+    from nncli.engine.layers.layernorm import LayerNorm
+
+    backend = get_backend("cpu", dtype)
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal(shape) * 3 + 1
+    dy = rng.standard_normal(shape)
+    out = []
+    for on in (True, False):
+        numpy_only(on)
+        layer = LayerNorm()
+        layer.build(shape[1:], backend, np.random.default_rng(0))
+        layer.params["weight"][...] = np.linspace(0.5, 2, shape[-1])
+        layer.params["bias"][...] = np.linspace(-1, 1, shape[-1])
+        y = layer.forward(backend.asarray(x), training=True)
+        assert (layer.work.arrays.get("xhat") is layer.xhat) == on  # the fused pass ran
+        dx = layer.backward(backend.asarray(dy[::-1].copy()[::-1]))  # a strided dy too
+        out.append([y, dx, *(layer.grads[k].copy() for k in sorted(layer.grads))])
+    rows = int(np.prod(shape[:-1]))  # each row sums its features; the parameters' gradients
+    for ours, reference in zip(*out, strict=True):  # sum the rows
+        if dtype == "float32":
+            assert_close_float32(ours, reference, 2 * shape[-1] + rows + LIBM_ULPS)
+        else:
+            np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=1e-10)

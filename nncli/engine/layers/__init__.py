@@ -4,7 +4,7 @@ side by side. Every module defining a layer is listed once in ``nncli.engine.LAY
 
 - ``dense.py``, ``conv1d.py``, ``conv2d.py`` (``windows.py``: the 2-D window arithmetic that
   conv2d and the 2-D pools share), ``pool1d.py``, ``pool2d.py``, ``global_pool.py``;
-- ``normalization.py`` (batchnorm, layernorm), ``embedding.py``, ``positional.py``,
+- ``normalization.py`` (batchnorm), ``layernorm.py``, ``embedding.py``, ``positional.py``,
   ``attention.py``, ``transformer.py`` (composed of dense, attention, layernorm, dropout);
 - ``recurrent/`` (rnn, lstm, gru on one time loop; bidirectional);
 - ``shape.py`` (flatten, reshape), ``dropout.py``, ``activation.py`` (each activation as a layer).

@@ -1,4 +1,10 @@
-"""Multi-head self-attention (PyTorch's ``nn.MultiheadAttention(F, H, batch_first=True)``)."""
+"""Multi-head self-attention (PyTorch's ``nn.MultiheadAttention(F, H, batch_first=True)``).
+
+Each product runs once over all heads (a batched matrix product over (N, H)); the (N, H, T, T)
+weights and their gradients live in work arrays kept between batches (fresh arrays of a few MB
+cost page faults on every batch). Without a mask, the softmax and its backward are fused on
+the CPU (numba: ``softmax_loops`` below the layer, loaded by ``kernels.py``); ``masked_softmax``
+and ``softmax_backward``'s numpy line are the reference and every other path."""
 
 from __future__ import annotations
 
@@ -7,10 +13,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nncli.backend import array_module
-from nncli.engine import checks
+from nncli.engine import checks, kernels
 from nncli.engine.initializers import GlorotUniform, LinearDefault
 from nncli.engine.layer import Layer, Shape
+from nncli.engine.layers.dense import bias_sum
 from nncli.engine.layers.dropout import Dropout
+from nncli.engine.layers.recurrent.loop import WorkArrays
 from nncli.engine.registry import LAYERS
 from nncli.errors import SpecError
 
@@ -48,6 +56,30 @@ def masked_softmax(scores: Any, allowed: Any) -> Any:
     e = xp.exp(scores - xp.where(top > -xp.inf, top, 0))  # exp(-inf) = 0 where not allowed
     total = e.sum(axis=-1, keepdims=True)
     return e / xp.where(total > 0, total, 1)
+
+
+def softmax(scores: Any, allowed: Any) -> Any:
+    """``masked_softmax``, in place in ``scores`` (fused, numba) where no mask is given and the
+    kernels take the array; otherwise a fresh array from the numpy reference."""
+    if allowed is not None or not kernels.usable(scores):
+        return masked_softmax(scores, allowed)
+    rows = scores.reshape(-1, scores.shape[-1])
+    loops = kernels.compiled(softmax_loops)
+    loops["shift"](rows)
+    np.exp(rows, out=rows)  # numpy's exp vectorises; a compiled loop would call libm
+    loops["normalize"](rows)
+    return scores
+
+
+def softmax_backward(a: Any, da: Any) -> Any:
+    """dL/d(scores) = a (da - sum(da a)) of softmax weights ``a`` (last axis), in place in
+    ``da`` where the kernels take both arrays (numba), else a fresh array (numpy)."""
+    if not kernels.usable(da, a):
+        return a * (da - (da * a).sum(axis=-1, keepdims=True))
+    kernels.compiled(softmax_loops)["backward"](
+        a.reshape(-1, a.shape[-1]), da.reshape(-1, da.shape[-1])
+    )
+    return da
 
 
 @LAYERS.register("attention")
@@ -103,6 +135,7 @@ class Attention(Layer):
         self.params["in_proj_bias"] = np.zeros(3 * features)
         self.params["out_proj_weight"] = LinearDefault()((features, features), features, 0, rng)
         self.params["out_proj_bias"] = np.zeros(features)
+        self.work = WorkArrays()  # the weights and other (N, H, T, .) arrays, between batches
         steps = in_shape[0]  # the weights' dropout acts on (N, H, T, T); it draws nothing here
         self.weight_dropout.build((self.heads, steps, steps), self.backend, rng)
         return in_shape
@@ -128,20 +161,28 @@ class Attention(Layer):
 
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
-        p, (n, steps, features) = self.params, x.shape
+        xp, p, (n, steps, features) = self.backend.xp, self.params, x.shape
+        shape, work = (n, self.heads, steps, self.head_size), self.work
         self.x = x
-        qkv = x @ p["in_proj_weight"].T + p["in_proj_bias"]  # (N, T, 3F)
+        qkv = x.reshape(-1, features) @ p["in_proj_weight"].T  # (N T, 3F): one product
+        qkv += p["in_proj_bias"]
         qkv = qkv.reshape(n, steps, 3, self.heads, self.head_size).transpose(2, 0, 3, 1, 4)
-        self.q, self.k, self.v = qkv[0], qkv[1], qkv[2]  # (N, H, T, d) each
         self.scale = 1.0 / np.sqrt(self.head_size)
-        scores = (self.q * self.scale) @ self.k.swapaxes(-1, -2)  # (N, H, T, T)
-        self.weights = masked_softmax(scores, self._allowed(x))
+        self.q = work.get("q", shape, x.dtype, xp)  # q / sqrt(d), (N, H, T, d)
+        xp.multiply(qkv[0], self.scale, out=self.q)
+        self.k, self.v = qkv[1], qkv[2]  # (N, H, T, d) views
+        scores = work.get("weights", (n, self.heads, steps, steps), x.dtype, xp)
+        xp.matmul(self.q, self.k.swapaxes(-1, -2), out=scores)
+        self.weights = softmax(scores, self._allowed(x))
         self.weight_dropout.batch_share = self.batch_share
         self.drop = self.weight_dropout.draw_scale(scores.shape) if training else None
         self.kept = self.weights if self.drop is None else self.weights * self.drop
-        heads = self.kept @ self.v  # (N, H, T, d)
-        self.o = heads.transpose(0, 2, 1, 3).reshape(n, steps, features)
-        y = self.o @ p["out_proj_weight"].T + p["out_proj_bias"]
+        o = work.get("o", (n, steps, self.heads, self.head_size), x.dtype, xp)
+        xp.matmul(self.kept, self.v, out=o.transpose(0, 2, 1, 3))  # heads side by side
+        self.o = o.reshape(n, steps, features)
+        y = self.o.reshape(-1, features) @ p["out_proj_weight"].T
+        y += p["out_proj_bias"]
+        y = y.reshape(n, steps, features)
         self.real = self.real_steps(x, x.dtype)
         return y if self.real is None else y * self.real
 
@@ -154,24 +195,26 @@ class Attention(Layer):
             dy = dy * self.real
         dy_rows = dy.reshape(-1, features)
         xp.matmul(dy_rows.T, self.o.reshape(-1, features), out=g["out_proj_weight"])
-        g["out_proj_bias"][...] = dy_rows.sum(axis=0)
-        do = dy @ p["out_proj_weight"]
+        bias_sum(dy_rows, g["out_proj_bias"], self.backend.name)
+        do = dy_rows @ p["out_proj_weight"]
         do = do.reshape(n, steps, self.heads, self.head_size).transpose(0, 2, 1, 3)
-        dv = self.kept.swapaxes(-1, -2) @ do
-        dweights = do @ self.v.swapaxes(-1, -2)
+        dqkv = xp.empty((n, steps, 3, self.heads, self.head_size), dtype=dy.dtype)
+        dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)  # (N, H, T, d) views into (N, T, 3F)
+        xp.matmul(self.kept.swapaxes(-1, -2), do, out=dv)
+        dweights = self.work.get("dweights", self.weights.shape, dy.dtype, xp)
+        xp.matmul(do, self.v.swapaxes(-1, -2), out=dweights)
         if self.drop is not None:
-            dweights = dweights * self.drop
-        a = self.weights
-        dscores = a * (dweights - (dweights * a).sum(axis=-1, keepdims=True))
-        dq = (dscores @ self.k) * self.scale
-        dk = dscores.swapaxes(-1, -2) @ (self.q * self.scale)
-        dqkv = xp.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4).reshape(n, steps, 3 * features)
+            dweights *= self.drop
+        dscores = softmax_backward(self.weights, dweights)
+        xp.matmul(dscores, self.k, out=dq)
+        dq *= self.scale
+        xp.matmul(dscores.swapaxes(-1, -2), self.q, out=dk)  # self.q is q / sqrt(d)
         dqkv_rows = dqkv.reshape(-1, 3 * features)
         xp.matmul(dqkv_rows.T, self.x.reshape(-1, features), out=g["in_proj_weight"])
-        g["in_proj_bias"][...] = dqkv_rows.sum(axis=0)
+        bias_sum(dqkv_rows, g["in_proj_bias"], self.backend.name)
         if self.skip_input_grad:
             return None
-        return dqkv @ p["in_proj_weight"]
+        return (dqkv_rows @ p["in_proj_weight"]).reshape(n, steps, features)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -180,3 +223,39 @@ class Attention(Layer):
             "causal": self.causal,
             "dropout": self.weight_dropout.rate,
         }
+
+
+def softmax_loops(jit: Any, inline: Any) -> dict[str, Any]:
+    """The softmax over rows (R, T) around numpy's exp, and its backward, for ``numba.njit``,
+    each in place: ``shift(s)`` s - max of its row; ``normalize(e)`` e / sum of its row;
+    ``backward(a, d)`` d = a (d - sum(d a)) over each row. One pass each, against numpy's
+    two or three passes and a fresh array for each step."""
+
+    @jit
+    def shift(s):  # noqa: ANN001
+        for r in range(s.shape[0]):
+            top = s[r, 0]
+            for j in range(1, s.shape[1]):
+                top = s[r, j] if s[r, j] > top else top  # a NaN row stays NaN: s - top
+            for j in range(s.shape[1]):
+                s[r, j] -= top
+
+    @jit
+    def normalize(e):  # noqa: ANN001
+        for r in range(e.shape[0]):
+            total = e.dtype.type(0)
+            for j in range(e.shape[1]):
+                total += e[r, j]
+            for j in range(e.shape[1]):
+                e[r, j] /= total
+
+    @jit
+    def backward(a, d):  # noqa: ANN001
+        for r in range(a.shape[0]):
+            total = a.dtype.type(0)
+            for j in range(a.shape[1]):
+                total += d[r, j] * a[r, j]
+            for j in range(a.shape[1]):
+                d[r, j] = a[r, j] * (d[r, j] - total)
+
+    return {"shift": shift, "normalize": normalize, "backward": backward}

@@ -66,7 +66,8 @@ class Dense(Layer):
     def forward(self, x: Any, training: bool = False) -> Any:
         self.check_input(x)
         self.x = x
-        z = x @ self.params["weight"].T
+        # (N, T, in) as one 2-D product: numpy's 3-D @ 2-D runs one small product per sample
+        z = (x.reshape(-1, x.shape[-1]) @ self.params["weight"].T).reshape(*x.shape[:-1], -1)
         if self.use_bias:
             z += self.params["bias"]
         return self._activate(z)
@@ -83,7 +84,7 @@ class Dense(Layer):
             bias_sum(dz2, self.grads["bias"], self.backend.name)
         if self.skip_input_grad:
             return None
-        return dz @ self.params["weight"]
+        return (dz2 @ self.params["weight"]).reshape(*dz.shape[:-1], -1)
 
     def config(self) -> dict[str, Any]:
         # without initializer_config(): dense checkpoints never recorded their initialisers,

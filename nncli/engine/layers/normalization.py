@@ -1,4 +1,4 @@
-"""Batch and layer normalisation (PyTorch's BatchNorm1d/2d and LayerNorm).
+"""Batch normalisation (PyTorch's BatchNorm1d/2d); layer normalisation is ``layernorm.py``.
 
 Training-mode batchnorm over rows (N, F) or (N, T, F) without a mask, and over images
 (N, C, H, W), runs as two fused passes each way on the CPU (numba: ``batchnorm_loops`` and
@@ -18,7 +18,7 @@ from nncli.engine.registry import LAYERS
 from nncli.errors import ShapeError
 
 
-def _normalize_backward(
+def normalize_backward(
     dxhat: Any, xhat: Any, inv: Any, w: Any, n: Any, axes: tuple, batch_sum: Any = None
 ) -> Any:
     """dL/dx of xhat = (x - mu) inv, mu and var the (w-weighted) means over ``axes`` of n rows:
@@ -194,7 +194,7 @@ class BatchNorm(Layer):
         dxhat = dy * self.params["weight"].reshape(shape)
         if not self.training:
             return dxhat * self.inv
-        return _normalize_backward(
+        return normalize_backward(
             dxhat, self.xhat, self.inv, self.w, self.n, self.axes, self.batch_sum
         )
 
@@ -322,48 +322,3 @@ def batchnorm_plane_loops(jit: Any, inline: Any) -> dict[str, Any]:
                     out[p] = scale * (gr[p] - mean_d - hr[p] * mean_dx)
 
     return {"forward": forward, "backward": backward}
-
-
-@LAYERS.register("layernorm")
-class LayerNorm(Layer):
-    """y = weight (x - mean) / sqrt(var + epsilon) + bias over the last axis of each row.
-
-    x (N, ..., F) -> y (N, ..., F); weight, bias (F,); var is the biased variance (PyTorch).
-    """
-
-    examples: ClassVar = [({}, (5,)), ({"epsilon": 1e-3}, (3, 4))]
-    any_steps = True
-
-    def __init__(self, epsilon: float = 1e-5):
-        super().__init__(None)
-        self.epsilon = checks.number("epsilon", epsilon, 0.0, low_open=True)
-
-    def _build(self, in_shape: Shape, rng: np.random.Generator) -> Shape:
-        self.params["weight"] = np.ones(in_shape[-1])
-        self.params["bias"] = np.zeros(in_shape[-1])
-        return in_shape
-
-    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
-        return {"weight": (in_shape[-1],), "bias": (in_shape[-1],)}
-
-    def output_shape(self, in_shape: Shape) -> Shape:
-        return tuple(in_shape)
-
-    def forward(self, x: Any, training: bool = False) -> Any:
-        self.check_input(x)
-        xp = self.backend.xp
-        centred = x - x.mean(axis=-1, keepdims=True)
-        var = (centred * centred).mean(axis=-1, keepdims=True)
-        self.inv = 1.0 / xp.sqrt(var + self.epsilon)
-        self.xhat = centred * self.inv
-        return self.xhat * self.params["weight"] + self.params["bias"]
-
-    def backward(self, dy: Any) -> Any:
-        rows = tuple(range(dy.ndim - 1))
-        self.grads["weight"][...] = (dy * self.xhat).sum(axis=rows)
-        self.grads["bias"][...] = dy.sum(axis=rows)
-        dxhat = dy * self.params["weight"]
-        return _normalize_backward(dxhat, self.xhat, self.inv, None, dy.shape[-1], (-1,))
-
-    def config(self) -> dict[str, Any]:
-        return {"type": self.type_name, "epsilon": self.epsilon}

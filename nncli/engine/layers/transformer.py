@@ -13,7 +13,7 @@ from nncli.engine.layer import Layer, Shape
 from nncli.engine.layers.attention import Attention, heads_over_steps
 from nncli.engine.layers.dense import Dense
 from nncli.engine.layers.dropout import Dropout
-from nncli.engine.layers.normalization import LayerNorm
+from nncli.engine.layers.layernorm import LayerNorm
 from nncli.engine.layers.parts import Qualified
 from nncli.engine.registry import LAYERS
 

@@ -36,24 +36,27 @@ class FusedLoop:
         )
 
     def run(self, layer: Recurrent, x: Any) -> Any:
-        """(N, T, F) -> (N, H) or (N, T, H), as ``Recurrent.run``. Time sits in the middle
-        (x (F, T N), states (H, T, N), gradients (4H, T, N)): each step's slice is a BLAS
-        matrix with a longer row stride, and every product over all steps needs no copy."""
+        """(N, T, F) -> (N, H) or (N, T, H), as ``Recurrent.run``. Time sits first in the work
+        array (T, 6H, N), whose rows 0-4H start as every step's W_ih x_t, one product for all
+        steps before the loop: each step then reads one contiguous block, as the hardware
+        prefetches it. x is kept as (F, T N) and the states as (H, T, N): each step's slice is a
+        BLAS matrix with a longer row stride, and the weight gradients need no copy."""
         n, steps, features = x.shape
         p, units, s = layer.params, layer.units, layer.gate_scale
         size = layer.gates * units
         self.x_cols = np.ascontiguousarray(x.transpose(2, 1, 0)).reshape(features, steps * n)
         w_ih, w_hh, b = p["weight_ih"] * s[:, None], p["weight_hh"] * s[:, None], p["bias"] * s
-        gi = (w_ih @ self.x_cols).reshape(size, steps, n)  # every step's input: one product
-        gi += b[:, None, None]
         work = self.work.get("steps", (steps, size + 2 * units, n), x.dtype, np)
+        x_steps = self.x_cols.reshape(features, steps, n).transpose(1, 0, 2)  # (T, F, N) view
+        np.matmul(w_ih, x_steps, out=work[:, :size])  # every step's input: one batched product
         hs = self.work.get("hs", (units, steps, n), x.dtype, np)  # h after each step
-        h = self.work.get("h0", (units, n), x.dtype, np)  # the zero state before step 0
+        hh = self.work.get("hh", (size, n), x.dtype, np)  # W_hh h of the step
+        hh[...] = 0  # the zero state before step 0
         step = kernels.compiled(step_loops)["forward"]
         for t in range(steps):
-            np.matmul(w_hh, h, out=work[t, :size])
-            step(work, t, gi, hs)  # gates, c, tanh(c) into work[t], h into hs[:, t]
-            h = hs[:, t]
+            if t:
+                np.matmul(w_hh, hs[:, t - 1], out=hh)
+            step(work, t, hh, b, hs)  # gates, c, tanh(c) into work[t], h into hs[:, t]
         self.hs = hs
         if not layer.return_sequences:
             return hs[:, -1].T.copy()
@@ -128,21 +131,24 @@ _jit_tanh: Any = None  # ``_tanh`` compiled to inline, set by ``step_loops``
 def step_loops(jit: Any, inline: Any) -> dict[str, Any]:
     """The LSTM time step on float32, whole, in one pass each way, over the step's slice of
     a work array (T, 6H, N) (one array written, so the loop vectorises): rows 0-4H hold
-    W_hh h (halved sigmoid blocks, as ``Recurrent.run`` makes them) and become the gates
+    W_ih x_t (halved sigmoid blocks, as ``Recurrent.run`` makes them) and become the gates
     i f g o, rows 4H-5H the cell state c, rows 5H-6H tanh(c). c before step 0 is zero."""
     global _jit_tanh
     _jit_tanh = inline(_tanh)
 
     @jit
-    def forward(work, t, gi, hs):  # noqa: ANN001
-        """gi (4H, T, N): W_ih x + b of every step; h of step t into hs (H, T, N)."""
+    def forward(work, t, hh, b, hs):  # noqa: ANN001
+        """Rows 0-4H of work[t] hold W_ih x_t, hh (4H, N) W_hh h_{t-1}, b (4H,) the bias;
+        h of step t into hs (H, T, N)."""
         units, half = hs.shape[0], np.float32(0.5)
+        u2, u3 = 2 * units, 3 * units
         for j in range(units):
             for n in range(hs.shape[2]):
-                i = _jit_tanh(work[t, j, n] + gi[j, t, n]) * half + half
-                f = _jit_tanh(work[t, units + j, n] + gi[units + j, t, n]) * half + half
-                g = _jit_tanh(work[t, 2 * units + j, n] + gi[2 * units + j, t, n])
-                o = _jit_tanh(work[t, 3 * units + j, n] + gi[3 * units + j, t, n]) * half + half
+                i = _jit_tanh(hh[j, n] + (work[t, j, n] + b[j])) * half + half
+                f = _jit_tanh(hh[units + j, n] + (work[t, units + j, n] + b[units + j]))
+                f = f * half + half
+                g = _jit_tanh(hh[u2 + j, n] + (work[t, u2 + j, n] + b[u2 + j]))
+                o = _jit_tanh(hh[u3 + j, n] + (work[t, u3 + j, n] + b[u3 + j])) * half + half
                 c = i * g
                 if t > 0:
                     c += f * work[t - 1, 4 * units + j, n]
