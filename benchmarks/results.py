@@ -8,17 +8,23 @@ from typing import Any
 from workloads import WORKLOADS
 
 # workload -> (what is compared, the bound on nncli / PyTorch)
+# (issue 32, the third speed pass; W4's from the first)
 TARGETS = {
-    "W1": ("time", 0.7),
+    "W1": ("time", 0.6),
     "W2": ("time", 1.0),
     "W3": ("time", 1.0),
     "W4": ("time", 0.3),
     "W5": ("time", 1.0),
-    "I1": ("throughput", 1.2),
-    "I2": ("throughput", 1.2),
+    "W6": ("time", 1.2),
+    "W7": ("time", 1.2),
+    "I1": ("throughput", 1.3),
+    "I2": ("throughput", 1.3),
 }
-# the same bounds for nncli with its numba kernels off (``NNCLI_KERNELS=numpy``)
-NUMPY_TARGETS = {"W1": 1.0, "W2": 1.5, "W3": 1.5, "W4": 0.3, "W5": 1.5, "I1": 1.0, "I2": 1.0}
+# the bounds for nncli with its numba kernels off (``NNCLI_KERNELS=numpy``): within 1.5x
+NUMPY_TARGETS = {
+    **{w: 1.5 for w in ("W2", "W3", "W5", "W6", "W7")},
+    **{"W1": 1.0, "W4": 0.3, "I1": 1.0, "I2": 1.0},
+}
 LOSS_TOLERANCE = 1e-4
 NOTES_MARKER = "## What each change gained"
 

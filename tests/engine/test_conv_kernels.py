@@ -99,3 +99,15 @@ def test_conv2d_in_chunks_equals_one_product_for_the_batch(monkeypatch, config, 
             np.testing.assert_allclose(ours, whole, rtol=1e-12, atol=1e-12)
         else:
             assert_close_float32(ours, whole, out_terms if k < 2 else grad_terms)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_only_the_fused_path_takes_chunks(monkeypatch, on):
+    """numpy alone (``NNCLI_KERNELS=numpy``, or no numba) keeps one product for the batch."""
+    monkeypatch.setattr(conv2d, "COLUMN_BYTES", 1)  # one sample a chunk where chunks are taken
+    monkeypatch.delenv("NNCLI_KERNELS", raising=False)
+    monkeypatch.setattr(kernels, "_kernels", None if on else False)
+    layer = Conv2D(filters=4, kernel_size=3)
+    layer.build((2, 6, 6), get_backend("cpu"), np.random.default_rng(0))
+    layer.forward(np.zeros((5, 2, 6, 6), np.float32), training=True)
+    assert layer.step == (1 if on else 5)

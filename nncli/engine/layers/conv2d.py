@@ -12,7 +12,7 @@ from nncli.engine.layer import Layer, Shape
 from nncli.engine.layers import windows
 from nncli.engine.registry import LAYERS
 
-CHUNK = 64  # samples per im2col block at inference on a GPU
+CHUNK = 64  # samples per im2col block at inference on a GPU or without the fused kernels
 # the CPU's im2col blocks: columns of at most this many bytes a product, so that they are still
 # in the cache when the product reads them (measured on an AMD EPYC, AVX-512: W7's 16-channel
 # 28x28 convolution 3-8x faster forward and back than with the whole batch's 31 MB of columns,
@@ -36,10 +36,11 @@ class Conv2D(Layer):
                                                            back onto the cells its window read
     With stride 1, Wx is the padded width (garbage columns q >= Ow are dropped from z and get
     zero gradient), which turns im2col and col2im into block copies; otherwise Wx = Ow.
-    On the CPU a chunk holds as many samples as keep its columns within ``COLUMN_BYTES`` (the
-    cache), and backward makes each chunk's columns again from the kept padded input rather
-    than keeping the whole batch's (a batch of one chunk keeps its columns); a GPU takes the
-    whole batch in training and ``CHUNK`` samples at inference.
+    On the CPU with the fused kernels a chunk holds as many samples as keep its columns within
+    ``COLUMN_BYTES`` (the cache), and backward makes each chunk's columns again from the kept
+    padded input rather than keeping the whole batch's (a batch of one chunk keeps its
+    columns); a GPU, or numpy alone, takes the whole batch in training and ``CHUNK`` samples
+    at inference.
 
     Around the products, z's (filters, N) order is turned into y's (N, filters) with the bias
     and a ReLU in one pass, and dy into dz's order with the ReLU's mask in one pass
@@ -121,9 +122,11 @@ class Conv2D(Layer):
         return self._activate(y)
 
     def _chunk(self, n: int, itemsize: int, training: bool) -> int:
-        """Samples a product takes at once: on the CPU as many as keep the columns within
-        ``COLUMN_BYTES``; on a GPU the whole batch in training, ``CHUNK`` at inference."""
-        if self.backend.name != "cpu":
+        """Samples a product takes at once: on the CPU with the fused kernels as many as keep
+        the columns within ``COLUMN_BYTES``; otherwise (a GPU, or numpy alone, whose passes
+        between the chunks lost 10-40% on W2 and W7: benchmarks/RESULTS.md) the whole batch
+        in training, ``CHUNK`` at inference."""
+        if self.backend.name != "cpu" or kernels.active() == "numpy":
             return n if training else min(n, CHUNK)
         oh, _ = self.windows.out_size
         per_sample = self.params["weight"][0].size * oh * self.wx * itemsize
