@@ -111,3 +111,21 @@ def test_only_the_fused_path_takes_chunks(monkeypatch, on):
     layer.build((2, 6, 6), get_backend("cpu"), np.random.default_rng(0))
     layer.forward(np.zeros((5, 2, 6, 6), np.float32), training=True)
     assert layer.step == (1 if on else 5)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_a_share_of_no_samples_gives_no_gradient(monkeypatch, on):
+    """An MPI rank may hold none of a batch's rows: outputs and dL/dx are empty, and the weight
+    gradient is zero, not the last batch's."""
+    monkeypatch.delenv("NNCLI_KERNELS", raising=False)
+    monkeypatch.setattr(kernels, "_kernels", None if on else False)
+    layer = Conv2D(filters=4, kernel_size=3, padding="same", activation="relu")
+    layer.build((2, 6, 6), get_backend("cpu"), np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((3, 2, 6, 6)).astype(np.float32)
+    layer.forward(x, training=True)
+    layer.backward(np.ones((3, 4, 6, 6), np.float32))
+    assert np.abs(layer.grads["weight"]).sum() > 0
+    y = layer.forward(x[:0], training=True)
+    dx = layer.backward(np.ones((0, 4, 6, 6), np.float32))
+    assert y.shape == (0, 4, 6, 6) and dx.shape == (0, 2, 6, 6)
+    assert not layer.grads["weight"].any() and not layer.grads["bias"].any()

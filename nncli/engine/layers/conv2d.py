@@ -109,7 +109,7 @@ class Conv2D(Layer):
         fused = kernels.usable(y)  # one choice for every chunk
         self._padded, self.wx = windows.padded_input(x, self.windows, self._padded)
         self.step = self._chunk(n, x.dtype.itemsize, training)
-        self.cols = None
+        self.cols = cols = None  # a share of a batch may hold no samples (MPI ranks)
         for start in range(0, n, self.step):
             cols = self._columns(start)
             z = self.params["weight"].reshape(self.filters, -1) @ cols  # (filters, n*Oh*Wx)
@@ -127,7 +127,7 @@ class Conv2D(Layer):
         between the chunks lost 10-40% on W2 and W7: benchmarks/RESULTS.md) the whole batch
         in training, ``CHUNK`` at inference."""
         if self.backend.name != "cpu" or kernels.active() == "numpy":
-            return n if training else min(n, CHUNK)
+            return max(1, n if training else min(n, CHUNK))
         oh, _ = self.windows.out_size
         per_sample = self.params["weight"][0].size * oh * self.wx * itemsize
         return max(1, min(n, COLUMN_BYTES // per_sample))
@@ -168,6 +168,9 @@ class Conv2D(Layer):
         if self.use_bias:
             self._bias_grad(self._dz.reshape(self.filters, -1))
         grad = self.grads["weight"].reshape(self.filters, -1)
+        if n == 0:  # a share of a batch with no samples: no gradient, an empty dL/dx
+            grad[...] = 0
+            return None if self.skip_input_grad else xp.zeros((0, *self.in_shape), dy.dtype)
         several = not self.skip_input_grad and step < n
         dx = xp.empty((n, *self.in_shape), dtype=dy.dtype) if several else None
         for start in range(0, n, step):

@@ -67,7 +67,8 @@ class Dense(Layer):
         self.check_input(x)
         self.x = x
         # (N, T, in) as one 2-D product: numpy's 3-D @ 2-D runs one small product per sample
-        z = (x.reshape(-1, x.shape[-1]) @ self.params["weight"].T).reshape(*x.shape[:-1], -1)
+        weight = self.params["weight"]  # (units, in); explicit sizes: a share may hold no rows
+        z = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
         if self.use_bias:
             z += self.params["bias"]
         return self._activate(z)
@@ -84,7 +85,8 @@ class Dense(Layer):
             bias_sum(dz2, self.grads["bias"], self.backend.name)
         if self.skip_input_grad:
             return None
-        return (dz2 @ self.params["weight"]).reshape(*dz.shape[:-1], -1)
+        weight = self.params["weight"]
+        return (dz2 @ weight).reshape(*dz.shape[:-1], weight.shape[1])
 
     def config(self) -> dict[str, Any]:
         # without initializer_config(): dense checkpoints never recorded their initialisers,
