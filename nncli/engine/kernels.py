@@ -81,6 +81,12 @@ def active() -> str:
         return "numpy"
 
 
+def available() -> bool:
+    """True when the numba kernels run here (loads numba the first time): for a choice that
+    depends on them but not on one array's size (conv2d's chunks)."""
+    return bool(_load())
+
+
 def usable(*arrays: Any) -> bool:
     """True when numba is there and every array is a C-contiguous numpy float array of one
     dtype, the first with at least ``MIN_SIZE`` elements."""

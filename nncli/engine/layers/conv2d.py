@@ -126,7 +126,7 @@ class Conv2D(Layer):
         the columns within ``COLUMN_BYTES``; otherwise (a GPU, or numpy alone, whose passes
         between the chunks lost 10-40% on W2 and W7: benchmarks/RESULTS.md) the whole batch
         in training, ``CHUNK`` at inference."""
-        if self.backend.name != "cpu" or kernels.active() == "numpy":
+        if self.backend.name != "cpu" or not kernels.available():
             return max(1, n if training else min(n, CHUNK))
         oh, _ = self.windows.out_size
         per_sample = self.params["weight"][0].size * oh * self.wx * itemsize
