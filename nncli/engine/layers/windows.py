@@ -180,7 +180,11 @@ def pad(x: Any, win: Windows, fill: float, buffer: Any = None) -> Any:
     """
     if not win.padded:
         return x
-    shape = win.padded_shape(*x.shape[:2])
+    return _bordered(x, win, win.padded_shape(*x.shape[:2]), fill, buffer)
+
+
+def _bordered(x: Any, win: Windows, shape: tuple[int, ...], fill: float, buffer: Any) -> Any:
+    """x written inside a ``shape`` array bordered with ``fill`` (``buffer`` when it fits)."""
     if (
         buffer is None
         or buffer.shape != shape
@@ -248,17 +252,8 @@ def padded_input(x: Any, win: Windows, buffer: Any = None) -> tuple[Any, int]:
     """
     if win.strides != (1, 1):
         return pad(x, win, 0.0, buffer), win.out_size[1]
-    (top, bottom), (left, right) = win.pads
-    shape = (*x.shape[:2], x.shape[2] + top + bottom + 1, x.shape[3] + left + right)
-    if (
-        buffer is None
-        or buffer.shape != shape
-        or buffer.dtype != x.dtype
-        or type(buffer) is not type(x)
-    ):
-        buffer = array_module(x).zeros(shape, dtype=x.dtype)
-    buffer[:, :, top : top + x.shape[2], left : left + x.shape[3]] = x
-    return buffer, shape[3]
+    n, c, hp, wp = win.padded_shape(*x.shape[:2])
+    return _bordered(x, win, (n, c, hp + 1, wp), 0.0, buffer), wp
 
 
 def columns(padded: Any, win: Windows, out: Any = None) -> Any:
